@@ -113,12 +113,51 @@ compute_escalc <- function(measure, input, vtype = "LS") {
 }
 
 # ----------------------------------------------------------------------------------------------
+# rma() with a documented fallback ladder for Fisher-scoring non-convergence
+# ----------------------------------------------------------------------------------------------
+
+# With threshold = 1e-13 the Fisher scoring (ML/REML/EB) can fail for two reasons:
+#  * tau^2 is large (e.g. ~685 for normand1999 MD), so |change| <= 1e-13 is below the floating-point
+#    resolution of tau^2 (ulp(685) ~ 1.1e-13) -> loosen the threshold (still ~1e-15 relative);
+#  * the undamped step oscillates forever (EB on the extreme-variance-ratio case) -> halve the step
+#    (control$stepadj = 0.5), which converges to the same fixed point as PM.
+# The first control that works is used and recorded in the fit record ("fallback").
+FALLBACK_CONTROLS <- list(
+  list(threshold = 1e-12),
+  list(threshold = 1e-11),
+  list(threshold = 1e-10),
+  list(threshold = 1e-13, stepadj = 0.5),
+  list(threshold = 1e-12, stepadj = 0.5),
+  list(threshold = 1e-13, stepadj = 0.25)
+)
+
+fit_rma <- function(yi, vi, method, test, mods = NULL, data = NULL) {
+  fit <- capture(if (is.null(mods)) rma(yi, vi, method = method, test = test, control = RMA_CONTROL)
+                 else rma(yi, vi, mods = mods, data = data, method = method, test = test, control = RMA_CONTROL))
+  if (is.null(fit$error)) return(fit)
+  first_error <- fit$error
+  for (fc in FALLBACK_CONTROLS) {
+    ctrl <- modifyList(RMA_CONTROL, fc)
+    fit <- capture(if (is.null(mods)) rma(yi, vi, method = method, test = test, control = ctrl)
+                   else rma(yi, vi, mods = mods, data = data, method = method, test = test, control = ctrl))
+    if (is.null(fit$error)) {
+      fit$fallback <- list(error_with_standard_control = first_error, control_used = ctrl)
+      message(sprintf("  fallback for %s/%s: %s -> control %s", method, test, first_error,
+                      paste(names(ctrl), unlist(ctrl), sep = "=", collapse = ", ")))
+      return(fit)
+    }
+  }
+  fit$error <- first_error
+  fit
+}
+
+# ----------------------------------------------------------------------------------------------
 # One rma() fit -> flat record
 # ----------------------------------------------------------------------------------------------
 
 fit_record <- function(yi, vi, method, test) {
   rec <- list(method = method, test = test)
-  fit <- capture(rma(yi, vi, method = method, test = test, control = RMA_CONTROL))
+  fit <- fit_rma(yi, vi, method, test)
   warns <- fit$warnings
   if (!is.null(fit$error)) {
     rec$error <- fit$error
@@ -126,6 +165,7 @@ fit_record <- function(yi, vi, method, test) {
     return(rec)
   }
   res <- fit$value
+  if (!is.null(fit$fallback)) rec$fallback <- fit$fallback
 
   # Q-profile CI for tau^2 / I^2 (not available for the equal-effects model)
   ci <- if (method == "EE") NULL else {

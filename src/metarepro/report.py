@@ -1,0 +1,100 @@
+"""The HTML report: one self-contained page (inline SVG, inline CSS, no network requests)."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+
+STYLE = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:0.9em}
+th,td{border:1px solid #ccc;padding:0.25em 0.6em;text-align:right}
+th{background:#f2f2f2} td.text,th.text{text-align:left}
+.excluded{color:#8a2b2b} .figure svg{max-width:100%;height:auto}
+"""
+SUMMARY_COLUMNS = (
+    "analysis", "measure", "method", "test", "k", "estimate", "ci_low", "ci_high", "pval",
+    "tau2", "i2", "q", "q_p", "pi_low", "pi_high",
+)  # fmt: skip
+FIT_FIELDS = (
+    "estimate", "se", "zval", "pval", "ci_low", "ci_high", "pi_low", "pi_high", "tau2", "tau2_se",
+    "tau2_ci_low", "tau2_ci_high", "tau", "i2", "i2_ci_low", "i2_ci_high", "h2", "q", "q_df", "q_p",
+)  # fmt: skip
+
+
+@dataclass
+class AnalysisSection:
+    name: str
+    title: str
+    pooled: dict
+    effects: pd.DataFrame
+    forest_svg: str
+
+
+def _num(value):
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "NA"
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, int | np.integer):
+        return str(value)
+    if isinstance(value, float | np.floating):
+        return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+    return html.escape(str(value))
+
+
+def _table(frame: pd.DataFrame, text_columns=()) -> str:
+    head = "".join(f'<th class="{"text" if c in text_columns else ""}">{html.escape(str(c))}</th>' for c in frame)
+    body = []
+    for row in frame.itertuples(index=False):
+        cells = "".join(
+            f'<td class="text">{html.escape(str(v))}</td>' if c in text_columns else f"<td>{_num(v)}</td>"
+            for c, v in zip(frame.columns, row, strict=True)
+        )
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _inline_svg(svg: str) -> str:
+    # drop the XML prolog and DOCTYPE so the SVG can sit inside HTML
+    return re.sub(r"^.*?(<svg\b)", r"\1", svg, count=1, flags=re.S)
+
+
+def _section(section: AnalysisSection) -> str:
+    pooled = section.pooled
+    fit = pd.DataFrame([{name: pooled.get(name) for name in FIT_FIELDS}])
+    effects = section.effects[["line", "study_id", "study", "input", "yi", "vi", "weight", "reason"]]
+    excluded = int((~section.effects["included"]).sum())
+    settings = ", ".join(f"{key} = {pooled[key]}" for key in ("measure", "method", "test", "level") if key in pooled)
+    return f"""
+<section id="{html.escape(section.name)}">
+<h2>{html.escape(section.title)} <small>({html.escape(section.name)})</small></h2>
+<p>{html.escape(settings)}; k = {pooled['k']} of {len(section.effects)} selected rows
+({excluded} excluded, reasons below). Converged: {_num(pooled.get('converged'))}.</p>
+<div class="figure">{_inline_svg(section.forest_svg)}</div>
+<h3>Pooled fit</h3>{_table(fit)}
+<h3>Rows</h3>{_table(effects, text_columns=("study_id", "study", "input", "reason"))}
+</section>"""
+
+
+def render_report(summary: pd.DataFrame, sections: list[AnalysisSection]) -> str:
+    columns = [c for c in SUMMARY_COLUMNS if c in summary.columns]
+    body = "".join(_section(s) for s in sections)
+    toc = "".join(f'<li><a href="#{html.escape(s.name)}">{html.escape(s.title)}</a></li>' for s in sections)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>metarepro report</title><style>{STYLE}</style></head>
+<body>
+<h1>metarepro report</h1>
+<p>metarepro {__version__}. Random-effects estimates follow R metafor's definitions (I² is τ²-based;
+Q uses inverse-variance weights; the τ² CI is the Q-profile interval).</p>
+<h2>Summary</h2>{_table(summary[columns], text_columns=("analysis", "measure", "method", "test"))}
+<ul>{toc}</ul>
+{body}
+</body></html>
+"""

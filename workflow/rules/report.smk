@@ -1,0 +1,32 @@
+rule summary:
+    input:
+        pooled=expand("results/{analysis}/pooled.json", analysis=ANALYSES),
+    output:
+        "results/summary.csv",
+    params:
+        analyses=ANALYSES,
+    log:
+        "logs/summary.log",
+    conda:
+        "../envs/metarepro.yaml"
+    script:
+        "../scripts/summary.py"
+
+
+rule report:
+    input:
+        summary="results/summary.csv",
+        pooled=expand("results/{analysis}/pooled.json", analysis=ANALYSES),
+        effects=expand("results/{analysis}/effects.csv", analysis=ANALYSES),
+        forest=expand("results/{analysis}/forest.svg", analysis=ANALYSES),
+    output:
+        "results/report.html",
+    params:
+        analyses=ANALYSES,
+        titles=[config["analyses"][name]["title"] for name in ANALYSES],
+    log:
+        "logs/report.log",
+    conda:
+        "../envs/metarepro.yaml"
+    script:
+        "../scripts/report.py"

@@ -1,0 +1,11 @@
+"""Rule summary: every analysis's pooled.json -> results/summary.csv."""
+
+from typing import TYPE_CHECKING
+
+from metarepro.pipeline import logged, summary_table
+
+if TYPE_CHECKING:
+    from snakemake.script import snakemake
+
+with logged(snakemake.log[0]):
+    summary_table(snakemake.params.analyses, snakemake.input.pooled).to_csv(snakemake.output[0], index=False)
