@@ -1,9 +1,9 @@
 """metarepro: reproduce and update meta-analyses; statistics that agree with R metafor.
 
-    >>> from metarepro import rma
-    >>> fit = rma([0.3, 0.1, 0.5], [0.04, 0.02, 0.05], method="REML", test="knha")
-    >>> round(fit.estimate, 4)
-    0.2303
+>>> from metarepro import rma
+>>> fit = rma([0.3, 0.1, 0.5], [0.04, 0.02, 0.05], method="REML", test="knha")
+>>> round(fit.estimate, 4)
+0.2303
 """
 
 from .effects import MEASURES

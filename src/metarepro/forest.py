@@ -34,7 +34,8 @@ def _p_text(p):
 def heterogeneity_text(pooled: dict) -> str:
     return (
         f"{pooled['method']} model, test {pooled['test']}:  τ² = {_fmt(pooled['tau2'], 3)},  "
-        f"I² = {_fmt(pooled['i2'], 1)}%,  Q = {_fmt(pooled['q'])} (df = {int(pooled['q_df'])}), p {_p_text(pooled['q_p'])}"
+        f"I² = {_fmt(pooled['i2'], 1)}%,  Q = {_fmt(pooled['q'])} (df = {int(pooled['q_df'])}), "
+        f"p {_p_text(pooled['q_p'])}"
     )
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 from . import __version__
 
 STYLE = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:0.9em}
 th,td{border:1px solid #ccc;padding:0.25em 0.6em;text-align:right}
 th{background:#f2f2f2} td.text,th.text{text-align:left}
@@ -75,8 +75,8 @@ def _section(section: AnalysisSection) -> str:
     return f"""
 <section id="{html.escape(section.name)}">
 <h2>{html.escape(section.title)} <small>({html.escape(section.name)})</small></h2>
-<p>{html.escape(settings)}; k = {pooled['k']} of {len(section.effects)} selected rows
-({excluded} excluded, reasons below). Converged: {_num(pooled.get('converged'))}.</p>
+<p>{html.escape(settings)}; k = {pooled["k"]} of {len(section.effects)} selected rows
+({excluded} excluded, reasons below). Converged: {_num(pooled.get("converged"))}.</p>
 <div class="figure">{_inline_svg(section.forest_svg)}</div>
 <h3>Pooled fit</h3>{_table(fit)}
 <h3>Rows</h3>{_table(effects, text_columns=("study_id", "study", "input", "reason"))}

@@ -11,8 +11,12 @@ Methods (metafor names and defaults, see shared/reference/metafor_internals.md �
 * ``HS``   Hunter–Schmidt: (Q_E − k) / Σw.
 * ``SJ``   Sidik–Jonkman: τ₀²·Q(W(τ₀²))/(k−1), τ₀² = Σ(y−ȳ)²/k.
 * ``PM``   Paule–Mandel: the root of Q(W(τ²)) = k−1 (0 if Q(W(0)) < k−1).
-* ``ML``, ``REML``, ``EB``: Fisher scoring from the HE estimate floored at 0, with step halving at
-  the boundary and metafor's check that the (restricted) likelihood at τ² = 0 is not higher.
+* ``ML``, ``REML``: Fisher scoring from the HE estimate floored at 0, with step halving at the
+  boundary and metafor's check that the (restricted) likelihood at τ² = 0 is not higher.
+* ``EB``   empirical Bayes. Its estimating equation k/(k−1)·Q(W(τ²)) = k is, for the intercept-only
+  model, the PM equation, so it is solved by the same bracketed root finder. metafor iterates Fisher
+  scoring to the same point, but that iteration can oscillate (with variances 1e-4 and 10 it wanders
+  chaotically for thousands of steps); the root finder cannot.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ import numpy as np
 from ._batch import EPS, Batch, Weighted, at_tau2, solve_decreasing
 
 METHODS = ("EE", "DL", "REML", "ML", "PM", "SJ", "HE", "HS", "EB")
-ITERATIVE = ("REML", "ML", "EB", "PM")
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ def upper_bracket(batch, target, start):
     fun = q_of_tau2(batch)
     hi = np.array(start, dtype=float)
     for _ in range(2000):
-        above = fun(hi)[0] > target
+        above = (fun(hi)[0] > target) & np.isfinite(target)
         if not above.any():
             break
         hi = np.where(above, 2 * hi, hi)
@@ -107,20 +110,17 @@ def _pm(batch, control):
     target = (batch.k - 1).astype(float)
     q0 = _fe(batch).q
     active = (q0 > target) & (batch.k > 1)
-    hi = upper_bracket(batch, np.where(active, target, -np.inf), np.full(target.shape, 100.0))
+    hi = upper_bracket(batch, np.where(active, target, np.nan), np.full(target.shape, 100.0))
     root, converged, iters = solve_decreasing(
         q_of_tau2(batch), target, np.zeros_like(target), hi, active, control.tol, control.maxiter
     )
     return Tau2Estimate(np.where(active, root, 0.0), converged, iters)
 
 
-def _scoring_step(method, batch, wt):
+def _scoring_step(method, wt):
     if method == "ML":
         return (wt.ypy2 - wt.s) / wt.s2
-    if method == "REML":
-        return (wt.ypy2 - wt.tr_p) / wt.tr_p2
-    k = batch.k
-    return (k / (k - 1) * wt.q - k) / wt.s  # EB
+    return (wt.ypy2 - wt.tr_p) / wt.tr_p2  # REML
 
 
 def loglik(batch, tau2, reml):
@@ -144,7 +144,7 @@ def _fisher_scoring(method, batch, control):
         idx = np.flatnonzero(~done)
         sub = batch.subset(idx)
         current = tau2[idx]
-        step = _scoring_step(method, sub, at_tau2(sub, current))
+        step = _scoring_step(method, at_tau2(sub, current))
         # metafor halves a step that would cross the lower bound τ² = 0; at the bound itself
         # halving only ends when the step underflows to -0.0, so stop there directly.
         step = np.where((current == 0) & (step < 0), 0.0, step)
@@ -167,9 +167,9 @@ def estimate_tau2(batch: Batch, method: str = "REML", control: Control | None = 
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     control = control or Control()
     n = batch.y.shape[0]
-    if method in ("ML", "REML", "EB"):
+    if method in ("ML", "REML"):
         est = _fisher_scoring(method, batch, control)
-    elif method == "PM":
+    elif method in ("PM", "EB"):
         est = _pm(batch, control)
     else:
         closed = {"EE": lambda b: np.zeros(n), "DL": _dl, "HE": _he, "HS": _hs, "SJ": _sj}[method]

@@ -1,0 +1,49 @@
+"""Shared test helpers: the committed R metafor reference values and sheet construction."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from metarepro.sheet import IDENTITY, LINE, NUMERIC
+
+REFERENCE_DIR = Path(__file__).parent / "reference"
+REPO = Path(__file__).parent.parent
+
+
+def load_reference(name="metafor_reference.json"):
+    """Values written by tests/reference/generate_*.R (R metafor 3.8-1, tight convergence)."""
+    return json.loads((REFERENCE_DIR / name).read_text())
+
+
+def as_float(value):
+    return math.nan if value is None else value
+
+
+def assert_close(ours, reference, name, rtol=1e-8, atol=1e-10):
+    """metafor agreement: relative 1e-8, absolute 1e-10 near zero; null in R must be NaN here."""
+    expected = np.asarray([as_float(v) for v in np.atleast_1d(reference)], dtype=float)
+    actual = np.atleast_1d(np.asarray(ours, dtype=float))
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, equal_nan=True, err_msg=name)
+
+
+def sheet_from_columns(columns: dict) -> pd.DataFrame:
+    """A parsed sheet (as read_sheet returns it) from column arrays."""
+    k = len(next(iter(columns.values())))
+    frame = pd.DataFrame({LINE: np.arange(k) + 2})
+    for name in IDENTITY:
+        frame[name] = [f"s{i + 1}" for i in range(k)] if name in ("study_id", "study") else ""
+    for name in NUMERIC:
+        frame[name] = np.asarray(columns[name], dtype=float) if name in columns else np.nan
+    return frame
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
