@@ -18,6 +18,7 @@ FIELDS = (
     "tau", "i2", "i2_ci_low", "i2_ci_high", "h2", "q", "q_df", "q_p", "pi_low", "pi_high",
 )  # fmt: skip
 FITS = [(name, i) for name, case in CASES.items() for i in range(len(case["fits"]))]
+FIT_IDS = [f"{n}-{CASES[n]['fits'][i]['method']}-{CASES[n]['fits'][i]['test']}" for n, i in FITS]
 
 
 def effects_of(case):
