@@ -102,5 +102,8 @@ def forest_plot(effects, pooled: dict, title: str = "", measure: str = "SMD"):
 def save_figure(fig, paths):
     """Write one figure to several files (format from each suffix), then release it."""
     for path in paths:
-        fig.savefig(path, dpi=150 if str(path).endswith(".png") else None)
+        suffix = str(path).rsplit(".", 1)[-1]
+        # no creation dates: the same inputs give the same files
+        metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(suffix)
+        fig.savefig(path, dpi=150 if suffix == "png" else None, metadata=metadata)
     plt.close(fig)

@@ -131,17 +131,20 @@ FALLBACK_CONTROLS <- list(
   list(threshold = 1e-13, stepadj = 0.25)
 )
 
-fit_rma <- function(yi, vi, method, test, mods = NULL, data = NULL) {
-  fit <- capture(if (is.null(mods)) rma(yi, vi, method = method, test = test, control = RMA_CONTROL)
-                 else rma(yi, vi, mods = mods, data = data, method = method, test = test, control = RMA_CONTROL))
+fit_rma <- function(yi, vi, method, test) {
+  run <- function(ctrl) capture(rma(yi, vi, method = method, test = test, control = ctrl))
+  fit <- run(RMA_CONTROL)
   if (is.null(fit$error)) return(fit)
   first_error <- fit$error
   for (fc in FALLBACK_CONTROLS) {
     ctrl <- modifyList(RMA_CONTROL, fc)
-    fit <- capture(if (is.null(mods)) rma(yi, vi, method = method, test = test, control = ctrl)
-                   else rma(yi, vi, mods = mods, data = data, method = method, test = test, control = ctrl))
+    fit <- run(ctrl)
     if (is.null(fit$error)) {
-      fit$fallback <- list(error_with_standard_control = first_error, control_used = ctrl)
+      default_run <- capture(rma(yi, vi, method = method, test = test))  # metafor's default control, for info
+      fit$fallback <- list(error_with_standard_control = first_error, control_used = ctrl,
+                           converges_with_metafor_default_control = is.null(default_run$error),
+                           tau2_with_metafor_default_control =
+                             if (is.null(default_run$error)) default_run$value$tau2 else NA)
       message(sprintf("  fallback for %s/%s: %s -> control %s", method, test, first_error,
                       paste(names(ctrl), unlist(ctrl), sep = "=", collapse = ", ")))
       return(fit)

@@ -1,0 +1,107 @@
+"""End to end: the Snakemake workflow on a researcher's config in a temporary directory.
+
+Expected numbers come from R metafor 3.8-1 (tests/reference/metafor_reference.json, case
+normand1999_*), the same data as data/raw/normand1999_stroke_los.csv.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import REPO, assert_close, load_reference
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+REFERENCE = {case["name"]: case for case in load_reference()["cases"]}
+CONFIG = """
+defaults: {method: REML, test: knha}
+analyses:
+  los_smd:
+    title: "LOS, SMD"
+    data: sheet.csv
+    where: {marker: length_of_stay}
+  los_md_dl:
+    title: "LOS, MD"
+    data: sheet.csv
+    measure: MD
+    method: DL
+    test: z
+"""
+
+
+def reference_fit(case, method, test):
+    return next(f for f in REFERENCE[case]["fits"] if f["method"] == method and f["test"] == test)
+
+
+def run(workdir, *args):
+    """Run as a researcher does: from their own directory, with their config (paths relative to it)."""
+    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=workdir)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("wf")
+    shutil.copy(REPO / "data/raw/normand1999_stroke_los.csv", workdir / "sheet.csv")
+    (workdir / "my.yaml").write_text(CONFIG)
+    result = run(workdir, "--configfile", "my.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+def test_runs_exactly_the_researchers_analyses(finished):
+    analyses = sorted(p.name for p in (finished / "results").iterdir() if p.is_dir())
+    assert analyses == ["los_md_dl", "los_smd"]
+    summary = pd.read_csv(finished / "results/summary.csv")
+    assert summary["analysis"].tolist() == ["los_smd", "los_md_dl"]
+
+
+@pytest.mark.parametrize(
+    ("analysis", "case", "method", "test"),
+    [("los_smd", "normand1999_SMD_LS", "REML", "knha"), ("los_md_dl", "normand1999_MD", "DL", "z")],
+)
+def test_outputs_match_metafor(finished, analysis, case, method, test):
+    out = finished / "results" / analysis
+    pooled = json.loads((out / "pooled.json").read_text())
+    reference = reference_fit(case, method, test)
+    for field in ("k", "estimate", "se", "ci_low", "ci_high", "pval", "tau2", "tau2_se", "tau2_ci_low",
+                  "tau2_ci_high", "tau", "i2", "i2_ci_low", "i2_ci_high", "h2", "q", "q_df", "q_p", "pi_low", "pi_high"):  # fmt: skip
+        assert_close(pooled[field], reference[field], f"{analysis} {field}")
+    assert pooled["converged"] is True and pooled["method"] == method and pooled["test"] == test
+    effects = pd.read_csv(out / "effects.csv")
+    assert_close(effects["yi"], REFERENCE[case]["escalc"]["yi"], "yi")
+    assert_close(effects["weight"], reference["weights"], "weights")
+    estimators = pd.read_csv(out / "estimators.csv")
+    assert len(estimators) == 18
+    pm = estimators[(estimators["method"] == "PM") & (estimators["test"] == "knha")].iloc[0]
+    assert_close(pm["tau2"], reference_fit(case, "PM", "knha")["tau2"], "PM tau2")
+    for fmt in ("svg", "png", "pdf"):
+        assert (out / f"forest.{fmt}").stat().st_size > 1000
+
+
+def test_report_is_self_contained(finished):
+    page = (finished / "results/report.html").read_text()
+    assert page.count("<svg") == 2
+    for loads_something in ('src="http', 'href="http', "url(http", "@import", "<script src", "<link "):
+        assert loads_something not in page
+    assert "LOS, SMD" in page and "LOS, MD" in page
+
+
+def test_bad_sheet_fails_with_a_clear_message(tmp_path):
+    sheet = (REPO / "data/raw/normand1999_stroke_los.csv").read_text().replace("155,55,47", "155,55 days,47", 1)
+    (tmp_path / "sheet.csv").write_text(sheet)
+    (tmp_path / "my.yaml").write_text(CONFIG)
+    result = run(tmp_path, "--configfile", "my.yaml")
+    assert result.returncode != 0
+    assert "sheet.csv, line 2 (study_id normand_1), column 'mean_cases': '55 days' is not a number" in result.stderr
+    assert "Traceback" not in Path(tmp_path / "logs/pool/los_smd.log").read_text()
+
+
+def test_config_typo_fails_with_the_key_named(tmp_path):
+    (tmp_path / "my.yaml").write_text(CONFIG.replace("method: DL", "methd: DL"))
+    result = run(tmp_path, "--configfile", "my.yaml", "--dry-run")
+    assert result.returncode != 0
+    assert "methd" in result.stdout + result.stderr
