@@ -15,6 +15,10 @@ import pytest
 from conftest import REPO, assert_close, load_reference
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+POOLED_FIELDS = (
+    "k", "estimate", "se", "ci_low", "ci_high", "pval", "tau2", "tau2_se", "tau2_ci_low", "tau2_ci_high",
+    "tau", "i2", "i2_ci_low", "i2_ci_high", "h2", "q", "q_df", "q_p", "pi_low", "pi_high",
+)  # fmt: skip
 REFERENCE = {case["name"]: case for case in load_reference()["cases"]}
 CONFIG = """
 defaults: {method: REML, test: knha}
@@ -67,8 +71,7 @@ def test_outputs_match_metafor(finished, analysis, case, method, test):
     out = finished / "results" / analysis
     pooled = json.loads((out / "pooled.json").read_text())
     reference = reference_fit(case, method, test)
-    for field in ("k", "estimate", "se", "ci_low", "ci_high", "pval", "tau2", "tau2_se", "tau2_ci_low",
-                  "tau2_ci_high", "tau", "i2", "i2_ci_low", "i2_ci_high", "h2", "q", "q_df", "q_p", "pi_low", "pi_high"):  # fmt: skip
+    for field in POOLED_FIELDS:
         assert_close(pooled[field], reference[field], f"{analysis} {field}")
     assert pooled["converged"] is True and pooled["method"] == method and pooled["test"] == test
     effects = pd.read_csv(out / "effects.csv")
