@@ -73,6 +73,11 @@ class Weighted:
         return self.s2 - 2 * (self.w**3).sum(axis=-1) / self.s + self.s2**2 / self.s**2
 
     @property
+    def ypy3(self):
+        """yᵀP³y = (Py)ᵀP(Py) with Py = w(y−μ): Σw³(y−μ)² − (Σw²(y−μ))²/Σw."""
+        return (self.w**3 * self.resid**2).sum(axis=-1) - (self.w**2 * self.resid).sum(axis=-1) ** 2 / self.s
+
+    @property
     def ypy2(self):
         """yᵀP²y = Σw²(y−μ)², also −dQ/dτ² for w = 1/(v+τ²)."""
         return (self.w**2 * self.resid**2).sum(axis=-1)

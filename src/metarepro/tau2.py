@@ -11,8 +11,9 @@ Methods (metafor names and defaults, see shared/reference/metafor_internals.md �
 * ``HS``   Hunter–Schmidt: (Q_E − k) / Σw.
 * ``SJ``   Sidik–Jonkman: τ₀²·Q(W(τ₀²))/(k−1), τ₀² = Σ(y−ȳ)²/k.
 * ``PM``   Paule–Mandel: the root of Q(W(τ²)) = k−1 (0 if Q(W(0)) < k−1).
-* ``ML``, ``REML``: Fisher scoring from the HE estimate floored at 0, with step halving at the
-  boundary and metafor's check that the (restricted) likelihood at τ² = 0 is not higher.
+* ``ML``, ``REML``: the root of the (restricted) likelihood score equation that metafor's Fisher
+  scoring finds from the HE estimate floored at 0, solved by bracketed Newton steps, and metafor's
+  check that the likelihood at τ² = 0 is not higher.
 * ``EB``   empirical Bayes. Its estimating equation k/(k−1)·Q(W(τ²)) = k is, for the intercept-only
   model, the PM equation, so it is solved by the same bracketed root finder. metafor iterates Fisher
   scoring to the same point, but that iteration can oscillate (with variances 1e-4 and 10 it wanders
@@ -34,8 +35,10 @@ METHODS = ("EE", "DL", "REML", "ML", "PM", "SJ", "HE", "HS", "EB")
 class Control:
     """Convergence settings. metafor's defaults are threshold=1e-5 and tol=ε^¼; ours are far tighter.
 
-    ``threshold``: stop Fisher scoring when |Δτ²| ≤ threshold·max(1, τ²).
-    ``tol``: relative tolerance of root finding (PM, Q-profile bounds).
+    ``tol``: every iterative solution (ML, REML, PM, EB and the Q-profile bounds) stops when its Newton
+    or bisection step is ≤ tol·max(1, τ²).
+    ``maxiter``: cap on those steps; a fit that hits it reports ``converged = False``.
+    ``threshold``: an ML/REML estimate at or below it is not subject to the ll(0) check (metafor's rule).
     ``ll0_tol``: how much higher the likelihood at τ² = 0 must be before the estimate is set to 0
     (metafor ``tol``, used in its ll(0) check).
     """
@@ -117,10 +120,20 @@ def _pm(batch, control):
     return Tau2Estimate(np.where(active, root, 0.0), converged, iters)
 
 
-def _scoring_step(method, wt):
-    if method == "ML":
-        return (wt.ypy2 - wt.s) / wt.s2
-    return (wt.ypy2 - wt.tr_p) / wt.tr_p2  # REML
+def _likelihood_score(method, batch):
+    """The ML or REML estimating equation f(τ²) = 0 with its exact derivative (for Newton steps).
+
+    REML: f = yᵀP²y − tr P,  f′ = tr P² − 2yᵀP³y.   ML: f = yᵀP²y − Σw,  f′ = Σw² − 2yᵀP³y.
+    These are the equations metafor's Fisher scoring solves (its update is f / expected information).
+    """
+
+    def fun(tau2):
+        wt = at_tau2(batch, tau2)
+        if method == "REML":
+            return wt.ypy2 - wt.tr_p, wt.tr_p2 - 2 * wt.ypy3
+        return wt.ypy2 - wt.s, wt.s2 - 2 * wt.ypy3
+
+    return fun
 
 
 def loglik(batch, tau2, reml):
@@ -133,32 +146,36 @@ def loglik(batch, tau2, reml):
     return -0.5 * k * np.log(2 * np.pi) - 0.5 * log_det - 0.5 * wt.q
 
 
-def _fisher_scoring(method, batch, control):
-    tau2 = np.maximum(0.0, _he(batch))
-    tau2 = np.where(batch.k > 1, tau2, 0.0)
-    done = batch.k <= 1
-    iters = np.zeros(tau2.shape, dtype=int)
-    for _ in range(control.maxiter):
-        if done.all():
+def _maximum_likelihood(method, batch, control):
+    """ML/REML τ²: the root of the score equation nearest metafor's start, by bracketed Newton steps.
+
+    metafor runs Fisher scoring from the HE estimate (floored at 0). That iteration can oscillate for
+    a long time on awkward data, so we solve the same equation from the same start with a bracket
+    that guarantees convergence: if the score at the start is positive the root lies above it (the
+    bracket grows by doubling), otherwise between 0 and the start; a score that is negative down to 0
+    means the maximum is on the boundary, τ² = 0. Then metafor's check: if the likelihood at τ² = 0
+    is higher than at the root, τ² = 0.
+    """
+    fun = _likelihood_score(method, batch)
+    valid = batch.k > 1
+    start = np.where(valid, np.maximum(0.0, _he(batch)), 0.0)
+    f_start = fun(start)[0]
+    f_zero = fun(np.zeros_like(start))[0]
+    rising = valid & (f_start > 0)
+    falling = valid & (f_start < 0) & (start > 0) & (f_zero > 0)
+    hi = start.copy()
+    for _ in range(2000):
+        grow = rising & (fun(hi)[0] > 0)
+        if not grow.any():
             break
-        idx = np.flatnonzero(~done)
-        sub = batch.subset(idx)
-        current = tau2[idx]
-        step = _scoring_step(method, at_tau2(sub, current))
-        # metafor halves a step that would cross the lower bound τ² = 0; at the bound itself
-        # halving only ends when the step underflows to -0.0, so stop there directly.
-        step = np.where((current == 0) & (step < 0), 0.0, step)
-        while np.any(current + step < 0):
-            step = np.where(current + step < 0, step / 2, step)
-        tau2[idx] = current + step
-        iters[idx] += 1
-        done[idx] = np.abs(step) <= control.threshold * np.maximum(1.0, tau2[idx])
-    tau2 = np.maximum(0.0, tau2)
-    if method in ("ML", "REML"):
-        zero = np.zeros_like(tau2)
-        higher_at_zero = loglik(batch, zero, method == "REML") - loglik(batch, tau2, method == "REML")
-        tau2 = np.where((higher_at_zero > control.ll0_tol) & (tau2 > control.threshold), 0.0, tau2)
-    return Tau2Estimate(tau2, done, iters)
+        hi = np.where(grow, 2 * np.maximum(hi, 1.0), hi)
+    lo = np.where(rising, start, 0.0)
+    root, converged, iters = solve_decreasing(fun, 0.0, lo, hi, rising | falling, control.tol, control.maxiter)
+    tau2 = np.where(rising | falling, root, np.where(valid & (f_start == 0), start, 0.0))
+    reml = method == "REML"
+    higher_at_zero = loglik(batch, np.zeros_like(tau2), reml) - loglik(batch, tau2, reml)
+    tau2 = np.where((higher_at_zero > control.ll0_tol) & (tau2 > control.threshold), 0.0, tau2)
+    return Tau2Estimate(tau2, converged, iters)
 
 
 def estimate_tau2(batch: Batch, method: str = "REML", control: Control | None = None) -> Tau2Estimate:
@@ -168,7 +185,7 @@ def estimate_tau2(batch: Batch, method: str = "REML", control: Control | None = 
     control = control or Control()
     n = batch.y.shape[0]
     if method in ("ML", "REML"):
-        est = _fisher_scoring(method, batch, control)
+        est = _maximum_likelihood(method, batch, control)
     elif method in ("PM", "EB"):
         est = _pm(batch, control)
     else:
