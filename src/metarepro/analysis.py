@@ -1,156 +1,303 @@
 """One configured analysis: sheet rows → effect sizes (with every row accounted for) → fits.
 
-:func:`compute_effects` gives one row per selected input row with ``included`` and ``reason``;
-:func:`fit_analysis` pools the included rows with the primary method and test, and
+:func:`compute_effects` gives one row per selected input row with ``included``, ``reason``, the
+input form it came from (``input``), the conversion that made it (``conversion``) and extraction
+``checks``; :func:`fit_analysis` pools the included rows with the primary method and test, and
 :func:`estimator_table` refits them with every estimator and both tests.
+
+Input forms, in order of preference for a row that fills several:
+
+1. group summaries (per group: mean with SD; or mean with SEM; or a 95% CI of the mean; or a median
+   with quartiles and/or range) — for SMD, MD and ROM;
+2. for ZCOR: ``r`` and ``n``;
+3. for SMD only: a t statistic, a two-sided p with ``direction``, or a point-biserial ``r`` (with
+   both group sizes; with only ``n``, equal groups are assumed);
+4. a precomputed ``yi`` with ``vi``, ``sei`` or a 95% CI (``ci_low, ci_high``), on the analysis scale.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from . import conversions as cv
 from . import effects as es
 from .rma import TESTS, RmaResult, rma, rma_batch
-from .sheet import LINE, SUMMARY
+from .sheet import LINE
 from .tau2 import METHODS, Control
 
-DEFAULTS = {"measure": "SMD", "method": "REML", "test": "z", "level": 95, "vtype": "LS"}
-
+PRESETS = {
+    # metafor's defaults (see metarepro.effects / metarepro.tau2)
+    "metafor": {},
+    # Review Manager 5: DerSimonian-Laird, approximate Hedges' g and its variance
+    "revman": {"method": "DL", "vtype": "RM5"},
+}
+DEFAULTS = {
+    "measure": "SMD",
+    "method": "REML",
+    "test": "z",
+    "level": 95,
+    "vtype": "LS",
+    "preset": "metafor",
+    "unit": None,
+    "exclude_converted": False,
+}
 EFFECT_COLUMNS = (
-    "line", "study_id", "study", "input", "yi", "vi", "sei", "ci_low", "ci_high", "weight", "included", "reason",
+    "line", "study_id", "study", "input", "conversion", "yi", "vi", "sei", "ci_low", "ci_high", "weight",
+    "included", "reason", "checks",
 )  # fmt: skip
+GROUPS = ("cases", "controls")
+SMD_LIMIT = 3  # |SMD| above this is flagged: rare in this field, common after an SEM-as-SD error
+CV_SEM_SUSPECT = 0.10  # SD/mean below this in a marker concentration suggests an SEM reported as SD
+CV_SKEWED = 1.0  # SD > mean for a positive quantity: the distribution is clearly right-skewed
 
 
 @dataclass(frozen=True)
 class Settings:
-    """The statistical choices of one analysis, with metafor's defaults."""
+    """The statistical choices of one analysis, with metafor's defaults.
+
+    ``preset: revman`` sets method DL and RevMan 5's SMD (approximate correction and variance),
+    overriding ``method``/``vtype``; ``unit`` is the unit of an MD analysis (default: the most common
+    convertible unit of its rows); ``exclude_converted`` keeps only reported means and SDs.
+    """
 
     measure: str = "SMD"
     method: str = "REML"
     test: str = "z"
     level: float = 95
     vtype: str = "LS"
+    preset: str = "metafor"
+    unit: str | None = None
+    exclude_converted: bool = False
 
     @classmethod
     def from_config(cls, analysis: dict, defaults: dict | None = None):
         merged = {**DEFAULTS, **(defaults or {}), **analysis}
-        return cls(**{name: merged[name] for name in DEFAULTS})
+        settings = cls(**{name: merged[name] for name in DEFAULTS})
+        return replace(settings, **PRESETS[settings.preset])
 
 
-def _present(frame, columns):
-    return frame[list(columns)].notna().all(axis=1)
+def _col(rows, name):
+    return rows[name].to_numpy(dtype=float) if name in rows else np.full(len(rows), np.nan)
 
 
-def _summary_effects(rows, settings):
-    args = [rows[c].to_numpy() for c in SUMMARY]
-    n1, m1, sd1, n2, m2, sd2 = args
+def _text(rows, name):
+    return rows[name].fillna("").astype(str).str.strip().to_numpy() if name in rows else np.full(len(rows), "")
+
+
+def _group_summary(rows, group):
+    """Mean and SD of one group from whatever the row reports, with the conversion used."""
+    n = _col(rows, f"n_{group}")
+    mean, sd = _col(rows, f"mean_{group}"), _col(rows, f"sd_{group}")
+    conversion = np.full(len(rows), "", dtype=object)
+    skewed = np.zeros(len(rows), dtype=bool)
+
+    sem = _col(rows, f"sem_{group}")
+    use = np.isnan(sd) & np.isfinite(mean) & np.isfinite(sem)
+    sd = np.where(use, cv.sd_from_sem(sem, n), sd)
+    conversion[use] = "SEM→SD"
+
+    low, high = _col(rows, f"ci_low_{group}"), _col(rows, f"ci_high_{group}")
+    use = np.isnan(sd) & np.isfinite(low) & np.isfinite(high)
+    sd = np.where(use, cv.sd_from_ci(low, high, n), sd)
+    mean = np.where(use & np.isnan(mean), (low + high) / 2, mean)
+    conversion[use] = "CI→SD"
+
+    fivenum = [_col(rows, f"{stat}_{group}") for stat in ("median", "q1", "q3", "min", "max")]
+    m5, s5, skew5 = cv.mean_sd_from_fivenum(n, *fivenum)
+    use = np.isnan(sd) & np.isnan(mean) & np.isfinite(m5) & np.isfinite(s5)
+    mean, sd = np.where(use, m5, mean), np.where(use, s5, sd)
+    conversion[use] = "median→mean,SD (Luo 2018; Wan 2014/Shi 2020)"
+    skewed |= use & skew5
+    return n, mean, sd, conversion, skewed
+
+
+def _join(*labels):
+    return np.array(["; ".join(dict.fromkeys(x for x in parts if x)) for parts in zip(*labels, strict=True)])
+
+
+class _Rows:
+    """Accumulates, row by row, the first input form that applies."""
+
+    def __init__(self, rows):
+        self.n = len(rows)
+        self.pending = np.ones(self.n, dtype=bool)
+        self.yi = np.full(self.n, np.nan)
+        self.vi = np.full(self.n, np.nan)
+        self.form = np.full(self.n, "", dtype=object)
+        self.conversion = np.full(self.n, "", dtype=object)
+        self.reason = np.full(self.n, "", dtype=object)
+        self.checks = [[] for _ in range(self.n)]
+
+    def take(self, mask, yi, vi, form, conversion="", reason=""):
+        mask = mask & self.pending
+        self.yi = np.where(mask, yi, self.yi)
+        self.vi = np.where(mask, vi, self.vi)
+        for target, value in ((self.form, form), (self.conversion, conversion), (self.reason, reason)):
+            target[mask] = value[mask] if isinstance(value, np.ndarray) else value
+        self.pending &= ~mask
+
+    def flag(self, mask, text):
+        for i in np.flatnonzero(mask):
+            self.checks[i].append(text)
+
+
+def _summary_form(rows, settings, acc):
+    n1, m1, sd1, conv1, skew1 = _group_summary(rows, "cases")
+    n2, m2, sd2, conv2, skew2 = _group_summary(rows, "controls")
+    have = np.isfinite(n1) & np.isfinite(n2) & np.isfinite(m1) & np.isfinite(m2) & np.isfinite(sd1) & np.isfinite(sd2)
     reason = np.full(len(rows), "", dtype=object)
     reason[(sd1 == 0) | (sd2 == 0)] = "an SD is 0, so the sampling variance is undefined; check the source"
-    if settings.measure == "SMD":
-        reason[(n1 + n2) <= 2] = "n_cases + n_controls must exceed 2 for an SMD"
-        yi, vi = es.smd(*args, vtype=settings.vtype)
-    elif settings.measure == "MD":
-        yi, vi = es.md(*args)
-    else:  # ROM
-        reason[(m1 <= 0) | (m2 <= 0)] = "ROM needs both means > 0 (log ratio of means)"
-        yi, vi = es.rom(*args)
-    return yi, vi, reason
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if settings.measure == "SMD":
+            reason[(n1 + n2) <= 2] = "n_cases + n_controls must exceed 2 for an SMD"
+            d = (m1 - m2) / es.pooled_sd(n1, sd1, n2, sd2)
+            yi, vi = es.smd_from_d(d, n1, n2, settings.vtype)
+        elif settings.measure == "MD":
+            factor = _unit_factors(rows, settings, have, reason)
+            yi, vi = es.md(n1, m1 * factor, sd1 * factor, n2, m2 * factor, sd2 * factor)
+        else:
+            reason[(m1 <= 0) | (m2 <= 0)] = "ROM needs both means > 0 (log ratio of means)"
+            yi, vi = es.rom(n1, m1, sd1, n2, m2, sd2)
+        cv_low = (sd1 / np.abs(m1) < CV_SEM_SUSPECT) | (sd2 / np.abs(m2) < CV_SEM_SUSPECT)
+        cv_high = ((m1 > 0) & (sd1 > CV_SKEWED * m1)) | ((m2 > 0) & (sd2 > CV_SKEWED * m2))
+    acc.take(have, yi, vi, "summary", _join(conv1, conv2), reason)
+    acc.flag(have & cv_low, f"SD < {CV_SEM_SUSPECT:g}×mean: an SEM reported as SD?")
+    acc.flag(have & cv_high, "SD > mean: skewed data, prefer ROM or log-scale analyses")
+    acc.flag(have & (skew1 | skew2), "quartiles/range show marked skew (conv.fivenum test)")
 
 
-def _precomputed_effects(rows, settings):
-    yi = rows["yi"].to_numpy()
-    vi = rows["vi"].to_numpy().copy()
-    form = np.full(len(rows), "yi+vi", dtype=object)
-    use_sei = np.isnan(vi) & rows["sei"].notna().to_numpy()
-    vi[use_sei] = rows["sei"].to_numpy()[use_sei] ** 2
-    form[use_sei] = "yi+sei"
-    use_ci = np.isnan(vi) & _present(rows, ("ci_low", "ci_high")).to_numpy()
-    vi[use_ci] = es.vi_from_ci(rows["ci_low"].to_numpy()[use_ci], rows["ci_high"].to_numpy()[use_ci])
-    form[use_ci] = "yi+ci"
-    reason = np.full(len(rows), "", dtype=object)
-    reason[np.isnan(vi)] = "yi is given without vi, sei or a 95% CI (ci_low, ci_high); add one"
-    reason[vi == 0] = "the sampling variance (vi, sei or CI width) is 0; check the source"
-    if "measure" in rows.columns:
-        stated = rows["measure"].fillna("").astype(str).str.strip().to_numpy()
-        wrong = (stated != "") & (stated != settings.measure)
-        reason[wrong] = [f"yi is a {m}, but this analysis pools {settings.measure}" for m in stated[wrong]]
-    return yi, vi, form, reason
+def _unit_factors(rows, settings, have, reason):
+    """Factors that put every row of an MD analysis into one unit; NaN (with a reason) where impossible.
+
+    The analysis unit is ``settings.unit``, else the most common unit among the rows. A sheet that
+    states no units at all is taken as one unit (nothing to convert).
+    """
+    units = np.array([cv.normalize_unit(u) for u in _text(rows, "unit")])
+    stated = [u for u in units[have] if u]
+    if settings.unit is None and not stated:
+        rows.attrs["analysis_unit"] = None
+        return np.ones(len(rows))
+    target = cv.normalize_unit(settings.unit) if settings.unit else max(sorted(set(stated)), key=stated.count)
+    rows.attrs["analysis_unit"] = settings.unit or target
+    factor = np.array([1.0 if u == target else cv.unit_factor(u, target) for u in units])
+    reason[units == ""] = f"no unit given; MD pools raw differences in {target}, so state the row's unit"
+    bad = (units != "") & np.isnan(factor)
+    reason[bad] = [f"unit '{u}' cannot be converted to {target}" for u in units[bad]]
+    return factor
 
 
-def _correlation_effects(rows):
-    r, n = rows["r"].to_numpy(), rows["n"].to_numpy()
+def _statistic_forms(rows, settings, acc):
+    n1, n2 = _col(rows, "n_cases"), _col(rows, "n_controls")
+    have_groups = np.isfinite(n1) & np.isfinite(n2)
+    t = _col(rows, "t")
+    acc.take(have_groups & np.isfinite(t), *es.smd_from_d(cv.d_from_t(t, n1, n2), n1, n2, settings.vtype), "t", "t→d")
+    p, direction = _col(rows, "p"), _text(rows, "direction")
+    sign = np.select([direction == "cases_higher", direction == "cases_lower"], [1.0, -1.0], np.nan)
+    with np.errstate(invalid="ignore"):
+        d = cv.d_from_t(cv.t_from_p(p, sign, n1, n2), n1, n2)
+    use = have_groups & np.isfinite(p) & np.isfinite(sign)
+    acc.take(use, *es.smd_from_d(d, n1, n2, settings.vtype), "p+direction", "two-sided p→t→d")
+    r, n = _col(rows, "r"), _col(rows, "n")
+    equal = ~have_groups & np.isfinite(n)
+    n1r, n2r = np.where(equal, n / 2, n1), np.where(equal, n / 2, n2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = cv.d_from_point_biserial(r, n1r, n2r)
+    label = np.where(equal, "point-biserial r→d (equal groups assumed)", "point-biserial r→d")
+    use = np.isfinite(r) & np.isfinite(n1r) & np.isfinite(n2r)
+    acc.take(use, *es.smd_from_d(d, n1r, n2r, settings.vtype), "r", label, np.where(np.abs(r) >= 1, "|r| ≥ 1", ""))
+
+
+def _correlation_form(rows, acc):
+    r, n = _col(rows, "r"), _col(rows, "n")
     reason = np.full(len(rows), "", dtype=object)
     reason[np.abs(r) >= 1] = "r must lie strictly between -1 and 1"
     reason[n <= 3] = "ZCOR needs n > 3 (variance 1/(n - 3))"
     with np.errstate(invalid="ignore", divide="ignore"):
         yi, vi = es.zcor(r, n)
-    return yi, vi, reason
+    acc.take(np.isfinite(r) & np.isfinite(n), yi, vi, "r+n", "", reason)
+
+
+def _precomputed_form(rows, settings, acc):
+    yi, vi, sei = _col(rows, "yi"), _col(rows, "vi"), _col(rows, "sei")
+    low, high = _col(rows, "ci_low"), _col(rows, "ci_high")
+    form = np.where(np.isfinite(vi), "yi+vi", np.where(np.isfinite(sei), "yi+sei", "yi+ci"))
+    vi = np.where(np.isfinite(vi), vi, np.where(np.isfinite(sei), sei**2, es.vi_from_ci(low, high)))
+    reason = np.full(len(rows), "", dtype=object)
+    reason[np.isnan(vi)] = "yi is given without vi, sei or a 95% CI (ci_low, ci_high); add one"
+    reason[vi == 0] = "the sampling variance (vi, sei or CI width) is 0; check the source"
+    stated = _text(rows, "measure")
+    wrong = (stated != "") & (stated != settings.measure)
+    reason[wrong] = [f"yi is a {m}, but this analysis pools {settings.measure}" for m in stated[wrong]]
+    acc.take(np.isfinite(yi), yi, vi, form, "", reason)
 
 
 def _needed_for(measure):
-    if measure in ("SMD", "MD", "ROM"):
-        return "the six group summaries (n, mean, sd of cases and controls) or a precomputed yi with vi/sei/CI"
+    if measure in ("MD", "ROM"):
+        return "both groups' n with mean and SD/SEM/CI (or median with IQR/range), or a precomputed yi"
+    if measure == "SMD":
+        return "both groups' n with mean and SD/SEM/CI (or median with IQR/range), t, p with direction, r, or yi"
     if measure == "ZCOR":
         return "r and n, or a precomputed yi with vi/sei/CI"
     return "a precomputed yi with vi, sei or a 95% CI"
 
 
+def _flag_duplicates(rows, acc):
+    numbers = [c for c in ("mean_cases", "sd_cases", "mean_controls", "sd_controls", "median_cases", "yi") if c in rows]
+    values = rows[numbers].to_numpy(dtype=float).round(12)
+    key = np.array(["|".join(repr(v) for v in row) for row in values])
+    informative = np.isfinite(values).sum(axis=1) >= 2
+    lines = rows[LINE].to_numpy()
+    for value in set(key[informative]):
+        same = informative & (key == value)
+        if same.sum() > 1:
+            for i in np.flatnonzero(same):
+                others = ", ".join(str(x) for x in lines[same] if x != lines[i])
+                acc.flag(same & (np.arange(len(key)) == i), f"identical numbers in line(s) {others}")
+
+
 def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     """Effect size and variance of every selected row, or the reason it cannot be used."""
+    acc = _Rows(rows)
+    if settings.measure in ("SMD", "MD", "ROM"):
+        _summary_form(rows, settings, acc)
+    if settings.measure == "ZCOR":
+        _correlation_form(rows, acc)
+    if settings.measure == "SMD":
+        _statistic_forms(rows, settings, acc)
+    _precomputed_form(rows, settings, acc)
+    acc.reason[acc.pending] = f"incomplete: {settings.measure} needs {_needed_for(settings.measure)}"
+
+    n_total, n1, n2 = _col(rows, "n"), _col(rows, "n_cases"), _col(rows, "n_controls")
+    acc.flag(np.isfinite(n_total) & np.isfinite(n1 + n2) & (n_total != n1 + n2), "n ≠ n_cases + n_controls")
+    _flag_duplicates(rows, acc)
+    if settings.measure == "SMD":
+        acc.flag(np.abs(acc.yi) > SMD_LIMIT, f"|SMD| > {SMD_LIMIT}: check SD vs SEM and units")
+
+    ok = acc.reason == ""
+    bad = ok & ~(np.isfinite(acc.yi) & np.isfinite(acc.vi) & (acc.vi > 0))
+    acc.reason[bad] = "the effect size or its variance is not finite; check the row's numbers"
+    if settings.exclude_converted:
+        converted = (acc.reason == "") & (acc.conversion != "")
+        acc.reason[converted] = "converted row; this analysis uses reported means and SDs only"
+    _exclude_repeated_samples(rows, acc)
+
     out = pd.DataFrame(
         {
             "line": rows[LINE].to_numpy(),
             "study_id": rows["study_id"].to_numpy(),
             "study": rows["study"].to_numpy(),
-            "input": "",
-            "yi": np.nan,
-            "vi": np.nan,
-            "reason": "",
+            "input": acc.form,
+            "conversion": acc.conversion,
+            "yi": acc.yi,
+            "vi": acc.vi,
+            "reason": acc.reason,
+            "checks": ["; ".join(c) for c in acc.checks],
         }
     )
-    pending = np.ones(len(rows), dtype=bool)
-
-    def assign(mask, yi, vi, form, reason):
-        idx = np.flatnonzero(mask)
-        out.loc[idx, ["yi", "vi"]] = np.column_stack([yi, vi])
-        out.loc[idx, "input"] = form
-        out.loc[idx, "reason"] = reason
-        pending[idx] = False
-
-    if settings.measure in ("SMD", "MD", "ROM"):
-        mask = _present(rows, SUMMARY).to_numpy()
-        if mask.any():
-            yi, vi, reason = _summary_effects(rows[mask], settings)
-            assign(mask, yi, vi, "summary", reason)
-    if settings.measure == "ZCOR":
-        mask = _present(rows, ("r", "n")).to_numpy()
-        if mask.any():
-            yi, vi, reason = _correlation_effects(rows[mask])
-            assign(mask, yi, vi, "r+n", reason)
-    mask = pending & rows["yi"].notna().to_numpy()
-    if mask.any():
-        yi, vi, form, reason = _precomputed_effects(rows[mask], settings)
-        assign(mask, yi, vi, form, reason)
-    out.loc[pending, "reason"] = f"incomplete: {settings.measure} needs {_needed_for(settings.measure)}"
-
-    bad = (out["reason"] == "") & ~(np.isfinite(out["yi"]) & np.isfinite(out["vi"]) & (out["vi"] > 0))
-    out.loc[bad, "reason"] = "the effect size or its variance is not finite; check the row's numbers"
-    first_line = {}
-    for i, (sid, ok) in enumerate(zip(out["study_id"], out["reason"] == "", strict=True)):
-        if not ok:
-            continue
-        if sid in first_line:
-            out.loc[i, "reason"] = (
-                f"study_id {sid} already contributes line {first_line[sid]}; pool one row per independent sample "
-                "(narrow 'where' or give distinct samples distinct study_ids)"
-            )
-        else:
-            first_line[sid] = out.loc[i, "line"]
-
     out["included"] = out["reason"] == ""
     out.loc[~out["included"], ["yi", "vi"]] = np.nan
     out["sei"] = np.sqrt(out["vi"])
@@ -158,7 +305,23 @@ def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     out["ci_low"] = out["yi"] - crit * out["sei"]
     out["ci_high"] = out["yi"] + crit * out["sei"]
     out["weight"] = np.nan
-    return out[list(EFFECT_COLUMNS)]
+    out = out[list(EFFECT_COLUMNS)]
+    out.attrs["unit"] = rows.attrs.get("analysis_unit", settings.unit)
+    return out
+
+
+def _exclude_repeated_samples(rows, acc):
+    first_line = {}
+    for i, (sid, line) in enumerate(zip(rows["study_id"], rows[LINE], strict=True)):
+        if acc.reason[i]:
+            continue
+        if sid in first_line:
+            acc.reason[i] = (
+                f"study_id {sid} already contributes line {first_line[sid]}; pool one row per independent sample "
+                "(narrow 'where' or give distinct samples distinct study_ids)"
+            )
+        else:
+            first_line[sid] = line
 
 
 def fit_analysis(effects: pd.DataFrame, settings: Settings, control: Control | None = None) -> RmaResult:
@@ -179,14 +342,22 @@ def estimator_table(effects: pd.DataFrame, settings: Settings, control: Control 
     records = []
     for method in METHODS:
         for test in TESTS:
-            records.append(pooled_record(rma_batch(yi, vi, method, test, settings.level, control)[0], settings))
+            fit = rma_batch(yi, vi, method, test, settings.level, control)[0]
+            records.append(pooled_record(fit, settings, effects.attrs.get("unit")))
     return pd.DataFrame.from_records(records)
 
 
-def pooled_record(fit: RmaResult, settings: Settings) -> dict:
+def pooled_record(fit: RmaResult, settings: Settings, unit: str | None = None) -> dict:
     """The fields of ``pooled.json``; back-transformed estimate and CIs for ROM (ratio) and ZCOR (r)."""
     record = fit.to_dict()
-    record = {"k": record.pop("k"), "measure": settings.measure, "vtype": settings.vtype, **record}
+    record = {
+        "k": record.pop("k"),
+        "measure": settings.measure,
+        "preset": settings.preset,
+        "vtype": settings.vtype if settings.measure == "SMD" else None,
+        "unit": unit if settings.measure == "MD" else None,
+        **record,
+    }
     for name in ("estimate", "ci_low", "ci_high", "pi_low", "pi_high"):
         back = es.transform_back(settings.measure, record[name])
         if back is not None:

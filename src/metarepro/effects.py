@@ -19,7 +19,7 @@ import numpy as np
 from scipy import special, stats
 
 MEASURES = ("SMD", "MD", "ROM", "ZCOR", "GEN")
-SMD_VTYPES = ("LS", "UB")
+SMD_VTYPES = ("LS", "UB", "RM5")
 
 
 def hedges_correction(m):
@@ -40,10 +40,20 @@ def pooled_sd(n1, sd1, n2, sd2):
 
 
 def smd_from_d(d, n1, n2, vtype="LS"):
-    """Hedges' g and its variance from an uncorrected standardized difference d (metafor's SMD path)."""
+    """Hedges' g and its variance from an uncorrected standardized difference d (metafor's SMD path).
+
+    ``vtype``: ``"LS"`` metafor's default large-sample variance 1/n1 + 1/n2 + g²/(2N);
+    ``"UB"`` the unbiased variance; ``"RM5"`` RevMan 5's approximate correction J = 1 − 3/(4N − 9)
+    and variance N/(n1 n2) + g²/(2(N − 3.94)) (Deeks & Higgins 2010, "Statistical algorithms in
+    Review Manager 5"), used by the ``revman`` preset.
+    """
     if vtype not in SMD_VTYPES:
         raise ValueError(f"vtype must be one of {SMD_VTYPES}, not {vtype!r}")
     d, n1, n2 = (np.asarray(a, dtype=float) for a in (d, n1, n2))
+    if vtype == "RM5":
+        total = n1 + n2
+        g = (1 - 3 / (4 * total - 9)) * d
+        return g, total / (n1 * n2) + g**2 / (2 * (total - 3.94))
     m = n1 + n2 - 2
     c = hedges_correction(m)
     g = c * d
@@ -58,19 +68,6 @@ def smd(n1, m1, sd1, n2, m2, sd2, vtype="LS"):
     """Standardized mean difference (Hedges' g) from group summaries, metafor ``measure="SMD"``."""
     d = (np.asarray(m1, dtype=float) - np.asarray(m2, dtype=float)) / pooled_sd(n1, sd1, n2, sd2)
     return smd_from_d(d, n1, n2, vtype)
-
-
-def smd_revman(n1, m1, sd1, n2, m2, sd2):
-    """RevMan 5's approximate Hedges' g: J = 1 − 3/(4N − 9), var = N/(n1 n2) + g²/(2(N − 3.94)).
-
-    Used by the ``revman`` preset to reproduce analyses run in Review Manager (Deeks & Higgins 2010,
-    RevMan 5 statistical algorithms, section on standardized mean differences).
-    """
-    n1, n2 = np.asarray(n1, dtype=float), np.asarray(n2, dtype=float)
-    total = n1 + n2
-    d = (np.asarray(m1, dtype=float) - np.asarray(m2, dtype=float)) / pooled_sd(n1, sd1, n2, sd2)
-    g = (1 - 3 / (4 * total - 9)) * d
-    return g, total / (n1 * n2) + g**2 / (2 * (total - 3.94))
 
 
 def md(n1, m1, sd1, n2, m2, sd2):

@@ -45,7 +45,11 @@ def run_analysis(sheet_path, analysis: dict, defaults: dict | None = None) -> An
     except ValueError as err:
         reasons = "; ".join(f"line {ln}: {r}" for ln, r in zip(effects["line"], effects["reason"], strict=True))
         raise SheetError(f"{sheet_path}: {err}. Rows: {reasons}") from err
-    pooled = {**pooled_record(fit, settings), "k_input": len(effects), "k_excluded": int((~effects["included"]).sum())}
+    pooled = {
+        **pooled_record(fit, settings, effects.attrs.get("unit")),
+        "k_input": len(effects),
+        "k_excluded": int((~effects["included"]).sum()),
+    }
     return AnalysisResult(settings, effects, pooled, estimator_table(effects, settings))
 
 

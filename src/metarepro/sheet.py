@@ -19,11 +19,19 @@ import pandas as pd
 
 IDENTITY = ("study_id", "study", "year", "marker")
 SUMMARY = ("n_cases", "mean_cases", "sd_cases", "n_controls", "mean_controls", "sd_controls")
+# what else a paper may report for a group: SEM, a 95% CI of the mean, median with quartiles/range
+GROUP_EXTRA = tuple(
+    f"{stat}_{group}"
+    for group in ("cases", "controls")
+    for stat in ("sem", "ci_low", "ci_high", "median", "q1", "q3", "min", "max")
+)
 PRECOMPUTED = ("yi", "vi", "sei", "ci_low", "ci_high")
 CORRELATION = ("r", "n")
-NUMERIC = SUMMARY + PRECOMPUTED + CORRELATION
+STATISTICS = ("t", "p")
+NUMERIC = SUMMARY + GROUP_EXTRA + PRECOMPUTED + CORRELATION + STATISTICS
 COUNTS = ("n_cases", "n_controls", "n")
-NONNEGATIVE = ("sd_cases", "sd_controls", "vi", "sei")
+NONNEGATIVE = ("sd_cases", "sd_controls", "sem_cases", "sem_controls", "vi", "sei")
+DIRECTIONS = ("cases_higher", "cases_lower")
 LINE = "_line"  # CSV line of each row, kept for messages and the report
 
 
@@ -61,7 +69,22 @@ def _check_numeric(path, raw: pd.DataFrame, problems: list[str]) -> pd.DataFrame
                 problems.append(
                     f"{_where(path, row[LINE], row, column)}: {row[column]} is not a whole number of participants."
                 )
+        if column == "p":
+            for idx in np.flatnonzero((parsed <= 0) | (parsed > 1)):
+                row = raw.iloc[idx]
+                problems.append(
+                    f"{_where(path, row[LINE], row, column)}: {row[column]} is not a p-value in (0, 1]. "
+                    "Give an exact two-sided p; write bounds such as 'p<0.001' in a notes column instead."
+                )
         values[column] = parsed.astype(float)
+    if "direction" in raw.columns:
+        direction = raw["direction"].str.strip()
+        for idx in np.flatnonzero(~direction.isin(("", *DIRECTIONS))):
+            row = raw.iloc[idx]
+            problems.append(
+                f"{_where(path, row[LINE], row, 'direction')}: {row['direction']!r} is not one of "
+                f"{', '.join(DIRECTIONS)} (or empty)."
+            )
     return pd.DataFrame(values, index=raw.index)
 
 
