@@ -26,7 +26,10 @@ def minimal(**analysis):
 def test_defaults_are_filled_in():
     config = minimal()
     validate(config, str(SCHEMA))
-    assert config["defaults"] == {"measure": "SMD", "method": "REML", "test": "z", "level": 95, "vtype": "LS"}
+    assert config["defaults"] == {
+        "measure": "SMD", "method": "REML", "test": "z", "level": 95, "vtype": "LS",
+        "preset": "metafor", "exclude_converted": False,
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(
