@@ -28,5 +28,6 @@ rule all:
     default_target: True
     input:
         "results/summary.csv",
+        "results/reproduction.csv",
         "results/report.html",
         all_analysis_outputs(),

@@ -46,8 +46,8 @@ DEFAULTS = {
     "exclude_converted": False,
 }
 EFFECT_COLUMNS = (
-    "line", "study_id", "study", "input", "conversion", "yi", "vi", "sei", "ci_low", "ci_high", "weight",
-    "included", "reason", "checks",
+    "line", "study_id", "study", "n_cases", "n_controls", "input", "conversion", "yi", "vi", "sei", "ci_low",
+    "ci_high", "weight", "included", "reason", "checks",
 )  # fmt: skip
 GROUPS = ("cases", "controls")
 SMD_LIMIT = 3  # |SMD| above this is flagged: rare in this field, common after an SEM-as-SD error
@@ -290,6 +290,8 @@ def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
             "line": rows[LINE].to_numpy(),
             "study_id": rows["study_id"].to_numpy(),
             "study": rows["study"].to_numpy(),
+            "n_cases": n1,
+            "n_controls": n2,
             "input": acc.form,
             "conversion": acc.conversion,
             "yi": acc.yi,

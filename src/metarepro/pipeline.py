@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .analysis import Settings, compute_effects, estimator_table, fit_analysis, pooled_record
+from .reproduction import read_published, reproduction_table
 from .sheet import SheetError, read_sheet, select_rows
 
 
@@ -45,10 +46,14 @@ def run_analysis(sheet_path, analysis: dict, defaults: dict | None = None) -> An
     except ValueError as err:
         reasons = "; ".join(f"line {ln}: {r}" for ln, r in zip(effects["line"], effects["reason"], strict=True))
         raise SheetError(f"{sheet_path}: {err}. Rows: {reasons}") from err
+    used = effects[effects["included"]]
     pooled = {
         **pooled_record(fit, settings, effects.attrs.get("unit")),
         "k_input": len(effects),
         "k_excluded": int((~effects["included"]).sum()),
+        # participants in the pooled rows (NaN when a row gives no group sizes, e.g. a precomputed yi)
+        "n_cases": used["n_cases"].sum(min_count=len(used)),
+        "n_controls": used["n_controls"].sum(min_count=len(used)),
     }
     return AnalysisResult(settings, effects, pooled, estimator_table(effects, settings))
 
@@ -78,6 +83,14 @@ def write_analysis(result: AnalysisResult, effects_path, pooled_path, estimators
     result.effects.to_csv(effects_path, index=False)
     write_json(result.pooled, pooled_path)
     result.estimators.to_csv(estimators_path, index=False)
+
+
+def reproduction(published_path, compare: dict, names, pooled_paths) -> pd.DataFrame:
+    """The reproduction table for the analyses that name published results (config ``compare_with``)."""
+    ours = {name: read_json(path) for name, path in zip(names, pooled_paths, strict=True)}
+    if not published_path or not compare:
+        return pd.DataFrame(columns=["analysis", "published_id"])
+    return reproduction_table(ours, read_published(published_path), compare)
 
 
 def summary_table(names, pooled_paths) -> pd.DataFrame:

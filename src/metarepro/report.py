@@ -19,8 +19,8 @@ th{background:#f2f2f2} td.text,th.text{text-align:left}
 .excluded{color:#8a2b2b} .figure svg{max-width:100%;height:auto}
 """
 SUMMARY_COLUMNS = (
-    "analysis", "measure", "method", "test", "k", "estimate", "ci_low", "ci_high", "pval",
-    "tau2", "i2", "q", "q_p", "pi_low", "pi_high",
+    "analysis", "measure", "preset", "method", "test", "k", "n_cases", "n_controls", "estimate", "ci_low",
+    "ci_high", "pval", "tau2", "i2", "q", "q_p", "pi_low", "pi_high",
 )  # fmt: skip
 FIT_FIELDS = (
     "estimate", "se", "zval", "pval", "ci_low", "ci_high", "pi_low", "pi_high", "tau2", "tau2_se",
@@ -69,9 +69,11 @@ def _inline_svg(svg: str) -> str:
 def _section(section: AnalysisSection) -> str:
     pooled = section.pooled
     fit = pd.DataFrame([{name: pooled.get(name) for name in FIT_FIELDS}])
-    effects = section.effects[["line", "study_id", "study", "input", "yi", "vi", "weight", "reason"]]
+    columns = ["line", "study_id", "study", "input", "conversion", "yi", "vi", "weight", "reason", "checks"]
+    effects = section.effects[[c for c in columns if c in section.effects]].fillna("")
     excluded = int((~section.effects["included"]).sum())
-    settings = ", ".join(f"{key} = {pooled[key]}" for key in ("measure", "method", "test", "level") if key in pooled)
+    keys = ("measure", "preset", "method", "test", "level", "vtype", "unit")
+    settings = ", ".join(f"{key} = {pooled[key]}" for key in keys if pooled.get(key) is not None)
     return f"""
 <section id="{html.escape(section.name)}">
 <h2>{html.escape(section.title)} <small>({html.escape(section.name)})</small></h2>
@@ -79,11 +81,29 @@ def _section(section: AnalysisSection) -> str:
 ({excluded} excluded, reasons below). Converged: {_num(pooled.get("converged"))}.</p>
 <div class="figure">{_inline_svg(section.forest_svg)}</div>
 <h3>Pooled fit</h3>{_table(fit)}
-<h3>Rows</h3>{_table(effects, text_columns=("study_id", "study", "input", "reason"))}
+<h3>Rows</h3>{_table(effects, text_columns=("study_id", "study", "input", "conversion", "reason", "checks"))}
 </section>"""
 
 
-def render_report(summary: pd.DataFrame, sections: list[AnalysisSection]) -> str:
+REPRODUCTION_COLUMNS = (
+    "analysis", "source", "marker", "measure_ours", "measure_published", "estimate_ours", "ci_low_ours",
+    "ci_high_ours", "estimate_published", "ci_low_published", "ci_high_published", "difference", "ci_overlap",
+    "k_ours", "k_published", "n_cases_ours", "n_cases_published", "n_controls_ours", "n_controls_published",
+)  # fmt: skip
+
+
+def _reproduction(table: pd.DataFrame | None) -> str:
+    if table is None or table.empty:
+        return ""
+    columns = [c for c in REPRODUCTION_COLUMNS if c in table.columns]
+    return f"""<h2>Reproduction of published meta-analyses</h2>
+<p>Our pooled estimate beside each published one it is compared with (config <code>compare_with</code>).
+The difference and CI overlap are given only where both are on the same scale (standardized, or raw in the
+same unit); Cohen's d and Hedges' g are set side by side. Published values: data/raw/published_meta_analyses.csv.</p>
+{_table(table[columns], text_columns=("analysis", "source", "marker", "measure_ours", "measure_published"))}"""
+
+
+def render_report(summary: pd.DataFrame, sections: list[AnalysisSection], reproduction=None) -> str:
     columns = [c for c in SUMMARY_COLUMNS if c in summary.columns]
     body = "".join(_section(s) for s in sections)
     toc = "".join(f'<li><a href="#{html.escape(s.name)}">{html.escape(s.title)}</a></li>' for s in sections)
@@ -93,7 +113,8 @@ def render_report(summary: pd.DataFrame, sections: list[AnalysisSection]) -> str
 <h1>metarepro report</h1>
 <p>metarepro {__version__}. Random-effects estimates follow R metafor's definitions (I² is τ²-based;
 Q uses inverse-variance weights; the τ² CI is the Q-profile interval).</p>
-<h2>Summary</h2>{_table(summary[columns], text_columns=("analysis", "measure", "method", "test"))}
+<h2>Summary</h2>{_table(summary[columns], text_columns=("analysis", "measure", "preset", "method", "test"))}
+{_reproduction(reproduction)}
 <ul>{toc}</ul>
 {body}
 </body></html>

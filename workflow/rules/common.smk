@@ -32,3 +32,15 @@ def all_analysis_outputs():
         analysis=ANALYSES,
         fmt=FOREST_FORMATS,
     )
+
+
+def published_sheet():
+    return config.get("published", [])
+
+
+def comparisons():
+    return {
+        name: analysis["compare_with"]
+        for name, analysis in config["analyses"].items()
+        if analysis.get("compare_with")
+    }

@@ -23,5 +23,6 @@ with logged(snakemake.log[0]):
             strict=True,
         )
     ]
-    page = render_report(pd.read_csv(snakemake.input.summary), sections)
+    reproduction = pd.read_csv(snakemake.input.reproduction)
+    page = render_report(pd.read_csv(snakemake.input.summary), sections, reproduction)
     Path(snakemake.output[0]).write_text(page)
