@@ -11,9 +11,9 @@ Methods (metafor names and defaults, see shared/reference/metafor_internals.md �
 * ``HS``   Hunter–Schmidt: (Q_E − k) / Σw.
 * ``SJ``   Sidik–Jonkman: τ₀²·Q(W(τ₀²))/(k−1), τ₀² = Σ(y−ȳ)²/k.
 * ``PM``   Paule–Mandel: the root of Q(W(τ²)) = k−1 (0 if Q(W(0)) < k−1).
-* ``ML``, ``REML``: the root of the (restricted) likelihood score equation that metafor's Fisher
-  scoring finds from the HE estimate floored at 0, solved by bracketed Newton steps, and metafor's
-  check that the likelihood at τ² = 0 is not higher.
+* ``ML``, ``REML``: metafor's Fisher scoring from the HE estimate floored at 0, then the nearest root
+  of the (restricted) likelihood score equation by bracketed Newton steps, and metafor's check that
+  the likelihood at τ² = 0 is not higher.
 * ``EB``   empirical Bayes. Its estimating equation k/(k−1)·Q(W(τ²)) = k is, for the intercept-only
   model, the PM equation, so it is solved by the same bracketed root finder. metafor iterates Fisher
   scoring to the same point, but that iteration can oscillate (with variances 1e-4 and 10 it wanders
@@ -146,36 +146,74 @@ def loglik(batch, tau2, reml):
     return -0.5 * k * np.log(2 * np.pi) - 0.5 * log_det - 0.5 * wt.q
 
 
-def _maximum_likelihood(method, batch, control):
-    """ML/REML τ²: the root of the score equation nearest metafor's start, by bracketed Newton steps.
+def _fisher_scoring(method, batch, tau2, iterations, rel_tol):
+    """metafor's Fisher scoring (update = score / expected information, halved while it would cross 0)."""
+    tau2 = tau2.copy()
+    active = batch.k > 1
+    steps = np.zeros(tau2.shape, dtype=int)
+    for _ in range(iterations):
+        if not active.any():
+            break
+        idx = np.flatnonzero(active)
+        sub, current = batch.subset(idx), tau2[idx]
+        wt = at_tau2(sub, current)
+        step = (wt.ypy2 - wt.tr_p) / wt.tr_p2 if method == "REML" else (wt.ypy2 - wt.s) / wt.s2
+        step = np.where((current == 0) & (step < 0), 0.0, step)  # at the bound: stays at 0
+        while np.any(current + step < 0):
+            step = np.where(current + step < 0, step / 2, step)
+        tau2[idx] = current + step
+        steps[idx] += 1
+        active[idx] = np.abs(step) > rel_tol * np.maximum(1.0, tau2[idx])
+    return tau2, steps
 
-    metafor runs Fisher scoring from the HE estimate (floored at 0). That iteration can oscillate for
-    a long time on awkward data, so we solve the same equation from the same start with a bracket
-    that guarantees convergence: if the score at the start is positive the root lies above it (the
-    bracket grows by doubling), otherwise between 0 and the start; a score that is negative down to 0
-    means the maximum is on the boundary, τ² = 0. Then metafor's check: if the likelihood at τ² = 0
-    is higher than at the root, τ² = 0.
+
+def _score_at(method, batch, rows, tau2):
+    """The score of the ML/REML equation for some rows of the batch only."""
+    return _likelihood_score(method, batch.subset(rows))(tau2)[0]
+
+
+def _maximum_likelihood(method, batch, control):
+    """ML/REML τ²: metafor's Fisher scoring from the HE estimate (floored at 0), polished to the root.
+
+    Fisher scoring first (as metafor, to land in the same local maximum when the likelihood has
+    several), but only to |Δτ²| ≤ 1e-6: it converges linearly and on awkward data oscillates for
+    thousands of steps. From where it stops, the nearest root of the score equation is bracketed
+    (upwards by doubling if the score is positive, downwards by halving towards 0 if negative; no
+    positive score down to 0 means the maximum is on the boundary, τ² = 0) and solved by Newton
+    steps to ``control.tol``. Then metafor's check: if the likelihood at τ² = 0 is higher, τ² = 0.
     """
     fun = _likelihood_score(method, batch)
     valid = batch.k > 1
     start = np.where(valid, np.maximum(0.0, _he(batch)), 0.0)
-    f_start = fun(start)[0]
-    f_zero = fun(np.zeros_like(start))[0]
-    rising = valid & (f_start > 0)
-    falling = valid & (f_start < 0) & (start > 0) & (f_zero > 0)
-    hi = start.copy()
+    near, scoring_steps = _fisher_scoring(method, batch, start, iterations=200, rel_tol=1e-6)
+    f_near = fun(near)[0]
+    rising = valid & (f_near > 0)
+    falling = valid & (f_near < 0) & (near > 0)
+    hi, lo = near.copy(), np.where(rising, near, 0.0)
     for _ in range(2000):
         grow = rising & (fun(hi)[0] > 0)
         if not grow.any():
             break
         hi = np.where(grow, 2 * np.maximum(hi, 1.0), hi)
-    lo = np.where(rising, start, 0.0)
-    root, converged, iters = solve_decreasing(fun, 0.0, lo, hi, rising | falling, control.tol, control.maxiter)
-    tau2 = np.where(rising | falling, root, np.where(valid & (f_start == 0), start, 0.0))
+    # downwards: halve towards 0 until the score turns positive; none within 2^-60 of the start
+    # means the maximum sits on the boundary τ² = 0
+    search = np.flatnonzero(falling)
+    candidate = near[search]
+    for _ in range(60):
+        if search.size == 0:
+            break
+        candidate = candidate / 2
+        positive = _score_at(method, batch, search, candidate) > 0
+        lo[search[positive]] = candidate[positive]
+        search, candidate = search[~positive], candidate[~positive]
+    falling &= lo > 0
+    solve = rising | falling
+    root, converged, iters = solve_decreasing(fun, 0.0, lo, hi, solve, control.tol, control.maxiter)
+    tau2 = np.where(solve, root, np.where(valid & (f_near == 0), near, 0.0))
     reml = method == "REML"
     higher_at_zero = loglik(batch, np.zeros_like(tau2), reml) - loglik(batch, tau2, reml)
     tau2 = np.where((higher_at_zero > control.ll0_tol) & (tau2 > control.threshold), 0.0, tau2)
-    return Tau2Estimate(tau2, converged, iters)
+    return Tau2Estimate(tau2, converged, scoring_steps + iters)
 
 
 def estimate_tau2(batch: Batch, method: str = "REML", control: Control | None = None) -> Tau2Estimate:
