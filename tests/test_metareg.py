@@ -1,0 +1,168 @@
+"""Mixed-effects meta-regression (``rma_mods``) against R metafor 3.8-1.
+
+References:
+* tests/reference/metareg_reference.json, written by tests/reference/generate_metareg_reference.R:
+  ``rma(yi, vi, mods = ..., method = m, test = t, control = list(threshold = 1e-13, tol = 1e-13, maxiter = 10000))``
+  for all nine methods x {z, knha} on dat.bcg (RR; ~ ablat + year, ~ factor(alloc), ~ ablat + factor(alloc) with
+  btt = 2 and level = 90), dat.molloy2014 (ZCOR; ~ meanage + factor(design)) and dat.bangertdrowns2004 (SMD;
+  ~ length + imag + meta), plus the design matrices ``res$X``.
+* tests/reference/metafor_reference_extra.json, written by tests/reference/generate_metafor_reference_extra.R
+  (bcg ~ ablat + year and ~ factor(alloc) for REML/DL x z/knha, the intercept-only fits, bcg rows 1-8 ~ ablat).
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import assert_close, load_reference
+
+from metarepro.metareg import design_matrix, rma_mods
+
+REFERENCE = load_reference("metareg_reference.json")
+EXTRA = load_reference("metafor_reference_extra.json")
+CASES = {case["name"]: case for case in REFERENCE["cases"]}
+FITS = [(name, i) for name, case in CASES.items() for i in range(len(case["fits"]))]
+FIT_IDS = [f"{n}-{CASES[n]['fits'][i]['method']}-{CASES[n]['fits'][i]['test']}" for n, i in FITS]
+# our field -> metafor field
+FIELDS = {
+    "beta": "b", "se": "se", "zval": "zval", "pval": "pval", "ci_low": "ci_lb", "ci_high": "ci_ub", "vb": "vb",
+    "QM": "QM", "QM_df": "QMdf", "QM_p": "QMp", "tau2": "tau2", "tau2_se": "se_tau2", "I2": "I2", "H2": "H2",
+    "R2": "R2", "QE": "QE", "QE_p": "QEp", "k": "k",
+}  # fmt: skip
+
+
+def frame_of(moderators):
+    return pd.DataFrame({name: values for name, values in moderators.items()})
+
+
+def design_of(case):
+    return design_matrix(frame_of(case["moderators"]), list(case["moderators"]))
+
+
+def test_reference_provenance():
+    assert REFERENCE["metafor_version"] == "3.8.1"
+    assert REFERENCE["generator"] == "tests/reference/generate_metareg_reference.R"
+    methods = {fit["method"] for case in CASES.values() for fit in case["fits"]}
+    assert methods == {"EE", "DL", "REML", "ML", "PM", "SJ", "HE", "HS", "EB"}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_design_matrix_matches_model_matrix(name):
+    case = CASES[name]
+    X = design_of(case)
+    assert list(X.columns) == case["X"]["names"]
+    np.testing.assert_array_equal(X.to_numpy(), np.array(case["X"]["rows"], dtype=float))
+
+
+@pytest.mark.parametrize(("name", "index"), FITS, ids=FIT_IDS)
+def test_fit_matches_metafor(name, index):
+    case = CASES[name]
+    reference = case["fits"][index]
+    btt = None if case.get("btt") is None else [b - 1 for b in case["btt"]]
+    fit = rma_mods(case["yi"], case["vi"], design_of(case), method=reference["method"], test=reference["test"],
+                   level=case["level"], btt=btt)  # fmt: skip
+    assert fit.converged
+    assert list(fit.names) == reference["names"]
+    assert [b + 1 for b in fit.btt] == reference["btt"]
+    assert fit.p == reference["p"] and fit.QE_df == reference["k"] - reference["p"]
+    label = f"{name} {reference['method']}/{reference['test']}"
+    for ours, theirs in FIELDS.items():
+        assert_close(np.ravel(getattr(fit, ours)), reference[theirs], f"{label} {ours}")
+    if reference["test"] == "z":
+        assert fit.s2 == 1
+
+
+EXTRA_BCG = EXTRA["datasets"][0]
+EXTRA_ANALYSES = [a for a in EXTRA_BCG["analyses"] if "metareg" in a]
+
+
+def _extra_compare(fit, record, label):
+    coefficients = record["coefficients"]
+    assert list(fit.names) == coefficients["names"]
+    pairs = {"beta": coefficients["b"], "se": coefficients["se"], "zval": coefficients["zval"],
+             "pval": coefficients["pval"], "ci_low": coefficients["ci_lb"], "ci_high": coefficients["ci_ub"],
+             "QM": record["QM"], "QM_df": record["QMdf"], "QM_p": record["QMp"], "tau2": record["tau2"],
+             "tau2_se": record["se_tau2"], "I2": record["I2"], "H2": record["H2"], "R2": record["R2"],
+             "QE": record["QE"], "QE_p": record["QEp"]}  # fmt: skip
+    for ours, reference in pairs.items():
+        assert_close(np.ravel(getattr(fit, ours)), reference, f"{label} {ours}")
+
+
+@pytest.mark.parametrize("analysis", EXTRA_ANALYSES, ids=lambda a: f"{a['method']}-{a['test']}")
+def test_extra_reference_bcg(analysis):
+    """bcg ~ ablat + year, ~ factor(alloc) and the intercept-only model as in the other helper's R script."""
+    yi, vi = EXTRA_BCG["escalc"]["yi"], EXTRA_BCG["escalc"]["vi"]
+    frame = frame_of(EXTRA_BCG["moderators"])
+    method, test = analysis["method"], analysis["test"]
+    fit = rma_mods(yi, vi, design_matrix(frame, ["ablat", "year"]), method=method, test=test)
+    _extra_compare(fit, analysis["metareg"], f"ablat+year {method}/{test}")
+    fit = rma_mods(yi, vi, design_matrix(frame, ["alloc"]), method=method, test=test)
+    _extra_compare(fit, analysis["metareg_subgroup"], f"factor(alloc) {method}/{test}")
+    fit = rma_mods(yi, vi, np.ones((len(yi), 1)), method=method, test=test)
+    _extra_compare(fit, analysis["fit"], f"intercept-only {method}/{test}")
+
+
+def test_ragged_batch_equals_metafor():
+    """Two regressions with different k in one NaN-padded batch; each matches its own metafor fit."""
+    small = next(s for s in EXTRA["permutest_small"] if s["method"] == "REML" and s["test"] == "knha")
+    seven = next(p for p in REFERENCE["permutest"] if p["name"] == "bcg1-7_ablat" and p["method"] == "REML"
+                 and p["test"] == "knha")  # fmt: skip
+    width = 8
+    yi, vi, X = np.full((2, width), np.nan), np.full((2, width), np.nan), np.zeros((2, width, 2))
+    for row, (y, v, ablat) in enumerate([(small["yi"], small["vi"], small["ablat"]),
+                                         (seven["yi"], seven["vi"], seven["moderators"]["ablat"])]):  # fmt: skip
+        yi[row, : len(y)], vi[row, : len(v)] = y, v
+        X[row, : len(y)] = np.column_stack([np.ones(len(y)), ablat])
+    batch = rma_mods(yi, vi, X, method="REML", test="knha")
+    assert batch.k.tolist() == [8, 7] and len(batch) == 2
+    for row, record in enumerate([small["fit"], seven["fit"]]):
+        beta = record["coefficients"]["b"] if "coefficients" in record else record["b"]
+        se = record["coefficients"]["se"] if "coefficients" in record else record["se"]
+        assert_close(batch.beta[row], beta, f"batch row {row} beta")
+        assert_close(batch.se[row], se, f"batch row {row} se")
+        assert_close(batch.tau2[row], record["tau2"], f"batch row {row} tau2")
+        assert_close(batch.QM_p[row], record["QMp"], f"batch row {row} QMp")
+
+
+def test_missing_moderator_rows_are_dropped():
+    """A NaN in X leaves that study out, as metafor's na.omit: same as fitting the complete rows."""
+    case = CASES["bcg_ablat_year"]
+    X = design_of(case)
+    X_missing = X.copy()
+    X_missing.loc[0, "ablat"] = np.nan
+    with_nan = rma_mods(case["yi"], case["vi"], X_missing)
+    complete = rma_mods(case["yi"][1:], case["vi"][1:], X.iloc[1:])
+    assert with_nan.k == 12
+    np.testing.assert_allclose(with_nan.beta, complete.beta, rtol=1e-12)
+    np.testing.assert_allclose(with_nan.tau2, complete.tau2, rtol=1e-12)
+
+
+def test_predict_closed_form():
+    """predict(): x·β̂ and √(xᵀVx), by hand from the fitted β̂ and vb."""
+    case = CASES["bcg_ablat_year"]
+    fit = rma_mods(case["yi"], case["vi"], design_of(case))
+    x = np.array([[1.0, 30.0, 1970.0]])
+    out = fit.predict(x)
+    pred = fit.beta[0] + 30 * fit.beta[1] + 1970 * fit.beta[2]
+    se = np.sqrt(x[0] @ fit.vb @ x[0])
+    np.testing.assert_allclose(out["pred"], pred, rtol=1e-12)
+    np.testing.assert_allclose(out["ci_high"] - out["pred"], 1.959963984540054 * se, rtol=1e-12)
+    np.testing.assert_allclose(out["pi_high"] - out["pred"], 1.959963984540054 * np.sqrt(se**2 + fit.tau2),
+                               rtol=1e-12)  # fmt: skip
+
+
+def test_design_matrix_text_levels_sorted():
+    frame = pd.DataFrame({"dose": [1.0, 2.0, 3.0, 4.0], "arm": ["b", "a", "c", "a"]})
+    X = design_matrix(frame, ["dose", "arm"])
+    assert list(X.columns) == ["intrcpt", "dose", "factor(arm)b", "factor(arm)c"]
+    np.testing.assert_array_equal(X["factor(arm)b"], [1, 0, 0, 0])
+    np.testing.assert_array_equal(X["factor(arm)c"], [0, 0, 1, 0])
+
+
+def test_invalid_models_are_refused():
+    yi, vi = [0.1, 0.2, 0.3], [0.01, 0.02, 0.03]
+    with pytest.raises(ValueError, match="full rank"):
+        rma_mods(yi, vi, np.column_stack([np.ones(3), [1, 2, 3], [2, 4, 6]]), method="EE")
+    with pytest.raises(ValueError, match="k ≥"):
+        rma_mods(yi, vi, np.column_stack([np.ones(3), [1, 2, 3], [1, 0, 0]]), method="REML")
+    with pytest.raises(ValueError, match="method"):
+        rma_mods(yi, vi, np.ones((3, 1)), method="XX")
