@@ -21,6 +21,7 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/sensitivity.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -31,3 +32,4 @@ rule all:
         "results/reproduction.csv",
         "results/report.html",
         all_analysis_outputs(),
+        sensitivity_outputs(),

@@ -87,7 +87,7 @@ def test_outputs_match_metafor(finished, analysis, case, method, test):
 
 def test_report_is_self_contained(finished):
     page = (finished / "results/report.html").read_text()
-    assert page.count("<svg") == 2
+    assert page.count('<div class="figure"><svg') == 2 + 2 * 4  # forest + funnel, cumulative, baujat, leave1out
     for loads_something in ('src="http', 'href="http', "url(http", "@import", "<script src", "<link "):
         assert loads_something not in page
     assert "LOS, SMD" in page and "LOS, MD" in page
@@ -108,3 +108,33 @@ def test_config_typo_fails_with_the_key_named(tmp_path):
     result = run(tmp_path, "--configfile", "my.yaml", "--dry-run")
     assert result.returncode != 0
     assert "methd" in result.stdout + result.stderr
+
+
+BIAS_KEYS = {
+    "egger_z", "egger_p", "egger_t", "egger_t_p", "begg_tau", "begg_p", "trimfill_k0", "trimfill_side",
+    "trimfill_estimate", "trimfill_ci_low", "trimfill_ci_high", "fsn_rosenthal",
+}  # fmt: skip
+
+
+def test_sensitivity_moderators_and_bias_outputs(tmp_path):
+    """The Passos 2015 example config: every issue-4 output appears and reaches the report."""
+    shutil.copytree(REPO / "data", tmp_path / "data")
+    result = run(tmp_path, "--configfile", str(REPO / "config/examples/passos2015_ptsd_il6.yaml"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = tmp_path / "results/passos2015_il6"
+    bias = json.loads((out / "bias.json").read_text())
+    assert BIAS_KEYS <= set(bias)
+    assert bias["low_power_note"] is None and bias["k"] == 15
+    small = json.loads((tmp_path / "results/passos2015_il6_medication_free/bias.json").read_text())
+    assert "Cochrane" in small["low_power_note"]  # k = 6 < 10
+    assert len(pd.read_csv(out / "leave1out.csv")) == 15 and len(pd.read_csv(out / "influence.csv")) == 15
+    assert pd.read_csv(out / "cumulative.csv")["study"].iloc[0] == "Maes 1999"  # earliest year (1999) first
+    subgroups = pd.read_csv(out / "subgroups.csv")
+    assert sorted(subgroups["subgroup"]) == ["free", "psychotropic"] and subgroups["k"].sum() == 15
+    metareg = pd.read_csv(out / "metareg.csv")
+    assert metareg["coefficient"].tolist() == ["intrcpt", "year"]
+    for figure in ("funnel", "cumulative", "baujat", "leave1out", "forest_subgroups_medication", "bubble_year"):
+        for fmt in ("svg", "png", "pdf"):
+            assert (out / f"{figure}.{fmt}").exists(), figure
+    page = (tmp_path / "results/report.html").read_text()
+    assert "Small-study effects" in page and "Bubble year" in page and "Reproduction of published" in page

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,53 @@ class AnalysisSection:
     pooled: dict
     effects: pd.DataFrame
     forest_svg: str
+    bias: dict | None = None
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # subgroups, metareg, influence, ...
+    figures: dict[str, str] = field(default_factory=dict)  # name -> SVG text
+
+
+BIAS_FIELDS = (
+    ("Egger (mixed-effects, sei as predictor): z", "egger_z"), ("p", "egger_p"),
+    ("Egger (classic weighted regression): t", "egger_t"), ("df", "egger_t_df"), ("p", "egger_t_p"),
+    ("Begg rank correlation: Kendall's tau", "begg_tau"), ("p", "begg_p"),
+    ("Trim-and-fill (L0): missing studies", "trimfill_k0"), ("side", "trimfill_side"),
+    ("adjusted estimate", "trimfill_estimate"), ("CI low", "trimfill_ci_low"), ("CI high", "trimfill_ci_high"),
+    ("Trim-and-fill (R0): missing studies", "trimfill_r0_k0"), ("adjusted estimate", "trimfill_r0_estimate"),
+    ("Fail-safe N: Rosenthal", "fsn_rosenthal"), ("Orwin", "fsn_orwin"), ("Rosenberg", "fsn_rosenberg"),
+    ("PET-PEESE: uses", "pet_peese_uses"), ("estimate", "pet_peese_estimate"),
+    ("CI low", "pet_peese_ci_low"), ("CI high", "pet_peese_ci_high"),
+)  # fmt: skip
+FIGURE_TITLES = {
+    "funnel": "Contour-enhanced funnel plot", "cumulative": "Cumulative meta-analysis",
+    "leave1out": "Leave-one-out", "baujat": "Baujat plot",
+}  # fmt: skip
+
+
+def _bias(bias: dict | None) -> str:
+    if not bias:
+        return ""
+    rows = [(label, bias.get(key)) for label, key in BIAS_FIELDS if key in bias]
+    body = "".join(f'<tr><td class="text">{html.escape(label)}</td><td>{_num(v)}</td></tr>' for label, v in rows)
+    note = f"<p><em>{html.escape(bias['low_power_note'])}</em></p>" if bias.get("low_power_note") else ""
+    return f"<h3>Small-study effects and publication bias (k = {bias['k']})</h3>{note}<table>{body}</table>"
+
+
+def _extras(section: AnalysisSection) -> str:
+    parts = [_bias(section.bias)]
+    for name, table in section.tables.items():
+        if name == "influence":
+            flagged = table[table["influential"].astype(bool)]
+            text = "none" if flagged.empty else ", ".join(flagged["study"].astype(str))
+            parts.append(f"<h3>Influence diagnostics</h3><p>Influential by metafor's rule: {html.escape(text)}.</p>")
+            table = table.drop(columns=["line"])
+        else:
+            parts.append(f"<h3>{html.escape(name.capitalize())}</h3>")
+        text_columns = [c for c in table.columns if table[c].dtype == object]
+        parts.append(_table(table, text_columns=text_columns))
+    for name, svg in section.figures.items():
+        title = FIGURE_TITLES.get(name, name.replace("_", " ").capitalize())
+        parts.append(f'<h4>{html.escape(title)}</h4><div class="figure">{_inline_svg(svg)}</div>')
+    return "".join(parts)
 
 
 def _num(value):
@@ -82,6 +129,7 @@ def _section(section: AnalysisSection) -> str:
 <div class="figure">{_inline_svg(section.forest_svg)}</div>
 <h3>Pooled fit</h3>{_table(fit)}
 <h3>Rows</h3>{_table(effects, text_columns=("study_id", "study", "input", "conversion", "reason", "checks"))}
+{_extras(section)}
 </section>"""
 
 

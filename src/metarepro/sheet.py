@@ -150,3 +150,15 @@ def _as_text(value) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value).strip()
+
+
+def numeric_columns(path, columns) -> list[str]:
+    """Those of ``columns`` whose non-empty cells are all numbers (continuous moderators)."""
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    numeric = []
+    for column in [c for c in columns if c in raw.columns]:
+        text = raw[column].str.strip()
+        given = text[text != ""]
+        if len(given) and pd.to_numeric(given, errors="coerce").notna().all():
+            numeric.append(column)
+    return numeric

@@ -37,6 +37,7 @@ rule report:
         pooled=expand("results/{analysis}/pooled.json", analysis=ANALYSES),
         effects=expand("results/{analysis}/effects.csv", analysis=ANALYSES),
         forest=expand("results/{analysis}/forest.svg", analysis=ANALYSES),
+        extras=sensitivity_outputs(),
     output:
         "results/report.html",
     params:

@@ -1,0 +1,220 @@
+"""File-level steps for an analysis's sensitivity, moderator and publication-bias outputs.
+
+Each function takes the analysis's included rows (effects joined with the sheet's own columns, see
+:func:`analysis_rows`) and returns tables, a JSON-able record and figures; the workflow scripts only
+write them. Statistics live in :mod:`influence`, :mod:`bias`, :mod:`subgroups`, :mod:`metareg` and
+:mod:`permutation`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from . import bias, diagnostic_plots, influence
+from .analysis import Settings
+from .bubble import bubble_plot, subgroup_forest_plot
+from .metareg import design_matrix, rma_mods
+from .permutation import permutest
+from .rma import rma
+from .sheet import LINE, SheetError, read_sheet, select_rows
+from .subgroups import subgroup_analysis
+
+NOT_REPORTED = "not reported"
+
+
+@dataclass
+class Outputs:
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    record: dict = field(default_factory=dict)
+    figures: dict[str, object] = field(default_factory=dict)
+
+
+def analysis_rows(sheet_path, analysis: dict, effects: pd.DataFrame) -> pd.DataFrame:
+    """The included rows of an analysis with every column of its sheet (joined on the CSV line)."""
+    sheet = select_rows(read_sheet(sheet_path), analysis.get("where"))
+    used = effects[effects["included"]][["line", "yi", "vi", "weight"]]
+    extra = sheet.drop(columns=[c for c in ("yi", "vi") if c in sheet]).rename(columns={LINE: "line"})
+    return used.merge(extra, on="line", how="left")
+
+
+def diagnostics(rows: pd.DataFrame, settings: Settings, order_column: str = "year") -> Outputs:
+    """Leave-one-out, influence (with Baujat coordinates) and cumulative meta-analysis."""
+    yi, vi = rows["yi"].to_numpy(), rows["vi"].to_numpy()
+    args = {"method": settings.method, "test": settings.test, "level": settings.level}
+    labels = rows["study"].astype(str).to_list()
+    loo = influence.leave1out(yi, vi, **args)
+    inf = influence.influence(yi, vi, **args)
+    bj = influence.baujat(yi, vi, **args)
+    # the sort key (e.g. year); a sheet without that column keeps its own row order
+    key = pd.to_numeric(rows[order_column], errors="coerce").to_numpy() if order_column in rows else None
+    cum = influence.cumul(yi, vi, order=key, **args)
+    ident = rows[["line", "study_id", "study"]].reset_index(drop=True)
+    loo_table = pd.concat([ident, _fit_table(loo)], axis=1)
+    inf_table = pd.concat(
+        [
+            ident,
+            pd.DataFrame(
+                {
+                    "rstudent": inf.rstudent,
+                    "dffits": inf.dffits,
+                    "cook_d": inf.cook_d,
+                    "cov_r": inf.cov_r,
+                    "tau2_del": inf.tau2_del,
+                    "qe_del": inf.qe_del,
+                    "hat": inf.hat,
+                    "weight": inf.weight,
+                    "dfbetas": np.ravel(inf.dfbs),
+                    "influential": inf.inf,
+                    "baujat_x": bj.x,
+                    "baujat_y": bj.y,
+                }
+            ),  # fmt: skip
+        ],
+        axis=1,
+    )
+    cum_table = pd.concat([ident.iloc[cum.order].reset_index(drop=True), _fit_table(cum)], axis=1)
+    cum_table.insert(0, "added", np.arange(1, len(rows) + 1))
+    measure = settings.measure
+    figures = {
+        "leave1out": diagnostic_plots.leave1out_plot(loo, estimate=inf.fit.estimate, labels=labels, measure=measure),
+        "cumulative": diagnostic_plots.cumulative_forest_plot(
+            cum, labels=[labels[i] for i in cum.order], measure=measure
+        ),
+        "baujat": diagnostic_plots.baujat_plot(bj, labels=labels),
+    }
+    return Outputs({"leave1out": loo_table, "influence": inf_table, "cumulative": cum_table}, {}, figures)
+
+
+def _fit_table(table) -> pd.DataFrame:
+    names = ("estimate", "se", "zval", "pval", "ci_low", "ci_high", "q", "q_p", "tau2", "i2", "h2")
+    return pd.DataFrame({name: np.asarray(getattr(table, name)) for name in names})
+
+
+def publication_bias(rows: pd.DataFrame, settings: Settings) -> Outputs:
+    """Egger (both variants), Begg, trim-and-fill (L0 and R0), fail-safe N, PET-PEESE and the funnel plot."""
+    yi, vi = rows["yi"].to_numpy(), rows["vi"].to_numpy()
+    args = {"method": settings.method, "test": settings.test, "level": settings.level}
+    k = len(yi)
+    record: dict = {"k": k, "low_power_note": bias.low_power_note(k)}
+    if k < 3:
+        record["note"] = "fewer than 3 studies: small-study tests are not computed"
+        return Outputs({}, record, {"funnel": diagnostic_plots.funnel_plot(yi, vi, measure=settings.measure)})
+    egger = bias.regtest(yi, vi, model="rma", **args)
+    classic = bias.regtest(yi, vi, model="lm", level=settings.level)
+    rank = bias.ranktest(yi, vi)
+    fills = {est: bias.trimfill(yi, vi, estimator=est, **args) for est in ("L0", "R0")}
+    pp = bias.pet_peese(yi, vi, **args)
+    record.update(
+        {
+            "egger_z": egger.zval, "egger_p": egger.pval, "egger_limit_estimate": egger.estimate,
+            "egger_limit_ci_low": egger.ci_low, "egger_limit_ci_high": egger.ci_high,
+            "egger_t": classic.zval, "egger_t_df": classic.dfs, "egger_t_p": classic.pval,
+            "begg_tau": rank.tau, "begg_p": rank.pval, "begg_exact": rank.exact,
+            "fsn_rosenthal": bias.fsn(yi, vi, "Rosenthal").fsnum,
+            "fsn_orwin": bias.fsn(yi, vi, "Orwin").fsnum,
+            "fsn_rosenberg": bias.fsn(yi, vi, "Rosenberg").fsnum,
+            "pet_estimate": pp.pet.estimate, "peese_estimate": pp.peese.estimate, "pet_peese_uses": (
+                "PEESE" if pp.use_peese else "PET"), "pet_peese_estimate": pp.estimate,
+            "pet_peese_ci_low": pp.ci_low, "pet_peese_ci_high": pp.ci_high,
+        }
+    )  # fmt: skip
+    for est, tf in fills.items():
+        prefix = "trimfill" if est == "L0" else "trimfill_r0"
+        record.update(
+            {f"{prefix}_k0": tf.k0, f"{prefix}_side": tf.side, f"{prefix}_estimate": tf.fit.estimate,
+             f"{prefix}_ci_low": tf.fit.ci_low, f"{prefix}_ci_high": tf.fit.ci_high, f"{prefix}_tau2": tf.fit.tau2}
+        )  # fmt: skip
+    record["trimfill_estimator"] = "L0"
+    pooled = rma(yi, vi, **args).estimate
+    funnel = diagnostic_plots.funnel_plot(yi, vi, estimate=pooled, trimfill=fills["L0"], measure=settings.measure)
+    return Outputs({}, record, {"funnel": funnel})
+
+
+def _groups(rows, column):
+    values = rows[column].astype(str).str.strip() if column in rows else pd.Series([""] * len(rows))
+    return values.replace({"": NOT_REPORTED, "nan": NOT_REPORTED}).to_numpy()
+
+
+def _subgroup_fit(rows, settings, column):
+    if column not in rows:
+        raise SheetError(f"subgroups: the sheet has no column '{column}'")
+    groups = _groups(rows, column)
+    return groups, subgroup_analysis(rows["yi"].to_numpy(), rows["vi"].to_numpy(), groups, settings.method,
+                                     settings.test, settings.level)  # fmt: skip
+
+
+def subgroups(rows: pd.DataFrame, settings: Settings, columns: list[str]) -> pd.DataFrame:
+    """Per-subgroup fits and both tests of subgroup differences, one block of rows per grouping column.
+
+    Rows without a value form their own subgroup, "not reported", so that no row silently leaves.
+    """
+    tables = []
+    for column in columns:
+        _, result = _subgroup_fit(rows, settings, column)
+        table = result.table().reset_index()
+        table.insert(0, "column", column)
+        table = table.assign(
+            test_moderator_QM=result.QM, test_moderator_df=result.QM_df, test_moderator_p=result.QM_p,
+            test_between_Q=result.Q_between, test_between_df=result.Q_between_df, test_between_p=result.Q_between_p,
+        )  # fmt: skip
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["column", "subgroup"])
+
+
+def subgroup_figure(rows: pd.DataFrame, settings: Settings, column: str, title: str = ""):
+    """Forest plot with one block and diamond per subgroup of ``column`` and the tests of differences."""
+    groups, result = _subgroup_fit(rows, settings, column)
+    effects = rows.assign(included=True)
+    return subgroup_forest_plot(effects, groups, result, title=f"{title} by {column}", measure=settings.measure)
+
+
+def metaregression(
+    rows: pd.DataFrame, settings: Settings, moderators: list[str], permutations: int = 1000, seed: int = 1
+) -> pd.DataFrame:
+    """The meta-regression on all moderators jointly, with metafor's permutation test: one row per
+    coefficient, model statistics repeated on each. Numeric columns enter as they are, text columns as
+    factors. Rows missing a moderator are left out of the model and listed (``left_out_lines``)."""
+    frame = _moderator_values(rows, moderators)
+    complete = frame.notna().all(axis=1).to_numpy()
+    used, X = rows[complete], design_matrix(frame[complete], moderators)
+    yi, vi = used["yi"].to_numpy(), used["vi"].to_numpy()
+    fit = rma_mods(yi, vi, X.astype(float), settings.method, settings.test, settings.level)
+    perm = permutest(yi, vi, X.to_numpy(dtype=float), settings.method, settings.test, settings.level,
+                     iter=permutations, seed=seed) if permutations else None  # fmt: skip
+    table = fit.coefficients().reset_index(names="coefficient")
+    if perm is not None:
+        table["permutation_p"] = perm.pval
+    table = table.assign(
+        k=fit.k, tau2=fit.tau2, R2=fit.R2, QM=fit.QM, QM_df=np.atleast_1d(fit.QM_df)[0],
+        QM_df2=np.atleast_1d(fit.QM_df)[-1] if np.size(fit.QM_df) > 1 else np.nan, QM_p=fit.QM_p,
+        QM_permutation_p=perm.QM_p if perm is not None else np.nan,
+        permutations=perm.n_permutations if perm is not None else 0,
+        permutation_exact=perm.exact if perm is not None else None,
+        QE=fit.QE, QE_df=fit.QE_df, QE_p=fit.QE_p, I2=fit.I2,
+        left_out_lines=" ".join(str(x) for x in rows.loc[~complete, "line"]),
+    )  # fmt: skip
+    return table
+
+
+def _moderator_values(rows, moderators):
+    missing = [m for m in moderators if m not in rows]
+    if missing:
+        raise SheetError(f"moderators: the sheet has no column(s) {', '.join(missing)}")
+    frame = rows[moderators].replace({"": np.nan})
+    for m in moderators:
+        numeric = pd.to_numeric(frame[m], errors="coerce")
+        if numeric.notna().sum() == frame[m].notna().sum():  # every given value is a number: continuous
+            frame[m] = numeric
+    return frame
+
+
+def bubble(rows: pd.DataFrame, settings: Settings, moderator: str, title: str = ""):
+    """Bubble plot of a continuous moderator, from its own single-moderator meta-regression."""
+    x = pd.to_numeric(_moderator_values(rows, [moderator])[moderator], errors="coerce").to_numpy(dtype=float)
+    ok = np.isfinite(x)
+    yi, vi, x = rows["yi"].to_numpy()[ok], rows["vi"].to_numpy()[ok], x[ok]
+    fit = rma_mods(yi, vi, np.column_stack([np.ones_like(x), x]), settings.method, settings.test, settings.level)
+    return bubble_plot(yi, vi, x, fit, moderator, measure=settings.measure, title=title)
