@@ -182,7 +182,8 @@ def _unit_factors(rows, settings, have, reason):
         rows.attrs["analysis_unit"] = None
         return np.ones(len(rows))
     target = cv.normalize_unit(settings.unit) if settings.unit else max(sorted(set(stated)), key=stated.count)
-    rows.attrs["analysis_unit"] = settings.unit or target
+    spelled = {cv.normalize_unit(u): u for u in _text(rows, "unit")[::-1]}  # as the sheet writes it
+    rows.attrs["analysis_unit"] = settings.unit or spelled.get(target, target)
     factor = np.array([1.0 if u == target else cv.unit_factor(u, target) for u in units])
     reason[units == ""] = f"no unit given; MD pools raw differences in {target}, so state the row's unit"
     bad = (units != "") & np.isnan(factor)
@@ -274,6 +275,9 @@ def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     n_total, n1, n2 = _col(rows, "n"), _col(rows, "n_cases"), _col(rows, "n_controls")
     acc.flag(np.isfinite(n_total) & np.isfinite(n1 + n2) & (n_total != n1 + n2), "n ≠ n_cases + n_controls")
     _flag_duplicates(rows, acc)
+    verification, eligibility = _text(rows, "verification"), _text(rows, "eligibility_second_pass")
+    acc.flag((verification != "") & ~np.isin(verification, ("confirmed", "resolved")), "not double-checked")
+    acc.flag(eligibility == "unclear", "eligibility unclear to the second extractor")
     if settings.measure == "SMD":
         acc.flag(np.abs(acc.yi) > SMD_LIMIT, f"|SMD| > {SMD_LIMIT}: check SD vs SEM and units")
 

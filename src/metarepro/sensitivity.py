@@ -157,7 +157,9 @@ def subgroups(rows: pd.DataFrame, settings: Settings, columns: list[str]) -> pd.
         table = result.table().reset_index()
         table.insert(0, "column", column)
         table = table.assign(
-            test_moderator_QM=result.QM, test_moderator_df=result.QM_df, test_moderator_p=result.QM_p,
+            test_moderator_QM=result.QM, test_moderator_df=np.atleast_1d(result.QM_df)[0],
+            test_moderator_df2=np.atleast_1d(result.QM_df)[-1] if np.size(result.QM_df) > 1 else np.nan,
+            test_moderator_p=result.QM_p,
             test_between_Q=result.Q_between, test_between_df=result.Q_between_df, test_between_p=result.Q_between_p,
         )  # fmt: skip
         tables.append(table)
