@@ -50,9 +50,9 @@ import pandas as pd
 from scipy import stats
 
 from ._batch import EPS, solve_decreasing
-from .tau2 import METHODS, Control
+from .rma import TESTS, check_options
+from .tau2 import Control
 
-TESTS = ("z", "knha")
 EVTOL = 1e-7  # metafor's rank check: an eigenvalue of XᵀX at or below this means X is not of full rank
 INTERCEPT = "intrcpt"
 
@@ -523,12 +523,7 @@ def rma_mods(yi, vi, X, method="REML", test="z", level=95, control: Control | No
 
 
 def _fit(yi, vi, X, method, test, level, control, btt, with_r2):
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
-    if test not in TESTS:
-        raise ValueError(f"test must be one of {', '.join(TESTS)}, not {test!r}")
-    if not 0 < level < 100:
-        raise ValueError(f"level is a percentage between 0 and 100, not {level!r}")
+    check_options(method, test, level)
     control = control or Control()
     data, single, names, is_int = _prepare(yi, vi, X)
     k, p = data.k, data.p

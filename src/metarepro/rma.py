@@ -88,7 +88,8 @@ class RmaResult:
         return asdict(self)
 
 
-def _check_options(method, test, level):
+def check_options(method, test, level):
+    """Reject an unknown method or test, or a level outside (0, 100), naming the allowed values."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     if test not in TESTS:
@@ -99,7 +100,7 @@ def _check_options(method, test, level):
 
 def rma_batch(yi, vi, method="REML", test="z", level=95, control: Control | None = None) -> RmaResult:
     """Fit B intercept-only meta-analyses at once; ``yi``/``vi`` are (B, K), NaN-padded."""
-    _check_options(method, test, level)
+    check_options(method, test, level)
     control = control or Control()
     batch = Batch.from_arrays(yi, vi)
     if np.any(batch.k < 1):

@@ -40,6 +40,12 @@ def analysis_rows(sheet_path, analysis: dict, effects: pd.DataFrame) -> pd.DataF
     return used.merge(extra, on="line", how="left")
 
 
+def load_analysis(sheet_path, effects_path, config: dict) -> tuple[Settings, pd.DataFrame]:
+    """Settings and included rows of a workflow analysis (``config``: its defaults and analysis entries)."""
+    settings = Settings.from_config(config["analysis"], config["defaults"])
+    return settings, analysis_rows(sheet_path, config["analysis"], pd.read_csv(effects_path))
+
+
 def diagnostics(rows: pd.DataFrame, settings: Settings, order_column: str = "year") -> Outputs:
     """Leave-one-out, influence (with Baujat coordinates) and cumulative meta-analysis."""
     yi, vi = rows["yi"].to_numpy(), rows["vi"].to_numpy()

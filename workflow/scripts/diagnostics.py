@@ -2,20 +2,16 @@
 
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from metarepro.analysis import Settings
 from metarepro.forest import save_figure
 from metarepro.pipeline import logged
-from metarepro.sensitivity import analysis_rows, diagnostics
+from metarepro.sensitivity import diagnostics, load_analysis
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 config = snakemake.params.settings
 with logged(snakemake.log[0]):
-    settings = Settings.from_config(config["analysis"], config["defaults"])
-    rows = analysis_rows(snakemake.input.sheet, config["analysis"], pd.read_csv(snakemake.input.effects))
+    settings, rows = load_analysis(snakemake.input.sheet, snakemake.input.effects, config)
     out = diagnostics(rows, settings, order_column=config["analysis"].get("cumulative_order", "year"))
     for name, table in out.tables.items():
         table.to_csv(getattr(snakemake.output, name), index=False)

@@ -2,11 +2,8 @@
 
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from metarepro.analysis import Settings
 from metarepro.pipeline import logged
-from metarepro.sensitivity import analysis_rows, metaregression
+from metarepro.sensitivity import load_analysis, metaregression
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
@@ -14,8 +11,7 @@ if TYPE_CHECKING:
 config = snakemake.params.settings
 analysis = config["analysis"]
 with logged(snakemake.log[0]):
-    settings = Settings.from_config(analysis, config["defaults"])
-    rows = analysis_rows(snakemake.input.sheet, analysis, pd.read_csv(snakemake.input.effects))
+    settings, rows = load_analysis(snakemake.input.sheet, snakemake.input.effects, config)
     table = metaregression(
         rows, settings, analysis["moderators"], analysis.get("permutations", 1000), analysis.get("seed", 1)
     )

@@ -2,12 +2,9 @@
 
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from metarepro.analysis import Settings
 from metarepro.forest import save_figure
 from metarepro.pipeline import logged
-from metarepro.sensitivity import analysis_rows, bubble, subgroup_figure
+from metarepro.sensitivity import bubble, load_analysis, subgroup_figure
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
@@ -15,7 +12,6 @@ if TYPE_CHECKING:
 config = snakemake.params.settings
 analysis = config["analysis"]
 with logged(snakemake.log[0]):
-    settings = Settings.from_config(analysis, config["defaults"])
-    rows = analysis_rows(snakemake.input.sheet, analysis, pd.read_csv(snakemake.input.effects))
+    settings, rows = load_analysis(snakemake.input.sheet, snakemake.input.effects, config)
     draw = subgroup_figure if snakemake.wildcards.kind == "forest_subgroups" else bubble
     save_figure(draw(rows, settings, snakemake.wildcards.column, title=analysis["title"]), snakemake.output)

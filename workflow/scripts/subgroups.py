@@ -2,17 +2,13 @@
 
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from metarepro.analysis import Settings
 from metarepro.pipeline import logged
-from metarepro.sensitivity import analysis_rows, subgroups
+from metarepro.sensitivity import load_analysis, subgroups
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 config = snakemake.params.settings
 with logged(snakemake.log[0]):
-    settings = Settings.from_config(config["analysis"], config["defaults"])
-    rows = analysis_rows(snakemake.input.sheet, config["analysis"], pd.read_csv(snakemake.input.effects))
+    settings, rows = load_analysis(snakemake.input.sheet, snakemake.input.effects, config)
     subgroups(rows, settings, config["analysis"]["subgroups"]).to_csv(snakemake.output[0], index=False)
