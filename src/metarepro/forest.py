@@ -21,6 +21,14 @@ ROW_INCHES = 0.24
 FIXED_INCHES = 2.2
 
 
+LABEL_CHARS = 38  # longer study labels are shortened so they never run into the plot
+
+
+def short_label(text, limit=LABEL_CHARS):
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def _fmt(x, digits=2):
     return "NA" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
 
@@ -82,7 +90,7 @@ def forest_plot(effects, pooled: dict, title: str = "", measure: str = "SMD"):
     right.text(0.05, header_y, "Estimate [95% CI]", fontweight="bold", **text)
     right.text(0.97, header_y, "Weight", fontweight="bold", ha="right", **{k_: v for k_, v in text.items()})
     for y, row in zip(y_study, rows.itertuples(), strict=True):
-        left.text(0.02, y, str(row.study), **text)
+        left.text(0.02, y, short_label(row.study), **text)
         right.text(0.05, y, f"{_fmt(row.yi)} [{_fmt(row.ci_low)}, {_fmt(row.ci_high)}]", family="monospace", **text)
         right.text(0.97, y, f"{_fmt(row.weight, 1)}%", ha="right", family="monospace", **text)
     label = f"Pooled ({pooled['method']}, k = {k})"
