@@ -71,9 +71,3 @@ def test_batch_equals_single_fits(method):
         reference = next(f for f in CASES[name]["fits"] if f["method"] == method and f["test"] == "knha")
         for field in ("estimate", "se", "tau2", "i2", "tau2_ci_high", "pi_low"):
             assert_close(getattr(batch, field)[row], reference[field], f"batch {name} {field}")
-
-
-@pytest.mark.parametrize("extra", REFERENCE["escalc_extra"], ids=lambda e: e["name"])
-def test_escalc_extra_inputs_recorded(extra):
-    """The t / p / r reference inputs are well-formed (their conversions are tested in test_conversions)."""
-    assert len(extra["yi"]) == len(extra["vi"]) > 0

@@ -11,7 +11,7 @@ s² = Σw(y−μ̂)²/(k−1) and tests and CIs use t with k−1 df. The predict
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
@@ -83,9 +83,6 @@ class RmaResult:
 
     def __len__(self):
         return int(np.size(self.k))
-
-    def _asdict(self):
-        return asdict(self)
 
 
 def check_options(method, test, level):
