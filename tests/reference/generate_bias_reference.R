@@ -32,33 +32,7 @@ TESTS <- c("z", "knha")
 
 # ---- JSON helpers: numbers as "%.17g", spliced in verbatim --------------------------------------------------
 
-arr <- function(x) I(x)
-
-prep_json <- function(x) {
-  if (is.null(x)) return(NULL)
-  if (is.factor(x)) x <- as.character(x)
-  if (is.list(x) && !is.data.frame(x)) {
-    nm <- names(x)
-    out <- lapply(x, prep_json)
-    names(out) <- nm
-    return(out)
-  }
-  if (is.numeric(x)) {
-    as_array <- inherits(x, "AsIs") || length(x) != 1
-    x <- as.numeric(unname(unclass(x)))
-    s <- ifelse(is.finite(x), sprintf("%.17g", x), "null")
-    if (as_array) s <- paste0("[", paste(s, collapse = ","), "]")
-    return(structure(s, class = "json"))
-  }
-  if (is.logical(x) && all(is.na(x)) && length(x) == 1 && !inherits(x, "AsIs")) return(NA)
-  x
-}
-
-write_json_file <- function(obj, path) {
-  txt <- toJSON(prep_json(obj), auto_unbox = TRUE, json_verbatim = TRUE, na = "null",
-                null = "null", pretty = TRUE, digits = NA)
-  writeLines(txt, path, useBytes = TRUE)
-}
+source(file.path("tests", "reference", "reference_json.R"))
 
 num <- function(x) arr(unname(as.numeric(x)))
 

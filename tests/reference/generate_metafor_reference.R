@@ -34,40 +34,7 @@ TESTS <- c("z", "knha")
 # serialised here with "%.17g" and spliced in verbatim.
 # ----------------------------------------------------------------------------------------------
 
-arr <- function(x) I(x)  # mark a vector as "always a JSON array" (even when length 1)
-
-num_to_json <- function(x) {
-  x <- as.numeric(x)
-  s <- ifelse(is.finite(x), sprintf("%.17g", x), "null")
-  s
-}
-
-prep_json <- function(x) {
-  if (is.null(x)) return(NULL)
-  if (is.list(x) && !is.data.frame(x)) {
-    nm <- names(x)
-    out <- lapply(x, prep_json)
-    # lapply drops NULL-valued elements' names only if assigned; keep explicit nulls
-    names(out) <- nm
-    return(out)
-  }
-  if (is.numeric(x)) {
-    s <- num_to_json(unclass(x))
-    if (inherits(x, "AsIs") || length(x) != 1) {
-      return(structure(paste0("[", paste(s, collapse = ","), "]"), class = "json"))
-    }
-    return(structure(s, class = "json"))
-  }
-  if (is.logical(x) && all(is.na(x)) && length(x) == 1 && !inherits(x, "AsIs")) return(NA)
-  x
-}
-
-write_json_file <- function(obj, path) {
-  txt <- toJSON(prep_json(obj), auto_unbox = TRUE, json_verbatim = TRUE, na = "null",
-                null = "null", pretty = TRUE, digits = NA)
-  writeLines(txt, path, useBytes = TRUE)
-  invisible(path)
-}
+source(file.path("tests", "reference", "reference_json.R"))
 
 tag <- function(prefix, msgs) if (length(msgs)) paste0(prefix, ": ", msgs) else character(0)
 

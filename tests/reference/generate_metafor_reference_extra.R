@@ -32,37 +32,10 @@ SKIP_PERMUTEST <- nzchar(Sys.getenv("METAFOR_REF_SKIP_PERMUTEST"))
 TESTS <- c("z", "knha")
 
 # ----------------------------------------------------------------------------------------------
-# JSON helpers (same as generate_metafor_reference.R): numbers as "%.17g", spliced in verbatim
+# JSON helpers: tests/reference/reference_json.R
 # ----------------------------------------------------------------------------------------------
 
-arr <- function(x) I(x)  # always a JSON array, even when length 1
-
-prep_json <- function(x) {
-  if (is.null(x)) return(NULL)
-  if (is.factor(x)) x <- as.character(x)
-  if (is.list(x) && !is.data.frame(x)) {
-    nm <- names(x)
-    out <- lapply(x, prep_json)
-    names(out) <- nm
-    return(out)
-  }
-  if (is.numeric(x)) {
-    as_array <- inherits(x, "AsIs") || length(x) != 1
-    x <- as.numeric(unname(unclass(x)))
-    s <- ifelse(is.finite(x), sprintf("%.17g", x), "null")
-    if (as_array) s <- paste0("[", paste(s, collapse = ","), "]")
-    return(structure(s, class = "json"))
-  }
-  if (is.logical(x) && all(is.na(x)) && length(x) == 1 && !inherits(x, "AsIs")) return(NA)
-  x
-}
-
-write_json_file <- function(obj, path) {
-  txt <- toJSON(prep_json(obj), auto_unbox = TRUE, json_verbatim = TRUE, na = "null",
-                null = "null", pretty = TRUE, digits = NA)
-  writeLines(txt, path, useBytes = TRUE)
-  invisible(path)
-}
+source(file.path("tests", "reference", "reference_json.R"))
 
 # run an expression, collecting warnings and catching errors
 capture <- function(expr) {
