@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from conftest import assert_close, load_reference, sheet_from_columns
 from statsmodels.stats.meta_analysis import combine_effects, effectsize_smd
+from tolerances import FORMULA
 
 from metarepro import conversions as cv
 from metarepro import rma
@@ -20,12 +21,12 @@ EXTRA = {e["name"]: e for e in load_reference()["escalc_extra"]}
 
 def test_sd_from_sem():
     # 0.5 * sqrt(25) = 2.5
-    assert cv.sd_from_sem(0.5, 25) == pytest.approx(2.5, rel=1e-15)
+    assert cv.sd_from_sem(0.5, 25) == pytest.approx(2.5, rel=FORMULA)
 
 
 def test_sd_from_ci_uses_t_with_n_minus_1_df():
     # n = 20, CI 8 to 12: sqrt(20) * 4 / (2 * t(19, .975) = 2 * 2.0930240544) = 4.27320...
-    assert cv.sd_from_ci(8, 12, 20) == pytest.approx(np.sqrt(20) * 4 / (2 * 2.0930240544083), rel=1e-12)
+    assert cv.sd_from_ci(8, 12, 20) == pytest.approx(np.sqrt(20) * 4 / (2 * 2.0930240544083), rel=FORMULA)
 
 
 def test_fivenum_quartiles_luo_wan():
@@ -34,8 +35,8 @@ def test_fivenum_quartiles_luo_wan():
     # Wan: eta(50) = 2 * qnorm((37.5 - 0.125) / 50.25) = 2 * 0.6550465077; sd = 3 / 1.3100930 = 2.2899137
     # skew test: |2 + 5 - 6| / 3 = 0.333 < 2.65/sqrt(50) - 6/2500 = 0.3724  -> not skewed
     mean, sd, skewed = cv.mean_sd_from_fivenum(50, 3, q1=2, q3=5)
-    assert mean == pytest.approx(3.3539, rel=1e-12)
-    assert sd == pytest.approx(3 / (2 * 0.6550465077266916), rel=1e-12)
+    assert mean == pytest.approx(3.3539, rel=FORMULA)
+    assert sd == pytest.approx(3 / (2 * 0.6550465077266916), rel=FORMULA)
     assert not skewed
 
 
@@ -47,7 +48,7 @@ def test_fivenum_range_luo_wan():
     w = 4 / (4 + 50**0.75)
     assert w == pytest.approx(0.1754154, abs=1e-7)
     assert mean == pytest.approx(3.570100, abs=1e-6)
-    assert sd == pytest.approx(11.5 / (2 * 2.2433287630462804), rel=1e-12)
+    assert sd == pytest.approx(11.5 / (2 * 2.2433287630462804), rel=FORMULA)
     assert skewed
 
 
@@ -93,7 +94,7 @@ def test_sem_rows_equal_their_sd_rows():
         mean_controls=[2, 3], sem_controls=np.array([1, 1.2]) / np.sqrt([30, 40]),
     )  # fmt: skip
     a, b = compute_effects(sd, Settings()), compute_effects(sem, Settings())
-    np.testing.assert_allclose(b["yi"], a["yi"], rtol=1e-12)
+    np.testing.assert_allclose(b["yi"], a["yi"], rtol=FORMULA)
     assert b["conversion"].tolist() == ["SEM→SD", "SEM→SD"] and a["conversion"].tolist() == ["", ""]
 
 
@@ -113,8 +114,8 @@ def test_md_converts_units_and_excludes_unconvertible():
     sheet["unit"] = ["pg/mL", "ng/mL", "nmol/L"]
     effects = compute_effects(sheet, Settings(measure="MD", unit="pg/mL"))
     # 0.004 - 0.003 ng/mL = 1 pg/mL; variance (2^2 + 1^2)/40 pg²/mL²
-    assert effects["yi"][1] == pytest.approx(1.0, rel=1e-12)
-    assert effects["vi"][1] == pytest.approx((2**2 + 1**2) / 40, rel=1e-12)
+    assert effects["yi"][1] == pytest.approx(1.0, rel=FORMULA)
+    assert effects["vi"][1] == pytest.approx((2**2 + 1**2) / 40, rel=FORMULA)
     assert effects["included"].tolist() == [True, True, False]
     assert "cannot be converted" in effects["reason"][2]
 
@@ -149,8 +150,8 @@ def test_revman_preset_matches_statsmodels_revman_formulas():
     assert (settings.method, settings.vtype) == ("DL", "RM5")
     effects = compute_effects(sheet, settings)
     g, v = effectsize_smd(m1, s1, n1, m2, s2, n2)
-    np.testing.assert_allclose(effects["yi"], g, rtol=1e-12)
-    np.testing.assert_allclose(effects["vi"], v, rtol=1e-12)
+    np.testing.assert_allclose(effects["yi"], g, rtol=FORMULA)
+    np.testing.assert_allclose(effects["vi"], v, rtol=FORMULA)
     fit = rma(effects["yi"], effects["vi"], method=settings.method)
     reference = combine_effects(g, v, method_re="dl")
     assert fit.estimate == pytest.approx(reference.mean_effect_re, rel=1e-10)
