@@ -21,7 +21,7 @@ import pandas as pd
 
 from .analysis import Settings, compute_effects, estimator_table, fit_analysis, pooled_record
 from .reproduction import read_published, reproduction_table
-from .sheet import SheetError, read_sheet, select_rows
+from .sheet import LINE, SheetError, read_sheet, select_rows
 
 
 @dataclass
@@ -77,6 +77,24 @@ def write_json(obj, path):
 
 def read_json(path):
     return json.loads(Path(path).read_text())
+
+
+def read_effects(path) -> pd.DataFrame:
+    """``effects.csv`` as written: only empty cells are missing (a study called "NA" stays "NA")."""
+    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"study_id": str, "study": str})
+
+
+def forest_figure(sheet_path, config: dict, effects: pd.DataFrame, pooled: dict):
+    """The analysis forest plot, with each group's n and, where the sheet reports them, mean (SD)."""
+    from .plots import forest_plot  # plotting is imported only by the steps that draw
+    from .sensitivity import figure_labels
+
+    summaries = [f"{stat}_{group}" for group in ("cases", "controls") for stat in ("mean", "sd")]
+    sheet = read_sheet(sheet_path).rename(columns={LINE: "line"})
+    columns = ["line", *[c for c in summaries if c in sheet]]
+    rows = effects.merge(sheet[columns], on="line", how="left") if len(columns) > 1 else effects
+    analysis = config["analysis"]
+    return forest_plot(rows, pooled, title=analysis.get("title", config.get("name", "")), labels=figure_labels(config))
 
 
 def write_analysis(result: AnalysisResult, effects_path, pooled_path, estimators_path):

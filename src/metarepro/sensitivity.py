@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import bias, diagnostic_plots, influence
+from . import bias, influence
 from .analysis import Settings
-from .bubble import bubble_plot, subgroup_forest_plot
 from .metareg import design_matrix, rma_mods
 from .permutation import permutest
+from .plots import baujat_plot, bubble_plot, cumulative_forest_plot, funnel_plot, leave1out_plot, subgroup_forest_plot
 from .rma import rma
 from .sheet import LINE, SheetError, read_sheet, select_rows
 from .subgroups import subgroup_analysis
@@ -35,22 +35,30 @@ class Outputs:
 def analysis_rows(sheet_path, analysis: dict, effects: pd.DataFrame) -> pd.DataFrame:
     """The included rows of an analysis with every column of its sheet (joined on the CSV line)."""
     sheet = select_rows(read_sheet(sheet_path), analysis.get("where"))
-    used = effects[effects["included"]][["line", "yi", "vi", "weight"]]
-    extra = sheet.drop(columns=[c for c in ("yi", "vi") if c in sheet]).rename(columns={LINE: "line"})
+    computed = ["yi", "vi", "ci_low", "ci_high", "weight"]  # from effects.csv, not the sheet's input columns
+    used = effects[effects["included"]][["line", *computed]]
+    extra = sheet.drop(columns=[c for c in computed if c in sheet]).rename(columns={LINE: "line"})
     return used.merge(extra, on="line", how="left")
 
 
 def load_analysis(sheet_path, effects_path, config: dict) -> tuple[Settings, pd.DataFrame]:
     """Settings and included rows of a workflow analysis (``config``: its defaults and analysis entries)."""
     settings = Settings.from_config(config["analysis"], config["defaults"])
-    return settings, analysis_rows(sheet_path, config["analysis"], pd.read_csv(effects_path))
+    from .pipeline import read_effects
+
+    return settings, analysis_rows(sheet_path, config["analysis"], read_effects(effects_path))
 
 
-def diagnostics(rows: pd.DataFrame, settings: Settings, order_column: str = "year") -> Outputs:
+def figure_labels(config: dict) -> dict:
+    """Group names and "favours" texts of an analysis (config ``labels``, analysis over defaults)."""
+    return {**config.get("defaults", {}).get("labels", {}), **config["analysis"].get("labels", {})}
+
+
+def diagnostics(rows: pd.DataFrame, settings: Settings, order_column: str = "year", labels=None) -> Outputs:
     """Leave-one-out, influence (with Baujat coordinates) and cumulative meta-analysis."""
     yi, vi = rows["yi"].to_numpy(), rows["vi"].to_numpy()
     args = {"method": settings.method, "test": settings.test, "level": settings.level}
-    labels = rows["study"].astype(str).to_list()
+    labels_of_rows = rows["study"].astype(str).to_list()
     loo = influence.leave1out(yi, vi, **args)
     inf = influence.influence(yi, vi, **args)
     bj = influence.baujat(yi, vi, **args)
@@ -83,13 +91,11 @@ def diagnostics(rows: pd.DataFrame, settings: Settings, order_column: str = "yea
     )
     cum_table = pd.concat([ident.iloc[cum.order].reset_index(drop=True), _fit_table(cum)], axis=1)
     cum_table.insert(0, "added", np.arange(1, len(rows) + 1))
-    measure = settings.measure
-    figures = {
-        "leave1out": diagnostic_plots.leave1out_plot(loo, estimate=inf.fit.estimate, labels=labels, measure=measure),
-        "cumulative": diagnostic_plots.cumulative_forest_plot(
-            cum, labels=[labels[i] for i in cum.order], measure=measure
-        ),
-        "baujat": diagnostic_plots.baujat_plot(bj, labels=labels),
+    common = {"measure": settings.measure, "labels": labels, "level": settings.level, "method": settings.method}
+    figures = {  # drawn from the tables written beside them
+        "leave1out": leave1out_plot(loo_table, estimate=inf.fit.estimate, **common),
+        "cumulative": cumulative_forest_plot(cum_table, **common),
+        "baujat": baujat_plot(bj, labels=labels_of_rows),
     }
     return Outputs({"leave1out": loo_table, "influence": inf_table, "cumulative": cum_table}, {}, figures)
 
@@ -99,7 +105,7 @@ def _fit_table(table) -> pd.DataFrame:
     return pd.DataFrame({name: np.asarray(getattr(table, name)) for name in names})
 
 
-def publication_bias(rows: pd.DataFrame, settings: Settings) -> Outputs:
+def publication_bias(rows: pd.DataFrame, settings: Settings, labels=None) -> Outputs:
     """Egger (both variants), Begg, trim-and-fill (L0 and R0), fail-safe N, PET-PEESE and the funnel plot."""
     yi, vi = rows["yi"].to_numpy(), rows["vi"].to_numpy()
     args = {"method": settings.method, "test": settings.test, "level": settings.level}
@@ -107,7 +113,7 @@ def publication_bias(rows: pd.DataFrame, settings: Settings) -> Outputs:
     record: dict = {"k": k, "low_power_note": bias.low_power_note(k)}
     if k < 3:
         record["note"] = "fewer than 3 studies: small-study tests are not computed"
-        return Outputs({}, record, {"funnel": diagnostic_plots.funnel_plot(yi, vi, measure=settings.measure)})
+        return Outputs({}, record, {"funnel": funnel_plot(yi, vi, measure=settings.measure, labels=labels)})
     egger = bias.regtest(yi, vi, model="rma", **args)
     classic = bias.regtest(yi, vi, model="lm", level=settings.level)
     rank = bias.ranktest(yi, vi)
@@ -135,7 +141,7 @@ def publication_bias(rows: pd.DataFrame, settings: Settings) -> Outputs:
         )  # fmt: skip
     record["trimfill_estimator"] = "L0"
     pooled = rma(yi, vi, **args).estimate
-    funnel = diagnostic_plots.funnel_plot(yi, vi, estimate=pooled, trimfill=fills["L0"], measure=settings.measure)
+    funnel = funnel_plot(yi, vi, estimate=pooled, trimfill=fills["L0"], measure=settings.measure, labels=labels)
     return Outputs({}, record, {"funnel": funnel})
 
 
@@ -172,11 +178,12 @@ def subgroups(rows: pd.DataFrame, settings: Settings, columns: list[str]) -> pd.
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["column", "subgroup"])
 
 
-def subgroup_figure(rows: pd.DataFrame, settings: Settings, column: str, title: str = ""):
+def subgroup_figure(rows: pd.DataFrame, settings: Settings, column: str, title: str = "", labels=None):
     """Forest plot with one block and diamond per subgroup of ``column`` and the tests of differences."""
     groups, result = _subgroup_fit(rows, settings, column)
     effects = rows.assign(included=True)
-    return subgroup_forest_plot(effects, groups, result, title=f"{title} by {column}", measure=settings.measure)
+    return subgroup_forest_plot(effects, groups, result, title=f"{title} by {column}", measure=settings.measure,
+                                labels=labels, level=settings.level)  # fmt: skip
 
 
 def metaregression(
@@ -219,10 +226,10 @@ def _moderator_values(rows, moderators):
     return frame
 
 
-def bubble(rows: pd.DataFrame, settings: Settings, moderator: str, title: str = ""):
+def bubble(rows: pd.DataFrame, settings: Settings, moderator: str, title: str = "", labels=None):
     """Bubble plot of a continuous moderator, from its own single-moderator meta-regression."""
     x = pd.to_numeric(_moderator_values(rows, [moderator])[moderator], errors="coerce").to_numpy(dtype=float)
     ok = np.isfinite(x)
     yi, vi, x = rows["yi"].to_numpy()[ok], rows["vi"].to_numpy()[ok], x[ok]
     fit = rma_mods(yi, vi, np.column_stack([np.ones_like(x), x]), settings.method, settings.test, settings.level)
-    return bubble_plot(yi, vi, x, fit, moderator, measure=settings.measure, title=title)
+    return bubble_plot(yi, vi, x, fit, moderator, measure=settings.measure, title=title, labels=labels)

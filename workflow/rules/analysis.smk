@@ -17,6 +17,7 @@ rule pool:
 
 rule forest:
     input:
+        sheet=analysis_sheet,
         effects="results/{analysis}/effects.csv",
         pooled="results/{analysis}/pooled.json",
     output:

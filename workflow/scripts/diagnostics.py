@@ -2,9 +2,9 @@
 
 from typing import TYPE_CHECKING
 
-from metarepro.forest import save_figure
 from metarepro.pipeline import logged
-from metarepro.sensitivity import diagnostics, load_analysis
+from metarepro.plots import save_figure
+from metarepro.sensitivity import diagnostics, figure_labels, load_analysis
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
@@ -12,7 +12,8 @@ if TYPE_CHECKING:
 config = snakemake.params.settings
 with logged(snakemake.log[0]):
     settings, rows = load_analysis(snakemake.input.sheet, snakemake.input.effects, config)
-    out = diagnostics(rows, settings, order_column=config["analysis"].get("cumulative_order", "year"))
+    order = config["analysis"].get("cumulative_order", "year")
+    out = diagnostics(rows, settings, order_column=order, labels=figure_labels(config))
     for name, table in out.tables.items():
         table.to_csv(getattr(snakemake.output, name), index=False)
     for name, figure in out.figures.items():

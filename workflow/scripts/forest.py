@@ -1,18 +1,14 @@
-"""Rule forest: effects.csv + pooled.json -> forest plot in SVG, PNG and PDF."""
+"""Rule forest: effects.csv + pooled.json (+ the sheet's group summaries) -> the analysis forest plot."""
 
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from metarepro.forest import forest_plot, save_figure
-from metarepro.pipeline import logged, read_json
+from metarepro.pipeline import forest_figure, logged, read_effects, read_json
+from metarepro.plots import save_figure
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 with logged(snakemake.log[0]):
-    effects = pd.read_csv(snakemake.input.effects)
-    pooled = read_json(snakemake.input.pooled)
-    title = snakemake.params.settings["analysis"]["title"]
-    figure = forest_plot(effects, pooled, title=title, measure=pooled["measure"])
+    effects = read_effects(snakemake.input.effects)
+    figure = forest_figure(snakemake.input.sheet, snakemake.params.settings, effects, read_json(snakemake.input.pooled))
     save_figure(figure, snakemake.output)

@@ -2,9 +2,9 @@
 
 from typing import TYPE_CHECKING
 
-from metarepro.forest import save_figure
 from metarepro.pipeline import logged
-from metarepro.sensitivity import bubble, load_analysis, subgroup_figure
+from metarepro.plots import save_figure
+from metarepro.sensitivity import bubble, figure_labels, load_analysis, subgroup_figure
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
@@ -14,4 +14,5 @@ analysis = config["analysis"]
 with logged(snakemake.log[0]):
     settings, rows = load_analysis(snakemake.input.sheet, snakemake.input.effects, config)
     draw = subgroup_figure if snakemake.wildcards.kind == "forest_subgroups" else bubble
-    save_figure(draw(rows, settings, snakemake.wildcards.column, title=analysis["title"]), snakemake.output)
+    figure = draw(rows, settings, snakemake.wildcards.column, title=analysis["title"], labels=figure_labels(config))
+    save_figure(figure, snakemake.output)

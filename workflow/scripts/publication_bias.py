@@ -2,9 +2,9 @@
 
 from typing import TYPE_CHECKING
 
-from metarepro.forest import save_figure
 from metarepro.pipeline import logged, write_json
-from metarepro.sensitivity import load_analysis, publication_bias
+from metarepro.plots import save_figure
+from metarepro.sensitivity import figure_labels, load_analysis, publication_bias
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
@@ -12,6 +12,6 @@ if TYPE_CHECKING:
 config = snakemake.params.settings
 with logged(snakemake.log[0]):
     settings, rows = load_analysis(snakemake.input.sheet, snakemake.input.effects, config)
-    out = publication_bias(rows, settings)
+    out = publication_bias(rows, settings, labels=figure_labels(config))
     write_json(out.record, snakemake.output.bias)
     save_figure(out.figures["funnel"], snakemake.output.funnel)

@@ -1,0 +1,348 @@
+"""Forest plots, all drawn by one function from one table of rows.
+
+Every forest-type figure (the analysis forest, subgroups, cumulative, leave-one-out, the report's atlas and its
+published-vs-reproduced figure) is a :func:`rows_table` — one row per line of the figure with its label,
+estimate and CI — drawn by :func:`draw_forest`. The table is made from the same table that the workflow writes
+beside the figure (``effects.csv``, ``cumulative.csv``, ...), never from a separately ordered list, and every
+drawn element carries the row's number in its ``gid`` (``row3-label``, ``row3-ci``, ``row3-point``,
+``row3-text``), so tests and readers of the SVG can check each row against its table.
+
+Conventions (meta/RevMan): square area proportional to the weight; CIs clipped at the axis limits are drawn to
+the limit with an arrowhead; the x range comes from the data (estimates and pooled CIs always inside; study CIs
+far outside are clipped rather than squeezing everything else); ROM and ZCOR axes and numbers are
+back-transformed (ratio, r); labels wrap at word boundaries and are never cut.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pandas as pd
+from matplotlib.patches import Polygon
+
+from .style import (
+    MUTED,
+    POOLED_COLOR,
+    STUDY_COLOR,
+    TEXT,
+    Scale,
+    axis_label,
+    fmt,
+    group_labels,
+    level_text,
+    p_text,
+    plt,
+)
+
+KINDS = ("study", "summary", "header", "note")
+ROW_COLUMNS = ("label", "kind", "estimate", "ci_low", "ci_high", "weight", "pi_low", "pi_high")
+CHAR_INCHES = 0.068  # mean advance of a 9 pt DejaVu Sans character
+MONO_CHAR_INCHES = 0.075
+LINE_INCHES = 0.2
+MAX_LABEL_INCHES = 4.0
+PLOT_INCHES = 3.6
+MAX_MARKER = 11.0  # points: side of the square of the heaviest study
+
+
+def rows_table(label, estimate, ci_low, ci_high, kind="study", weight=np.nan, **extra) -> pd.DataFrame:
+    """A table of figure rows (one per line of the figure, top to bottom); ``extra`` columns are kept."""
+    frame = pd.DataFrame({"label": pd.Series(label, dtype=object).astype(str).to_numpy()})
+    n = len(frame)
+    for name, value in (("kind", kind), ("estimate", estimate), ("ci_low", ci_low), ("ci_high", ci_high),
+                        ("weight", weight)):  # fmt: skip
+        frame[name] = np.broadcast_to(np.asarray(value, dtype=object if name == "kind" else float), n).copy()
+    for name, value in extra.items():
+        frame[name] = value
+    for name in ("pi_low", "pi_high"):
+        if name not in frame:
+            frame[name] = np.nan
+    return frame
+
+
+def _wrap(text: str, width: int) -> str:
+    # break_long_words=False: a word longer than the column stays whole (the column widens instead)
+    return "\n".join(textwrap.wrap(text, width=width, break_long_words=False, break_on_hyphens=False)) or text
+
+
+def x_range(rows: pd.DataFrame, null: float = 0.0):
+    """Axis limits from the data: every estimate and every pooled CI (and the null) inside; study CIs and
+    prediction intervals inside too unless that would shrink the core of the figure below 40% of the axis."""
+    est = rows["estimate"].to_numpy(dtype=float)
+    summary = rows["kind"].to_numpy() == "summary"
+    core = np.concatenate([est, rows.loc[summary, ["ci_low", "ci_high"]].to_numpy(dtype=float).ravel(), [null]])
+    core = core[np.isfinite(core)]
+    full = np.concatenate([core, rows[["ci_low", "ci_high", "pi_low", "pi_high"]].to_numpy(dtype=float).ravel()])
+    full = full[np.isfinite(full)]
+    lo, hi = core.min(), core.max()
+    span = max(hi - lo, 1e-3 * max(1.0, abs(lo), abs(hi)))
+    if full.max() - full.min() <= 2.5 * span:
+        lo, hi = full.min(), full.max()
+    else:
+        lo, hi = max(full.min(), lo - 0.6 * span), min(full.max(), hi + 0.6 * span)
+    pad = 0.04 * (hi - lo)
+    return lo - pad, hi + pad
+
+
+def draw_forest(rows: pd.DataFrame, *, measure="SMD", level=95, xlabel=None, labels=None, title="", footer="",
+                columns=(), estimate_header=None, weight_header="Weight", reference=None,
+                reference_label=None):  # fmt: skip
+    """Draw a forest plot from ``rows`` (see :func:`rows_table`).
+
+    ``columns``: extra text columns ``[(header, column_name), ...]`` shown between the labels and the plot
+    (e.g. n and mean (SD) per group). ``reference``: a dashed vertical line (e.g. the full-data estimate).
+    """
+    rows = rows.reset_index(drop=True)
+    scale = Scale(measure)
+    groups = group_labels(labels)
+    texts = [str(x) for x in rows["label"]]
+    longest = max([len(t) for t in texts] + [12])
+    label_width = min(MAX_LABEL_INCHES, max(1.6, longest * CHAR_INCHES + 0.15))
+    wrap_chars = int((label_width - 0.15) / CHAR_INCHES)
+    wrapped = [_wrap(t, wrap_chars) if len(t) > wrap_chars else t for t in texts]
+    label_width = max(label_width, max(len(w) for t in wrapped for w in t.split("\n")) * CHAR_INCHES + 0.15)
+    col_widths = [  # headers are bold: about 12% wider
+        max(1.12 * len(h), *(len(str(v)) for v in rows[c].fillna(""))) * CHAR_INCHES + 0.25 for h, c in columns
+    ]  # fmt: skip
+    show_weight = rows["weight"].notna().any()
+    est_texts = [
+        scale.text(e, a, b) if k in ("study", "summary") and np.isfinite(e) else ""
+        for k, e, a, b in zip(rows["kind"], rows["estimate"], rows["ci_low"], rows["ci_high"], strict=True)
+    ]
+    est_width = max([len(t) for t in est_texts] + [16]) * MONO_CHAR_INCHES + 0.2
+    weight_width = 0.75 if show_weight else 0.0
+    margin = 0.15
+    width = margin + label_width + sum(col_widths) + PLOT_INCHES + 0.15 + est_width + weight_width + margin
+
+    lines = np.array([t.count("\n") + 1 for t in wrapped])
+    heights = np.maximum(lines, 1) * 0.85 + 0.35  # in line units
+    centres = np.cumsum(heights) - heights / 2 + 1.2  # below the header line
+    bottom_units = centres[-1] + heights[-1] / 2 + 0.3 if len(rows) else 1.5
+    top_inches = 0.45 + (0.35 if title else 0)
+    bottom_inches = 0.95 + 0.2 * (footer.count("\n") + 1 if footer else 0)
+    plot_height = bottom_units * LINE_INCHES
+    height = top_inches + plot_height + bottom_inches
+
+    fig = plt.figure(figsize=(width, height))
+    x0 = (margin + label_width + sum(col_widths)) / width
+    ax = fig.add_axes((x0, bottom_inches / height, PLOT_INCHES / width, plot_height / height))
+    ax.set_ylim(bottom_units, 0)
+    lo, hi = x_range(rows, scale.null)
+    scale.apply(ax, lo, hi)
+    ax.set_yticks([])
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    ax.axvline(scale.null, color="grey", linewidth=0.8, zorder=1)
+    if reference is not None and np.isfinite(reference):
+        ax.axvline(reference, color=POOLED_COLOR, linestyle="--", linewidth=0.9, zorder=1, label=reference_label)
+    ax.set_xlabel(xlabel or axis_label(measure, labels), fontsize=TEXT["fontsize"])
+    ax.tick_params(labelsize=8)
+    ax.annotate(f"← {groups['left']}", (0.0, 0), xycoords="axes fraction", xytext=(0, -34), ha="left",
+                textcoords="offset points", fontsize=7.5, color=MUTED, va="top", parse_math=False)  # fmt: skip
+    ax.annotate(f"{groups['right']} →", (1.0, 0), xycoords="axes fraction", xytext=(0, -34), ha="right",
+                textcoords="offset points", fontsize=7.5, color=MUTED, va="top", parse_math=False)  # fmt: skip
+
+    # text columns: x in inches from the figure's left edge, y in the plot's data units
+    def at(inches):
+        return (inches / width - x0) / (PLOT_INCHES / width)
+
+    tx = ax.get_yaxis_transform()  # x in axes fraction, y in data
+    label_x = at(margin)
+    col_x = np.cumsum([margin + label_width, *col_widths])[:-1] if columns else []
+    est_x = at(margin + label_width + sum(col_widths) + PLOT_INCHES + 0.15)
+    weight_x = at(width - margin)
+    header = {**TEXT, "fontweight": "bold", "transform": tx, "clip_on": False}
+    ax.text(label_x, 0.55, "Study", **header)
+    for (head, _), x in zip(columns, col_x, strict=True):
+        ax.text(at(x + 0.1), 0.55, head, **header)
+    ax.text(est_x, 0.55, estimate_header or _estimate_header(measure, level), **header)
+    if show_weight:
+        ax.text(weight_x, 0.55, weight_header, ha="right", **{k: v for k, v in header.items()})
+
+    w = rows["weight"].to_numpy(dtype=float)
+    wmax = np.nanmax(w) if show_weight else np.nan
+    for i, row in rows.iterrows():
+        y, kind = centres[i], row["kind"]
+        bold = kind in ("summary", "header")
+        style = {**TEXT, "transform": tx, "clip_on": False, "fontweight": "bold" if bold else "normal"}
+        if kind == "header":
+            style["fontstyle"] = "italic"
+        indent = 0.1 / (PLOT_INCHES) if kind == "study" and (rows["kind"] == "header").any() else 0
+        ax.text(label_x + indent, y, wrapped[i], gid=f"row{i}-label", **style)
+        for (_, name), x in zip(columns, col_x, strict=True):
+            value = row[name]
+            ax.text(at(x + 0.1), y, "" if pd.isna(value) else str(value), gid=f"row{i}-{name.lstrip('_')}", **style)
+        if kind not in ("study", "summary") or not np.isfinite(row["estimate"]):
+            continue
+        est, a, b = row["estimate"], row["ci_low"], row["ci_high"]
+        if kind == "study":
+            _interval(ax, i, y, a, b, lo, hi)
+            size = MAX_MARKER * np.sqrt(row["weight"] / wmax) if show_weight and np.isfinite(row["weight"]) else 5.0
+            ax.plot([est], [y], marker="s", markersize=max(size, 2.0), color=STUDY_COLOR, linestyle="none",
+                    zorder=3, gid=f"row{i}-point")  # fmt: skip
+        else:
+            ax.add_patch(Polygon([(a, y), (est, y - 0.4), (b, y), (est, y + 0.4)], closed=True, color=POOLED_COLOR,
+                                 zorder=3, gid=f"row{i}-point"))  # fmt: skip
+            if np.isfinite(row["pi_low"]):
+                _interval(ax, i, y, row["pi_low"], row["pi_high"], lo, hi, kind="pi")
+        ax.text(est_x, y, est_texts[i], family="monospace", gid=f"row{i}-text", **{**style, "fontsize": 8.5})
+        if show_weight and np.isfinite(row["weight"]):
+            ax.text(weight_x, y, f"{fmt(row['weight'], 1)}%", ha="right", family="monospace",
+                    gid=f"row{i}-weight", **{**style, "fontsize": 8.5})  # fmt: skip
+    if title:
+        fig.text(margin / width, 1 - 0.25 / height, title, fontsize=11.5, fontweight="bold", va="center",
+                 parse_math=False)  # fmt: skip
+    if footer:
+        fig.text(margin / width, 0.12 / height, footer, fontsize=8.5, va="bottom", parse_math=False)
+    return fig
+
+
+def _estimate_header(measure, level):
+    name = {"ROM": "Ratio", "ZCOR": "r", "SMD": "g", "MD": "MD"}.get(measure, "Estimate")
+    return f"{name} [{level_text(level)}]"
+
+
+def _interval(ax, i, y, a, b, lo, hi, kind="ci"):
+    """A CI (or, for a summary, a prediction interval) clipped to the axis, with arrowheads where clipped."""
+    if not (np.isfinite(a) and np.isfinite(b)):
+        return
+    left, right = max(a, lo), min(b, hi)
+    dotted = kind == "pi"
+    ax.plot([left, right], [y, y], color=POOLED_COLOR if dotted else "black", linewidth=1.1 if dotted else 0.8,
+            linestyle=":" if dotted else "-", zorder=2, gid=f"row{i}-{kind}")  # fmt: skip
+    for clipped, x, marker, side in ((a < lo, lo, "<", "left"), (b > hi, hi, ">", "right")):
+        if clipped:
+            ax.plot([x], [y], marker=marker, markersize=4, color="black", linestyle="none", clip_on=False,
+                    gid=f"row{i}-{kind}-arrow-{side}")  # fmt: skip
+
+
+def heterogeneity_text(pooled: dict) -> str:
+    df = pooled.get("q_df")
+    return (
+        f"{pooled['method']} model, test {pooled['test']}:  τ² = {fmt(pooled.get('tau2'), 3)},  "
+        f"I² = {fmt(pooled.get('i2'), 1)}%,  Q = {fmt(pooled.get('q'))} "
+        f"(df = {int(df) if df is not None and np.isfinite(df) else 'NA'}), p {p_text(pooled.get('q_p'))}"
+    )
+
+
+def _group_columns(effects: pd.DataFrame, labels) -> list[tuple[str, str]]:
+    """n (and mean (SD) where given) per group, when the rows have them."""
+    g = group_labels(labels)
+    columns = []
+    for group in ("cases", "controls"):
+        if f"n_{group}" in effects and effects[f"n_{group}"].notna().any():
+            columns.append((f"n {g[group]}", f"_n_{group}"))
+        if {f"mean_{group}", f"sd_{group}"} <= set(effects) and effects[f"mean_{group}"].notna().any():
+            columns.append((f"mean (SD) {g[group]}", f"_msd_{group}"))
+    return columns
+
+
+def _group_values(effects: pd.DataFrame) -> dict:
+    out = {}
+    for group in ("cases", "controls"):
+        if f"n_{group}" in effects:
+            out[f"_n_{group}"] = [f"{int(n)}" if np.isfinite(n) else "" for n in effects[f"n_{group}"].astype(float)]
+        if {f"mean_{group}", f"sd_{group}"} <= set(effects):
+            out[f"_msd_{group}"] = [
+                f"{m:.3g} ({s:.3g})" if np.isfinite(m) and np.isfinite(s) else ""
+                for m, s in zip(effects[f"mean_{group}"].astype(float), effects[f"sd_{group}"].astype(float),
+                                strict=True)
+            ]  # fmt: skip
+    return out
+
+
+def forest_rows(effects: pd.DataFrame, pooled: dict) -> pd.DataFrame:
+    """The rows of the analysis forest plot: the included rows of ``effects`` in their order, then the pool."""
+    used = effects[effects["included"].astype(bool)].reset_index(drop=True)
+    studies = rows_table(used["study"].fillna("").astype(str), used["yi"], used["ci_low"], used["ci_high"],
+                         weight=used["weight"], **_group_values(used))  # fmt: skip
+    k = len(used)
+    pooled_row = rows_table(
+        [f"Random-effects model ({pooled['method']}, k = {k})" if pooled["method"] != "EE"
+         else f"Equal-effects model (k = {k})"],
+        pooled["estimate"], pooled["ci_low"], pooled["ci_high"], kind="summary", weight=100.0,
+        pi_low=pooled.get("pi_low"), pi_high=pooled.get("pi_high"),
+    )  # fmt: skip
+    return pd.concat([studies, pooled_row], ignore_index=True)
+
+
+def forest_plot(effects: pd.DataFrame, pooled: dict, title: str = "", measure: str | None = None, labels=None):
+    """Forest plot of one analysis from ``effects.csv`` (columns study, yi, ci_low, ci_high, weight, included;
+    optional n_cases, n_controls, mean_*, sd_* shown as columns) and ``pooled.json``."""
+    measure = measure or pooled.get("measure", "SMD")
+    rows = forest_rows(effects, pooled)
+    footer = heterogeneity_text(pooled)
+    if pooled.get("pi_low") is not None and np.isfinite(pooled["pi_low"]):
+        interval = Scale(measure).text(0, pooled["pi_low"], pooled["pi_high"]).split(" ", 1)[1]
+        footer += f"\nPrediction interval (dotted): {interval}"
+    return draw_forest(rows, measure=measure, level=pooled.get("level", 95), labels=labels, title=title,
+                       footer=footer, columns=_group_columns(effects[effects["included"].astype(bool)], labels),
+                       xlabel=axis_label(measure, labels, pooled.get("unit")))  # fmt: skip
+
+
+def subgroup_rows(effects: pd.DataFrame, groups, result) -> pd.DataFrame:
+    """Rows of the subgroup forest: per subgroup a header, its studies (weights within the subgroup) and its
+    pooled diamond. ``effects`` has study, yi, vi, ci_low, ci_high (and ``included``)."""
+    labels = effects[groups] if isinstance(groups, str) else pd.Series(list(groups), index=effects.index)
+    keep = np.isfinite(effects["yi"].to_numpy(dtype=float)) & labels.notna().to_numpy()
+    if "included" in effects:
+        keep &= effects["included"].to_numpy(dtype=bool)
+    rows = effects[keep].assign(_group=labels[keep].astype(str).to_numpy()).reset_index(drop=True)
+    fits = result.fits
+    blocks = []
+    for i, level in enumerate(result.levels):
+        block = rows[rows["_group"] == level]
+        if len(block) != int(fits.k[i]):
+            raise ValueError(f"subgroup {level!r}: {len(block)} rows here but {int(fits.k[i])} in the fit")
+        w = 1 / (block["vi"].to_numpy(dtype=float) + fits.tau2[i])
+        blocks += [
+            rows_table([str(level)], np.nan, np.nan, np.nan, kind="header"),
+            rows_table(block["study"].fillna("").astype(str), block["yi"], block["ci_low"], block["ci_high"],
+                       weight=100 * w / w.sum()),
+            rows_table([f"Subgroup {level} ({result.method}, k = {int(fits.k[i])}, I² = {fmt(fits.i2[i], 1)}%)"],
+                       fits.estimate[i], fits.ci_low[i], fits.ci_high[i], kind="summary"),
+        ]  # fmt: skip
+    return pd.concat(blocks, ignore_index=True)
+
+
+def differences_text(result) -> str:
+    """The two tests of subgroup differences, as printed under the subgroup forest plot."""
+    df1, df2 = result.QM_df
+    if result.test == "knha":
+        qm = f"F({fmt(df1, 0)}, {fmt(df2, 0)}) = {fmt(result.QM)}"
+    else:
+        qm = f"QM = {fmt(result.QM)} (df = {fmt(df1, 0)})"
+    return (
+        f"Test for subgroup differences (mixed-effects model, common τ²): {qm}, p {p_text(result.QM_p)}\n"
+        f"Between-subgroup Q (separate τ² per subgroup): Q = {fmt(result.Q_between)} "
+        f"(df = {result.Q_between_df}), p {p_text(result.Q_between_p)}"
+    )
+
+
+def subgroup_forest_plot(effects, groups, result, title="", measure="SMD", labels=None, level=95):
+    """Forest plot with the studies in one block per subgroup, each closed by its pooled diamond; marker areas are
+    the within-subgroup weights 1/(vᵢ + τ̂²_g); the tests of subgroup differences are printed at the bottom."""
+    return draw_forest(subgroup_rows(effects, groups, result), measure=measure, level=level, labels=labels,
+                       title=title, footer=differences_text(result), weight_header="Weight*")  # fmt: skip
+
+
+def _table_rows(table: pd.DataFrame, prefix: str) -> pd.DataFrame:
+    return rows_table([f"{prefix} {s}" for s in table["study"].fillna("").astype(str)], table["estimate"],
+                      table["ci_low"], table["ci_high"])  # fmt: skip
+
+
+def cumulative_forest_plot(table: pd.DataFrame, measure="SMD", title="", labels=None, level=95, method=""):
+    """Cumulative meta-analysis (metafor ``forest(cumul(...))``) from ``cumulative.csv``: row i is the fit of the
+    first i studies in the table's order and is labelled "+ <the study added at step i>"."""
+    final = float(table["estimate"].iloc[-1]) if len(table) else np.nan
+    return draw_forest(_table_rows(table, "+"), measure=measure, level=level, labels=labels,
+                       title=title or f"Cumulative meta-analysis ({method})".replace(" ()", ""), reference=final,
+                       reference_label="all studies")  # fmt: skip
+
+
+def leave1out_plot(table: pd.DataFrame, estimate=None, measure="SMD", title="", labels=None, level=95, method=""):
+    """Leave-one-out estimates (metafor ``forest(leave1out(...))``) from ``leave1out.csv``: row i omits study i.
+    ``estimate``: the full-model estimate, drawn as a dashed reference line."""
+    return draw_forest(_table_rows(table, "−"), measure=measure, level=level, labels=labels,
+                       title=title or f"Leave-one-out analysis ({method})".replace(" ()", ""), reference=estimate,
+                       reference_label="all studies")  # fmt: skip

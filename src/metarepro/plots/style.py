@@ -1,0 +1,166 @@
+"""What every figure shares: colours, number formats, axis labels in the analysis's own words, the
+back-transformed scales of ROM and ZCOR (metafor's ``atransf``), and deterministic file output."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
+
+STUDY_COLOR = "#2b5d8a"
+POOLED_COLOR = "#8a2b2b"
+MUTED = "#6b6b6b"
+FONT_SIZE = 9
+
+# Fonts tried in order for every glyph (matplotlib >= 3.6 falls back per glyph): Latin, then CJK where installed
+# (Debian fonts-noto-cjk), so Chinese or Japanese study labels are drawn rather than shown as empty boxes.
+_FALLBACK_FONTS = ("Noto Sans CJK JP", "Noto Sans CJK SC", "WenQuanYi Zen Hei")
+_FALLBACK_FILES = tuple(f"/usr/share/fonts/opentype/noto/NotoSansCJK-{w}.ttc" for w in ("Regular", "Bold"))
+
+
+def _font_family():
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    if not installed & set(_FALLBACK_FONTS):  # installed after matplotlib cached its font list
+        for path in _FALLBACK_FILES:
+            if os.path.exists(path):
+                font_manager.fontManager.addfont(path)
+        installed = {f.name for f in font_manager.fontManager.ttflist}
+    return ["DejaVu Sans", *[name for name in _FALLBACK_FONTS if name in installed]]
+
+
+plt.rcParams.update(
+    {
+        "font.family": _font_family(),
+        "svg.fonttype": "none",  # text stays text in SVG: small files, searchable, selectable
+        "svg.hashsalt": "metarepro",  # stable element ids, so the same inputs give byte-identical SVG
+        "axes.unicode_minus": True,
+    }
+)
+
+# Text drawn from user data is never parsed as mathtext: "$5" stays "$5" and "$\frac$" is not an error.
+TEXT = {"fontsize": FONT_SIZE, "va": "center", "parse_math": False}
+
+MEASURE_NAMES = {
+    "SMD": "Hedges' g",
+    "MD": "Mean difference",
+    "ROM": "Ratio of means",
+    "ZCOR": "Correlation r",
+    "GEN": "Effect size",
+}
+DEFAULT_GROUPS = {"cases": "cases", "controls": "controls"}
+
+
+def group_labels(labels: dict | None = None) -> dict:
+    """Group names and "favours" texts; defaults are the sheet's own words ("cases", "controls")."""
+    out = {**DEFAULT_GROUPS, **{k: v for k, v in (labels or {}).items() if v}}
+    out.setdefault("left", f"lower in {out['cases']}")
+    out.setdefault("right", f"higher in {out['cases']}")
+    return out
+
+
+def axis_label(measure: str, labels: dict | None = None, unit: str | None = None) -> str:
+    """x-axis label, e.g. "Hedges' g (MDD − controls)", "Ratio of means (MDD / controls)", "Correlation r"."""
+    g = group_labels(labels)
+    name = MEASURE_NAMES.get(measure, "Effect size")
+    if measure in ("SMD", "MD"):
+        name += f" ({g['cases']} − {g['controls']})"
+    elif measure == "ROM":
+        name += f" ({g['cases']} / {g['controls']}, log scale)"
+    if measure == "MD" and unit:
+        name += f", {unit}"
+    return name
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How numbers of one measure are shown: the axis stays on the analysis scale (log ratio, Fisher's z), its
+    ticks and the printed estimates are back-transformed (ratio, r), as metafor's ``atransf``."""
+
+    measure: str = "SMD"
+
+    @property
+    def null(self) -> float:
+        return 0.0  # no effect: log ratio 0 (ratio 1), z 0 (r 0), difference 0
+
+    def show(self, x):
+        """Analysis-scale value(s) as the reader sees them."""
+        x = np.asarray(x, dtype=float)
+        if self.measure == "ROM":
+            return np.exp(x)
+        if self.measure == "ZCOR":
+            return np.tanh(x)
+        return x
+
+    def ticks(self, low: float, high: float):
+        """Tick positions on the analysis scale, or None for matplotlib's own."""
+        if self.measure == "ROM":
+            nice = np.array([0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 0.67, 1, 1.5, 2, 4, 5, 10, 20, 50, 100])
+        elif self.measure == "ZCOR":
+            nice = np.array([-0.99, -0.9, -0.75, -0.5, -0.25, 0, 0.25, 0.5, 0.75, 0.9, 0.99])
+        else:
+            return None
+        pos = np.log(nice) if self.measure == "ROM" else np.arctanh(nice)
+        keep = (pos >= low) & (pos <= high)
+        while keep.sum() > 7:  # thin evenly around the null so the labels never collide
+            idx = np.flatnonzero(keep)
+            centre = idx[np.argmin(np.abs(pos[idx]))]
+            drop = [i for n, i in enumerate(idx) if (i - centre) % 2]
+            keep[drop] = False
+            if not drop:
+                break
+        return pos[keep]
+
+    def apply(self, ax, low: float, high: float):
+        ticks = self.ticks(low, high)
+        if ticks is not None:
+            ax.set_xticks(ticks)
+            ax.set_xticklabels([fmt(v, 2).rstrip("0").rstrip(".") for v in self.show(ticks)])
+        ax.set_xlim(low, high)
+
+    def text(self, est, lo, hi, digits=2) -> str:
+        e, a, b = self.show([est, lo, hi])
+        return f"{fmt(e, digits)} [{fmt(a, digits)}, {fmt(b, digits)}]"
+
+
+def fmt(x, digits=2) -> str:
+    if x is None:
+        return "NA"
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return "NA"
+    if not np.isfinite(x):
+        return "NA"
+    return f"{x:.{digits}f}".replace("-", "−")
+
+
+def p_text(p) -> str:
+    if p is None or not np.isfinite(p):
+        return "= NA"
+    return "< 0.0001" if p < 1e-4 else f"= {p:.4f}"
+
+
+def level_text(level) -> str:
+    return f"{float(level):g}% CI"
+
+
+def save_figure(fig, paths):
+    """Write one figure to several files (format from each suffix), then release it.
+
+    No creation dates (unless SOURCE_DATE_EPOCH asks for one) and fixed SVG ids: the same inputs give the same
+    bytes, so CI can diff reports.
+    """
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    for path in paths:
+        suffix = str(path).rsplit(".", 1)[-1].lower()
+        metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}}.get(suffix)
+        if epoch and suffix in ("svg", "pdf"):
+            metadata = None  # matplotlib then writes the SOURCE_DATE_EPOCH date itself
+        fig.savefig(path, dpi=150 if suffix == "png" else None, metadata=metadata)
+    plt.close(fig)

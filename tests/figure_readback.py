@@ -1,0 +1,82 @@
+"""Read a drawn forest-type figure back, row by row, from its matplotlib artists or from its SVG file.
+
+Every row artist of metarepro.plots.forest carries a gid ``row{i}-{part}`` (label, ci, pi, point, text, weight,
+ci-arrow-left/right); these helpers collect them so tests can compare each drawn row with its table row.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+
+import numpy as np
+from matplotlib.lines import Line2D
+from matplotlib.patches import Polygon
+from matplotlib.text import Text
+
+GID = re.compile(r"^row(\d+)-(.+)$")
+
+
+def drawn_rows(fig) -> dict[int, dict]:
+    """{row: {part: value}}: label/text/weight → str; ci/pi → (x0, x1, y); point → x (square) or (lo, est, hi)."""
+    rows: dict[int, dict] = defaultdict(dict)
+    for artist in fig.findobj():
+        gid = artist.get_gid()
+        match = GID.match(gid or "")
+        if not match:
+            continue
+        i, part = int(match.group(1)), match.group(2)
+        if isinstance(artist, Text):
+            rows[i][part] = artist.get_text().replace("\n", " ")
+        elif isinstance(artist, Line2D):
+            x, y = artist.get_xdata(), artist.get_ydata()
+            rows[i][part] = float(x[0]) if len(x) == 1 else (float(x[0]), float(x[-1]), float(y[0]))
+            if part == "point":
+                rows[i]["y"] = float(y[0])
+        elif isinstance(artist, Polygon):
+            xy = artist.get_xy()
+            rows[i][part] = (float(xy[:, 0].min()), float(xy[1, 0]), float(xy[:, 0].max()))
+            rows[i]["y"] = float(xy[0, 1])
+    return dict(rows)
+
+
+def svg_row_texts(svg: str) -> dict[str, str]:
+    """{gid: text} of every ``row*`` text group in an SVG written with svg.fonttype 'none'."""
+    root = ET.fromstring(re.sub(r"^.*?(<svg\b)", r"\1", svg, count=1, flags=re.S))
+    out = {}
+    for group in root.iter("{http://www.w3.org/2000/svg}g"):
+        gid = group.get("id", "")
+        if GID.match(gid):
+            text = " ".join("".join(t.itertext()) for t in group.iter("{http://www.w3.org/2000/svg}text"))
+            if text:
+                out[gid] = text
+    return out
+
+
+def assert_rows_match(fig, table, labels, measure="SMD", digits=2):
+    """Each drawn study/summary row i shows ``labels[i]`` with the estimate and CI of ``table`` row i (columns
+    estimate, ci_low, ci_high): square or diamond at the estimate, whiskers at the CI (clipped to the axis with
+    an arrowhead), and the printed numbers (back-transformed for ROM/ZCOR)."""
+    from metarepro.plots.style import Scale
+
+    scale = Scale(measure)
+    drawn = drawn_rows(fig)
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()
+    assert len(labels) == len(table)
+    for i, (label, row) in enumerate(zip(labels, table.itertuples(), strict=True)):
+        got = drawn[i]
+        assert got["label"] == label, (i, got["label"], label)
+        assert got["text"] == scale.text(row.estimate, row.ci_low, row.ci_high, digits), (i, got["text"])
+        point = got["point"]
+        est = point if np.ndim(point) == 0 else point[1]
+        np.testing.assert_allclose(est, row.estimate, rtol=1e-12, err_msg=f"row {i} estimate")
+        if "ci" in got:
+            x0, x1, _ = got["ci"]
+            np.testing.assert_allclose([x0, x1], [max(row.ci_low, lo), min(row.ci_high, hi)], rtol=1e-12)
+            assert ("ci-arrow-left" in got) == (row.ci_low < lo), f"row {i}: left arrow"
+            assert ("ci-arrow-right" in got) == (row.ci_high > hi), f"row {i}: right arrow"
+        else:  # a diamond spans the CI
+            np.testing.assert_allclose([point[0], point[2]], [row.ci_low, row.ci_high], rtol=1e-12)
+    return drawn
