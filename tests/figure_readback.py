@@ -77,6 +77,8 @@ def assert_rows_match(fig, table, labels, measure="SMD", digits=2):
             np.testing.assert_allclose([x0, x1], [max(row.ci_low, lo), min(row.ci_high, hi)], rtol=1e-12)
             assert ("ci-arrow-left" in got) == (row.ci_low < lo), f"row {i}: left arrow"
             assert ("ci-arrow-right" in got) == (row.ci_high > hi), f"row {i}: right arrow"
-        else:  # a diamond spans the CI
+        else:  # a diamond spans the CI (drawn clipped to the axis, with arrowheads where it leaves it)
             np.testing.assert_allclose([point[0], point[2]], [row.ci_low, row.ci_high], rtol=1e-12)
+            assert ("ci-arrow-left" in got) == (row.ci_low < lo), f"row {i}: left arrow"
+            assert ("ci-arrow-right" in got) == (row.ci_high > hi), f"row {i}: right arrow"
     return drawn

@@ -13,6 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import REPO, assert_close, load_reference
+from figure_readback import svg_row_texts
+
+from metarepro.plots.style import Scale
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 POOLED_FIELDS = (
@@ -87,10 +90,35 @@ def test_outputs_match_metafor(finished, analysis, case, method, test):
 
 def test_report_is_self_contained(finished):
     page = (finished / "results/report.html").read_text()
-    assert page.count('<div class="figure"><svg') == 2 + 2 * 4  # forest + funnel, cumulative, baujat, leave1out
+    # per analysis: forest, funnel, cumulative, baujat, leave1out; and the atlas, one figure per scale (SMD, MD)
+    assert page.count('<figure class="figure"><svg') == 2 * 5 + 2
     for loads_something in ('src="http', 'href="http', "url(http", "@import", "<script src", "<link "):
         assert loads_something not in page
     assert "LOS, SMD" in page and "LOS, MD" in page
+
+
+@pytest.mark.parametrize("figure", ["cumulative", "leave1out"])
+def test_figures_show_the_rows_of_their_tables(finished, figure):
+    """The SVG written by the workflow labels row i with the study of row i of the table written beside it."""
+    out = finished / "results/los_smd"
+    table = pd.read_csv(out / f"{figure}.csv")
+    texts = svg_row_texts((out / f"{figure}.svg").read_text())
+    prefix = "+" if figure == "cumulative" else "−"
+    assert [texts[f"row{i}-label"] for i in range(len(table))] == [f"{prefix} {s}" for s in table["study"]]
+    shown = [texts[f"row{i}-text"] for i in range(len(table))]
+    assert shown == [Scale("SMD").text(e, a, b) for e, a, b in zip(table["estimate"], table["ci_low"],
+                                                                    table["ci_high"], strict=True)]  # fmt: skip
+
+
+def test_forest_svg_shows_effects_rows(finished):
+    out = finished / "results/los_smd"
+    effects = pd.read_csv(out / "effects.csv")
+    used = effects[effects["included"]]
+    texts = svg_row_texts((out / "forest.svg").read_text())
+    assert [texts[f"row{i}-label"] for i in range(len(used))] == used["study"].tolist()
+    assert [texts[f"row{i}-text"] for i in range(len(used))] == [
+        Scale("SMD").text(*v) for v in used[["yi", "ci_low", "ci_high"]].to_numpy()
+    ]
 
 
 def test_bad_sheet_fails_with_a_clear_message(tmp_path):
@@ -137,4 +165,4 @@ def test_sensitivity_moderators_and_bias_outputs(tmp_path):
         for fmt in ("svg", "png", "pdf"):
             assert (out / f"{figure}.{fmt}").exists(), figure
     page = (tmp_path / "results/report.html").read_text()
-    assert "Small-study effects" in page and "Bubble year" in page and "Reproduction of published" in page
+    assert "Small-study effects" in page and "Bubble year" in page and "Published vs reproduced" in page

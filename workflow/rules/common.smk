@@ -36,6 +36,12 @@ def all_analysis_outputs():
     )
 
 
+def input_sheets():
+    """Every extraction sheet the analyses read (and the published-results sheet): hashed in the report."""
+    sheets = sorted({analysis["data"] for analysis in config["analyses"].values()})
+    return sheets + ([config["published"]] if config.get("published") else [])
+
+
 def published_sheet():
     return config.get("published", [])
 

@@ -36,13 +36,18 @@ rule report:
         reproduction="results/reproduction.csv",
         pooled=expand("results/{analysis}/pooled.json", analysis=ANALYSES),
         effects=expand("results/{analysis}/effects.csv", analysis=ANALYSES),
+        estimators=expand("results/{analysis}/estimators.csv", analysis=ANALYSES),
         forest=expand("results/{analysis}/forest.svg", analysis=ANALYSES),
         extras=sensitivity_outputs(),
+        sheets=input_sheets(),
     output:
         "results/report.html",
     params:
         analyses=ANALYSES,
-        titles=[config["analyses"][name]["title"] for name in ANALYSES],
+        config=config["analyses"],
+        configfiles=workflow.configfiles,
+        repo=workflow.basedir,
+        labels=config.get("defaults", {}).get("labels", {}),
     log:
         "logs/report.log",
     conda:

@@ -41,7 +41,7 @@ def funnel_plot(yi, vi, estimate=None, trimfill=None, measure="SMD", levels=CONT
         fill_y, fill_se = trimfill.yi[trimfill.fill], np.sqrt(trimfill.vi[trimfill.fill])
     se_max = max(sei.max(), fill_se.max() if fill_se.size else 0.0) * 1.05
     fig, ax = plt.subplots(figsize=(7, 6.2))
-    se_grid = np.linspace(0, se_max, 200)
+    se_grid = np.array([0.0, se_max])  # the contours are straight lines through 0
     levels = sorted(levels)
     alphas = [1 - lv / 100 for lv in levels]  # ascending levels: alphas descending, e.g. 0.10, 0.05, 0.01
     crits = stats.norm.isf(np.asarray(alphas) / 2)

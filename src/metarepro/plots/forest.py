@@ -66,11 +66,11 @@ def _wrap(text: str, width: int) -> str:
 
 
 def x_range(rows: pd.DataFrame, null: float = 0.0):
-    """Axis limits from the data: every estimate and every pooled CI (and the null) inside; study CIs and
-    prediction intervals inside too unless that would shrink the core of the figure below 40% of the axis."""
+    """Axis limits from the data: every estimate (and the null) inside; intervals too, unless that would shrink
+    the estimates' own range below 40% of the axis — then the axis ends 60% of that range beyond them and the
+    longer intervals are clipped with arrowheads."""
     est = rows["estimate"].to_numpy(dtype=float)
-    summary = rows["kind"].to_numpy() == "summary"
-    core = np.concatenate([est, rows.loc[summary, ["ci_low", "ci_high"]].to_numpy(dtype=float).ravel(), [null]])
+    core = np.concatenate([est, [null]])
     core = core[np.isfinite(core)]
     full = np.concatenate([core, rows[["ci_low", "ci_high", "pi_low", "pi_high"]].to_numpy(dtype=float).ravel()])
     full = full[np.isfinite(full)]
@@ -86,7 +86,7 @@ def x_range(rows: pd.DataFrame, null: float = 0.0):
 
 def draw_forest(rows: pd.DataFrame, *, measure="SMD", level=95, xlabel=None, labels=None, title="", footer="",
                 columns=(), estimate_header=None, weight_header="Weight", reference=None,
-                reference_label=None):  # fmt: skip
+                reference_label=None, label_header="Study"):  # fmt: skip
     """Draw a forest plot from ``rows`` (see :func:`rows_table`).
 
     ``columns``: extra text columns ``[(header, column_name), ...]`` shown between the labels and the plot
@@ -96,11 +96,15 @@ def draw_forest(rows: pd.DataFrame, *, measure="SMD", level=95, xlabel=None, lab
     scale = Scale(measure)
     groups = group_labels(labels)
     texts = [str(x) for x in rows["label"]]
-    longest = max([len(t) for t in texts] + [12])
+    is_bold = rows["kind"].isin(["summary", "header"]).to_numpy()
+    widths = [len(t) * (1.12 if b else 1.0) for t, b in zip(texts, is_bold, strict=True)]  # bold text is wider
+    longest = max(widths + [12])
     label_width = min(MAX_LABEL_INCHES, max(1.6, longest * CHAR_INCHES + 0.15))
-    wrap_chars = int((label_width - 0.15) / CHAR_INCHES)
+    wrap_chars = int((label_width - 0.15) / (CHAR_INCHES * 1.12))
     wrapped = [_wrap(t, wrap_chars) if len(t) > wrap_chars else t for t in texts]
-    label_width = max(label_width, max(len(w) for t in wrapped for w in t.split("\n")) * CHAR_INCHES + 0.15)
+    longest_line = max(len(line) * (1.12 if b else 1.0) for t, b in zip(wrapped, is_bold, strict=True)
+                       for line in t.split("\n"))  # fmt: skip
+    label_width = max(label_width, longest_line * CHAR_INCHES + 0.15)
     col_widths = [  # headers are bold: about 12% wider
         max(1.12 * len(h), *(len(str(v)) for v in rows[c].fillna(""))) * CHAR_INCHES + 0.25 for h, c in columns
     ]  # fmt: skip
@@ -109,7 +113,9 @@ def draw_forest(rows: pd.DataFrame, *, measure="SMD", level=95, xlabel=None, lab
         scale.text(e, a, b) if k in ("study", "summary") and np.isfinite(e) else ""
         for k, e, a, b in zip(rows["kind"], rows["estimate"], rows["ci_low"], rows["ci_high"], strict=True)
     ]
-    est_width = max([len(t) for t in est_texts] + [16]) * MONO_CHAR_INCHES + 0.2
+    est_header = estimate_header or _estimate_header(measure, level)
+    longest_estimate = max([len(t) for t in est_texts] + [16]) * MONO_CHAR_INCHES
+    est_width = max(longest_estimate, len(est_header) * CHAR_INCHES * 1.12) + 0.2
     weight_width = 0.75 if show_weight else 0.0
     margin = 0.15
     width = margin + label_width + sum(col_widths) + PLOT_INCHES + 0.15 + est_width + weight_width + margin
@@ -152,10 +158,10 @@ def draw_forest(rows: pd.DataFrame, *, measure="SMD", level=95, xlabel=None, lab
     est_x = at(margin + label_width + sum(col_widths) + PLOT_INCHES + 0.15)
     weight_x = at(width - margin)
     header = {**TEXT, "fontweight": "bold", "transform": tx, "clip_on": False}
-    ax.text(label_x, 0.55, "Study", **header)
+    ax.text(label_x, 0.55, label_header, **header)
     for (head, _), x in zip(columns, col_x, strict=True):
         ax.text(at(x + 0.1), 0.55, head, **header)
-    ax.text(est_x, 0.55, estimate_header or _estimate_header(measure, level), **header)
+    ax.text(est_x, 0.55, est_header, **header)
     if show_weight:
         ax.text(weight_x, 0.55, weight_header, ha="right", **{k: v for k, v in header.items()})
 
@@ -183,6 +189,7 @@ def draw_forest(rows: pd.DataFrame, *, measure="SMD", level=95, xlabel=None, lab
         else:
             ax.add_patch(Polygon([(a, y), (est, y - 0.4), (b, y), (est, y + 0.4)], closed=True, color=POOLED_COLOR,
                                  zorder=3, gid=f"row{i}-point"))  # fmt: skip
+            _arrows(ax, i, y, a, b, lo, hi, "ci")
             if np.isfinite(row["pi_low"]):
                 _interval(ax, i, y, row["pi_low"], row["pi_high"], lo, hi, kind="pi")
         ax.text(est_x, y, est_texts[i], family="monospace", gid=f"row{i}-text", **{**style, "fontsize": 8.5})
@@ -210,6 +217,10 @@ def _interval(ax, i, y, a, b, lo, hi, kind="ci"):
     dotted = kind == "pi"
     ax.plot([left, right], [y, y], color=POOLED_COLOR if dotted else "black", linewidth=1.1 if dotted else 0.8,
             linestyle=":" if dotted else "-", zorder=2, gid=f"row{i}-{kind}")  # fmt: skip
+    _arrows(ax, i, y, a, b, lo, hi, kind)
+
+
+def _arrows(ax, i, y, a, b, lo, hi, kind):
     for clipped, x, marker, side in ((a < lo, lo, "<", "left"), (b > hi, hi, ">", "right")):
         if clipped:
             ax.plot([x], [y], marker=marker, markersize=4, color="black", linestyle="none", clip_on=False,

@@ -150,6 +150,16 @@ def level_text(level) -> str:
     return f"{float(level):g}% CI"
 
 
+def svg_text(fig) -> str:
+    """The figure as SVG text (for inlining in the report), deterministic as :func:`save_figure`; closes it."""
+    import io
+
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
 def save_figure(fig, paths):
     """Write one figure to several files (format from each suffix), then release it.
 
