@@ -47,3 +47,20 @@ def close_figures():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory):
+    """The README's main job (the default config on the default data), run once in a temporary copy."""
+    import shutil
+    import subprocess
+    import sys
+
+    workdir = tmp_path_factory.mktemp("default")
+    shutil.copytree(REPO / "data", workdir / "data")
+    shutil.copytree(REPO / "config", workdir / "config")
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2",
+           "--configfile", "config/config.yaml"]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir

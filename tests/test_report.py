@@ -1,0 +1,108 @@
+"""The report's text: every number it prints comes from the records it is given, and user strings are escaped.
+
+Fits come from metarepro.rma on dat.molloy2014 (tests/reference/metafor_reference_extra.json), whose values are
+tested against metafor elsewhere; here the source of truth is the pooled record the report is built from.
+"""
+
+import hashlib
+import re
+
+import numpy as np
+import pandas as pd
+from conftest import load_reference
+
+from metarepro.analysis import Settings, pooled_record
+from metarepro.pipeline import provenance
+from metarepro.report import AnalysisSection, fit_block, render_report, row_account
+from metarepro.rma import rma
+
+MOLLOY = next(d for d in load_reference("metafor_reference_extra.json")["datasets"] if d["name"] == "molloy2014_ZCOR")
+YI, VI = np.array(MOLLOY["escalc"]["yi"]), np.array(MOLLOY["escalc"]["vi"])
+EVIL = '<script>alert("x")</script> & Co'
+
+
+def section(name="a1", title="Marker A, r", measure="ZCOR", study=None, excluded=2):
+    k = len(YI)
+    fit = rma(YI, VI, "REML", "knha")
+    record = {**pooled_record(fit, Settings(measure=measure, test="knha")), "n_cases": 100.0, "n_controls": 90.0}
+    effects = pd.DataFrame({
+        "line": np.arange(k + excluded) + 2, "study_id": [f"s{i}" for i in range(k + excluded)],
+        "study": [study or f"Study {i}" for i in range(k + excluded)], "input": "r+n", "conversion": "",
+        "yi": [*YI, *[np.nan] * excluded], "vi": [*VI, *[np.nan] * excluded],
+        "weight": [*fit.weights, *[np.nan] * excluded], "included": [True] * k + [False] * excluded,
+        "reason": [""] * k + ["study_id s1 already contributes line 3; pool one row per sample"] * excluded,
+        "checks": ["SD < 0.1×mean: an SEM reported as SD?"] + [""] * (k + excluded - 1),
+    })  # fmt: skip
+    return AnalysisSection(name, title, record, effects, "<svg></svg>", config={"where": {"marker": "IL-6"}})
+
+
+def test_fit_block_prints_the_record_like_print_rma():
+    s = section()
+    text = fit_block(s.pooled)
+    r = s.pooled
+    assert f"Random-Effects Model (k = {r['k']}; tau^2 estimator: REML)" in text
+    assert f"{r['tau2']:.4f} (SE = {r['tau2_se']:.4f})" in text
+    assert f"Q(df = {r['k'] - 1}) = {r['q']:.4f}" in text
+    assert re.search(rf"{r['estimate']:.4f}\s+{r['se']:.4f}\s+{r['zval']:.4f}\s+{r['k'] - 1}", text)
+    assert f"{np.tanh(r['estimate']):.4f}" in text  # ZCOR back-transformed to r
+
+
+def test_headline_states_result_with_caveats_and_back_transformed_scale():
+    s = section()
+    page = render_report([s])
+    r = s.pooled
+    lo, hi = np.tanh(r["ci_low"]), np.tanh(r["ci_high"])
+    sentence = re.search(r'<ul class="lede"><li>(.*?)</li>', page, flags=re.S).group(1)
+    assert f"correlation r {np.tanh(r['estimate']):.2f} (95% CI {lo:.2f} to {hi:.2f})" in sentence
+    assert f"k = {r['k']}, 190 participants" in sentence
+    assert "1 of 16 pooled rows carry a data-quality flag" in sentence
+    assert f"I² = {r['i2']:.0f}%" in sentence
+
+
+def test_row_account_counts_every_row_and_collapses_excluded():
+    s = section(excluded=3)
+    html = row_account(s.effects)
+    assert f"<li>{len(s.effects)} rows selected from the sheet</li><li>{len(YI)} pooled</li>" in html
+    assert "<li>3 excluded: study_id … already contributes line …</li>" in html
+    assert "<details><summary>3 excluded rows</summary>" in html
+    assert "SEM reported as SD" in html  # flags shown beside their rows
+
+
+def test_every_user_string_is_escaped():
+    s = section(name="evil", title=EVIL, study=EVIL)
+    page = render_report([s], labels={"cases": EVIL})
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; Co" in page
+
+
+def test_five_parts_in_order_and_self_contained():
+    repro = pd.DataFrame([{
+        "analysis": "a1", "published_id": "p1", "source": "Someone 2020", "marker": "IL-6", "measure_ours": "ZCOR",
+        "measure_published": "ZCOR", "same_scale": True, "estimate_ours": 0.1, "ci_low_ours": 0.0,
+        "ci_high_ours": 0.2, "estimate_published": 0.12, "ci_low_published": 0.05, "ci_high_published": 0.2,
+        "k_ours": 16, "k_published": 10, "verdict": "consistent", "verdict_reason": "CIs overlap",
+    }])  # fmt: skip
+    page = render_report([section()], repro, provenance={"software": {"metarepro": "x"}, "files": {"c.yaml": "ab"}})
+    positions = [page.index(f'id="{part}"') for part in ("headline", "reproduction", "analyses", "methods",
+                                                          "provenance")]  # fmt: skip
+    assert positions == sorted(positions)
+    assert '<details class="analysis" id="a1">' in page
+    assert 'class="text verdict-consistent">consistent' in page
+    for loads_something in ('src="http', 'href="http', "url(http", "@import", "<script src", "<link "):
+        assert loads_something not in page
+
+
+def test_methods_paragraph_follows_the_settings():
+    page = render_report([section()])
+    methods = page[page.index('id="methods"'):]
+    assert "restricted maximum likelihood" in methods and "Knapp–Hartung" in methods
+    assert "Fisher r-to-z" in methods and "95% level" in methods
+    assert "Viechtbauer W (2005)" in methods  # the REML reference
+
+
+def test_provenance_hashes_the_inputs(tmp_path):
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("study_id,study\ns1,A\n")
+    record = provenance(config_files=[], sheets=[sheet])
+    assert record["files"][str(sheet)] == hashlib.sha256(b"study_id,study\ns1,A\n").hexdigest()
+    assert {"metarepro", "Python", "numpy", "matplotlib"} <= set(record["software"])
