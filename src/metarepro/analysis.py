@@ -25,6 +25,7 @@ from scipy import stats
 
 from . import conversions as cv
 from . import effects as es
+from . import quality
 from .rma import TESTS, RmaResult, rma, rma_batch
 from .sheet import LINE
 from .tau2 import METHODS, Control
@@ -312,8 +313,17 @@ def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     out["ci_high"] = out["yi"] + crit * out["sei"]
     out["weight"] = np.nan
     out = out[list(EFFECT_COLUMNS)]
+    out["flags"] = _quality_flags(rows, settings, acc.yi)
     out.attrs["unit"] = rows.attrs.get("analysis_unit", settings.unit)
     return out
+
+
+def _quality_flags(rows, settings, yi):
+    """The pre-specified rules of :mod:`metarepro.quality` (data/raw/README.md); g as the row's SMD."""
+    (n1, m1, sd1, *_), (n2, m2, sd2, *_) = (_group_summary(rows, group) for group in GROUPS)
+    g = yi if settings.measure == "SMD" else quality.hedges_g(n1, m1, sd1, n2, m2, sd2)
+    reported = np.isfinite(_col(rows, "sd_cases")) & np.isfinite(_col(rows, "sd_controls"))
+    return quality.flag_rows(rows, (n1, m1, sd1), (n2, m2, sd2), g, reported).text
 
 
 def _exclude_repeated_samples(rows, acc):
