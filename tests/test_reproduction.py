@@ -82,20 +82,13 @@ def test_verdict_not_reproduced_and_without_a_published_ci():
     assert _verdicts(ours("SMD", 0.6, 0.3, 0.9), ["haapakoski2015_il6"])["verdict"].iloc[0] == "consistent"
 
 
-def test_verdict_not_comparable_for_scale_or_population(tmp_path):
+def test_verdict_not_comparable_for_scale_or_population():
     assert _verdicts(ours("SMD", 0.5, 0.2, 0.8), ["dowlati2010_il6"])["verdict"].iloc[0] == "not comparable"
-    other = tmp_path / "published.csv"
-    text = PUBLISHED.read_text().splitlines()
-    text[0] += ",population_differs"
-    text[1:] = [line + "," for line in text[1:]]
-    assert text[-1].startswith("passos2015_il6,")
-    text.append("passos_copy" + text[-1][len("passos2015_il6") : -1] + ',"community samples"')
-    other.write_text("\n".join(text) + "\n")
-    row = _verdicts(ours("SMD", 0.88, 0.4, 1.3), ["passos_copy", "passos2015_il6"], read_published(other))
-    assert row.loc["passos_copy", "verdict"] == "not comparable"
-    assert row.loc["passos_copy", "verdict_reason"] == "other population: community samples"
-
-
+    # Howren 2009 pooled community and clinical samples: its row says so in population_differs
+    row = _verdicts(ours("SMD", 0.25, 0.18, 0.31), ["howren2009_il6", "haapakoski2015_tnf"])
+    assert row.loc["howren2009_il6", "verdict"] == "not comparable"
+    assert row.loc["howren2009_il6", "verdict_reason"].startswith("other population: community and clinical")
+    assert row.loc["haapakoski2015_tnf", "verdict"] == "consistent"  # 0.18-0.31 meets 0.15-0.65
 def test_verdict_of_the_fit_without_flagged_rows():
     mine = {**ours("SMD", 1.41, 1.0, 1.8), "without_flagged": {**ours("SMD", 0.45, 0.2, 0.7), "k": 7}}
     row = _verdicts(mine, ["haapakoski2015_tnf"]).iloc[0]
