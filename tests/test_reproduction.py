@@ -89,6 +89,8 @@ def test_verdict_not_comparable_for_scale_or_population():
     assert row.loc["howren2009_il6", "verdict"] == "not comparable"
     assert row.loc["howren2009_il6", "verdict_reason"].startswith("other population: community and clinical")
     assert row.loc["haapakoski2015_tnf", "verdict"] == "consistent"  # 0.18-0.31 meets 0.15-0.65
+
+
 def test_verdict_of_the_fit_without_flagged_rows():
     mine = {**ours("SMD", 1.41, 1.0, 1.8), "without_flagged": {**ours("SMD", 0.45, 0.2, 0.7), "k": 7}}
     row = _verdicts(mine, ["haapakoski2015_tnf"]).iloc[0]
