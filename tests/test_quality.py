@@ -21,7 +21,7 @@ def test_likely_sem_when_reading_dispersions_as_sems_fixes_the_t():
     # n 25/25, 3.0 ± 1.5 vs 2.0 ± 1.5: t = 1 / (1.5 * sqrt(2/25)) = 2.357.
     # Reported t = 0.47: ratio 5.0, outside [1/2, 2]. As SEMs, SD = 1.5 * 5 = 7.5: t = 1 / (7.5 * 0.2828) = 0.471.
     out = quality.test_consistency([25], [3.0], [1.5], [25], [2.0], [1.5], [0.47], ["t"])
-    assert out[0] == "likely_sem: t from means/SDs 2.36 vs reported 0.47 (from t); 0.471 if the dispersions are SEMs"
+    assert out[0] == "likely_sem: t from means/SDs 2.36 vs reported 0.47 (from t), 0.471 if the dispersions are SEMs"
     # reported t = 2.0: ratio 1.18, consistent
     assert quality.test_consistency([25], [3.0], [1.5], [25], [2.0], [1.5], [2.0])[0] == ""
 

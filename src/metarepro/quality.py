@@ -74,7 +74,7 @@ def low_dispersion(n1, mean1, sd1, n2, mean2, sd2, limit=LOW_CV):
         hits = [f"{name} SD/mean {_g(sd[i])}/{_g(mean[i])} = {ratio[i]:.3f}" for name, mean, sd, ratio, low in parts
                 if low[i]]  # fmt: skip
         if hits:
-            out[i] = f"low_dispersion: {'; '.join(hits)} (≤ {limit:g}; an SEM printed as SD?)"
+            out[i] = f"low_dispersion: {', '.join(hits)} (≤ {limit:g}: an SEM printed as SD?)"
     return out
 
 
@@ -139,7 +139,7 @@ def test_consistency(n1, mean1, sd1, n2, mean2, sd2, t_reported, source=None, sd
         given = f"reported {_g(t_rep[i])}" + (f" (from {source[i]})" if source[i] else "")
         if sem[i]:
             alt = f"{_g(t_sem[i])} if the dispersions are SEMs"
-            out[i] = f"likely_sem: t from means/SDs {_g(t_sd[i])} vs {given}; {alt}"
+            out[i] = f"likely_sem: t from means/SDs {_g(t_sd[i])} vs {given}, {alt}"
         else:
             out[i] = f"inconsistent_test: t from means/SDs {_g(t_sd[i])} vs {given} (beyond a factor {factor:g})"
     return out
@@ -256,4 +256,5 @@ def flag_rows(rows: pd.DataFrame, cases, controls, g, sd_reported=None) -> Quali
         overlaps(rows["study_id"].to_numpy(), text("study"), text("pmid"), text("doi"), cases[0], controls[0],
                  rows[LINE].to_numpy()),
     )  # fmt: skip
-    return QualityFlags(tuple(tuple(x for x in row if x) for row in zip(*columns, strict=True)))
+    # items are joined with "; ", so an item's own semicolons (e.g. in a quoted comment) become commas
+    return QualityFlags(tuple(tuple(x.replace(";", ",") for x in row if x) for row in zip(*columns, strict=True)))
