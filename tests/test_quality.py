@@ -131,3 +131,32 @@ def test_without_flagged_refits_on_the_unflagged_rows(tmp_path):
 
     result = run_analysis(_write(tmp_path, rows[:3]), {"title": "t", "data": "x"})
     assert "without_flagged" not in result.pooled
+
+
+def test_the_three_audited_overlaps_are_one_sample_each():
+    # issue 11: one paper entered twice (PMID 28558901), Yang 2005/2007 (same authors, n 33/23), Lishui 2020 / Cao 2021
+    from conftest import REPO
+
+    from metarepro.sheet import read_sheet
+
+    sheet = read_sheet(REPO / "data/raw/cytokines_mdd.csv")
+    # primary study_id: its own rows plus the linked ones (CRP + IL-6; CRP + IL-6 + TNF-a; CRP + IL-6)
+    for primary, own, linked in (("UnknownAJP2017", 2, 2), ("YangK2005", 3, 2), ("CaoJ2021", 1, 2)):
+        rows = sheet[sheet["study_id"] == primary]
+        moved = rows["notes"].str.contains(f"study_id set to {primary}")
+        assert (len(rows), int(moved.sum())) == (own + linked, linked)
+        assert rows.loc[~moved, "notes"].str.contains("primary").all()
+    effects = compute_effects(sheet[sheet["marker"] == "CRP"], Settings())
+    assert not effects["flags"].str.contains("overlap: same PMID 28558901").any()
+
+
+def test_build_sheet_writes_the_committed_sheet(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    out = tmp_path / "sheet.csv"
+    subprocess.run([sys.executable, "data/raw/extraction/build_sheet.py", str(out)], cwd=REPO, check=True,
+                   capture_output=True)  # fmt: skip
+    assert out.read_bytes() == (REPO / "data/raw/cytokines_mdd.csv").read_bytes()
