@@ -156,3 +156,28 @@ def test_revman_preset_matches_statsmodels_revman_formulas():
     reference = combine_effects(g, v, method_re="dl")
     assert fit.estimate == pytest.approx(reference.mean_effect_re, rel=1e-10)
     assert fit.se == pytest.approx(reference.sd_eff_w_re, rel=1e-10)
+
+
+FORMS = load_reference("escalc_forms_reference.json")
+
+
+@pytest.mark.parametrize("case", FORMS["cases"], ids=lambda c: c["name"])
+def test_d_z_f_forms_match_escalc(case):
+    # R metafor 3.8-1 escalc(di=) / escalc(ti=) (tests/reference/generate_escalc_forms_reference.R)
+    given = case["input"]
+    columns = {k: v for k, v in given.items() if k != "direction"}
+    rows = sheet_from_columns(columns)
+    if "direction" in given:
+        rows["direction"] = given["direction"]
+    effects = compute_effects(rows, Settings(vtype=case["vtype"]))
+    form = case["name"].split("_")[2]
+    assert (effects["input"] == (form if form == "d" else f"{form}+direction")).all()
+    assert_close(effects["yi"], case["yi"], case["name"] + " yi", rtol=FORMULA)
+    assert_close(effects["vi"], case["vi"], case["name"] + " vi", rtol=FORMULA)
+
+
+def test_z_and_f_need_a_direction():
+    rows = sheet_from_columns({"n_cases": [20, 20], "n_controls": [20, 20], "z": [2.0, np.nan], "F": [np.nan, 4.0]})
+    effects = compute_effects(rows, Settings())
+    assert not effects["included"].any()
+    assert effects["reason"].str.contains("z/F/p with direction").all()

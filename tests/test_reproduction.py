@@ -53,3 +53,47 @@ def test_unknown_id_and_bad_numbers_are_reported(tmp_path):
     bad.write_text(PUBLISHED.read_text().replace(",1.78,", ",1.78 pg/mL,", 1))
     with pytest.raises(SheetError, match=r"line 3 \(id dowlati2010_il6\), column 'estimate'"):
         read_published(bad)
+
+
+def _verdicts(mine, ids, published=None):
+    table = reproduction_table({"a": mine}, published if published is not None else read_published(PUBLISHED),
+                               {"a": ids})  # fmt: skip
+    return table.set_index("published_id")
+
+
+def test_verdict_reproduced_at_the_published_rounding():
+    # Haapakoski 2015 TNF: 0.4 (0.15 to 0.65), printed to 2 decimals by its CI; p 0.002.
+    mine = {**ours("SMD", 0.404, 0.148, 0.652), "pval": 0.0024}
+    row = _verdicts(mine, ["haapakoski2015_tnf"]).loc["haapakoski2015_tnf"]
+    assert row["verdict"] == "reproduced" and "at 2 decimals" in row["verdict_reason"]
+    # 0.406 rounds to 0.41, not 0.40: no longer reproduced, but the CIs overlap
+    row = _verdicts({**mine, "estimate": 0.406}, ["haapakoski2015_tnf"]).loc["haapakoski2015_tnf"]
+    assert row["verdict"] == "consistent"
+    # the p-value is part of the published rounding: 0.0026 rounds to 0.003
+    row = _verdicts({**mine, "pval": 0.0026}, ["haapakoski2015_tnf"]).loc["haapakoski2015_tnf"]
+    assert row["verdict"] == "consistent"
+
+
+def test_verdict_not_reproduced_and_without_a_published_ci():
+    far = ours("SMD", 1.41, 1.0, 1.8)
+    assert _verdicts(far, ["haapakoski2015_tnf"])["verdict"].iloc[0] == "not reproduced"
+    # Haapakoski IL-6 prints 0.54 without a CI: our CI either contains it or not
+    assert _verdicts(far, ["haapakoski2015_il6"])["verdict"].iloc[0] == "not reproduced"
+    assert _verdicts(ours("SMD", 0.6, 0.3, 0.9), ["haapakoski2015_il6"])["verdict"].iloc[0] == "consistent"
+
+
+def test_verdict_not_comparable_for_scale_or_population():
+    assert _verdicts(ours("SMD", 0.5, 0.2, 0.8), ["dowlati2010_il6"])["verdict"].iloc[0] == "not comparable"
+    # Howren 2009 pooled community and clinical samples: its row says so in population_differs
+    row = _verdicts(ours("SMD", 0.25, 0.18, 0.31), ["howren2009_il6", "haapakoski2015_tnf"])
+    assert row.loc["howren2009_il6", "verdict"] == "not comparable"
+    assert row.loc["howren2009_il6", "verdict_reason"].startswith("other population: community and clinical")
+    assert row.loc["haapakoski2015_tnf", "verdict"] == "consistent"  # 0.18-0.31 meets 0.15-0.65
+
+
+def test_verdict_of_the_fit_without_flagged_rows():
+    mine = {**ours("SMD", 1.41, 1.0, 1.8), "without_flagged": {**ours("SMD", 0.45, 0.2, 0.7), "k": 7}}
+    row = _verdicts(mine, ["haapakoski2015_tnf"]).iloc[0]
+    assert (row["verdict"], row["verdict_without_flagged"]) == ("not reproduced", "consistent")
+    assert (row["k_without_flagged"], row["estimate_without_flagged"]) == (7, 0.45)
+    assert _verdicts(ours("SMD", 0.5, 0.2, 0.8), ["haapakoski2015_tnf"])["verdict_without_flagged"].iloc[0] is None

@@ -10,8 +10,9 @@ Input forms, in order of preference for a row that fills several:
 1. group summaries (per group: mean with SD; or mean with SEM; or a 95% CI of the mean; or a median
    with quartiles and/or range) — for SMD, MD and ROM;
 2. for ZCOR: ``r`` and ``n``;
-3. for SMD only: a t statistic, a two-sided p with ``direction``, or a point-biserial ``r`` (with
-   both group sizes; with only ``n``, equal groups are assumed);
+3. for SMD only: a t statistic, Cohen's ``d``, a ``z`` or one-df ``F`` with ``direction``, a two-sided
+   p with ``direction``, or a point-biserial ``r`` (with both group sizes; with only ``n``, equal
+   groups are assumed);
 4. a precomputed ``yi`` with ``vi``, ``sei`` or a 95% CI (``ci_low, ci_high``), on the analysis scale.
 """
 
@@ -25,6 +26,7 @@ from scipy import stats
 
 from . import conversions as cv
 from . import effects as es
+from . import quality
 from .rma import TESTS, RmaResult, rma, rma_batch
 from .sheet import LINE
 from .tau2 import METHODS, Control
@@ -198,6 +200,12 @@ def _statistic_forms(rows, settings, acc):
     acc.take(have_groups & np.isfinite(t), *es.smd_from_d(cv.d_from_t(t, n1, n2), n1, n2, settings.vtype), "t", "t→d")
     p, direction = _col(rows, "p"), _text(rows, "direction")
     sign = np.select([direction == "cases_higher", direction == "cases_lower"], [1.0, -1.0], np.nan)
+    d = _col(rows, "d")
+    acc.take(have_groups & np.isfinite(d), *es.smd_from_d(d, n1, n2, settings.vtype), "d", "Cohen's d→g")
+    for name, t, label in (("z", cv.t_from_z(_col(rows, "z"), sign), "z as t→d"),
+                           ("F", cv.t_from_f(_col(rows, "F"), sign), "√F as t→d")):  # fmt: skip
+        use = have_groups & np.isfinite(_col(rows, name)) & np.isfinite(sign)
+        acc.take(use, *es.smd_from_d(cv.d_from_t(t, n1, n2), n1, n2, settings.vtype), f"{name}+direction", label)
     with np.errstate(invalid="ignore"):
         d = cv.d_from_t(cv.t_from_p(p, sign, n1, n2), n1, n2)
     use = have_groups & np.isfinite(p) & np.isfinite(sign)
@@ -240,7 +248,7 @@ def _needed_for(measure):
     if measure in ("MD", "ROM"):
         return "both groups' n with mean and SD/SEM/CI (or median with IQR/range), or a precomputed yi"
     if measure == "SMD":
-        return "both groups' n with mean and SD/SEM/CI (or median with IQR/range), t, p with direction, r, or yi"
+        return "both groups' n with mean and SD/SEM/CI (or median with IQR/range), t, d, z/F/p with direction, r, or yi"
     if measure == "ZCOR":
         return "r and n, or a precomputed yi with vi/sei/CI"
     return "a precomputed yi with vi, sei or a 95% CI"
@@ -312,8 +320,17 @@ def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     out["ci_high"] = out["yi"] + crit * out["sei"]
     out["weight"] = np.nan
     out = out[list(EFFECT_COLUMNS)]
+    out["flags"] = _quality_flags(rows, settings, acc.yi)
     out.attrs["unit"] = rows.attrs.get("analysis_unit", settings.unit)
     return out
+
+
+def _quality_flags(rows, settings, yi):
+    """The pre-specified rules of :mod:`metarepro.quality` (data/raw/README.md); g as the row's SMD."""
+    (n1, m1, sd1, *_), (n2, m2, sd2, *_) = (_group_summary(rows, group) for group in GROUPS)
+    g = yi if settings.measure == "SMD" else quality.hedges_g(n1, m1, sd1, n2, m2, sd2)
+    reported = np.isfinite(_col(rows, "sd_cases")) & np.isfinite(_col(rows, "sd_controls"))
+    return quality.flag_rows(rows, (n1, m1, sd1), (n2, m2, sd2), g, reported).text
 
 
 def _exclude_repeated_samples(rows, acc):

@@ -14,6 +14,10 @@ Standardized differences from test statistics (then Hedges-corrected like any SM
 
 * t (cases − controls) → d = t·√(1/n1 + 1/n2) (metafor ``escalc(ti=)``).
 * two-sided p with a direction → t = ±t⁻¹(N−2, 1 − p/2), then as above (metafor ``pi=``).
+* Cohen's d (cases − controls) with both group sizes → Hedges' g (metafor ``escalc(di=)``).
+* z with a direction → used as a t: d = ±|z|·√(1/n1 + 1/n2) (metafor ``ti=``; a large-sample equivalence,
+  so for small groups or a rank-test z it is an approximation).
+* F with one numerator df and a direction → |t| = √F, sign from the direction, then as t (metafor ``ti=``).
 * point-biserial r → d = √(m/n1 + m/n2)·r/√(1 − r²), m = n1 + n2 − 2 (metafor ``ri=`` for SMD).
 """
 
@@ -93,6 +97,17 @@ def mean_sd_from_fivenum(n, median, q1=np.nan, q3=np.nan, minimum=np.nan, maximu
 
 def d_from_t(t, n1, n2):
     return _f(t) * np.sqrt(1 / _f(n1) + 1 / _f(n2))
+
+
+def t_from_z(z, direction_sign):
+    """A z statistic as a t: its size, signed by the direction (a test's sign depends on its group order)."""
+    return _f(direction_sign) * np.abs(_f(z))
+
+
+def t_from_f(f, direction_sign):
+    """|t| = √F for an F with one numerator df; the sign comes from the direction."""
+    with np.errstate(invalid="ignore"):
+        return _f(direction_sign) * np.sqrt(_f(f))
 
 
 def t_from_p(p, direction_sign, n1, n2):

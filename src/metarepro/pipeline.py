@@ -21,6 +21,7 @@ import pandas as pd
 
 from .analysis import Settings, compute_effects, estimator_table, fit_analysis, pooled_record
 from .reproduction import read_published, reproduction_table
+from .rma import rma
 from .sheet import LINE, SheetError, read_sheet, select_rows
 
 
@@ -55,7 +56,27 @@ def run_analysis(sheet_path, analysis: dict, defaults: dict | None = None) -> An
         "n_cases": used["n_cases"].sum(min_count=len(used)),
         "n_controls": used["n_controls"].sum(min_count=len(used)),
     }
+    sensitivity = without_flagged(effects, settings)
+    if sensitivity is not None:
+        pooled["without_flagged"] = sensitivity
     return AnalysisResult(settings, effects, pooled, estimator_table(effects, settings))
+
+
+def without_flagged(effects: pd.DataFrame, settings: Settings) -> dict | None:
+    """The primary model refitted without the included rows that a quality rule flagged (``flags``).
+
+    None when no included row is flagged. With every row flagged, only ``k = 0`` and the lines.
+    """
+    included = effects["included"].to_numpy(dtype=bool)
+    flagged = effects["flags"].fillna("").astype(str).str.strip().to_numpy() != ""
+    if not (included & flagged).any():
+        return None
+    keep = included & ~flagged
+    excluded = [int(line) for line in effects.loc[included & flagged, "line"]]
+    if not keep.any():
+        return {"k": 0, "excluded_lines": excluded}
+    fit = rma(effects.loc[keep, "yi"], effects.loc[keep, "vi"], settings.method, settings.test, settings.level)
+    return {**pooled_record(fit, settings, effects.attrs.get("unit")), "excluded_lines": excluded}
 
 
 def _jsonable(value):

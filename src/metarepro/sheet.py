@@ -27,7 +27,7 @@ GROUP_EXTRA = tuple(
 )
 PRECOMPUTED = ("yi", "vi", "sei", "ci_low", "ci_high")
 CORRELATION = ("r", "n")
-STATISTICS = ("t", "p")
+STATISTICS = ("t", "p", "d", "z", "F")  # d: Cohen's d; z and F (one numerator df) with direction
 NUMERIC = SUMMARY + GROUP_EXTRA + PRECOMPUTED + CORRELATION + STATISTICS
 COUNTS = ("n_cases", "n_controls", "n")
 NONNEGATIVE = ("sd_cases", "sd_controls", "sem_cases", "sem_controls", "vi", "sei")

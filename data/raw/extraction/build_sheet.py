@@ -15,6 +15,8 @@ from pathlib import Path
 HERE = Path(__file__).parent
 SPEC = open(HERE / "extraction_protocol.md").read().split("study_id,study,year,marker")[1].split("\n")[0]
 COLUMNS = ("study_id,study,year,marker" + SPEC).split(",")
+# statistics the first passes could only write in 'notes' (no column took them); see STATISTICS_FROM_NOTES
+COLUMNS[COLUMNS.index("p") + 1 : COLUMNS.index("p") + 1] = ["d", "z", "F"]
 EXTRA = ["extracted_by", "verification", "verified", "eligibility_second_pass", "eligibility_comment"]
 second = {}
 for v in ("V1", "V2", "V3"):
@@ -72,6 +74,67 @@ COHORT = {
     "Kakeda2020": "Kakeda2018",
     "Dinan2009": "OBrien2007",
     "CN_670519990": "Bi2016",
+}
+# Likely duplicate publications / overlapping samples found later (quality rule 'overlap', README
+# "Overlaps"): the linked rows take the primary row's study_id, sort after it, and say why in 'notes'.
+LINKED = {
+    "CRP_IL6_episodes_72v60": (
+        "UnknownAJP2017",
+        "the same paper as UnknownAJP2017 (Asian J Psychiatr 2017;27:71-75, PMID 28558901: same title, same "
+        "n 72/60, same p values for CRP and IL-6), entered twice from two stored copies; study_id set to "
+        "UnknownAJP2017, whose rows are primary because they carry the PMID, DOI and citation",
+    ),
+    "Yang2007": (
+        "YangK2005",
+        "same first author and co-authors (Yang Kun, Zhang Zhongxing, Xie Guangrong) and the same n 33/23 as "
+        "Yang 2005: treated as one sample; study_id set to YangK2005, the earlier paper, which also prints the "
+        "group means",
+    ),
+    "Lishui_BDcontrol2020": (
+        "CaoJ2021",
+        "same hospital (Second People's Hospital of Lishui) and overlapping recruitment (Feb 2019-Feb 2020 vs "
+        "Jan 2019-May 2020) as Cao 2021: patients possibly shared, so one sample; study_id set to CaoJ2021",
+    ),
+}
+PRIMARY_NOTE = {
+    "UnknownAJP2017": "primary entry of this paper (carries PMID/DOI); a second entry of it (CRP_IL6_episodes_72v60) "
+    "shares this study_id",
+    "YangK2005": "primary row of the Yang Kun cohort (earlier paper, group means printed); Yang 2007 (same authors, "
+    "n 33/23) shares this study_id",
+    "CaoJ2021": "primary for the Lishui depressed samples: MDD vs healthy controls is this paper's own comparison "
+    "(in the Lishui 2020 study the depressed group is the 'positive control' of a bipolar study) and it has the "
+    "larger sample (75/50); chosen on these design grounds; the Lishui 2020 rows share this study_id",
+}
+# Statistics the first pass wrote in 'notes' because no column took them, moved into their columns as
+# printed (the notes keep the quotation). The second pass compared only FIELDS, so these are single readings.
+STATISTICS_FROM_NOTES = {
+    "B:Dhabhar2009:IL-10#1": {"d": "-0.96"},  # 'Cohen's d = -0.96'
+    "D:Vogelzangs2012a:CRP#1": {"d": "0.32"},  # 'Cohen's d=0.32' (group n not in the abstract: not usable)
+    "D:Vogelzangs2012a:IL-6#1": {"d": "0.23"},  # 'Cohen's d=0.23' (group n not in the abstract: not usable)
+    "B:ElNeely2020:TNF-a#1": {"z": "4.710"},  # 'Z = 4.710' (Mann-Whitney)
+    "B:Li2026:TNF-a#1": {"z": "-2.12"},  # 'z = -2.12' (nonparametric; cases higher)
+    "C:Ryan2022:IL-6#1": {"F": "7.94"},  # 'adjusted ANCOVA F(1,112)=7.94'
+    "C:Ryan2022:TNF-a#1": {"F": "6.53"},  # 'adjusted ANCOVA F(1,115)=6.53'
+    "B:Zhu2022:IL-8#1": {"F": "19.38"},  # drug-free vs HCs, covariate-adjusted, log10 scale
+    "B:Cai2023:IL-8#1": {"F": "3.82"},  # SSRI-treated vs HCs, covariate-adjusted
+    "A:Rawdin2013:IL-10#1": {"F": "0.03"},  # ANCOVA on ln values (no direction stated)
+    "A:Rawdin2013:IL-6#1": {"F": "0.75"},  # ANCOVA on ln values (no direction stated)
+}
+STATISTIC_CAVEAT = {
+    "C:Ryan2022:IL-6#1": "F is covariate-adjusted and its df (112) imply fewer participants than n 86/57",
+    "C:Ryan2022:TNF-a#1": "F is covariate-adjusted and its df (115) imply fewer participants than n 86/57",
+    "B:Zhu2022:IL-8#1": "F is covariate-adjusted, on log10 IL-8",
+    "B:Cai2023:IL-8#1": "F is covariate-adjusted",
+}
+# Statistics in 'notes' deliberately not moved into a column, with the reason.
+NOT_MOVED = {
+    "C:CN_pain_670337574:IL-6#2": (
+        "the printed 'd=1.2' is not moved into column d: it equals the raw mean difference 12.5 - 11.3 = 1.2, "
+        "and a Cohen's d of 1.2 with n 31/30 would give p near 1e-5, not the printed P=0.041 (which the means "
+        "and SDs reproduce: t = 2.08, p = 0.042)"
+    ),
+    "A:ZhangZaifu_IL6:IL-6#1": "F=1362.51 is not moved into column F: it tests the combined depressed group (n=143), "
+    "not this row's unipolar group",
 }
 # Disagreements between the passes: cells only one pass read are cleared (conservative), with the
 # first pass's value kept in 'verified'. Rudolf2014's two rows are the two case subgroups, which the
@@ -155,12 +218,25 @@ for tag in "ABCDE":
         )
         if s and s.get("dispersion_label", "").strip():
             details.append(f"dispersion label on the page: {s['dispersion_label'].strip()}")
+        for column, value in STATISTICS_FROM_NOTES.get(key, {}).items():
+            r[column] = value
+            moved = f"{column} = {value} moved from these notes into column {column}, as printed"
+            r["notes"] = "; ".join(x for x in (r["notes"], moved, STATISTIC_CAVEAT.get(key, "")) if x)
+        if key in NOT_MOVED:
+            r["notes"] = "; ".join(x for x in (r["notes"], NOT_MOVED[key]) if x)
         r["verified"] = "; ".join(details)
+        r["_linked"] = r["study_id"] in LINKED
+        if r["study_id"] in LINKED:
+            primary, why = LINKED[r["study_id"]]
+            r["notes"] = (r["notes"] + "; " + why).strip("; ")
+            r["study_id"] = primary
+        elif r["study_id"] in PRIMARY_NOTE:
+            r["notes"] = (r["notes"] + "; " + PRIMARY_NOTE[r["study_id"]]).strip("; ")
         if r["study_id"] in COHORT:
             r["notes"] = (r["notes"] + f"; same cohort as {COHORT[r['study_id']]} (study_id set to it)").strip("; ")
             r["study_id"] = COHORT[r["study_id"]]
         rows.append(r)
-rows.sort(key=lambda r: (r["marker"], r["study_id"].lower()))
+rows.sort(key=lambda r: (r["marker"], r["study_id"].lower(), r.pop("_linked")))
 with open(sys.argv[1], "w", newline="", encoding="utf-8") as fh:
     w = csv.DictWriter(fh, fieldnames=COLUMNS + EXTRA)
     w.writeheader()
