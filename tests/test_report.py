@@ -87,7 +87,7 @@ def test_five_parts_in_order_and_self_contained():
                                                           "provenance")]  # fmt: skip
     assert positions == sorted(positions)
     assert '<details class="analysis" id="a1">' in page
-    assert 'class="text verdict-consistent">consistent' in page
+    assert '<span class="verdict-consistent">consistent</span>' in page
     for loads_something in ('src="http', 'href="http', "url(http", "@import", "<script src", "<link "):
         assert loads_something not in page
 

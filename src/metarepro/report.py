@@ -338,14 +338,21 @@ def _ci_text(est, lo, hi) -> str:
     return f"{est:.2f} ({lo:.2f} to {hi:.2f})" if _finite(lo) and _finite(hi) else f"{est:.2f} (no CI)"
 
 
+def _verdict(verdict) -> str:
+    verdict = "" if verdict is None or (isinstance(verdict, float) and np.isnan(verdict)) else str(verdict)
+    css = "verdict-" + re.sub(r"[^a-z]+", "-", verdict.lower()).strip("-")
+    return f'<span class="{esc(css)}">{esc(verdict) or "—"}</span>'
+
+
 def reproduction_section(table: pd.DataFrame | None, figures: list[str]) -> str:
     if table is None or table.empty:
         return ""
     rows = []
     for r in table.itertuples():
-        verdict = getattr(r, "verdict", "") or ""
-        reason = getattr(r, "verdict_reason", "") or ""
-        css = "verdict-" + re.sub(r"[^a-z]+", "-", str(verdict).lower()).strip("-")
+        sens = ""
+        if _finite(getattr(r, "estimate_without_flagged", None)):
+            sens = (f"{esc(_ci_text(r.estimate_without_flagged, r.ci_low_without_flagged, r.ci_high_without_flagged))}"
+                    f", k = {num(r.k_without_flagged)}<br>{_verdict(r.verdict_without_flagged)}")  # fmt: skip
         rows.append(
             f"<tr><td class=\"text\"><a href=\"#{esc(r.analysis)}\">{esc(r.analysis)}</a></td>"
             f"<td class=\"text\">{esc(r.source)}</td><td class=\"text\">{esc(r.marker)}</td>"
@@ -354,10 +361,12 @@ def reproduction_section(table: pd.DataFrame | None, figures: list[str]) -> str:
             f"<td>{esc(r.measure_published)} "
             f"{esc(_ci_text(r.estimate_published, r.ci_low_published, r.ci_high_published))}"
             f"{', k = ' + num(r.k_published) if _finite(r.k_published) else ''}</td>"
-            f"<td class=\"text {esc(css)}\">{esc(verdict) or '—'}</td><td class=\"text\">{esc(reason)}</td></tr>"
+            f"<td class=\"text\">{_verdict(getattr(r, 'verdict', ''))}</td>"
+            f"<td class=\"text\">{esc(getattr(r, 'verdict_reason', '') or '')}</td><td>{sens}</td></tr>"
         )  # fmt: skip
     head = "".join(f'<th class="text">{h}</th>' for h in
-                   ("analysis", "published", "marker", "ours", "published result", "verdict", "why"))  # fmt: skip
+                   ("analysis", "published", "marker", "ours (primary)", "published result", "verdict", "why",
+                    "ours without flagged rows"))  # fmt: skip
     figs = "".join(figure_html(svg) for svg in figures)
     return f"""<section id="reproduction"><h2>Published vs reproduced</h2>
 <p>Our pooled estimate beside each published one it is compared with (config <code>compare_with</code>; published

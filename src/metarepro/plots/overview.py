@@ -29,26 +29,38 @@ def scale_heading(key: tuple[str, str]) -> str:
 
 def _participants(record) -> str:
     n = [record.get("n_cases"), record.get("n_controls")]
-    return "" if any(v is None or not np.isfinite(v) for v in n) else f"{int(n[0] + n[1]):,}"
+    return "" if any(v is None or not np.isfinite(float(v)) for v in n) else f"{int(n[0] + n[1]):,}"
 
 
 def atlas_rows(records: dict[str, dict], titles: dict[str, str]) -> dict[tuple, pd.DataFrame]:
-    """One table of rows per scale: each analysis's pooled estimate, CI and prediction interval, k, N, I²."""
+    """One table of rows per scale: each analysis's pooled estimate (diamond), CI and prediction interval, k, N,
+    I²; where a quality rule flagged pooled rows, the fit without them follows as its own row (a square)."""
     groups: dict[tuple, list] = {}
     for name, record in records.items():
         groups.setdefault(scale_key(record), []).append(name)
     out = {}
     for key, names in groups.items():
-        recs = [records[n] for n in names]
-        out[key] = rows_table(
-            [titles.get(n, n) for n in names], [r["estimate"] for r in recs], [r["ci_low"] for r in recs],
-            [r["ci_high"] for r in recs], kind="summary",
-            pi_low=[r.get("pi_low") if r.get("pi_low") is not None else np.nan for r in recs],
-            pi_high=[r.get("pi_high") if r.get("pi_high") is not None else np.nan for r in recs],
-            analysis=names, k=[str(r["k"]) for r in recs], n=[_participants(r) for r in recs],
-            i2=[f"{fmt(r.get('i2'), 0)}%" for r in recs],
-        )  # fmt: skip
+        parts = []
+        for name in names:
+            r = records[name]
+            parts.append(rows_table(
+                [titles.get(name, name)], r["estimate"], r["ci_low"], r["ci_high"], kind="summary",
+                pi_low=_number(r.get("pi_low")), pi_high=_number(r.get("pi_high")), analysis=[name],
+                k=[str(r["k"])], n=[_participants(r)], i2=[f"{fmt(r.get('i2'), 0)}%"],
+            ))  # fmt: skip
+            sens = r.get("without_flagged")
+            if isinstance(sens, dict) and sens.get("k"):
+                parts.append(rows_table(
+                    ["without flagged rows"], sens["estimate"], sens["ci_low"], sens["ci_high"],
+                    analysis=[name], k=[str(sens["k"])], n=[_participants(sens)],
+                    i2=[f"{fmt(sens.get('i2'), 0)}%"],
+                ))  # fmt: skip
+        out[key] = pd.concat(parts, ignore_index=True)
     return out
+
+
+def _number(x):
+    return np.nan if x is None else float(x)
 
 
 def atlas_plot(rows: pd.DataFrame, key: tuple[str, str], labels=None, level=95):
@@ -57,7 +69,8 @@ def atlas_plot(rows: pd.DataFrame, key: tuple[str, str], labels=None, level=95):
     return draw_forest(rows, measure=measure, level=level, labels=labels, title=scale_heading(key),
                        xlabel=axis_label(measure, labels, unit or None), columns=[("k", "k"), ("N", "n"), ("I²", "i2")],
                        estimate_header=f"{MEASURE_NAMES.get(measure, 'Estimate')} [{level:g}% CI]",
-                       footer="Diamond: pooled estimate and CI; dotted: prediction interval.",
+                       footer="Diamond: pooled estimate and CI (all eligible rows: the primary analysis); dotted: "
+                              "prediction interval;\nsquare: the same model without rows flagged by a quality rule.",
                        label_header="Analysis")  # fmt: skip
 
 
@@ -76,6 +89,10 @@ def reproduction_rows(table: pd.DataFrame, titles: dict[str, str]) -> dict[tuple
                            kind="header"),
                 rows_table(["reproduced (ours)"], first.estimate_ours, first.ci_low_ours, first.ci_high_ours,
                            kind="summary"),
+                *([rows_table([f"ours without flagged rows (k = {int(first.k_without_flagged)})"],
+                              first.estimate_without_flagged, first.ci_low_without_flagged,
+                              first.ci_high_without_flagged, kind="summary")]
+                  if pd.notna(getattr(first, "estimate_without_flagged", np.nan)) else []),
                 rows_table([f"published: {s}" for s in pairs["source"]], pairs["estimate_published"],
                            pairs["ci_low_published"], pairs["ci_high_published"]),
             ], ignore_index=True)  # fmt: skip
