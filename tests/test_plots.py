@@ -311,3 +311,44 @@ def test_bubble_plot_needs_one_moderator():
     fit = rma_mods(BYI, BVI, design_matrix(pd.DataFrame({"ablat": ABLAT, "alloc": ALLOC}), ["ablat", "alloc"]))
     with pytest.raises(ValueError, match="one moderator"):
         bubble_plot(BYI, BVI, ABLAT, fit, "ablat")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The report's overview figures: drawn from the pooled records and the reproduction table
+
+
+def test_atlas_rows_match_records_and_split_by_scale():
+    from metarepro.plots.overview import atlas_plot, atlas_rows
+
+    smd = {**pooled_of(rma(BYI, BVI), "SMD"), "n_cases": 50.0, "n_controls": 40.0}
+    smd["without_flagged"] = {**pooled_of(rma(BYI[:6], BVI[:6]), "SMD")}
+    rom = {**pooled_of(rma(YI, VI), "ROM")}
+    md = {**pooled_of(rma(YI, VI), "MD"), "unit": "pg/mL"}
+    tables = atlas_rows({"a": smd, "b": rom, "c": md}, {"a": "Analysis A", "b": "B", "c": "C"})
+    assert set(tables) == {("SMD", ""), ("ROM", ""), ("MD", "pg/mL")}
+    rows = tables[("SMD", "")]
+    assert rows["label"].tolist() == ["Analysis A", "without flagged rows"]
+    assert rows["k"].tolist() == [str(smd["k"]), "6"] and rows["n"][0] == "90"
+    fig = atlas_plot(rows, ("SMD", ""))
+    assert_rows_match(fig, rows, rows["label"].tolist())
+    fig = atlas_plot(tables[("ROM", "")], ("ROM", ""))
+    assert drawn_rows(fig)[0]["text"] == Scale("ROM").text(rom["estimate"], rom["ci_low"], rom["ci_high"])
+
+
+def test_reproduction_rows_pair_ours_with_each_published():
+    from metarepro.plots.overview import reproduction_plot, reproduction_rows
+
+    table = pd.DataFrame({
+        "analysis": ["a", "a", "b"], "source": ["P1", "P2", "P3"], "marker": ["IL-6"] * 3,
+        "measure_ours": ["SMD"] * 3, "same_scale": [True, True, False], "estimate_ours": [0.5, 0.5, 0.2],
+        "ci_low_ours": [0.2, 0.2, 0.0], "ci_high_ours": [0.8, 0.8, 0.4], "estimate_published": [0.4, 0.3, 1.0],
+        "ci_low_published": [0.1, 0.2, 0.5], "ci_high_published": [0.7, 0.4, 1.5],
+    })  # fmt: skip
+    rows = reproduction_rows(table, {"a": "A"})[("SMD", "")]
+    assert rows["label"].tolist() == ["IL-6: A", "reproduced (ours)", "published: P1", "published: P2"]
+    fig = reproduction_plot(rows, ("SMD", ""))
+    drawn = drawn_rows(fig)
+    for i in (1, 2, 3):
+        row = rows.iloc[i]
+        assert drawn[i]["label"] == row["label"]
+        assert drawn[i]["text"] == Scale("SMD").text(row["estimate"], row["ci_low"], row["ci_high"])
