@@ -45,7 +45,11 @@ def setup(case_name, fit_name):
     if case_name == "assink2016":
         if fit_name.startswith("both_"):
             struct = fit_name.split("_")[1].upper()
-            return d["yi"], d["vi"], {"nested": [d["study"]], "inner": d["deltype"], "outer": d["study"], "struct": struct}
+            return (
+                d["yi"],
+                d["vi"],
+                {"nested": [d["study"]], "inner": d["deltype"], "outer": d["study"], "struct": struct},
+            )
         return d["yi"], d["vi"], {"nested": [d["study"], d["esid"]]}
     if case_name == "berkey1998":
         struct = fit_name.split("_")[0].upper()
