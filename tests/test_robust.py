@@ -86,3 +86,9 @@ def test_cr0_is_cr1_without_the_small_sample_factor():
     n, p = cr1.n, fit.p
     assert cr0.vbest == "CR0"
     np.testing.assert_allclose(cr1.vb, cr0.vb * n / (n - p), rtol=1e-13)
+
+
+def test_knha_fit_needs_z_for_cr1():
+    d = CASES["assink2016"]["data"]
+    with pytest.raises(ValueError, match="test='z'"):
+        robust(rma(d["yi"], d["vi"], test="knha"), d["study"], yi=d["yi"], vi=d["vi"])

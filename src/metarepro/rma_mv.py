@@ -51,9 +51,13 @@ class MVControl:
     boundary: float = 1e-10
 
 
-def _codes(values):
+def _codes(values, name="grouping"):
     """Integer codes of a grouping column, levels sorted as R's factor() sorts them."""
-    levels, codes = np.unique(np.asarray(values), return_inverse=True)
+    values = np.asarray(values)
+    missing = [i for i, v in enumerate(values.tolist()) if v is None or (isinstance(v, float) and np.isnan(v))]
+    if missing:
+        raise ValueError(f"{name} is missing in row {missing[0] + 1}; every effect needs its group (or drop the row)")
+    levels, codes = np.unique(values, return_inverse=True)
     return codes.astype(np.int64), levels
 
 
@@ -239,6 +243,7 @@ def _build(yi, V, X, nested, inner, outer, struct):
         for level in range(len(nested)):
             if nested[level].size != k:
                 raise ValueError(f"nested grouping {level + 1} has {nested[level].size} values but yi has {k}")
+            _codes(nested[level], f"nested grouping {level + 1}")
             sigma_codes.append(_interaction(nested[: level + 1]))
     gspec = None
     if inner is not None or outer is not None:
@@ -246,8 +251,8 @@ def _build(yi, V, X, nested, inner, outer, struct):
             raise ValueError("give both inner and outer for a ~ inner | outer random effect")
         if struct not in STRUCTS:
             raise ValueError(f"struct must be one of {', '.join(STRUCTS)}, not {struct!r}")
-        icodes, ilevels = _codes(inner)
-        ocodes, _ = _codes(outer)
+        icodes, ilevels = _codes(inner, "inner")
+        ocodes, _ = _codes(outer, "outer")
         gspec = _GSpec(struct, len(ilevels), ilevels, icodes, ocodes)
     if not sigma_codes and gspec is None:
         raise ValueError("rma_mv() needs random effects: nested=[...] and/or inner= with outer=")
@@ -620,20 +625,25 @@ class RmaMvResult:
         gamma = self._model.gamma(self._theta)
         return [(g.rows, g.V + np.tensordot(gamma, g.E, axes=1)) for g in self._model.groups]
 
-    def predict(self, x=None):
-        """Predicted value at moderator values x (default: the intercept-only model's estimate), with its CI and
-        the prediction interval of predict.rma.mv (σ² summed; τ² added for ID/CS; HCS/UN need a level)."""
+    def predict(self, x=None, tau2_level=None):
+        """predict.rma.mv at moderator values x (with the intercept column; default: the intercept-only model's
+        estimate): the estimate, its CI, and the prediction interval ± crit·√(se² + Σσ² + τ²), where τ² is the
+        model's single τ² or, for HCS/DIAG/UN, ``tau2[tau2_level]`` (0-based; without it the PI is NaN, as
+        metafor's). With ``test="t"`` crit uses the smallest df of the coefficients x involves."""
         x = np.ones(1) if x is None else np.asarray(x, dtype=float)
         if x.size != self.p:
             raise ValueError(f"predict() needs {self.p} moderator values (with the intercept), not {x.size}")
         pred = float(x @ self.beta)
         se = float(np.sqrt(x @ self.vb @ x))
-        crit = self._crit(self.ddf[0] if self.test == "t" else None)
+        crit = self._crit(float(np.min(self.ddf[x != 0])) if self.test == "t" else None)
         extra = float(np.sum(self.sigma2))
-        if self.struct in ("ID", "CS"):
-            extra += float(self.tau2[0])
-        elif self.struct is not None:
-            extra = np.nan
+        if self.struct is not None:
+            if self.tau2.size == 1:
+                extra += float(self.tau2[0])
+            elif tau2_level is not None:
+                extra += float(self.tau2[tau2_level])
+            else:
+                extra = np.nan
         half = crit * np.sqrt(se**2 + extra)
         return {
             "pred": pred,
@@ -649,9 +659,11 @@ class RmaMvResult:
         return float(stats.norm.ppf(q) if df is None else stats.t.ppf(q, df))
 
     def i2(self):
-        """Multilevel I² (Viechtbauer's FAQ): 100·σ²_l / (Σσ² + (k−p)/tr P), P = W − WX(X'WX)⁻¹X'W, W = V⁻¹."""
-        if self.struct is not None:
-            raise ValueError("i2() is defined here for nested random intercepts (no ~ inner | outer term)")
+        """I² of Viechtbauer's FAQ ("I² for multilevel and multivariate models") with the typical sampling
+        variance (k−p)/tr P, P = W − WX(X'WX)⁻¹X'W, W = V⁻¹: for nested intercepts 100·σ²_l/(Σσ² + typical) per
+        level and 100·Σσ²/(Σσ² + typical) in total; for a ~ inner | outer model 100·τ²_j/(τ²_j + typical)."""
+        if self.struct is not None and self.sigma2.size:
+            raise ValueError("i2() is defined for nested intercepts or for a ~ inner | outer term, not both")
         model = self._model
         trW = 0.0
         XtWX = np.zeros((self.p, self.p))
@@ -665,6 +677,8 @@ class RmaMvResult:
             XtWWX += np.einsum("bsi,bsj->ij", WX, WX)
         trP = trW - float(np.trace(np.linalg.solve(XtWX, XtWWX)))
         typical = (self.k - self.p) / trP
+        if self.struct is not None:
+            return {"levels": 100 * self.tau2 / (self.tau2 + typical), "typical_vi": typical}
         total = float(np.sum(self.sigma2))
         return {
             "total": 100 * total / (total + typical),
@@ -989,8 +1003,9 @@ def confint(fit: RmaMvResult, component="sigma2", which=0, level=None, control: 
     level = fit.level if level is None else level
     index, kind = _component_index(fit, component, which)
     theta_hat = fit._theta[index]
-    if not np.isfinite(theta_hat):
-        raise ValueError("the component is at the boundary 0; its profile CI is [0, upper] (not implemented)")
+    at_zero = not np.isfinite(theta_hat)  # a variance estimated at 0: the CI is [0, upper]
+    if at_zero:
+        theta_hat = np.log(control.boundary * fit._model.scale)
     ll_hat = fit.logLik
     cut = stats.chi2.ppf(level / 100, 1) / 2
 
@@ -1000,10 +1015,16 @@ def confint(fit: RmaMvResult, component="sigma2", which=0, level=None, control: 
 
     out = {"estimate": float(np.exp(theta_hat) if kind == "log" else np.tanh(theta_hat))}
     if kind == "log":
-        lo_end, hi_end = np.log(control.boundary * fit._model.scale), theta_hat + np.log(1e6)
+        # search range: down to the boundary, up to 1e6 times the larger of the estimate and the sampling variances
+        lo_end = np.log(control.boundary * fit._model.scale)
+        hi_end = max(theta_hat, np.log(fit._model.scale)) + np.log(1e6)
     else:
         lo_end, hi_end = -18.0, 18.0  # |rho| within 1 - 1e-15
-    for side, end in (("low", lo_end), ("high", hi_end)):
+    sides = (("low", lo_end), ("high", hi_end))
+    if at_zero:
+        out.update(estimate=0.0, ci_low=0.0, ci_low_found=True)
+        sides = sides[1:]
+    for side, end in sides:
         a = theta_hat
         step = 1.0 if kind == "log" else 0.5
         b = a

@@ -135,6 +135,9 @@ def robust(fit, cluster, *, yi=None, vi=None, X=None, clubSandwich=False, adjust
     if isinstance(fit, RmaMvResult):
         groups, n, beta, btt = _clusters_mv(fit, cluster)
     else:
+        if getattr(fit, "test", "z") == "knha" and not clubSandwich:
+            # metafor's robust.rma.uni builds the bread from vb, which for knha carries the factor s²
+            raise ValueError("robust() without clubSandwich needs an rma() fit with test='z'; refit with test='z'")
         groups, n, beta, btt = _clusters_uni(fit, cluster, yi, vi, X)
     level = fit.level if level is None else level
     p = beta.size

@@ -49,20 +49,24 @@ fit_record <- function(res) {
                 parms = free$parms),
     polish = list(iterations = pol$iterations, score = arr(pol$score), last_step = pol$last_step),
     logLik = as.numeric(logLik(res)))
-  if (res$int.only && !res$withG) {
-    pr <- predict(res)
-    rec$predict <- list(pred = pr$pred, se = pr$se, ci_lb = pr$ci.lb, ci_ub = pr$ci.ub,
-                        pi_lb = pr$pi.lb, pi_ub = pr$pi.ub)
-  }
-  if (res$withS && !res$withG) {
-    # multilevel I2 as in Viechtbauer's FAQ ("I^2 for multilevel and multivariate models")
-    W <- solve(res$V)
-    X <- model.matrix(res)
-    P <- W - W %*% X %*% solve(t(X) %*% W %*% X) %*% t(X) %*% W
-    typical <- (res$k - res$p) / sum(diag(P))
+  # predictions at every row of the design (newmods without the intercept column when there is one), with
+  # each inner level's tau^2 for HCS/DIAG/UN
+  Xn <- if (res$int.incl) res$X[, -1, drop = FALSE] else res$X
+  lv <- if (res$withG && length(res$tau2) > 1) seq_len(nrow(Xn)) %% length(res$tau2) + 1 else NULL
+  pr <- if (res$int.only) predict(res, tau2.levels = lv[1]) else predict(res, newmods = unname(Xn), tau2.levels = lv)
+  rec$predict <- list(tau2_level = if (is.null(lv)) NULL else arr(lv), pred = arr(pr$pred), se = arr(pr$se),
+                      ci_lb = arr(pr$ci.lb), ci_ub = arr(pr$ci.ub), pi_lb = arr(pr$pi.lb), pi_ub = arr(pr$pi.ub))
+  # I2 as in Viechtbauer's FAQ ("I^2 for multilevel and multivariate models"): per sigma^2 level and in total
+  # for multilevel models, per tau^2 for multivariate ones
+  W <- solve(res$V)
+  X <- model.matrix(res)
+  P <- W - W %*% X %*% solve(t(X) %*% W %*% X) %*% t(X) %*% W
+  typical <- (res$k - res$p) / sum(diag(P))
+  if (res$withS && !res$withG)
     rec$I2 <- list(total = 100 * sum(res$sigma2) / (sum(res$sigma2) + typical),
                    levels = arr(100 * res$sigma2 / (sum(res$sigma2) + typical)), typical_vi = typical)
-  }
+  if (res$withG && !res$withS)
+    rec$I2 <- list(levels = arr(100 * res$tau2 / (res$tau2 + typical)), typical_vi = typical)
   rec
 }
 
