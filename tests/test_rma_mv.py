@@ -296,3 +296,14 @@ def test_multivariate_scale_invariance(struct):
         assert_close(fit.beta, base.beta * a, f"beta a={a}", rtol=1e-9, atol=0)
         assert_close(fit.tau2, base.tau2 * a**2, f"tau2 a={a}", rtol=1e-8, atol=0)
         assert_close(fit.rho, base.rho, f"rho a={a}", rtol=1e-8, atol=0)
+
+
+def test_fixing_a_variance_at_zero_gives_the_reduced_model():
+    """metafor's sigma2 = c(0, NA) in ~ 1 | district/school is the two-level model ~ 1 | study (reference)."""
+    d = CASES["konstantopoulos2011"]["data"]
+    ref = CASES["konstantopoulos2011"]["fits"]["two_level_reml"]
+    fit = rma_mv(d["yi"], d["vi"], nested=[d["district"], d["school"]], start=[-np.inf, np.log(0.05)])
+    assert fit.converged and fit.parms == ref["free"]["parms"]
+    assert fit.sigma2[0] == 0.0
+    assert_close(fit.sigma2[1], ref["sigma2"], "sigma2", **ITERATIVE)
+    assert_close(fit.logLik, ref["logLik"], "ll", **ITERATIVE)

@@ -76,12 +76,6 @@ class BlockV:
     cluster: np.ndarray
     blocks: dict
 
-    @classmethod
-    def from_diag(cls, vi, cluster=None):
-        vi = np.asarray(vi, dtype=float)
-        cluster = np.arange(vi.size) if cluster is None else np.asarray(cluster)
-        return cls(cluster, {c: np.diag(vi[cluster == c]) for c in dict.fromkeys(cluster.tolist())})
-
     def diag(self):
         out = np.empty(self.cluster.size)
         for c, block in self.blocks.items():
@@ -602,7 +596,6 @@ class RmaMvResult:
     _theta: np.ndarray = field(repr=False)
     _yi: np.ndarray = field(repr=False)
     _X: np.ndarray = field(repr=False)
-    _ll_qe: float = field(repr=False, default=np.nan)
 
     @property
     def logLik(self):
@@ -816,7 +809,8 @@ def rma_mv(
     ``V``: 1-D sampling variances or a :class:`BlockV` (e.g. from :func:`metarepro.vcalc.vcalc`).
     ``X``: (k, p) design (default: intercept only). ``nested``: list of grouping columns, outermost first.
     ``inner``/``outer``/``struct``: the ``~ inner | outer`` term. ``btt``: 0-based coefficients for QM
-    (default: all but an intercept column). ``start``: θ to start from (internal: profile refits).
+    (default: all but an intercept column). ``start``: θ to start from (log variances, Fisher-z correlations;
+    an entry of -inf holds that variance at 0, as metafor's ``sigma2 = c(0, NA)``).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
@@ -849,7 +843,7 @@ def rma_mv(
     return _result(model, fit, sigma_codes, yi, X, X_names, method, test, dfs, level, btt)
 
 
-def _result(model, fit, sigma_codes, yi, X, X_names, method, test, dfs, level, btt, fixed_count=0):
+def _result(model, fit, sigma_codes, yi, X, X_names, method, test, dfs, level, btt):
     k, p = model.k, model.p
     ev = fit.ev
     theta = fit.theta
@@ -903,10 +897,10 @@ def _result(model, fit, sigma_codes, yi, X, X_names, method, test, dfs, level, b
         tau2, rho = gs.natural(theta[model.n_sigma :])
         G = gs.G(theta[model.n_sigma :])
         g_levels = gs.levels
-    nfree = int(np.sum(fit.free)) - fixed_count
+    nfree = int(np.sum(fit.free))
     parms = p + nfree
     llm, llr = ev.ll_ml, ev.ll_reml
-    dev_ml = -2 * (llm - ll_qe) if np.all(vdiag_pos(model)) else -2 * llm
+    dev_ml = -2 * (llm - ll_qe) if np.all(_vdiag_pos(model)) else -2 * llm
     fit_stats = {"ML": _criteria(llm, dev_ml, parms, k), "REML": _criteria(llr, -2 * llr, parms, k - p)}
     return RmaMvResult(
         method=method,
@@ -948,7 +942,6 @@ def _result(model, fit, sigma_codes, yi, X, X_names, method, test, dfs, level, b
         _theta=theta,
         _yi=yi,
         _X=X,
-        _ll_qe=ll_qe,
     )
 
 
@@ -959,7 +952,7 @@ def _criteria(ll, dev, parms, n):
             "AICc": -2 * ll + 2 * parms * nn / (nn - parms - 1)}  # fmt: skip
 
 
-def vdiag_pos(model):
+def _vdiag_pos(model):
     return np.concatenate([np.diagonal(g.V, axis1=1, axis2=2).ravel() for g in model.groups]) > 0
 
 
