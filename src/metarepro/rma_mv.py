@@ -38,6 +38,7 @@ TESTS = ("z", "t")
 DFS = ("residual", "contain")
 STRUCTS = ("ID", "DIAG", "CS", "HCS", "UN")
 LOG2PI = np.log(2 * np.pi)
+EPS = np.finfo(float).eps
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,20 @@ class BlockV:
     cluster: np.ndarray
     blocks: dict
 
+    def rows(self):
+        """Row indices of each cluster (in row order), computed once."""
+        if getattr(self, "_rows", None) is None:
+            labels, codes = np.unique(np.asarray(self.cluster), return_inverse=True)
+            order = np.argsort(codes, kind="stable")
+            parts = np.split(order, np.cumsum(np.bincount(codes.ravel(), minlength=labels.size))[:-1])
+            by_label = dict(zip(labels.tolist(), parts, strict=True))
+            self._rows = {c: by_label[c] for c in self.blocks}
+        return self._rows
+
     def diag(self):
         out = np.empty(self.cluster.size)
-        for c, block in self.blocks.items():
-            out[self.cluster == c] = np.diag(block)
+        for c, r in self.rows().items():
+            out[r] = np.diag(self.blocks[c])
         return out
 
 
@@ -266,13 +277,13 @@ def _build(yi, V, X, nested, inner, outer, struct):
     _, comp = connected_components(graph, directed=False)
     if Vb is not None:
         vdiag = Vb.diag()
-        row_of = {}
-        for c in Vb.blocks:
-            row_of[c] = np.flatnonzero(np.asarray(Vb.cluster) == c)
-        block_of_row = np.empty(k, dtype=object)
-        for c, r in row_of.items():
-            for pos, i in enumerate(r):
-                block_of_row[i] = (c, pos)
+        # each row's V block (as an integer code) and its position in that block
+        labels = list(Vb.rows())
+        vcode = np.empty(k, dtype=np.int64)
+        vpos = np.empty(k, dtype=np.int64)
+        for n, r in enumerate(Vb.rows().values()):
+            vcode[r] = n
+            vpos[r] = np.arange(r.size)
     else:
         vdiag = np.asarray(V, dtype=float)
     if np.any(vdiag < 0):
@@ -295,12 +306,14 @@ def _build(yi, V, X, nested, inner, outer, struct):
             Vg[:, np.arange(s), np.arange(s)] = vdiag[rows]
         else:
             for b in range(nb):
-                for a1, i in enumerate(rows[b]):
-                    ci, pi = block_of_row[i]
-                    for a2, j in enumerate(rows[b]):
-                        cj, pj = block_of_row[j]
-                        if ci == cj:
-                            Vg[b, a1, a2] = Vb.blocks[ci][pi, pj]
+                vc, vp = vcode[rows[b]], vpos[rows[b]]
+                if np.all(vc == vc[0]):  # the model block is one V block (possibly reordered)
+                    Vg[b] = Vb.blocks[labels[vc[0]]][np.ix_(vp, vp)]
+                    continue
+                for a1 in range(s):
+                    for a2 in range(s):
+                        if vc[a1] == vc[a2]:
+                            Vg[b, a1, a2] = Vb.blocks[labels[vc[a1]]][vp[a1], vp[a2]]
         E = []
         for codes in sigma_codes:
             c = codes[rows]
@@ -376,17 +389,19 @@ def _evaluate(model: _Model, gamma, method, derivatives=True):
     u = np.zeros(nc)
     B = np.zeros((nc, p, p))
     T = np.zeros((nc, nc))
-    C = np.zeros((nc, nc, p, p))
+    CA = np.zeros((nc, nc))
     for (_, _, E, W, WX), wr in zip(cache, Pr, strict=True):
-        WE = np.einsum("bst,cbtu->cbsu", W, E)  # W E_c
+        # batched matrix products and flat dot products (BLAS) rather than many-index einsums
+        nc_, p_ = E.shape[0], WX.shape[2]
+        WE = W[None] @ E  # W E_c
         trWE += np.einsum("cbss->c", WE)
-        u += np.einsum("bs,cbst,bt->c", wr, E, wr)
-        F = np.einsum("cbst,btp->cbsp", E, WX)  # E_c W X
-        B += np.einsum("bsi,cbsj->cij", WX, F)
-        T += np.einsum("cbst,dbts->cd", WE, WE)
+        u += (E @ wr[None, :, :, None])[..., 0].reshape(nc_, -1) @ wr.ravel()
+        F = E @ WX[None]  # E_c W X
+        B += np.tensordot(F.reshape(nc_, -1, p_), WX.reshape(-1, p_), axes=([1], [0])).transpose(0, 2, 1)
+        T += WE.reshape(nc_, -1) @ np.swapaxes(WE, 2, 3).reshape(nc_, -1).T
         if method == "REML":
-            WF = np.einsum("bst,dbtp->dbsp", W, F)  # W E_d W X
-            C += np.einsum("cbsi,dbsj->cdij", F, WF)
+            # tr(A X'W E_c W E_d W X) = <E_c W X A, W E_d W X>, summed over blocks
+            CA += (F @ A).reshape(nc_, -1) @ (W[None] @ F).reshape(nc_, -1).T
     if method == "ML":
         out.grad = -0.5 * trWE + 0.5 * u
         out.info = 0.5 * T
@@ -394,7 +409,7 @@ def _evaluate(model: _Model, gamma, method, derivatives=True):
         trAB = np.einsum("ij,cji->c", A, B)
         out.grad = -0.5 * (trWE - trAB) + 0.5 * u
         AB = np.einsum("ij,cjk->cik", A, B)
-        out.info = 0.5 * (T - 2 * np.einsum("ij,cdji->cd", A, C) + np.einsum("cij,dji->cd", AB, AB))
+        out.info = 0.5 * (T - 2 * CA + np.einsum("cij,dji->cd", AB, AB))
     return out
 
 
@@ -474,13 +489,13 @@ def _solve(model: _Model, method, theta0, control: MVControl, fixed=None):
                 ll = -np.inf if cev is None else _ll(cev, method)
                 # a step must raise the likelihood; only a full step may leave it unchanged to rounding
                 # (the last Newton steps near the optimum), so halving can never creep along a flat ridge
-                if ll > base or (t == 1 and ll >= base - 1e-15 * abs(base)):
+                if ll > base or (t == 1 and ll >= base - 64 * EPS * max(1.0, abs(base))):
                     if new is None or ll > new[1]:
                         new = (cand, ll, t)
                     break
                 t /= 2
-            if new is not None and new[2] == 1:
-                break  # a full Newton step: no need for the gradient direction
+            if new is not None and new[2] >= 1 / 16:
+                break  # Newton worked without heavy halving: no need for the gradient direction
         if new is None:
             # a correlation drifting to ±1 flattens the likelihood in θ until no step registers: try the edge
             drift = (

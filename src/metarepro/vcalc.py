@@ -104,9 +104,8 @@ def vcalc(vi, cluster, *, obs=None, type=None, grp1=None, grp2=None, w1=None, w2
 
         return num / (d(i) * d(j))
 
-    blocks = {}
-    for c in dict.fromkeys(cluster.tolist()):
-        rows = np.flatnonzero(cluster == c)
+    out = BlockV(cluster, dict.fromkeys(cluster.tolist()))
+    for c, rows in out.rows().items():
         R = np.eye(rows.size)
         for a in range(rows.size):
             for b in range(a):
@@ -117,8 +116,8 @@ def vcalc(vi, cluster, *, obs=None, type=None, grp1=None, grp2=None, w1=None, w2
                     base = r_type(type_[i], type_[j])
                 R[a, b] = R[b, a] = base * shared(i, j)
         s = np.sqrt(vi[rows])
-        blocks[c] = R * s[:, None] * s[None, :]
-    return BlockV(cluster, blocks)
+        out.blocks[c] = R * s[:, None] * s[None, :]
+    return out
 
 
 def aggregate(yi, V, cluster=None, *, rho=None, weighted=True):
@@ -139,8 +138,7 @@ def aggregate(yi, V, cluster=None, *, rho=None, weighted=True):
         blocks = vcalc(V, cluster, obs=np.arange(yi.size), rho=rho)
     labels = list(blocks.blocks)
     out_y, out_v = np.empty(len(labels)), np.empty(len(labels))
-    for n, c in enumerate(labels):
-        rows = np.flatnonzero(blocks.cluster == c)
+    for n, (c, rows) in enumerate(blocks.rows().items()):
         Vc = blocks.blocks[c]
         y = yi[rows]
         if weighted:
