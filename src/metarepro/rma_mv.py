@@ -15,13 +15,15 @@ Structure for scale: rows are split into independent blocks (connected component
 grouping), blocks of equal size are stacked, and every quantity is a sum over blocks: nothing k×k is formed.
 
 Solver (the design of issue 8): Fisher scoring on an unconstrained parametrisation θ (log variances; Fisher
-z of canonical partial correlations, which keeps G positive definite for any θ), with the step tested on the
-log-likelihood and halved at most ``max_halvings`` times (a step that cannot raise the likelihood ends the
-search, it never loops), an iteration cap, and stopping rules that are free of the data's scale (θ is a log
-scale; the score in θ is dimensionless). ``converged`` is True only when the final score, scaled by its
-Fisher information, is below ``score_tol`` at a point where the information is positive definite. A variance
-that runs to zero (below ``1e-10`` of the data's sampling variances) is set to exactly 0 and reported in
-``boundary``; it is converged if the one-sided score there points outward.
+z of canonical partial correlations, which keeps G positive definite for any θ). A step must raise the
+log-likelihood (only a full step may leave it unchanged to its rounding, 64·EPS·|ll|); it is halved at most
+``max_halvings`` times, then the scaled gradient is tried, and a step that cannot raise the likelihood ends
+the search (it never loops). An iteration cap, and stopping rules free of the data's scale (θ is a log scale;
+the score in θ is dimensionless). ``converged`` is True only when the final score, scaled by its Fisher
+information, is below ``score_tol`` at a point where the information is positive definite. A variance that
+runs to zero (below ``1e-10`` of the data's sampling variances) is set to exactly 0, a correlation that runs
+to ±1 is held there, and both are reported in ``boundary`` (indices into θ); such a point is converged if the
+one-sided score there points out of the parameter space.
 """
 
 from __future__ import annotations
