@@ -6,6 +6,7 @@
 0.2303
 """
 
+from .dependent import *  # noqa: F403  (rma_mv, robust, vcalc, aggregate, ...: see dependent.py)
 from .effects import MEASURES
 from .rma import RmaResult, rma, rma_batch
 from .tau2 import METHODS, Control
