@@ -18,7 +18,7 @@ import numpy as np
 from scipy import stats
 
 from ._batch import EPS, Batch, at_tau2
-from .rma import SCALAR_FIELDS, RmaResult, rma, rma_batch
+from .rma import RmaResult, rma, rma_batch
 from .tau2 import Control
 
 # Fields of a batch fit that the per-fit tables report (metafor names in brackets in the dataclass docs).
@@ -37,20 +37,9 @@ def _as_1d(yi, vi):
 
 
 def fit_rows(Y, V, method, test, level, control) -> RmaResult:
-    """``rma_batch`` with metafor's rule that a fit of a single study uses ``test="z"``.
-
-    rma.uni switches to the z test when k = 1 (a t test would have 0 df); only rows with k = 1 (one row
-    of ``cumul``; every row of ``leave1out`` when k = 2) are refitted that way.
-    """
+    """``rma_batch`` of the refits (a row with k = 1 uses ``test="z"``, as metafor's rma.uni and rma_batch do)."""
     with np.errstate(divide="ignore", invalid="ignore"):  # k = 1 rows: HE start etc. divide by k − 1
-        res = rma_batch(Y, V, method, test, level, control)
-    single = np.flatnonzero(res.k == 1)
-    if test != "z" and single.size:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = rma_batch(Y[single], V[single], method, "z", level, control)
-        for name in (*SCALAR_FIELDS, "weights"):
-            getattr(res, name)[single] = getattr(z, name)
-    return res
+        return rma_batch(Y, V, method, test, level, control)
 
 
 @dataclass
