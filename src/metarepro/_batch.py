@@ -2,22 +2,24 @@
 
 A batch is ``y`` and ``v`` of shape (B, K): B meta-analyses padded to the largest k with NaN. Every
 quantity is a weighted sum along the last axis, so nothing ever forms a k×k matrix. For the
-intercept-only model with weights w (S = Σw, μ = Σwy/S, r = y − μ, a = w/S, 1 − a computed without
-cancellation, see :func:`one_minus_share`):
+intercept-only model with weights w (S = Σw, μ = Σwy/S, r = y − μ):
 
 * P = W − w wᵀ/S, so P y = w r, yᵀPy = Σw r², yᵀP²y = Σw² r²
-* tr P = Σw(1 − a), tr P² = Σw²(1 − a)² + Σᵢwᵢ²(S2 − wᵢ²)/S²  (S2 = Σw²)
+* tr P = ΣPᵢᵢ, Pᵢᵢ = wᵢ(S − wᵢ)/S; tr P² = ΣPᵢᵢ² + Σᵢwᵢ²(S2 − wᵢ²)/S²  (S2 = Σw²)
 * yᵀP³y = (Py)ᵀP(Py) = Σw(wr − m)², m = Σw²r/S (the centred form; the textbook Σw³r² − (Σw²r)²/S cancels)
 
 These forms stay accurate when one study's weight dwarfs the rest (vᵢ = 1e-12 beside 1e6), where
-S − S2/S would cancel to noise or to 0.
+S − S2/S would cancel to noise or to 0: for the study of largest weight, S − wᵢ and S2 − wᵢ² are summed from
+the other studies instead of subtracted.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
+from numba import njit
 
 EPS = np.finfo(float).eps
 
@@ -38,24 +40,62 @@ class Batch:
         if yi.shape != vi.shape:
             raise ValueError(f"yi and vi differ in shape: {yi.shape} vs {vi.shape}")
         mask = np.isfinite(yi) & np.isfinite(vi)
-        if np.any(vi[mask] <= 0):
+        if np.any((vi <= 0) & mask):
             raise ValueError("every sampling variance vi must be > 0")
         if mask.all():
             return cls(yi, vi, mask, np.full(yi.shape[0], yi.shape[1]))
         return cls(np.where(mask, yi, 0.0), np.where(mask, vi, 1.0), mask, mask.sum(axis=-1))
 
-    @property
+    @cached_property
     def padded(self):
         return not self.mask.all()
 
     def subset(self, rows):
         return Batch(self.y[rows], self.v[rows], self.mask[rows], self.k[rows])
 
+    @cached_property
+    def _scales(self):
+        """min v, max v, mean v and Σ(y − ȳ)² (with a refined mean) per row, computed once."""
+        out = np.empty((4, self.k.size))
+        _row_scales(self.y, self.v, self.mask, out)
+        return tuple(out)
+
     def vmin(self):
-        return np.where(self.mask, self.v, np.inf).min(axis=-1) if self.padded else self.v.min(axis=-1)
+        return self._scales[0]
+
+    def vmax(self):
+        return self._scales[1]
 
     def vmean(self):
-        return self.v.sum(axis=-1, where=self.mask) / self.k
+        return self._scales[2]
+
+    def centred_ss(self):
+        return self._scales[3]
+
+
+@njit(cache=True, nogil=True)
+def _row_scales(y, v, mask, out):  # pragma: no cover - compiled, tested via every estimator
+    """out[:, b] = (min v, max v, mean v, Σ(y − ȳ)²) of row b, ȳ refined by a second pass."""
+    for b in range(y.shape[0]):
+        k, sy, sv, vmin, vmax = 0, 0.0, 0.0, np.inf, 0.0
+        for i in range(y.shape[1]):
+            if mask[b, i]:
+                k += 1
+                sy += y[b, i]
+                sv += v[b, i]
+                vmin = min(vmin, v[b, i])
+                vmax = max(vmax, v[b, i])
+        ybar = sy / k
+        sd = 0.0
+        for i in range(y.shape[1]):
+            if mask[b, i]:
+                sd += y[b, i] - ybar
+        ybar += sd / k
+        ss = 0.0
+        for i in range(y.shape[1]):
+            if mask[b, i]:
+                ss += (y[b, i] - ybar) ** 2
+        out[0, b], out[1, b], out[2, b], out[3, b] = vmin, vmax, sv / k, ss
 
 
 def weights(batch, tau2):
@@ -64,89 +104,129 @@ def weights(batch, tau2):
     return w * batch.mask if batch.padded else w
 
 
-def _top(w):
-    return np.argmax(w, axis=-1)[..., None]
+@njit(cache=True, nogil=True)
+def _weighted_sums(y, v, mask, rows, tau2, level, out):  # pragma: no cover - compiled, tested via every estimator
+    """One fused pass per row (three sweeps over its studies) for :class:`Weighted`; see the module docstring.
 
-
-def _without_top(w, top):
-    """Σ of each row without its largest element, summed from the others (exact where S − w_max cancels)."""
-    rest = w.copy()
-    np.put_along_axis(rest, top, 0.0, axis=-1)
-    return rest.sum(axis=-1)
-
-
-def one_minus_share(w, s, top=None):
-    """1 − wᵢ/S; for the largest weight (S − w_max)/S, from the sum of the other weights."""
-    out = 1 - w / s[..., None]
-    top = _top(w) if top is None else top
-    np.put_along_axis(out, top, (_without_top(w, top) / s)[..., None], axis=-1)
-    return out
+    out[j] = (S, S2, μ, Q, yᵀP²y, yᵀP³y, tr P, tr P², Σlog(v + τ²)) for row rows[j] at τ² = tau2[j]; with
+    ``level`` 0 only the first five (what Q-profile steps need), 1 all but the logs, 2 all. The residuals
+    are taken from the study of largest weight (y_ref), and the sums without that study are summed from
+    the others, not by subtraction. yᵀP³y = Σw(wr − m)² with m = Σw²r/S = (Σw²d − δ·S2)/S from the second
+    sweep: an error in m changes Σw(wr − m)² only by S·(Δm)² (m is the weighted mean of wr).
+    """
+    n_cols = y.shape[1]
+    w = np.empty(n_cols)
+    for j in range(rows.size):
+        b = rows[j]
+        t = tau2[j]
+        s = 0.0
+        s2 = 0.0
+        top = 0
+        w_top = -1.0
+        for i in range(n_cols):
+            wi = 1.0 / (v[b, i] + t) if mask[b, i] else 0.0
+            w[i] = wi
+            s += wi
+            s2 += wi * wi
+            if wi > w_top:
+                w_top = wi
+                top = i
+        ref = y[b, top]
+        s_others = 0.0
+        s2_others = 0.0
+        swd = 0.0
+        sw2d = 0.0
+        for i in range(n_cols):
+            wi = w[i]
+            wd = wi * (y[b, i] - ref)
+            swd += wd
+            sw2d += wi * wd
+            if i != top:
+                s_others += wi
+                s2_others += wi * wi
+        delta = swd / s
+        m = (sw2d - delta * s2) / s
+        q = 0.0
+        ypy2 = 0.0
+        tr_p = 0.0
+        diag2 = 0.0
+        off2 = 0.0
+        ypy3 = 0.0
+        log_det = 0.0
+        product = 1.0  # Σ log(v + τ²) = −log Πw, one log per run of products (logs cost 5× the rest)
+        for i in range(n_cols):
+            wi = w[i]
+            r = (y[b, i] - ref) - delta
+            wr = wi * r
+            q += wr * r
+            ypy2 += wr * wr
+            if level == 0:
+                continue
+            pii = wi * (s_others if i == top else s - wi) / s  # P_ii = wᵢ(1 − wᵢ/S)
+            tr_p += pii
+            diag2 += pii * pii
+            off2 += wi * wi * (s2_others if i == top else s2 - wi * wi)
+            u = wr - m
+            ypy3 += wi * u * u
+            if level == 2 and wi > 0:
+                product *= wi
+                if not 1e-150 < product < 1e150:
+                    log_det -= np.log(product)
+                    product = 1.0
+        out[j, 0] = s
+        out[j, 1] = s2
+        out[j, 2] = ref + delta
+        out[j, 3] = q
+        out[j, 4] = ypy2
+        if level > 0:
+            out[j, 5] = ypy3
+            out[j, 6] = tr_p
+            out[j, 7] = diag2 + off2 / (s * s)
+        if level == 2:
+            out[j, 8] = log_det - np.log(product)
 
 
 @dataclass(frozen=True)
 class Weighted:
-    """The weighted sums every estimator needs, for one weight matrix.
+    """The weighted sums every estimator needs, at τ² = ``tau2`` (one value per row of ``batch``).
 
     Residuals are taken from the study of largest weight, y_ref: r = d − δ with d = y − y_ref and
     δ = Σw d/S, so μ = y_ref + δ. When one weight dwarfs the rest, that study's residual −δ is then exact
     to rounding, where y − μ would be the difference of two nearly equal numbers (and yᵀP²y, which
-    multiplies it by w², noise).
+    multiplies it by w², noise). All sums come from one compiled pass (:func:`_weighted_sums`).
     """
 
-    w: np.ndarray
+    batch: Batch
+    rows: np.ndarray | None  # the rows of ``batch`` these sums are for (None: all)
+    tau2: np.ndarray
     s: np.ndarray  # Σw
+    s2: np.ndarray  # Σw²
     mu: np.ndarray  # weighted mean
-    resid: np.ndarray  # y − μ (0 on padding)
     q: np.ndarray  # Σw(y−μ)²
-    top: np.ndarray  # index of the largest weight, shape (B, 1)
+    ypy2: np.ndarray  # yᵀP²y = Σw²(y−μ)², also −dQ/dτ²
+    ypy3: np.ndarray  # yᵀP³y = Σw(wr − m)², m = Σw²r/S
+    tr_p: np.ndarray
+    tr_p2: np.ndarray
+    log_det: np.ndarray  # Σ log(v + τ²)
 
     @classmethod
-    def of(cls, batch, w):
-        s = w.sum(axis=-1)
-        top = _top(w)
-        ref = np.take_along_axis(batch.y, top, axis=-1)
-        d = batch.y - ref
-        delta = (w * d).sum(axis=-1) / s
-        resid = d - delta[..., None]
-        if batch.padded:
-            resid = resid * batch.mask
-        return cls(w, s, ref[..., 0] + delta, resid, (w * resid**2).sum(axis=-1), top)
+    def of(cls, batch, tau2, rows=None, level=1):
+        """``level``: 0 only S, S2, μ, Q, yᵀP²y (the rest NaN), 1 all but ``log_det``, 2 all."""
+        n = batch.k.size if rows is None else rows.size
+        tau2 = np.ascontiguousarray(np.broadcast_to(np.asarray(tau2, dtype=float), (n,)))
+        out = np.full((n, 9), np.nan)
+        _weighted_sums(batch.y, batch.v, batch.mask, np.arange(n) if rows is None else rows, tau2, level, out)
+        return cls(batch, rows, tau2, *out.T)
 
     @property
-    def s2(self):
-        return (self.w**2).sum(axis=-1)
-
-    @property
-    def b(self):
-        """1 − wᵢ/S per study (the diagonal of P divided by w), without cancellation."""
-        return one_minus_share(self.w, self.s, self.top)
-
-    @property
-    def tr_p(self):
-        return (self.w * self.b).sum(axis=-1)
-
-    @property
-    def tr_p2(self):
-        w2 = self.w**2
-        others = w2.sum(axis=-1)[..., None] - w2  # S2 − wᵢ²: cancels only for the largest weight
-        np.put_along_axis(others, self.top, _without_top(w2, self.top)[..., None], axis=-1)
-        return (w2 * self.b**2).sum(axis=-1) + (w2 * others).sum(axis=-1) / self.s**2
-
-    @property
-    def ypy2(self):
-        """yᵀP²y = Σw²(y−μ)², also −dQ/dτ² for w = 1/(v+τ²)."""
-        return ((self.w * self.resid) ** 2).sum(axis=-1)
-
-    @property
-    def ypy3(self):
-        """yᵀP³y = Σw(wr − m)², m = Σw²r/S."""
-        u = self.w * self.resid
-        m = (self.w * u).sum(axis=-1) / self.s
-        return (self.w * (u - m[..., None]) ** 2).sum(axis=-1)
+    def w(self):
+        batch = self.batch if self.rows is None else self.batch.subset(self.rows)
+        return weights(batch, self.tau2)
 
 
-def at_tau2(batch, tau2):
-    return Weighted.of(batch, weights(batch, tau2))
+def at_tau2(batch, tau2, rows=None, level=1):
+    """The sums of :class:`Weighted` at τ² = ``tau2`` for all rows of ``batch`` (or the rows ``rows``)."""
+    return Weighted.of(batch, tau2, rows, level)
 
 
 @dataclass(frozen=True)
@@ -168,75 +248,92 @@ class Root:
     boundary: np.ndarray
 
 
+@njit(cache=True, nogil=True)
+def _newton_update(rows, f, d, scale, info, x, lo, hi, unit, cap, tol, done, converged, capped, boundary, iters):
+    """One step of :func:`solve_decreasing` for each row in ``rows`` (compiled; the rules are documented there)."""
+    for j in range(rows.size):
+        i = rows[j]
+        xi, fi, di = x[i], f[j], d[j]
+        iters[i] += 1
+        lo_i, hi_i = lo[i], hi[i]
+        if fi > 0:
+            lo_i = xi
+        elif fi < 0:
+            hi_i = xi
+        lo[i], hi[i] = lo_i, hi_i
+        floor = EPS * unit[i]
+        width = tol * (xi + floor)
+        if fi == 0 or abs(fi) <= 16 * EPS * scale[j] or (lo_i >= 0 and hi_i - lo_i <= width):
+            converged[i] = done[i] = True
+            continue
+        if di < 0 and abs(fi / di) <= width:
+            x[i] = max(xi - fi / di, 0.0)
+            converged[i] = done[i] = True
+            continue
+        left = max(lo_i, 0.0)
+        newton = xi - fi / di if di < 0 else np.nan
+        scoring = xi + fi / info[j] if info[j] > 0 else np.nan
+        if np.isfinite(newton) and left < newton < hi_i:
+            new = newton
+        elif np.isfinite(scoring) and left < scoring < hi_i:
+            new = scoring
+        elif not np.isfinite(hi_i):
+            new = 4 * max(xi, lo_i, unit[i])
+        elif lo_i < 0:
+            new = 0.0625 * hi_i
+        elif lo_i > 0 and hi_i > 4 * lo_i:
+            new = np.sqrt(lo_i * hi_i)
+        else:
+            new = 0.5 * (lo_i + hi_i)
+        if new > cap[i]:
+            x[i] = cap[i]
+            capped[i] = done[i] = True
+        elif lo_i < 0 and new < floor:
+            x[i] = 0.0
+            boundary[i] = converged[i] = done[i] = True
+        else:
+            x[i] = new
+
+
 def solve_decreasing(fun, x, lo, hi, active, tol, maxiter, unit, cap):
     """Safeguarded Newton for a sign change of ``f`` from + to − (one design for every iterative quantity).
 
-    ``fun(x, rows)`` returns (f, f′, f_scale, info) for the batch rows ``rows``, where f_scale is the size of
-    the terms whose difference f is (so |f| ≤ 16·ε·f_scale means f is 0 to working precision) and info > 0
-    an expected information (Fisher scoring's step f/info is the second choice when Newton's leaves the
-    bracket or f′ ≥ 0). ``lo``: a
-    point with f > 0, or −1 where none is known yet; ``hi``: a point with f < 0, or inf. Each step is the
-    Newton step if it stays strictly inside (lo, hi); otherwise bisection (geometric when the bracket spans
-    more than a factor 4), a fourfold expansion (from at least ``unit``) while no upper point is known, or a
-    fourfold contraction towards 0 while no lower point is known. ``unit`` is a per-row length on the data's
-    own scale (the smallest vᵢ for τ²), so stopping is scale-free: relative to x + floor, floor = ε·unit
-    (a τ² below ε·min v changes no weight). A row stops as ``capped`` when the expansion passes ``cap``, and
-    as ``boundary`` when the contraction passes the floor without finding f > 0. Every loop is bounded by
-    ``maxiter``; rows that hit it are reported not converged.
+    ``fun(x, rows)`` returns (f, f′, f_scale, info) at x for the batch rows ``rows``, where f_scale is the
+    size of the terms whose difference f is (so |f| ≤ 16·ε·f_scale means f is 0 to working precision) and
+    info > 0 an expected information (Fisher scoring's step f/info is the second choice when Newton's leaves
+    the bracket or f′ ≥ 0). ``lo``: a point with f > 0, or −1 where none is known yet; ``hi``: a point with
+    f < 0, or inf. Each step is the Newton step if it stays strictly inside (lo, hi), else the scoring step
+    if that does; otherwise bisection (geometric when the bracket spans more than a factor 4), a fourfold
+    expansion (from at least ``unit``) while no upper point is known, or a 16-fold contraction towards 0
+    while no lower point is known. ``unit`` is a per-row length on the data's own scale (the smallest vᵢ
+    for τ²), so stopping is scale-free: relative to x + floor, floor = ε·unit (a τ² below ε·min v changes
+    no weight). A row stops as ``capped`` when the expansion passes ``cap``, and as ``boundary`` when the
+    contraction passes the floor without finding f > 0. Every loop is bounded by ``maxiter``; rows that
+    hit it are reported not converged.
     """
     x, lo, hi = (np.array(a, dtype=float) for a in (x, lo, hi))
-    unit = np.asarray(unit, dtype=float)
-    floor = EPS * unit
+    unit = np.ascontiguousarray(unit, dtype=float)
+    cap = np.ascontiguousarray(cap, dtype=float)
     n = x.shape[0]
     done = ~np.asarray(active, dtype=bool)
-    converged = np.zeros(n, dtype=bool)
-    capped = np.zeros(n, dtype=bool)
-    boundary = np.zeros(n, dtype=bool)
-    iters = np.zeros(n, dtype=int)
+    flags = np.zeros((3, n), dtype=bool)
+    converged, capped, boundary = flags
+    iters = np.zeros(n, dtype=np.int64)
     for _ in range(maxiter):
         rows = np.flatnonzero(~done)
         if rows.size == 0:
             break
-        xr, lor, hir, fl, un = x[rows], lo[rows], hi[rows], floor[rows], unit[rows]
-        f, d, scale, info = fun(xr, rows)
-        iters[rows] += 1
-        lor = np.where(f > 0, xr, lor)
-        hir = np.where(f < 0, xr, hir)
-        width = tol * (xr + fl)
+        f, d, scale, info = (np.ascontiguousarray(a, dtype=float) for a in fun(x[rows], rows))
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            newton = xr - f / d
-            step_small = (d < 0) & (np.abs(f / d) <= width)
-        zero = (f == 0) | (np.abs(f) <= 16 * EPS * scale)
-        bracketed = (lor >= 0) & np.isfinite(hir) & (hir - lor <= width)
-        left = np.maximum(lor, 0)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            scoring = xr + f / info
-        ok_newton = np.isfinite(newton) & (newton > left) & (newton < hir) & (d < 0)
-        ok_scoring = np.isfinite(scoring) & (scoring > left) & (scoring < hir)
-        wide = (lor > 0) & (hir > 4 * lor)
-        mid = np.where(wide, np.sqrt(np.abs(lor) * np.where(np.isfinite(hir), hir, 1.0)), 0.5 * (lor + hir))
-        fallback = np.where(
-            ~np.isfinite(hir), 4 * np.maximum(np.maximum(xr, lor), un), np.where(lor < 0, 0.25 * hir, mid)
-        )
-        new = np.where(ok_newton, newton, np.where(ok_scoring, scoring, fallback))
-        finished = zero | step_small | bracketed
-        new = np.where(zero | bracketed, xr, np.where(step_small, np.clip(newton, 0, None), new))
-        over = ~finished & (new > cap[rows])
-        under = ~finished & (lor < 0) & (new < fl)
-        x[rows] = np.where(over, cap[rows], np.where(under, 0.0, new))
-        lo[rows], hi[rows] = lor, hir
-        converged[rows] = finished | under
-        capped[rows] = over
-        boundary[rows] = under
-        done[rows] = finished | over | under
+            _newton_update(rows, f, d, scale, info, x, lo, hi, unit, cap, tol, done, converged, capped, boundary, iters)
     return Root(x, converged & done, iters, capped, boundary)
 
 
 def rowwise(batch, evaluate):
-    """``fun(x, rows)`` for :func:`solve_decreasing`: ``evaluate(sub_batch, x)`` on the rows still iterating."""
-    n = batch.y.shape[0]
+    """``fun(x, rows)`` for :func:`solve_decreasing` from ``evaluate(weighted_sums)`` on an intercept-only batch:
+    the sums are computed for the rows still iterating only (no copy of the data)."""
 
     def fun(x, rows):
-        return evaluate(batch if rows.size == n else batch.subset(rows), x)
+        return evaluate(at_tau2(batch, x, rows))
 
     return fun

@@ -47,8 +47,11 @@ def i2_from_tau2(tau2, typical_v):
 def chi2_quantiles(df, level):
     """The χ²(df) quantiles at α/2 and 1 − α/2 (scipy.special: a fraction of scipy.stats' call cost)."""
     alpha = 1 - level / 100
+    df = np.asarray(df, dtype=float)
+    unique, inverse = np.unique(df, return_inverse=True)
     with np.errstate(invalid="ignore"):
-        return special.chdtri(df, 1 - alpha / 2), special.chdtri(df, alpha / 2)
+        low, high = special.chdtri(unique, 1 - alpha / 2), special.chdtri(unique, alpha / 2)
+    return low[inverse].reshape(df.shape), high[inverse].reshape(df.shape)
 
 
 def q_profile_ci(batch, tau2_hat, level, control, q0):
@@ -64,9 +67,8 @@ def q_profile_ci(batch, tau2_hat, level, control, q0):
     upper_inside = valid & (q0 > c_low)
     lower_inside = valid & (q0 > c_high)
     both = np.concatenate([upper_inside, lower_inside])
-    # the two bounds are one batch of roots: the data twice, once per target
-    doubled = batch.subset(np.concatenate([np.arange(batch.k.size)] * 2))
-    root = solve_q(doubled, np.concatenate([c_low, c_high]), np.concatenate([start, start]), both, control)
+    # the two bounds are one batch of roots: each analysis twice, once per target
+    root = solve_q(batch, np.concatenate([c_low, c_high]), np.concatenate([start, start]), both, control)
     n = batch.k.size
     upper, lower = np.where(upper_inside, root.x[:n], 0.0), np.where(lower_inside, root.x[n:], 0.0)
     ok = np.where(both, root.converged | root.capped, True)
@@ -75,7 +77,8 @@ def q_profile_ci(batch, tau2_hat, level, control, q0):
     return lower + nan, upper + nan, ok[:n] & ok[n:], capped[n:], capped[:n]
 
 
-def heterogeneity(batch, tau2, method, level, control, fe=None) -> Heterogeneity:
+def heterogeneity(batch, tau2, method, level, control, fe=None, tau2_ci=True) -> Heterogeneity:
+    """Q, I², H² and (unless ``tau2_ci`` is False, then NaN) the Q-profile CIs of τ² and I²."""
     k = batch.k
     df = (k - 1).astype(float)
     fe = at_tau2(batch, np.zeros_like(tau2)) if fe is None else fe
@@ -91,6 +94,9 @@ def heterogeneity(batch, tau2, method, level, control, fe=None) -> Heterogeneity
             return Heterogeneity(q, q_p, typical_v, i2, h2, nan, nan, nan, nan, ~none, none, none)
         i2 = np.where(k > 1, i2_from_tau2(tau2, typical_v), 0.0)
         h2 = np.where(k > 1, 1 + tau2 / typical_v, 1.0)
+        if not tau2_ci:
+            nan = np.full(tau2.shape, np.nan)
+            return Heterogeneity(q, q_p, typical_v, i2, h2, nan, nan, nan, nan, ~none, none, none)
         low, high, converged, low_capped, high_capped = q_profile_ci(batch, tau2, level, control, fe.q)
         return Heterogeneity(
             q, q_p, typical_v, i2, h2, low, high,

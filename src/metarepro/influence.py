@@ -36,10 +36,11 @@ def _as_1d(yi, vi):
     return yi, vi
 
 
-def fit_rows(Y, V, method, test, level, control) -> RmaResult:
-    """``rma_batch`` of the refits (a row with k = 1 uses ``test="z"``, as metafor's rma.uni and rma_batch do)."""
+def fit_rows(Y, V, method, test, level, control, tau2_start=None) -> RmaResult:
+    """``rma_batch`` of the refits (a row with k = 1 uses ``test="z"``, as metafor's rma.uni and rma_batch do),
+    without the τ² CIs, which no diagnostic reports; ``tau2_start`` see :func:`~metarepro.rma.rma_batch`."""
     with np.errstate(divide="ignore", invalid="ignore"):  # k = 1 rows: HE start etc. divide by k − 1
-        return rma_batch(Y, V, method, test, level, control)
+        return rma_batch(Y, V, method, test, level, control, tau2_ci=False, tau2_start=tau2_start)
 
 
 @dataclass
@@ -89,7 +90,8 @@ def leave1out(yi, vi, method="REML", test="z", level=95, control: Control | None
     """metafor ``leave1out(rma(yi, vi, method, test, level))``: the model refitted without each study in turn."""
     yi, vi = _as_1d(yi, vi)
     Y, V = _leave1out_batch(yi, vi)
-    return _table(fit_rows(Y, V, method, test, level, control), np.arange(yi.size), method, test, level)
+    start = rma(yi, vi, method, test, level, control).tau2
+    return _table(fit_rows(Y, V, method, test, level, control, start), np.arange(yi.size), method, test, level)
 
 
 def cumul(yi, vi, order=None, method="REML", test="z", level=95, control: Control | None = None,
@@ -160,7 +162,7 @@ def influence(yi, vi, method="REML", test="z", level=95, control: Control | None
     k = yi.size
     full = rma(yi, vi, method, test, level, control)
     Y, V = _leave1out_batch(yi, vi)
-    dele = fit_rows(Y, V, method, test, level, control)
+    dele = fit_rows(Y, V, method, test, level, control, full.tau2)
     beta, vb = full.estimate, full.se**2  # vb is KH-scaled under knha, as metafor's x$vb
     beta_del, vb_del, tau2_del = dele.estimate, dele.se**2, dele.tau2
     s2w = _knha_scale(Y, V, tau2_del, test)
@@ -208,7 +210,7 @@ def baujat(yi, vi, method="REML", test="z", level=95, control: Control | None = 
     yi, vi = _as_1d(yi, vi)
     full = rma(yi, vi, method, test, level, control)
     Y, V = _leave1out_batch(yi, vi)
-    dele = fit_rows(Y, V, method, test, level, control)
+    dele = fit_rows(Y, V, method, test, level, control, full.tau2)
     x = (yi - full.estimate) ** 2 / (full.tau2 + vi)
     with np.errstate(divide="ignore", invalid="ignore"):
         y = (dele.estimate - full.estimate) ** 2 / dele.se**2

@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._batch import EPS, rowwise, solve_decreasing
+from ._batch import EPS, solve_decreasing
 from .rma import TESTS, check_options
 from .tau2 import SEARCH_CAP, Control, maximize_likelihood, q_terms
 
@@ -268,7 +268,7 @@ def _maximum_likelihood(method, data, control):
     unit, cap = _unit_cap(data)
     reml = method == "REML"
     est = maximize_likelihood(
-        data, lambda sub: rowwise(sub, lambda s, x: _score_terms(method, _at(s, x))),
+        data, lambda sub: lambda x, rows: _score_terms(method, _at(sub.subset(rows), x)),
         lambda sub, t: loglik(sub, t, reml), start, f0, unit, cap, control,
     )  # fmt: skip
     return _Tau2(est.tau2, est.converged, est.iterations)

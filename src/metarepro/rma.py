@@ -27,6 +27,13 @@ from . import heterogeneity
 from ._batch import EPS, Batch, at_tau2
 from .tau2 import METHODS, Control, estimate_tau2, tau2_se
 
+
+def per_df(fn, df, *args):
+    """``fn(df, *args)`` evaluated once per distinct df (quantile functions cost microseconds per call)."""
+    unique, inverse = np.unique(df, return_inverse=True)
+    return fn(unique, *args)[inverse]
+
+
 KNHA_K1 = 'Setting argument test="z" since k=1.'  # metafor's words
 
 
@@ -115,37 +122,42 @@ def check_options(method, test, level):
 
 
 def _warnings(method, test, k, est, het, tau2_ci, maxiter):
-    """The messages of each fit (see the module docstring); an object array of tuples."""
-    out = np.empty(k.shape, dtype=object)
-    out[:] = [()] * k.size
+    """The messages of each fit (see the module docstring); an object array of tuples.
+
+    Fits with the same conditions share one tuple; only a capped bound's message names its row's value.
+    """
     low, high = tau2_ci
-    flagged = (
-        ~est.converged | ~het.converged | het.tau2_ci_low_capped | het.tau2_ci_high_capped | est.boundary
-        | est.higher_near_zero | ((k == 1) & (test == "knha"))
+    boundary = "Q(0) <= k - 1: no positive root" if method in ("PM", "EB") else "the maximum is on the boundary"
+    conditions = (
+        ((k == 1) & (test == "knha"), KNHA_K1),
+        (~est.converged, f"tau2 ({method}) did not converge within maxiter = {maxiter} steps"),
+        (~het.converged, "a Q-profile bound of the tau2 CI did not converge"),
+        (het.tau2_ci_low_capped, "tau2 CI lower bound not found below the search limit: reported as > {low:.6g}"),
+        (het.tau2_ci_high_capped, "tau2 CI upper bound not found below the search limit: reported as > {high:.6g}"),
+        (est.boundary, f"tau2 = 0 ({method}): {boundary}"),
+        (est.higher_near_zero, f"the {method} likelihood at tau2 = 0 is higher than at the maximum found (0 is none)"),
     )  # fmt: skip
-    for i in np.flatnonzero(flagged):
-        found = []
-        if test == "knha" and k[i] == 1:
-            found.append(KNHA_K1)
-        if not est.converged[i]:
-            found.append(f"tau2 ({method}) did not converge within maxiter = {maxiter} steps")
-        if not het.converged[i]:
-            found.append("a Q-profile bound of the tau2 CI did not converge")
-        if het.tau2_ci_low_capped[i]:
-            found.append(f"tau2 CI lower bound not found below the search limit: reported as > {low[i]:.6g}")
-        if het.tau2_ci_high_capped[i]:
-            found.append(f"tau2 CI upper bound not found below the search limit: reported as > {high[i]:.6g}")
-        if est.boundary[i]:
-            what = "Q(0) <= k - 1: no positive root" if method in ("PM", "EB") else "the maximum is on the boundary"
-            found.append(f"tau2 = 0 ({method}): {what}")
-        if est.higher_near_zero[i]:
-            found.append(f"the {method} likelihood at tau2 = 0 is higher than at the maximum found (0 is no maximum)")
-        out[i] = tuple(found)
+    code = np.zeros(k.shape, dtype=np.int64)
+    for bit, (mask, _) in enumerate(conditions):
+        code |= np.asarray(mask, dtype=np.int64) << bit
+    out = np.empty(k.shape, dtype=object)
+    out.fill(())
+    for c in np.unique(code[code > 0]):
+        texts = tuple(text for bit, (_, text) in enumerate(conditions) if c >> bit & 1)
+        for i in np.flatnonzero(code == c):
+            out[i] = tuple(t.format(low=low[i], high=high[i]) for t in texts) if c & 0b11000 else texts
     return out
 
 
-def rma_batch(yi, vi, method="REML", test="z", level=95, control: Control | None = None) -> RmaResult:
-    """Fit B intercept-only meta-analyses at once; ``yi``/``vi`` are (B, K), NaN-padded."""
+def rma_batch(
+    yi, vi, method="REML", test="z", level=95, control: Control | None = None, tau2_ci=True, tau2_start=None
+) -> RmaResult:
+    """Fit B intercept-only meta-analyses at once; ``yi``/``vi`` are (B, K), NaN-padded.
+
+    ``tau2_ci=False`` skips the Q-profile CIs of τ² and I² (NaN), for refits that do not report them.
+    ``tau2_start``: where the ML/REML search starts (default metafor's HE estimate; leave-one-out refits
+    start from the full fit's τ², which is close to every refit's).
+    """
     check_options(method, test, level)
     control = control or Control()
     batch = Batch.from_arrays(yi, vi)
@@ -153,8 +165,8 @@ def rma_batch(yi, vi, method="REML", test="z", level=95, control: Control | None
         raise ValueError("every meta-analysis in the batch needs at least one study")
     k = batch.k
     df = (k - 1).astype(float)
-    fe = at_tau2(batch, np.zeros(k.shape))
-    est = estimate_tau2(batch, method, control, fe)
+    fe = at_tau2(batch, np.zeros(k.shape), level=2)  # with Σ log v, for the ll(0) check
+    est = estimate_tau2(batch, method, control, fe, tau2_start)
     tau2 = est.tau2
     wt = at_tau2(batch, tau2)
     estimate = wt.mu
@@ -166,7 +178,7 @@ def rma_batch(yi, vi, method="REML", test="z", level=95, control: Control | None
             knha = k > 1  # metafor: a single study is fitted with the z test
             var = np.where(knha, var * s2, var)
             df_t = np.where(knha, df, 1.0)
-            crit = np.where(knha, special.stdtrit(df_t, 0.5 + level / 200), z_crit)
+            crit = np.where(knha, per_df(special.stdtrit, df_t, 0.5 + level / 200), z_crit)
         else:
             crit = np.full(k.shape, z_crit)
         se = np.sqrt(var)
@@ -176,7 +188,7 @@ def rma_batch(yi, vi, method="REML", test="z", level=95, control: Control | None
         else:
             pval = 2 * special.ndtr(-np.abs(zval))
         pi_half = crit * np.sqrt(var + tau2)
-    het = heterogeneity.heterogeneity(batch, tau2, method, level, control, fe)
+    het = heterogeneity.heterogeneity(batch, tau2, method, level, control, fe, tau2_ci)
     converged = est.converged & het.converged
     warnings = _warnings(method, test, k, est, het, (het.tau2_ci_low, het.tau2_ci_high), control.maxiter)
     return RmaResult(
@@ -191,7 +203,7 @@ def rma_batch(yi, vi, method="REML", test="z", level=95, control: Control | None
         ci_low=estimate - crit * se,
         ci_high=estimate + crit * se,
         tau2=tau2,
-        tau2_se=tau2_se(batch, method, tau2, fe),
+        tau2_se=tau2_se(batch, method, tau2, fe, wt),
         tau2_ci_low=het.tau2_ci_low,
         tau2_ci_high=het.tau2_ci_high,
         tau=np.sqrt(tau2),

@@ -78,19 +78,9 @@ def _fe(batch):
     return at_tau2(batch, np.zeros(batch.y.shape[0]))
 
 
-def _centred_ss(batch):
-    """Σ(y − ȳ)² with a refined mean (independent of row order to rounding)."""
-    k = batch.k
-    ybar = batch.y.sum(axis=-1, where=batch.mask) / k
-    d = np.where(batch.mask, batch.y - ybar[:, None], 0.0)
-    ybar = ybar + d.sum(axis=-1) / k
-    d = np.where(batch.mask, batch.y - ybar[:, None], 0.0)
-    return (d**2).sum(axis=-1)
-
-
 def _he(batch):
     k = batch.k
-    return _centred_ss(batch) / (k - 1) - batch.vmean()
+    return batch.centred_ss() / (k - 1) - batch.vmean()
 
 
 def _dl(batch, fe):
@@ -102,7 +92,7 @@ def _hs(batch, fe):
 
 
 def sj_start(batch):
-    return _centred_ss(batch) / batch.k
+    return batch.centred_ss() / batch.k
 
 
 def _sj(batch):
@@ -112,8 +102,7 @@ def _sj(batch):
 
 def search_cap(batch):
     """The documented limit of every τ² search (``SEARCH_CAP`` × (max vᵢ + Σ(y−ȳ)²/k))."""
-    vmax = np.where(batch.mask, batch.v, 0.0).max(axis=-1)
-    return SEARCH_CAP * (vmax + sj_start(batch))
+    return SEARCH_CAP * (batch.vmax() + sj_start(batch))
 
 
 def q_terms(q, ypy2, target):
@@ -129,22 +118,26 @@ def q_terms(q, ypy2, target):
 
 
 def q_equation(batch, target):
-    n = batch.y.shape[0]
+    """``fun(x, rows)`` of Q(W(τ²)) = target[rows]; ``target`` may list several targets per analysis (row
+    j of the equations is analysis j mod B), so that both Q-profile bounds are one batch of roots."""
+    n = batch.k.size
 
     def fun(x, rows):
-        sub = batch if rows.size == n else batch.subset(rows)
-        wt = at_tau2(sub, x)
+        wt = at_tau2(batch, x, rows % n, level=0)
         return q_terms(wt.q, wt.ypy2, target[rows])
 
     return fun
 
 
-def solve_q(batch, target, start, active, control, cap=None) -> Root:
-    """The τ² at which Q(W(τ²)) = target, for rows where Q(W(0)) > target (so that a root exists)."""
-    cap = search_cap(batch) if cap is None else cap
+def solve_q(batch, target, start, active, control) -> Root:
+    """The τ² at which Q(W(τ²)) = target, for rows where Q(W(0)) > target (so that a root exists).
+
+    ``target``, ``start`` and ``active`` may be m·B long: m equations per analysis (see :func:`q_equation`).
+    """
+    m = target.size // batch.k.size
     return solve_decreasing(
         q_equation(batch, target), start, np.zeros(start.shape), np.full(start.shape, np.inf), active,
-        control.tol, control.maxiter, batch.vmin(), cap,
+        control.tol, control.maxiter, np.tile(batch.vmin(), m), np.tile(search_cap(batch), m),
     )  # fmt: skip
 
 
@@ -174,25 +167,26 @@ def _score_terms(method, wt):
 
 
 def _likelihood_score(method, batch):
-    return rowwise(batch, lambda sub, x: _score_terms(method, at_tau2(sub, x)))
+    return rowwise(batch, lambda wt: _score_terms(method, wt))
 
 
-def loglik(batch, tau2, reml):
-    """(Restricted) log-likelihood of the intercept-only random-effects model (metafor's ``REMLf=TRUE``)."""
-    wt = at_tau2(batch, tau2)
+def loglik(batch, tau2, reml, wt=None):
+    """(Restricted) log-likelihood of the intercept-only random-effects model (metafor's ``REMLf=TRUE``);
+    ``wt``: the sums at ``tau2`` with their logs (``at_tau2(..., level=2)``), if the caller has them."""
+    wt = at_tau2(batch, tau2, level=2) if wt is None else wt
     k = batch.k
-    log_det = np.log(batch.v + tau2[:, None]).sum(axis=-1, where=batch.mask)
     if reml:
-        return -0.5 * (k - 1) * np.log(2 * np.pi) + 0.5 * np.log(k) - 0.5 * log_det - 0.5 * np.log(wt.s) - 0.5 * wt.q
-    return -0.5 * k * np.log(2 * np.pi) - 0.5 * log_det - 0.5 * wt.q
+        return -0.5 * (k - 1) * np.log(2 * np.pi) + 0.5 * np.log(k) - 0.5 * wt.log_det - 0.5 * np.log(wt.s) - 0.5 * wt.q
+    return -0.5 * k * np.log(2 * np.pi) - 0.5 * wt.log_det - 0.5 * wt.q
 
 
-def maximize_likelihood(data, score, loglik_of, start, f0, unit, cap, control, valid=None):
+def maximize_likelihood(data, score, loglik_of, start, f0, unit, cap, control, valid=None, ll0=None):
     """ML/REML τ²: the maximum of the (restricted) likelihood nearest metafor's start (HE floored at 0).
 
     Shared by the intercept-only model and meta-regression. ``score(sub)`` gives the ``fun(x, rows)`` of
     the score equation on the rows ``sub`` of ``data``; ``loglik_of(sub, tau2)`` the log-likelihood;
-    ``f0`` the score at 0; ``valid`` the rows with a τ² to estimate (k > 1; others get 0). The score is
+    ``f0`` the score at 0 (``ll0`` the log-likelihood there, if known); ``valid`` the rows with a τ² to
+    estimate (k > 1; others get 0). The score is
     solved by :func:`solve_decreasing` from the start: a root where it crosses from + to − is a local
     maximum. If f(0) ≤ 0 and no positive score is found on the way down, the maximum is on the boundary,
     τ² = 0. Then metafor's check: if the likelihood at τ² = 0 is higher by more than ``ll0_tol``, τ² = 0,
@@ -214,7 +208,8 @@ def maximize_likelihood(data, score, loglik_of, start, f0, unit, cap, control, v
     check = np.flatnonzero(valid & (tau2 > control.threshold * unit))
     if check.size:
         sub = data.subset(check)
-        higher = loglik_of(sub, np.zeros(check.size)) - loglik_of(sub, tau2[check]) > control.ll0_tol
+        at_zero = loglik_of(sub, np.zeros(check.size)) if ll0 is None else ll0[check]
+        higher = at_zero - loglik_of(sub, tau2[check]) > control.ll0_tol
         reset = check[higher & (f0[check] <= 0)]
         tau2[reset], converged[reset], boundary[reset] = 0.0, True, True
         climb = check[higher & (f0[check] > 0)]
@@ -232,22 +227,27 @@ def maximize_likelihood(data, score, loglik_of, start, f0, unit, cap, control, v
     return Tau2Estimate(tau2, converged, iterations, boundary, higher_near_zero)
 
 
-def _maximum_likelihood(method, batch, control, fe):
+def _maximum_likelihood(method, batch, control, fe, start=None):
     valid = batch.k > 1
     f0 = _score_terms(method, fe)[0]
     with np.errstate(divide="ignore", invalid="ignore"):
-        start = np.where(valid, np.maximum(0.0, np.nan_to_num(_he(batch))), 0.0)
+        he = _he(batch) if start is None else np.broadcast_to(np.asarray(start, dtype=float), valid.shape)
+        start = np.where(valid, np.maximum(0.0, np.nan_to_num(he)), 0.0)
     reml = method == "REML"
+    ll0 = loglik(batch, None, reml, fe) if np.isfinite(fe.log_det).all() else None  # fe with its logs
     return maximize_likelihood(
         batch, lambda sub: _likelihood_score(method, sub), lambda sub, t: loglik(sub, t, reml), start, f0,
-        batch.vmin(), search_cap(batch), control, valid,
+        batch.vmin(), search_cap(batch), control, valid, ll0,
     )  # fmt: skip
 
 
-def estimate_tau2(batch: Batch, method: str = "REML", control: Control | None = None, fe=None) -> Tau2Estimate:
+def estimate_tau2(
+    batch: Batch, method: str = "REML", control: Control | None = None, fe=None, start=None
+) -> Tau2Estimate:
     """τ² for every meta-analysis in ``batch``, truncated at 0 (0 when k = 1).
 
-    ``fe``: the equal-effects sums (:func:`at_tau2` at τ² = 0) if the caller has them already.
+    ``fe``: the equal-effects sums (:func:`at_tau2` at τ² = 0) if the caller has them already. ``start``:
+    where the ML/REML search starts (default metafor's, the HE estimate floored at 0).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
@@ -256,7 +256,7 @@ def estimate_tau2(batch: Batch, method: str = "REML", control: Control | None = 
     fe = _fe(batch) if fe is None else fe
     none = np.zeros(n, dtype=bool)
     if method in ("ML", "REML"):
-        est = _maximum_likelihood(method, batch, control, fe)
+        est = _maximum_likelihood(method, batch, control, fe, start)
     elif method in ("PM", "EB"):
         est = _pm(batch, control, fe)
     else:
@@ -274,8 +274,9 @@ def estimate_tau2(batch: Batch, method: str = "REML", control: Control | None = 
     return Tau2Estimate(tau2, est.converged, est.iterations, boundary, near_zero)
 
 
-def tau2_se(batch: Batch, method: str, tau2: np.ndarray, fe=None) -> np.ndarray:
-    """Standard error of τ̂² as metafor reports it (``se.tau2``); NaN for ``EE``."""
+def tau2_se(batch: Batch, method: str, tau2: np.ndarray, fe=None, wt=None) -> np.ndarray:
+    """Standard error of τ̂² as metafor reports it (``se.tau2``); NaN for ``EE``. ``fe``/``wt``: the sums at
+    τ² = 0 and at ``tau2``, if the caller has them."""
     k = batch.k.astype(float)
     t = np.maximum(tau2, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -291,7 +292,7 @@ def tau2_se(batch: Batch, method: str, tau2: np.ndarray, fe=None) -> np.ndarray:
         if method == "SJ":
             tau0 = sj_start(batch)
             return tau0 / (k - 1) * np.sqrt(_quadratic_form_traces(batch, at_tau2(batch, tau0), t))
-        wt = at_tau2(batch, t)
+        wt = at_tau2(batch, t) if wt is None else wt
         if method == "ML":
             return np.sqrt(2 / wt.s2)
         if method == "REML":
