@@ -39,12 +39,12 @@ class Batch:
         vi = np.atleast_2d(np.asarray(vi, dtype=float))
         if yi.shape != vi.shape:
             raise ValueError(f"yi and vi differ in shape: {yi.shape} vs {vi.shape}")
-        mask = np.isfinite(yi) & np.isfinite(vi)
-        if np.any((vi <= 0) & mask):
+        y, v = np.empty(yi.shape), np.empty(yi.shape)
+        mask = np.empty(yi.shape, dtype=bool)
+        k = np.empty(yi.shape[0], dtype=np.int64)
+        if not _clean(yi, vi, y, v, mask, k):
             raise ValueError("every sampling variance vi must be > 0")
-        if mask.all():
-            return cls(yi, vi, mask, np.full(yi.shape[0], yi.shape[1]))
-        return cls(np.where(mask, yi, 0.0), np.where(mask, vi, 1.0), mask, mask.sum(axis=-1))
+        return cls(y, v, mask, k)
 
     @cached_property
     def padded(self):
@@ -71,6 +71,46 @@ class Batch:
 
     def centred_ss(self):
         return self._scales[3]
+
+
+@njit(cache=True, nogil=True)
+def _clean(yi, vi, y, v, mask, k):  # pragma: no cover - compiled, tested via every estimator
+    """Batch.from_arrays in one pass: a study is used if yi and vi are finite; padding gets y = 0, v = 1.
+    Returns False if a used vi is ≤ 0."""
+    for b in range(yi.shape[0]):
+        k[b] = 0
+        for i in range(yi.shape[1]):
+            used = np.isfinite(yi[b, i]) and np.isfinite(vi[b, i])
+            mask[b, i] = used
+            y[b, i] = yi[b, i] if used else 0.0
+            v[b, i] = vi[b, i] if used else 1.0
+            if used:
+                k[b] += 1
+                if vi[b, i] <= 0:
+                    return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _percent_weights(v, mask, tau2, out):  # pragma: no cover - compiled, tested via every estimator
+    """out = 100·wᵢ/Σw with w = 1/(v + τ²), NaN on padding."""
+    for b in range(v.shape[0]):
+        s = 0.0
+        for i in range(v.shape[1]):
+            if mask[b, i]:
+                out[b, i] = 1.0 / (v[b, i] + tau2[b])
+                s += out[b, i]
+            else:
+                out[b, i] = np.nan
+        for i in range(v.shape[1]):
+            out[b, i] = 100 * out[b, i] / s
+
+
+def percent_weights(batch, tau2):
+    """The weights of the fits in percent (metafor's ``weights(res)``), NaN on padding."""
+    out = np.empty(batch.v.shape)
+    _percent_weights(batch.v, batch.mask, np.ascontiguousarray(tau2, dtype=float), out)
+    return out
 
 
 @njit(cache=True, nogil=True)

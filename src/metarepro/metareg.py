@@ -268,8 +268,8 @@ def _maximum_likelihood(method, data, control):
     unit, cap = _unit_cap(data)
     reml = method == "REML"
     est = maximize_likelihood(
-        data, lambda sub: lambda x, rows: _score_terms(method, _at(sub.subset(rows), x)),
-        lambda sub, t: loglik(sub, t, reml), start, f0, unit, cap, control,
+        lambda x, rows: _score_terms(method, _at(data.subset(rows), x)),
+        lambda t, rows: loglik(data.subset(rows), t, reml), start, f0, unit, cap, control, np.ones(start.shape, bool),
     )  # fmt: skip
     return _Tau2(est.tau2, est.converged, est.iterations)
 

@@ -24,7 +24,7 @@ import numpy as np
 from scipy import special
 
 from . import heterogeneity
-from ._batch import EPS, Batch, at_tau2
+from ._batch import EPS, Batch, at_tau2, percent_weights
 from .tau2 import METHODS, Control, estimate_tau2, tau2_se
 
 
@@ -221,7 +221,7 @@ def rma_batch(
         tau2_ci_low_capped=het.tau2_ci_low_capped,
         tau2_ci_high_capped=het.tau2_ci_high_capped,
         warnings=warnings,
-        weights=np.where(batch.mask, 100 * wt.w / wt.s[:, None], np.nan),
+        weights=percent_weights(batch, tau2),
     )
 
 

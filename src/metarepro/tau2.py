@@ -170,36 +170,36 @@ def _likelihood_score(method, batch):
     return rowwise(batch, lambda wt: _score_terms(method, wt))
 
 
-def loglik(batch, tau2, reml, wt=None):
+def loglik(batch, tau2, reml, wt=None, rows=None):
     """(Restricted) log-likelihood of the intercept-only random-effects model (metafor's ``REMLf=TRUE``);
-    ``wt``: the sums at ``tau2`` with their logs (``at_tau2(..., level=2)``), if the caller has them."""
+    ``wt``: the sums at ``tau2`` with their logs (``at_tau2(..., level=2)``), if the caller has them
+    (for the analyses ``rows``)."""
     wt = at_tau2(batch, tau2, level=2) if wt is None else wt
-    k = batch.k
+    k = batch.k if rows is None else batch.k[rows]
     if reml:
         return -0.5 * (k - 1) * np.log(2 * np.pi) + 0.5 * np.log(k) - 0.5 * wt.log_det - 0.5 * np.log(wt.s) - 0.5 * wt.q
     return -0.5 * k * np.log(2 * np.pi) - 0.5 * wt.log_det - 0.5 * wt.q
 
 
-def maximize_likelihood(data, score, loglik_of, start, f0, unit, cap, control, valid=None, ll0=None):
+def maximize_likelihood(score, loglik_at, start, f0, unit, cap, control, valid, ll0=None):
     """ML/REML τ²: the maximum of the (restricted) likelihood nearest metafor's start (HE floored at 0).
 
-    Shared by the intercept-only model and meta-regression. ``score(sub)`` gives the ``fun(x, rows)`` of
-    the score equation on the rows ``sub`` of ``data``; ``loglik_of(sub, tau2)`` the log-likelihood;
-    ``f0`` the score at 0 (``ll0`` the log-likelihood there, if known); ``valid`` the rows with a τ² to
-    estimate (k > 1; others get 0). The score is
-    solved by :func:`solve_decreasing` from the start: a root where it crosses from + to − is a local
-    maximum. If f(0) ≤ 0 and no positive score is found on the way down, the maximum is on the boundary,
-    τ² = 0. Then metafor's check: if the likelihood at τ² = 0 is higher by more than ``ll0_tol``, τ² = 0,
-    but only where 0 is itself a maximum (f(0) ≤ 0); where it is not (f(0) > 0), the first maximum above
-    0 is found from 0 and kept if its likelihood is higher.
+    Shared by the intercept-only model and meta-regression. ``score(x, rows)`` is the score equation
+    (for :func:`solve_decreasing`) at x for the analyses ``rows``; ``loglik_at(tau2, rows)`` their
+    log-likelihood; ``f0`` the score at 0 (``ll0`` the log-likelihood there, if known); ``valid`` the
+    analyses with a τ² to estimate (k > 1; others get 0). The score is solved by :func:`solve_decreasing`
+    from the start: a root where it crosses from + to − is a local maximum. If f(0) ≤ 0 and no positive
+    score is found on the way down, the maximum is on the boundary, τ² = 0. Then metafor's check: if the
+    likelihood at τ² = 0 is higher by more than ``ll0_tol``, τ² = 0, but only where 0 is itself a
+    maximum (f(0) ≤ 0); where it is not (f(0) > 0), the first maximum above 0 is found from 0 and kept
+    if its likelihood is higher.
     """
     n = start.shape[0]
-    valid = np.ones(n, dtype=bool) if valid is None else valid
     at_boundary = valid & (start == 0) & (f0 <= 0)
     active = valid & ~at_boundary
     lo = np.where(f0 > 0, 0.0, -1.0)
     inf = np.full(n, np.inf)
-    root = solve_decreasing(score(data), start, lo, inf, active, control.tol, control.maxiter, unit, cap)
+    root = solve_decreasing(score, start, lo, inf, active, control.tol, control.maxiter, unit, cap)
     tau2 = np.where(active, root.x, 0.0)
     converged = np.where(active, root.converged & ~root.capped, True)
     boundary = at_boundary | (active & root.boundary)
@@ -207,22 +207,21 @@ def maximize_likelihood(data, score, loglik_of, start, f0, unit, cap, control, v
     higher_near_zero = np.zeros(n, dtype=bool)
     check = np.flatnonzero(valid & (tau2 > control.threshold * unit))
     if check.size:
-        sub = data.subset(check)
-        at_zero = loglik_of(sub, np.zeros(check.size)) if ll0 is None else ll0[check]
-        higher = at_zero - loglik_of(sub, tau2[check]) > control.ll0_tol
+        at_zero = loglik_at(np.zeros(check.size), check) if ll0 is None else ll0[check]
+        higher = at_zero - loglik_at(tau2[check], check) > control.ll0_tol
         reset = check[higher & (f0[check] <= 0)]
         tau2[reset], converged[reset], boundary[reset] = 0.0, True, True
         climb = check[higher & (f0[check] > 0)]
         if climb.size:
-            sub, m = data.subset(climb), climb.size
+            m = climb.size
             first = solve_decreasing(
-                score(sub), np.zeros(m), np.zeros(m), np.full(m, np.inf), np.ones(m, bool), control.tol,
-                control.maxiter, unit[climb], cap[climb],
+                lambda x, rows: score(x, climb[rows]), np.zeros(m), np.zeros(m), np.full(m, np.inf),
+                np.ones(m, bool), control.tol, control.maxiter, unit[climb], cap[climb],
             )  # fmt: skip
-            better = first.converged & (loglik_of(sub, first.x) > loglik_of(sub, tau2[climb]))
+            better = first.converged & (loglik_at(first.x, climb) > loglik_at(tau2[climb], climb))
             tau2[climb[better]] = first.x[better]
             iterations[climb] += first.iterations
-            still = loglik_of(sub, np.zeros(m)) - loglik_of(sub, tau2[climb]) > control.ll0_tol
+            still = loglik_at(np.zeros(m), climb) - loglik_at(tau2[climb], climb) > control.ll0_tol
             higher_near_zero[climb] = still
     return Tau2Estimate(tau2, converged, iterations, boundary, higher_near_zero)
 
@@ -235,10 +234,13 @@ def _maximum_likelihood(method, batch, control, fe, start=None):
         start = np.where(valid, np.maximum(0.0, np.nan_to_num(he)), 0.0)
     reml = method == "REML"
     ll0 = loglik(batch, None, reml, fe) if np.isfinite(fe.log_det).all() else None  # fe with its logs
+
+    def loglik_at(tau2, rows):
+        return loglik(batch, tau2, reml, at_tau2(batch, tau2, rows, level=2), rows)
+
     return maximize_likelihood(
-        batch, lambda sub: _likelihood_score(method, sub), lambda sub, t: loglik(sub, t, reml), start, f0,
-        batch.vmin(), search_cap(batch), control, valid, ll0,
-    )  # fmt: skip
+        _likelihood_score(method, batch), loglik_at, start, f0, batch.vmin(), search_cap(batch), control, valid, ll0
+    )
 
 
 def estimate_tau2(
