@@ -26,7 +26,8 @@ EPS = np.finfo(float).eps
 
 @dataclass(frozen=True)
 class Batch:
-    """Padded effect sizes: ``y``/``v`` hold 0/1 where ``mask`` is False so sums stay finite."""
+    """Padded effect sizes: ``y``/``v`` hold finite values (from_arrays: 0/1) where ``mask`` is False, so sums
+    stay finite; every computation gives those studies weight 0."""
 
     y: np.ndarray
     v: np.ndarray
@@ -57,8 +58,9 @@ class Batch:
     def _scales(self):
         """min v, max v, mean v and Σ(y − ȳ)² (with a refined mean) per row, computed once."""
         out = np.empty((4, self.k.size))
-        _row_scales(self.y, self.v, self.mask, out)
-        return tuple(out)
+        top = np.zeros(self.k.size, dtype=np.int64)
+        _row_scales(self.y, self.v, self.mask, out, top)
+        return (*out, top)
 
     def vmin(self):
         return self._scales[0]
@@ -71,6 +73,10 @@ class Batch:
 
     def centred_ss(self):
         return self._scales[3]
+
+    def top(self):
+        """Per row, the study of smallest v: of largest weight whatever τ²."""
+        return self._scales[4]
 
 
 @njit(cache=True, nogil=True)
@@ -114,8 +120,9 @@ def percent_weights(batch, tau2):
 
 
 @njit(cache=True, nogil=True)
-def _row_scales(y, v, mask, out):  # pragma: no cover - compiled, tested via every estimator
-    """out[:, b] = (min v, max v, mean v, Σ(y − ȳ)²) of row b, ȳ refined by a second pass."""
+def _row_scales(y, v, mask, out, top):  # pragma: no cover - compiled, tested via every estimator
+    """out[:, b] = (min v, max v, mean v, Σ(y − ȳ)²) of row b, ȳ refined by a second pass; top[b] the index
+    of the smallest v (the largest weight 1/(v + τ²) at every τ² ≥ 0)."""
     for b in range(y.shape[0]):
         k, sy, sv, vmin, vmax = 0, 0.0, 0.0, np.inf, 0.0
         for i in range(y.shape[1]):
@@ -123,7 +130,9 @@ def _row_scales(y, v, mask, out):  # pragma: no cover - compiled, tested via eve
                 k += 1
                 sy += y[b, i]
                 sv += v[b, i]
-                vmin = min(vmin, v[b, i])
+                if v[b, i] < vmin:
+                    vmin = v[b, i]
+                    top[b] = i
                 vmax = max(vmax, v[b, i])
         ybar = sy / k
         sd = 0.0
@@ -145,14 +154,15 @@ def weights(batch, tau2):
 
 
 @njit(cache=True, nogil=True)
-def _weighted_sums(y, v, mask, rows, tau2, level, out):  # pragma: no cover - compiled, tested via every estimator
-    """One fused pass per row (three sweeps over its studies) for :class:`Weighted`; see the module docstring.
+def _weighted_sums(y, v, mask, top_of, rows, tau2, level, out):  # pragma: no cover - compiled, tested via all
+    """One fused pass per row (two sweeps over its studies) for :class:`Weighted`; see the module docstring.
 
     out[j] = (S, S2, μ, Q, yᵀP²y, yᵀP³y, tr P, tr P², Σlog(v + τ²)) for row rows[j] at τ² = tau2[j]; with
     ``level`` 0 only the first five (what Q-profile steps need), 1 all but the logs, 2 all. The residuals
-    are taken from the study of largest weight (y_ref), and the sums without that study are summed from
-    the others, not by subtraction. yᵀP³y = Σw(wr − m)² with m = Σw²r/S = (Σw²d − δ·S2)/S from the second
-    sweep: an error in m changes Σw(wr − m)² only by S·(Δm)² (m is the weighted mean of wr).
+    are taken from the study of largest weight (y_ref, the smallest v: ``top_of``), and the sums without that
+    study are summed from the others, not by subtraction. yᵀP³y = Σw(wr − m)² with m = Σw²r/S =
+    (Σw²d − δ·S2)/S from the first sweep: an error in m changes Σw(wr − m)² only by S·(Δm)² (m is the
+    weighted mean of wr).
     """
     n_cols = y.shape[1]
     w = np.empty(n_cols)
@@ -161,23 +171,17 @@ def _weighted_sums(y, v, mask, rows, tau2, level, out):  # pragma: no cover - co
         t = tau2[j]
         s = 0.0
         s2 = 0.0
-        top = 0
-        w_top = -1.0
-        for i in range(n_cols):
-            wi = 1.0 / (v[b, i] + t) if mask[b, i] else 0.0
-            w[i] = wi
-            s += wi
-            s2 += wi * wi
-            if wi > w_top:
-                w_top = wi
-                top = i
+        top = top_of[b]
         ref = y[b, top]
         s_others = 0.0
         s2_others = 0.0
         swd = 0.0
         sw2d = 0.0
         for i in range(n_cols):
-            wi = w[i]
+            wi = 1.0 / (v[b, i] + t) if mask[b, i] else 0.0
+            w[i] = wi
+            s += wi
+            s2 += wi * wi
             wd = wi * (y[b, i] - ref)
             swd += wd
             sw2d += wi * wd
@@ -255,7 +259,8 @@ class Weighted:
         n = batch.k.size if rows is None else rows.size
         tau2 = np.ascontiguousarray(np.broadcast_to(np.asarray(tau2, dtype=float), (n,)))
         out = np.full((n, 9), np.nan)
-        _weighted_sums(batch.y, batch.v, batch.mask, np.arange(n) if rows is None else rows, tau2, level, out)
+        index = np.arange(n) if rows is None else rows
+        _weighted_sums(batch.y, batch.v, batch.mask, batch.top(), index, tau2, level, out)
         return cls(batch, rows, tau2, *out.T)
 
     @property

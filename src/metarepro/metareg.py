@@ -269,7 +269,8 @@ def _maximum_likelihood(method, data, control):
     reml = method == "REML"
     est = maximize_likelihood(
         lambda x, rows: _score_terms(method, _at(data.subset(rows), x)),
-        lambda t, rows: loglik(data.subset(rows), t, reml), start, f0, unit, cap, control, np.ones(start.shape, bool),
+        lambda t, rows: (loglik(data.subset(rows), t, reml), None), start, f0, unit, cap, control,
+        np.ones(start.shape, bool),
     )  # fmt: skip
     return _Tau2(est.tau2, est.converged, est.iterations)
 

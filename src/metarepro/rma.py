@@ -152,7 +152,8 @@ def _warnings(method, test, k, est, het, tau2_ci, maxiter):
 def rma_batch(
     yi, vi, method="REML", test="z", level=95, control: Control | None = None, tau2_ci=True, tau2_start=None
 ) -> RmaResult:
-    """Fit B intercept-only meta-analyses at once; ``yi``/``vi`` are (B, K), NaN-padded.
+    """Fit B intercept-only meta-analyses at once; ``yi``/``vi`` are (B, K), NaN-padded (or ``yi`` a prepared
+    :class:`~metarepro._batch.Batch` and ``vi`` None).
 
     ``tau2_ci=False`` skips the Q-profile CIs of τ² and I² (NaN), for refits that do not report them.
     ``tau2_start``: where the ML/REML search starts (default metafor's HE estimate; leave-one-out refits
@@ -160,7 +161,7 @@ def rma_batch(
     """
     check_options(method, test, level)
     control = control or Control()
-    batch = Batch.from_arrays(yi, vi)
+    batch = yi if isinstance(yi, Batch) else Batch.from_arrays(yi, vi)
     if np.any(batch.k < 1):
         raise ValueError("every meta-analysis in the batch needs at least one study")
     k = batch.k
@@ -168,7 +169,7 @@ def rma_batch(
     fe = at_tau2(batch, np.zeros(k.shape), level=2)  # with Σ log v, for the ll(0) check
     est = estimate_tau2(batch, method, control, fe, tau2_start)
     tau2 = est.tau2
-    wt = at_tau2(batch, tau2)
+    wt = at_tau2(batch, tau2) if est.sums is None else est.sums
     estimate = wt.mu
     var = 1 / wt.s
     z_crit = special.ndtri(0.5 + level / 200)

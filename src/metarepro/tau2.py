@@ -72,6 +72,7 @@ class Tau2Estimate:
     iterations: np.ndarray
     boundary: np.ndarray | None = None
     higher_near_zero: np.ndarray | None = None
+    sums: Weighted | None = None  # the sums at ``tau2`` (all rows), where the search computed them already
 
 
 def _fe(batch):
@@ -206,9 +207,13 @@ def maximize_likelihood(score, loglik_at, start, f0, unit, cap, control, valid, 
     iterations = root.iterations
     higher_near_zero = np.zeros(n, dtype=bool)
     check = np.flatnonzero(valid & (tau2 > control.threshold * unit))
+    sums = None
     if check.size:
-        at_zero = loglik_at(np.zeros(check.size), check) if ll0 is None else ll0[check]
-        higher = at_zero - loglik_at(tau2[check], check) > control.ll0_tol
+        at_zero = loglik_at(np.zeros(check.size), check)[0] if ll0 is None else ll0[check]
+        at_estimate, sums = loglik_at(tau2[check], check)
+        higher = at_zero - at_estimate > control.ll0_tol
+        if check.size < n or higher.any():
+            sums = None  # not the sums of every final τ²
         reset = check[higher & (f0[check] <= 0)]
         tau2[reset], converged[reset], boundary[reset] = 0.0, True, True
         climb = check[higher & (f0[check] > 0)]
@@ -218,12 +223,12 @@ def maximize_likelihood(score, loglik_at, start, f0, unit, cap, control, valid, 
                 lambda x, rows: score(x, climb[rows]), np.zeros(m), np.zeros(m), np.full(m, np.inf),
                 np.ones(m, bool), control.tol, control.maxiter, unit[climb], cap[climb],
             )  # fmt: skip
-            better = first.converged & (loglik_at(first.x, climb) > loglik_at(tau2[climb], climb))
+            better = first.converged & (loglik_at(first.x, climb)[0] > loglik_at(tau2[climb], climb)[0])
             tau2[climb[better]] = first.x[better]
             iterations[climb] += first.iterations
-            still = loglik_at(np.zeros(m), climb) - loglik_at(tau2[climb], climb) > control.ll0_tol
+            still = loglik_at(np.zeros(m), climb)[0] - loglik_at(tau2[climb], climb)[0] > control.ll0_tol
             higher_near_zero[climb] = still
-    return Tau2Estimate(tau2, converged, iterations, boundary, higher_near_zero)
+    return Tau2Estimate(tau2, converged, iterations, boundary, higher_near_zero, sums)
 
 
 def _maximum_likelihood(method, batch, control, fe, start=None):
@@ -236,7 +241,8 @@ def _maximum_likelihood(method, batch, control, fe, start=None):
     ll0 = loglik(batch, None, reml, fe) if np.isfinite(fe.log_det).all() else None  # fe with its logs
 
     def loglik_at(tau2, rows):
-        return loglik(batch, tau2, reml, at_tau2(batch, tau2, rows, level=2), rows)
+        sums = at_tau2(batch, tau2, rows, level=2)
+        return loglik(batch, tau2, reml, sums, rows), sums
 
     return maximize_likelihood(
         _likelihood_score(method, batch), loglik_at, start, f0, batch.vmin(), search_cap(batch), control, valid, ll0
@@ -273,7 +279,8 @@ def estimate_tau2(
     tau2 = np.where(batch.k > 1, np.maximum(0.0, est.tau2), 0.0)
     boundary = none if est.boundary is None else est.boundary
     near_zero = none if est.higher_near_zero is None else est.higher_near_zero
-    return Tau2Estimate(tau2, est.converged, est.iterations, boundary, near_zero)
+    sums = est.sums if est.sums is not None and np.array_equal(est.sums.tau2, tau2) else None
+    return Tau2Estimate(tau2, est.converged, est.iterations, boundary, near_zero, sums)
 
 
 def tau2_se(batch: Batch, method: str, tau2: np.ndarray, fe=None, wt=None) -> np.ndarray:
