@@ -21,13 +21,17 @@ from metarepro import METHODS, rma, rma_batch
 from metarepro.rma import KNHA_K1
 
 RTOL = 1e-9
-CASES = corpus(6, seed=7)
-rng = np.random.default_rng(11)
-for _ in range(8):
-    k = int(rng.integers(3, 30))
-    v = rng.uniform(0.01, 0.3, k)
-    CASES.append(("ordinary", rng.normal(0.3, 1, k) * np.sqrt(v + 0.05), v))
-IDS = [f"{kind}{i}" for i, (kind, _, _) in enumerate(CASES)]
+
+
+def _ordinary(n, seed=11):
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        k = int(rng.integers(3, 30))
+        v = rng.uniform(0.01, 0.3, k)
+        yield "ordinary", rng.normal(0.3, 1, k) * np.sqrt(v + 0.05), v
+
+
+CASES = corpus(6, seed=7) + list(_ordinary(8))
 TESTS = ("z", "knha")
 LOCATION = ("estimate", "ci_low", "ci_high", "pi_low", "pi_high")
 SPREAD = ("se",)

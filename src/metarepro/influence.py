@@ -37,15 +37,13 @@ def _as_1d(yi, vi):
 
 
 def fit_rows(Y, V, method, test, level, control, tau2_start=None) -> RmaResult:
-    """``rma_batch`` of the refits ``Y``/``V`` (NaN-padded arrays, or ``Y`` a prepared Batch and ``V`` None)."""
-    return _fit_rows(Y if isinstance(Y, Batch) else Batch.from_arrays(Y, V), method, test, level, control, tau2_start)
+    """``rma_batch`` of the refits ``Y``/``V`` (NaN-padded arrays, or ``Y`` a prepared Batch and ``V`` None).
 
-
-def _fit_rows(batch, method, test, level, control, tau2_start=None) -> RmaResult:
-    """``rma_batch`` of the refits (a row with k = 1 uses ``test="z"``, as metafor's rma.uni and rma_batch do),
-    without the τ² CIs, which no diagnostic reports; ``tau2_start`` see :func:`~metarepro.rma.rma_batch`."""
+    A row with k = 1 uses ``test="z"``, as metafor's rma.uni (and rma_batch) do. The τ² CIs are skipped
+    (no diagnostic reports them); ``tau2_start`` see :func:`~metarepro.rma.rma_batch`.
+    """
     with np.errstate(divide="ignore", invalid="ignore"):  # k = 1 rows: HE start etc. divide by k − 1
-        return rma_batch(batch, None, method, test, level, control, tau2_ci=False, tau2_start=tau2_start)
+        return rma_batch(Y, V, method, test, level, control, tau2_ci=False, tau2_start=tau2_start)
 
 
 @dataclass
@@ -94,7 +92,7 @@ def leave1out(yi, vi, method="REML", test="z", level=95, control: Control | None
     """metafor ``leave1out(rma(yi, vi, method, test, level))``: the model refitted without each study in turn."""
     yi, vi = _as_1d(yi, vi)
     start = rma(yi, vi, method, test, level, control).tau2
-    refits = _fit_rows(_leave1out_batch(yi, vi), method, test, level, control, start)
+    refits = fit_rows(_leave1out_batch(yi, vi), None, method, test, level, control, start)
     return _table(refits, np.arange(yi.size), method, test, level)
 
 
@@ -165,7 +163,7 @@ def influence(yi, vi, method="REML", test="z", level=95, control: Control | None
     k = yi.size
     full = rma(yi, vi, method, test, level, control)
     loo = _leave1out_batch(yi, vi)
-    dele = _fit_rows(loo, method, test, level, control, full.tau2)
+    dele = fit_rows(loo, None, method, test, level, control, full.tau2)
     beta, vb = full.estimate, full.se**2  # vb is KH-scaled under knha, as metafor's x$vb
     beta_del, vb_del, tau2_del = dele.estimate, dele.se**2, dele.tau2
     s2w = _knha_scale(loo, tau2_del, test)
@@ -214,7 +212,7 @@ def baujat(yi, vi, method="REML", test="z", level=95, control: Control | None = 
     yi, vi = _as_1d(yi, vi)
     full = rma(yi, vi, method, test, level, control)
     loo = _leave1out_batch(yi, vi)
-    dele = _fit_rows(loo, method, test, level, control, full.tau2)
+    dele = fit_rows(loo, None, method, test, level, control, full.tau2)
     x = (yi - full.estimate) ** 2 / (full.tau2 + vi)
     with np.errstate(divide="ignore", invalid="ignore"):
         y = (dele.estimate - full.estimate) ** 2 / dele.se**2

@@ -543,7 +543,7 @@ def _pseudo_r2(data, method, tau2, qe, control):
         adj = 1 - (qe / (k - data.p)) / (tss / (k - 1))
         constant = np.all(np.where(data.mask, data.y == data.y[:, :1], True), axis=-1)
         return np.where(constant, 0.0, np.maximum(0.0, 100 * adj))
-    # the intercept-only refit through the same code (metafor's Fisher scoring for ML/REML)
+    # the intercept-only refit through the same code (the same solver for ML/REML)
     ones = data.mask[..., None].astype(float)
     tau2_re = _estimate_tau2(_Data(data.y, data.ymc, data.v, ones, data.mask, k), method, control).tau2
     return np.where(tau2_re == 0, 0.0, np.maximum(0.0, 100 * (tau2_re - tau2) / tau2_re))
