@@ -19,6 +19,21 @@ def load_reference(name="metafor_reference.json"):
     return json.loads((REFERENCE_DIR / name).read_text())
 
 
+def uncapped_reference(name, reference):
+    """A metafor fit record with its capped Q-profile bounds replaced by the roots themselves.
+
+    metafor's confint stops at max(100, 10 tau2) and reports that limit with ub.sign/lb.sign ">"; the roots
+    (searched up to tau2.max = 1e12) are in qprofile_reference.json, from generate_qprofile_reference.R.
+    """
+    expected = dict(reference)
+    roots = {(f["case"], f["method"]): f for f in load_reference("qprofile_reference.json")["fits"]}
+    for side, sign in (("high", "confint_ub_sign"), ("low", "confint_lb_sign")):
+        if reference.get(sign) == ">":
+            for field in (f"tau2_ci_{side}", f"i2_ci_{side}"):
+                expected[field] = roots[(name, reference["method"])][field]
+    return expected
+
+
 def as_float(value):
     return math.nan if value is None else value
 

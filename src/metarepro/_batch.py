@@ -1,25 +1,33 @@
-"""Array plumbing shared by the estimators: a batch of intercept-only meta-analyses.
+"""Array plumbing shared by the estimators: a batch of intercept-only meta-analyses, and the one root finder.
 
 A batch is ``y`` and ``v`` of shape (B, K): B meta-analyses padded to the largest k with NaN. Every
 quantity is a weighted sum along the last axis, so nothing ever forms a k×k matrix. For the
-intercept-only model with weights w (S = Σw, S2 = Σw², μ = Σwy/S):
+intercept-only model with weights w (S = Σw, μ = Σwy/S, r = y − μ):
 
-* P = W − w wᵀ/S, so P y = w (y − μ), yᵀPy = Σw(y−μ)², yᵀP²y = Σw²(y−μ)²
-* tr P = S − S2/S, tr P² = S2 − 2Σw³/S + S2²/S²
+* P = W − w wᵀ/S, so P y = w r, yᵀPy = Σw r², yᵀP²y = Σw² r²
+* tr P = ΣPᵢᵢ, Pᵢᵢ = wᵢ(S − wᵢ)/S; tr P² = ΣPᵢᵢ² + Σᵢwᵢ²(S2 − wᵢ²)/S²  (S2 = Σw²)
+* yᵀP³y = (Py)ᵀP(Py) = Σw(wr − m)², m = Σw²r/S (the centred form; the textbook Σw³r² − (Σw²r)²/S cancels)
+
+These forms stay accurate when one study's weight dwarfs the rest (vᵢ = 1e-12 beside 1e6), where
+S − S2/S would cancel to noise or to 0: for the study of largest weight, S − wᵢ and S2 − wᵢ² are summed from
+the other studies instead of subtracted.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
+from numba import njit
 
 EPS = np.finfo(float).eps
 
 
 @dataclass(frozen=True)
 class Batch:
-    """Padded effect sizes: ``y``/``v`` hold 0/1 where ``mask`` is False so sums stay finite."""
+    """Padded effect sizes: ``y``/``v`` hold finite values (from_arrays: 0/1) where ``mask`` is False, so sums
+    stay finite; every computation gives those studies weight 0."""
 
     y: np.ndarray
     v: np.ndarray
@@ -32,86 +40,345 @@ class Batch:
         vi = np.atleast_2d(np.asarray(vi, dtype=float))
         if yi.shape != vi.shape:
             raise ValueError(f"yi and vi differ in shape: {yi.shape} vs {vi.shape}")
-        mask = np.isfinite(yi) & np.isfinite(vi)
-        if np.any(vi[mask] <= 0):
+        y, v = np.empty(yi.shape), np.empty(yi.shape)
+        mask = np.empty(yi.shape, dtype=bool)
+        k = np.empty(yi.shape[0], dtype=np.int64)
+        if not _clean(yi, vi, y, v, mask, k):
             raise ValueError("every sampling variance vi must be > 0")
-        return cls(np.where(mask, yi, 0.0), np.where(mask, vi, 1.0), mask, mask.sum(axis=-1))
+        return cls(y, v, mask, k)
+
+    @cached_property
+    def padded(self):
+        return not self.mask.all()
 
     def subset(self, rows):
         return Batch(self.y[rows], self.v[rows], self.mask[rows], self.k[rows])
 
+    @cached_property
+    def _scales(self):
+        """min v, max v, mean v and Σ(y − ȳ)² (with a refined mean) per row, computed once."""
+        out = np.empty((4, self.k.size))
+        top = np.zeros(self.k.size, dtype=np.int64)
+        _row_scales(self.y, self.v, self.mask, out, top)
+        return (*out, top)
+
+    def vmin(self):
+        return self._scales[0]
+
+    def vmax(self):
+        return self._scales[1]
+
+    def vmean(self):
+        return self._scales[2]
+
+    def centred_ss(self):
+        return self._scales[3]
+
+    def top(self):
+        """Per row, the study of smallest v: of largest weight whatever τ²."""
+        return self._scales[4]
+
+
+@njit(cache=True, nogil=True)
+def _clean(yi, vi, y, v, mask, k):  # pragma: no cover - compiled, tested via every estimator
+    """Batch.from_arrays in one pass: a study is used if yi and vi are finite; padding gets y = 0, v = 1.
+    Returns False if a used vi is ≤ 0."""
+    for b in range(yi.shape[0]):
+        k[b] = 0
+        for i in range(yi.shape[1]):
+            used = np.isfinite(yi[b, i]) and np.isfinite(vi[b, i])
+            mask[b, i] = used
+            y[b, i] = yi[b, i] if used else 0.0
+            v[b, i] = vi[b, i] if used else 1.0
+            if used:
+                k[b] += 1
+                if vi[b, i] <= 0:
+                    return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _percent_weights(v, mask, tau2, out):  # pragma: no cover - compiled, tested via every estimator
+    """out = 100·wᵢ/Σw with w = 1/(v + τ²), NaN on padding."""
+    for b in range(v.shape[0]):
+        s = 0.0
+        for i in range(v.shape[1]):
+            if mask[b, i]:
+                out[b, i] = 1.0 / (v[b, i] + tau2[b])
+                s += out[b, i]
+            else:
+                out[b, i] = np.nan
+        for i in range(v.shape[1]):
+            out[b, i] = 100 * out[b, i] / s
+
+
+def percent_weights(batch, tau2):
+    """The weights of the fits in percent (metafor's ``weights(res)``), NaN on padding."""
+    out = np.empty(batch.v.shape)
+    _percent_weights(batch.v, batch.mask, np.ascontiguousarray(tau2, dtype=float), out)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _row_scales(y, v, mask, out, top):  # pragma: no cover - compiled, tested via every estimator
+    """out[:, b] = (min v, max v, mean v, Σ(y − ȳ)²) of row b, ȳ refined by a second pass; top[b] the index
+    of the smallest v (the largest weight 1/(v + τ²) at every τ² ≥ 0)."""
+    for b in range(y.shape[0]):
+        k, sy, sv, vmin, vmax = 0, 0.0, 0.0, np.inf, 0.0
+        for i in range(y.shape[1]):
+            if mask[b, i]:
+                k += 1
+                sy += y[b, i]
+                sv += v[b, i]
+                if v[b, i] < vmin:
+                    vmin = v[b, i]
+                    top[b] = i
+                vmax = max(vmax, v[b, i])
+        ybar = sy / k
+        sd = 0.0
+        for i in range(y.shape[1]):
+            if mask[b, i]:
+                sd += y[b, i] - ybar
+        ybar += sd / k
+        ss = 0.0
+        for i in range(y.shape[1]):
+            if mask[b, i]:
+                ss += (y[b, i] - ybar) ** 2
+        out[0, b], out[1, b], out[2, b], out[3, b] = vmin, vmax, sv / k, ss
+
 
 def weights(batch, tau2):
     """Random-effects weights 1/(v + τ²), zero on padding."""
-    return batch.mask / (batch.v + np.asarray(tau2, dtype=float)[..., None])
+    w = 1 / (batch.v + np.asarray(tau2, dtype=float)[..., None])
+    return w * batch.mask if batch.padded else w
+
+
+@njit(cache=True, nogil=True)
+def _weighted_sums(y, v, mask, top_of, rows, tau2, level, out):  # pragma: no cover - compiled, tested via all
+    """One fused pass per row (two sweeps over its studies) for :class:`Weighted`; see the module docstring.
+
+    out[j] = (S, S2, μ, Q, yᵀP²y, yᵀP³y, tr P, tr P², Σlog(v + τ²)) for row rows[j] at τ² = tau2[j]; with
+    ``level`` 0 only the first five (what Q-profile steps need), 1 all but the logs, 2 all. The residuals
+    are taken from the study of largest weight (y_ref, the smallest v: ``top_of``), and the sums without that
+    study are summed from the others, not by subtraction. yᵀP³y = Σw(wr − m)² with m = Σw²r/S =
+    (Σw²d − δ·S2)/S from the first sweep: an error in m changes Σw(wr − m)² only by S·(Δm)² (m is the
+    weighted mean of wr).
+    """
+    n_cols = y.shape[1]
+    w = np.empty(n_cols)
+    for j in range(rows.size):
+        b = rows[j]
+        t = tau2[j]
+        s = 0.0
+        s2 = 0.0
+        top = top_of[b]
+        ref = y[b, top]
+        s_others = 0.0
+        s2_others = 0.0
+        swd = 0.0
+        sw2d = 0.0
+        for i in range(n_cols):
+            wi = 1.0 / (v[b, i] + t) if mask[b, i] else 0.0
+            w[i] = wi
+            s += wi
+            s2 += wi * wi
+            wd = wi * (y[b, i] - ref)
+            swd += wd
+            sw2d += wi * wd
+            if i != top:
+                s_others += wi
+                s2_others += wi * wi
+        delta = swd / s
+        m = (sw2d - delta * s2) / s
+        q = 0.0
+        ypy2 = 0.0
+        tr_p = 0.0
+        diag2 = 0.0
+        off2 = 0.0
+        ypy3 = 0.0
+        log_det = 0.0
+        product = 1.0  # Σ log(v + τ²) = −log Πw, one log per run of products (logs cost 5× the rest)
+        for i in range(n_cols):
+            wi = w[i]
+            r = (y[b, i] - ref) - delta
+            wr = wi * r
+            q += wr * r
+            ypy2 += wr * wr
+            if level == 0:
+                continue
+            pii = wi * (s_others if i == top else s - wi) / s  # P_ii = wᵢ(1 − wᵢ/S)
+            tr_p += pii
+            diag2 += pii * pii
+            off2 += wi * wi * (s2_others if i == top else s2 - wi * wi)
+            u = wr - m
+            ypy3 += wi * u * u
+            if level == 2 and wi > 0:
+                product *= wi
+                if not 1e-150 < product < 1e150:
+                    log_det -= np.log(product)
+                    product = 1.0
+        out[j, 0] = s
+        out[j, 1] = s2
+        out[j, 2] = ref + delta
+        out[j, 3] = q
+        out[j, 4] = ypy2
+        if level > 0:
+            out[j, 5] = ypy3
+            out[j, 6] = tr_p
+            out[j, 7] = diag2 + off2 / (s * s)
+        if level == 2:
+            out[j, 8] = log_det - np.log(product)
 
 
 @dataclass(frozen=True)
 class Weighted:
-    """The weighted sums every estimator needs, for one weight matrix."""
+    """The weighted sums every estimator needs, at τ² = ``tau2`` (one value per row of ``batch``).
 
-    w: np.ndarray
+    Residuals are taken from the study of largest weight, y_ref: r = d − δ with d = y − y_ref and
+    δ = Σw d/S, so μ = y_ref + δ. When one weight dwarfs the rest, that study's residual −δ is then exact
+    to rounding, where y − μ would be the difference of two nearly equal numbers (and yᵀP²y, which
+    multiplies it by w², noise). All sums come from one compiled pass (:func:`_weighted_sums`).
+    """
+
+    batch: Batch
+    rows: np.ndarray | None  # the rows of ``batch`` these sums are for (None: all)
+    tau2: np.ndarray
     s: np.ndarray  # Σw
     s2: np.ndarray  # Σw²
     mu: np.ndarray  # weighted mean
-    resid: np.ndarray  # y − μ (0 on padding)
     q: np.ndarray  # Σw(y−μ)²
+    ypy2: np.ndarray  # yᵀP²y = Σw²(y−μ)², also −dQ/dτ²
+    ypy3: np.ndarray  # yᵀP³y = Σw(wr − m)², m = Σw²r/S
+    tr_p: np.ndarray
+    tr_p2: np.ndarray
+    log_det: np.ndarray  # Σ log(v + τ²)
 
     @classmethod
-    def of(cls, batch, w):
-        s = w.sum(axis=-1)
-        mu = (w * batch.y).sum(axis=-1) / s
-        resid = np.where(batch.mask, batch.y - mu[..., None], 0.0)
-        return cls(w, s, (w**2).sum(axis=-1), mu, resid, (w * resid**2).sum(axis=-1))
+    def of(cls, batch, tau2, rows=None, level=1):
+        """``level``: 0 only S, S2, μ, Q, yᵀP²y (the rest NaN), 1 all but ``log_det``, 2 all."""
+        n = batch.k.size if rows is None else rows.size
+        tau2 = np.ascontiguousarray(np.broadcast_to(np.asarray(tau2, dtype=float), (n,)))
+        out = np.full((n, 9), np.nan)
+        index = np.arange(n) if rows is None else rows
+        _weighted_sums(batch.y, batch.v, batch.mask, batch.top(), index, tau2, level, out)
+        return cls(batch, rows, tau2, *out.T)
 
     @property
-    def tr_p(self):
-        return self.s - self.s2 / self.s
-
-    @property
-    def tr_p2(self):
-        return self.s2 - 2 * (self.w**3).sum(axis=-1) / self.s + self.s2**2 / self.s**2
-
-    @property
-    def ypy3(self):
-        """yᵀP³y = (Py)ᵀP(Py) with Py = w(y−μ): Σw³(y−μ)² − (Σw²(y−μ))²/Σw."""
-        return (self.w**3 * self.resid**2).sum(axis=-1) - (self.w**2 * self.resid).sum(axis=-1) ** 2 / self.s
-
-    @property
-    def ypy2(self):
-        """yᵀP²y = Σw²(y−μ)², also −dQ/dτ² for w = 1/(v+τ²)."""
-        return (self.w**2 * self.resid**2).sum(axis=-1)
+    def w(self):
+        batch = self.batch if self.rows is None else self.batch.subset(self.rows)
+        return weights(batch, self.tau2)
 
 
-def at_tau2(batch, tau2):
-    return Weighted.of(batch, weights(batch, tau2))
+def at_tau2(batch, tau2, rows=None, level=1):
+    """The sums of :class:`Weighted` at τ² = ``tau2`` for all rows of ``batch`` (or the rows ``rows``)."""
+    return Weighted.of(batch, tau2, rows, level)
 
 
-def solve_decreasing(fun, target, lo, hi, active, tol=1e-14, maxiter=200):
-    """Vectorized root of fun(x) = target for functions decreasing in x, bracketed by [lo, hi].
+@dataclass(frozen=True)
+class Root:
+    """A root of a decreasing estimating equation, with how it was established.
 
-    ``fun(x)`` returns (value, derivative). Newton steps, falling back to bisection whenever a step
-    leaves the bracket, so it converges for every batch member; stops when the step (or bracket)
-    is below ``tol·max(1, x)``. Returns (root, converged, iterations).
+    ``converged``: the point solves its equation to the tolerance, checked there: either a Newton step from it
+    is ≤ tol·(x + floor) with a negative derivative (a strict downward crossing: a maximum, for a score), or
+    the sign change is bracketed within that width, or the equation is 0 to working precision.
+    ``capped``: no sign change was found below the search limit, so ``x`` is that limit, not a root.
+    ``boundary``: the equation is ≤ 0 at the lower end (0) and no crossing was found above it within
+    the floor: the solution is the boundary itself (converged).
     """
-    lo, hi = np.array(lo, dtype=float), np.array(hi, dtype=float)
-    x = lo.copy()
-    done = ~active
-    iters = np.zeros(lo.shape, dtype=int)
+
+    x: np.ndarray
+    converged: np.ndarray
+    iterations: np.ndarray
+    capped: np.ndarray
+    boundary: np.ndarray
+
+
+@njit(cache=True, nogil=True)
+def _newton_update(rows, f, d, scale, info, x, lo, hi, unit, cap, tol, done, converged, capped, boundary, iters):
+    """One step of :func:`solve_decreasing` for each row in ``rows`` (compiled; the rules are documented there)."""
+    for j in range(rows.size):
+        i = rows[j]
+        xi, fi, di = x[i], f[j], d[j]
+        iters[i] += 1
+        lo_i, hi_i = lo[i], hi[i]
+        if fi > 0:
+            lo_i = xi
+        elif fi < 0:
+            hi_i = xi
+        lo[i], hi[i] = lo_i, hi_i
+        floor = EPS * unit[i]
+        width = tol * (xi + floor)
+        if fi == 0 or abs(fi) <= 16 * EPS * scale[j] or (lo_i >= 0 and hi_i - lo_i <= width):
+            converged[i] = done[i] = True
+            continue
+        if di < 0 and abs(fi / di) <= width:
+            x[i] = max(xi - fi / di, 0.0)
+            converged[i] = done[i] = True
+            continue
+        left = max(lo_i, 0.0)
+        newton = xi - fi / di if di < 0 else np.nan
+        scoring = xi + fi / info[j] if info[j] > 0 else np.nan
+        if np.isfinite(newton) and left < newton < hi_i:
+            new = newton
+        elif np.isfinite(scoring) and left < scoring < hi_i:
+            new = scoring
+        elif not np.isfinite(hi_i):
+            new = 4 * max(xi, lo_i, unit[i])
+        elif lo_i < 0:
+            new = 0.0625 * hi_i
+        elif lo_i > 0 and hi_i > 4 * lo_i:
+            new = np.sqrt(lo_i * hi_i)
+        else:
+            new = 0.5 * (lo_i + hi_i)
+        if new > cap[i]:
+            x[i] = cap[i]
+            capped[i] = done[i] = True
+        elif lo_i < 0 and new < floor:
+            x[i] = 0.0
+            boundary[i] = converged[i] = done[i] = True
+        else:
+            x[i] = new
+
+
+def solve_decreasing(fun, x, lo, hi, active, tol, maxiter, unit, cap):
+    """Safeguarded Newton for a sign change of ``f`` from + to − (one design for every iterative quantity).
+
+    ``fun(x, rows)`` returns (f, f′, f_scale, info) at x for the batch rows ``rows``, where f_scale is the
+    size of the terms whose difference f is (so |f| ≤ 16·ε·f_scale means f is 0 to working precision) and
+    info > 0 an expected information (Fisher scoring's step f/info is the second choice when Newton's leaves
+    the bracket or f′ ≥ 0). ``lo``: a point with f > 0, or −1 where none is known yet; ``hi``: a point with
+    f < 0, or inf. Each step is the Newton step if it stays strictly inside (lo, hi), else the scoring step
+    if that does; otherwise bisection (geometric when the bracket spans more than a factor 4), a fourfold
+    expansion (from at least ``unit``) while no upper point is known, or a 16-fold contraction towards 0
+    while no lower point is known. ``unit`` is a per-row length on the data's own scale (the smallest vᵢ
+    for τ²), so stopping is scale-free: relative to x + floor, floor = ε·unit (a τ² below ε·min v changes
+    no weight). A row stops as ``capped`` when the expansion passes ``cap``, and as ``boundary`` when the
+    contraction passes the floor without finding f > 0. Every loop is bounded by ``maxiter``; rows that
+    hit it are reported not converged.
+    """
+    x, lo, hi = (np.array(a, dtype=float) for a in (x, lo, hi))
+    unit = np.ascontiguousarray(unit, dtype=float)
+    cap = np.ascontiguousarray(cap, dtype=float)
+    n = x.shape[0]
+    done = ~np.asarray(active, dtype=bool)
+    flags = np.zeros((3, n), dtype=bool)
+    converged, capped, boundary = flags
+    iters = np.zeros(n, dtype=np.int64)
     for _ in range(maxiter):
-        if done.all():
+        rows = np.flatnonzero(~done)
+        if rows.size == 0:
             break
-        value, deriv = fun(x)
-        f = value - target
-        lo = np.where(~done & (f > 0), x, lo)
-        hi = np.where(~done & (f < 0), x, hi)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            newton = x - f / deriv
-        ok = np.isfinite(newton) & (newton > lo) & (newton < hi)
-        new = np.where(ok, newton, 0.5 * (lo + hi))
-        new = np.where(f == 0, x, new)
-        step = np.abs(new - x)
-        x = np.where(done, x, new)
-        iters += ~done
-        done |= (step <= tol * np.maximum(1.0, np.abs(x))) | (hi - lo <= tol * np.maximum(1.0, np.abs(x)))
-    return x, done, iters
+        f, d, scale, info = (np.ascontiguousarray(a, dtype=float) for a in fun(x[rows], rows))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            _newton_update(rows, f, d, scale, info, x, lo, hi, unit, cap, tol, done, converged, capped, boundary, iters)
+    return Root(x, converged & done, iters, capped, boundary)
+
+
+def rowwise(batch, evaluate):
+    """``fun(x, rows)`` for :func:`solve_decreasing` from ``evaluate(weighted_sums)`` on an intercept-only batch:
+    the sums are computed for the rows still iterating only (no copy of the data)."""
+
+    def fun(x, rows):
+        return evaluate(at_tau2(batch, x, rows))
+
+    return fun

@@ -18,7 +18,7 @@ import numpy as np
 from scipy import stats
 
 from ._batch import EPS, Batch, at_tau2
-from .rma import SCALAR_FIELDS, RmaResult, rma, rma_batch
+from .rma import RmaResult, rma, rma_batch
 from .tau2 import Control
 
 # Fields of a batch fit that the per-fit tables report (metafor names in brackets in the dataclass docs).
@@ -36,21 +36,14 @@ def _as_1d(yi, vi):
     return yi, vi
 
 
-def fit_rows(Y, V, method, test, level, control) -> RmaResult:
-    """``rma_batch`` with metafor's rule that a fit of a single study uses ``test="z"``.
+def fit_rows(Y, V, method, test, level, control, tau2_start=None) -> RmaResult:
+    """``rma_batch`` of the refits ``Y``/``V`` (NaN-padded arrays, or ``Y`` a prepared Batch and ``V`` None).
 
-    rma.uni switches to the z test when k = 1 (a t test would have 0 df); only rows with k = 1 (one row
-    of ``cumul``; every row of ``leave1out`` when k = 2) are refitted that way.
+    A row with k = 1 uses ``test="z"``, as metafor's rma.uni (and rma_batch) do. The τ² CIs are skipped
+    (no diagnostic reports them); ``tau2_start`` see :func:`~metarepro.rma.rma_batch`.
     """
     with np.errstate(divide="ignore", invalid="ignore"):  # k = 1 rows: HE start etc. divide by k − 1
-        res = rma_batch(Y, V, method, test, level, control)
-    single = np.flatnonzero(res.k == 1)
-    if test != "z" and single.size:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = rma_batch(Y[single], V[single], method, "z", level, control)
-        for name in (*SCALAR_FIELDS, "weights"):
-            getattr(res, name)[single] = getattr(z, name)
-    return res
+        return rma_batch(Y, V, method, test, level, control, tau2_ci=False, tau2_start=tau2_start)
 
 
 @dataclass
@@ -90,17 +83,17 @@ def _table(res: RmaResult, order, method, test, level) -> FitTable:
 
 
 def _leave1out_batch(yi, vi):
+    """Row i: every study but study i (masked out, so no NaN-padded copy needs cleaning)."""
     k = yi.size
-    Y = np.tile(yi, (k, 1))
-    Y[np.arange(k), np.arange(k)] = np.nan
-    return Y, np.tile(vi, (k, 1))
+    return Batch(np.tile(yi, (k, 1)), np.tile(vi, (k, 1)), ~np.eye(k, dtype=bool), np.full(k, k - 1))
 
 
 def leave1out(yi, vi, method="REML", test="z", level=95, control: Control | None = None) -> FitTable:
     """metafor ``leave1out(rma(yi, vi, method, test, level))``: the model refitted without each study in turn."""
     yi, vi = _as_1d(yi, vi)
-    Y, V = _leave1out_batch(yi, vi)
-    return _table(fit_rows(Y, V, method, test, level, control), np.arange(yi.size), method, test, level)
+    start = rma(yi, vi, method, test, level, control).tau2
+    refits = fit_rows(_leave1out_batch(yi, vi), None, method, test, level, control, start)
+    return _table(refits, np.arange(yi.size), method, test, level)
 
 
 def cumul(yi, vi, order=None, method="REML", test="z", level=95, control: Control | None = None,
@@ -151,14 +144,13 @@ class Influence:
     leave1out: FitTable
 
 
-def _knha_scale(Y, V, tau2, test):
+def _knha_scale(batch, tau2, test):
     """s² of each row (metafor ``s2w``): Σw(y−μ̂)²/(k−1) with w = 1/(v+τ²) for knha, 0 if that RSS ≤ ε; 1 for z.
 
     A row with a single study was fitted with the z test (see :func:`fit_rows`), so its s² is 1.
     """
     if test == "z":
-        return np.ones(Y.shape[0])
-    batch = Batch.from_arrays(Y, V)
+        return np.ones(batch.k.size)
     wt = at_tau2(batch, tau2)
     with np.errstate(divide="ignore", invalid="ignore"):
         s2 = np.where(wt.q <= EPS, 0.0, wt.q / (batch.k - 1))
@@ -170,11 +162,11 @@ def influence(yi, vi, method="REML", test="z", level=95, control: Control | None
     yi, vi = _as_1d(yi, vi)
     k = yi.size
     full = rma(yi, vi, method, test, level, control)
-    Y, V = _leave1out_batch(yi, vi)
-    dele = fit_rows(Y, V, method, test, level, control)
+    loo = _leave1out_batch(yi, vi)
+    dele = fit_rows(loo, None, method, test, level, control, full.tau2)
     beta, vb = full.estimate, full.se**2  # vb is KH-scaled under knha, as metafor's x$vb
     beta_del, vb_del, tau2_del = dele.estimate, dele.se**2, dele.tau2
-    s2w = _knha_scale(Y, V, tau2_del, test)
+    s2w = _knha_scale(loo, tau2_del, test)
 
     w = 1 / (vi + full.tau2)
     hat = w / w.sum()
@@ -184,7 +176,8 @@ def influence(yi, vi, method="REML", test="z", level=95, control: Control | None
         rstudent = resid / np.sqrt(vi * s2w + vb_del + tau2_del * s2w)
         dffits = (beta - beta_del) / np.sqrt(s2w * hat * (tau2_del + vi))
         # Var(β̂) with the deletion τ² but all k studies (metafor's vb.del), for DFBETAS
-        vb_all = 1 / (1 / (vi[None, :] + tau2_del[:, None])).sum(axis=1)
+        full_data = Batch.from_arrays(yi, vi)
+        vb_all = 1 / at_tau2(full_data, tau2_del, np.zeros(k, dtype=np.int64), level=0).s
         dfbs = (beta - beta_del) / np.sqrt(s2w * vb_all)
         cook_d = (beta - beta_del) ** 2 / vb
         cov_r = vb_del / vb
@@ -218,8 +211,8 @@ def baujat(yi, vi, method="REML", test="z", level=95, control: Control | None = 
     """Baujat plot coordinates from the full fit and one batch of leave-one-out refits."""
     yi, vi = _as_1d(yi, vi)
     full = rma(yi, vi, method, test, level, control)
-    Y, V = _leave1out_batch(yi, vi)
-    dele = fit_rows(Y, V, method, test, level, control)
+    loo = _leave1out_batch(yi, vi)
+    dele = fit_rows(loo, None, method, test, level, control, full.tau2)
     x = (yi - full.estimate) ** 2 / (full.tau2 + vi)
     with np.errstate(divide="ignore", invalid="ignore"):
         y = (dele.estimate - full.estimate) ** 2 / dele.se**2

@@ -17,14 +17,16 @@ maker P = W − WX(XᵀWX)⁻¹XᵀW is S(I − QQᵀ)S, so (h = row sums of Q²
 * ``EE`` 0. ``DL`` (Q_E − (k−p))/tr P_FE. ``HS`` (Q_E − k)/Σw (k, not k−p, as metafor).
 * ``HE`` (yᵀP₀y − tr(P₀V))/(k−p) with the unweighted P₀ = I − X(XᵀX)⁻¹Xᵀ.
 * ``SJ`` τ₀²·Q(W(τ₀²))/(k−p), τ₀² = Σ(y − ȳ)²/k (ignores X, as metafor).
-* ``PM`` the root of Q(W(τ²)) = k − p (0 if Q(W(0)) < k − p), by bracketed Newton/bisection.
+* ``PM`` the root of Q(W(τ²)) = k − p (0 if Q(W(0)) < k − p).
 * ``EB`` metafor iterates Fisher scoring with the update (k/(k−p)·Q(W(τ²)) − k)/Σw, whose fixed point is
   Q(W(τ²)) = k − p, the PM equation. That iteration can oscillate, so EB is solved like PM.
-* ``ML``/``REML`` metafor's Fisher scoring: start at the HE estimate floored at 0, update
-  (yᵀP²y − Σw)/Σw² (ML) or (yᵀP²y − tr P)/tr P² (REML), halve a step that would go below 0, stop when
-  |Δτ²| ≤ ``control.threshold``; then the ll(0) check (τ² = 0 if the likelihood at 0 is higher by more than
-  ``control.ll0_tol``). Fits where scoring does not converge within ``control.maxiter`` steps fall back to a
-  bracketed root of the same score equation (``converged`` still reports the outcome of that root search).
+* ``ML``/``REML`` the root of metafor's score equation (yᵀP²y − Σw for ML, yᵀP²y − tr P for REML) nearest
+  metafor's start (the HE estimate floored at 0), then the ll(0) check (τ² = 0 if the likelihood at 0 is higher
+  by more than ``control.ll0_tol`` and 0 is itself a maximum).
+
+Every iterative τ² is solved by the same safeguarded Newton as the intercept-only model
+(:func:`metarepro._batch.solve_decreasing`: bracketed, scale-free stopping, an iteration cap, a checked
+solution; ``converged`` reports it).
 
 As metafor, all τ² equations, Q_E and the ll(0) check use the mean-centred y (immaterial with an intercept).
 Every estimate is truncated at 0.
@@ -51,7 +53,7 @@ from scipy import stats
 
 from ._batch import EPS, solve_decreasing
 from .rma import TESTS, check_options
-from .tau2 import Control
+from .tau2 import SEARCH_CAP, Control, maximize_likelihood, q_terms
 
 EVTOL = 1e-7  # metafor's rank check: an eigenvalue of XᵀX at or below this means X is not of full rank
 INTERCEPT = "intrcpt"
@@ -170,9 +172,11 @@ class _WLS:
 
     @property
     def ypy3(self):
-        """yᵀP³y = uᵀPu with u = Py: |W^½u|² − |QᵀW^½u|²."""
+        """yᵀP³y = uᵀPu with u = Py: |(I − QQᵀ)W^½u|² (the projected residual, not |W^½u|² − |QᵀW^½u|²,
+        which cancels when one weight dominates)."""
         su = np.sqrt(self.w) * self.w * self.resid
-        return (su**2).sum(axis=-1) - (np.einsum("bkp,bk->bp", self.q, su) ** 2).sum(axis=-1)
+        proj = su - np.einsum("bkp,bp->bk", self.q, np.einsum("bkp,bk->bp", self.q, su))
+        return (proj**2).sum(axis=-1)
 
     @property
     def vb(self):
@@ -212,96 +216,40 @@ def _sj_start(data):
     return (data.ymc**2).sum(axis=-1) / data.k
 
 
-def _q_function(data):
-    """Q(W(τ²)) with its derivative −yᵀP²y, for the root finders."""
-
-    def fun(tau2):
-        fit = _at(data, tau2)
-        return fit.rss, -fit.ypy2
-
-    return fun
+def _unit_cap(data):
+    """The data's own scale for the τ² searches (see tau2.search_cap): min vᵢ, and the search limit."""
+    vmin = np.where(data.mask, data.v, np.inf).min(axis=-1)
+    vmax = np.where(data.mask, data.v, 0.0).max(axis=-1)
+    return vmin, SEARCH_CAP * (vmax + (data.ymc**2).sum(axis=-1) / data.k)
 
 
 def _pm(data, control):
-    """Root of Q(W(τ²)) = k − p; the bracket [0, 100] is doubled until it holds the root (metafor errors)."""
+    """Root of Q(W(τ²)) = k − p (0 if Q(W(0)) ≤ k − p), by tau2's safeguarded Newton on 1/Q."""
     target = (data.k - data.p).astype(float)
-    fun = _q_function(data)
-    active = fun(np.zeros(target.shape))[0] > target
-    hi = np.full(target.shape, 100.0)
-    for _ in range(2000):
-        grow = active & (fun(hi)[0] > target)
-        if not grow.any():
-            break
-        hi = np.where(grow, 2 * hi, hi)
-    root, converged, iters = solve_decreasing(
-        fun, target, np.zeros_like(target), hi, active, control.tol, control.maxiter
+    active = _at(data, np.zeros(target.shape)).rss > target
+
+    def q_eq(sub, x, rows):
+        fit = _at(sub, x)
+        return q_terms(fit.rss, fit.ypy2, target[rows])
+
+    n = target.size
+    fun = lambda x, rows: q_eq(data if rows.size == n else data.subset(rows), x, rows)  # noqa: E731
+    unit, cap = _unit_cap(data)
+    root = solve_decreasing(
+        fun, np.zeros(n), np.zeros(n), np.full(n, np.inf), active, control.tol, control.maxiter, unit, cap
     )
-    return _Tau2(np.where(active, root, 0.0), converged, iters)
+    converged = np.where(active, root.converged & ~root.capped, True)
+    return _Tau2(np.where(active, root.x, 0.0), converged, root.iterations)
 
 
-def _score(method, data):
-    """ML/REML score equation f(τ²) = 0 with its exact derivative (for the fallback root search)."""
-
-    def fun(tau2):
-        fit = _at(data, tau2)
-        if method == "REML":
-            return fit.ypy2 - fit.tr_p, fit.tr_p2 - 2 * fit.ypy3
-        return fit.ypy2 - fit.w.sum(axis=-1), (fit.w**2).sum(axis=-1) - 2 * fit.ypy3
-
-    return fun
-
-
-def _fisher_scoring(method, data, start, control):
-    """metafor's Fisher scoring loop, run on the fits that have not yet converged."""
-    tau2 = start.astype(float).copy()
-    n = tau2.shape[0]
-    converged = np.zeros(n, dtype=bool)
-    iterations = np.zeros(n, dtype=int)
-    active = np.ones(n, dtype=bool)
-    for _ in range(control.maxiter):
-        rows = np.flatnonzero(active)
-        if rows.size == 0:
-            break
-        sub = data.subset(rows)
-        t = tau2[rows]
-        fit = _at(sub, t)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if method == "ML":
-                adj = (fit.ypy2 - fit.w.sum(axis=-1)) / (fit.w**2).sum(axis=-1)
-            else:
-                adj = (fit.ypy2 - fit.tr_p) / fit.tr_p2
-        adj = np.where(np.isnan(adj), 0.0, adj)
-        # at τ² = 0 a negative step is halved until it vanishes: τ² stays 0 (shortcut for that long loop)
-        adj = np.where((t == 0) & (adj < 0), 0.0, adj)
-        below = t + adj < 0
-        while below.any():
-            adj = np.where(below, adj / 2, adj)
-            below = t + adj < 0
-        new = t + adj
-        done = np.abs(new - t) <= control.threshold
-        tau2[rows] = new
-        iterations[rows] += 1
-        converged[rows[done]] = True
-        active[rows[done]] = False
-    return tau2, converged, iterations
-
-
-def _score_root(method, data, start, control):
-    """Bracketed root of the score equation near metafor's start (as tau2.py does for the intercept-only model)."""
-    fun = _score(method, data)
-    f_start = fun(start)[0]
-    f_zero = fun(np.zeros_like(start))[0]
-    rising = f_start > 0
-    falling = (f_start < 0) & (start > 0) & (f_zero > 0)
-    hi = start.copy()
-    for _ in range(2000):
-        grow = rising & (fun(hi)[0] > 0)
-        if not grow.any():
-            break
-        hi = np.where(grow, 2 * np.maximum(hi, 1.0), hi)
-    lo = np.where(rising, start, 0.0)
-    root, converged, iters = solve_decreasing(fun, 0.0, lo, hi, rising | falling, control.tol, control.maxiter)
-    return np.where(rising | falling, root, np.where(f_start == 0, start, 0.0)), converged, iters
+def _score_terms(method, fit):
+    """ML/REML score f(τ²) with its derivative, the size of its terms and the expected information."""
+    ypy2 = fit.ypy2
+    if method == "REML":
+        trace, info = fit.tr_p, fit.tr_p2
+    else:
+        trace, info = fit.w.sum(axis=-1), (fit.w**2).sum(axis=-1)
+    return ypy2 - trace, info - 2 * fit.ypy3, ypy2 + trace, info
 
 
 def loglik(data, tau2, reml):
@@ -314,17 +262,17 @@ def loglik(data, tau2, reml):
 
 
 def _maximum_likelihood(method, data, control):
-    start = np.maximum(0.0, _he(data))
-    tau2, converged, iterations = _fisher_scoring(method, data, start, control)
-    if not converged.all():
-        rows = np.flatnonzero(~converged)
-        root, ok, iters = _score_root(method, data.subset(rows), start[rows], control)
-        tau2[rows], converged[rows] = root, ok
-        iterations[rows] += iters
+    """metafor's ML/REML estimate (start HE floored at 0, ll(0) check), solved as tau2.maximize_likelihood."""
+    start = np.maximum(0.0, np.nan_to_num(_he(data)))
+    f0 = _score_terms(method, _at(data, np.zeros(start.shape)))[0]
+    unit, cap = _unit_cap(data)
     reml = method == "REML"
-    higher_at_zero = loglik(data, np.zeros_like(tau2), reml) - loglik(data, tau2, reml)
-    tau2 = np.where((higher_at_zero > control.ll0_tol) & (tau2 > control.threshold), 0.0, tau2)
-    return _Tau2(tau2, converged, iterations)
+    est = maximize_likelihood(
+        lambda x, rows: _score_terms(method, _at(data.subset(rows), x)),
+        lambda t, rows: (loglik(data.subset(rows), t, reml), None), start, f0, unit, cap, control,
+        np.ones(start.shape, bool),
+    )  # fmt: skip
+    return _Tau2(est.tau2, est.converged, est.iterations)
 
 
 def _estimate_tau2(data, method, control):
@@ -595,7 +543,7 @@ def _pseudo_r2(data, method, tau2, qe, control):
         adj = 1 - (qe / (k - data.p)) / (tss / (k - 1))
         constant = np.all(np.where(data.mask, data.y == data.y[:, :1], True), axis=-1)
         return np.where(constant, 0.0, np.maximum(0.0, 100 * adj))
-    # the intercept-only refit through the same code (metafor's Fisher scoring for ML/REML)
+    # the intercept-only refit through the same code (the same solver for ML/REML)
     ones = data.mask[..., None].astype(float)
     tau2_re = _estimate_tau2(_Data(data.y, data.ymc, data.v, ones, data.mask, k), method, control).tau2
     return np.where(tau2_re == 0, 0.0, np.maximum(0.0, 100 * (tau2_re - tau2) / tau2_re))

@@ -7,6 +7,13 @@ Defaults, as metafor: ``method="REML"``, ``test="z"``, ``level=95``. ``test="knh
 Hartung–Knapp–Sidik–Jonkman adjustment: the variance of the estimate is multiplied by
 s² = Σw(y−μ̂)²/(k−1) and tests and CIs use t with k−1 df. The prediction interval follows
 ``predict.rma``: μ̂ ± crit·√(se² + τ²), crit from z for ``test="z"`` and t(k−1) for ``knha``.
+A fit of a single study with ``test="knha"`` uses z instead, as metafor does (a t test would have 0 df),
+and says so in ``warnings``.
+
+``warnings`` (a tuple of messages per fit) reports what a reader must know: the z fallback, a τ² or
+τ² CI bound that did not converge, a Q-profile bound not found below the search limit (then also
+``tau2_ci_low_capped`` / ``tau2_ci_high_capped``: the bound is that limit, i.e. "> x"), an ML/REML/PM/EB
+estimate on the boundary τ² = 0.
 """
 
 from __future__ import annotations
@@ -14,11 +21,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from . import heterogeneity
-from ._batch import EPS, Batch, at_tau2
+from ._batch import EPS, Batch, at_tau2, percent_weights
 from .tau2 import METHODS, Control, estimate_tau2, tau2_se
+
+
+def per_df(fn, df, *args):
+    """``fn(df, *args)`` evaluated once per distinct df (quantile functions cost microseconds per call)."""
+    unique, inverse = np.unique(df, return_inverse=True)
+    return fn(unique, *args)[inverse]
+
+
+KNHA_K1 = 'Setting argument test="z" since k=1.'  # metafor's words
+
 
 TESTS = ("z", "knha")
 
@@ -26,6 +43,7 @@ SCALAR_FIELDS = (
     "k", "estimate", "se", "zval", "pval", "ci_low", "ci_high",
     "tau2", "tau2_se", "tau2_ci_low", "tau2_ci_high", "tau", "i2", "i2_ci_low", "i2_ci_high", "h2",
     "q", "q_df", "q_p", "pi_low", "pi_high", "converged", "iterations",
+    "tau2_ci_low_capped", "tau2_ci_high_capped", "warnings",
 )  # fmt: skip
 
 
@@ -62,12 +80,20 @@ class RmaResult:
     pi_high: np.ndarray
     converged: np.ndarray
     iterations: np.ndarray
+    tau2_ci_low_capped: np.ndarray
+    tau2_ci_high_capped: np.ndarray
+    warnings: np.ndarray  # a tuple of str per fit (an object array of them for a batch)
     weights: np.ndarray = field(repr=False)
 
     def to_dict(self):
         """Plain Python values (a single fit), in the order of ``pooled.json``."""
         out = {"method": self.method, "test": self.test, "level": self.level}
         for name in SCALAR_FIELDS:
+            if name == "warnings":
+                if not isinstance(self.warnings, tuple):
+                    raise ValueError("to_dict() is for a single fit; index a batch with result[i] first")
+                out[name] = list(self.warnings)
+                continue
             value = np.asarray(getattr(self, name))
             if value.ndim:
                 raise ValueError("to_dict() is for a single fit; index a batch with result[i] first")
@@ -95,34 +121,77 @@ def check_options(method, test, level):
         raise ValueError(f"level is a percentage between 0 and 100, not {level!r}")
 
 
-def rma_batch(yi, vi, method="REML", test="z", level=95, control: Control | None = None) -> RmaResult:
-    """Fit B intercept-only meta-analyses at once; ``yi``/``vi`` are (B, K), NaN-padded."""
+def _warnings(method, test, k, est, het, tau2_ci, maxiter):
+    """The messages of each fit (see the module docstring); an object array of tuples.
+
+    Fits with the same conditions share one tuple; only a capped bound's message names its row's value.
+    """
+    low, high = tau2_ci
+    boundary = "Q(0) <= k - 1: no positive root" if method in ("PM", "EB") else "the maximum is on the boundary"
+    conditions = (
+        ((k == 1) & (test == "knha"), KNHA_K1),
+        (~est.converged, f"tau2 ({method}) did not converge within maxiter = {maxiter} steps"),
+        (~het.converged, "a Q-profile bound of the tau2 CI did not converge"),
+        (het.tau2_ci_low_capped, "tau2 CI lower bound not found below the search limit: reported as > {low:.6g}"),
+        (het.tau2_ci_high_capped, "tau2 CI upper bound not found below the search limit: reported as > {high:.6g}"),
+        (est.boundary, f"tau2 = 0 ({method}): {boundary}"),
+        (est.higher_near_zero, f"the {method} likelihood at tau2 = 0 is higher than at the maximum found (0 is none)"),
+    )  # fmt: skip
+    code = np.zeros(k.shape, dtype=np.int64)
+    for bit, (mask, _) in enumerate(conditions):
+        code |= np.asarray(mask, dtype=np.int64) << bit
+    out = np.empty(k.shape, dtype=object)
+    out.fill(())
+    for c in np.unique(code[code > 0]):
+        texts = tuple(text for bit, (_, text) in enumerate(conditions) if c >> bit & 1)
+        for i in np.flatnonzero(code == c):
+            out[i] = tuple(t.format(low=low[i], high=high[i]) for t in texts) if c & 0b11000 else texts
+    return out
+
+
+def rma_batch(
+    yi, vi, method="REML", test="z", level=95, control: Control | None = None, tau2_ci=True, tau2_start=None
+) -> RmaResult:
+    """Fit B intercept-only meta-analyses at once; ``yi``/``vi`` are (B, K), NaN-padded (or ``yi`` a prepared
+    :class:`~metarepro._batch.Batch` and ``vi`` None).
+
+    ``tau2_ci=False`` skips the Q-profile CIs of τ² and I² (NaN), for refits that do not report them.
+    ``tau2_start``: where the ML/REML search starts (default metafor's HE estimate; leave-one-out refits
+    start from the full fit's τ², which is close to every refit's).
+    """
     check_options(method, test, level)
     control = control or Control()
-    batch = Batch.from_arrays(yi, vi)
+    batch = yi if isinstance(yi, Batch) else Batch.from_arrays(yi, vi)
     if np.any(batch.k < 1):
         raise ValueError("every meta-analysis in the batch needs at least one study")
     k = batch.k
     df = (k - 1).astype(float)
-    est = estimate_tau2(batch, method, control)
+    fe = at_tau2(batch, np.zeros(k.shape), level=2)  # with Σ log v, for the ll(0) check
+    est = estimate_tau2(batch, method, control, fe, tau2_start)
     tau2 = est.tau2
-    wt = at_tau2(batch, tau2)
+    wt = at_tau2(batch, tau2) if est.sums is None else est.sums
     estimate = wt.mu
     var = 1 / wt.s
+    z_crit = special.ndtri(0.5 + level / 200)
     with np.errstate(divide="ignore", invalid="ignore"):
         if test == "knha":
             s2 = np.where(wt.q <= EPS, 0.0, wt.q / df)
-            var = var * s2
-            crit = stats.t.ppf(0.5 + level / 200, df)
-            dist_sf = lambda x: 2 * stats.t.sf(np.abs(x), df)  # noqa: E731
+            knha = k > 1  # metafor: a single study is fitted with the z test
+            var = np.where(knha, var * s2, var)
+            df_t = np.where(knha, df, 1.0)
+            crit = np.where(knha, per_df(special.stdtrit, df_t, 0.5 + level / 200), z_crit)
         else:
-            crit = np.full(k.shape, stats.norm.ppf(0.5 + level / 200))
-            dist_sf = lambda x: 2 * stats.norm.sf(np.abs(x))  # noqa: E731
+            crit = np.full(k.shape, z_crit)
         se = np.sqrt(var)
         zval = estimate / se
-        pval = dist_sf(zval)
+        if test == "knha":
+            pval = np.where(knha, 2 * special.stdtr(df_t, -np.abs(zval)), 2 * special.ndtr(-np.abs(zval)))
+        else:
+            pval = 2 * special.ndtr(-np.abs(zval))
         pi_half = crit * np.sqrt(var + tau2)
-    het = heterogeneity.heterogeneity(batch, tau2, method, level, control)
+    het = heterogeneity.heterogeneity(batch, tau2, method, level, control, fe, tau2_ci)
+    converged = est.converged & het.converged
+    warnings = _warnings(method, test, k, est, het, (het.tau2_ci_low, het.tau2_ci_high), control.maxiter)
     return RmaResult(
         method=method,
         test=test,
@@ -135,7 +204,7 @@ def rma_batch(yi, vi, method="REML", test="z", level=95, control: Control | None
         ci_low=estimate - crit * se,
         ci_high=estimate + crit * se,
         tau2=tau2,
-        tau2_se=tau2_se(batch, method, tau2),
+        tau2_se=tau2_se(batch, method, tau2, fe, wt),
         tau2_ci_low=het.tau2_ci_low,
         tau2_ci_high=het.tau2_ci_high,
         tau=np.sqrt(tau2),
@@ -148,9 +217,12 @@ def rma_batch(yi, vi, method="REML", test="z", level=95, control: Control | None
         q_p=het.q_p,
         pi_low=estimate - pi_half,
         pi_high=estimate + pi_half,
-        converged=est.converged & het.converged,
+        converged=converged,
         iterations=est.iterations,
-        weights=np.where(batch.mask, 100 * wt.w / wt.s[:, None], np.nan),
+        tau2_ci_low_capped=het.tau2_ci_low_capped,
+        tau2_ci_high_capped=het.tau2_ci_high_capped,
+        warnings=warnings,
+        weights=percent_weights(batch, tau2),
     )
 
 

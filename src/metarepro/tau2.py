@@ -11,13 +11,19 @@ Methods (metafor names and defaults, see shared/reference/metafor_internals.md �
 * ``HS``   Hunter–Schmidt: (Q_E − k) / Σw.
 * ``SJ``   Sidik–Jonkman: τ₀²·Q(W(τ₀²))/(k−1), τ₀² = Σ(y−ȳ)²/k.
 * ``PM``   Paule–Mandel: the root of Q(W(τ²)) = k−1 (0 if Q(W(0)) < k−1).
-* ``ML``, ``REML``: metafor's Fisher scoring from the HE estimate floored at 0, then the nearest root
-  of the (restricted) likelihood score equation by bracketed Newton steps, and metafor's check that
-  the likelihood at τ² = 0 is not higher.
+* ``ML``, ``REML``: the root of the (restricted) likelihood score equation nearest metafor's start (the
+  HE estimate floored at 0), a maximum (checked), or the boundary τ² = 0 where the score is ≤ 0 there;
+  then metafor's check that the likelihood at τ² = 0 is not higher (see :func:`maximize_likelihood`).
 * ``EB``   empirical Bayes. Its estimating equation k/(k−1)·Q(W(τ²)) = k is, for the intercept-only
   model, the PM equation, so it is solved by the same bracketed root finder. metafor iterates Fisher
   scoring to the same point, but that iteration can oscillate (with variances 1e-4 and 10 it wanders
   chaotically for thousands of steps); the root finder cannot.
+
+Every iterative quantity (ML, REML, PM, EB here, the Q-profile bounds in heterogeneity.py, the
+meta-regression estimators in metareg.py) is solved by one design, :func:`metarepro._batch.solve_decreasing`:
+safeguarded Newton inside a bracket, stopping rules relative to the data's own scale (so yᵢ·a, vᵢ·a²
+give estimates ·a and τ² ·a² at any a), an iteration cap that reports non-convergence, and a check at
+the reported point that it solves its equation.
 """
 
 from __future__ import annotations
@@ -26,9 +32,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._batch import EPS, Batch, Weighted, at_tau2, solve_decreasing
+from ._batch import EPS, Batch, Root, Weighted, at_tau2, rowwise, solve_decreasing
 
 METHODS = ("EE", "DL", "REML", "ML", "PM", "SJ", "HE", "HS", "EB")
+
+# The search for a τ² (an estimate or a Q-profile bound) gives up at this multiple of the data's own scale
+# (largest vᵢ plus the spread of y): there every weight is equal to 1e-12 and Q is far below any χ² quantile
+# of a CI at levels up to 99.99%, so in exact arithmetic every root lies below it.
+SEARCH_CAP = 1e12
 
 
 @dataclass(frozen=True)
@@ -36,9 +47,10 @@ class Control:
     """Convergence settings. metafor's defaults are threshold=1e-5 and tol=ε^¼; ours are far tighter.
 
     ``tol``: every iterative solution (ML, REML, PM, EB and the Q-profile bounds) stops when its Newton
-    or bisection step is ≤ tol·max(1, τ²).
+    step (or its bracket) is ≤ tol·(τ² + ε·min vᵢ): relative, so the result does not depend on the unit.
     ``maxiter``: cap on those steps; a fit that hits it reports ``converged = False``.
-    ``threshold``: an ML/REML estimate at or below it is not subject to the ll(0) check (metafor's rule).
+    ``threshold``: an ML/REML estimate at or below threshold·min vᵢ is not subject to the ll(0) check
+    (metafor's rule, on the data's scale).
     ``ll0_tol``: how much higher the likelihood at τ² = 0 must be before the estimate is set to 0
     (metafor ``tol``, used in its ll(0) check).
     """
@@ -51,9 +63,16 @@ class Control:
 
 @dataclass(frozen=True)
 class Tau2Estimate:
+    """τ² with how it was found: ``boundary`` marks an ML/REML/PM/EB solution at τ² = 0 whose equation
+    is ≤ 0 there (the maximum, or the root, is on the boundary); ``higher_near_zero`` an ML/REML fit whose
+    likelihood at 0 is higher than at the maximum found, where 0 itself is not a maximum."""
+
     tau2: np.ndarray
     converged: np.ndarray
     iterations: np.ndarray
+    boundary: np.ndarray | None = None
+    higher_near_zero: np.ndarray | None = None
+    sums: Weighted | None = None  # the sums at ``tau2`` (all rows), where the search computed them already
 
 
 def _fe(batch):
@@ -62,24 +81,19 @@ def _fe(batch):
 
 def _he(batch):
     k = batch.k
-    ybar = batch.y.sum(axis=-1) / k
-    ss = (batch.mask * (batch.y - ybar[:, None]) ** 2).sum(axis=-1)
-    return ss / (k - 1) - batch.v.sum(axis=-1, where=batch.mask) / k
+    return batch.centred_ss() / (k - 1) - batch.vmean()
 
 
-def _dl(batch):
-    fe = _fe(batch)
+def _dl(batch, fe):
     return (fe.q - (batch.k - 1)) / fe.tr_p
 
 
-def _hs(batch):
-    fe = _fe(batch)
+def _hs(batch, fe):
     return (fe.q - batch.k) / fe.s
 
 
 def sj_start(batch):
-    ybar = batch.y.sum(axis=-1) / batch.k
-    return (batch.mask * (batch.y - ybar[:, None]) ** 2).sum(axis=-1) / batch.k
+    return batch.centred_ss() / batch.k
 
 
 def _sj(batch):
@@ -87,161 +101,196 @@ def _sj(batch):
     return tau0 * at_tau2(batch, tau0).q / (batch.k - 1)
 
 
-def q_of_tau2(batch):
-    """Generalized Q(τ²) with its derivative −Σw²(y−μ)², for the root finders."""
+def search_cap(batch):
+    """The documented limit of every τ² search (``SEARCH_CAP`` × (max vᵢ + Σ(y−ȳ)²/k))."""
+    return SEARCH_CAP * (batch.vmax() + sj_start(batch))
 
-    def fun(tau2):
-        wt = at_tau2(batch, tau2)
-        return wt.q, -wt.ypy2
+
+def q_terms(q, ypy2, target):
+    """Q(W(τ²)) = target as a decreasing equation for :func:`solve_decreasing`: f = 1/target − 1/Q.
+
+    1/Q is nearly linear in τ² (exactly so for equal vᵢ), so Newton on it needs a few steps where Newton on
+    Q itself (convex, flattening) creeps; f′ = −yᵀP²y/Q².
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = 1 / target - 1 / q
+        d = -ypy2 / q**2
+    return f, d, 1 / target, -d
+
+
+def q_equation(batch, target):
+    """``fun(x, rows)`` of Q(W(τ²)) = target[rows]; ``target`` may list several targets per analysis (row
+    j of the equations is analysis j mod B), so that both Q-profile bounds are one batch of roots."""
+    n = batch.k.size
+
+    def fun(x, rows):
+        wt = at_tau2(batch, x, rows % n, level=0)
+        return q_terms(wt.q, wt.ypy2, target[rows])
 
     return fun
 
 
-def upper_bracket(batch, target, start):
-    """Double ``start`` until Q(W(τ²)) < target, so a root is always bracketed (metafor errors instead)."""
-    fun = q_of_tau2(batch)
-    hi = np.array(start, dtype=float)
-    for _ in range(2000):
-        above = (fun(hi)[0] > target) & np.isfinite(target)
-        if not above.any():
-            break
-        hi = np.where(above, 2 * hi, hi)
-    return hi
+def solve_q(batch, target, start, active, control) -> Root:
+    """The τ² at which Q(W(τ²)) = target, for rows where Q(W(0)) > target (so that a root exists).
+
+    ``target``, ``start`` and ``active`` may be m·B long: m equations per analysis (see :func:`q_equation`).
+    """
+    m = target.size // batch.k.size
+    return solve_decreasing(
+        q_equation(batch, target), start, np.zeros(start.shape), np.full(start.shape, np.inf), active,
+        control.tol, control.maxiter, np.tile(batch.vmin(), m), np.tile(search_cap(batch), m),
+    )  # fmt: skip
 
 
-def _pm(batch, control):
+def _pm(batch, control, fe):
     target = (batch.k - 1).astype(float)
-    q0 = _fe(batch).q
-    active = (q0 > target) & (batch.k > 1)
-    hi = upper_bracket(batch, np.where(active, target, np.nan), np.full(target.shape, 100.0))
-    root, converged, iters = solve_decreasing(
-        q_of_tau2(batch), target, np.zeros_like(target), hi, active, control.tol, control.maxiter
-    )
-    return Tau2Estimate(np.where(active, root, 0.0), converged, iters)
+    active = (fe.q > target) & (batch.k > 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        start = np.where(active, np.maximum(0.0, _dl(batch, fe)), 0.0)
+    root = solve_q(batch, target, np.nan_to_num(start), active, control)
+    converged = np.where(active, root.converged & ~root.capped, True)
+    return Tau2Estimate(np.where(active, root.x, 0.0), converged, root.iterations, ~active & (batch.k > 1))
+
+
+def _score_terms(method, wt):
+    """The ML or REML score f(τ²) with its derivative, the size of its terms and the expected information.
+
+    REML: f = yᵀP²y − tr P,  f′ = tr P² − 2yᵀP³y,  information tr P².
+    ML:   f = yᵀP²y − Σw,    f′ = Σw² − 2yᵀP³y,    information Σw².
+    These are the equations metafor's Fisher scoring solves (its update is f / information).
+    """
+    ypy2 = wt.ypy2
+    if method == "REML":
+        trace, info = wt.tr_p, wt.tr_p2
+    else:
+        trace, info = wt.s, wt.s2
+    return ypy2 - trace, info - 2 * wt.ypy3, ypy2 + trace, info
 
 
 def _likelihood_score(method, batch):
-    """The ML or REML estimating equation f(τ²) = 0 with its exact derivative (for Newton steps).
-
-    REML: f = yᵀP²y − tr P,  f′ = tr P² − 2yᵀP³y.   ML: f = yᵀP²y − Σw,  f′ = Σw² − 2yᵀP³y.
-    These are the equations metafor's Fisher scoring solves (its update is f / expected information).
-    """
-
-    def fun(tau2):
-        wt = at_tau2(batch, tau2)
-        if method == "REML":
-            return wt.ypy2 - wt.tr_p, wt.tr_p2 - 2 * wt.ypy3
-        return wt.ypy2 - wt.s, wt.s2 - 2 * wt.ypy3
-
-    return fun
+    return rowwise(batch, lambda wt: _score_terms(method, wt))
 
 
-def loglik(batch, tau2, reml):
-    """(Restricted) log-likelihood of the intercept-only random-effects model (metafor's ``REMLf=TRUE``)."""
-    wt = at_tau2(batch, tau2)
-    k = batch.k
-    log_det = np.log(batch.v + tau2[:, None]).sum(axis=-1, where=batch.mask)
+def loglik(batch, tau2, reml, wt=None, rows=None):
+    """(Restricted) log-likelihood of the intercept-only random-effects model (metafor's ``REMLf=TRUE``);
+    ``wt``: the sums at ``tau2`` with their logs (``at_tau2(..., level=2)``), if the caller has them
+    (for the analyses ``rows``)."""
+    wt = at_tau2(batch, tau2, level=2) if wt is None else wt
+    k = batch.k if rows is None else batch.k[rows]
     if reml:
-        return -0.5 * (k - 1) * np.log(2 * np.pi) + 0.5 * np.log(k) - 0.5 * log_det - 0.5 * np.log(wt.s) - 0.5 * wt.q
-    return -0.5 * k * np.log(2 * np.pi) - 0.5 * log_det - 0.5 * wt.q
+        return -0.5 * (k - 1) * np.log(2 * np.pi) + 0.5 * np.log(k) - 0.5 * wt.log_det - 0.5 * np.log(wt.s) - 0.5 * wt.q
+    return -0.5 * k * np.log(2 * np.pi) - 0.5 * wt.log_det - 0.5 * wt.q
 
 
-def _fisher_scoring(method, batch, tau2, iterations, rel_tol):
-    """metafor's Fisher scoring (update = score / expected information, halved while it would cross 0)."""
-    tau2 = tau2.copy()
-    active = batch.k > 1
-    steps = np.zeros(tau2.shape, dtype=int)
-    for _ in range(iterations):
-        if not active.any():
-            break
-        idx = np.flatnonzero(active)
-        sub, current = batch.subset(idx), tau2[idx]
-        wt = at_tau2(sub, current)
-        step = (wt.ypy2 - wt.tr_p) / wt.tr_p2 if method == "REML" else (wt.ypy2 - wt.s) / wt.s2
-        step = np.where((current == 0) & (step < 0), 0.0, step)  # at the bound: stays at 0
-        while np.any(current + step < 0):
-            step = np.where(current + step < 0, step / 2, step)
-        tau2[idx] = current + step
-        steps[idx] += 1
-        active[idx] = np.abs(step) > rel_tol * np.maximum(1.0, tau2[idx])
-    return tau2, steps
+def maximize_likelihood(score, loglik_at, start, f0, unit, cap, control, valid, ll0=None):
+    """ML/REML τ²: the maximum of the (restricted) likelihood nearest metafor's start (HE floored at 0).
 
-
-def _score_at(method, batch, rows, tau2):
-    """The score of the ML/REML equation for some rows of the batch only."""
-    return _likelihood_score(method, batch.subset(rows))(tau2)[0]
-
-
-def _maximum_likelihood(method, batch, control):
-    """ML/REML τ²: metafor's Fisher scoring from the HE estimate (floored at 0), polished to the root.
-
-    Fisher scoring first (as metafor, to land in the same local maximum when the likelihood has
-    several), but only to |Δτ²| ≤ 1e-6: it converges linearly and on awkward data oscillates for
-    thousands of steps. From where it stops, the nearest root of the score equation is bracketed
-    (upwards by doubling if the score is positive, downwards by halving towards 0 if negative; no
-    positive score down to 0 means the maximum is on the boundary, τ² = 0) and solved by Newton
-    steps to ``control.tol``. Then metafor's check: if the likelihood at τ² = 0 is higher, τ² = 0.
+    Shared by the intercept-only model and meta-regression. ``score(x, rows)`` is the score equation
+    (for :func:`solve_decreasing`) at x for the analyses ``rows``; ``loglik_at(tau2, rows)`` their
+    log-likelihood; ``f0`` the score at 0 (``ll0`` the log-likelihood there, if known); ``valid`` the
+    analyses with a τ² to estimate (k > 1; others get 0). The score is solved by :func:`solve_decreasing`
+    from the start: a root where it crosses from + to − is a local maximum. If f(0) ≤ 0 and no positive
+    score is found on the way down, the maximum is on the boundary, τ² = 0. Then metafor's check: if the
+    likelihood at τ² = 0 is higher by more than ``ll0_tol``, τ² = 0, but only where 0 is itself a
+    maximum (f(0) ≤ 0); where it is not (f(0) > 0), the first maximum above 0 is found from 0 and kept
+    if its likelihood is higher.
     """
-    fun = _likelihood_score(method, batch)
+    n = start.shape[0]
+    at_boundary = valid & (start == 0) & (f0 <= 0)
+    active = valid & ~at_boundary
+    lo = np.where(f0 > 0, 0.0, -1.0)
+    inf = np.full(n, np.inf)
+    root = solve_decreasing(score, start, lo, inf, active, control.tol, control.maxiter, unit, cap)
+    tau2 = np.where(active, root.x, 0.0)
+    converged = np.where(active, root.converged & ~root.capped, True)
+    boundary = at_boundary | (active & root.boundary)
+    iterations = root.iterations
+    higher_near_zero = np.zeros(n, dtype=bool)
+    check = np.flatnonzero(valid & (tau2 > control.threshold * unit))
+    sums = None
+    if check.size:
+        at_zero = loglik_at(np.zeros(check.size), check)[0] if ll0 is None else ll0[check]
+        at_estimate, sums = loglik_at(tau2[check], check)
+        higher = at_zero - at_estimate > control.ll0_tol
+        if check.size < n or higher.any():
+            sums = None  # not the sums of every final τ²
+        reset = check[higher & (f0[check] <= 0)]
+        tau2[reset], converged[reset], boundary[reset] = 0.0, True, True
+        climb = check[higher & (f0[check] > 0)]
+        if climb.size:
+            m = climb.size
+            first = solve_decreasing(
+                lambda x, rows: score(x, climb[rows]), np.zeros(m), np.zeros(m), np.full(m, np.inf),
+                np.ones(m, bool), control.tol, control.maxiter, unit[climb], cap[climb],
+            )  # fmt: skip
+            better = first.converged & (loglik_at(first.x, climb)[0] > loglik_at(tau2[climb], climb)[0])
+            tau2[climb[better]] = first.x[better]
+            iterations[climb] += first.iterations
+            still = loglik_at(np.zeros(m), climb)[0] - loglik_at(tau2[climb], climb)[0] > control.ll0_tol
+            higher_near_zero[climb] = still
+    return Tau2Estimate(tau2, converged, iterations, boundary, higher_near_zero, sums)
+
+
+def _maximum_likelihood(method, batch, control, fe, start=None):
     valid = batch.k > 1
-    start = np.where(valid, np.maximum(0.0, _he(batch)), 0.0)
-    near, scoring_steps = _fisher_scoring(method, batch, start, iterations=200, rel_tol=1e-6)
-    f_near = fun(near)[0]
-    rising = valid & (f_near > 0)
-    falling = valid & (f_near < 0) & (near > 0)
-    hi, lo = near.copy(), np.where(rising, near, 0.0)
-    for _ in range(2000):
-        grow = rising & (fun(hi)[0] > 0)
-        if not grow.any():
-            break
-        hi = np.where(grow, 2 * np.maximum(hi, 1.0), hi)
-    # downwards: halve towards 0 until the score turns positive; none within 2^-60 of the start
-    # means the maximum sits on the boundary τ² = 0
-    search = np.flatnonzero(falling)
-    candidate = near[search]
-    for _ in range(60):
-        if search.size == 0:
-            break
-        candidate = candidate / 2
-        positive = _score_at(method, batch, search, candidate) > 0
-        lo[search[positive]] = candidate[positive]
-        search, candidate = search[~positive], candidate[~positive]
-    falling &= lo > 0
-    solve = rising | falling
-    root, converged, iters = solve_decreasing(fun, 0.0, lo, hi, solve, control.tol, control.maxiter)
-    tau2 = np.where(solve, root, np.where(valid & (f_near == 0), near, 0.0))
+    f0 = _score_terms(method, fe)[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        he = _he(batch) if start is None else np.broadcast_to(np.asarray(start, dtype=float), valid.shape)
+        start = np.where(valid, np.maximum(0.0, np.nan_to_num(he)), 0.0)
     reml = method == "REML"
-    higher_at_zero = loglik(batch, np.zeros_like(tau2), reml) - loglik(batch, tau2, reml)
-    tau2 = np.where((higher_at_zero > control.ll0_tol) & (tau2 > control.threshold), 0.0, tau2)
-    return Tau2Estimate(tau2, converged, scoring_steps + iters)
+    ll0 = loglik(batch, None, reml, fe) if np.isfinite(fe.log_det).all() else None  # fe with its logs
+
+    def loglik_at(tau2, rows):
+        sums = at_tau2(batch, tau2, rows, level=2)
+        return loglik(batch, tau2, reml, sums, rows), sums
+
+    return maximize_likelihood(
+        _likelihood_score(method, batch), loglik_at, start, f0, batch.vmin(), search_cap(batch), control, valid, ll0
+    )
 
 
-def estimate_tau2(batch: Batch, method: str = "REML", control: Control | None = None) -> Tau2Estimate:
-    """τ² for every meta-analysis in ``batch``, truncated at 0 (0 when k = 1)."""
+def estimate_tau2(
+    batch: Batch, method: str = "REML", control: Control | None = None, fe=None, start=None
+) -> Tau2Estimate:
+    """τ² for every meta-analysis in ``batch``, truncated at 0 (0 when k = 1).
+
+    ``fe``: the equal-effects sums (:func:`at_tau2` at τ² = 0) if the caller has them already. ``start``:
+    where the ML/REML search starts (default metafor's, the HE estimate floored at 0).
+    """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     control = control or Control()
     n = batch.y.shape[0]
+    fe = _fe(batch) if fe is None else fe
+    none = np.zeros(n, dtype=bool)
     if method in ("ML", "REML"):
-        est = _maximum_likelihood(method, batch, control)
+        est = _maximum_likelihood(method, batch, control, fe, start)
     elif method in ("PM", "EB"):
-        est = _pm(batch, control)
+        est = _pm(batch, control, fe)
     else:
-        closed = {"EE": lambda b: np.zeros(n), "DL": _dl, "HE": _he, "HS": _hs, "SJ": _sj}[method]
         with np.errstate(divide="ignore", invalid="ignore"):
-            raw = closed(batch)
-        est = Tau2Estimate(raw, np.ones(n, dtype=bool), np.zeros(n, dtype=int))
+            if method == "EE":
+                raw = np.zeros(n)
+            elif method in ("DL", "HS"):
+                raw = (_dl if method == "DL" else _hs)(batch, fe)
+            else:
+                raw = (_he if method == "HE" else _sj)(batch)
+        est = Tau2Estimate(raw, np.isfinite(raw) | (batch.k == 1), np.zeros(n, dtype=int))
     tau2 = np.where(batch.k > 1, np.maximum(0.0, est.tau2), 0.0)
-    return Tau2Estimate(tau2, est.converged, est.iterations)
+    boundary = none if est.boundary is None else est.boundary
+    near_zero = none if est.higher_near_zero is None else est.higher_near_zero
+    sums = est.sums if est.sums is not None and np.array_equal(est.sums.tau2, tau2) else None
+    return Tau2Estimate(tau2, est.converged, est.iterations, boundary, near_zero, sums)
 
 
-def tau2_se(batch: Batch, method: str, tau2: np.ndarray) -> np.ndarray:
-    """Standard error of τ̂² as metafor reports it (``se.tau2``); NaN for ``EE``."""
+def tau2_se(batch: Batch, method: str, tau2: np.ndarray, fe=None, wt=None) -> np.ndarray:
+    """Standard error of τ̂² as metafor reports it (``se.tau2``); NaN for ``EE``. ``fe``/``wt``: the sums at
+    τ² = 0 and at ``tau2``, if the caller has them."""
     k = batch.k.astype(float)
     t = np.maximum(tau2, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         if method in ("DL", "HS"):
-            fe = _fe(batch)
+            fe = _fe(batch) if fe is None else fe
             bracket = np.sqrt(2 * (k - 1) + 4 * t * fe.tr_p + 2 * t**2 * fe.tr_p2)
             return bracket / (fe.tr_p if method == "DL" else fe.s)
         if method == "HE":
@@ -252,7 +301,7 @@ def tau2_se(batch: Batch, method: str, tau2: np.ndarray) -> np.ndarray:
         if method == "SJ":
             tau0 = sj_start(batch)
             return tau0 / (k - 1) * np.sqrt(_quadratic_form_traces(batch, at_tau2(batch, tau0), t))
-        wt = at_tau2(batch, t)
+        wt = at_tau2(batch, t) if wt is None else wt
         if method == "ML":
             return np.sqrt(2 / wt.s2)
         if method == "REML":
@@ -271,4 +320,4 @@ def _quadratic_form_traces(batch, wt: Weighted, t):
     return 2 * tr_pv2 + 4 * t * tr_pvp + 2 * t**2 * wt.tr_p2
 
 
-__all__ = ["METHODS", "Control", "Tau2Estimate", "estimate_tau2", "tau2_se", "loglik", "EPS"]
+__all__ = ["METHODS", "Control", "Tau2Estimate", "estimate_tau2", "tau2_se", "loglik", "solve_q", "search_cap", "EPS"]
