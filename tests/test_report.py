@@ -106,3 +106,9 @@ def test_provenance_hashes_the_inputs(tmp_path):
     record = provenance(config_files=[], sheets=[sheet])
     assert record["files"][str(sheet)] == hashlib.sha256(b"study_id,study\ns1,A\n").hexdigest()
     assert {"metarepro", "Python", "numpy", "matplotlib"} <= set(record["software"])
+
+
+def test_capped_tau2_bound_is_shown_as_a_bound_not_a_value():
+    s = section()
+    text = fit_block({**s.pooled, "tau2_ci_high": 1e6, "tau2_ci_high_capped": True})
+    assert "&gt; 1000000.0000]" in text and "I^2 [" in text

@@ -212,16 +212,18 @@ def fit_block(record: dict) -> str:
         return "NA" if not _finite(x) else f"{x:.4f}"
 
     if method != "EE":
-        capped = " (upper bound not found: > shown)" if record.get("tau2_ci_high_capped") else ""
+        # a bound not found within the search limit is shown as "> limit" / "< limit", never as a found number
+        low = ("< " if record.get("tau2_ci_low_capped") else "") + f4(record.get("tau2_ci_low"))
+        high = ("> " if record.get("tau2_ci_high_capped") else "") + f4(record.get("tau2_ci_high"))
         lines += [
             f"tau^2 (estimated amount of total heterogeneity): {f4(record.get('tau2'))} "
             f"(SE = {f4(record.get('tau2_se'))})",
             f"tau (square root of estimated tau^2 value):      {f4(record.get('tau'))}",
             f"I^2 (total heterogeneity / total variability):   {num(record.get('i2'), 2)}%",
             f"H^2 (total variability / sampling variability):  {num(record.get('h2'), 2)}",
-            f"tau^2 {record.get('level', 95):g}% CI (Q-profile): [{f4(record.get('tau2_ci_low'))}, "
-            f"{f4(record.get('tau2_ci_high'))}]{capped}; I^2 [{num(record.get('i2_ci_low'), 2)}%, "
-            f"{num(record.get('i2_ci_high'), 2)}%]",
+            f"tau^2 {record.get('level', 95):g}% CI (Q-profile): [{low}, {high}]; "
+            f"I^2 [{low[:2] if low.startswith('<') else ''}{num(record.get('i2_ci_low'), 2)}%, "
+            f"{high[:2] if high.startswith('>') else ''}{num(record.get('i2_ci_high'), 2)}%]",
             "",
         ]  # fmt: skip
     q_p = record.get("q_p")
