@@ -246,18 +246,28 @@ def _needed_for(measure):
     return "a precomputed yi with vi, sei or a 95% CI"
 
 
-def _flag_duplicates(rows, acc):
+def _flag_duplicates(rows, acc, shown=5):
+    """Flag rows whose numbers repeat another row's (a copy-paste or a twice-published sample).
+
+    One pass over the rows grouped by their numbers, so linear in the number of rows; a large group
+    lists its first ``shown`` other lines.
+    """
     numbers = [c for c in ("mean_cases", "sd_cases", "mean_controls", "sd_controls", "median_cases", "yi") if c in rows]
-    values = rows[numbers].to_numpy(dtype=float).round(12)
-    key = np.array(["|".join(repr(v) for v in row) for row in values])
-    informative = np.isfinite(values).sum(axis=1) >= 2
+    values = rows[numbers].to_numpy(dtype=float).round(12) + 0.0  # + 0.0 turns -0.0 into 0.0
+    informative = np.flatnonzero(np.isfinite(values).sum(axis=1) >= 2)
+    if not len(informative):
+        return
+    # NaN == NaN inside a key: compare the bit patterns of the rounded values
+    keys = pd.Series([row.tobytes() for row in values[informative]], index=informative)
     lines = rows[LINE].to_numpy()
-    for value in set(key[informative]):
-        same = informative & (key == value)
-        if same.sum() > 1:
-            for i in np.flatnonzero(same):
-                others = ", ".join(str(x) for x in lines[same] if x != lines[i])
-                acc.flag(same & (np.arange(len(key)) == i), f"identical numbers in line(s) {others}")
+    for members in keys.groupby(keys, sort=False).indices.values():
+        if len(members) < 2:
+            continue
+        group = informative[members]
+        for i in group:
+            others = [str(lines[j]) for j in group[: shown + 1] if j != i][:shown]
+            more = f" and {len(group) - 1 - shown} more" if len(group) - 1 > shown else ""
+            acc.checks[i].append(f"identical numbers in line(s) {', '.join(others)}{more}")
 
 
 def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
