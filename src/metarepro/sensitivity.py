@@ -34,7 +34,7 @@ class Outputs:
 
 def analysis_rows(sheet_path, analysis: dict, effects: pd.DataFrame) -> pd.DataFrame:
     """The included rows of an analysis with every column of its sheet (joined on the CSV line)."""
-    sheet = select_rows(read_sheet(sheet_path), analysis.get("where"))
+    sheet = select_rows(read_sheet(sheet_path, analysis.get("columns")), analysis.get("where"))
     used = effects[effects["included"]][["line", "yi", "vi", "weight"]]
     extra = sheet.drop(columns=[c for c in ("yi", "vi") if c in sheet]).rename(columns={LINE: "line"})
     return used.merge(extra, on="line", how="left")
