@@ -8,11 +8,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import assert_close, load_reference, sheet_from_columns
-from tolerances import ITERATIVE
+from tolerances import ITERATIVE, conditioned_rtol
 
+from metarepro import sensitivity
 from metarepro.analysis import Settings, compute_effects
+from metarepro.metareg import design_matrix, rma_mods
 from metarepro.pipeline import run_analysis
 from metarepro.sheet import LINE, SheetError, numeric_columns, read_sheet, select_rows
 
@@ -178,3 +181,83 @@ def test_overflowing_means_and_single_participant_groups_are_excluded(measure):
     assert effects["included"].tolist() == [False, False, True]
     assert "too large to compute with (overflow)" in effects["reason"][0]
     assert "n_cases is below 2: a group of one has no SD" in effects["reason"][1]
+
+
+# --- file-level steps skip what the data do not allow, and say why -----------------------------------
+
+
+def included_rows(yi, vi, **columns):
+    k = len(yi)
+    ids = [f"s{i}" for i in range(k)]
+    return pd.DataFrame({"line": np.arange(2, k + 2), "study_id": ids, "study": ids, "yi": yi, "vi": vi,
+                         "weight": 100 / k, **columns})  # fmt: skip
+
+
+def test_publication_bias_with_all_vi_equal_skips_the_regression_based_parts():
+    rows = included_rows([0.1, 0.3, 0.2, 0.5, 0.4], [0.04] * 5)
+    record = sensitivity.publication_bias(rows, Settings()).record
+    assert "egger_z" not in record and "pet_peese_estimate" not in record
+    assert "Egger (mixed-effects): the predictor is constant (all vi equal)" in record["skipped"]
+    assert "trim-and-fill (L0): model matrix not of full rank" in record["skipped"]  # its side comes from Egger
+    assert record["fsn_rosenthal"] > 0  # fail-safe N needs no differing variances
+
+
+def test_diagnostics_with_one_study_is_skipped_with_the_reason():
+    out = sensitivity.diagnostics(included_rows([0.3], [0.04]), Settings())
+    assert out.record["note"] == "case diagnostics need k >= 2 studies; this analysis has k = 1"
+    assert all(table.empty for table in out.tables.values()) and set(out.figures) == {
+        "leave1out",
+        "cumulative",
+        "baujat",
+    }
+
+
+# --- missing moderators and subgroups: rows leave that model, as metafor's na.omit --------------------
+
+
+def analysis_rows_of(path, analysis):
+    result = run_analysis(path, analysis)
+    return result, sensitivity.analysis_rows(path, analysis, result.effects)
+
+
+def test_na_in_a_numeric_moderator_leaves_the_model_as_in_metafor():
+    """dat.knapp2017 (write.csv2), moderators: [difficulty]: metafor drops the 9 NA rows and fits a slope."""
+    reference = REFERENCE["knapp2017_difficulty"]
+    analysis = {"title": "t", "measure": "GEN", "columns": {"study_id": "id"}}
+    result, rows = analysis_rows_of(DATA / "knapp2017_write_csv2.csv", analysis)
+    table = sensitivity.metaregression(rows, result.settings, ["difficulty"], permutations=0)
+    assert table["coefficient"].tolist() == reference["coefficients"] == ["intrcpt", "difficulty"]
+    assert table["k"].iloc[0] == reference["k"] == 57
+    assert_close(table["estimate"], reference["beta"], "beta", **ITERATIVE)
+    assert_close(table["se"], reference["se"], "se", **ITERATIVE)
+    assert_close(table["tau2"].iloc[0], reference["tau2"], "tau2", **ITERATIVE)
+    assert_close(table["QM_p"].iloc[0], reference["QMp"], "QMp", **ITERATIVE)
+    left_out = rows.set_index("line").loc[[int(x) for x in table["left_out_lines"].iloc[0].split()], "study_id"]
+    assert table["left_out"].iloc[0] == 9 and left_out.tolist() == reference["dropped"]
+
+
+def test_na_in_a_subgroup_column_leaves_that_model_never_a_subgroup_na():
+    """dat.mcdaniel1994 (write.csv), subgroups: [type]: three rows have type NA."""
+    reference = REFERENCE["mcdaniel1994_type"]
+    analysis = {"title": "t", "measure": "ZCOR", "columns": {"study_id": "study", "r": "ri", "n": "ni"}}
+    result, rows = analysis_rows_of(DATA / "mcdaniel1994_write_csv.csv", analysis)
+    table = sensitivity.subgroups(rows, result.settings, ["type"]).set_index("subgroup")
+    assert sorted(table.index) == sorted(reference["subgroups"]) == ["j", "p", "s"]
+    for level, fit in reference["subgroups"].items():
+        assert table.loc[level, "k"] == fit["k"]
+        assert_close(table.loc[level, "estimate"], fit["beta"], f"estimate {level}", **ITERATIVE)
+    assert_close(table["test_moderator_QM"].iloc[0], reference["moderator"]["QM"], "QM", **ITERATIVE)
+    dropped = rows.set_index("line").loc[[int(x) for x in table["left_out_lines"].iloc[0].split()], "study_id"]
+    assert table["left_out"].iloc[0] == 3 and dropped.astype(int).tolist() == reference["dropped_studies"]
+
+
+def test_design_matrix_without_intercept_codes_every_level_of_the_first_factor():
+    """dat.bcg, metafor's rma(yi, vi, mods = ~ 0 + factor(alloc) + ablat): the model.matrix and the fit."""
+    reference = REFERENCE["bcg_no_intercept"]
+    frame = pd.DataFrame({"alloc": reference["alloc"], "ablat": reference["ablat"]})
+    X = design_matrix(frame, ["alloc", "ablat"], intercept=False)
+    assert X.columns.tolist() == reference["coefficients"]
+    np.testing.assert_array_equal(X.to_numpy(), np.array(reference["X"], dtype=float))
+    fit = rma_mods(reference["yi"], reference["vi"], X)
+    assert_close(fit.beta, reference["beta"], "beta", rtol=max(ITERATIVE["rtol"], conditioned_rtol(X)))
+    assert_close(fit.tau2, reference["tau2"], "tau2", **ITERATIVE)

@@ -25,6 +25,7 @@ from scipy import stats
 
 from . import conversions as cv
 from . import effects as es
+from ._spellings import metafor_spellings
 from .rma import TESTS, RmaResult, rma, rma_batch
 from .sheet import LINE, SUMMARY
 from .tau2 import METHODS, Control
@@ -76,6 +77,7 @@ class Settings:
     @classmethod
     def from_config(cls, analysis: dict, defaults: dict | None = None):
         merged = {**DEFAULTS, **(defaults or {}), **analysis}
+        merged["method"], merged["level"] = metafor_spellings(merged["method"], merged["level"])
         settings = cls(**{name: merged[name] for name in DEFAULTS})
         return replace(settings, **PRESETS[settings.preset])
 

@@ -11,6 +11,7 @@ s² = Σw(y−μ̂)²/(k−1) and tests and CIs use t with k−1 df. The predict
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,6 +19,7 @@ from scipy import stats
 
 from . import heterogeneity
 from ._batch import EPS, Batch, at_tau2
+from ._spellings import metafor_spellings
 from .tau2 import METHODS, Control, estimate_tau2, tau2_se
 
 TESTS = ("z", "knha")
@@ -97,6 +99,7 @@ def check_options(method, test, level):
 
 def rma_batch(yi, vi, method="REML", test="z", level=95, control: Control | None = None) -> RmaResult:
     """Fit B intercept-only meta-analyses at once; ``yi``/``vi`` are (B, K), NaN-padded."""
+    method, level = metafor_spellings(method, level)
     check_options(method, test, level)
     control = control or Control()
     batch = Batch.from_arrays(yi, vi)
@@ -159,6 +162,9 @@ def rma(yi, vi, method="REML", test="z", level=95, control: Control | None = Non
     yi, vi = np.asarray(yi, dtype=float), np.asarray(vi, dtype=float)
     if yi.ndim != 1 or vi.ndim != 1:
         raise ValueError("rma() takes 1-D yi and vi; use rma_batch() for many meta-analyses")
+    if yi.shape == vi.shape and (missing := np.isnan(yi) | np.isnan(vi)).any():  # metafor's na.action = "na.omit"
+        warnings.warn(f"{missing.sum()} studies with NAs omitted from model fitting", stacklevel=2)
+        yi, vi = yi[~missing], vi[~missing]
     if not (np.isfinite(yi).all() and np.isfinite(vi).all()):
         raise ValueError("yi and vi must be finite; drop or exclude incomplete rows first")
     return rma_batch(yi[None, :], vi[None, :], method, test, level, control)[0]

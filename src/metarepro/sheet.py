@@ -279,6 +279,8 @@ def read_sheet(path, columns: dict | None = None) -> pd.DataFrame:
         row = raw.iloc[idx]
         problems.append(f"{path}, line {row[LINE]}, column 'study_id': empty. Give every row its sample's study_id.")
     numeric = _check_numeric(path, raw, problems, info["decimal_comma"])
+    if info["decimal_comma"]:
+        _decimal_comma_text_columns(raw)
     if problems:
         shown = "\n  ".join(problems[:50])
         more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
@@ -290,6 +292,17 @@ def read_sheet(path, columns: dict | None = None) -> pd.DataFrame:
     sheet.attrs["columns"] = header  # as given (after mapping): tells a missing column from an empty cell
     sheet.attrs["mapping"] = dict(columns or {})
     return sheet
+
+
+def _decimal_comma_text_columns(raw: pd.DataFrame) -> None:
+    """In a ';'-delimited sheet, a free column whose given cells are all numbers with a decimal comma
+    (a moderator such as '3,83') is rewritten with '.', so that it is read as the number it is."""
+    for column in [c for c in raw.columns if c not in NUMERIC and c != LINE]:
+        text = raw[column]
+        given = ~_is_missing(text)
+        comma = text.str.fullmatch(_DECIMAL_COMMA)
+        if comma.any() and (comma | pd.to_numeric(text.where(given), errors="coerce").notna() | ~given).all():
+            raw[column] = text.where(~comma, text.str.replace(",", ".", regex=False))
 
 
 def unrecognised_columns(sheet: pd.DataFrame) -> list[str]:
