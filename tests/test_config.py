@@ -119,7 +119,7 @@ def test_sheet_columns_named_by_the_config_are_checked_before_any_rule(tmp_path,
     config, lines = load_config([path])
     found = check_config(config, SCHEMA, lines)
     assert found == [
-        f"{path}, line 5 (analyses → il6 → subgroups): sheet.csv has no column 'sampel' (did you mean 'sample'?)",
-        f"{path}, line 6 (analyses → il6 → moderators): sheet.csv has no column 'yaer' (did you mean 'year'?)",
+        "my.yaml, line 5 (analyses → il6 → subgroups): sheet.csv has no column 'sampel' (did you mean 'sample'?)",
+        "my.yaml, line 6 (analyses → il6 → moderators): sheet.csv has no column 'yaer' (did you mean 'year'?)",
         "analysis crp: missing.csv: no such file. Check the 'data' path of the analysis in your config.",
     ]

@@ -4,13 +4,16 @@ Each test trips one case with a sheet or config under tests/data/inputs/ (or a f
 here) and checks for the right result or a one-line message naming file, line, column and the fix.
 """
 
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import assert_close, load_reference, sheet_from_columns
+from conftest import REPO, assert_close, load_reference, sheet_from_columns
 from tolerances import ITERATIVE, conditioned_rtol
 
 from metarepro import sensitivity
@@ -261,3 +264,74 @@ def test_design_matrix_without_intercept_codes_every_level_of_the_first_factor()
     fit = rma_mods(reference["yi"], reference["vi"], X)
     assert_close(fit.beta, reference["beta"], "beta", rtol=max(ITERATIVE["rtol"], conditioned_rtol(X)))
     assert_close(fit.tau2, reference["tau2"], "tau2", **ITERATIVE)
+
+
+def test_level_given_as_a_proportion_gives_metafors_interval():
+    """metafor reads level = 0.95 as 95 % (rma(..., level = 0.95) in generate_inputs_reference.R)."""
+    columns = {"study_id": "study", "n_cases": "n1i", "mean_cases": "m1i", "sd_cases": "sd1i",
+               "n_controls": "n2i", "mean_controls": "m2i", "sd_controls": "sd2i"}  # fmt: skip
+    result = run_analysis(DATA / "normand1999_metafor_names.csv", {"title": "t", "columns": columns, "level": 0.95})
+    reference = REFERENCE["normand1999_smd"]["proportion"]
+    assert result.pooled["level"] == 95
+    assert_close(result.pooled["ci_low"], reference["ci_lb"], "ci_low", **ITERATIVE)
+    assert_close(result.pooled["ci_high"], reference["ci_ub"], "ci_high", **ITERATIVE)
+
+
+# --- through Snakemake: config mistakes stop before any rule, one line each --------------------------
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "1"]
+
+
+def snakemake(workdir, config_text, *args):
+    (workdir / "my.yaml").write_text(config_text)
+    cmd = [*SNAKEMAKE, *args, "--configfile", "my.yaml"]  # --configfile takes every argument after it
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=workdir)
+
+
+def test_config_mistakes_are_listed_at_once_before_any_rule(tmp_path):
+    (tmp_path / "latin1.csv").write_bytes("study_id,study,year\na,Müller,2001\n".encode("latin-1"))
+    config = (
+        "analyses:\n"
+        "  2024:\n    title: t\n    data: latin1.csv\n    moderators: [year]\n    seed: -5\n"
+        "  b:\n    title: t\n    data: nowhere.csv\n    methd: DL\n    permutations: 1000000000\n"
+    )
+    result = snakemake(tmp_path, config, "--dry-run")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "metarepro: 3 problem(s) in the config:" in result.stderr
+    assert "my.yaml, line 6 (analyses → 2024 → seed): -5 must be at least 0" in result.stderr
+    assert "my.yaml, line 10 (analyses → b → methd): unknown key 'methd' (did you mean 'method'?)" in result.stderr
+    assert "(analyses → b → permutations): 1000000000 must be at most 100000" in result.stderr
+    fixed = config.replace("    seed: -5\n", "").replace("    methd: DL\n    permutations: 1000000000\n", "")
+    result = snakemake(tmp_path, fixed, "--dry-run")
+    assert "analysis 2024: latin1.csv, line 2: byte 0xfc is not UTF-8" in result.stderr
+    assert "analysis b: nowhere.csv: no such file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_duplicate_analysis_key_stops_the_run(tmp_path):
+    config = "analyses:\n  a:\n    title: t\n    data: x.csv\n  a:\n    title: u\n    data: y.csv\n"
+    result = snakemake(tmp_path, config, "--dry-run")
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        "metarepro: my.yaml, line 5: key 'a' appears twice in the same mapping (first at line 2); "
+        "YAML would silently keep only the last. Rename or remove one."
+    )
+
+
+def test_a_metafor_export_runs_end_to_end_with_names_as_written(tmp_path):
+    """write.csv2(dat.knapp2017) with a column mapping, an analysis named 001, moderators with NA."""
+    shutil.copy(DATA / "knapp2017_write_csv2.csv", tmp_path / "knapp.csv")
+    config = (
+        "analyses:\n  001:\n    title: Knapp 2017\n    data: knapp.csv\n    measure: GEN\n"
+        "    columns: {study_id: id, study: authors}\n    moderators: [difficulty]\n    permutations: 0\n"
+    )
+    result = snakemake(tmp_path, config, "--dry-run")  # the sheet has its own 'study' column already
+    assert "knapp.csv, line 1 (header): column 'study' appears twice (columns 2 and 4) ('authors' is mapped" in (
+        result.stderr
+    )
+    config = config.replace("study_id: id, study: authors", "study_id: id")
+    result = snakemake(tmp_path, config, "results/001/metareg.csv", "results/summary.csv")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metareg = pd.read_csv(tmp_path / "results/001/metareg.csv")
+    assert metareg["coefficient"].tolist() == ["intrcpt", "difficulty"]
+    assert metareg["k"].iloc[0] == REFERENCE["knapp2017_difficulty"]["k"] and metareg["left_out"].iloc[0] == 9
+    assert (tmp_path / "results/summary.csv").read_text().splitlines()[1].startswith("001,")

@@ -320,6 +320,15 @@ def format_errors(errors: list[str]) -> str:
     return "\n".join([f"metarepro: {len(errors)} problem(s) in the config:", *shown, *more])
 
 
+def _shown(path) -> Path:
+    """A path as the researcher gave it: relative to the working directory when inside it."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+
+
 def load_config(files, overrides: dict | None = None) -> tuple[dict, list]:
     """Merge config files (later ones win, as Snakemake) and command-line overrides, read strictly.
 
@@ -328,7 +337,7 @@ def load_config(files, overrides: dict | None = None) -> tuple[dict, list]:
     """
     config: dict = {}
     files_lines = []
-    for path in files:
+    for path in map(_shown, files):
         if uses_yte(path):
             return None, []
         data, lines = load_yaml(path)

@@ -18,6 +18,7 @@ import numpy as np
 from scipy import stats
 
 from ._batch import EPS, Batch, at_tau2
+from .printing import Printable
 from .rma import SCALAR_FIELDS, RmaResult, rma, rma_batch
 from .tau2 import Control
 
@@ -53,8 +54,8 @@ def fit_rows(Y, V, method, test, level, control) -> RmaResult:
     return res
 
 
-@dataclass
-class FitTable:
+@dataclass(repr=False)  # printing.Printable gives the metafor-like repr
+class FitTable(Printable):
     """One row per refit, metafor's ``list.rma`` of ``leave1out``/``cumul``.
 
     Columns (metafor name): ``estimate``, ``se``, ``zval`` (``zval``, or ``tval`` for knha), ``pval``

@@ -51,6 +51,7 @@ from scipy import stats
 
 from ._batch import EPS, solve_decreasing
 from ._spellings import metafor_spellings
+from .printing import Printable
 from .rma import TESTS, check_options
 from .tau2 import Control
 
@@ -392,8 +393,8 @@ FIELDS = (
 )  # fmt: skip
 
 
-@dataclass
-class MetaregResult:
+@dataclass(repr=False)  # printing.Printable gives the metafor-like repr
+class MetaregResult(Printable):
     """One fit (``beta`` of shape (p,), scalars elsewhere) or a batch (a leading axis of length B on every field).
 
     ``zval`` is z (``test="z"``) or t (``"knha"``); ``QM_df`` is metafor's ``QMdf``: (m, NaN) for z, (m, k−p) for

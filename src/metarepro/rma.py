@@ -20,6 +20,7 @@ from scipy import stats
 from . import heterogeneity
 from ._batch import EPS, Batch, at_tau2
 from ._spellings import metafor_spellings
+from .printing import Printable
 from .tau2 import METHODS, Control, estimate_tau2, tau2_se
 
 TESTS = ("z", "knha")
@@ -31,8 +32,8 @@ SCALAR_FIELDS = (
 )  # fmt: skip
 
 
-@dataclass
-class RmaResult:
+@dataclass(repr=False)  # printing.Printable gives the metafor-like repr
+class RmaResult(Printable):
     """One fit (scalar fields) or a batch of fits (array fields of length B).
 
     ``zval`` is the test statistic (z, or t for ``knha``); ``weights`` are in percent (NaN on padding).

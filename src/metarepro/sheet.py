@@ -374,6 +374,9 @@ def numeric_columns(path, columns, mapping: dict | None = None) -> list[str]:
 
 
 def sheet_columns(path, mapping: dict | None = None) -> list[str]:
-    """The sheet's column names (after a config ``columns`` mapping), for checks before any rule runs."""
-    header, _, _, _ = read_table(path)
-    return _apply_mapping(Path(path), header, mapping)
+    """The sheet's column names (after a config ``columns`` mapping), for checks before any rule runs;
+    the header's own problems (a missing study_id, a name twice) are raised here already."""
+    header, _, _, info = read_table(path)
+    header = _apply_mapping(Path(path), header, mapping)
+    _header_problems(Path(path), header, info, mapping)
+    return header
