@@ -123,3 +123,13 @@ def test_sheet_columns_named_by_the_config_are_checked_before_any_rule(tmp_path,
         "my.yaml, line 6 (analyses → il6 → moderators): sheet.csv has no column 'yaer' (did you mean 'year'?)",
         "analysis crp: missing.csv: no such file. Check the 'data' path of the analysis in your config.",
     ]
+
+
+def test_numbers_where_text_is_meant_are_kept_as_written(tmp_path):
+    path = write(tmp_path, "analyses:\n  a:\n    title: 007\n    data: x.csv\n    unit: 1e5\n    compare_with: [12]\n"
+                           "    where: {study_id: [001, 1.50], year: 2010}\n")  # fmt: skip
+    config, lines = load_config([path])
+    assert check_config(config, SCHEMA, lines, sheets=False) == []
+    analysis = config["analyses"]["a"]
+    assert (analysis["title"], analysis["unit"], analysis["compare_with"]) == ("007", "1e5", ["12"])
+    assert analysis["where"] == {"study_id": ["001", "1.50"], "year": "2010"}

@@ -4,6 +4,7 @@ Each test trips one case with a sheet or config under tests/data/inputs/ (or a f
 here) and checks for the right result or a one-line message naming file, line, column and the fix.
 """
 
+import json
 import shutil
 import subprocess
 import sys
@@ -335,3 +336,27 @@ def test_a_metafor_export_runs_end_to_end_with_names_as_written(tmp_path):
     assert metareg["coefficient"].tolist() == ["intrcpt", "difficulty"]
     assert metareg["k"].iloc[0] == REFERENCE["knapp2017_difficulty"]["k"] and metareg["left_out"].iloc[0] == 9
     assert (tmp_path / "results/summary.csv").read_text().splitlines()[1].startswith("001,")
+
+
+def test_billion_laughs_through_snakemake_is_one_short_line(tmp_path):
+    levels = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    config = "unknown:\n" + "\n".join("  " + line for line in levels) + "\nanalyses: {a: {title: t, data: x.csv}}\n"
+    start = time.perf_counter()
+    result = snakemake(tmp_path, config, "--dry-run")
+    assert time.perf_counter() - start < 120 and result.returncode != 0
+    assert "values through YAML aliases (*name), more than 100,000" in result.stderr and len(result.stderr) < 500
+
+
+def test_one_study_and_equal_variances_run_with_the_parts_skipped(tmp_path):
+    """k = 1 (no case diagnostics) and all vi equal (no Egger): the whole workflow runs and says why."""
+    (tmp_path / "one.csv").write_text("study_id,study,year,yi,vi\na,A,2001,0.3,0.04\n")
+    (tmp_path / "equal.csv").write_text("study_id,year,yi,vi\nb,2001,0.1,0.04\nc,2002,0.5,0.04\nd,2003,0.2,0.04\n")
+    config = "defaults: {measure: GEN}\nanalyses:"
+    config += "\n  one: {title: o, data: one.csv}\n  eq: {title: e, data: equal.csv}\n"
+    result = snakemake(tmp_path, config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert pd.read_csv(tmp_path / "results/one/influence.csv").empty
+    bias = json.loads((tmp_path / "results/eq/bias.json").read_text())
+    assert "Egger (mixed-effects): the predictor is constant (all vi equal)" in bias["skipped"]
+    assert (tmp_path / "results/report.html").exists()

@@ -93,3 +93,11 @@ def test_level_as_a_proportion_is_read_as_metafor_reads_it():
     assert rma(NORMAND["yi"], NORMAND["vi"], level=0.95).ci_low == rma(NORMAND["yi"], NORMAND["vi"]).ci_low
     with pytest.raises(ValueError, match="level 0.05 is ambiguous"):
         rma(NORMAND["yi"], NORMAND["vi"], level=0.05)
+
+
+def test_a_batch_prints_a_one_line_summary():
+    from metarepro import rma_batch
+
+    fits = rma_batch(np.array([NORMAND["yi"], HACKSHAW["yi"][:9]]), np.array([NORMAND["vi"], HACKSHAW["vi"][:9]]))
+    assert str(fits).startswith("RmaResult: a batch of 2 fits") and len(fits.to_frame()) == 2
+    assert_prints_like_metafor(fits[0], "rma_reml_z")

@@ -80,13 +80,24 @@ def _expanded_size(node, memo: dict) -> int:
     return size
 
 
-def _key_lines(node, path=(), lines=None, seen=None) -> dict:
-    """{path of keys: line} for every mapping key, each node visited once (aliases are not re-walked)."""
-    lines = {} if lines is None else lines
+class _Lines(dict):
+    """{path of keys: line}, with ``raw``: {path: text as written} of every plain scalar value."""
+
+    def __init__(self):
+        super().__init__()
+        self.raw = {}
+
+
+def _key_lines(node, path=(), lines=None, seen=None) -> _Lines:
+    """Lines of every mapping key and the text of plain scalars, each node visited once (aliases are
+    not re-walked)."""
+    lines = _Lines() if lines is None else lines
     seen = set() if seen is None else seen
     if id(node) in seen:
         return lines
     seen.add(id(node))
+    if isinstance(node, yaml.ScalarNode) and node.style is None:
+        lines.raw[path] = node.value
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.start_mark.line)
@@ -236,8 +247,43 @@ def _fill_defaults(instance, schema, root):
             _fill_defaults(instance[key], prop, root)
 
 
+def _as_written(config, schema, files_lines) -> None:
+    """A number where text is meant (``title: 2024``, ``unit: 1``) becomes the text as written."""
+    for error in list(Draft202012Validator(schema).iter_errors(config)):
+        wanted = error.validator_value if error.validator == "type" else None
+        wanted = wanted if isinstance(wanted, list) else [wanted]
+        path = tuple(error.absolute_path)
+        if "string" not in wanted or not path or isinstance(error.instance, bool | dict | list | None):
+            continue
+        texts = [lines.raw[path] for _, lines in files_lines if path in getattr(lines, "raw", {})]
+        _at(config, path[:-1])[path[-1]] = texts[-1] if texts else str(error.instance)
+    # 'where' compares text with the sheet's cells: 'where: {study_id: 001}' means "001", not 1
+    for _, lines in files_lines:
+        for path, text in getattr(lines, "raw", {}).items():
+            if len(path) >= 4 and path[0] == "analyses" and path[2] == "where":
+                parent = _at(config, path[:-1])
+                if _number(_at(parent, path[-1:])):
+                    parent[path[-1]] = text
+
+
+def _at(container, path):
+    for key in path:
+        if isinstance(container, dict) and key in container:
+            container = container[key]
+        elif isinstance(container, list) and isinstance(key, int) and key < len(container):
+            container = container[key]
+        else:
+            return None
+    return container
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def schema_errors(config: dict, schema: dict, files_lines=()) -> list[str]:
     """Every schema violation, one line each, sorted by where it is."""
+    _as_written(config, schema, list(files_lines))
     errors = []
     for error in Draft202012Validator(schema).iter_errors(config):
         path, message = _message(error, schema)

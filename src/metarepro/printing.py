@@ -99,13 +99,15 @@ def _results(names, fit, df=None) -> str:
     return _table(columns, index=names)
 
 
+def _head(fit, equal: str, random: str) -> str:
+    if fit.method == "EE":
+        return f"{equal} (k = {int(fit.k)})"
+    return f"{random} (k = {int(fit.k)}; tau^2 estimator: {fit.method})"
+
+
 def rma_text(fit) -> str:
     """metafor's ``print.rma.uni`` for an intercept-only fit (:class:`metarepro.rma.RmaResult`)."""
-    if np.ndim(fit.k):
-        return _batch_text(fit)
-    k = int(fit.k)
-    head = f"Equal-Effects Model (k = {k})" if fit.method == "EE" else (
-        f"Random-Effects Model (k = {k}; tau^2 estimator: {fit.method})")  # fmt: skip
+    head = _head(fit, "Equal-Effects Model", "Random-Effects Model")
     df = fit.q_df if fit.test == "knha" else None
     return "\n".join(
         [
@@ -127,11 +129,7 @@ def _coefficients(btt) -> str:
 
 def mods_text(fit) -> str:
     """metafor's ``print.rma.uni`` for a meta-regression (:class:`metarepro.metareg.MetaregResult`)."""
-    if np.ndim(fit.k):
-        return _batch_text(fit)
-    k = int(fit.k)
-    head = f"Fixed-Effects with Moderators Model (k = {k})" if fit.method == "EE" else (
-        f"Mixed-Effects Model (k = {k}; tau^2 estimator: {fit.method})")  # fmt: skip
+    head = _head(fit, "Fixed-Effects with Moderators Model", "Mixed-Effects Model")
     df1, df2 = np.atleast_1d(fit.QM_df)[0], np.atleast_1d(fit.QM_df)[-1]
     if fit.test == "knha":
         qm = f"F(df1 = {int(df1)}, df2 = {int(df2)}) = {_f(fit.QM)}, p-val {_p(fit.QM_p, sep=True)}"
@@ -238,6 +236,8 @@ class Printable:
     """``print()``, notebook display, ``to_frame()`` and ``to_dict()`` for a result dataclass."""
 
     def __str__(self) -> str:
+        if np.ndim(getattr(self, "k", 0)) and type(self).__name__ != "FitTable":  # a batch of fits
+            return _batch_text(self)
         return _TEXT[type(self).__name__](self)
 
     def __repr__(self) -> str:

@@ -52,7 +52,10 @@ def diagnostics(rows: pd.DataFrame, settings: Settings, order_column: str = "yea
     """
     if len(rows) < 2:
         note = f"case diagnostics need k >= 2 studies; this analysis has k = {len(rows)}"
-        tables = {name: pd.DataFrame(columns=["line", "study_id", "study"]) for name in DIAGNOSTIC_TABLES}
+        ident, fits = ["line", "study_id", "study"], list(FIT_COLUMNS)
+        columns = {"leave1out": ident + fits, "influence": ident + INFLUENCE_COLUMNS, "cumulative": ["added",
+                   *ident, *fits]}  # fmt: skip
+        tables = {name: pd.DataFrame(columns=columns[name]) for name in DIAGNOSTIC_TABLES}
         return Outputs(tables, {"note": note}, {name: _note_figure(note) for name in DIAGNOSTIC_FIGURES})
     yi, vi = rows["yi"].to_numpy(), rows["vi"].to_numpy()
     args = {"method": settings.method, "test": settings.test, "level": settings.level}
@@ -101,6 +104,9 @@ def diagnostics(rows: pd.DataFrame, settings: Settings, order_column: str = "yea
 
 
 DIAGNOSTIC_TABLES = ("leave1out", "influence", "cumulative")
+FIT_COLUMNS = ("estimate", "se", "zval", "pval", "ci_low", "ci_high", "q", "q_p", "tau2", "i2", "h2")
+INFLUENCE_COLUMNS = ["rstudent", "dffits", "cook_d", "cov_r", "tau2_del", "qe_del", "hat", "weight", "dfbetas",
+                     "influential", "baujat_x", "baujat_y"]  # fmt: skip
 DIAGNOSTIC_FIGURES = ("leave1out", "cumulative", "baujat")
 
 
@@ -114,8 +120,7 @@ def _note_figure(text):
 
 
 def _fit_table(table) -> pd.DataFrame:
-    names = ("estimate", "se", "zval", "pval", "ci_low", "ci_high", "q", "q_p", "tau2", "i2", "h2")
-    return pd.DataFrame({name: np.asarray(getattr(table, name)) for name in names})
+    return pd.DataFrame({name: np.asarray(getattr(table, name)) for name in FIT_COLUMNS})
 
 
 def _attempt(skipped: list[str], name: str, compute):
