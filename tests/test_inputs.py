@@ -360,3 +360,10 @@ def test_one_study_and_equal_variances_run_with_the_parts_skipped(tmp_path):
     bias = json.loads((tmp_path / "results/eq/bias.json").read_text())
     assert "Egger (mixed-effects): the predictor is constant (all vi equal)" in bias["skipped"]
     assert (tmp_path / "results/report.html").exists()
+
+
+def test_too_few_rows_with_every_moderator_is_a_message_not_a_traceback():
+    rows = included_rows([0.1, 0.3, 0.2, 0.5], [0.04, 0.05, 0.02, 0.03], dose=["1", "NA", "", "2"])
+    message = error(sensitivity.metaregression, rows, Settings(), ["dose"], permutations=0)
+    assert "moderators dose: 2 of 4 rows give every moderator, but the model has 2 coefficients" in message
+    assert "lines 3 4" in message

@@ -254,6 +254,13 @@ def metaregression(
     frame = _moderator_values(rows, moderators)
     complete = frame.notna().all(axis=1).to_numpy()
     used, X = rows[complete], design_matrix(frame[complete], moderators)
+    needed = X.shape[1] + (settings.method != "EE")
+    if len(used) < needed:
+        raise SheetError(
+            f"moderators {', '.join(moderators)}: {len(used)} of {len(rows)} rows give every moderator, but "
+            f"the model has {X.shape[1]} coefficients and needs at least {needed} rows; fill the empty "
+            f"cells (lines {_left_out(rows, ~complete)['left_out_lines'] or 'none'}) or use fewer moderators"
+        )
     yi, vi = used["yi"].to_numpy(), used["vi"].to_numpy()
     fit = rma_mods(yi, vi, X.astype(float), settings.method, settings.test, settings.level)
     perm = permutest(yi, vi, X.to_numpy(dtype=float), settings.method, settings.test, settings.level,
