@@ -4,7 +4,12 @@
 #   snakemake --cores 2 --configfile my.yaml     # exactly the analyses of my.yaml (not the defaults too)
 
 
-from snakemake.utils import min_version, validate
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version
+
+from metarepro.config import ConfigError, check_config, format_errors, load_config
 
 min_version("9.0")
 
@@ -16,7 +21,18 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# The config is re-read strictly (duplicate keys, YAML 1.1 booleans such as NO, analysis names as
+# written, alias bombs) and checked whole: one line per problem, then stop, before any rule runs.
+try:
+    strict, key_lines = load_config(workflow.configfiles, dict(workflow.config_settings.config))
+except ConfigError as err:
+    sys.exit(f"metarepro: {err}")
+if strict is not None:  # None: a YTE template, which only Snakemake can read
+    config.clear()
+    config.update(strict)
+config_problems = check_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml", key_lines)
+if config_problems:
+    sys.exit(format_errors(config_problems))
 
 
 include: "workflow/rules/common.smk"

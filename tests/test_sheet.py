@@ -44,9 +44,14 @@ def test_every_problem_is_listed_not_just_the_first(tmp_path):
 
 
 def test_missing_identity_column_is_reported_in_the_header(tmp_path):
-    path = write(tmp_path, "a,A,10\n", header="study_id,study,n_cases\n")
+    path = write(tmp_path, "A,10\n", header="Study_ID,study,n_cases\n")
     message = str(pytest.raises(SheetError, read_sheet, path).value)
-    assert "line 1 (header)" in message and "year, marker" in message
+    assert "line 1 (header): missing column(s) study_id (did you mean 'Study_ID'?)" in message
+
+
+def test_year_and_marker_are_optional(tmp_path):
+    sheet = read_sheet(write(tmp_path, "a,A,10\n", header="study_id,study,n_cases\n"))
+    assert sheet["n_cases"].tolist() == [10.0] and "year" not in sheet
 
 
 def test_missing_file_says_which_config_key(tmp_path):

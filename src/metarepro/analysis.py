@@ -27,8 +27,9 @@ from scipy import stats
 from . import conversions as cv
 from . import effects as es
 from . import quality
+from ._spellings import metafor_spellings
 from .rma import TESTS, RmaResult, rma, rma_batch
-from .sheet import LINE
+from .sheet import LINE, SUMMARY
 from .tau2 import METHODS, Control
 
 PRESETS = {
@@ -78,6 +79,7 @@ class Settings:
     @classmethod
     def from_config(cls, analysis: dict, defaults: dict | None = None):
         merged = {**DEFAULTS, **(defaults or {}), **analysis}
+        merged["method"], merged["level"] = metafor_spellings(merged["method"], merged["level"])
         settings = cls(**{name: merged[name] for name in DEFAULTS})
         return replace(settings, **PRESETS[settings.preset])
 
@@ -153,7 +155,13 @@ def _summary_form(rows, settings, acc):
     have = np.isfinite(n1) & np.isfinite(n2) & np.isfinite(m1) & np.isfinite(m2) & np.isfinite(sd1) & np.isfinite(sd2)
     reason = np.full(len(rows), "", dtype=object)
     reason[(sd1 == 0) | (sd2 == 0)] = "an SD is 0, so the sampling variance is undefined; check the source"
-    with np.errstate(invalid="ignore", divide="ignore"):
+    for n, column in ((n1, "n_cases"), (n2, "n_controls")):
+        reason[n < 2] = f"{column} is below 2: a group of one has no SD, so the row cannot be pooled; check the source"
+    with np.errstate(over="ignore", invalid="ignore"):
+        # squares of means and SDs enter every variance below; beyond float range g would come out 0
+        overflow = ~np.isfinite(n1 * (m1**2 + sd1**2) + n2 * (m2**2 + sd2**2))
+    reason[have & overflow] = "means or SDs too large to compute with (overflow); check the unit and decimal mark"
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         if settings.measure == "SMD":
             reason[(n1 + n2) <= 2] = "n_cases + n_controls must exceed 2 for an SMD"
             d = (m1 - m2) / es.pooled_sd(n1, sd1, n2, sd2)
@@ -254,18 +262,48 @@ def _needed_for(measure):
     return "a precomputed yi with vi, sei or a 95% CI"
 
 
-def _flag_duplicates(rows, acc):
+def _explain_incomplete(rows, settings, acc):
+    """The reason of a row that no input form could use, naming the empty cells or missing columns of
+    the closest form (the group summaries when the row gives any of them)."""
+    needed = f"{settings.measure} needs {_needed_for(settings.measure)}"
+    forms = {"SMD": SUMMARY, "MD": SUMMARY, "ROM": SUMMARY, "ZCOR": ("r", "n"), "GEN": ("yi",)}
+    wanted = forms.get(settings.measure, ("yi",))
+    given = rows.attrs.get("columns")
+    absent = [c for c in wanted if given is not None and c not in given]
+    filled = np.column_stack([np.isfinite(_col(rows, c)) for c in wanted])
+    for i in np.flatnonzero(acc.pending):
+        empty = [c for c, ok in zip(wanted, filled[i], strict=True) if not ok and c not in absent]
+        parts = []
+        if absent:
+            parts.append(f"the sheet has no column {', '.join(absent)}")
+        if empty and filled[i].any():
+            parts.append(f"{', '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty")
+        acc.reason[i] = f"incomplete: {'; '.join(parts) + ' (' + needed + ')' if parts else needed}"
+
+
+def _flag_duplicates(rows, acc, shown=5):
+    """Flag rows whose numbers repeat another row's (a copy-paste or a twice-published sample).
+
+    One pass over the rows grouped by their numbers, so linear in the number of rows; a large group
+    lists its first ``shown`` other lines.
+    """
     numbers = [c for c in ("mean_cases", "sd_cases", "mean_controls", "sd_controls", "median_cases", "yi") if c in rows]
-    values = rows[numbers].to_numpy(dtype=float).round(12)
-    key = np.array(["|".join(repr(v) for v in row) for row in values])
-    informative = np.isfinite(values).sum(axis=1) >= 2
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = rows[numbers].to_numpy(dtype=float).round(12) + 0.0  # + 0.0 turns -0.0 into 0.0
+    informative = np.flatnonzero(np.isfinite(values).sum(axis=1) >= 2)
+    if not len(informative):
+        return
+    # NaN == NaN inside a key: compare the bit patterns of the rounded values
+    keys = pd.Series([row.tobytes() for row in values[informative]], index=informative)
     lines = rows[LINE].to_numpy()
-    for value in set(key[informative]):
-        same = informative & (key == value)
-        if same.sum() > 1:
-            for i in np.flatnonzero(same):
-                others = ", ".join(str(x) for x in lines[same] if x != lines[i])
-                acc.flag(same & (np.arange(len(key)) == i), f"identical numbers in line(s) {others}")
+    for members in keys.groupby(keys, sort=False).indices.values():
+        if len(members) < 2:
+            continue
+        group = informative[members]
+        for i in group:
+            others = [str(lines[j]) for j in group[: shown + 1] if j != i][:shown]
+            more = f" and {len(group) - 1 - shown} more" if len(group) - 1 > shown else ""
+            acc.checks[i].append(f"identical numbers in line(s) {', '.join(others)}{more}")
 
 
 def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
@@ -278,7 +316,7 @@ def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     if settings.measure == "SMD":
         _statistic_forms(rows, settings, acc)
     _precomputed_form(rows, settings, acc)
-    acc.reason[acc.pending] = f"incomplete: {settings.measure} needs {_needed_for(settings.measure)}"
+    _explain_incomplete(rows, settings, acc)
 
     n_total, n1, n2 = _col(rows, "n"), _col(rows, "n_cases"), _col(rows, "n_controls")
     acc.flag(np.isfinite(n_total) & np.isfinite(n1 + n2) & (n_total != n1 + n2), "n ≠ n_cases + n_controls")
@@ -351,7 +389,7 @@ def fit_analysis(effects: pd.DataFrame, settings: Settings, control: Control | N
     """Primary fit of the included rows; fills ``effects['weight']`` (percent) in place."""
     used = effects["included"].to_numpy()
     if not used.any():
-        raise ValueError("no row of this analysis can be used; see the 'reason' column of effects.csv")
+        raise ValueError("no row of this analysis can be used; see the 'reason' of each row")
     fit = rma(effects.loc[used, "yi"], effects.loc[used, "vi"], settings.method, settings.test, settings.level, control)
     effects.loc[used, "weight"] = fit.weights
     return fit

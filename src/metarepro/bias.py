@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from .printing import Printable
 from .rma import RmaResult, rma
 from .tau2 import Control
 
@@ -48,8 +49,8 @@ def low_power_note(k, threshold=LOW_POWER_K):
 # ---------------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Regtest:
+@dataclass(repr=False)  # printing.Printable gives the metafor-like repr
+class Regtest(Printable):
     """metafor ``regtest``: the test of the predictor's coefficient and the limit estimate (the intercept).
 
     ``zval``/``pval``: statistic and two-sided p of the predictor (a t statistic on ``dfs`` df for
@@ -211,8 +212,8 @@ def ranktest(yi, vi, exact=True) -> Ranktest:
 ESTIMATORS = ("L0", "R0")
 
 
-@dataclass
-class Trimfill:
+@dataclass(repr=False)
+class Trimfill(Printable):
     """metafor ``trimfill``: the estimated number of missing studies and the fit to the filled data.
 
     ``k0``, ``se_k0`` (se of the estimator), ``p_k0`` (R0 only: the probability of k0 or more under H0,

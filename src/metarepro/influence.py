@@ -18,6 +18,7 @@ import numpy as np
 from scipy import stats
 
 from ._batch import EPS, Batch, at_tau2
+from .printing import Printable
 from .rma import RmaResult, rma, rma_batch
 from .tau2 import Control
 
@@ -46,8 +47,8 @@ def fit_rows(Y, V, method, test, level, control, tau2_start=None) -> RmaResult:
         return rma_batch(Y, V, method, test, level, control, tau2_ci=False, tau2_start=tau2_start)
 
 
-@dataclass
-class FitTable:
+@dataclass(repr=False)  # printing.Printable gives the metafor-like repr
+class FitTable(Printable):
     """One row per refit, metafor's ``list.rma`` of ``leave1out``/``cumul``.
 
     Columns (metafor name): ``estimate``, ``se``, ``zval`` (``zval``, or ``tval`` for knha), ``pval``

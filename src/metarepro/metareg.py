@@ -52,6 +52,8 @@ import pandas as pd
 from scipy import stats
 
 from ._batch import EPS, solve_decreasing
+from ._spellings import metafor_spellings
+from .printing import Printable
 from .rma import TESTS, check_options
 from .tau2 import SEARCH_CAP, Control, maximize_likelihood, q_terms
 
@@ -72,7 +74,8 @@ def design_matrix(frame: pd.DataFrame, moderators, intercept: bool = True) -> pd
     * text / categorical columns as treatment-coded factors: the levels sorted (Python string order; R's
       ``factor()`` sorts in the locale's collation, which can differ for mixed-case labels), the first level
       is the reference, and each other level gets a 0/1 column named like metafor's ``mods = ~ factor(x)``:
-      ``"factor(x)level"``.
+      ``"factor(x)level"``. Without an intercept the first factor codes every level (``~ 0 + factor(x)``
+      in R's ``model.matrix``); later factors are treatment-coded as before.
 
     A missing value gives a NaN row, which ``rma_mods`` leaves out (as metafor's ``na.omit``).
     """
@@ -82,6 +85,7 @@ def design_matrix(frame: pd.DataFrame, moderators, intercept: bool = True) -> pd
     k = len(frame)
     if intercept:
         columns[INTERCEPT] = np.ones(k)
+    full_coding = not intercept  # the first factor spans the intercept's place
     for name in moderators:
         values = frame[name]
         if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
@@ -90,8 +94,9 @@ def design_matrix(frame: pd.DataFrame, moderators, intercept: bool = True) -> pd
         missing = values.isna().to_numpy()
         labels = values.astype(str).to_numpy()
         levels = sorted(set(labels[~missing]))
-        for level in levels[1:]:
+        for level in levels if full_coding else levels[1:]:
             columns[f"factor({name}){level}"] = np.where(missing, np.nan, (labels == level).astype(float))
+        full_coding = False
     return pd.DataFrame(columns, index=frame.index)
 
 
@@ -336,8 +341,8 @@ FIELDS = (
 )  # fmt: skip
 
 
-@dataclass
-class MetaregResult:
+@dataclass(repr=False)  # printing.Printable gives the metafor-like repr
+class MetaregResult(Printable):
     """One fit (``beta`` of shape (p,), scalars elsewhere) or a batch (a leading axis of length B on every field).
 
     ``zval`` is z (``test="z"``) or t (``"knha"``); ``QM_df`` is metafor's ``QMdf``: (m, NaN) for z, (m, k−p) for
@@ -471,6 +476,7 @@ def rma_mods(yi, vi, X, method="REML", test="z", level=95, control: Control | No
 
 
 def _fit(yi, vi, X, method, test, level, control, btt, with_r2):
+    method, level = metafor_spellings(method, level)
     check_options(method, test, level)
     control = control or Control()
     data, single, names, is_int = _prepare(yi, vi, X)

@@ -22,7 +22,7 @@ import pandas as pd
 from .analysis import Settings, compute_effects, estimator_table, fit_analysis, pooled_record
 from .reproduction import read_published, reproduction_table
 from .rma import rma
-from .sheet import LINE, SheetError, read_sheet, select_rows
+from .sheet import LINE, SheetError, mapping_hint, read_sheet, select_rows, unrecognised_columns
 
 
 @dataclass
@@ -36,17 +36,12 @@ class AnalysisResult:
 def run_analysis(sheet_path, analysis: dict, defaults: dict | None = None) -> AnalysisResult:
     """Read the sheet, select the analysis's rows, compute effects, fit the primary model and all estimators."""
     settings = Settings.from_config(analysis, defaults)
-    rows = select_rows(read_sheet(sheet_path), analysis.get("where"))
-    if rows.empty:
-        raise SheetError(
-            f"{sheet_path}: no row matches where={analysis.get('where')}; check the filter values against the sheet."
-        )
+    sheet = read_sheet(sheet_path, analysis.get("columns"))
+    rows = select_rows(sheet, analysis.get("where"))
     effects = compute_effects(rows, settings)
-    try:
-        fit = fit_analysis(effects, settings)
-    except ValueError as err:
-        reasons = "; ".join(f"line {ln}: {r}" for ln, r in zip(effects["line"], effects["reason"], strict=True))
-        raise SheetError(f"{sheet_path}: {err}. Rows: {reasons}") from err
+    if not effects["included"].any():
+        raise SheetError(_unusable(sheet_path, sheet, effects))
+    fit = fit_analysis(effects, settings)
     used = effects[effects["included"]]
     pooled = {
         **pooled_record(fit, settings, effects.attrs.get("unit")),
@@ -77,6 +72,21 @@ def without_flagged(effects: pd.DataFrame, settings: Settings) -> dict | None:
         return {"k": 0, "excluded_lines": excluded}
     fit = rma(effects.loc[keep, "yi"], effects.loc[keep, "vi"], settings.method, settings.test, settings.level)
     return {**pooled_record(fit, settings, effects.attrs.get("unit")), "excluded_lines": excluded}
+
+
+def _unusable(sheet_path, sheet, effects, shown=5) -> str:
+    """Why no row of an analysis can be pooled: the first rows' reasons and the columns not read."""
+    reasons = "; ".join(f"line {ln}: {r}" for ln, r in zip(effects["line"], effects["reason"][:shown], strict=False))
+    more = f"; ... and {len(effects) - shown} more rows" if len(effects) > shown else ""
+    message = f"{sheet_path}: no row of this analysis can be used (nothing was written). {reasons}{more}."
+    other = unrecognised_columns(sheet)
+    if other:
+        listed = ", ".join(other[:12]) + (", ..." if len(other) > 12 else "")
+        hint = mapping_hint(sheet)
+        message += f" Columns metarepro does not read as inputs: {listed}" + (
+            f"; to use them, map them in the analysis's config: {hint}." if hint else "."
+        )
+    return message
 
 
 def _jsonable(value):

@@ -11,6 +11,7 @@ Rules: ``low_dispersion``, ``likely_sem`` / ``inconsistent_test``, ``extreme_eff
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -207,27 +208,46 @@ def _first_author(study):
     return words[0] if words else ""
 
 
-def overlaps(study_id, study, pmid, doi, n1, n2, lines):
-    """Rows with another ``study_id`` but the same PMID/DOI, or the same group sizes and first author."""
+def overlaps(study_id, study, pmid, doi, n1, n2, lines, shown=5):
+    """Rows with another ``study_id`` but the same PMID/DOI, or the same group sizes and first author.
+
+    Rows are grouped by each key once (a dict of key -> rows), so the check is linear in the number of
+    rows; a row lists at most ``shown`` others per key.
+    """
     study_id = np.asarray(study_id, dtype=object)
-    pmid = np.array([str(x).strip() for x in pmid], dtype=object)
-    doi = np.array([str(x).strip().lower() for x in doi], dtype=object)
-    author = np.array([_first_author(s) for s in study], dtype=object)
+    pmid = [str(x).strip() for x in pmid]
+    doi = [str(x).strip().lower() for x in doi]
+    author = [_first_author(s) for s in study]
     n1, n2 = _f(n1), _f(n2)
-    out = _empty(len(study_id))
-    for i in range(len(study_id)):
-        other = study_id != study_id[i]
-        reasons = []
-        for label, key in (("PMID", pmid), ("DOI", doi)):
-            if key[i]:
-                for j in np.flatnonzero(other & (key == key[i])):
-                    reasons.append(f"same {label} {key[i]} as line {lines[j]} ({study_id[j]})")
-        if author[i] and np.isfinite(n1[i]) and np.isfinite(n2[i]):
-            same = other & (author == author[i]) & (n1 == n1[i]) & (n2 == n2[i])
-            for j in np.flatnonzero(same):
-                reasons.append(f"same first author and n {n1[i]:.0f}/{n2[i]:.0f} as line {lines[j]} ({study_id[j]})")
-        if reasons:
-            out[i] = "overlap: " + ", ".join(dict.fromkeys(reasons))
+    k = len(study_id)
+    keys = {
+        "PMID": [(p,) if p else None for p in pmid],
+        "DOI": [(d,) if d else None for d in doi],
+        "author": [(a, n1[i], n2[i]) if a and np.isfinite(n1[i]) and np.isfinite(n2[i]) else None
+                   for i, a in enumerate(author)],
+    }  # fmt: skip
+    reasons = [[] for _ in range(k)]
+    for label, values in keys.items():
+        groups: dict = {}
+        for i, key in enumerate(values):
+            if key is not None:
+                groups.setdefault(key, []).append(i)
+        for key, members in groups.items():
+            if len({study_id[i] for i in members}) < 2:
+                continue
+            for i in members:
+                others = itertools.islice((j for j in members if study_id[j] != study_id[i]), shown)
+                for j in others:
+                    if label == "author":
+                        reasons[i].append(
+                            f"same first author and n {n1[i]:.0f}/{n2[i]:.0f} as line {lines[j]} ({study_id[j]})"
+                        )
+                    else:
+                        reasons[i].append(f"same {label} {key[0]} as line {lines[j]} ({study_id[j]})")
+    out = _empty(k)
+    for i in range(k):
+        if reasons[i]:
+            out[i] = "overlap: " + ", ".join(dict.fromkeys(reasons[i]))
     return out
 
 

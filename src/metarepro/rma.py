@@ -18,6 +18,7 @@ estimate on the boundary τ² = 0.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +26,8 @@ from scipy import special
 
 from . import heterogeneity
 from ._batch import EPS, Batch, at_tau2, percent_weights
+from ._spellings import metafor_spellings
+from .printing import Printable
 from .tau2 import METHODS, Control, estimate_tau2, tau2_se
 
 
@@ -47,8 +50,8 @@ SCALAR_FIELDS = (
 )  # fmt: skip
 
 
-@dataclass
-class RmaResult:
+@dataclass(repr=False)  # printing.Printable gives the metafor-like repr
+class RmaResult(Printable):
     """One fit (scalar fields) or a batch of fits (array fields of length B).
 
     ``zval`` is the test statistic (z, or t for ``knha``); ``weights`` are in percent (NaN on padding).
@@ -159,6 +162,7 @@ def rma_batch(
     ``tau2_start``: where the ML/REML search starts (default metafor's HE estimate; leave-one-out refits
     start from the full fit's τ², which is close to every refit's).
     """
+    method, level = metafor_spellings(method, level)
     check_options(method, test, level)
     control = control or Control()
     batch = yi if isinstance(yi, Batch) else Batch.from_arrays(yi, vi)
@@ -231,6 +235,9 @@ def rma(yi, vi, method="REML", test="z", level=95, control: Control | None = Non
     yi, vi = np.asarray(yi, dtype=float), np.asarray(vi, dtype=float)
     if yi.ndim != 1 or vi.ndim != 1:
         raise ValueError("rma() takes 1-D yi and vi; use rma_batch() for many meta-analyses")
+    if yi.shape == vi.shape and (missing := np.isnan(yi) | np.isnan(vi)).any():  # metafor's na.action = "na.omit"
+        warnings.warn(f"{missing.sum()} studies with NAs omitted from model fitting", stacklevel=2)
+        yi, vi = yi[~missing], vi[~missing]
     if not (np.isfinite(yi).all() and np.isfinite(vi).all()):
         raise ValueError("yi and vi must be finite; drop or exclude incomplete rows first")
     return rma_batch(yi[None, :], vi[None, :], method, test, level, control)[0]

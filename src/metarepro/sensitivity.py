@@ -19,10 +19,8 @@ from .metareg import design_matrix, rma_mods
 from .permutation import permutest
 from .plots import baujat_plot, bubble_plot, cumulative_forest_plot, funnel_plot, leave1out_plot, subgroup_forest_plot
 from .rma import rma
-from .sheet import LINE, SheetError, read_sheet, select_rows
+from .sheet import LINE, MISSING, SheetError, did_you_mean, read_sheet, select_rows
 from .subgroups import subgroup_analysis
-
-NOT_REPORTED = "not reported"
 
 
 @dataclass
@@ -34,7 +32,7 @@ class Outputs:
 
 def analysis_rows(sheet_path, analysis: dict, effects: pd.DataFrame) -> pd.DataFrame:
     """The included rows of an analysis with every column of its sheet (joined on the CSV line)."""
-    sheet = select_rows(read_sheet(sheet_path), analysis.get("where"))
+    sheet = select_rows(read_sheet(sheet_path, analysis.get("columns")), analysis.get("where"))
     computed = ["yi", "vi", "ci_low", "ci_high", "weight"]  # from effects.csv, not the sheet's input columns
     used = effects[effects["included"]][["line", *computed]]
     extra = sheet.drop(columns=[c for c in computed if c in sheet]).rename(columns={LINE: "line"})
@@ -55,7 +53,18 @@ def figure_labels(config: dict) -> dict:
 
 
 def diagnostics(rows: pd.DataFrame, settings: Settings, order_column: str = "year", labels=None) -> Outputs:
-    """Leave-one-out, influence (with Baujat coordinates) and cumulative meta-analysis."""
+    """Leave-one-out, influence (with Baujat coordinates) and cumulative meta-analysis.
+
+    With one study there is nothing to leave out: the tables are empty, the figures say so, and
+    ``record["note"]`` gives the reason (metafor stops with "k = 1").
+    """
+    if len(rows) < 2:
+        note = f"case diagnostics need k >= 2 studies; this analysis has k = {len(rows)}"
+        ident, fits = ["line", "study_id", "study"], list(FIT_COLUMNS)
+        columns = {"leave1out": ident + fits, "influence": ident + INFLUENCE_COLUMNS, "cumulative": ["added",
+                   *ident, *fits]}  # fmt: skip
+        tables = {name: pd.DataFrame(columns=columns[name]) for name in DIAGNOSTIC_TABLES}
+        return Outputs(tables, {"note": note}, {name: _note_figure(note) for name in DIAGNOSTIC_FIGURES})
     yi, vi = rows["yi"].to_numpy(), rows["vi"].to_numpy()
     args = {"method": settings.method, "test": settings.test, "level": settings.level}
     labels_of_rows = rows["study"].astype(str).to_list()
@@ -100,13 +109,42 @@ def diagnostics(rows: pd.DataFrame, settings: Settings, order_column: str = "yea
     return Outputs({"leave1out": loo_table, "influence": inf_table, "cumulative": cum_table}, {}, figures)
 
 
+DIAGNOSTIC_TABLES = ("leave1out", "influence", "cumulative")
+FIT_COLUMNS = ("estimate", "se", "zval", "pval", "ci_low", "ci_high", "q", "q_p", "tau2", "i2", "h2")
+INFLUENCE_COLUMNS = ["rstudent", "dffits", "cook_d", "cov_r", "tau2_del", "qe_del", "hat", "weight", "dfbetas",
+                     "influential", "baujat_x", "baujat_y"]  # fmt: skip
+DIAGNOSTIC_FIGURES = ("leave1out", "cumulative", "baujat")
+
+
+def _note_figure(text):
+    """A small figure that only says why the real one is not drawn (the workflow expects a file)."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6, 1))
+    figure.text(0.5, 0.5, text, ha="center", va="center")
+    return figure
+
+
 def _fit_table(table) -> pd.DataFrame:
-    names = ("estimate", "se", "zval", "pval", "ci_low", "ci_high", "q", "q_p", "tau2", "i2", "h2")
-    return pd.DataFrame({name: np.asarray(getattr(table, name)) for name in names})
+    return pd.DataFrame({name: np.asarray(getattr(table, name)) for name in FIT_COLUMNS})
+
+
+def _attempt(skipped: list[str], name: str, compute):
+    """``compute()``, or None with the reason appended to ``skipped`` when the data do not allow it
+    (all vi equal, too few studies): that part is skipped and said why, the rest still runs."""
+    try:
+        return compute()
+    except ValueError as err:
+        skipped.append(f"{name}: {err}")
+        return None
 
 
 def publication_bias(rows: pd.DataFrame, settings: Settings, labels=None) -> Outputs:
-    """Egger (both variants), Begg, trim-and-fill (L0 and R0), fail-safe N, PET-PEESE and the funnel plot."""
+    """Egger (both variants), Begg, trim-and-fill (L0 and R0), fail-safe N, PET-PEESE and the funnel plot.
+
+    A test the data do not allow (e.g. Egger when every vi is equal) is left out and its reason given
+    in ``record["skipped"]``.
+    """
     yi, vi = rows["yi"].to_numpy(), rows["vi"].to_numpy()
     args = {"method": settings.method, "test": settings.test, "level": settings.level}
     k = len(yi)
@@ -114,60 +152,88 @@ def publication_bias(rows: pd.DataFrame, settings: Settings, labels=None) -> Out
     if k < 3:
         record["note"] = "fewer than 3 studies: small-study tests are not computed"
         return Outputs({}, record, {"funnel": funnel_plot(yi, vi, measure=settings.measure, labels=labels)})
-    egger = bias.regtest(yi, vi, model="rma", **args)
-    classic = bias.regtest(yi, vi, model="lm", level=settings.level)
-    rank = bias.ranktest(yi, vi)
-    fills = {est: bias.trimfill(yi, vi, estimator=est, **args) for est in ("L0", "R0")}
-    pp = bias.pet_peese(yi, vi, **args)
-    record.update(
-        {
-            "egger_z": egger.zval, "egger_p": egger.pval, "egger_limit_estimate": egger.estimate,
-            "egger_limit_ci_low": egger.ci_low, "egger_limit_ci_high": egger.ci_high,
-            "egger_t": classic.zval, "egger_t_df": classic.dfs, "egger_t_p": classic.pval,
-            "begg_tau": rank.tau, "begg_p": rank.pval, "begg_exact": rank.exact,
-            "fsn_rosenthal": bias.fsn(yi, vi, "Rosenthal").fsnum,
-            "fsn_orwin": bias.fsn(yi, vi, "Orwin").fsnum,
-            "fsn_rosenberg": bias.fsn(yi, vi, "Rosenberg").fsnum,
-            "pet_estimate": pp.pet.estimate, "peese_estimate": pp.peese.estimate, "pet_peese_uses": (
-                "PEESE" if pp.use_peese else "PET"), "pet_peese_estimate": pp.estimate,
-            "pet_peese_ci_low": pp.ci_low, "pet_peese_ci_high": pp.ci_high,
-        }
-    )  # fmt: skip
+    skipped: list[str] = []
+    egger = _attempt(skipped, "Egger (mixed-effects)", lambda: bias.regtest(yi, vi, model="rma", **args))
+    classic = _attempt(skipped, "Egger (classic)", lambda: bias.regtest(yi, vi, model="lm", level=settings.level))
+    rank = _attempt(skipped, "Begg", lambda: bias.ranktest(yi, vi))
+    fills = {est: _attempt(skipped, f"trim-and-fill ({est})", lambda est=est: bias.trimfill(yi, vi, estimator=est,
+             **args)) for est in ("L0", "R0")}  # fmt: skip
+    pp = _attempt(skipped, "PET-PEESE", lambda: bias.pet_peese(yi, vi, **args))
+    if egger is not None:
+        record.update({"egger_z": egger.zval, "egger_p": egger.pval, "egger_limit_estimate": egger.estimate,
+                       "egger_limit_ci_low": egger.ci_low, "egger_limit_ci_high": egger.ci_high})  # fmt: skip
+    if classic is not None:
+        record.update({"egger_t": classic.zval, "egger_t_df": classic.dfs, "egger_t_p": classic.pval})
+    if rank is not None:
+        record.update({"begg_tau": rank.tau, "begg_p": rank.pval, "begg_exact": rank.exact})
+    for name in ("Rosenthal", "Orwin", "Rosenberg"):
+        fsn = _attempt(skipped, f"fail-safe N ({name})", lambda name=name: bias.fsn(yi, vi, name))
+        if fsn is not None:
+            record[f"fsn_{name.lower()}"] = fsn.fsnum
+    if pp is not None:
+        record.update(
+            {
+                "pet_estimate": pp.pet.estimate, "peese_estimate": pp.peese.estimate,
+                "pet_peese_uses": "PEESE" if pp.use_peese else "PET", "pet_peese_estimate": pp.estimate,
+                "pet_peese_ci_low": pp.ci_low, "pet_peese_ci_high": pp.ci_high,
+            }
+        )  # fmt: skip
     for est, tf in fills.items():
+        if tf is None:
+            continue
         prefix = "trimfill" if est == "L0" else "trimfill_r0"
         record.update(
             {f"{prefix}_k0": tf.k0, f"{prefix}_side": tf.side, f"{prefix}_estimate": tf.fit.estimate,
              f"{prefix}_ci_low": tf.fit.ci_low, f"{prefix}_ci_high": tf.fit.ci_high, f"{prefix}_tau2": tf.fit.tau2}
         )  # fmt: skip
     record["trimfill_estimator"] = "L0"
+    if skipped:
+        record["skipped"] = "; ".join(skipped)
     pooled = rma(yi, vi, **args).estimate
     funnel = funnel_plot(yi, vi, estimate=pooled, trimfill=fills["L0"], measure=settings.measure, labels=labels)
     return Outputs({}, record, {"funnel": funnel})
 
 
+def _missing_cells(values: pd.Series) -> np.ndarray:
+    """NA, N/A, NaN, '.', empty (any case, as the sheet reader) and a real NaN are missing."""
+    text = values.astype(str).str.strip()
+    return (values.isna() | text.str.lower().isin(MISSING)).to_numpy()
+
+
 def _groups(rows, column):
-    values = rows[column].astype(str).str.strip() if column in rows else pd.Series([""] * len(rows))
-    return values.replace({"": NOT_REPORTED, "nan": NOT_REPORTED}).to_numpy()
+    """The subgroup of each row, None where the sheet gives none (the row leaves that model, as in metafor)."""
+    if column not in rows:
+        raise SheetError(f"subgroups: the sheet has no column '{column}'{did_you_mean(column, rows.columns)}")
+    values = rows[column].astype(str).str.strip().to_numpy(dtype=object)
+    return np.where(_missing_cells(rows[column]), None, values)
+
+
+def _left_out(rows, missing) -> dict:
+    return {"left_out": int(missing.sum()), "left_out_lines": " ".join(str(x) for x in rows.loc[missing, "line"])}
 
 
 def _subgroup_fit(rows, settings, column):
-    if column not in rows:
-        raise SheetError(f"subgroups: the sheet has no column '{column}'")
     groups = _groups(rows, column)
-    return groups, subgroup_analysis(rows["yi"].to_numpy(), rows["vi"].to_numpy(), groups, settings.method,
-                                     settings.test, settings.level)  # fmt: skip
+    given = np.array([g is not None for g in groups], dtype=bool)
+    if given.sum() == 0:
+        raise SheetError(f"subgroups: column '{column}' is empty in every row of this analysis")
+    result = subgroup_analysis(rows["yi"].to_numpy()[given], rows["vi"].to_numpy()[given], groups[given],
+                               settings.method, settings.test, settings.level)  # fmt: skip
+    return given, groups, result
 
 
 def subgroups(rows: pd.DataFrame, settings: Settings, columns: list[str]) -> pd.DataFrame:
     """Per-subgroup fits and both tests of subgroup differences, one block of rows per grouping column.
 
-    Rows without a value form their own subgroup, "not reported", so that no row silently leaves.
+    Rows without a value (empty, NA, ...) leave that column's model, as metafor's ``subset``/``na.omit``
+    do; they are counted (``left_out``) and listed by line (``left_out_lines``), never a subgroup "NA".
     """
     tables = []
     for column in columns:
-        _, result = _subgroup_fit(rows, settings, column)
+        given, _, result = _subgroup_fit(rows, settings, column)
         table = result.table().reset_index()
         table.insert(0, "column", column)
+        table = table.assign(**_left_out(rows, ~given))
         table = table.assign(
             test_moderator_QM=result.QM, test_moderator_df=np.atleast_1d(result.QM_df)[0],
             test_moderator_df2=np.atleast_1d(result.QM_df)[-1] if np.size(result.QM_df) > 1 else np.nan,
@@ -180,9 +246,9 @@ def subgroups(rows: pd.DataFrame, settings: Settings, columns: list[str]) -> pd.
 
 def subgroup_figure(rows: pd.DataFrame, settings: Settings, column: str, title: str = "", labels=None):
     """Forest plot with one block and diamond per subgroup of ``column`` and the tests of differences."""
-    groups, result = _subgroup_fit(rows, settings, column)
-    effects = rows.assign(included=True)
-    return subgroup_forest_plot(effects, groups, result, title=f"{title} by {column}", measure=settings.measure,
+    given, groups, result = _subgroup_fit(rows, settings, column)
+    effects = rows[given].assign(included=True)
+    return subgroup_forest_plot(effects, groups[given], result, title=f"{title} by {column}", measure=settings.measure,
                                 labels=labels, level=settings.level)  # fmt: skip
 
 
@@ -195,6 +261,13 @@ def metaregression(
     frame = _moderator_values(rows, moderators)
     complete = frame.notna().all(axis=1).to_numpy()
     used, X = rows[complete], design_matrix(frame[complete], moderators)
+    needed = X.shape[1] + (settings.method != "EE")
+    if len(used) < needed:
+        raise SheetError(
+            f"moderators {', '.join(moderators)}: {len(used)} of {len(rows)} rows give every moderator, but "
+            f"the model has {X.shape[1]} coefficients and needs at least {needed} rows; fill the empty "
+            f"cells (lines {_left_out(rows, ~complete)['left_out_lines'] or 'none'}) or use fewer moderators"
+        )
     yi, vi = used["yi"].to_numpy(), used["vi"].to_numpy()
     fit = rma_mods(yi, vi, X.astype(float), settings.method, settings.test, settings.level)
     perm = permutest(yi, vi, X.to_numpy(dtype=float), settings.method, settings.test, settings.level,
@@ -209,16 +282,20 @@ def metaregression(
         permutations=perm.n_permutations if perm is not None else 0,
         permutation_exact=perm.exact if perm is not None else None,
         QE=fit.QE, QE_df=fit.QE_df, QE_p=fit.QE_p, I2=fit.I2,
-        left_out_lines=" ".join(str(x) for x in rows.loc[~complete, "line"]),
+        **_left_out(rows, ~complete),
     )  # fmt: skip
     return table
 
 
 def _moderator_values(rows, moderators):
+    """Moderator columns with missing cells (empty, NA, ...) as NaN; all-number columns as floats."""
     missing = [m for m in moderators if m not in rows]
     if missing:
-        raise SheetError(f"moderators: the sheet has no column(s) {', '.join(missing)}")
-    frame = rows[moderators].replace({"": np.nan})
+        hints = "".join(did_you_mean(m, rows.columns) for m in missing)
+        raise SheetError(f"moderators: the sheet has no column(s) {', '.join(missing)}{hints}")
+    frame = rows[moderators].copy()
+    for m in moderators:
+        frame[m] = frame[m].where(~_missing_cells(frame[m]), np.nan)
     for m in moderators:
         numeric = pd.to_numeric(frame[m], errors="coerce")
         if numeric.notna().sum() == frame[m].notna().sum():  # every given value is a number: continuous

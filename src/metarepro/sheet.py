@@ -1,23 +1,37 @@
 """Extraction sheets: reading, validating and selecting rows.
 
-One CSV row per comparison. Identity columns ``study_id, study, year, marker`` are required; every
-other column is either one of the numeric input columns below or a free grouping column (kept as
-text). Problems that can only be extraction errors (text in a numeric cell, a negative SD, a
-non-integer n) stop the run with :class:`SheetError`, naming file, line, column and the fix. Rows
-that are merely incomplete are kept and later excluded with a reason (see :mod:`metarepro.analysis`).
+One CSV row per comparison. ``study_id`` is required (``study``, the label, defaults to it; ``year``
+and ``marker`` are read when present); every other column is either one of the numeric input columns below or a free
+grouping column (kept as text). A config may map its own names onto these (``columns: {n_cases:
+n1i}``). Problems that can only be extraction errors (text in a numeric cell, a negative SD, a
+non-integer n, an infinite number) stop the run with :class:`SheetError`, naming file, line, column
+and the fix. Rows that are merely incomplete are kept and later excluded with a reason (see
+:mod:`metarepro.analysis`).
 
-Line numbers are those of the CSV file as an editor shows them: the header is line 1.
+Sheets as R and Excel write them are read as they are: ``,``, ``;``, tab or ``|`` as delimiter
+(from the header line, or Excel's ``sep=`` first line), a decimal comma with a ``;`` or tab
+delimiter (R's ``write.csv2``), a UTF-8 byte-order mark, and ``NA``, ``N/A``, ``NaN``, ``.`` or an
+empty cell for a missing number.
+
+Line numbers are those of the file as an editor shows them (the header is line 1, blank lines and
+line breaks inside quoted cells counted).
 """
 
 from __future__ import annotations
 
+import csv
+import difflib
+import io
 import math
+import re
+import unicodedata
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 IDENTITY = ("study_id", "study", "year", "marker")
+REQUIRED = ("study_id",)  # "study" (the label) defaults to study_id
 SUMMARY = ("n_cases", "mean_cases", "sd_cases", "n_controls", "mean_controls", "sd_controls")
 # what else a paper may report for a group: SEM, a 95% CI of the mean, median with quartiles/range
 GROUP_EXTRA = tuple(
@@ -33,10 +47,37 @@ COUNTS = ("n_cases", "n_controls", "n")
 NONNEGATIVE = ("sd_cases", "sd_controls", "sem_cases", "sem_controls", "vi", "sei")
 DIRECTIONS = ("cases_higher", "cases_lower")
 LINE = "_line"  # CSV line of each row, kept for messages and the report
+MISSING = ("", "na", "n/a", "nan", ".")  # missing-value spellings (R, Excel, SPSS/Stata), any case
+TEXT = ("unit", "measure", "direction", "verification", "eligibility_second_pass")  # read by the analysis
+# metafor's escalc argument names, to suggest a 'columns' mapping for a sheet exported from R
+METAFOR_NAMES = {
+    "n1i": "n_cases", "m1i": "mean_cases", "sd1i": "sd_cases", "n2i": "n_controls", "m2i": "mean_controls",
+    "sd2i": "sd_controls", "ri": "r", "ni": "n", "sei": "sei", "yi": "yi", "vi": "vi",
+}  # fmt: skip
+DELIMITERS = ",;\t|"
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
+_DECIMAL_COMMA = re.compile(r"[+-]?(\d+,\d*|,\d+)([eE][+-]?\d+)?")
 
 
 class SheetError(ValueError):
     """A problem in an extraction sheet; the message says where and how to fix it."""
+
+
+def clean_text(value: str) -> str:
+    """``value`` as a person reads it: NFC, no zero-width characters, single spaces, no outer spaces.
+
+    So "S1", "S1 ", "S\u200b1" and "S1" with a no-break space are one study_id.
+    """
+    value = unicodedata.normalize("NFC", value).translate(_INVISIBLE)
+    return " ".join(value.split())
+
+
+def did_you_mean(name, options) -> str:
+    """ " (did you mean 'x'?)" for the closest of ``options``, or ""."""
+    options = [str(o) for o in options]
+    lower = {o.lower(): o for o in options}
+    close = [lower[name.lower()]] if name.lower() in lower else difflib.get_close_matches(name, options, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _where(path, line, row, column):
@@ -45,16 +86,30 @@ def _where(path, line, row, column):
     return f"{path}, line {line}{who}, column '{column}'"
 
 
-def _check_numeric(path, raw: pd.DataFrame, problems: list[str]) -> pd.DataFrame:
+def _is_missing(text: pd.Series) -> pd.Series:
+    return text.str.lower().isin(MISSING)
+
+
+def _check_numeric(path, raw: pd.DataFrame, problems: list[str], decimal_comma: bool) -> pd.DataFrame:
     values = {}
     for column in [c for c in NUMERIC if c in raw.columns]:
-        text = raw[column].str.strip()
-        parsed = pd.to_numeric(text.where(text != ""), errors="coerce")
-        for idx in np.flatnonzero(parsed.isna() & (text != "")):
+        text = raw[column]
+        if decimal_comma:
+            text = text.where(~text.str.fullmatch(_DECIMAL_COMMA), text.str.replace(",", ".", regex=False))
+        given = ~_is_missing(text)
+        parsed = pd.to_numeric(text.where(given), errors="coerce")
+        for idx in np.flatnonzero(parsed.isna() & given):
+            row = raw.iloc[idx]
+            mark = "',' or '.'" if decimal_comma else "'.'"
+            problems.append(
+                f"{_where(path, row[LINE], row, column)}: {row[column]!r} is not a number. Write a plain number "
+                f"with {mark} as the decimal mark (no units, no '±'), or leave the cell empty (or NA)."
+            )
+        for idx in np.flatnonzero(parsed.abs() == np.inf):
             row = raw.iloc[idx]
             problems.append(
-                f"{_where(path, row[LINE], row, column)}: {row[column]!r} is not a number. "
-                "Write a plain number with '.' as the decimal mark (no units, no '±'), or leave the cell empty."
+                f"{_where(path, row[LINE], row, column)}: {row[column]!r} is not a finite number. "
+                "Write the value the source reports, or leave the cell empty (or NA) if it reports none."
             )
         for idx in np.flatnonzero(parsed < 0):
             row = raw.iloc[idx]
@@ -64,7 +119,8 @@ def _check_numeric(path, raw: pd.DataFrame, problems: list[str]) -> pd.DataFrame
                     f"a {column} cannot be. Check the source and correct the cell."
                 )
         if column in COUNTS:
-            for idx in np.flatnonzero(parsed.notna() & (parsed != np.floor(parsed))):
+            whole = np.isfinite(parsed) & (parsed != np.floor(parsed))
+            for idx in np.flatnonzero(whole):
                 row = raw.iloc[idx]
                 problems.append(
                     f"{_where(path, row[LINE], row, column)}: {row[column]} is not a whole number of participants."
@@ -78,7 +134,7 @@ def _check_numeric(path, raw: pd.DataFrame, problems: list[str]) -> pd.DataFrame
                 )
         values[column] = parsed.astype(float)
     if "direction" in raw.columns:
-        direction = raw["direction"].str.strip()
+        direction = raw["direction"]
         for idx in np.flatnonzero(~direction.isin(("", *DIRECTIONS))):
             row = raw.iloc[idx]
             problems.append(
@@ -88,34 +144,143 @@ def _check_numeric(path, raw: pd.DataFrame, problems: list[str]) -> pd.DataFrame
     return pd.DataFrame(values, index=raw.index)
 
 
-def read_sheet(path) -> pd.DataFrame:
-    """Read and validate one extraction sheet; numeric input columns become floats.
-
-    Raises :class:`SheetError` listing every problem found (not just the first).
-    """
-    path = Path(path)
+def _read_text(path: Path) -> str:
+    if path.is_dir():
+        raise SheetError(f"{path}: is a folder, not a sheet. Point 'data' at the CSV file itself.")
     if not path.exists():
         raise SheetError(f"{path}: no such file. Check the 'data' path of the analysis in your config.")
+    data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode text"
+        return data.decode("utf-16")
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise SheetError(f"{path}: not a readable CSV file ({err}). Save it as UTF-8 CSV with a header row.") from err
-    raw.columns = [c.strip() for c in raw.columns]
-    missing = [c for c in IDENTITY if c not in raw.columns]
-    if missing:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
         raise SheetError(
-            f"{path}, line 1 (header): missing column(s) {', '.join(missing)}. "
-            f"Every sheet needs {', '.join(IDENTITY)}; see data/raw/README.md."
+            f"{path}, line {line}: byte 0x{data[err.start]:02x} is not UTF-8; the file is probably Latin-1/"
+            "Windows-1252 (Excel's plain 'CSV'). Save it as 'CSV UTF-8', or convert it: "
+            f"iconv -f WINDOWS-1252 -t UTF-8 {path.name} > utf8.csv"
+        ) from None
+    if not text.strip():
+        raise SheetError(
+            f"{path}: the file is empty. A sheet needs a header line ({', '.join(REQUIRED)}, ...) and a row per "
+            "comparison."
         )
-    duplicated = sorted({c for c in raw.columns if list(raw.columns).count(c) > 1})
-    if duplicated:
-        raise SheetError(f"{path}, line 1 (header): column(s) {', '.join(duplicated)} appear twice; rename one.")
-    raw.insert(0, LINE, np.arange(len(raw)) + 2)
+    return text
+
+
+def read_table(path) -> tuple[list[str], list[list[str]], list[int], dict]:
+    """Header, rows (stripped text cells, padded to the header) and the line where each row starts.
+
+    The delimiter is Excel's ``sep=`` line if there is one, else the most frequent of ``, ; tab |`` in
+    the header line. ``info`` says which delimiter and whether a decimal comma is read.
+    """
+    path = Path(path)
+    text = _read_text(path)
+    first, _, rest = text.partition("\n")
+    offset = 0
+    excel = re.fullmatch(r'"?sep=(.)"?', first.strip())
+    if excel:
+        delimiter, text, offset = excel.group(1), rest, 1
+    else:
+        delimiter = max(DELIMITERS, key=first.count) if any(d in first for d in DELIMITERS) else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    records, starts, previous = [], [], offset
+    try:
+        for cells in reader:
+            start, previous = previous + 1, offset + reader.line_num
+            if any(cell.strip() for cell in cells):  # blank lines (and Excel's ';;;;' rows) are skipped
+                records.append([cell.strip() for cell in cells])
+                starts.append(start)
+    except csv.Error as err:
+        raise SheetError(f"{path}, line {previous + 1}: not readable as CSV ({err}); check its quotes.") from None
+    header = [clean_text(name) for name in records[0]]
+    rows = records[1:]
+    width = len(header)
+    for cells, line in zip(rows, starts[1:], strict=True):
+        if len(cells) > width and any(cells[width:]):
+            raise SheetError(
+                f"{path}, line {line}: {len(cells)} cells but the header (line {starts[0]}) has {width} columns. "
+                f"A '{delimiter}' inside a cell needs the cell in double quotes."
+            )
+        cells[:] = (cells + [""] * width)[:width]
+    info = {"delimiter": delimiter, "decimal_comma": delimiter != ",", "header_line": starts[0]}
+    return header, rows, starts[1:], info
+
+
+def _apply_mapping(path, header: list[str], mapping: dict | None) -> list[str]:
+    if not mapping:
+        return header
+    known = (*IDENTITY, *NUMERIC, *TEXT)
+    renamed = list(header)
+    for ours, theirs in mapping.items():
+        if ours not in known:
+            raise SheetError(
+                f"config 'columns': '{ours}' is not a metarepro column{did_you_mean(ours, known)}; "
+                "map metarepro's names to the sheet's, e.g. columns: {n_cases: n1i}."
+            )
+        if str(theirs) not in header:
+            raise SheetError(
+                f"{path}, line 1 (header): config 'columns' maps {ours} to '{theirs}', which the sheet does not "
+                f"have{did_you_mean(str(theirs), header)}."
+            )
+        renamed[header.index(str(theirs))] = ours
+    return renamed
+
+
+def _header_problems(path, header, info, mapping) -> None:
+    nameless = [i + 1 for i, name in enumerate(header) if not name]
+    if nameless:
+        raise SheetError(
+            f"{path}, line {info['header_line']} (header): column(s) {', '.join(map(str, nameless))} have no name; "
+            "name them or delete them."
+        )
+    seen: dict[str, int] = {}
+    for position, name in enumerate(header, start=1):
+        if name in seen:
+            mapped = f" ('{mapping[name]}' is mapped to {name} by the config)" if mapping and name in mapping else ""
+            raise SheetError(
+                f"{path}, line {info['header_line']} (header): column '{name}' appears twice (columns "
+                f"{seen[name]} and {position}){mapped}; rename or delete one."
+            )
+        seen[name] = position
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        hints = "".join(did_you_mean(c, header) for c in missing)
+        shown = ", ".join(header[:8]) + (", ..." if len(header) > 8 else "")
+        raise SheetError(
+            f"{path}, line {info['header_line']} (header): missing column(s) {', '.join(missing)}{hints}. "
+            f"Read with delimiter {info['delimiter']!r}, the header has: {shown}. Every sheet needs "
+            f"{', '.join(REQUIRED)} (or a config 'columns' mapping onto them); see data/raw/README.md."
+        )
+
+
+def read_sheet(path, columns: dict | None = None) -> pd.DataFrame:
+    """Read and validate one extraction sheet; numeric input columns become floats.
+
+    ``columns`` maps metarepro's column names to the sheet's (``{"n_cases": "n1i"}``). Raises
+    :class:`SheetError` listing every problem found (not just the first).
+    """
+    path = Path(path)
+    header, rows, lines, info = read_table(path)
+    if columns:
+        columns = {ours: str(theirs) for ours, theirs in columns.items()}
+    header = _apply_mapping(path, header, columns)
+    _header_problems(path, header, info, {ours: theirs for ours, theirs in (columns or {}).items()})
+    if not rows:
+        raise SheetError(f"{path}: the sheet has a header but no rows; add one row per comparison below it.")
+    raw = pd.DataFrame(rows, columns=header, dtype=str)
+    raw["study_id"] = raw["study_id"].map(clean_text)
+    if "study" not in raw:
+        raw["study"] = raw["study_id"]
+    raw.insert(0, LINE, np.asarray(lines))
     problems: list[str] = []
-    for idx in np.flatnonzero(raw["study_id"].str.strip() == ""):
+    for idx in np.flatnonzero(raw["study_id"] == ""):
         row = raw.iloc[idx]
         problems.append(f"{path}, line {row[LINE]}, column 'study_id': empty. Give every row its sample's study_id.")
-    numeric = _check_numeric(path, raw, problems)
+    numeric = _check_numeric(path, raw, problems, info["decimal_comma"])
+    if info["decimal_comma"]:
+        _decimal_comma_text_columns(raw)
     if problems:
         shown = "\n  ".join(problems[:50])
         more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
@@ -124,24 +289,63 @@ def read_sheet(path) -> pd.DataFrame:
     for column in NUMERIC:
         sheet[column] = numeric[column] if column in numeric else math.nan
     sheet.attrs["path"] = str(path)
+    sheet.attrs["columns"] = header  # as given (after mapping): tells a missing column from an empty cell
+    sheet.attrs["mapping"] = dict(columns or {})
     return sheet
+
+
+def _decimal_comma_text_columns(raw: pd.DataFrame) -> None:
+    """In a ';'-delimited sheet, a free column whose given cells are all numbers with a decimal comma
+    (a moderator such as '3,83') is rewritten with '.', so that it is read as the number it is."""
+    for column in [c for c in raw.columns if c not in NUMERIC and c != LINE]:
+        text = raw[column]
+        given = ~_is_missing(text)
+        comma = text.str.fullmatch(_DECIMAL_COMMA)
+        if comma.any() and (comma | pd.to_numeric(text.where(given), errors="coerce").notna() | ~given).all():
+            raw[column] = text.where(~comma, text.str.replace(",", ".", regex=False))
+
+
+def unrecognised_columns(sheet: pd.DataFrame) -> list[str]:
+    """Columns of the sheet that metarepro does not read as inputs (free grouping columns or misnamed ones)."""
+    known = {*IDENTITY, *NUMERIC, *TEXT}
+    return [c for c in sheet.attrs.get("columns", []) if c not in known]
+
+
+def mapping_hint(sheet: pd.DataFrame) -> str:
+    """A suggested config ``columns`` mapping for metafor-named columns, or ""."""
+    pairs = [f"{METAFOR_NAMES[c]}: {c}" for c in unrecognised_columns(sheet) if c in METAFOR_NAMES]
+    return f"columns: {{{', '.join(pairs)}}}" if pairs else ""
 
 
 def select_rows(sheet: pd.DataFrame, where: dict | None) -> pd.DataFrame:
     """Rows matching every ``where`` filter: ``{column: value}`` or ``{column: [values]}``.
 
-    Values are compared as text, so ``{year: 2010}`` matches the cell "2010". An unknown column is an
-    error rather than an empty selection.
+    Values are compared as text, so ``{year: 2010}`` matches the cell "2010". An unknown column, or a
+    filter that leaves no row, is an error (with the closest column or value) rather than an empty
+    selection.
     """
+    path = sheet.attrs.get("path", "sheet")
     selected = sheet
+    columns = [c for c in sheet.columns if c != LINE]
     for column, wanted in (where or {}).items():
         if column not in sheet.columns:
+            hint = did_you_mean(column, columns)
+            if not hint:  # no near miss: name the columns one filters by (text, not the numeric inputs)
+                text = [c for c in sheet.attrs.get("columns", columns) if c not in NUMERIC]
+                hint = f"; its text columns are {', '.join(text[:10])}{', ...' if len(text) > 10 else ''}"
             raise SheetError(
-                f"{sheet.attrs.get('path', 'sheet')}: the filter 'where: {{{column}: ...}}' names a column "
-                f"that the sheet does not have. Columns are: {', '.join(c for c in sheet.columns if c != LINE)}."
+                f"{path}: the filter 'where: {{{column}: ...}}' names a column that the sheet does not have{hint}."
             )
         options = {_as_text(v) for v in (wanted if isinstance(wanted, list) else [wanted])}
         cells = selected[column].map(_as_text)
+        if not cells.isin(options).any():
+            present = sorted(set(cells))
+            hint = "".join(did_you_mean(o, present) for o in sorted(options))
+            raise SheetError(
+                f"{path}: no row has {column} = {' or '.join(map(repr, sorted(options)))}"
+                f"{' among the rows selected so far' if selected is not sheet else ''}{hint}; "
+                "check the 'where' values against the sheet."
+            )
         selected = selected[cells.isin(options)]
     return selected
 
@@ -152,13 +356,27 @@ def _as_text(value) -> str:
     return str(value).strip()
 
 
-def numeric_columns(path, columns) -> list[str]:
-    """Those of ``columns`` whose non-empty cells are all numbers (continuous moderators)."""
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+def numeric_columns(path, columns, mapping: dict | None = None) -> list[str]:
+    """Those of ``columns`` whose given cells are all numbers (continuous moderators); missing
+    spellings (NA, empty, ...) do not count. Raises :class:`SheetError` for an unreadable sheet."""
+    header, rows, _, info = read_table(path)
+    header = _apply_mapping(Path(path), header, mapping)
+    frame = pd.DataFrame(rows, columns=header, dtype=str)
     numeric = []
-    for column in [c for c in columns if c in raw.columns]:
-        text = raw[column].str.strip()
-        given = text[text != ""]
-        if len(given) and pd.to_numeric(given, errors="coerce").notna().all():
+    for column in [c for c in columns if c in header and list(header).count(c) == 1]:
+        text = frame[column]
+        if info["decimal_comma"]:
+            text = text.str.replace(",", ".", regex=False)
+        given = text[~_is_missing(text)]
+        if len(given) and np.isfinite(pd.to_numeric(given, errors="coerce")).all():
             numeric.append(column)
     return numeric
+
+
+def sheet_columns(path, mapping: dict | None = None) -> list[str]:
+    """The sheet's column names (after a config ``columns`` mapping), for checks before any rule runs;
+    the header's own problems (a missing study_id, a name twice) are raised here already."""
+    header, _, _, info = read_table(path)
+    header = _apply_mapping(Path(path), header, mapping)
+    _header_problems(Path(path), header, info, mapping)
+    return header

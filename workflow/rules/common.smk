@@ -62,7 +62,7 @@ def numeric_moderators(name):
     """
     analysis = config["analyses"][name]
     try:
-        return numeric_columns(analysis["data"], analysis.get("moderators", []))
+        return numeric_columns(analysis["data"], analysis.get("moderators", []), analysis.get("columns"))
     except SheetError:
         return []
 

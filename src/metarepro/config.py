@@ -1,0 +1,393 @@
+"""Reading and checking a researcher's config: every mistake at once, one line each, with its line.
+
+:func:`load_config` reads YAML files strictly:
+
+* a key given twice in one mapping is an error (YAML itself keeps only the last one silently);
+* booleans are YAML 1.2's ``true``/``false`` only, so ``marker: NO`` or ``sample: on`` stay text
+  (YAML 1.1, which PyYAML and Snakemake follow, reads them as False/True);
+* keys are kept as written: an analysis ``2024:`` or ``001:`` is named "2024" / "001", not 2024 / 1;
+* anchors and aliases are allowed, but a config whose expansion exceeds :data:`MAX_NODES` values
+  (a "billion laughs") is refused before anything walks it.
+
+:func:`check_config` validates against ``workflow/schemas/config.schema.yaml`` and returns the
+errors, each one line naming file, line and key, with "did you mean ...?" for near misses. Neither
+ever prints a config value that is a list or mapping, or the schema. metarepro never evaluates a
+config value as code (but see the README: Snakemake runs YTE templates).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft202012Validator
+
+from ._spellings import percent_level
+from .sheet import IDENTITY, NUMERIC, TEXT, SheetError, did_you_mean, sheet_columns
+
+MAX_NODES = 100_000  # values in a config once aliases are expanded; real configs have a few hundred
+MAX_ERRORS = 30
+_BOOL = "tag:yaml.org,2002:bool"
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message has one line per problem."""
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans, keys as written and duplicate keys refused."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def _construct_mapping(loader, node, deep=False):
+    loader.flatten_mapping(node)  # '<<' merge keys
+    mapping, first_line = {}, {}
+    for key_node, value_node in node.value:
+        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else loader.construct_object(key_node)
+        line = key_node.start_mark.line + 1
+        if key in mapping:
+            raise ConfigError(
+                f"{loader.name}, line {line}: key '{key}' appears twice in the same mapping (first at line "
+                f"{first_line[key]}); YAML would silently keep only the last. Rename or remove one."
+            )
+        mapping[key], first_line[key] = loader.construct_object(value_node, deep=deep), line
+    return mapping
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _expanded_size(node, memo: dict) -> int:
+    """Number of nodes once aliases are expanded (memoised on the shared nodes, so linear in the file)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = 1  # a recursive alias counts once
+    if isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(v, memo) for v in node.value)
+    else:
+        size = 1
+    memo[id(node)] = size
+    return size
+
+
+class _Lines(dict):
+    """{path of keys: line}, with ``raw``: {path: text as written} of every plain scalar value."""
+
+    def __init__(self):
+        super().__init__()
+        self.raw = {}
+
+
+def _key_lines(node, path=(), lines=None, seen=None) -> _Lines:
+    """Lines of every mapping key and the text of plain scalars, each node visited once (aliases are
+    not re-walked)."""
+    lines = _Lines() if lines is None else lines
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return lines
+    seen.add(id(node))
+    if isinstance(node, yaml.ScalarNode) and node.style is None:
+        lines.raw[path] = node.value
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.start_mark.line)
+            lines.setdefault((*path, key), key_node.start_mark.line + 1)
+            _key_lines(value_node, (*path, key), lines, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines.setdefault((*path, i), item.start_mark.line + 1)
+            _key_lines(item, (*path, i), lines, seen)
+    return lines
+
+
+def load_yaml(path) -> tuple[dict, dict]:
+    """One config file: (mapping, {key path: line}). Raises :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot be read as a UTF-8 text file ({err.__class__.__name__}).") from None
+    loader = _Loader(text)
+    loader.name = str(path)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise ConfigError(f"{path}: the file is empty; a config needs at least 'analyses:'.")
+        size = _expanded_size(node, {})
+        if size > MAX_NODES:
+            raise ConfigError(
+                f"{path}: expands to {size:,} values through YAML aliases (*name), more than {MAX_NODES:,}; "
+                "a config needs a few hundred. Remove the aliases."
+            )
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f", line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({err.problem or err.context}).") from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config is a mapping of keys (analyses:, defaults:, ...), not a single value.")
+    return data, _key_lines(node)
+
+
+def uses_yte(path) -> bool:
+    """Whether Snakemake will run the file as a YTE template (then it is not plain YAML to re-read)."""
+    try:
+        return bool(re.search(r"^__use_yte__:\s*true\s*$", Path(path).read_text(encoding="utf-8"), re.MULTILINE))
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def merge(base: dict, update: dict) -> dict:
+    """Snakemake's config merge: nested mappings are merged, everything else replaced."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# schema validation, one line per error
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _short(value) -> str:
+    if isinstance(value, dict | list):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _kind(value) -> str:
+    names = {bool: "true/false", int: "a number", float: "a number", str: "text", list: "a list", dict: "a mapping"}
+    return "nothing (null)" if value is None else names.get(type(value), type(value).__name__)
+
+
+_WANTED = {"string": "text", "number": "a number", "integer": "a whole number", "boolean": "true or false",
+           "array": "a list", "object": "a mapping"}  # fmt: skip
+
+
+def _resolve(schema, root):
+    while isinstance(schema, dict) and "$ref" in schema:
+        schema = root["$defs"][schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+def _message(error, root) -> tuple[tuple, str]:
+    """(key path to locate, message without location) for one jsonschema error."""
+    path, value, schema = tuple(error.absolute_path), error.instance, error.schema
+    validator = error.validator
+    if "propertyNames" in error.absolute_schema_path:
+        return (*path, value), f"'{value}' is not a valid analysis name: use letters, digits, '_' and '-' only"
+    if validator == "additionalProperties":
+        allowed = list(schema.get("properties", {}))
+        extra = [k for k in value if k not in allowed]
+        key = extra[0]
+        return (*path, key), f"unknown key '{key}'{did_you_mean(str(key), allowed)}"
+    if validator == "required":
+        missing = [k for k in error.validator_value if k not in value]
+        return path, f"missing key '{missing[0]}'" + (f" ({_describe(schema, missing[0], root)})" if schema else "")
+    if validator == "enum":
+        options = [str(o) for o in error.validator_value]
+        hint = did_you_mean(str(value), options) if isinstance(value, str) else ""
+        return path, f"{_short(value)} is not one of {', '.join(options)}{hint}"
+    if validator == "type":
+        wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        return path, f"must be {' or '.join(_WANTED.get(w, w) for w in wanted)}, not {_kind(value)}"
+    if validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        side = "at least" if validator == "minimum" else "above" if validator == "exclusiveMinimum" else (
+            "at most" if validator == "maximum" else "below")  # fmt: skip
+        return path, f"{_short(value)} must be {side} {error.validator_value}"
+    if validator in ("minProperties", "minItems", "minLength"):
+        return path, "must not be empty"
+    if validator in ("oneOf", "anyOf"):
+        return path, f"{_short(value)} is not allowed here; must be text or a number, or a list of them"
+    if validator == "pattern":
+        return path, f"{_short(value)} does not match the allowed form {error.validator_value}"
+    return path, f"{_short(value)} is not allowed here ({validator})"
+
+
+def _describe(schema, key, root):
+    prop = _resolve(schema.get("properties", {}).get(key, {}), root)
+    return prop.get("description", "required")[:80]
+
+
+def _locate(path, files_lines) -> str:
+    """'file, line N (a → b)' for the first file that has the path (or its closest parent)."""
+    shown = " → ".join(str(p) for p in path) or "top level"
+    for cut in range(len(path), 0, -1):
+        for file, lines in reversed(files_lines):  # later files override earlier ones
+            if tuple(path[:cut]) in lines:
+                return f"{file}, line {lines[tuple(path[:cut])]} ({shown})"
+    return f"{files_lines[-1][0] if files_lines else 'config'} ({shown})"
+
+
+def _fill_defaults(instance, schema, root):
+    """Fill in the schema's ``default`` values (as Snakemake's ``validate(..., set_default=True)``)."""
+    schema = _resolve(schema, root)
+    if not isinstance(instance, dict):
+        return
+    for key, prop in schema.get("properties", {}).items():
+        if key not in instance and "default" in prop:
+            instance[key] = copy.deepcopy(prop["default"])
+        if key in instance:
+            _fill_defaults(instance[key], prop, root)
+
+
+def _as_written(config, schema, files_lines) -> None:
+    """A number where text is meant (``title: 2024``, ``unit: 1``) becomes the text as written."""
+    for error in list(Draft202012Validator(schema).iter_errors(config)):
+        wanted = error.validator_value if error.validator == "type" else None
+        wanted = wanted if isinstance(wanted, list) else [wanted]
+        path = tuple(error.absolute_path)
+        if "string" not in wanted or not path or isinstance(error.instance, bool | dict | list | None):
+            continue
+        texts = [lines.raw[path] for _, lines in files_lines if path in getattr(lines, "raw", {})]
+        _at(config, path[:-1])[path[-1]] = texts[-1] if texts else str(error.instance)
+    # 'where' compares text with the sheet's cells: 'where: {study_id: 001}' means "001", not 1
+    for _, lines in files_lines:
+        for path, text in getattr(lines, "raw", {}).items():
+            if len(path) >= 4 and path[0] == "analyses" and path[2] == "where":
+                parent = _at(config, path[:-1])
+                if _number(_at(parent, path[-1:])):
+                    parent[path[-1]] = text
+
+
+def _at(container, path):
+    for key in path:
+        if isinstance(container, dict) and key in container:
+            container = container[key]
+        elif isinstance(container, list) and isinstance(key, int) and key < len(container):
+            container = container[key]
+        else:
+            return None
+    return container
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def schema_errors(config: dict, schema: dict, files_lines=()) -> list[str]:
+    """Every schema violation, one line each, sorted by where it is."""
+    _as_written(config, schema, list(files_lines))
+    errors = []
+    for error in Draft202012Validator(schema).iter_errors(config):
+        path, message = _message(error, schema)
+        errors.append((str(path), f"{_locate(path, list(files_lines))}: {message}"))
+    return [message for _, message in sorted(errors)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# checks the schema cannot express
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def semantic_errors(config: dict, files_lines=()) -> list[str]:
+    """Levels below 1, column mappings onto unknown names."""
+    errors = []
+    known = (*IDENTITY, *NUMERIC, *TEXT)
+    scopes = [(("defaults",), config.get("defaults") or {})]
+    scopes += [(("analyses", name), a) for name, a in (config.get("analyses") or {}).items() if isinstance(a, dict)]
+    for path, entry in scopes:
+        if "level" in entry:
+            try:
+                percent_level(entry["level"])
+            except ValueError as err:
+                errors.append(f"{_locate((*path, 'level'), list(files_lines))}: {err}")
+        for ours in entry.get("columns") or {}:
+            if ours not in known:
+                where = _locate((*path, "columns", ours), list(files_lines))
+                errors.append(
+                    f"{where}: '{ours}' is not a metarepro column{did_you_mean(str(ours), known)}; "
+                    "the mapping reads {metarepro name: sheet column}"
+                )
+    return errors
+
+
+def sheet_errors(config: dict, files_lines=()) -> list[str]:
+    """Before any rule runs: every sheet readable, and the columns that subgroups, moderators,
+    cumulative_order and where name exist in it (after the analysis's ``columns`` mapping)."""
+    errors, headers = [], {}
+    for name, analysis in (config.get("analyses") or {}).items():
+        key = (analysis["data"], tuple(sorted((analysis.get("columns") or {}).items())))
+        if key not in headers:
+            try:
+                headers[key] = sheet_columns(analysis["data"], analysis.get("columns"))
+            except SheetError as err:
+                headers[key] = None
+                errors.append(f"analysis {name}: {err}")
+        columns = headers[key]
+        if columns is None:
+            continue
+        named = [("subgroups", c) for c in analysis.get("subgroups", [])]
+        named += [("moderators", c) for c in analysis.get("moderators", [])]
+        named += [("where", c) for c in analysis.get("where") or {}]
+        if "cumulative_order" in analysis:
+            named.append(("cumulative_order", analysis["cumulative_order"]))
+        for option, column in named:
+            if column not in columns:
+                where = _locate(("analyses", name, option), list(files_lines))
+                errors.append(
+                    f"{where}: {analysis['data']} has no column '{column}'{did_you_mean(str(column), columns)}"
+                )
+    return errors
+
+
+def check_config(config: dict, schema_path, files_lines=(), sheets: bool = True) -> list[str]:
+    """All problems of a config (schema, then levels/mappings, then sheets), one line each; fills defaults."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    errors = schema_errors(config, schema, files_lines)
+    if errors:
+        return errors
+    _fill_defaults(config, schema, schema)
+    errors = semantic_errors(config, files_lines)
+    if sheets and not errors:
+        errors = sheet_errors(config, files_lines)
+    return errors
+
+
+def format_errors(errors: list[str]) -> str:
+    shown = errors[:MAX_ERRORS]
+    more = [f"... and {len(errors) - MAX_ERRORS} more"] if len(errors) > MAX_ERRORS else []
+    return "\n".join([f"metarepro: {len(errors)} problem(s) in the config:", *shown, *more])
+
+
+def _shown(path) -> Path:
+    """A path as the researcher gave it: relative to the working directory when inside it."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+
+
+def load_config(files, overrides: dict | None = None) -> tuple[dict, list]:
+    """Merge config files (later ones win, as Snakemake) and command-line overrides, read strictly.
+
+    Returns the config and, per file, its key lines for messages. A YTE template cannot be re-read
+    as plain YAML; ``None`` is returned for it and the caller keeps Snakemake's reading.
+    """
+    config: dict = {}
+    files_lines = []
+    for path in map(_shown, files):
+        if uses_yte(path):
+            return None, []
+        data, lines = load_yaml(path)
+        merge(config, data)
+        files_lines.append((str(path), lines))
+    merge(config, overrides or {})
+    return config, files_lines

@@ -1,0 +1,45 @@
+# What metafor prints, for the tests of metarepro's printing (print(fit) in a notebook or console).
+#
+# How to run (from the repository root):
+#     Rscript tests/reference/generate_print_reference.R
+#
+# Requirements: R with metafor (output produced with 3.8-1), metadat.
+#
+# Writes tests/reference/print/<case>.txt (metafor's print output, UTF-8) and tests/reference/print/data.json
+# (the yi, vi and moderators of every case, so the Python side fits the same data). Fits use
+# control = list(threshold = 1e-13, tol = 1e-13, maxiter = 10000); printing rounds to 4 decimals.
+
+suppressPackageStartupMessages({
+  library(metafor)
+  library(metadat)
+  library(jsonlite)
+})
+source(file.path("tests", "reference", "reference_json.R"))
+
+OUT <- file.path("tests", "reference", "print")
+CTRL <- list(threshold = 1e-13, tol = 1e-13, maxiter = 10000)
+dir.create(OUT, showWarnings = FALSE)
+options(width = 200)
+save <- function(name, x) writeLines(capture.output(print(x)), file.path(OUT, paste0(name, ".txt")), useBytes = TRUE)
+
+norm <- escalc("SMD", m1i = m1i, sd1i = sd1i, n1i = n1i, m2i = m2i, sd2i = sd2i, n2i = n2i, data = dat.normand1999)
+hack <- dat.hackshaw1998
+knapp <- dat.knapp2017[!is.na(dat.knapp2017$difficulty), ]
+
+save("rma_reml_z", rma(yi, vi, data = norm, control = CTRL))
+save("rma_reml_knha", rma(yi, vi, data = norm, test = "knha", control = CTRL))
+save("rma_ee", rma(yi, vi, data = norm, method = "EE", control = CTRL))
+save("mods_reml_z", rma(yi, vi, mods = ~ difficulty, data = knapp, control = CTRL))
+save("mods_reml_knha", rma(yi, vi, mods = ~ difficulty, data = knapp, test = "knha", control = CTRL))
+save("regtest_rma", regtest(rma(yi, vi, data = hack, control = CTRL)))
+save("regtest_lm", regtest(rma(yi, vi, data = hack, control = CTRL), model = "lm"))
+save("trimfill_l0", trimfill(rma(yi, vi, data = hack, method = "EE", control = CTRL)))
+save("leave1out", leave1out(rma(yi, vi, data = norm, control = CTRL)))
+
+write_json_file(list(
+  generator = "tests/reference/generate_print_reference.R",
+  metafor_version = as.character(packageVersion("metafor")),
+  normand1999 = list(yi = arr(as.numeric(norm$yi)), vi = arr(as.numeric(norm$vi))),
+  hackshaw1998 = list(yi = arr(hack$yi), vi = arr(hack$vi)),
+  knapp2017 = list(yi = arr(knapp$yi), vi = arr(knapp$vi), difficulty = arr(knapp$difficulty))
+), file.path(OUT, "data.json"))
