@@ -352,3 +352,16 @@ def test_reproduction_rows_pair_ours_with_each_published():
         row = rows.iloc[i]
         assert drawn[i]["label"] == row["label"]
         assert drawn[i]["text"] == Scale("SMD").text(row["estimate"], row["ci_low"], row["ci_high"])
+
+
+def test_forest_from_arrays_and_a_fit_like_metafor():
+    """metafor's forest(rma(yi, vi)): one call from effect sizes (or with the fit to draw)."""
+    from metarepro.plots import forest
+
+    fit = rma(BYI, BVI, "DL")
+    fig = forest(BYI, BVI, slab=[f"trial {i}" for i in range(len(BYI))], fit=fit, measure="ROM")
+    drawn = drawn_rows(fig)
+    assert drawn[len(BYI)]["text"] == Scale("ROM").text(fit.estimate, fit.ci_low, fit.ci_high)
+    assert drawn[0]["label"] == "trial 0" and drawn[0]["weight"] == f"{fit.weights[0]:.1f}%"
+    with pytest.raises(ValueError, match="k = 13"):
+        forest(BYI[:5], BVI[:5], fit=fit)

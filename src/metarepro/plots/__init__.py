@@ -9,6 +9,7 @@ from .forest import (
     cumulative_forest_plot,
     differences_text,
     draw_forest,
+    forest,
     forest_plot,
     leave1out_plot,
     rows_table,
@@ -18,5 +19,5 @@ from .style import axis_label, save_figure
 
 __all__ = [
     "axis_label", "baujat_plot", "bubble_plot", "cumulative_forest_plot", "differences_text", "draw_forest",
-    "forest_plot", "funnel_plot", "leave1out_plot", "rows_table", "save_figure", "subgroup_forest_plot",
+    "forest", "forest_plot", "funnel_plot", "leave1out_plot", "rows_table", "save_figure", "subgroup_forest_plot",
 ]  # fmt: skip

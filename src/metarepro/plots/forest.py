@@ -357,3 +357,26 @@ def leave1out_plot(table: pd.DataFrame, estimate=None, measure="SMD", title="", 
     return draw_forest(_table_rows(table, "−"), measure=measure, level=level, labels=labels,
                        title=title or f"Leave-one-out analysis ({method})".replace(" ()", ""), reference=estimate,
                        reference_label="all studies")  # fmt: skip
+
+
+def forest(yi, vi, slab=None, fit=None, measure="GEN", method="REML", test="z", level=95, title="", labels=None):
+    """A forest plot straight from effect sizes, as metafor's ``forest(rma(yi, vi))``: ``fit`` is the
+    :func:`metarepro.rma` result to draw (fitted here with ``method``/``test``/``level`` when None); ``slab``
+    labels the studies (default "Study 1", ...). The CIs of the studies are z intervals at ``level``."""
+    from scipy import stats
+
+    from ..rma import rma
+
+    yi, vi = np.asarray(yi, dtype=float), np.asarray(vi, dtype=float)
+    fit = rma(yi, vi, method, test, level) if fit is None else fit
+    if np.ndim(fit.estimate) != 0:
+        raise ValueError("forest() draws one fit; pass fits[i] of a batch")
+    ok = np.isfinite(yi) & np.isfinite(vi)
+    if int(fit.k) != int(ok.sum()):
+        raise ValueError(f"the fit has k = {int(fit.k)} but {int(ok.sum())} studies have yi and vi")
+    crit = stats.norm.ppf(0.5 + fit.level / 200)
+    names = [f"Study {i + 1}" for i in range(len(yi))] if slab is None else [str(s) for s in slab]
+    effects = pd.DataFrame({"study": names, "yi": yi, "vi": vi, "ci_low": yi - crit * np.sqrt(vi),
+                            "ci_high": yi + crit * np.sqrt(vi), "included": ok})  # fmt: skip
+    effects.loc[ok, "weight"] = fit.weights
+    return forest_plot(effects, {**fit.to_dict(), "measure": measure}, title=title, measure=measure, labels=labels)
