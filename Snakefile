@@ -44,8 +44,24 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        "results/summary.csv",
-        "results/reproduction.csv",
-        "results/report.html",
+        result_path("summary.csv"),
+        result_path("reproduction.csv"),
+        result_path("report.html"),
         all_analysis_outputs(),
         sensitivity_outputs(),
+    message:
+        f"all {len(ANALYSES)} analyses done"
+
+
+report: "workflow/report/workflow.rst"
+
+
+# On a cluster the target rule runs where snakemake runs, not as a job.
+localrules:
+    all,
+
+
+onsuccess:
+    import sys
+
+    print(run_summary(), file=sys.stderr)

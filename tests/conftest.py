@@ -78,4 +78,5 @@ def default_run(tmp_path_factory):
            "--configfile", "config/config.yaml"]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=workdir)
     assert result.returncode == 0, result.stderr[-3000:]
+    (workdir / "terminal.txt").write_text(result.stderr)  # what the researcher saw (tests/test_snakemake_native.py)
     return workdir

@@ -2,15 +2,19 @@ rule pool:
     input:
         sheet=analysis_sheet,
     output:
-        effects="results/{analysis}/effects.csv",
-        pooled="results/{analysis}/pooled.json",
-        estimators="results/{analysis}/estimators.csv",
-    params:
-        settings=analysis_config,
+        effects=analysis_result(result_path("{analysis}/effects.csv"), "effects"),
+        pooled=analysis_result(result_path("{analysis}/pooled.json"), "pooled"),
+        estimators=analysis_result(
+            result_path("{analysis}/estimators.csv"), "estimators"
+        ),
     log:
         "logs/pool/{analysis}.log",
     conda:
         "../envs/metarepro.yaml"
+    params:
+        settings=analysis_config,
+    message:
+        "{wildcards.analysis}: effect sizes and pooled fits"
     script:
         "../scripts/pool.py"
 
@@ -18,15 +22,17 @@ rule pool:
 rule forest:
     input:
         sheet=analysis_sheet,
-        effects="results/{analysis}/effects.csv",
-        pooled="results/{analysis}/pooled.json",
+        effects=result_path("{analysis}/effects.csv"),
+        pooled=result_path("{analysis}/pooled.json"),
     output:
-        expand("results/{{analysis}}/forest.{fmt}", fmt=FOREST_FORMATS),
-    params:
-        settings=analysis_config,
+        figure_outputs("forest"),
     log:
         "logs/forest/{analysis}.log",
     conda:
         "../envs/metarepro.yaml"
+    params:
+        settings=analysis_config,
+    message:
+        "{wildcards.analysis}: forest plot"
     script:
         "../scripts/forest.py"

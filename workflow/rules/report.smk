@@ -1,14 +1,16 @@
 rule summary:
     input:
-        pooled=expand("results/{analysis}/pooled.json", analysis=ANALYSES),
+        pooled=expand(result_path("{analysis}/pooled.json"), analysis=ANALYSES),
     output:
-        "results/summary.csv",
-    params:
-        analyses=ANALYSES,
+        overview_result(result_path("summary.csv"), "summary", "summary table"),
     log:
         "logs/summary.log",
     conda:
         "../envs/metarepro.yaml"
+    params:
+        analyses=ANALYSES,
+    message:
+        f"summary table of {len(ANALYSES)} analyses"
     script:
         "../scripts/summary.py"
 
@@ -16,41 +18,47 @@ rule summary:
 rule reproduction:
     input:
         published=published_sheet(),
-        pooled=expand("results/{analysis}/pooled.json", analysis=ANALYSES),
+        pooled=expand(result_path("{analysis}/pooled.json"), analysis=ANALYSES),
     output:
-        "results/reproduction.csv",
-    params:
-        analyses=ANALYSES,
-        compare=comparisons(),
+        overview_result(
+            result_path("reproduction.csv"), "reproduction", "published vs reproduced"
+        ),
     log:
         "logs/reproduction.log",
     conda:
         "../envs/metarepro.yaml"
+    params:
+        analyses=ANALYSES,
+        compare=comparisons(),
+    message:
+        "published vs reproduced"
     script:
         "../scripts/reproduction.py"
 
 
 rule report:
     input:
-        summary="results/summary.csv",
-        reproduction="results/reproduction.csv",
-        pooled=expand("results/{analysis}/pooled.json", analysis=ANALYSES),
-        effects=expand("results/{analysis}/effects.csv", analysis=ANALYSES),
-        estimators=expand("results/{analysis}/estimators.csv", analysis=ANALYSES),
-        forest=expand("results/{analysis}/forest.svg", analysis=ANALYSES),
+        summary=result_path("summary.csv"),
+        reproduction=result_path("reproduction.csv"),
+        pooled=expand(result_path("{analysis}/pooled.json"), analysis=ANALYSES),
+        effects=expand(result_path("{analysis}/effects.csv"), analysis=ANALYSES),
+        estimators=expand(result_path("{analysis}/estimators.csv"), analysis=ANALYSES),
+        forest=expand(result_path("{analysis}/forest.svg"), analysis=ANALYSES),
         extras=sensitivity_outputs(),
         sheets=input_sheets(),
     output:
-        "results/report.html",
+        overview_result(result_path("report.html"), "html_report", "HTML report"),
+    log:
+        "logs/report.log",
+    conda:
+        "../envs/metarepro.yaml"
     params:
         analyses=ANALYSES,
         config=config["analyses"],
         configfiles=workflow.configfiles,
         repo=workflow.basedir,
         labels=config.get("defaults", {}).get("labels", {}),
-    log:
-        "logs/report.log",
-    conda:
-        "../envs/metarepro.yaml"
+    message:
+        "HTML report"
     script:
         "../scripts/report.py"

@@ -1,22 +1,28 @@
 rule diagnostics:
     input:
         sheet=analysis_sheet,
-        effects="results/{analysis}/effects.csv",
+        effects=result_path("{analysis}/effects.csv"),
     output:
-        leave1out="results/{analysis}/leave1out.csv",
-        influence="results/{analysis}/influence.csv",
-        cumulative="results/{analysis}/cumulative.csv",
-        figures=expand(
-            "results/{{analysis}}/{figure}.{fmt}",
-            figure=["leave1out", "cumulative", "baujat"],
-            fmt=FOREST_FORMATS,
+        leave1out=analysis_result(
+            result_path("{analysis}/leave1out.csv"), "diagnostics"
         ),
-    params:
-        settings=analysis_config,
+        influence=analysis_result(
+            result_path("{analysis}/influence.csv"), "diagnostics"
+        ),
+        cumulative=analysis_result(
+            result_path("{analysis}/cumulative.csv"), "diagnostics"
+        ),
+        figures=figure_outputs("leave1out")
+        + figure_outputs("cumulative")
+        + figure_outputs("baujat"),
     log:
         "logs/diagnostics/{analysis}.log",
     conda:
         "../envs/metarepro.yaml"
+    params:
+        settings=analysis_config,
+    message:
+        "{wildcards.analysis}: leave-one-out, influence, cumulative"
     script:
         "../scripts/diagnostics.py"
 
@@ -24,16 +30,18 @@ rule diagnostics:
 rule publication_bias:
     input:
         sheet=analysis_sheet,
-        effects="results/{analysis}/effects.csv",
+        effects=result_path("{analysis}/effects.csv"),
     output:
-        bias="results/{analysis}/bias.json",
-        funnel=expand("results/{{analysis}}/funnel.{fmt}", fmt=FOREST_FORMATS),
-    params:
-        settings=analysis_config,
+        bias=analysis_result(result_path("{analysis}/bias.json"), "bias"),
+        funnel=figure_outputs("funnel"),
     log:
         "logs/publication_bias/{analysis}.log",
     conda:
         "../envs/metarepro.yaml"
+    params:
+        settings=analysis_config,
+    message:
+        "{wildcards.analysis}: small-study effects, funnel plot"
     script:
         "../scripts/publication_bias.py"
 
@@ -41,15 +49,17 @@ rule publication_bias:
 rule subgroups:
     input:
         sheet=analysis_sheet,
-        effects="results/{analysis}/effects.csv",
+        effects=result_path("{analysis}/effects.csv"),
     output:
-        "results/{analysis}/subgroups.csv",
-    params:
-        settings=analysis_config,
+        analysis_result(result_path("{analysis}/subgroups.csv"), "subgroups"),
     log:
         "logs/subgroups/{analysis}.log",
     conda:
         "../envs/metarepro.yaml"
+    params:
+        settings=analysis_config,
+    message:
+        "{wildcards.analysis}: subgroups"
     script:
         "../scripts/subgroups.py"
 
@@ -57,15 +67,17 @@ rule subgroups:
 rule metareg:
     input:
         sheet=analysis_sheet,
-        effects="results/{analysis}/effects.csv",
+        effects=result_path("{analysis}/effects.csv"),
     output:
-        "results/{analysis}/metareg.csv",
-    params:
-        settings=analysis_config,
+        analysis_result(result_path("{analysis}/metareg.csv"), "metareg"),
     log:
         "logs/metareg/{analysis}.log",
     conda:
         "../envs/metarepro.yaml"
+    params:
+        settings=analysis_config,
+    message:
+        "{wildcards.analysis}: meta-regression"
     script:
         "../scripts/metareg.py"
 
@@ -73,16 +85,18 @@ rule metareg:
 rule moderator_figure:
     input:
         sheet=analysis_sheet,
-        effects="results/{analysis}/effects.csv",
+        effects=result_path("{analysis}/effects.csv"),
     output:
-        expand("results/{{analysis}}/{{kind}}_{{column}}.{fmt}", fmt=FOREST_FORMATS),
-    wildcard_constraints:
-        kind="forest_subgroups|bubble",
-    params:
-        settings=analysis_config,
+        figure_outputs("{kind}_{column}", "moderator_figure"),
     log:
         "logs/moderator_figure/{analysis}_{kind}_{column}.log",
+    wildcard_constraints:
+        kind="forest_subgroups|bubble",
     conda:
         "../envs/metarepro.yaml"
+    params:
+        settings=analysis_config,
+    message:
+        "{wildcards.analysis}: {wildcards.kind} plot of {wildcards.column}"
     script:
         "../scripts/moderator_figure.py"

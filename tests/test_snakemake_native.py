@@ -1,0 +1,164 @@
+"""The Snakemake conventions of the workflow: `snakemake --report`, profiles, module use, CI workflow, terminal."""
+
+import csv
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, assert_close, load_reference
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_snakemake_report_holds_every_figure_and_table(default_run):
+    """Every SVG, table and the HTML page of the default run is in report.zip, byte for byte, in its category."""
+    cmd = [*SNAKEMAKE, "--cores", "1", "--configfile", "config/config.yaml", "--report", "report.zip"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=default_run)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with zipfile.ZipFile(default_run / "report.zip") as archive:
+        names = archive.namelist()
+        zipped = {(name.rsplit("/", 1)[-1], sha256(archive.read(name))) for name in names}
+        page = archive.read("report/report.html").decode()
+    results = [p for p in (default_run / "results").rglob("*") if p.suffix in (".svg", ".csv", ".json", ".html")]
+    assert {p.suffix for p in results} == {".svg", ".csv", ".json", ".html"}
+    missing = [str(p) for p in results if (p.name, sha256(p.read_bytes())) not in zipped]
+    assert missing == []
+    assert len(names) == len(results) + 1  # and nothing else but the report's own page
+    for category in ('"Overview"', '"Per analysis"', '"il6_smd"', '"crp_md"'):
+        assert category in page
+
+
+def test_slurm_profile_dry_run_gives_each_rule_its_resources(tmp_path):
+    """profiles/slurm with the slurm executor plugin: the default config's jobs get the profile's per-rule resources
+    (a dry run needs no sbatch)."""
+    shutil.copytree(REPO / "data", tmp_path / "data")
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    cmd = [*SNAKEMAKE, "--profile", str(REPO / "profiles/slurm"), "--configfile", "config/config.yaml", "--dry-run"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Using profiles {REPO / 'profiles/slurm'}" in result.stdout + result.stderr
+    assert "This was a dry-run" in result.stdout + result.stderr
+    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    assert profile["executor"] == "slurm"
+    # Snakemake ignores set-resources of a rule that does not exist: every job-running rule has its entry
+    listed = subprocess.run([*SNAKEMAKE, "--list-rules"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    rules = set(listed.stdout.split()) - {"all"}  # rule all is a localrule: it runs no job
+    assert set(profile["set-resources"]) == rules
+    assert all({"mem_mb", "runtime"} <= set(resources) for resources in profile["set-resources"].values())
+
+
+def commands(text):
+    """Shell commands of a README or a workflow step: each line, split at `&&` (comments and blank lines dropped)."""
+    lines = [line.strip() for line in text.splitlines()]
+    return [part.strip() for line in lines if line and not line.startswith("#") for part in line.split("&&")]
+
+
+def test_ci_workflow_is_valid_and_runs_the_readme_commands():
+    workflow_file = REPO / ".github/workflows/report.yml"
+    cmd = [str(Path(sys.executable).parent / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
+           str(workflow_file)]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    readme = (REPO / "README.md").read_text()
+    main_job = re.search(r"run the main job.*?```bash\n(.*?)```", readme, flags=re.DOTALL).group(1)
+    inline = re.findall(r"`(\.venv/bin/[^`]+)`", readme)
+    steps = yaml.safe_load(workflow_file.read_text())["jobs"]["report"]["steps"]
+    ran = [c for step in steps if "run" in step for c in commands(step["run"])]
+    setup = commands(steps[2]["run"])
+    assert setup == commands(main_job)  # set-up and the main job exactly as the README gives them
+    ours = [c for c in ran if c.startswith((".venv/bin/", "python3 "))]
+    assert set(ours) <= set(commands(main_job)) | set(inline)
+    assert ".venv/bin/snakemake --cores 2 --forceall" in ours  # the rerun the byte-identity check compares
+    assert any("sha256sum | diff " in c for c in ran)  # the rerun is compared with the first run
+    assert steps[-1]["uses"].startswith("actions/upload-artifact") and steps[-1]["with"]["path"] == "results/"
+
+
+NORMAND = {  # the LOS sheet of test_workflow.py, SMD by REML + Knapp-Hartung, with its own results folder
+    "results": "mine",
+    "defaults": {"method": "REML", "test": "knha"},
+    "analyses": {"los_smd": {"title": "LOS, SMD", "data": "sheet.csv", "where": {"marker": "length_of_stay"}}},
+}
+OUTER = """
+configfile: "my.yaml"
+
+
+module metarepro:
+    snakefile:
+        "{snakefile}"
+    config:
+        config
+    prefix:
+        "mr"
+
+
+use rule * from metarepro as mr_*
+"""
+
+
+def test_module_with_prefix_end_to_end(tmp_path):
+    """metarepro used as a module of another workflow: every output under the prefix and the config's results
+    folder, the sheet read where the outer workflow's config names it, and the numbers those of R metafor."""
+    shutil.copy(REPO / "data/raw/normand1999_stroke_los.csv", tmp_path / "sheet.csv")
+    (tmp_path / "my.yaml").write_text(yaml.safe_dump(NORMAND))
+    (tmp_path / "Snakefile").write_text(OUTER.replace("{snakefile}", str(REPO / "Snakefile")))
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "mr_all"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("."))
+    assert written == ["Snakefile", "mr", "my.yaml", "sheet.csv"]
+    out = tmp_path / "mr/mine"
+    pooled = json.loads((out / "los_smd/pooled.json").read_text())
+    expected = next(f for f in load_reference()["cases"] if f["name"] == "normand1999_SMD_LS")["fits"]
+    expected = next(f for f in expected if f["method"] == "REML" and f["test"] == "knha")
+    for field in ("estimate", "ci_low", "ci_high", "tau2", "i2"):
+        assert_close(pooled[field], expected[field], field)
+    page = (out / "report.html").read_text()
+    assert "LOS, SMD" in page and '<figure class="figure"><svg' in page
+    for name in ("summary.csv", "reproduction.csv", "los_smd/forest.svg", "los_smd/funnel.svg", "los_smd/bias.json"):
+        assert (out / name).exists(), name
+
+
+def test_a_researchers_results_folder_keeps_apart_from_the_default(tmp_path):
+    """With `results: results/mine` every output of the run is under results/mine/, none where the default run
+    writes (results/summary.csv, results/report.html, results/{analysis}/)."""
+    shutil.copy(REPO / "data/raw/normand1999_stroke_los.csv", tmp_path / "sheet.csv")
+    (tmp_path / "my.yaml").write_text(yaml.safe_dump({**NORMAND, "results": "results/mine"}))
+    cmd = [*SNAKEMAKE, "--configfile", "my.yaml", "--summary"]  # every output the run would write
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs = [line.split("\t")[0] for line in result.stdout.splitlines()[1:]]
+    assert len(outputs) > 20 and "results/mine/report.html" in outputs
+    assert [p for p in outputs if not p.startswith("results/mine/")] == []
+
+
+def test_terminal_ends_with_the_report_and_one_line_per_analysis(default_run):
+    """The default run's terminal: short lines (rule all's inputs not listed), and at the end the report's path and
+    each analysis of summary.csv with its k, estimate and CI."""
+    lines = (default_run / "terminal.txt").read_text().splitlines()
+    assert max(len(line) for line in lines) < 300
+    assert not any(line.startswith(("localrule all:", "rule all:")) for line in lines)
+    with open(default_run / "results/summary.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    start = lines.index(f"Report: {(default_run / 'results/report.html').resolve()}")
+    shown = lines[start + 1 : start + 1 + len(rows)]
+    for row, line in zip(rows, shown, strict=True):
+        name, k, label, estimate, ci = re.fullmatch(r"  (\S+) +k= *(\d+)  (\S+) (\S+) \((\S+ to \S+)\)", line).groups()
+        assert (name, int(k)) == (row["analysis"], int(row["k"]))
+        scale = {"ratio": "_ratio", "r": "_r"}.get(label, "")
+        assert label in (row["measure"], "ratio", "r")
+        assert float(estimate) == pytest.approx(float(row[f"estimate{scale}"]), abs=5e-4)
+        low, high = (float(v) for v in ci.split(" to "))
+        assert (low, high) == pytest.approx((float(row[f"ci_low{scale}"]), float(row[f"ci_high{scale}"])), abs=5e-4)
+    assert len(rows) == len(yaml.safe_load((REPO / "config/config.yaml").read_text())["analyses"])
