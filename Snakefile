@@ -24,13 +24,17 @@ if not workflow.overwrite_configfiles:
 # The config is re-read strictly (duplicate keys, YAML 1.1 booleans such as NO, analysis names as
 # written, alias bombs) and checked whole: one line per problem, then stop, before any rule runs.
 try:
-    strict, key_lines = load_config(workflow.configfiles, dict(workflow.config_settings.config))
+    strict, key_lines = load_config(
+        workflow.configfiles, dict(workflow.config_settings.config)
+    )
 except ConfigError as err:
     sys.exit(f"metarepro: {err}")
 if strict is not None:  # None: a YTE template, which only Snakemake can read
     config.clear()
     config.update(strict)
-config_problems = check_config(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml", key_lines)
+config_problems = check_config(
+    config, workflow.source_path("workflow/schemas/config.schema.yaml"), key_lines
+)
 if config_problems:
     sys.exit(format_errors(config_problems))
 

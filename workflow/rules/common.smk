@@ -65,7 +65,9 @@ def numeric_moderators(name):
     """
     analysis = config["analyses"][name]
     try:
-        return numeric_columns(analysis["data"], analysis.get("moderators", []), analysis.get("columns"))
+        return numeric_columns(
+            analysis["data"], analysis.get("moderators", []), analysis.get("columns")
+        )
     except SheetError:
         return []
 
