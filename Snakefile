@@ -5,7 +5,6 @@
 
 
 import sys
-from pathlib import Path
 
 from snakemake.utils import min_version
 
