@@ -260,8 +260,8 @@ def fit_block(record: dict) -> str:
 
 def _flagged(effects: pd.DataFrame) -> pd.DataFrame:
     used = effects[effects["included"].astype(bool)]
-    notes = used.get("flags", pd.Series("", index=used.index)).fillna("").astype(str)
-    checks = used.get("checks", pd.Series("", index=used.index)).fillna("").astype(str)
+    notes = used.get("flags", pd.Series("", index=used.index)).astype(object).fillna("").astype(str)
+    checks = used.get("checks", pd.Series("", index=used.index)).astype(object).fillna("").astype(str)
     return used[(notes.str.strip() != "") | (checks.str.strip() != "")]
 
 
@@ -460,7 +460,7 @@ def row_account(effects: pd.DataFrame) -> str:
     """PRISMA-like: counts per reason; included rows (with their flags) first, excluded rows collapsed."""
     included = effects[effects["included"].astype(bool)]
     excluded = effects[~effects["included"].astype(bool)]
-    counts = excluded["reason"].fillna("").astype(str).map(_reason_category).value_counts()
+    counts = excluded["reason"].astype(object).fillna("").astype(str).map(_reason_category).value_counts()
     items = "".join(f"<li>{n} excluded: {esc(reason)}</li>" for reason, n in counts.items())
     flags = [c for c in ("checks", "flags") if c in effects]
     inc_cols = [c for c in ("line", "study_id", "study", "input", "conversion", "yi", "vi", "weight", *flags)
@@ -469,11 +469,12 @@ def row_account(effects: pd.DataFrame) -> str:
     text_cols = ("study_id", "study", "input", "conversion", "reason", "checks", "flags")
     excluded_html = ""
     if len(excluded):
-        excluded_html = (f"<details><summary>{len(excluded)} excluded rows</summary>"
-                         f"{table_html(excluded[exc_cols].fillna(''), text_cols)}</details>")  # fmt: skip
+        shown = excluded[exc_cols].astype(object).fillna("")
+        summary = f"<summary>{len(excluded)} excluded rows</summary>"
+        excluded_html = f"<details>{summary}{table_html(shown, text_cols)}</details>"
     return f"""<h4>Row account</h4>
 <ul><li>{len(effects)} rows selected from the sheet</li><li>{len(included)} pooled</li>{items}</ul>
-{table_html(included[inc_cols].fillna(""), text_cols)}{excluded_html}"""
+{table_html(included[inc_cols].astype(object).fillna(""), text_cols)}{excluded_html}"""
 
 
 ESTIMATOR_COLUMNS = ("method", "test", "estimate", "ci_low", "ci_high", "pval", "tau2", "i2", "converged")
