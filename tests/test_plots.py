@@ -245,7 +245,7 @@ def test_subgroup_forest_plot_checks_groups():
     result = subgroup_analysis(BYI, BVI, ALLOC)
     effects = pd.DataFrame({"study": range(len(BYI)), "yi": BYI, "vi": BVI, "ci_low": BYI, "ci_high": BYI})
     with pytest.raises(ValueError, match="rows here"):
-        subgroup_forest_plot(effects.iloc[1:], np.array(ALLOC)[1:].tolist() * 0 + ["x"] * (len(BYI) - 1), result)
+        subgroup_forest_plot(effects.iloc[1:], ["x"] * (len(BYI) - 1), result)  # no row of the fit's subgroups
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .effects import transform_back
 
 STYLE = """
 *{box-sizing:border-box}
@@ -484,9 +485,9 @@ def _estimators(table: pd.DataFrame | None, record: dict) -> str:
     if table is None or table.empty:
         return ""
     shown = table[[c for c in ESTIMATOR_COLUMNS if c in table]].copy()
-    if record.get("measure") in ("ROM", "ZCOR"):
+    if transform_back(record.get("measure"), 0.0) is not None:  # ROM as ratios, ZCOR as r
         for c in ("estimate", "ci_low", "ci_high"):
-            shown[c] = np.exp(shown[c]) if record["measure"] == "ROM" else np.tanh(shown[c])
+            shown[c] = transform_back(record["measure"], shown[c].to_numpy(dtype=float))
     return (f"<details><summary>Estimator sensitivity: all {table['method'].nunique()} τ² estimators × both tests"
             f"</summary>{table_html(shown, ('method', 'test'))}</details>")  # fmt: skip
 

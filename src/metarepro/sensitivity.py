@@ -41,9 +41,9 @@ def analysis_rows(sheet_path, analysis: dict, effects: pd.DataFrame) -> pd.DataF
 
 def load_analysis(sheet_path, effects_path, config: dict) -> tuple[Settings, pd.DataFrame]:
     """Settings and included rows of a workflow analysis (``config``: its defaults and analysis entries)."""
-    settings = Settings.from_config(config["analysis"], config["defaults"])
-    from .pipeline import read_effects
+    from .pipeline import read_effects  # pipeline imports this module
 
+    settings = Settings.from_config(config["analysis"], config["defaults"])
     return settings, analysis_rows(sheet_path, config["analysis"], read_effects(effects_path))
 
 

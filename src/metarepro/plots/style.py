@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 
+from ..effects import transform_back  # noqa: E402
+
 STUDY_COLOR = "#2b5d8a"
 POOLED_COLOR = "#8a2b2b"
 MUTED = "#6b6b6b"
@@ -91,11 +93,8 @@ class Scale:
     def show(self, x):
         """Analysis-scale value(s) as the reader sees them."""
         x = np.asarray(x, dtype=float)
-        if self.measure == "ROM":
-            return np.exp(x)
-        if self.measure == "ZCOR":
-            return np.tanh(x)
-        return x
+        back = transform_back(self.measure, x)
+        return x if back is None else back
 
     def ticks(self, low: float, high: float):
         """Tick positions on the analysis scale, or None for matplotlib's own."""
