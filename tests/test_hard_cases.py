@@ -136,7 +136,7 @@ def test_default_pipeline_bounds_are_the_roots(name):
     import yaml
     from conftest import REPO
 
-    from metarepro.pipeline import run_analysis
+    from metarepro.steps import run_analysis
 
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     analysis = config["analyses"][name]

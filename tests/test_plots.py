@@ -35,7 +35,7 @@ from metarepro.plots import (
 from metarepro.plots.forest import forest_rows, subgroup_rows
 from metarepro.plots.style import _FALLBACK_FILES, Scale
 from metarepro.rma import rma
-from metarepro.sensitivity import _fit_table
+from metarepro.steps.sensitivity import _fit_table
 from metarepro.subgroups import subgroup_analysis
 
 DATASETS = {d["name"]: d for d in load_reference("metafor_reference_extra.json")["datasets"]}

@@ -113,7 +113,7 @@ def _write(tmp_path, rows):
 
 def test_without_flagged_refits_on_the_unflagged_rows(tmp_path):
     from metarepro import rma
-    from metarepro.pipeline import run_analysis
+    from metarepro.steps import run_analysis
 
     rows = [
         "a,Ames 2001,2001,X,30,5.0,2.0,30,4.0,2.0",

@@ -12,9 +12,9 @@ import pandas as pd
 from conftest import load_reference
 
 from metarepro.analysis import Settings, pooled_record
-from metarepro.pipeline import provenance
 from metarepro.report import AnalysisSection, fit_block, render_report, row_account
 from metarepro.rma import rma
+from metarepro.steps.overview import provenance
 
 MOLLOY = next(d for d in load_reference("metafor_reference_extra.json")["datasets"] if d["name"] == "molloy2014_ZCOR")
 YI, VI = np.array(MOLLOY["escalc"]["yi"]), np.array(MOLLOY["escalc"]["vi"])

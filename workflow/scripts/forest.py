@@ -2,8 +2,8 @@
 
 from typing import TYPE_CHECKING
 
-from metarepro.pipeline import forest_figure, logged, read_effects, read_json
 from metarepro.plots import save_figure
+from metarepro.steps import forest_figure, logged, read_effects, read_json
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake

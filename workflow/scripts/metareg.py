@@ -2,8 +2,8 @@
 
 from typing import TYPE_CHECKING
 
-from metarepro.pipeline import logged
-from metarepro.sensitivity import load_analysis, metaregression
+from metarepro.steps import logged
+from metarepro.steps.sensitivity import load_analysis, metaregression
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake

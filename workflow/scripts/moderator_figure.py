@@ -2,9 +2,9 @@
 
 from typing import TYPE_CHECKING
 
-from metarepro.pipeline import logged
 from metarepro.plots import save_figure
-from metarepro.sensitivity import bubble, figure_labels, load_analysis, subgroup_figure
+from metarepro.steps import logged
+from metarepro.steps.sensitivity import bubble, figure_labels, load_analysis, subgroup_figure
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake

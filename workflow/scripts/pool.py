@@ -2,7 +2,7 @@
 
 from typing import TYPE_CHECKING
 
-from metarepro.pipeline import logged, run_analysis, write_analysis
+from metarepro.steps import logged, run_analysis, write_analysis
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake

@@ -2,9 +2,9 @@
 
 from typing import TYPE_CHECKING
 
-from metarepro.pipeline import logged, write_json
 from metarepro.plots import save_figure
-from metarepro.sensitivity import figure_labels, load_analysis, publication_bias
+from metarepro.steps import logged, write_json
+from metarepro.steps.sensitivity import figure_labels, load_analysis, publication_bias
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake

@@ -3,7 +3,8 @@
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from metarepro.pipeline import build_report, logged
+from metarepro.steps import logged
+from metarepro.steps.overview import build_report
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake

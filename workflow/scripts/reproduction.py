@@ -2,7 +2,8 @@
 
 from typing import TYPE_CHECKING
 
-from metarepro.pipeline import logged, reproduction
+from metarepro.steps import logged
+from metarepro.steps.overview import reproduction
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake

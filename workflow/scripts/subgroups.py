@@ -2,8 +2,8 @@
 
 from typing import TYPE_CHECKING
 
-from metarepro.pipeline import logged
-from metarepro.sensitivity import load_analysis, subgroups
+from metarepro.steps import logged
+from metarepro.steps.sensitivity import load_analysis, subgroups
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake

@@ -2,7 +2,8 @@
 
 from typing import TYPE_CHECKING
 
-from metarepro.pipeline import logged, summary_table
+from metarepro.steps import logged
+from metarepro.steps.overview import summary_table
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from . import bias, influence
-from .analysis import Settings
-from .metareg import design_matrix, rma_mods
-from .permutation import permutest
-from .plots import baujat_plot, bubble_plot, cumulative_forest_plot, funnel_plot, leave1out_plot, subgroup_forest_plot
-from .rma import rma
-from .sheet import LINE, MISSING, SheetError, did_you_mean, read_sheet, select_rows
-from .subgroups import subgroup_analysis
+from .. import bias, influence
+from ..analysis import Settings
+from ..metareg import design_matrix, rma_mods
+from ..permutation import permutest
+from ..plots import baujat_plot, bubble_plot, cumulative_forest_plot, funnel_plot, leave1out_plot, subgroup_forest_plot
+from ..rma import rma
+from ..sheet import LINE, MISSING, SheetError, did_you_mean, read_sheet, select_rows
+from ..subgroups import subgroup_analysis
 
 
 @dataclass
@@ -41,7 +41,7 @@ def analysis_rows(sheet_path, analysis: dict, effects: pd.DataFrame) -> pd.DataF
 
 def load_analysis(sheet_path, effects_path, config: dict) -> tuple[Settings, pd.DataFrame]:
     """Settings and included rows of a workflow analysis (``config``: its defaults and analysis entries)."""
-    from .pipeline import read_effects  # pipeline imports this module
+    from .files import read_effects
 
     settings = Settings.from_config(config["analysis"], config["defaults"])
     return settings, analysis_rows(sheet_path, config["analysis"], read_effects(effects_path))

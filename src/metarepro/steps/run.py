@@ -1,6 +1,6 @@
 """Run a whole config from Python, without Snakemake: the files the workflow's rules write, from the same steps.
 
-    >>> from metarepro.runner import run_config
+    >>> from metarepro.steps.run import run_config
     >>> run_config("config/examples/passos2015_ptsd_il6.yaml")  # doctest: +SKIP
     PosixPath('results/report.html')
 
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import ConfigError, check_config, format_errors, load_config
-from .sheet import SheetError
+from ..config import ConfigError, check_config, format_errors, load_config
+from ..sheet import SheetError
 
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
 FORMATS = ("svg", "png")
 
 
@@ -40,8 +40,10 @@ def read_checked_config(path) -> dict:
 def _analysis(name: str, config: dict, folder: Path, formats) -> list[Path]:
     """One analysis: the outputs of rules pool, forest, diagnostics, publication_bias, subgroups, metareg and
     moderator_figure. Returns the files written besides the pooled tables (for the report)."""
-    from .pipeline import forest_figure, read_effects, run_analysis, write_analysis, write_json
-    from .plots import save_figure
+    from ..plots import save_figure
+    from ..sheet import numeric_columns
+    from .files import read_effects, write_json
+    from .pool import forest_figure, run_analysis, write_analysis
     from .sensitivity import (
         bubble,
         diagnostics,
@@ -52,7 +54,6 @@ def _analysis(name: str, config: dict, folder: Path, formats) -> list[Path]:
         subgroup_figure,
         subgroups,
     )
-    from .sheet import numeric_columns
 
     analysis = config["analyses"][name]
     settings = {"name": name, "defaults": config.get("defaults", {}), "analysis": analysis}
@@ -98,7 +99,7 @@ def run_config(config_path, formats=FORMATS) -> Path:
     """Every analysis of a config, then summary.csv, reproduction.csv and report.html in its ``results``
     folder (default ``results``); returns the report's path. Bad input raises :class:`SheetError` with the
     message the workflow prints."""
-    from .pipeline import build_report, reproduction, summary_table
+    from .overview import build_report, reproduction, summary_table
 
     config = read_checked_config(config_path)
     out = Path(config.get("results", "results"))

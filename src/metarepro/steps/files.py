@@ -1,0 +1,59 @@
+"""Reading and writing the workflow's files: JSON records, effects tables, a step's log."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..sheet import SheetError
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {key: _jsonable(v) for key, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(obj, path):
+    """JSON with NaN/inf written as null (strict JSON), full float precision."""
+    Path(path).write_text(json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n")
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text())
+
+
+def read_effects(path) -> pd.DataFrame:
+    """``effects.csv`` as written: only empty cells are missing (a study called "NA" stays "NA")."""
+    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"study_id": str, "study": str})
+
+
+@contextmanager
+def logged(log_path):
+    """Send warnings and errors of a workflow step to its log; a SheetError ends the step with its message only.
+
+    Bad input deserves the message that says how to fix it, not a traceback.
+    """
+    with open(log_path, "w") as log:
+        stderr = sys.stderr
+        sys.stderr = log
+        try:
+            yield
+        except SheetError as err:
+            print(f"metarepro: {err}", file=log)
+            print(f"metarepro: {err}", file=stderr)
+            raise SystemExit(1) from None
+        finally:
+            sys.stderr = stderr

@@ -1,0 +1,91 @@
+"""Steps over all analyses: the summary table, published vs reproduced, the HTML report and its provenance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..reproduction import read_published, reproduction_table
+from .files import read_effects, read_json
+
+
+def reproduction(published_path, compare: dict, names, pooled_paths) -> pd.DataFrame:
+    """The reproduction table for the analyses that name published results (config ``compare_with``)."""
+    ours = {name: read_json(path) for name, path in zip(names, pooled_paths, strict=True)}
+    if not published_path or not compare:
+        return pd.DataFrame(columns=["analysis", "published_id"])
+    return reproduction_table(ours, read_published(published_path), compare)
+
+
+def summary_table(names, pooled_paths) -> pd.DataFrame:
+    """One row per analysis with its primary fit."""
+    rows = [{"analysis": name, **read_json(path)} for name, path in zip(names, pooled_paths, strict=True)]
+    return pd.DataFrame.from_records(rows)
+
+
+REPORT_TABLES = ("subgroups", "metareg", "influence")
+PACKAGES = ("numpy", "scipy", "pandas", "statsmodels", "matplotlib", "snakemake")
+
+
+def provenance(config_files=(), sheets=(), repo_dir=None) -> dict:
+    """Versions of metarepro (and its git commit, when run from a checkout), Python and key packages, and the
+    sha256 of every config file and input sheet."""
+    import hashlib
+    import platform
+    import subprocess
+    from importlib import metadata
+
+    from .. import __version__
+
+    software = {"metarepro": __version__}
+    if repo_dir is not None:
+        try:
+            commit = subprocess.run(["git", "-C", str(repo_dir), "rev-parse", "HEAD"], capture_output=True,
+                                    text=True, timeout=10, check=True).stdout.strip()  # fmt: skip
+            dirty = subprocess.run(["git", "-C", str(repo_dir), "status", "--porcelain", "--untracked-files=no"],
+                                   capture_output=True, text=True, timeout=10).stdout.strip()  # fmt: skip
+            software["metarepro git commit"] = commit + (" (with uncommitted changes)" if dirty else "")
+        except (OSError, subprocess.SubprocessError):
+            pass  # not a git checkout (an installed package): the version says it
+    software["Python"] = platform.python_version()
+    for name in PACKAGES:
+        try:
+            software[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    files = {str(p): hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in [*config_files, *sheets]}
+    return {"software": software, "files": files}
+
+
+def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, config_files=(), sheets=(),
+                 repo_dir=None, labels=None) -> str:  # fmt: skip
+    """The HTML report from the workflow's files. ``inputs`` holds, per kind, one path per analysis (``pooled``,
+    ``effects``, ``estimators``, ``forest``) and ``extras`` (every other table/figure; matched to its analysis by
+    folder), so nothing depends on where the results live."""
+    from ..plots import overview
+    from ..plots.style import svg_text
+    from ..report import AnalysisSection, render_report
+
+    sections, records = [], {}
+    for i, name in enumerate(names):
+        folder = Path(inputs["pooled"][i]).parent
+        extras = [Path(p) for p in inputs.get("extras", []) if Path(p).parent == folder]
+        bias = next((read_json(p) for p in extras if p.name == "bias.json"), None)
+        record = read_json(inputs["pooled"][i])
+        records[name] = record
+        sections.append(AnalysisSection(
+            name, analyses[name].get("title", name), record, read_effects(inputs["effects"][i]),
+            Path(inputs["forest"][i]).read_text(), config=analyses[name],
+            estimators=pd.read_csv(inputs["estimators"][i]), bias=bias,
+            tables={p.stem: pd.read_csv(p) for p in extras if p.stem in REPORT_TABLES and p.suffix == ".csv"},
+            figures={p.stem: p.read_text() for p in extras if p.suffix == ".svg"},
+        ))  # fmt: skip
+    titles = {name: analyses[name].get("title", name) for name in names}
+    atlas = [svg_text(overview.atlas_plot(rows, key, labels=labels))
+             for key, rows in overview.atlas_rows(records, titles).items()]  # fmt: skip
+    table = pd.read_csv(reproduction_path) if reproduction_path else None
+    repro = [svg_text(overview.reproduction_plot(rows, key, labels=labels))
+             for key, rows in overview.reproduction_rows(table, titles).items()]  # fmt: skip
+    return render_report(sections, table, atlas_svgs=atlas, reproduction_svgs=repro, labels=labels or {},
+                         provenance=provenance(config_files, sheets, repo_dir))  # fmt: skip

@@ -1,0 +1,102 @@
+"""Steps of one analysis: its sheet -> effects, the pooled fit, every estimator, the forest plot.
+
+Plain Python (no Snakemake), usable from a notebook:
+
+    >>> from metarepro.steps import run_analysis
+    >>> result = run_analysis("data/raw/normand1999.csv", {"title": "LOS", "data": "...", "measure": "SMD"})
+    >>> result.pooled["estimate"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ..analysis import Settings, compute_effects, estimator_table, fit_analysis, pooled_record
+from ..rma import rma
+from ..sheet import LINE, SheetError, mapping_hint, read_sheet, select_rows, unrecognised_columns
+from .files import write_json
+
+
+@dataclass
+class AnalysisResult:
+    settings: Settings
+    effects: pd.DataFrame
+    pooled: dict
+    estimators: pd.DataFrame
+
+
+def run_analysis(sheet_path, analysis: dict, defaults: dict | None = None) -> AnalysisResult:
+    """Read the sheet, select the analysis's rows, compute effects, fit the primary model and all estimators."""
+    settings = Settings.from_config(analysis, defaults)
+    sheet = read_sheet(sheet_path, analysis.get("columns"))
+    rows = select_rows(sheet, analysis.get("where"))
+    effects = compute_effects(rows, settings)
+    if not effects["included"].any():
+        raise SheetError(_unusable(sheet_path, sheet, effects))
+    fit = fit_analysis(effects, settings)
+    used = effects[effects["included"]]
+    pooled = {
+        **pooled_record(fit, settings, effects.attrs.get("unit")),
+        "k_input": len(effects),
+        "k_excluded": int((~effects["included"]).sum()),
+        # participants in the pooled rows (NaN when a row gives no group sizes, e.g. a precomputed yi)
+        "n_cases": used["n_cases"].sum(min_count=len(used)),
+        "n_controls": used["n_controls"].sum(min_count=len(used)),
+    }
+    sensitivity = without_flagged(effects, settings)
+    if sensitivity is not None:
+        pooled["without_flagged"] = sensitivity
+    return AnalysisResult(settings, effects, pooled, estimator_table(effects, settings))
+
+
+def without_flagged(effects: pd.DataFrame, settings: Settings) -> dict | None:
+    """The primary model refitted without the included rows that a quality rule flagged (``flags``).
+
+    None when no included row is flagged. With every row flagged, only ``k = 0`` and the lines.
+    """
+    included = effects["included"].to_numpy(dtype=bool)
+    flagged = effects["flags"].fillna("").astype(str).str.strip().to_numpy() != ""
+    if not (included & flagged).any():
+        return None
+    keep = included & ~flagged
+    excluded = [int(line) for line in effects.loc[included & flagged, "line"]]
+    if not keep.any():
+        return {"k": 0, "excluded_lines": excluded}
+    fit = rma(effects.loc[keep, "yi"], effects.loc[keep, "vi"], settings.method, settings.test, settings.level)
+    return {**pooled_record(fit, settings, effects.attrs.get("unit")), "excluded_lines": excluded}
+
+
+def _unusable(sheet_path, sheet, effects, shown=5) -> str:
+    """Why no row of an analysis can be pooled: the first rows' reasons and the columns not read."""
+    reasons = "; ".join(f"line {ln}: {r}" for ln, r in zip(effects["line"], effects["reason"][:shown], strict=False))
+    more = f"; ... and {len(effects) - shown} more rows" if len(effects) > shown else ""
+    message = f"{sheet_path}: no row of this analysis can be used (nothing was written). {reasons}{more}."
+    other = unrecognised_columns(sheet)
+    if other:
+        listed = ", ".join(other[:12]) + (", ..." if len(other) > 12 else "")
+        hint = mapping_hint(sheet)
+        message += f" Columns metarepro does not read as inputs: {listed}" + (
+            f"; to use them, map them in the analysis's config: {hint}." if hint else "."
+        )
+    return message
+
+
+def forest_figure(sheet_path, config: dict, effects: pd.DataFrame, pooled: dict):
+    """The analysis forest plot, with each group's n and, where the sheet reports them, mean (SD)."""
+    from ..plots import forest_plot  # plotting is imported only by the steps that draw
+    from .sensitivity import figure_labels
+
+    summaries = [f"{stat}_{group}" for group in ("cases", "controls") for stat in ("mean", "sd")]
+    sheet = read_sheet(sheet_path).rename(columns={LINE: "line"})
+    columns = ["line", *[c for c in summaries if c in sheet]]
+    rows = effects.merge(sheet[columns], on="line", how="left") if len(columns) > 1 else effects
+    analysis = config["analysis"]
+    return forest_plot(rows, pooled, title=analysis.get("title", config.get("name", "")), labels=figure_labels(config))
+
+
+def write_analysis(result: AnalysisResult, effects_path, pooled_path, estimators_path):
+    result.effects.to_csv(effects_path, index=False)
+    write_json(result.pooled, pooled_path)
+    result.estimators.to_csv(estimators_path, index=False)
