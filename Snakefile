@@ -6,9 +6,7 @@
 
 import sys
 
-from snakemake.utils import min_version
-
-from metarepro.config import ConfigError, check_config, format_errors, load_config
+from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
@@ -20,27 +18,32 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-# The config is re-read strictly (duplicate keys, YAML 1.1 booleans such as NO, analysis names as
-# written, alias bombs) and checked whole: one line per problem, then stop, before any rule runs.
+SCHEMA = workflow.source_path("workflow/schemas/config.schema.yaml")
 try:
-    strict, key_lines = load_config(
-        workflow.configfiles, dict(workflow.config_settings.config)
-    )
-except ConfigError as err:
-    sys.exit(f"metarepro: {err}")
-if strict is not None:  # None: a YTE template, which only Snakemake can read
-    config.clear()
-    config.update(strict)
-config_problems = check_config(
-    config, workflow.source_path("workflow/schemas/config.schema.yaml"), key_lines
-)
-if config_problems:
-    sys.exit(format_errors(config_problems))
+    from metarepro.config import ConfigError, check_config, format_errors, load_config
+except ImportError:
+    # Parsing needs only Snakemake (e.g. with --sdm conda, metarepro is in the jobs' environment):
+    # JSON Schema only, and the jobs' metarepro reads the sheets.
+    validate(config, SCHEMA)
+else:
+    # The config is re-read strictly (duplicate keys, YAML 1.1 booleans such as NO, analysis names as
+    # written, alias bombs) and checked whole: one line per problem, then stop, before any rule runs.
+    try:
+        strict, key_lines = load_config(
+            workflow.configfiles, dict(workflow.config_settings.config)
+        )
+    except ConfigError as err:
+        sys.exit(f"metarepro: {err}")
+    if strict is not None:  # None: a YTE template, which only Snakemake can read
+        config.clear()
+        config.update(strict)
+    config_problems = check_config(config, SCHEMA, key_lines)
+    if config_problems:
+        sys.exit(format_errors(config_problems))
 
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/analysis.smk"
-include: "workflow/rules/sensitivity.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -51,7 +54,6 @@ rule all:
         result_path("reproduction.csv"),
         result_path("report.html"),
         all_analysis_outputs(),
-        sensitivity_outputs(),
     message:
         f"all {len(ANALYSES)} analyses done"
 

@@ -53,6 +53,9 @@ def test_defaults_are_filled_in():
         (minimal(level=100), "100 must be below 100"),
         (minimal(columns={"n_case": "n1i"}), "'n_case' is not a metarepro column (did you mean 'n_cases'?)"),
         ({"analyses": {"il6": {"data": "x.csv"}}}, "(analyses → il6): missing key 'title'"),
+        ({**minimal(), "figure_formats": ["png"]}, "(figure_formats): must include svg (Formats of every figure"),
+        ({**minimal(), "figure_formats": ["svg", "svg"]}, "(figure_formats): names an item twice"),
+        ({**minimal(), "figure_formats": ["svg", "jpg"]}, "(figure_formats → 1): 'jpg' is not one of svg, png, pdf"),
     ],
 )
 def test_each_mistake_is_one_line_with_the_key_named(config, expected):

@@ -3,6 +3,7 @@
 import csv
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -39,23 +40,44 @@ def test_snakemake_report_holds_every_figure_and_table(default_run):
         assert category in page
 
 
-def test_slurm_profile_dry_run_gives_each_rule_its_resources(tmp_path):
-    """profiles/slurm with the slurm executor plugin: the default config's jobs get the profile's per-rule resources
-    (a dry run needs no sbatch)."""
+RULE_RESOURCES = """
+import json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings, StorageSettings
+
+with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
+    workflow = api.workflow(ResourceSettings(cores=1), ConfigSettings(configfiles=[Path("config/config.yaml")]),
+                            StorageSettings(), snakefile=Path(sys.argv[1]), workdir=Path("."))
+    workflow.list_rules()
+    rules = workflow._workflow.rules  # the parsed rules (no public API lists a rule's resources)
+    print(json.dumps({r.name: {k: v.value for k, v in r.resources.items() if k in ("mem_mb", "runtime")}
+                      for r in rules}))
+"""
+
+
+def test_slurm_profile_dry_run_and_each_rule_states_its_resources(tmp_path):
+    """profiles/slurm with the slurm executor plugin plans the default config (a dry run needs no sbatch), and
+    every job-running rule (one per analysis, the report) states the memory and time SLURM is asked for."""
     shutil.copytree(REPO / "data", tmp_path / "data")
     shutil.copytree(REPO / "config", tmp_path / "config")
     cmd = [*SNAKEMAKE, "--profile", str(REPO / "profiles/slurm"), "--configfile", "config/config.yaml", "--dry-run"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    out = result.stdout + result.stderr
     assert result.returncode == 0, result.stderr[-3000:]
-    assert f"Using profiles {REPO / 'profiles/slurm'}" in result.stdout + result.stderr
-    assert "This was a dry-run" in result.stdout + result.stderr
-    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
-    assert profile["executor"] == "slurm"
-    # Snakemake ignores set-resources of a rule that does not exist: every job-running rule has its entry
-    listed = subprocess.run([*SNAKEMAKE, "--list-rules"], capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    rules = set(listed.stdout.split()) - {"all"}  # rule all is a localrule: it runs no job
-    assert set(profile["set-resources"]) == rules
-    assert all({"mem_mb", "runtime"} <= set(resources) for resources in profile["set-resources"].values())
+    assert f"Using profiles {REPO / 'profiles/slurm'}" in out and "This was a dry-run" in out
+    assert yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())["executor"] == "slurm"
+    analyses = yaml.safe_load((REPO / "config/config.yaml").read_text())["analyses"]
+    listed = subprocess.run([sys.executable, "-c", RULE_RESOURCES, str(REPO / "Snakefile")], capture_output=True,
+                            text=True, timeout=600, cwd=tmp_path)  # fmt: skip
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    resources = json.loads(listed.stdout.strip().splitlines()[-1])
+    assert set(resources) == {f"analysis_{name}" for name in analyses} | {"report", "all"}
+    assert re.search(r"^report +1$", out, flags=re.M)
+    for rule, given in resources.items():
+        if rule != "all":  # the target rule is a localrule: it runs no job
+            assert given["mem_mb"] >= 1000 and given["runtime"] >= 5, rule
+            assert re.search(rf"^{rule} +1$", out, flags=re.M), f"{rule} is not planned"
 
 
 def commands(text):
@@ -139,7 +161,7 @@ def test_a_researchers_results_folder_keeps_apart_from_the_default(tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     outputs = [line.split("\t")[0] for line in result.stdout.splitlines()[1:]]
-    assert len(outputs) > 20 and "results/mine/report.html" in outputs
+    assert len(outputs) >= 15 and "results/mine/report.html" in outputs
     assert [p for p in outputs if not p.startswith("results/mine/")] == []
 
 
@@ -162,3 +184,40 @@ def test_terminal_ends_with_the_report_and_one_line_per_analysis(default_run):
         low, high = (float(v) for v in ci.split(" to "))
         assert (low, high) == pytest.approx((float(row[f"ci_low{scale}"]), float(row[f"ci_high{scale}"])), abs=5e-4)
     assert len(rows) == len(yaml.safe_load((REPO / "config/config.yaml").read_text())["analyses"])
+
+
+def test_workflow_parses_with_snakemake_only(tmp_path):
+    """Building the DAG needs no metarepro (so --sdm conda can give the jobs their own environment): with the
+    package hidden, the default config still plans every job, and a bad value is still stopped by the schema."""
+    hidden = tmp_path / "hidden/metarepro"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text('raise ImportError("metarepro is not installed here")\n')
+    shutil.copytree(REPO / "data", tmp_path / "data")
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "hidden")}
+    result = subprocess.run([*SNAKEMAKE, "--dry-run"], capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                            env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    analyses = yaml.safe_load((REPO / "config/config.yaml").read_text())["analyses"]
+    assert re.search(rf"^total +{len(analyses) + 2}$", result.stdout, flags=re.M)
+    bad = subprocess.run([*SNAKEMAKE, "--dry-run", "--config", "figure_formats=[png]"], capture_output=True,
+                         text=True, timeout=600, cwd=tmp_path, env=env)  # fmt: skip
+    assert bad.returncode != 0 and "figure_formats" in bad.stdout + bad.stderr
+
+
+def test_a_second_run_of_the_default_is_byte_identical(default_run, tmp_path):
+    """Every file of the default run (tables, JSON, SVG, PNG, the report) is the same bytes when the pipeline runs
+    again from nothing, in another folder (what the CI workflow checks with --forceall)."""
+    shutil.copytree(REPO / "data", tmp_path / "data")
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    result = subprocess.run([*SNAKEMAKE, "--cores", "2"], capture_output=True, text=True, timeout=1800, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    def hashes(folder):
+        return {str(p.relative_to(folder)): sha256(p.read_bytes()) for p in folder.rglob("*")
+                if p.is_file() and p.name != "report.zip"}  # fmt: skip
+
+    first, second = hashes(default_run / "results"), hashes(tmp_path / "results")
+    assert len(first) > 100 and {p.rsplit(".", 1)[-1] for p in first} == {"csv", "json", "svg", "png", "html"}
+    assert [name for name in first if first[name] != second.get(name)] == []
+    assert set(first) == set(second)

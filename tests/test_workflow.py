@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from conftest import REPO, assert_close, load_reference, uncapped_reference
 from figure_readback import svg_row_texts
 
@@ -24,6 +25,7 @@ POOLED_FIELDS = (
 )  # fmt: skip
 REFERENCE = {case["name"]: case for case in load_reference()["cases"]}
 CONFIG = """
+figure_formats: [svg, png, pdf]
 defaults: {method: REML, test: knha}
 analyses:
   los_smd:
@@ -131,7 +133,7 @@ def test_bad_sheet_fails_with_a_clear_message(tmp_path):
     result = run(tmp_path, "--configfile", "my.yaml")
     assert result.returncode != 0
     assert "sheet.csv, line 2 (study_id normand_1), column 'mean_cases': '55 days' is not a number" in result.stderr
-    assert "Traceback" not in Path(tmp_path / "logs/pool/los_smd.log").read_text()
+    assert "Traceback" not in Path(tmp_path / "logs/analysis/los_smd.log").read_text()
 
 
 def test_config_typo_fails_with_the_key_named(tmp_path):
@@ -165,8 +167,9 @@ def test_sensitivity_moderators_and_bias_outputs(tmp_path):
     metareg = pd.read_csv(out / "metareg.csv")
     assert metareg["coefficient"].tolist() == ["intrcpt", "year"]
     for figure in ("funnel", "cumulative", "baujat", "leave1out", "forest_subgroups_medication", "bubble_year"):
-        for fmt in ("svg", "png", "pdf"):
+        for fmt in ("svg", "png"):  # the default figure_formats
             assert (out / f"{figure}.{fmt}").exists(), figure
+        assert not (out / f"{figure}.pdf").exists()
     page = (tmp_path / "results/report.html").read_text()
     assert "Small-study effects" in page and "Bubble year" in page and "Published vs reproduced" in page
 
@@ -182,7 +185,25 @@ def test_run_config_from_python_writes_what_the_rules_write(finished, tmp_path, 
     assert report == Path("results/report.html") and report.stat().st_size > 10_000
     ours = {p.relative_to(tmp_path / "results") for p in (tmp_path / "results").rglob("*") if p.is_file()}
     rules = {p.relative_to(finished / "results") for p in (finished / "results").rglob("*")
-             if p.is_file() and p.suffix != ".pdf" and p.name != "report.zip"}  # fmt: skip
+             if p.is_file() and p.name != "report.zip"}  # fmt: skip
     assert ours == rules
     for path in sorted(p for p in ours if p.suffix in (".csv", ".json")):
         assert (tmp_path / "results" / path).read_text() == (finished / "results" / path).read_text(), path
+
+
+def test_every_file_written_is_a_declared_output(finished):
+    """A job writes exactly its rule's outputs: every file under results/ has Snakemake's record of an output
+    (so nothing is written behind Snakemake's back, and steps.run.analysis_files agrees with common.smk)."""
+    import base64
+
+    from metarepro.steps.run import analysis_files
+
+    metadata = finished / ".snakemake/metadata"  # one record per output; a long name is split into "@" folders
+    records = [p.relative_to(metadata).parts for p in metadata.rglob("*") if p.is_file()]
+    declared = {base64.urlsafe_b64decode("".join(part.lstrip("@") for part in parts)).decode() for parts in records}
+    written = {str(p.relative_to(finished)) for p in (finished / "results").rglob("*") if p.is_file()}
+    assert written == {name for name in declared if name.startswith("results/")}
+    analysis = yaml.safe_load(CONFIG)
+    for name, entry in analysis["analyses"].items():
+        listed = {f"results/{name}/{f}" for f in analysis_files(entry, analysis["figure_formats"])}
+        assert listed == {w for w in written if w.startswith(f"results/{name}/")}

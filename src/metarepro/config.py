@@ -217,6 +217,11 @@ def _message(error, root) -> tuple[tuple, str]:
         return path, f"{_short(value)} is not allowed here; must be text or a number, or a list of them"
     if validator == "pattern":
         return path, f"{_short(value)} does not match the allowed form {error.validator_value}"
+    if validator == "contains":
+        wanted = error.validator_value.get("const", error.validator_value)
+        return path, f"must include {wanted}" + (f" ({schema['description']})" if schema.get("description") else "")
+    if validator == "uniqueItems":
+        return path, "names an item twice; give each once"
     return path, f"{_short(value)} is not allowed here ({validator})"
 
 

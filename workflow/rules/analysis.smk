@@ -1,38 +1,27 @@
-rule pool:
-    input:
-        sheet=analysis_sheet,
-    output:
-        effects=analysis_result(result_path("{analysis}/effects.csv"), "effects"),
-        pooled=analysis_result(result_path("{analysis}/pooled.json"), "pooled"),
-        estimators=analysis_result(
-            result_path("{analysis}/estimators.csv"), "estimators"
-        ),
-    log:
-        "logs/pool/{analysis}.log",
-    conda:
-        "../envs/metarepro.yaml"
-    params:
-        settings=analysis_config,
-    message:
-        "{wildcards.analysis}: effect sizes and pooled fits"
-    script:
-        "../scripts/pool.py"
+# One job per analysis writes all of its tables and figures: the statistics of an analysis take milliseconds,
+# so a job's cost is starting Python and drawing; one job per step would pay the start-up ten times.
+# One rule per analysis (its outputs follow its config: subgroup and moderator figures), e.g.
+# `snakemake analysis_il6_smd` runs just that analysis.
+for name in ANALYSES:
 
-
-rule forest:
-    input:
-        sheet=analysis_sheet,
-        effects=result_path("{analysis}/effects.csv"),
-        pooled=result_path("{analysis}/pooled.json"),
-    output:
-        figure_outputs("forest"),
-    log:
-        "logs/forest/{analysis}.log",
-    conda:
-        "../envs/metarepro.yaml"
-    params:
-        settings=analysis_config,
-    message:
-        "{wildcards.analysis}: forest plot"
-    script:
-        "../scripts/forest.py"
+    rule:
+        name:
+            analysis_rule(name)
+        input:
+            sheet=local(config["analyses"][name]["data"]),
+        output:
+            **analysis_outputs(name),
+        log:
+            f"logs/analysis/{name}.log",
+        conda:
+            "../envs/metarepro.yaml"
+        resources:
+            mem_mb=1500,
+            runtime=10,
+        params:
+            settings=analysis_settings(name),
+            formats=FIGURE_FORMATS,
+        message:
+            f"{name}: effect sizes, pooled fit, sensitivity analyses, figures"
+        script:
+            "../scripts/analysis.py"

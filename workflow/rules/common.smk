@@ -1,6 +1,6 @@
-# Helpers shared by the rules: which analyses exist and what each one needs.
-
-from metarepro.sheet import SheetError, numeric_columns
+# Helpers shared by the rules: which analyses exist and which files each one writes. Plain Python and
+# Snakemake only: the workflow is parsed without metarepro (e.g. by a Snakemake that runs jobs in
+# --sdm conda environments), and nothing here reads a sheet.
 
 
 wildcard_constraints:
@@ -8,32 +8,95 @@ wildcard_constraints:
 
 
 ANALYSES = list(config["analyses"])
-FOREST_FORMATS = ["svg", "png", "pdf"]
+# Figure formats of every figure (config figure_formats; the report embeds the SVG).
+FIGURE_FORMATS = config.get("figure_formats", ["svg", "png"])
+# Every output lives under the config's `results` folder (default results/), so a researcher's run given its own
+# folder never overwrites the default reproduction. Paths are relative, so a module `prefix` applies to them.
+RESULTS = config.get("results", "results").rstrip("/")
+DIAGNOSTIC_TABLES = ["leave1out", "influence", "cumulative"]
 
 
-# Sheets are the user's files, relative to the working directory: local() keeps a module's `prefix` off them.
-def analysis_sheet(wildcards):
-    return local(config["analyses"][wildcards.analysis]["data"])
+def result_path(path):
+    return f"{RESULTS}/{path}"
 
 
-def analysis_config(wildcards):
+def analysis_rule(name):
+    """Rule name of one analysis's job (`snakemake analysis_il6_smd` runs just that analysis)."""
+    return f"analysis_{name.replace('-', '_')}"
+
+
+def analysis_settings(name):
     return {
-        "name": wildcards.analysis,
+        "name": name,
         "defaults": config.get("defaults", {}),
-        "analysis": config["analyses"][wildcards.analysis],
+        "analysis": config["analyses"][name],
     }
 
 
-def all_analysis_outputs():
-    return expand(
-        [
-            result_path("{analysis}/effects.csv"),
-            result_path("{analysis}/pooled.json"),
-            result_path("{analysis}/estimators.csv"),
-            result_path("{analysis}/forest.{fmt}"),
-        ],
-        analysis=ANALYSES,
-        fmt=FOREST_FORMATS,
+def analysis_files(name):
+    """Every file of one analysis's job, as metarepro.steps.run.analysis_files lists them (tested to agree)."""
+    analysis = config["analyses"][name]
+    tables = ["effects.csv", "pooled.json", "estimators.csv"]
+    tables += [f"{table}.csv" for table in DIAGNOSTIC_TABLES] + ["bias.json"]
+    figures = ["forest", "leave1out", "cumulative", "baujat", "funnel"]
+    if analysis.get("subgroups"):
+        tables.append("subgroups.csv")
+        figures += [f"forest_subgroups_{column}" for column in analysis["subgroups"]]
+    if analysis.get("moderators"):
+        tables.append("metareg.csv")
+        figures += [f"bubble_{moderator}" for moderator in analysis["moderators"]]
+    return tables + [f"{fig}.{fmt}" for fig in figures for fmt in FIGURE_FORMATS]
+
+
+# `snakemake --report`: the tables over all analyses and the HTML page under "Overview", each analysis's
+# tables and figures under "Per analysis" (one subcategory per analysis); only the SVG of a figure (the PNG
+# and PDF are the same drawing). Captions: workflow/report/.
+CAPTIONS = {
+    "effects": "effects",
+    "pooled": "pooled",
+    "estimators": "estimators",
+    "leave1out": "diagnostics",
+    "influence": "diagnostics",
+    "cumulative": "diagnostics",
+    "bias": "bias",
+    "subgroups": "subgroups",
+    "metareg": "metareg",
+}
+
+
+def caption(file):
+    stem = file.rsplit(".", 1)[0]
+    if stem.startswith(("forest_subgroups_", "bubble_")):
+        return "moderator_figure"
+    return CAPTIONS.get(stem, stem)
+
+
+def analysis_outputs(name):
+    """The outputs of one analysis's rule, named by file stem ({"forest_svg": ..., "effects": ...})."""
+    outputs = {}
+    for file in analysis_files(name):
+        stem, ext = file.rsplit(".", 1)
+        path = result_path(f"{name}/{file}")
+        key = stem if ext in ("csv", "json") else f"{stem}_{ext}"
+        if ext in ("png", "pdf"):
+            outputs[key] = path
+            continue
+        outputs[key] = report(
+            path,
+            caption=f"../report/{caption(file)}.rst",
+            category="Per analysis",
+            subcategory=name,
+            labels={"analysis": name, "result": file},
+        )
+    return outputs
+
+
+def overview_result(path, caption, result):
+    return report(
+        path,
+        caption=f"../report/{caption}.rst",
+        category="Overview",
+        labels={"result": result},
     )
 
 
@@ -49,86 +112,11 @@ def published_sheet():
     return local(config["published"]) if config.get("published") else []
 
 
-def comparisons():
-    return {
-        name: analysis["compare_with"]
-        for name, analysis in config["analyses"].items()
-        if analysis.get("compare_with")
-    }
-
-
-def numeric_moderators(name):
-    """Moderators of an analysis whose given values are all numbers (they get bubble plots).
-
-    Read from the sheet when the DAG is built; an unreadable sheet yields none here and is reported,
-    with its line and column, by the pool rule.
-    """
-    analysis = config["analyses"][name]
-    try:
-        return numeric_columns(
-            analysis["data"], analysis.get("moderators", []), analysis.get("columns")
-        )
-    except SheetError:
-        return []
-
-
-def sensitivity_outputs():
-    outputs = []
-    for name, analysis in config["analyses"].items():
-        base = result_path(name)
-        outputs += [
-            f"{base}/{table}.csv" for table in ("leave1out", "influence", "cumulative")
-        ]
-        outputs += [f"{base}/bias.json"]
-        figures = ["leave1out", "cumulative", "baujat", "funnel"]
-        if analysis.get("subgroups"):
-            outputs.append(f"{base}/subgroups.csv")
-            figures += [
-                f"forest_subgroups_{column}" for column in analysis["subgroups"]
-            ]
-        if analysis.get("moderators"):
-            outputs.append(f"{base}/metareg.csv")
-            figures += [f"bubble_{m}" for m in numeric_moderators(name)]
-        outputs += [f"{base}/{fig}.{fmt}" for fig in figures for fmt in FOREST_FORMATS]
-    return outputs
-
-
-# Every output lives under the config's `results` folder (default results/), so a researcher's run given its own
-# folder never overwrites the default reproduction. Paths are relative, so a module `prefix` applies to them.
-RESULTS = config.get("results", "results").rstrip("/")
-
-
-def result_path(path):
-    return f"{RESULTS}/{path}"
-
-
-# `snakemake --report`: the tables over all analyses and the HTML page under "Overview", each analysis's
-# tables and figures under "Per analysis" (one subcategory per analysis). Captions: workflow/report/.
-def overview_result(path, caption, result):
-    return report(
-        path,
-        caption=f"../report/{caption}.rst",
-        category="Overview",
-        labels={"result": result},
-    )
-
-
-def analysis_result(path, caption):
-    return report(
-        path,
-        caption=f"../report/{caption}.rst",
-        category="Per analysis",
-        subcategory="{analysis}",
-        labels={"analysis": "{analysis}", "result": path.rsplit("/", 1)[-1]},
-    )
-
-
-def figure_outputs(name, caption=None):
-    """Every format of one per-analysis figure; only the SVG goes into the report (the same drawing)."""
-    paths = [result_path(f"{{analysis}}/{name}.{fmt}") for fmt in FOREST_FORMATS]
+def all_analysis_outputs():
     return [
-        analysis_result(path, caption or name) if path.endswith(".svg") else path
-        for path in paths
+        result_path(f"{name}/{file}")
+        for name in ANALYSES
+        for file in analysis_files(name)
     ]
 
 

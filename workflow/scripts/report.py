@@ -1,20 +1,20 @@
-"""Rule report: every analysis's results, the reproduction table and provenance -> one self-contained HTML page."""
+"""Rule report: every analysis's files -> summary.csv, reproduction.csv and the self-contained HTML report."""
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from metarepro.steps import logged
-from metarepro.steps.overview import build_report
+from metarepro.steps.run import overview_job
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 with logged(snakemake.log[0]):
-    params = snakemake.params
-    inputs = {kind: list(getattr(snakemake.input, kind)) for kind in ("pooled", "effects", "estimators", "forest")}
-    inputs["extras"] = list(snakemake.input.extras)
-    page = build_report(
-        params.analyses, params.config, inputs, reproduction_path=snakemake.input.reproduction,
-        config_files=params.configfiles, sheets=snakemake.input.sheets, repo_dir=params.repo, labels=params.labels,
+    params, out = snakemake.params, snakemake.output
+    folders = [Path(pooled).parent for pooled in snakemake.input.pooled]  # each analysis's folder, as given
+    overview_job(
+        params.analyses, params.config, folders,
+        {"summary": out.summary, "reproduction": out.reproduction, "report": out.report},
+        published=snakemake.input.published or None, config_files=params.configfiles, sheets=snakemake.input.sheets,
+        labels=params.labels, formats=params.formats, repo_dir=params.repo,
     )  # fmt: skip
-    Path(snakemake.output[0]).write_text(page)

@@ -54,8 +54,18 @@ def provenance(config_files=(), sheets=(), repo_dir=None) -> dict:
             software[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
-    files = {str(p): hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in [*config_files, *sheets]}
+    files = {_shown(p): hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in [*config_files, *sheets]}
     return {"software": software, "files": files}
+
+
+def _shown(path) -> str:
+    """A file as the reader names it: relative to the working directory when inside it (Snakemake makes a
+    --configfile absolute), so the same run from another folder gives the same report."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve())) if path.is_absolute() else str(path)
+    except ValueError:
+        return str(path)
 
 
 def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, config_files=(), sheets=(),

@@ -1,12 +1,14 @@
-"""Run a whole config from Python, without Snakemake: the files the workflow's rules write, from the same steps.
+"""Whole jobs: every file of one analysis, and every file over all analyses; a whole config from Python.
+
+The workflow runs :func:`analysis_job` once per analysis and :func:`overview_job` once (one Python process
+each: the statistics of an analysis take milliseconds, starting a process and drawing take the time), and
+:func:`run_config` calls the same two functions for a config without Snakemake:
 
     >>> from metarepro.steps.run import run_config
     >>> run_config("config/examples/passos2015_ptsd_il6.yaml")  # doctest: +SKIP
     PosixPath('results/report.html')
 
-Each rule of ``workflow/rules/*.smk`` calls one file-level step of :mod:`metarepro.pipeline` or
-:mod:`metarepro.sensitivity`; this module calls the same steps in the same order, one analysis after another
-(Snakemake adds what a notebook does not need: parallel jobs, incremental reruns, logs, ``--report``).
+Snakemake adds what a notebook does not need: parallel jobs, incremental reruns, logs, ``--report``.
 Paths in the config are relative to the working directory, as for the workflow.
 """
 
@@ -19,6 +21,99 @@ from ..sheet import SheetError
 
 SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
 FORMATS = ("svg", "png")
+DIAGNOSTIC_TABLES = ("leave1out", "influence", "cumulative")
+
+
+def analysis_files(analysis: dict, formats=FORMATS) -> list[str]:
+    """The names of the files :func:`analysis_job` writes for ``analysis`` (its config entry), in its folder.
+
+    The workflow declares the same list (``workflow/rules/common.smk``, which may not import metarepro);
+    ``tests/test_workflow.py`` checks that the two agree.
+    """
+    tables = ["effects.csv", "pooled.json", "estimators.csv", *[f"{t}.csv" for t in DIAGNOSTIC_TABLES], "bias.json"]
+    figures = ["forest", "leave1out", "cumulative", "baujat", "funnel"]
+    if analysis.get("subgroups"):
+        tables.append("subgroups.csv")
+        figures += [f"forest_subgroups_{column}" for column in analysis["subgroups"]]
+    if analysis.get("moderators"):
+        tables.append("metareg.csv")
+        figures += [f"bubble_{moderator}" for moderator in analysis["moderators"]]
+    return tables + [f"{figure}.{fmt}" for figure in figures for fmt in formats]
+
+
+def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> list[Path]:
+    """Every table and figure of one analysis into ``folder``: effect sizes, the pooled fit and every estimator,
+    leave-one-out, influence, cumulative, small-study tests, subgroups, meta-regression and their figures.
+
+    ``config`` holds the analysis's ``name``, its config entry (``analysis``) and the config's ``defaults``.
+    Returns the paths written (those of :func:`analysis_files`).
+    """
+    from ..plots import save_figure
+    from . import sensitivity as steps
+    from .files import read_effects, write_json
+    from .pool import forest_figure, run_analysis, write_analysis
+
+    analysis, folder = config["analysis"], Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    def table(frame, name):
+        frame.to_csv(folder / name, index=False)
+        written.append(folder / name)
+
+    def figure(drawn, stem):
+        paths = [folder / f"{stem}.{fmt}" for fmt in formats]
+        save_figure(drawn, paths)
+        written.extend(paths)
+
+    result = run_analysis(sheet, analysis, config["defaults"])
+    write_analysis(result, folder / "effects.csv", folder / "pooled.json", folder / "estimators.csv")
+    written += [folder / name for name in ("effects.csv", "pooled.json", "estimators.csv")]
+    effects = read_effects(folder / "effects.csv")  # each figure is drawn from the table written beside it
+    figure(forest_figure(sheet, config, effects, result.pooled), "forest")
+
+    labels = steps.figure_labels(config)
+    model, rows = result.settings, steps.analysis_rows(sheet, analysis, effects)
+    diagnostics = steps.diagnostics(rows, model, order_column=analysis.get("cumulative_order", "year"), labels=labels)
+    for name in DIAGNOSTIC_TABLES:
+        table(diagnostics.tables[name], f"{name}.csv")
+    for stem, drawn in diagnostics.figures.items():
+        figure(drawn, stem)
+    bias = steps.publication_bias(rows, model, labels=labels)
+    write_json(bias.record, folder / "bias.json")
+    written.append(folder / "bias.json")
+    figure(bias.figures["funnel"], "funnel")
+    title = analysis.get("title", config["name"])
+    if analysis.get("subgroups"):
+        table(steps.subgroups(rows, model, analysis["subgroups"]), "subgroups.csv")
+        for column in analysis["subgroups"]:
+            figure(steps.subgroup_figure(rows, model, column, title, labels), f"forest_subgroups_{column}")
+    if analysis.get("moderators"):
+        permutations, seed = analysis.get("permutations", 1000), analysis.get("seed", 1)
+        table(steps.metaregression(rows, model, analysis["moderators"], permutations, seed), "metareg.csv")
+        for moderator in analysis["moderators"]:
+            figure(steps.bubble(rows, model, moderator, title, labels), f"bubble_{moderator}")
+    return written
+
+
+def overview_job(names, analyses: dict, folders, out: dict, published=None, config_files=(), sheets=(),
+                 labels=None, formats=FORMATS, repo_dir=None) -> None:  # fmt: skip
+    """The files over all analyses from their folders: ``out["summary"]`` (summary.csv), ``out["reproduction"]``
+    (published vs reproduced, for analyses with ``compare_with``) and ``out["report"]`` (the HTML page)."""
+    from .overview import build_report, reproduction, summary_table
+
+    folders = [Path(folder) for folder in folders]
+    pooled = [folder / "pooled.json" for folder in folders]
+    summary_table(names, pooled).to_csv(out["summary"], index=False)
+    compare = {name: analyses[name]["compare_with"] for name in names if analyses[name].get("compare_with")}
+    reproduction(published, compare, names, pooled).to_csv(out["reproduction"], index=False)
+    kinds = {"pooled": "pooled.json", "effects": "effects.csv", "estimators": "estimators.csv", "forest": "forest.svg"}
+    inputs = {kind: [folder / file for folder in folders] for kind, file in kinds.items()}
+    inputs["extras"] = [folder / file for name, folder in zip(names, folders, strict=True)
+                        for file in analysis_files(analyses[name], formats) if file not in kinds.values()]  # fmt: skip
+    page = build_report(names, analyses, inputs, reproduction_path=out["reproduction"], config_files=config_files,
+                        sheets=sheets, repo_dir=repo_dir, labels=labels or {})  # fmt: skip
+    Path(out["report"]).write_text(page)
 
 
 def read_checked_config(path) -> dict:
@@ -37,88 +132,22 @@ def read_checked_config(path) -> dict:
     return config
 
 
-def _analysis(name: str, config: dict, folder: Path, formats) -> list[Path]:
-    """One analysis: the outputs of rules pool, forest, diagnostics, publication_bias, subgroups, metareg and
-    moderator_figure. Returns the files written besides the pooled tables (for the report)."""
-    from ..plots import save_figure
-    from ..sheet import numeric_columns
-    from .files import read_effects, write_json
-    from .pool import forest_figure, run_analysis, write_analysis
-    from .sensitivity import (
-        bubble,
-        diagnostics,
-        figure_labels,
-        load_analysis,
-        metaregression,
-        publication_bias,
-        subgroup_figure,
-        subgroups,
-    )
-
-    analysis = config["analyses"][name]
-    settings = {"name": name, "defaults": config.get("defaults", {}), "analysis": analysis}
-    folder.mkdir(parents=True, exist_ok=True)
-    sheet = analysis["data"]
-    result = run_analysis(sheet, analysis, settings["defaults"])
-    write_analysis(result, folder / "effects.csv", folder / "pooled.json", folder / "estimators.csv")
-
-    def figure(fig, stem):
-        save_figure(fig, [folder / f"{stem}.{fmt}" for fmt in formats])
-        return [folder / f"{stem}.{fmt}" for fmt in formats]
-
-    labels = figure_labels(settings)
-    figure(forest_figure(sheet, settings, read_effects(folder / "effects.csv"), result.pooled), "forest")
-    model, rows = load_analysis(sheet, folder / "effects.csv", settings)
-    written = []
-    diag = diagnostics(rows, model, order_column=analysis.get("cumulative_order", "year"), labels=labels)
-    for table_name, table in diag.tables.items():
-        table.to_csv(folder / f"{table_name}.csv", index=False)
-        written.append(folder / f"{table_name}.csv")
-    for stem, fig in diag.figures.items():
-        written += figure(fig, stem)
-    bias = publication_bias(rows, model, labels=labels)
-    write_json(bias.record, folder / "bias.json")
-    written += [folder / "bias.json", *figure(bias.figures["funnel"], "funnel")]
-    if analysis.get("subgroups"):
-        subgroups(rows, model, analysis["subgroups"]).to_csv(folder / "subgroups.csv", index=False)
-        written.append(folder / "subgroups.csv")
-        for column in analysis["subgroups"]:
-            drawn = subgroup_figure(rows, model, column, analysis["title"], labels)
-            written += figure(drawn, f"forest_subgroups_{column}")
-    if analysis.get("moderators"):
-        table = metaregression(rows, model, analysis["moderators"], analysis.get("permutations", 1000),
-                               analysis.get("seed", 1))  # fmt: skip
-        table.to_csv(folder / "metareg.csv", index=False)
-        written.append(folder / "metareg.csv")
-        for moderator in numeric_columns(sheet, analysis["moderators"], analysis.get("columns")):
-            written += figure(bubble(rows, model, moderator, analysis["title"], labels), f"bubble_{moderator}")
-    return written
-
-
-def run_config(config_path, formats=FORMATS) -> Path:
+def run_config(config_path, formats=None) -> Path:
     """Every analysis of a config, then summary.csv, reproduction.csv and report.html in its ``results``
-    folder (default ``results``); returns the report's path. Bad input raises :class:`SheetError` with the
-    message the workflow prints."""
-    from .overview import build_report, reproduction, summary_table
-
+    folder (default ``results``); returns the report's path. Figures in the config's ``figure_formats``
+    (default SVG and PNG) unless ``formats`` is given. Bad input raises :class:`SheetError` with the message
+    the workflow prints."""
     config = read_checked_config(config_path)
+    formats = tuple(formats or config.get("figure_formats", FORMATS))
     out = Path(config.get("results", "results"))
-    names = list(config["analyses"])
-    extras = []
-    for name in names:
-        extras += _analysis(name, config, out / name, formats)
-    pooled = [out / name / "pooled.json" for name in names]
-    summary_table(names, pooled).to_csv(out / "summary.csv", index=False)
-    compare = {n: a["compare_with"] for n, a in config["analyses"].items() if a.get("compare_with")}
-    reproduction(config.get("published"), compare, names, pooled).to_csv(out / "reproduction.csv", index=False)
-    kinds = (("pooled", "json"), ("effects", "csv"), ("estimators", "csv"), ("forest", "svg"))
-    inputs = {kind: [out / n / f"{kind}.{ext}" for n in names] for kind, ext in kinds}
-    inputs["extras"] = extras
-    sheets = sorted({a["data"] for a in config["analyses"].values()})
+    analyses, defaults = config["analyses"], config.get("defaults", {})
+    for name, analysis in analyses.items():
+        settings = {"name": name, "defaults": defaults, "analysis": analysis}
+        analysis_job(analysis["data"], settings, out / name, formats)
+    sheets = sorted({analysis["data"] for analysis in analyses.values()})
     sheets += [config["published"]] if config.get("published") else []
-    page = build_report(names, config["analyses"], inputs, reproduction_path=out / "reproduction.csv",
-                        config_files=[config_path], sheets=sheets, repo_dir=SCHEMA.parents[2],
-                        labels=config.get("defaults", {}).get("labels", {}))  # fmt: skip
-    report = out / "report.html"
-    report.write_text(page)
-    return report
+    files = {kind: out / f"{kind}.{ext}" for kind, ext in (("summary", "csv"), ("reproduction", "csv"),
+                                                            ("report", "html"))}  # fmt: skip
+    overview_job(list(analyses), analyses, [out / name for name in analyses], files, config.get("published"),
+                 [config_path], sheets, defaults.get("labels", {}), formats, repo_dir=SCHEMA.parents[2])  # fmt: skip
+    return files["report"]

@@ -304,8 +304,18 @@ def _moderator_values(rows, moderators):
 
 
 def bubble(rows: pd.DataFrame, settings: Settings, moderator: str, title: str = "", labels=None):
-    """Bubble plot of a continuous moderator, from its own single-moderator meta-regression."""
-    x = pd.to_numeric(_moderator_values(rows, [moderator])[moderator], errors="coerce").to_numpy(dtype=float)
+    """Bubble plot of a continuous moderator, from its own single-moderator meta-regression.
+
+    A moderator with text values (a factor in the meta-regression) has no bubble plot (metafor's ``regplot``
+    refuses one too): the figure says so and points to the meta-regression table.
+    """
+    values = _moderator_values(rows, [moderator])[moderator]
+    if not pd.api.types.is_numeric_dtype(values):
+        levels = sorted(values.dropna().astype(str).unique())
+        shown = ", ".join(levels[:4]) + (", ..." if len(levels) > 4 else "")
+        return _note_figure(f"no bubble plot: moderator '{moderator}' has text values ({shown}); it enters the "
+                            "meta-regression as a factor (see the meta-regression table)")  # fmt: skip
+    x = values.to_numpy(dtype=float)
     ok = np.isfinite(x)
     yi, vi, x = rows["yi"].to_numpy()[ok], rows["vi"].to_numpy()[ok], x[ok]
     fit = rma_mods(yi, vi, np.column_stack([np.ones_like(x), x]), settings.method, settings.test, settings.level)

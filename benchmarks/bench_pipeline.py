@@ -1,0 +1,114 @@
+"""Wall time of the default pipeline as a new user meets it: cold run, no-op rerun, one added analysis.
+
+    .venv/bin/python benchmarks/bench_pipeline.py                 # the working tree, 3 repeats
+    .venv/bin/python benchmarks/bench_pipeline.py --ref 3c652df   # and an older commit in the same run
+
+Each repeat copies the tree (tracked and untracked files that git does not ignore: what a fresh clone would
+hold, plus your uncommitted changes) into a temporary folder, then times with this interpreter's Snakemake
+(the workflow profile, profiles/default, gives --cores 2):
+
+- cold: the default config from nothing (no results/, no .snakemake/);
+- no-op: the same command again (nothing to do);
+- added: the default config plus one analysis of 10 studies (CRP, raw mean difference with REML and
+  Knapp-Hartung; crp_md's rows), given as --configfile: that analysis and the report run.
+
+Targets of issue 10 on this machine's 2 cores: cold <= 30 s, no-op <= 3 s, added <= 5 s. The machine is shared,
+so repeats alternate between the trees and the medians are printed, with CPU time (user + system of all
+processes) and the largest resident memory of one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+ADDED = {
+    "title": "CRP, mean difference in mg/L (REML, Knapp-Hartung)",
+    "data": "data/raw/cytokines_mdd.csv",
+    "where": {"marker": "CRP"},
+    "measure": "MD",
+    "unit": "mg/L",
+}
+
+
+def tree(ref: str | None, into: Path) -> Path:
+    """The working tree (ref None) or a commit's tree, copied to ``into``."""
+    into.mkdir(parents=True)
+    if ref is None:
+        listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard", "-z"],
+                                capture_output=True, check=True).stdout.decode().split("\0")  # fmt: skip
+        for name in filter(None, listed):
+            source = REPO / name
+            if source.is_file():
+                (into / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, into / name)
+    else:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def timed(cmd, cwd) -> tuple[float, float]:
+    """Wall and CPU seconds of one command (CPU: user + system of it and its children)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed in {cwd}:\n{done.stderr[-3000:]}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def one_repeat(ref, folder: Path) -> dict:
+    work = tree(ref, folder)
+    snakemake = [sys.executable, "-m", "snakemake", "--cores", "2"]
+    config = yaml.safe_load((work / "config/config.yaml").read_text())
+    config["analyses"]["bench_crp_md_reml"] = ADDED
+    (work / "config/added.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    times = {
+        "cold": timed(snakemake, work),
+        "no-op": timed(snakemake, work),
+        "added": timed([*snakemake, "--configfile", "config/added.yaml"], work),
+    }
+    k = next(line for line in (work / "results/summary.csv").read_text().splitlines() if line.startswith("bench_"))
+    times["added k"] = int(k.split(",")[1])
+    times["jobs"] = len(list((work / ".snakemake/metadata").iterdir()))
+    return times
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ref", help="also time this commit (e.g. the one before a change)")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    trees = {"working tree": None} | ({f"commit {args.ref}": args.ref} if args.ref else {})
+    runs: dict[str, list[dict]] = {name: [] for name in trees}
+    with tempfile.TemporaryDirectory() as tmp:
+        for repeat in range(args.repeats):
+            for name, ref in trees.items():
+                runs[name].append(one_repeat(ref, Path(tmp) / f"{repeat}-{len(runs[name])}-{ref or 'tree'}"))
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"{args.repeats} repeats, medians (wall s / CPU s); largest process {peak:.0f} MiB")
+    for name, results in runs.items():
+        cells = []
+        for step in ("cold", "no-op", "added"):
+            wall = statistics.median(r[step][0] for r in results)
+            cpu = statistics.median(r[step][1] for r in results)
+            cells.append(f"{step} {wall:6.1f} / {cpu:5.1f}")
+        print(f"  {name:<22} " + "   ".join(cells) + f"   (output files: {results[0]['jobs']}, "
+              f"added analysis k = {results[0]['added k']})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
