@@ -8,6 +8,7 @@ the pipeline still pools exactly those rows). rma.mv references are polished to 
 profile bounds at rtol 1e-6 (test_rma_mv.test_profile_ci_matches_confint gives the reason).
 """
 
+import html
 import sys
 
 import numpy as np
@@ -357,13 +358,17 @@ def errors_of(tmp_path, monkeypatch, analysis: str, defaults: str = "") -> list[
          "add dependence or remove robust"),
         ("    robust: CR3\n    dependence: {model: multilevel}\n",
          "line 5 (analyses → il6 → robust): 'CR3' is not one of CR1, CR2 (did you mean 'CR2'?)"),
+        ("    dependence: {model: aggregate, rho: 0.5, shared_controls: true}\n",
+         "line 5 (analyses → il6 → dependence → rho): with shared_controls, rho correlates different outcomes (model "
+         "multivariate); for one outcome the shared control group alone gives the covariance. Remove rho or "
+         "shared_controls"),
         ("    method: DL\n    dependence: {model: multilevel}\n",
          "line 5 (analyses → il6 → method): model multilevel is fitted by metafor's rma.mv, which estimates REML or "
          "ML only, not DL; set method: REML or ML for this analysis"),
     ],
     ids=["bad model", "missing level column", "rho above 1", "rho below -1", "aggregate without rho",
          "multivariate without inner", "key of another model", "bad struct", "robust alone", "bad robust",
-         "method"],  # fmt: skip
+         "rho with shared controls", "method"],  # fmt: skip
 )
 def test_dependence_config_mistakes_are_one_line_each(tmp_path, monkeypatch, analysis, expected):
     found = errors_of(tmp_path, monkeypatch, analysis)
@@ -394,3 +399,33 @@ def test_rows_without_a_level_value_are_excluded_with_a_reason():
     reasons = effects.set_index("line")["reason"]
     hit = [line for line in effects["line"] if line in empty and reasons[line].startswith("'sample' is empty")]
     assert hit and not effects.loc[effects["line"].isin(hit), "included"].any()
+
+
+def test_participants_are_counted_once_per_cluster(multilevel):
+    used = multilevel.effects[multilevel.effects["included"]]
+    # CN_pain and CN_Zhengzhou: two case subgroups each against one control group (30 and 40 controls)
+    assert multilevel.pooled["n_controls"] == used["n_controls"].sum() - 30 - 40
+    assert multilevel.pooled["n_cases"] == used["n_cases"].sum()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the report: which model, how many effects and clusters, the components, the robust result; metafor references
+
+
+def test_report_names_the_model_components_and_robust_result(multilevel):
+    from metarepro.report import AnalysisSection, analysis_section, fit_block, methods_section
+
+    pooled, dep = multilevel.pooled, multilevel.pooled["dependence"]
+    block = html.unescape(fit_block(pooled))
+    assert dep["formula"] in block and "22 effects in 20 study_id clusters" in block
+    assert f"sigma^2 {'study_id':<28} {dep['sigma2'][0]['estimate']:.4f}" in block
+    assert f"[{dep['sigma2'][1]['ci_low']:.4f}, {dep['sigma2'][1]['ci_high']:.4f}]" in block
+    robust = dep["robust"]
+    assert (f"Cluster-robust inference (CR2, 20 clusters of study_id):\nestimate {robust['estimate']:.4f}, se "
+            f"{robust['se']:.4f}") in block  # fmt: skip
+    section = AnalysisSection("il6_smd_multilevel", "t", pooled, multilevel.effects, "<svg/>",
+                              estimators=multilevel.estimators)  # fmt: skip
+    assert "k = 22 effects in 20 clusters" in analysis_section(section)
+    methods = methods_section([section])
+    assert "rma.mv(yi, V, random = ~ 1 | study_id/effect" in methods and "Konstantopoulos S (2011)" in methods
+    assert "Pustejovsky JE, Tipton E (2018)" in methods and "Gleser LJ, Olkin I (2009)" in methods

@@ -349,6 +349,10 @@ def _dependence_errors(path, analysis, defaults, files_lines) -> list[str]:
     if model == "aggregate" and "rho" not in spec:
         errors.append(f"{where('dependence')}: model aggregate needs 'rho', the assumed correlation of the rows of "
                       "one cluster (e.g. rho: 0.6); metafor's aggregate() has no default")  # fmt: skip
+    if spec.get("shared_controls") and "rho" in spec and model != "multivariate":
+        errors.append(f"{where('dependence', 'rho')}: with shared_controls, rho correlates different outcomes "
+                      "(model multivariate); for one outcome the shared control group alone gives the covariance. "
+                      "Remove rho or shared_controls")  # fmt: skip
     if "case_group" in spec and not spec.get("shared_controls"):
         errors.append(f"{where('dependence', 'case_group')}: case_group only applies with shared_controls: true")
     levels = spec.get("levels", [])

@@ -330,8 +330,9 @@ def _cluster_rows(used: pd.DataFrame, pooled: dict) -> pd.DataFrame:
         if c in aggregated:
             a = aggregated[c]
             half = crit * np.sqrt(a["vi"])
-            rho = f"ρ = {dep['vcalc_rho']:g}" if dep.get("vcalc_rho") is not None else "independent errors"
-            blocks.append(rows_table([f"aggregated ({rho})"], a["yi"], a["yi"] - half, a["yi"] + half,
+            how = ("shared controls" if dep.get("shared_controls") else f"ρ = {dep['vcalc_rho']:g}"
+                   if dep.get("vcalc_rho") is not None else "independent errors")  # fmt: skip
+            blocks.append(rows_table([f"aggregated ({how})"], a["yi"], a["yi"] - half, a["yi"] + half,
                                      kind="summary", weight=a["weight"], cluster=c))  # fmt: skip
     return pd.concat(blocks, ignore_index=True)
 

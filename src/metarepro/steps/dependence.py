@@ -311,6 +311,22 @@ def without_flagged(effects: pd.DataFrame, settings: Settings, keep: np.ndarray)
     return pooled
 
 
+def participants(used: pd.DataFrame, dep: Dependence) -> tuple[float, float]:
+    """Cases and controls counted once per cluster: the controls (shared, or the same people) and the cases as the
+    largest group of a cluster, or with ``shared_controls`` summed over its case groups. NaN where a row gives no
+    group sizes."""
+    cluster = _labels(used[dep.cluster])
+    if used["n_cases"].isna().any() or used["n_controls"].isna().any():
+        return np.nan, np.nan
+    controls = used.groupby(cluster, sort=False)["n_controls"].max().sum()
+    if dep.shared_controls:
+        group = _labels(used[dep.case_group]) if dep.case_group else np.arange(len(used)).astype(str)
+        cases = used.groupby([cluster, group], sort=False)["n_cases"].max().sum()
+    else:
+        cases = used.groupby(cluster, sort=False)["n_cases"].max().sum()
+    return float(cases), float(controls)
+
+
 def note(dep: Dependence, n_rows: int, n_clusters: int) -> str:
     rho = f"ρ = {dep.rho:g}" if dep.rho is not None else "independent sampling errors (no rho)"
     shared = ", shared controls" if dep.shared_controls else ""

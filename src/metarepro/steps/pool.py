@@ -51,6 +51,8 @@ def run_analysis(sheet_path, analysis: dict, defaults: dict | None = None) -> An
         "n_cases": used["n_cases"].sum(min_count=len(used)),
         "n_controls": used["n_controls"].sum(min_count=len(used)),
     }
+    if settings.dependence is not None:  # rows of one cluster share people: count them once
+        pooled["n_cases"], pooled["n_controls"] = dependence.participants(used, settings.dependence)
     sensitivity = without_flagged(effects, settings)
     if sensitivity is not None:
         pooled["without_flagged"] = sensitivity
