@@ -220,6 +220,8 @@ def test_sensitivity_steps_run_on_aggregated_clusters(multilevel):
     assert "22 rows aggregated to 20 clusters" in note
     diag = diagnostics(agg, multilevel.settings)
     assert len(diag.tables["leave1out"]) == 20 and diag.record["dependence"] == note
+    assert all(set(table["dependence"]) == {note} for table in diag.tables.values())
+    assert "with the covariance of case groups sharing controls" in note
     loo = diag.tables["leave1out"].iloc[0]
     alone = rma(agg["yi"].to_numpy()[1:], agg["vi"].to_numpy()[1:], "REML", "knha")
     assert_close(loo["estimate"], alone.estimate, "leave-one-out on the aggregated rows", rtol=FORMULA)
@@ -429,3 +431,14 @@ def test_report_names_the_model_components_and_robust_result(multilevel):
     methods = methods_section([section])
     assert "rma.mv(yi, V, random = ~ 1 | study_id/effect" in methods and "Konstantopoulos S (2011)" in methods
     assert "Pustejovsky JE, Tipton E (2018)" in methods and "Gleser LJ, Olkin I (2009)" in methods
+
+
+def test_forest_footer_gives_components_and_the_robust_result(multilevel):
+    from metarepro.plots.forest import heterogeneity_text
+
+    dep = multilevel.pooled["dependence"]
+    text = heterogeneity_text(multilevel.pooled)
+    s1, s2 = (f"{c['estimate']:.3f}" for c in dep["sigma2"])
+    r = dep["robust"]
+    assert f"σ²(study_id) = {s1},  σ²(effect) = {s2},  QE = {dep['QE']:.2f} (df = 21)" in text
+    assert f"Cluster-robust (CR2, 20 clusters): {r['estimate']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]" in text

@@ -591,13 +591,18 @@ def _estimators(table: pd.DataFrame | None, record: dict) -> str:
     if transform_back(record.get("measure"), 0.0) is not None:  # ROM as ratios, ZCOR as r
         for c in ("estimate", "ci_low", "ci_high"):
             shown[c] = transform_back(record["measure"], shown[c].to_numpy(dtype=float))
-    return (f"<details><summary>Estimator sensitivity: all {table['method'].nunique()} τ² estimators × both tests"
+    which = ("REML and ML (what rma.mv estimates)" if (record.get("dependence") or {}).get("model") in
+             ("multilevel", "multivariate") else f"all {table['method'].nunique()} τ² estimators")  # fmt: skip
+    return (f"<details><summary>Estimator sensitivity: {which} × both tests"
             f"</summary>{table_html(shown, ('method', 'test'))}</details>")  # fmt: skip
 
 
 def _extras(section: AnalysisSection) -> str:
-    parts = [_bias(section.bias)]
-    for name, table in section.tables.items():
+    notes = [t["dependence"].iloc[0] for t in section.tables.values() if "dependence" in t and len(t)]
+    notes += [section.bias["dependence"]] if section.bias and section.bias.get("dependence") else []
+    parts = [f'<p class="muted">Sensitivity analyses: {esc(notes[0])}.</p>' if notes else "", _bias(section.bias)]
+    tables = {name: t.drop(columns="dependence") if "dependence" in t else t for name, t in section.tables.items()}
+    for name, table in tables.items():
         if name == "influence":
             flagged = table[table["influential"].astype(bool)]
             text = "none" if flagged.empty else ", ".join(flagged["study"].astype(str))

@@ -230,6 +230,7 @@ def _arrows(ax, i, y, a, b, lo, hi, kind):
 def heterogeneity_text(pooled: dict) -> str:
     df = pooled.get("q_df")
     dep = pooled.get("dependence")
+    robust = _robust_text(dep, pooled.get("measure", "SMD")) if dep else ""
     if dep and dep["model"] != "aggregate":
         if "sigma2" in dep:
             parts = [f"σ²({c['level']}) = {fmt(c['estimate'], 3)}" for c in dep["sigma2"]]
@@ -238,20 +239,21 @@ def heterogeneity_text(pooled: dict) -> str:
             parts += [f"ρ = {fmt(c['estimate'], 2)}" for c in dep["rho"]][:1 if dep.get("struct") != "UN" else 3]
         text = (f"{pooled['method']}, test {pooled['test']}:  {',  '.join(parts)},  QE = {fmt(dep['QE'])} "
                 f"(df = {dep['QE_df']}), p {p_text(dep['QE_p'])}")  # fmt: skip
-        return text + _robust_text(dep)
+        return text + robust
     if dep:
         return (f"{pooled['method']} model on {dep['clusters'][dep['cluster_column']]} aggregated clusters, test "
                 f"{pooled['test']}:  τ² = {fmt(pooled.get('tau2'), 3)},  I² = {fmt(pooled.get('i2'), 1)}%,  "
-                f"Q = {fmt(pooled.get('q'))} (df = {int(df)}), p {p_text(pooled.get('q_p'))}") + _robust_text(dep)
+                f"Q = {fmt(pooled.get('q'))} (df = {int(df)}), p {p_text(pooled.get('q_p'))}") + robust
     return _univariate_text(pooled, df)
 
 
-def _robust_text(dep: dict) -> str:
+def _robust_text(dep: dict, measure: str) -> str:
     r = dep.get("robust")
     if not r or "se" not in r:
         return ""
-    return (f"\nCluster-robust ({r['type']}, {r['clusters']} clusters): {fmt(r['estimate'])} [{fmt(r['ci_low'])}, "
-            f"{fmt(r['ci_high'])}], df = {fmt(r['df'], 1)}, p {p_text(r['pval'])}")  # fmt: skip
+    shown = Scale(measure).text(r["estimate"], r["ci_low"], r["ci_high"])  # ratios / r, as the rows above
+    return (f"\nCluster-robust ({r['type']}, {r['clusters']} clusters): {shown}, df = {fmt(r['df'], 1)}, "
+            f"p {p_text(r['pval'])}")
 
 
 def _univariate_text(pooled: dict, df) -> str:

@@ -328,10 +328,11 @@ def participants(used: pd.DataFrame, dep: Dependence) -> tuple[float, float]:
 
 
 def note(dep: Dependence, n_rows: int, n_clusters: int) -> str:
-    rho = f"ρ = {dep.rho:g}" if dep.rho is not None else "independent sampling errors (no rho)"
-    shared = ", shared controls" if dep.shared_controls else ""
+    how = [f"ρ = {dep.rho:g}"] if dep.rho is not None else []
+    how += ["the covariance of case groups sharing controls"] if dep.shared_controls else []
+    how = " and ".join(how) or "independent sampling errors"
     return (f"dependent effects: these univariate methods ran on the {n_rows} rows aggregated to {n_clusters} "
-            f"clusters ({dep.cluster}; metafor aggregate.escalc, {rho}{shared}), one effect per cluster")
+            f"clusters ({dep.cluster}; metafor aggregate.escalc with {how}), one effect per cluster")
 
 
 def aggregated_rows(rows: pd.DataFrame, settings: Settings, columns=()) -> pd.DataFrame:

@@ -123,6 +123,8 @@ def diagnostics(rows: pd.DataFrame, settings: Settings, order_column: str = "yea
         "baujat": baujat_plot(bj, labels=labels_of_rows),
     }
     tables = {"leave1out": loo_table, "influence": inf_table, "cumulative": cum_table}
+    if rows.attrs.get("dependence_note"):  # the tables are what is written: say it there too
+        tables = {name: table.assign(dependence=rows.attrs["dependence_note"]) for name, table in tables.items()}
     return Outputs(tables, _dependence_note(rows, {}), figures)
 
 
