@@ -486,7 +486,12 @@ def estimator_table(effects: pd.DataFrame, settings: Settings, control: Control 
 
 def pooled_record(fit: RmaResult, settings: Settings, unit: str | None = None) -> dict:
     """The fields of ``pooled.json``; back-transformed estimate and CIs for ROM (ratio) and ZCOR (r)."""
-    record = fit.to_dict()
+    return pooled_fields(fit.to_dict(), settings, unit)
+
+
+def pooled_fields(record: dict, settings: Settings, unit: str | None = None) -> dict:
+    """:func:`pooled_record` from a fit's fields (``k``, ``estimate``, CIs, ...) in ``to_dict()`` form."""
+    record = dict(record)
     record = {
         "k": record.pop("k"),
         "measure": settings.measure,

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..analysis import Dependence, Settings, pooled_record
+from ..analysis import Dependence, Settings, pooled_fields, pooled_record
 from ..rma import rma
 from ..rma_mv import BlockV, confint, rma_mv
 from ..robust import robust
@@ -145,15 +145,7 @@ def mv_record(fit, names, j, settings: Settings, unit=None) -> dict:
         "tau2_ci_high_capped": False,
         "warnings": [] if fit.converged else ["the rma.mv optimiser did not converge"],
     }  # fmt: skip
-    return _measured(base, settings, unit)
-
-
-def _measured(base, settings, unit):
-    class _Fit:  # pooled_record's input: anything with to_dict()
-        def to_dict(self):
-            return dict(base)
-
-    return pooled_record(_Fit(), settings, unit)
+    return pooled_fields(base, settings, unit)
 
 
 def _components(fit, names, used, dep, profiles=True) -> dict:
