@@ -58,6 +58,61 @@ CV_SEM_SUSPECT = 0.10  # SD/mean below this in a marker concentration suggests a
 CV_SKEWED = 1.0  # SD > mean for a positive quantity: the distribution is clearly right-skewed
 
 
+MODELS = ("multilevel", "multivariate", "aggregate")
+MV_METHODS = ("REML", "ML")  # what metafor's rma.mv estimates
+
+
+@dataclass(frozen=True)
+class Dependence:
+    """How the rows of one analysis depend on each other (config ``dependence`` and ``robust``).
+
+    ``multilevel``: nested random intercepts, metafor's ``random = ~ 1 | levels[0]/levels[1]/.../effect`` (every
+    row is its own innermost level); ``multivariate``: ``random = ~ inner | outer`` with ``struct``, fixed part
+    ``~ 0 + inner`` (one estimate per inner level; ``primary`` names the one pooled.json leads with, default the
+    level with the most effects); ``aggregate``: the rows of one ``cluster`` collapsed to one effect (metafor's
+    ``aggregate.escalc``), then the analysis's usual rma. ``rho``: the correlation of the sampling errors of two
+    rows of one cluster measured on the same participants; ``shared_controls``: the rows of one cluster are case
+    groups compared with one control group (``case_group`` names the column that says which rows share their cases
+    too, default: every row its own case group). ``robust``: CR1 or CR2 with the outermost level as cluster.
+    """
+
+    model: str
+    levels: tuple = ("study_id",)
+    inner: str | None = None
+    struct: str = "CS"
+    rho: float | None = None
+    shared_controls: bool = False
+    case_group: str | None = None
+    primary: str | None = None
+    dfs: str = "residual"
+    robust: str | None = None
+
+    @classmethod
+    def from_config(cls, analysis: dict):
+        spec = analysis.get("dependence")
+        if not spec:
+            return None
+        spec = dict(spec)
+        model = spec.pop("model")
+        if model == "multivariate":
+            levels = (spec.pop("outer", "study_id"),)
+        elif model == "aggregate":
+            levels = (spec.pop("cluster", "study_id"),)
+        else:
+            levels = tuple(spec.pop("levels", ("study_id",)))
+        return cls(model=model, levels=levels, robust=analysis.get("robust"), **spec)
+
+    @property
+    def cluster(self) -> str:
+        """The outermost level: the clusters of robust inference, of the forest plot and of aggregation."""
+        return self.levels[0]
+
+    @property
+    def columns(self) -> tuple:
+        """The sheet columns the model reads, each once."""
+        return tuple(dict.fromkeys(c for c in (*self.levels, self.inner, self.case_group) if c))
+
+
 @dataclass(frozen=True)
 class Settings:
     """The statistical choices of one analysis, with metafor's defaults.
@@ -75,12 +130,13 @@ class Settings:
     preset: str = "metafor"
     unit: str | None = None
     exclude_converted: bool = False
+    dependence: Dependence | None = None
 
     @classmethod
     def from_config(cls, analysis: dict, defaults: dict | None = None):
         merged = {**DEFAULTS, **(defaults or {}), **analysis}
         merged["method"], merged["level"] = metafor_spellings(merged["method"], merged["level"])
-        settings = cls(**{name: merged[name] for name in DEFAULTS})
+        settings = cls(**{name: merged[name] for name in DEFAULTS}, dependence=Dependence.from_config(analysis))
         return replace(settings, **PRESETS[settings.preset])
 
 
@@ -333,7 +389,10 @@ def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     if settings.exclude_converted:
         converted = (acc.reason == "") & (acc.conversion != "")
         acc.reason[converted] = "converted row; this analysis uses reported means and SDs only"
-    _exclude_repeated_samples(rows, acc)
+    if settings.dependence is None:
+        _exclude_repeated_samples(rows, acc)
+    else:
+        _explain_dependence(rows, settings.dependence, acc)
 
     out = pd.DataFrame(
         {
@@ -358,6 +417,10 @@ def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     out["ci_high"] = out["yi"] + crit * out["sei"]
     out["weight"] = np.nan
     out = out[list(EFFECT_COLUMNS)]
+    if settings.dependence is not None:  # the grouping columns the model reads, for the forest plot and aggregation
+        for column in settings.dependence.columns:
+            if column not in out:
+                out[column] = _text(rows, column)
     out["flags"] = _quality_flags(rows, settings, acc.yi)
     out.attrs["unit"] = rows.attrs.get("analysis_unit", settings.unit)
     return out
@@ -385,6 +448,19 @@ def _exclude_repeated_samples(rows, acc):
             first_line[sid] = line
 
 
+def _explain_dependence(rows, dependence: Dependence, acc):
+    """Rows a dependent model cannot place: an empty grouping cell, or no group sizes for shared controls."""
+    for column in dependence.columns:
+        empty = (_text(rows, column) == "") & (acc.reason == "")
+        acc.reason[empty] = (f"'{column}' is empty, but the dependence model groups rows by it; fill it (each "
+                             "independent sample its own value)")  # fmt: skip
+    if dependence.shared_controls:
+        sizes = np.isfinite(_col(rows, "n_cases")) & np.isfinite(_col(rows, "n_controls"))
+        acc.reason[~sizes & (acc.reason == "")] = (
+            "shared_controls needs n_cases and n_controls (the covariance of effects sharing a control group "
+            "depends on the group sizes); add them or leave shared_controls out")  # fmt: skip
+
+
 def fit_analysis(effects: pd.DataFrame, settings: Settings, control: Control | None = None) -> RmaResult:
     """Primary fit of the included rows; fills ``effects['weight']`` (percent) in place."""
     used = effects["included"].to_numpy()
@@ -410,7 +486,12 @@ def estimator_table(effects: pd.DataFrame, settings: Settings, control: Control 
 
 def pooled_record(fit: RmaResult, settings: Settings, unit: str | None = None) -> dict:
     """The fields of ``pooled.json``; back-transformed estimate and CIs for ROM (ratio) and ZCOR (r)."""
-    record = fit.to_dict()
+    return pooled_fields(fit.to_dict(), settings, unit)
+
+
+def pooled_fields(record: dict, settings: Settings, unit: str | None = None) -> dict:
+    """:func:`pooled_record` from a fit's fields (``k``, ``estimate``, CIs, ...) in ``to_dict()`` form."""
+    record = dict(record)
     record = {
         "k": record.pop("k"),
         "measure": settings.measure,

@@ -320,6 +320,56 @@ def semantic_errors(config: dict, files_lines=()) -> list[str]:
                     f"{where}: '{ours}' is not a metarepro column{did_you_mean(str(ours), known)}; "
                     "the mapping reads {metarepro name: sheet column}"
                 )
+        if path[0] == "analyses":
+            errors += _dependence_errors(path, entry, config.get("defaults") or {}, files_lines)
+    return errors
+
+
+# the dependence keys each model reads (the schema lists them all); any other is a mistake worth naming
+_DEPENDENCE_KEYS = {
+    "multilevel": {"model", "levels", "rho", "shared_controls", "case_group", "dfs"},
+    "multivariate": {"model", "outer", "inner", "struct", "rho", "shared_controls", "case_group", "primary", "dfs"},
+    "aggregate": {"model", "cluster", "rho", "shared_controls", "case_group"},
+}
+
+
+def _dependence_errors(path, analysis, defaults, files_lines) -> list[str]:
+    """A dependence model's keys, method and robust option fit together."""
+    spec = analysis.get("dependence")
+    where = lambda *keys: _locate((*path, *keys), list(files_lines))  # noqa: E731
+    if spec is None:
+        if "robust" in analysis:
+            return [f"{where('robust')}: robust needs a dependence model (its clusters are the outermost level); "
+                    "add dependence or remove robust"]  # fmt: skip
+        return []
+    model = spec["model"]
+    errors = [
+        f"{where('dependence', key)}: '{key}' does not apply to model {model} (it reads "
+        f"{', '.join(sorted(_DEPENDENCE_KEYS[model] - {'model'}))})"
+        for key in spec if key not in _DEPENDENCE_KEYS[model]
+    ]  # fmt: skip
+    if model == "multivariate" and "inner" not in spec:
+        errors.append(f"{where('dependence')}: model multivariate needs 'inner', the column of the outcomes within "
+                      "a cluster (e.g. inner: marker)")  # fmt: skip
+    if model == "aggregate" and "rho" not in spec:
+        errors.append(f"{where('dependence')}: model aggregate needs 'rho', the assumed correlation of the rows of "
+                      "one cluster (e.g. rho: 0.6); metafor's aggregate() has no default")  # fmt: skip
+    if spec.get("shared_controls") and "rho" in spec and model != "multivariate":
+        errors.append(f"{where('dependence', 'rho')}: with shared_controls, rho correlates different outcomes "
+                      "(model multivariate); for one outcome the shared control group alone gives the covariance. "
+                      "Remove rho or shared_controls")  # fmt: skip
+    if "case_group" in spec and not spec.get("shared_controls"):
+        errors.append(f"{where('dependence', 'case_group')}: case_group only applies with shared_controls: true")
+    levels = spec.get("levels", [])
+    if len(set(levels)) < len(levels):
+        errors.append(f"{where('dependence', 'levels')}: a column is named twice in levels")
+    merged = {**defaults, **analysis}
+    method = "DL" if merged.get("preset") == "revman" else merged.get("method", "REML")
+    if model != "aggregate" and method not in ("REML", "ML"):
+        key = "preset" if merged.get("preset") == "revman" else "method"
+        errors.append(f"{where(key) if key in analysis else where('dependence')}: model {model} is fitted by "
+                      f"metafor's rma.mv, which estimates REML or ML only, not {method}; set method: REML or ML "
+                      "for this analysis")  # fmt: skip
     return errors
 
 
@@ -343,9 +393,14 @@ def sheet_errors(config: dict, files_lines=()) -> list[str]:
         named += [("where", c) for c in analysis.get("where") or {}]
         if "cumulative_order" in analysis:
             named.append(("cumulative_order", analysis["cumulative_order"]))
+        spec = analysis.get("dependence") or {}
+        for key in ("levels", "outer", "inner", "cluster", "case_group"):
+            given = spec.get(key) or []
+            named += [(("dependence", key), c) for c in ([given] if isinstance(given, str) else given)]
         for option, column in named:
             if column not in columns:
-                where = _locate(("analyses", name, option), list(files_lines))
+                keys = option if isinstance(option, tuple) else (option,)
+                where = _locate(("analyses", name, *keys), list(files_lines))
                 errors.append(
                     f"{where}: {analysis['data']} has no column '{column}'{did_you_mean(str(column), columns)}"
                 )

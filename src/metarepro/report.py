@@ -74,6 +74,21 @@ REFERENCES = {
            "J Educ Stat 6:107–128.",
     "ROM": "Hedges LV, Gurevitch J, Curtis PS (1999). The meta-analysis of response ratios in experimental ecology. "
            "Ecology 80:1150–1156.",
+    "multilevel": "Konstantopoulos S (2011). Fixed effects and variance components estimation in three-level "
+                  "meta-analysis. Res Synth Methods 2:61–76.",
+    "multilevel2": "Van den Noortgate W, López-López JA, Marín-Martínez F, Sánchez-Meca J (2013). Three-level "
+                   "meta-analysis of dependent effect sizes. Behav Res Methods 45:576–594.",
+    "multivariate": "Berkey CS, Hoaglin DC, Antczak-Bouckoms A, Mosteller F, Colditz GA (1998). Meta-analysis of "
+                    "multiple outcomes by regression with random effects. Stat Med 17:2537–2550.",
+    "shared_controls": "Gleser LJ, Olkin I (2009). Stochastically dependent effect sizes. In: Cooper H, Hedges LV, "
+                       "Valentine JC (eds). The Handbook of Research Synthesis and Meta-Analysis, 2nd ed. "
+                       "Russell Sage Foundation, 357–376.",
+    "CR1": "Hedges LV, Tipton E, Johnson MC (2010). Robust variance estimation in meta-regression with dependent "
+           "effect size estimates. Res Synth Methods 1:39–65.",
+    "CR2": "Pustejovsky JE, Tipton E (2018). Small-sample methods for cluster-robust variance estimation and "
+           "hypothesis testing in fixed effects models. J Bus Econ Stat 36:672–683.",
+    "CR2b": "Tipton E (2015). Small sample adjustments for robust variance estimation with meta-regression. "
+            "Psychol Methods 20:375–393.",
 }  # fmt: skip
 
 
@@ -203,8 +218,78 @@ def figure_html(svg: str, caption: str = "") -> str:
 # the fit, as metafor's print.rma shows it
 
 
+def _dependent_block(record: dict) -> str:
+    """A dependent analysis's fit in the spirit of metafor's ``print.rma.mv``: model, variance components with their
+    profile CIs and I², QE, coefficients, the robust result."""
+    dep = record["dependence"]
+
+    def f4(x):
+        return "NA" if not _finite(x) else f"{x:.4f}"
+
+    level = record.get("level", 95)
+    clusters = ", ".join(f"{n} {c}" for c, n in dep["clusters"].items())
+    lines = [f"{dep['model'].capitalize()} model: {dep['k_effects']} effects in {clusters} clusters", dep["formula"]]
+    if dep["model"] == "aggregate":
+        return fit_block({**record, "dependence": None}) + f"<pre>{esc(chr(10).join(lines))}</pre>" + _robust_pre(dep)
+    lines += ["", f"  logLik = {f4(dep['logLik'])}, AIC = {f4(dep['AIC'])}, BIC = {f4(dep['BIC'])}, "
+              f"AICc = {f4(dep['AICc'])} ({record['method']})", "",
+              f"Variance Components (profile-likelihood {level:g}% CIs; I² as in Viechtbauer's FAQ):"]  # fmt: skip
+
+    def ci(c):
+        return f"[{f4(c.get('ci_low'))}, {f4(c.get('ci_high'))}]" if "ci_low" in c else ""
+
+    for c in dep.get("sigma2", []):
+        lines.append(f"  sigma^2 {c['formula_level']:<28} {f4(c['estimate'])} {ci(c)}  nlvls {c['nlevels']}  "
+                     f"I² = {num(c['I2'], 1)}%")  # fmt: skip
+    if "I2_total" in dep:
+        lines.append(f"  I² total = {num(dep['I2_total'], 1)}%")
+    for c in dep.get("tau2", []):
+        lines.append(f"  tau^2 ({c['level']})  {f4(c['estimate'])} {ci(c)}  I² = {num(c['I2'], 1)}%")
+    for c in dep.get("rho", []):
+        lines.append(f"  rho ({c['pair']})  {f4(c['estimate'])} {ci(c)}")
+    qp = dep["QE_p"]
+    qp = "< .0001" if _finite(qp) and qp < 1e-4 else "= " + f4(qp)
+    lines += ["", "Test for Residual Heterogeneity:", f"QE(df = {dep['QE_df']}) = {f4(dep['QE'])}, p-val {qp}",
+              "", "Model Results:", ""]  # fmt: skip
+    t = record["test"] == "t"
+    lines.append(f"{'':14} {'estimate':>9} {'se':>8} {'tval' if t else 'zval':>8} {'df' if t else '':>5} {'pval':>8} "
+                 f"{'ci.lb':>8} {'ci.ub':>8}")  # fmt: skip
+    coefs = dep.get("coefficients") or [{"name": "intrcpt", **record}]
+    for c in coefs:
+        p = c.get("pval")
+        df = f"{c['df']:5.0f}" if t and _finite(c.get("df")) else " " * 5
+        lines.append(f"{str(c['name'])[:14]:14} {f4(c['estimate']):>9} {f4(c['se']):>8} {f4(c['zval']):>8} {df} "
+                     f"{('<.0001' if _finite(p) and p < 1e-4 else f4(p)):>8} {f4(c['ci_low']):>8} "
+                     f"{f4(c['ci_high']):>8}")  # fmt: skip
+    if dep.get("primary"):
+        lines.append(f"(primary: {dep['primary']}, the estimate the summary and headline report)")
+    if _finite(record.get("pi_low")):
+        lines.append(f"Prediction interval: [{f4(_shown(record, 'pi_low'))}, {f4(_shown(record, 'pi_high'))}]")
+    if dep.get("test_note"):
+        lines.append(f"Note: {dep['test_note']}.")
+    if not dep.get("converged", True):
+        lines.append("Warning: the rma.mv optimiser did not converge.")
+    return f"<pre>{esc(chr(10).join(lines))}</pre>" + _robust_pre(dep)
+
+
+def _robust_pre(dep: dict) -> str:
+    """The cluster-robust result of a dependent analysis (metafor ``robust()``), or why there is none."""
+    r = dep.get("robust")
+    if not r:
+        return ""
+    if "se" not in r:
+        return f"<p>Cluster-robust {esc(r['type'])}: not computed ({esc(r.get('note', ''))}).</p>"
+    p = r["pval"]
+    text = (f"Cluster-robust inference ({r['type']}, {r['clusters']} clusters of {dep['cluster_column']}):\n"
+            f"estimate {r['estimate']:.4f}, se {r['se']:.4f}, t = {r['tval']:.4f}, df = {r['df']:.2f}, "
+            f"p-val {'< .0001' if p < 1e-4 else f'= {p:.4f}'}, CI [{r['ci_low']:.4f}, {r['ci_high']:.4f}]")
+    return f"<pre>{esc(text)}</pre>"
+
+
 def fit_block(record: dict) -> str:
     """The primary fit in metafor's ``print.rma`` layout (plain text), from a pooled.json record."""
+    if record.get("dependence"):
+        return _dependent_block(record)
     k, method, test = record["k"], record["method"], record["test"]
     model = "Equal-Effects Model" if method == "EE" else "Random-Effects Model"
     lines = [f"{model} (k = {k}; tau^2 estimator: {method})" if method != "EE" else f"{model} (k = {k})", ""]
@@ -285,7 +370,7 @@ def marker_sentence(section: AnalysisSection, others: list[AnalysisSection], lab
     verdict = (f"{direction} in {cases} than in {controls}" if significant
                else f"not clearly different between {cases} and {controls}")  # fmt: skip
     text = (f"<strong>{esc(section.marker)}</strong> is {esc(verdict)}: {esc(_measure_name(r))} "
-            f"{esc(estimate_text(r))}, {esc(_p(r.get('pval')))}; k = {r['k']}{esc(n)} "
+            f"{esc(estimate_text(r))}, {esc(_p(r.get('pval')))}; {esc(k_text(r))}{esc(n)} "
             f"(<a href=\"#{esc(section.name)}\">{esc(section.name)}</a>).")  # fmt: skip
     caveats = []
     if r["k"] > 1 and r.get("method") != "EE":
@@ -293,8 +378,10 @@ def marker_sentence(section: AnalysisSection, others: list[AnalysisSection], lab
         if _finite(r.get("pi_low")):
             pl, ph = _shown(r, "pi_low"), _shown(r, "pi_high")
             caveats.append(f"prediction interval {pl:.2f} to {ph:.2f}")
-    if r["k"] < 10:
-        caveats.append(f"only {r['k']} studies")
+    if _clusters(r) < 10:
+        caveats.append(f"only {_clusters(r)} studies")
+    if r.get("dependence") and r["dependence"].get("primary"):
+        caveats.append(f"the estimate of {r['dependence']['primary']} in a multivariate model")
     flagged = _flagged(section.effects)
     if len(flagged):
         caveats.append(f"{len(flagged)} of {r['k']} pooled rows carry a data-quality flag (see the row account)")
@@ -311,6 +398,22 @@ def marker_sentence(section: AnalysisSection, others: list[AnalysisSection], lab
                  f"(<a href=\"#{esc(o.name)}\">{esc(o.name)}</a>)" for o in others]  # fmt: skip
         out += f' <span class="muted">Other analyses: {"; ".join(parts)}.</span>'
     return f"<li>{out}</li>"
+
+
+def k_text(record) -> str:
+    """"k = 20"; for a dependent analysis "k = 22 effects in 20 clusters" (aggregate: "20 clusters of 22 effects")."""
+    dep = record.get("dependence")
+    if not dep:
+        return f"k = {record['k']}"
+    clusters = dep["clusters"][dep["cluster_column"]]
+    if dep["model"] == "aggregate":
+        return f"k = {clusters} clusters of {dep['k_effects']} effects"
+    return f"k = {dep['k_effects']} effects in {clusters} clusters"
+
+
+def _clusters(record) -> int:
+    dep = record.get("dependence")
+    return dep["clusters"][dep["cluster_column"]] if dep else record["k"]
 
 
 def _participants(record) -> str:
@@ -488,13 +591,18 @@ def _estimators(table: pd.DataFrame | None, record: dict) -> str:
     if transform_back(record.get("measure"), 0.0) is not None:  # ROM as ratios, ZCOR as r
         for c in ("estimate", "ci_low", "ci_high"):
             shown[c] = transform_back(record["measure"], shown[c].to_numpy(dtype=float))
-    return (f"<details><summary>Estimator sensitivity: all {table['method'].nunique()} τ² estimators × both tests"
+    which = ("REML and ML (what rma.mv estimates)" if (record.get("dependence") or {}).get("model") in
+             ("multilevel", "multivariate") else f"all {table['method'].nunique()} τ² estimators")  # fmt: skip
+    return (f"<details><summary>Estimator sensitivity: {which} × both tests"
             f"</summary>{table_html(shown, ('method', 'test'))}</details>")  # fmt: skip
 
 
 def _extras(section: AnalysisSection) -> str:
-    parts = [_bias(section.bias)]
-    for name, table in section.tables.items():
+    notes = [t["dependence"].iloc[0] for t in section.tables.values() if "dependence" in t and len(t)]
+    notes += [section.bias["dependence"]] if section.bias and section.bias.get("dependence") else []
+    parts = [f'<p class="muted">Sensitivity analyses: {esc(notes[0])}.</p>' if notes else "", _bias(section.bias)]
+    tables = {name: t.drop(columns="dependence") if "dependence" in t else t for name, t in section.tables.items()}
+    for name, table in tables.items():
         if name == "influence":
             flagged = table[table["influential"].astype(bool)]
             text = "none" if flagged.empty else ", ".join(flagged["study"].astype(str))
@@ -517,9 +625,13 @@ def analysis_section(section: AnalysisSection) -> str:
     r = section.pooled
     keys = ("measure", "preset", "method", "test", "level", "vtype", "unit")
     settings = ", ".join(f"{key} = {r[key]}" for key in keys if r.get(key) is not None)
+    dep = r.get("dependence")
+    if dep:
+        settings += f", dependence = {dep['model']}" + (f", robust = {dep['robust']['type']}" if dep.get("robust")
+                                                         else "")  # fmt: skip
     return f"""<details class="analysis" id="{esc(section.name)}"><summary>{esc(section.title)}
 <span class="muted">({esc(section.name)}): {esc(_measure_name(r))} {esc(estimate_text(r))},
-k = {r["k"]}</span></summary>
+{esc(k_text(r))}</span></summary>
 <p class="muted">{esc(settings)}</p>
 {figure_html(section.forest_svg)}
 <h4>Fit</h4>{fit_block(r)}
@@ -533,15 +645,63 @@ k = {r["k"]}</span></summary>
 # methods and provenance
 
 
+MODEL_WORDS = {
+    "multilevel": "a multilevel (three-level) random-effects model, metafor's rma.mv with nested random intercepts",
+    "multivariate": "a multivariate random-effects model, metafor's rma.mv with one coefficient per outcome",
+    "aggregate": "a random-effects model on effects aggregated to one per cluster (metafor's aggregate())",
+}
+
+
+def _dependent_methods(members, measure, vtype, level, cited) -> str:
+    """The methods paragraph of analyses with dependent effects (one paragraph per model signature)."""
+    r = members[0].pooled
+    dep = r["dependence"]
+    names = ", ".join(s.name for s in members)
+    cited |= {"metafor", "multilevel", "multilevel2"} if dep["model"] == "multilevel" else {"metafor"}
+    cited |= {"multivariate"} if dep["model"] == "multivariate" else set()
+    cited |= {measure} if measure in REFERENCES else set()
+    parts = [f"The analysis pooled {MEASURE_WORDS.get(measure, measure)} of {dep['k_effects']} effects from "
+             f"{dep['clusters'][dep['cluster_column']]} clusters ({dep['cluster_column']}) with "
+             f"{MODEL_WORDS[dep['model']]}: {dep['formula']}."]  # fmt: skip
+    if dep["model"] != "aggregate":
+        parts.append(f"Variance components were estimated by {METHOD_WORDS.get(r['method'], r['method'])}, with "
+                     f"{level:g}% profile-likelihood CIs and I² per level as in Viechtbauer's FAQ.")  # fmt: skip
+    if dep.get("shared_controls"):
+        cited.add("shared_controls")
+        parts.append("Effects of case groups compared with one control group were given the covariance implied by "
+                     "the shared controls (Gleser & Olkin 2009; metafor vcalc with the group sizes).")  # fmt: skip
+    if dep.get("vcalc_rho") is not None:
+        parts.append(f"Sampling errors of rows of one cluster measured on the same participants were assumed to "
+                     f"correlate with ρ = {dep['vcalc_rho']:g}.")  # fmt: skip
+    if dep.get("test_note"):
+        parts.append(f"Tests and CIs use t distributions ({dep['test_note'].split('; ')[-1]}).")
+    robust = dep.get("robust")
+    if robust:
+        cited |= {"CR1"} if robust["type"] == "CR1" else {"CR1", "CR2", "CR2b"}
+        parts.append(f"Cluster-robust inference over {dep['cluster_column']} used {robust['type']}"
+                     + (" with Satterthwaite degrees of freedom (clubSandwich)" if robust["type"] == "CR2" else "")
+                     + ".")  # fmt: skip
+    parts.append("Leave-one-out, influence, cumulative, small-study, subgroup and meta-regression analyses ran on the "
+                 "effects aggregated to one per cluster with the same sampling covariance.")  # fmt: skip
+    return f"<p><strong>{esc(names)}.</strong> {esc(' '.join(parts))}</p>"
+
+
 def methods_section(sections: list[AnalysisSection]) -> str:
     """A paragraph per distinct set of settings, in the words of metafor's ``reporter()``, to paste into a paper."""
     groups: dict[tuple, list[AnalysisSection]] = {}
     for s in sections:
         r = s.pooled
-        key = (r.get("measure"), r.get("method"), r.get("test"), r.get("level"), r.get("preset"), r.get("vtype"))
+        dep = r.get("dependence") or {}
+        signature = (dep.get("formula"), dep.get("shared_controls"), dep.get("vcalc_rho"),
+                     (dep.get("robust") or {}).get("type"), dep.get("cluster_column")) if dep else None  # fmt: skip
+        key = (r.get("measure"), r.get("method"), r.get("test"), r.get("level"), r.get("preset"), r.get("vtype"),
+               signature)  # fmt: skip
         groups.setdefault(key, []).append(s)
     paragraphs, cited = [], {"metafor", "qprofile", "I2"}
-    for (measure, method, test, level, preset, vtype), members in groups.items():
+    for (measure, method, test, level, preset, vtype, signature), members in groups.items():
+        if signature is not None:
+            paragraphs.append(_dependent_methods(members, measure, vtype, level, cited))
+            continue
         names = ", ".join(s.name for s in members)
         measure_text = {
             "SMD": "standardized mean differences (Hedges' g with the exact small-sample correction"

@@ -183,7 +183,7 @@ def draw_forest(rows: pd.DataFrame, *, measure="SMD", level=95, xlabel=None, lab
         est, a, b = row["estimate"], row["ci_low"], row["ci_high"]
         if kind == "study":
             _interval(ax, i, y, a, b, lo, hi)
-            size = MAX_MARKER * np.sqrt(row["weight"] / wmax) if show_weight and np.isfinite(row["weight"]) else 5.0
+            size = MAX_MARKER * np.sqrt(row["weight"] / wmax) if show_weight and row["weight"] > 0 else 5.0
             ax.plot([est], [y], marker="s", markersize=max(size, 2.0), color=STUDY_COLOR, linestyle="none",
                     zorder=3, gid=f"row{i}-point")  # fmt: skip
         else:
@@ -229,6 +229,34 @@ def _arrows(ax, i, y, a, b, lo, hi, kind):
 
 def heterogeneity_text(pooled: dict) -> str:
     df = pooled.get("q_df")
+    dep = pooled.get("dependence")
+    robust = _robust_text(dep, pooled.get("measure", "SMD")) if dep else ""
+    if dep and dep["model"] != "aggregate":
+        if "sigma2" in dep:
+            parts = [f"σ²({c['level']}) = {fmt(c['estimate'], 3)}" for c in dep["sigma2"]]
+        else:
+            parts = [f"τ²({c['level']}) = {fmt(c['estimate'], 3)}" for c in dep["tau2"]]
+            parts += [f"ρ = {fmt(c['estimate'], 2)}" for c in dep["rho"]][:1 if dep.get("struct") != "UN" else 3]
+        text = (f"{pooled['method']}, test {pooled['test']}:  {',  '.join(parts)},  QE = {fmt(dep['QE'])} "
+                f"(df = {dep['QE_df']}), p {p_text(dep['QE_p'])}")  # fmt: skip
+        return text + robust
+    if dep:
+        return (f"{pooled['method']} model on {dep['clusters'][dep['cluster_column']]} aggregated clusters, test "
+                f"{pooled['test']}:  τ² = {fmt(pooled.get('tau2'), 3)},  I² = {fmt(pooled.get('i2'), 1)}%,  "
+                f"Q = {fmt(pooled.get('q'))} (df = {int(df)}), p {p_text(pooled.get('q_p'))}") + robust
+    return _univariate_text(pooled, df)
+
+
+def _robust_text(dep: dict, measure: str) -> str:
+    r = dep.get("robust")
+    if not r or "se" not in r:
+        return ""
+    shown = Scale(measure).text(r["estimate"], r["ci_low"], r["ci_high"])  # ratios / r, as the rows above
+    return (f"\nCluster-robust ({r['type']}, {r['clusters']} clusters): {shown}, df = {fmt(r['df'], 1)}, "
+            f"p {p_text(r['pval'])}")
+
+
+def _univariate_text(pooled: dict, df) -> str:
     return (
         f"{pooled['method']} model, test {pooled['test']}:  τ² = {fmt(pooled.get('tau2'), 3)},  "
         f"I² = {fmt(pooled.get('i2'), 1)}%,  Q = {fmt(pooled.get('q'))} "
@@ -262,9 +290,87 @@ def _group_values(effects: pd.DataFrame) -> dict:
     return out
 
 
+MODEL_NAMES = {"multilevel": "Multilevel model", "multivariate": "Multivariate model",
+               "aggregate": "Random-effects model on aggregated clusters"}  # fmt: skip
+
+
+def _member_labels(block: pd.DataFrame, dep: dict) -> list[str]:
+    """Labels of the rows of one cluster under its header: what tells them apart (the inner level, the inner
+    grouping levels, the study when it differs) and the sheet line."""
+    parts = []
+    if dep["model"] == "multivariate":
+        parts.append(block[dep["inner"]].astype(str).to_numpy())
+    for column in dep["levels"][1:]:
+        parts.append(block[column].astype(str).to_numpy())
+    if block["study"].nunique() > 1:
+        parts.append(block["study"].fillna("").astype(str).to_numpy())
+    parts.append(np.array([f"line {int(x)}" for x in block["line"]]))
+    return [", ".join(p[i] for p in parts) for i in range(len(block))]
+
+
+def _cluster_rows(used: pd.DataFrame, pooled: dict) -> pd.DataFrame:
+    """The rows of a dependent analysis grouped by cluster (first appearance order): a cluster of one row is drawn as
+    usual; a larger one gets a header (its study) and its rows below, for ``aggregate`` closed by the aggregated
+    effect (a diamond with its weight)."""
+    dep = pooled["dependence"]
+    cluster = used[dep["cluster_column"]].astype(str)
+    aggregated = {a["cluster"]: a for a in dep.get("aggregated", [])}
+    crit = _norm_ppf(0.5 + pooled.get("level", 95) / 200)
+    blocks = []
+    for c in dict.fromkeys(cluster):
+        block = used[(cluster == c).to_numpy()]
+        values = _group_values(block)
+        if len(block) == 1:
+            blocks.append(rows_table(block["study"].fillna("").astype(str), block["yi"], block["ci_low"],
+                                     block["ci_high"], weight=block["weight"], cluster=c, **values))  # fmt: skip
+            continue
+        studies = block["study"].fillna("").astype(str)
+        head = studies.iloc[0] if studies.nunique() == 1 else c
+        blocks += [rows_table([f"{head} ({len(block)} effects)"], np.nan, np.nan, np.nan, kind="header", cluster=c),
+                   rows_table(_member_labels(block, dep), block["yi"], block["ci_low"], block["ci_high"],
+                              weight=block["weight"], cluster=c, **values)]  # fmt: skip
+        if c in aggregated:
+            a = aggregated[c]
+            half = crit * np.sqrt(a["vi"])
+            how = ("shared controls" if dep.get("shared_controls") else f"ρ = {dep['vcalc_rho']:g}"
+                   if dep.get("vcalc_rho") is not None else "independent errors")  # fmt: skip
+            blocks.append(rows_table([f"aggregated ({how})"], a["yi"], a["yi"] - half, a["yi"] + half,
+                                     kind="summary", weight=a["weight"], cluster=c))  # fmt: skip
+    return pd.concat(blocks, ignore_index=True)
+
+
+def _norm_ppf(q):
+    from scipy import stats
+
+    return float(stats.norm.ppf(q))
+
+
+def _dependent_pooled_rows(pooled: dict, k: int) -> pd.DataFrame:
+    """The model's diamond(s): one per coefficient of a multivariate model (the primary first), else one."""
+    dep = pooled["dependence"]
+    clusters = dep["clusters"][dep["cluster_column"]]
+    if dep["model"] == "aggregate":
+        label = f"{MODEL_NAMES['aggregate']} ({pooled['method']}, k = {clusters} clusters of {k} effects)"
+        return rows_table([label], pooled["estimate"], pooled["ci_low"], pooled["ci_high"], kind="summary",
+                          weight=100.0, pi_low=pooled.get("pi_low"), pi_high=pooled.get("pi_high"))  # fmt: skip
+    if dep["model"] == "multilevel":
+        label = f"{MODEL_NAMES['multilevel']} ({pooled['method']}, k = {k} effects in {clusters} clusters)"
+        return rows_table([label], pooled["estimate"], pooled["ci_low"], pooled["ci_high"], kind="summary",
+                          weight=100.0, pi_low=pooled.get("pi_low"), pi_high=pooled.get("pi_high"))  # fmt: skip
+    coefs = sorted(dep["coefficients"], key=lambda c: c["name"] != dep["primary"])
+    labels = [f"{MODEL_NAMES['multivariate']}: {c['name']} ({pooled['method']}, k = {c['k']} of {k} effects, "
+              f"{clusters} clusters)" for c in coefs]  # fmt: skip
+    return rows_table(labels, [c["estimate"] for c in coefs], [c["ci_low"] for c in coefs],
+                      [c["ci_high"] for c in coefs], kind="summary",
+                      pi_low=[c.get("pi_low") for c in coefs], pi_high=[c.get("pi_high") for c in coefs])  # fmt: skip
+
+
 def forest_rows(effects: pd.DataFrame, pooled: dict) -> pd.DataFrame:
-    """The rows of the analysis forest plot: the included rows of ``effects`` in their order, then the pool."""
+    """The rows of the analysis forest plot: the included rows of ``effects`` in their order, then the pool (for a
+    dependent analysis: grouped by cluster, see :func:`_cluster_rows`)."""
     used = effects[effects["included"].astype(bool)].reset_index(drop=True)
+    if pooled.get("dependence"):
+        return pd.concat([_cluster_rows(used, pooled), _dependent_pooled_rows(pooled, len(used))], ignore_index=True)
     studies = rows_table(used["study"].fillna("").astype(str), used["yi"], used["ci_low"], used["ci_high"],
                          weight=used["weight"], **_group_values(used))  # fmt: skip
     k = len(used)

@@ -35,20 +35,38 @@ def run_analysis(sheet_path, analysis: dict, defaults: dict | None = None) -> An
     effects = compute_effects(rows, settings)
     if not effects["included"].any():
         raise SheetError(_unusable(sheet_path, sheet, effects))
-    fit = fit_analysis(effects, settings)
+    if settings.dependence is None:
+        primary, estimators = pooled_record(fit_analysis(effects, settings), settings, effects.attrs.get("unit")), None
+    else:
+        from . import dependence  # the multilevel machinery only for the analyses that use it
+
+        primary = _dependent(sheet_path, dependence.fit_dependent, effects, settings)
+        estimators = dependence.estimator_table(effects, settings)
     used = effects[effects["included"]]
     pooled = {
-        **pooled_record(fit, settings, effects.attrs.get("unit")),
+        **primary,
         "k_input": len(effects),
         "k_excluded": int((~effects["included"]).sum()),
         # participants in the pooled rows (NaN when a row gives no group sizes, e.g. a precomputed yi)
         "n_cases": used["n_cases"].sum(min_count=len(used)),
         "n_controls": used["n_controls"].sum(min_count=len(used)),
     }
+    if settings.dependence is not None:  # rows of one cluster share people: count them once
+        pooled["n_cases"], pooled["n_controls"] = dependence.participants(used, settings.dependence)
     sensitivity = without_flagged(effects, settings)
     if sensitivity is not None:
         pooled["without_flagged"] = sensitivity
-    return AnalysisResult(settings, effects, pooled, estimator_table(effects, settings))
+    return AnalysisResult(settings, effects, pooled, estimator_table(effects, settings) if estimators is None
+                          else estimators)  # fmt: skip
+
+
+def _dependent(sheet_path, fit, effects, settings):
+    """A dependent model's fit; data it cannot be fitted to (e.g. fewer clusters than coefficients) is bad input."""
+    try:
+        return fit(effects, settings)
+    except ValueError as err:
+        raise SheetError(f"{sheet_path}: the {settings.dependence.model} model cannot be fitted to the included "
+                         f"rows: {err}") from None
 
 
 def without_flagged(effects: pd.DataFrame, settings: Settings) -> dict | None:
@@ -64,6 +82,10 @@ def without_flagged(effects: pd.DataFrame, settings: Settings) -> dict | None:
     excluded = [int(line) for line in effects.loc[included & flagged, "line"]]
     if not keep.any():
         return {"k": 0, "excluded_lines": excluded}
+    if settings.dependence is not None:
+        from .dependence import without_flagged as dependent_without_flagged
+
+        return {**dependent_without_flagged(effects, settings, keep), "excluded_lines": excluded}
     fit = rma(effects.loc[keep, "yi"], effects.loc[keep, "vi"], settings.method, settings.test, settings.level)
     return {**pooled_record(fit, settings, effects.attrs.get("unit")), "excluded_lines": excluded}
 

@@ -43,8 +43,23 @@ def load_analysis(sheet_path, effects_path, config: dict) -> tuple[Settings, pd.
     """Settings and included rows of a workflow analysis (``config``: its defaults and analysis entries)."""
     from .files import read_effects
 
-    settings = Settings.from_config(config["analysis"], config["defaults"])
-    return settings, analysis_rows(sheet_path, config["analysis"], read_effects(effects_path))
+    analysis = config["analysis"]
+    settings = Settings.from_config(analysis, config["defaults"])
+    rows = analysis_rows(sheet_path, analysis, read_effects(effects_path))
+    if settings.dependence is not None:
+        # these methods are univariate: one aggregated effect per cluster, never dependent rows as if independent
+        from .dependence import aggregated_rows
+
+        read = [*analysis.get("subgroups", []), *analysis.get("moderators", [])]
+        rows = aggregated_rows(rows, settings, [*read, analysis.get("cumulative_order", "year")])
+    return settings, rows
+
+
+def _dependence_note(rows: pd.DataFrame, record: dict) -> dict:
+    """Say in a step's record that its rows are aggregated clusters (see :func:`load_analysis`)."""
+    if rows.attrs.get("dependence_note"):
+        record["dependence"] = rows.attrs["dependence_note"]
+    return record
 
 
 def figure_labels(config: dict) -> dict:
@@ -64,7 +79,8 @@ def diagnostics(rows: pd.DataFrame, settings: Settings, order_column: str = "yea
         columns = {"leave1out": ident + fits, "influence": ident + INFLUENCE_COLUMNS, "cumulative": ["added",
                    *ident, *fits]}  # fmt: skip
         tables = {name: pd.DataFrame(columns=columns[name]) for name in DIAGNOSTIC_TABLES}
-        return Outputs(tables, {"note": note}, {name: _note_figure(note) for name in DIAGNOSTIC_FIGURES})
+        figures = {name: _note_figure(note) for name in DIAGNOSTIC_FIGURES}
+        return Outputs(tables, _dependence_note(rows, {"note": note}), figures)
     yi, vi = rows["yi"].to_numpy(), rows["vi"].to_numpy()
     args = {"method": settings.method, "test": settings.test, "level": settings.level}
     labels_of_rows = rows["study"].astype(str).to_list()
@@ -106,7 +122,10 @@ def diagnostics(rows: pd.DataFrame, settings: Settings, order_column: str = "yea
         "cumulative": cumulative_forest_plot(cum_table, **common),
         "baujat": baujat_plot(bj, labels=labels_of_rows),
     }
-    return Outputs({"leave1out": loo_table, "influence": inf_table, "cumulative": cum_table}, {}, figures)
+    tables = {"leave1out": loo_table, "influence": inf_table, "cumulative": cum_table}
+    if rows.attrs.get("dependence_note"):  # the tables are what is written: say it there too
+        tables = {name: table.assign(dependence=rows.attrs["dependence_note"]) for name, table in tables.items()}
+    return Outputs(tables, _dependence_note(rows, {}), figures)
 
 
 DIAGNOSTIC_TABLES = ("leave1out", "influence", "cumulative")
@@ -148,7 +167,7 @@ def publication_bias(rows: pd.DataFrame, settings: Settings, labels=None) -> Out
     yi, vi = rows["yi"].to_numpy(), rows["vi"].to_numpy()
     args = {"method": settings.method, "test": settings.test, "level": settings.level}
     k = len(yi)
-    record: dict = {"k": k, "low_power_note": bias.low_power_note(k)}
+    record: dict = _dependence_note(rows, {"k": k, "low_power_note": bias.low_power_note(k)})
     if k < 3:
         record["note"] = "fewer than 3 studies: small-study tests are not computed"
         return Outputs({}, record, {"funnel": funnel_plot(yi, vi, measure=settings.measure, labels=labels)})
@@ -241,7 +260,8 @@ def subgroups(rows: pd.DataFrame, settings: Settings, columns: list[str]) -> pd.
             test_between_Q=result.Q_between, test_between_df=result.Q_between_df, test_between_p=result.Q_between_p,
         )  # fmt: skip
         tables.append(table)
-    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["column", "subgroup"])
+    out = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["column", "subgroup"])
+    return out.assign(dependence=rows.attrs["dependence_note"]) if rows.attrs.get("dependence_note") else out
 
 
 def subgroup_figure(rows: pd.DataFrame, settings: Settings, column: str, title: str = "", labels=None):
@@ -284,7 +304,7 @@ def metaregression(
         QE=fit.QE, QE_df=fit.QE_df, QE_p=fit.QE_p, I2=fit.I2,
         **_left_out(rows, ~complete),
     )  # fmt: skip
-    return table
+    return table.assign(dependence=rows.attrs["dependence_note"]) if rows.attrs.get("dependence_note") else table
 
 
 def _moderator_values(rows, moderators):
