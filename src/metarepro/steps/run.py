@@ -73,7 +73,7 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> list[Path]:
     figure(forest_figure(sheet, config, effects, result.pooled), "forest")
 
     labels = steps.figure_labels(config)
-    model, rows = result.settings, steps.analysis_rows(sheet, analysis, effects)
+    model, rows = steps.sensitivity_rows(sheet, effects, config)
     diagnostics = steps.diagnostics(rows, model, order_column=analysis.get("cumulative_order", "year"), labels=labels)
     for name in DIAGNOSTIC_TABLES:
         table(diagnostics.tables[name], f"{name}.csv")

@@ -40,12 +40,19 @@ def analysis_rows(sheet_path, analysis: dict, effects: pd.DataFrame) -> pd.DataF
 
 
 def load_analysis(sheet_path, effects_path, config: dict) -> tuple[Settings, pd.DataFrame]:
-    """Settings and included rows of a workflow analysis (``config``: its defaults and analysis entries)."""
+    """Settings and the rows the sensitivity steps use, from a workflow analysis's effects.csv (``config``: its
+    defaults and analysis entries); see :func:`sensitivity_rows`."""
     from .files import read_effects
 
+    return sensitivity_rows(sheet_path, read_effects(effects_path), config)
+
+
+def sensitivity_rows(sheet_path, effects: pd.DataFrame, config: dict) -> tuple[Settings, pd.DataFrame]:
+    """Settings and the rows the sensitivity steps use: the included rows with the sheet's columns, or, for an
+    analysis with dependent effects, one aggregated row per cluster."""
     analysis = config["analysis"]
     settings = Settings.from_config(analysis, config["defaults"])
-    rows = analysis_rows(sheet_path, analysis, read_effects(effects_path))
+    rows = analysis_rows(sheet_path, analysis, effects)
     if settings.dependence is not None:
         # these methods are univariate: one aggregated effect per cluster, never dependent rows as if independent
         from .dependence import aggregated_rows
