@@ -111,10 +111,10 @@ def forest_figure(sheet_path, config: dict, effects: pd.DataFrame, pooled: dict)
     from .sensitivity import figure_labels
 
     summaries = [f"{stat}_{group}" for group in ("cases", "controls") for stat in ("mean", "sd")]
-    sheet = read_sheet(sheet_path).rename(columns={LINE: "line"})
+    analysis = config["analysis"]
+    sheet = read_sheet(sheet_path, analysis.get("columns")).rename(columns={LINE: "line"})
     columns = ["line", *[c for c in summaries if c in sheet]]
     rows = effects.merge(sheet[columns], on="line", how="left") if len(columns) > 1 else effects
-    analysis = config["analysis"]
     return forest_plot(rows, pooled, title=analysis.get("title", config.get("name", "")), labels=figure_labels(config))
 
 
