@@ -26,6 +26,7 @@ def run(mode, fn, spent=None):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(_batch, "_spent", 0)
         mp.setattr(_batch, "PYTHON_BUDGET", math.inf if mode == "python" else -1)
+        mp.setattr(_batch, "PYTHON_CALL", math.inf if mode == "python" else -1)
         if mode == "python":
             for kernel in KERNELS:
                 mp.setattr(kernel, "compiled", None)
@@ -118,18 +119,22 @@ def test_metaregression_and_permutations():
         assert_same_bits(*perm)
 
 
-def test_a_large_batch_is_compiled_at_once(monkeypatch):
-    # the budget bounds the time spent as Python: a call larger than what is left compiles
+def clean_args(rows, cols):
+    y = np.zeros((rows, cols))
+    return y, y + 1, np.empty((rows, cols)), np.empty((rows, cols)), np.empty((rows, cols), bool), np.empty(rows, int)
+
+
+@pytest.mark.parametrize(("budget", "call", "second"), [(1000, 1000, (1, 600)), (10**6, 1000, (3, 400))])
+def test_compiled_once_the_budget_is_spent_or_for_a_large_call(monkeypatch, budget, call, second):
+    # (1000, 1000): 500 + 600 units pass the process budget; (10**6, 1000): 1200 units pass the per-call limit
     monkeypatch.setattr(_batch, "_spent", 0)
-    monkeypatch.setattr(_batch, "PYTHON_BUDGET", 1000)
+    monkeypatch.setattr(_batch, "PYTHON_BUDGET", budget)
+    monkeypatch.setattr(_batch, "PYTHON_CALL", call)
     kernel = _batch._clean
     monkeypatch.setattr(kernel, "compiled", None)
-    yi = np.zeros((1, 500))
-    out = [np.empty((1, 500)), np.empty((1, 500)), np.empty((1, 500), dtype=bool), np.empty(1, dtype=np.int64)]
-    assert kernel(yi, yi + 1, *out) and kernel.compiled is None and _batch._spent == 500
-    assert kernel(np.zeros((2, 500)), np.ones((2, 500)), *[np.empty((2, 500))] * 2,
-                  np.empty((2, 500), dtype=bool), np.empty(2, dtype=np.int64))  # fmt: skip
-    assert kernel.compiled is not None and _batch._spent == 500
+    assert kernel(*clean_args(1, 500)) and kernel.compiled is None and _batch._spent == 500
+    assert kernel(*clean_args(*second)) and kernel.compiled is not None and _batch._spent == 500
+    assert kernel(*clean_args(1, 10)) and _batch._spent == 500  # compiled from now on
 
 
 def test_each_kernel_on_random_arrays():

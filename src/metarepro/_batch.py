@@ -27,11 +27,12 @@ EPS = np.finfo(float).eps
 # an ordinary analysis spends in them as plain Python (~0.07 s for 50 studies, every sensitivity analysis
 # included). So a process runs them as Python until it has done PYTHON_BUDGET units of work (a unit is one
 # study-row cell, or one row of a Newton step: 2-5 us each as Python), about what loading numba costs, then
-# compiles each kernel it calls (a call larger than what is left of the budget compiles at once, so big
-# batches never run as Python). Both ways do the same IEEE operations in the same order (numba without
+# compiles each kernel it calls; a call of more than PYTHON_CALL units (a large batch, which is usually one
+# of many) compiles at once. Both ways do the same IEEE operations in the same order (numba without
 # fastmath; d * d, never d ** 2, which NumPy scalars compute with pow): the same bits, tested in
 # tests/test_kernels.py.
 PYTHON_BUDGET = 200_000
+PYTHON_CALL = 10_000
 _spent = 0
 
 
@@ -44,7 +45,7 @@ class _Kernel:
         global _spent
         if self.compiled is None:
             work = self.work(*args)
-            if _spent + work <= PYTHON_BUDGET:
+            if work <= PYTHON_CALL and _spent + work <= PYTHON_BUDGET:
                 _spent += work
                 return self.py_func(*args)
             from numba import njit
