@@ -63,3 +63,28 @@ def test_the_edge_scipy_special_alone_gets_wrong():
 
     assert special.stdtrit(3.0, 0.0) == np.inf
     assert _dist.t_ppf(0.0, 3.0) == -np.inf == stats.t.ppf(0.0, 3.0)
+
+
+def kendall_cases():
+    rng = np.random.default_rng(5)
+    for n in [2, 3, 4, 5, 8, 13, 21, 34, 60, 171, 200]:
+        for _ in range(3 if n < 100 else 1):
+            x, y = rng.normal(size=n), rng.normal(size=n) + rng.uniform(-1, 1) * np.arange(n)
+            yield x, y, True  # untied: exact as metafor
+            if n > 2:  # (scipy's variance divides by n - 2)
+                yield x, y, False
+                yield np.round(x, 1), np.round(y, 0), False  # ties in both: the tie-corrected variance
+    x = np.arange(8.0)
+    yield x, x, True  # perfect concordance: c = 0 in the lower tail
+    yield x, x[::-1], True
+    yield x, np.r_[1.0, 0.0, x[2:]], True  # c = 1
+    yield x, np.full(8, 2.0), False  # one value only: NaN
+    yield np.r_[x[:-1], np.nan], x, True  # NaN propagates
+
+
+def test_kendalltau_matches_scipy_stats():
+    for x, y, exact in kendall_cases():
+        theirs = stats.kendalltau(x, y, method="exact" if exact else "asymptotic")
+        tau, p = _dist.kendalltau(x, y, exact)
+        assert_identical(tau, theirs.statistic)
+        assert_identical(p, theirs.pvalue)

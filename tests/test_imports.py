@@ -1,12 +1,12 @@
 """What importing metarepro costs a process: every pipeline job is a fresh interpreter, so a heavy import that only
 some functions need is paid by all of them. Each check runs in a new interpreter, where nothing is imported yet.
 
-Allowed: numpy and scipy.special (the distributions, metarepro._dist) for the statistics; pandas for the steps,
-which read and write tables; matplotlib's Figure and Agg canvas for the figures. Not allowed at import:
-scipy.stats (0.5-1 s; _dist computes its tail areas from scipy.special), scipy.optimize/linalg/sparse (only
-rma_mv's profile CIs and block structure use them, imported there), statsmodels, numba (the kernels of
-metarepro._batch run as Python until a process has done enough work for compiling to pay), matplotlib.pyplot
-(figures are matplotlib.figure.Figure), and for ``import metarepro`` also pandas and matplotlib.
+Allowed: numpy and scipy.special (distributions and Kendall's tau: metarepro._dist) for the statistics; pandas
+for the steps, which read and write tables; matplotlib's Figure and Agg canvas for the figures. Not allowed at
+import: scipy.stats (0.5-1 s), scipy.optimize/linalg/sparse (only rma_mv's profile CIs and block structure use
+them, imported there), statsmodels, numba (the kernels of metarepro._batch run as Python until a process has
+done enough work for compiling to pay), matplotlib.pyplot (figures are matplotlib.figure.Figure), and for
+``import metarepro`` also pandas and matplotlib. A whole small analysis needs neither numba nor scipy.stats.
 """
 
 import subprocess
@@ -42,16 +42,18 @@ def test_imports_stay_light(code, also_forbidden):
     assert loaded(code, (*HEAVY, *also_forbidden)) == []
 
 
-def test_a_small_analysis_never_imports_numba():
+def test_a_small_analysis_never_imports_numba_or_scipy_stats():
     code = (
         "import numpy as np\n"
         "from metarepro import rma\n"
+        "from metarepro.bias import ranktest, regtest, trimfill\n"
         "from metarepro.influence import influence, leave1out\n"
-        "y, v = np.linspace(-0.5, 1.0, 12), np.linspace(0.02, 0.2, 12)\n"
+        "y, v = np.linspace(-0.5, 1.0, 12) ** 2, np.linspace(0.02, 0.2, 12)\n"
         "for method in ('REML', 'DL', 'PM', 'ML'):\n"
-        "    rma(y, v, method, 'knha'); leave1out(y, v, method); influence(y, v, method)"
+        "    rma(y, v, method, 'knha'); leave1out(y, v, method); influence(y, v, method)\n"
+        "ranktest(y, v); ranktest(y, v, exact=False); regtest(y, v); trimfill(y, v)"
     )
-    assert loaded(code, ("numba",)) == []
+    assert loaded(code, ("numba", "scipy.stats")) == []
 
 
 def test_a_large_batch_compiles():
@@ -70,5 +72,4 @@ def test_lazy_imports_still_work():
         "assert confint(fit)['ci_high'] > fit.sigma2[0]\n"
         "assert 0 < ranktest(y, v + np.arange(6) / 100).pval <= 1"
     )
-    assert loaded(code, ("scipy.stats", "scipy.optimize", "scipy.sparse")) == ["scipy.stats", "scipy.optimize",
-                                                                               "scipy.sparse"]  # fmt: skip
+    assert loaded(code, ("scipy.stats", "scipy.optimize", "scipy.sparse")) == ["scipy.optimize", "scipy.sparse"]

@@ -5,10 +5,13 @@
 Each function here reproduces the ``scipy.stats`` method bit for bit, its edge cases included (checked on a
 grid in ``tests/test_dist.py``): NaN for a NaN argument or a degrees-of-freedom that is not positive, the
 support's bounds for q = 0 and q = 1 (``stdtrit`` alone gives +inf at q = 0), 1 below the support, ``+ 0.0``
-as scipy's ``* scale + loc`` (so a quantile is never −0.0), a NumPy scalar for scalar input.
+as scipy's ``* scale + loc`` (so a quantile is never −0.0), a NumPy scalar for scalar input. Likewise
+:func:`kendalltau` for the rank test, which would otherwise import scipy.stats in every analysis job.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from scipy import special
@@ -94,3 +97,95 @@ def chi2_cdf(x, df):
 
 def chi2_ppf(q, df):
     return _quantile(q, (df,), 0.0, _INF, lambda q: 2 * special.gammaincinv(np.asarray(df) / 2, q))
+
+
+def kendalltau(x, y, exact: bool):
+    """Kendall's tau-b and its two-sided p value: ``scipy.stats.kendalltau(x, y, method="exact" if exact else
+    "asymptotic")`` step for step (scipy 1.17's _stats_py.kendalltau and _mstats_basic._kendall_p_exact), so
+    that the rank test does not import scipy.stats. ``exact`` requires no ties (the caller checks). Returns
+    (tau, p) as NumPy floats; NaN for NaN input or a variable with one value only."""
+    x, y = np.asarray(x).ravel(), np.asarray(y).ravel()
+    if np.isnan(x).any() or np.isnan(y).any():
+        return np.float64(np.nan), np.float64(np.nan)
+    size = x.size
+    perm = np.argsort(y)  # dense ranks of y, then of x with a stable sort (ties of x keep y ascending)
+    x, y = x[perm], y[perm]
+    y = np.r_[True, y[1:] != y[:-1]].cumsum(dtype=np.intp)
+    perm = np.argsort(x, kind="mergesort")
+    x, y = x[perm], y[perm]
+    x = np.r_[True, x[1:] != x[:-1]].cumsum(dtype=np.intp)
+    dis = _inversions(y)  # discordant pairs
+    obs = np.r_[True, (x[1:] != x[:-1]) | (y[1:] != y[:-1]), True]
+    cnt = np.diff(np.nonzero(obs)[0]).astype("int64", copy=False)
+    ntie = int((cnt * (cnt - 1) // 2).sum())  # joint ties
+    xtie, x0, x1 = _rank_ties(x)
+    ytie, y0, y1 = _rank_ties(y)
+    tot = (size * (size - 1)) // 2
+    if xtie == tot or ytie == tot:
+        return np.float64(np.nan), np.float64(np.nan)
+    con_minus_dis = tot - xtie - ytie + ntie - 2 * dis
+    tau = con_minus_dis / np.sqrt(tot - xtie) / np.sqrt(tot - ytie)
+    tau = np.minimum(1.0, max(-1.0, tau))
+    if exact:
+        return tau[()], _kendall_p_exact(size, tot - dis)[()]
+    m = size * (size - 1.0)
+    var = (m * (2 * size + 5) - x1 - y1) / 18 + (2 * xtie * ytie) / m + x0 * y0 / (9 * m * (size - 2))
+    z = con_minus_dis / np.sqrt(var)
+    return tau[()], (2 * special.ndtr(-np.abs(z)))[()]
+
+
+def _rank_ties(ranks):
+    cnt = np.bincount(ranks).astype("int64", copy=False)
+    cnt = cnt[cnt > 1]
+    return (int((cnt * (cnt - 1) // 2).sum()), int((cnt * (cnt - 1.0) * (cnt - 2)).sum()),
+            int((cnt * (cnt - 1.0) * (2 * cnt + 5)).sum()))  # fmt: skip
+
+
+def _inversions(y) -> int:
+    """Pairs i < j with y[i] > y[j] (y: dense ranks 1..m), with a Fenwick tree: O(n log n)."""
+    tree = [0] * (int(y.max()) + 1)
+    seen = count = 0
+    for value in y.tolist():
+        i, not_above = value, 0
+        while i > 0:  # how many earlier values are <= value
+            not_above += tree[i]
+            i -= i & -i
+        count += seen - not_above
+        i = value
+        while i < len(tree):
+            tree[i] += 1
+            i += i & -i
+        seen += 1
+    return count
+
+
+def _kendall_p_exact(n, c):
+    """Two-sided exact p of c concordant pairs among n untied observations (Kendall 1970), as scipy."""
+    c = int(min(c, (n * (n - 1)) // 2 - c))  # the distribution is symmetric: the lower tail
+    if n <= 0 or c < 0 or 4 * c > n * (n - 1):
+        raise ValueError(f"n = {n}, c = {c}: need n > 0 and 0 <= 4c <= n(n - 1)")
+    if n <= 2:
+        prob = 1.0
+    elif c == 0:
+        prob = 2.0 / math.factorial(n) if n < 171 else 0.0
+    elif c == 1:
+        prob = 2.0 / math.factorial(n - 1) if n < 172 else 0.0
+    elif 4 * c == n * (n - 1):
+        prob = 1.0
+    elif n < 171:
+        new = np.zeros(c + 1)
+        new[0:2] = 1.0
+        for j in range(3, n + 1):
+            new = np.cumsum(new)
+            if j <= c:
+                new[j:] -= new[: c + 1 - j]
+        prob = 2.0 * np.sum(new) / math.factorial(n)
+    else:
+        new = np.zeros(c + 1)
+        new[0:2] = 1.0
+        for j in range(3, n + 1):
+            new = np.cumsum(new) / j
+            if j <= c:
+                new[j:] -= new[: c + 1 - j]
+        prob = np.sum(new)
+    return np.clip(prob, 0, 1)

@@ -201,10 +201,8 @@ def ranktest(yi, vi, exact=True) -> Ranktest:
     ties = np.unique(ystar).size < ystar.size or np.unique(vi).size < vi.size
     use_exact = bool(exact and not ties)
     # scipy's tau-b and its asymptotic variance (with tie corrections) are R cor.test's formulas
-    from scipy import stats  # only the rank test needs scipy.stats (slow to import)
-
-    res = stats.kendalltau(ystar, vi, method="exact" if use_exact else "asymptotic")
-    return Ranktest(float(res.statistic), float(res.pvalue), use_exact)
+    tau, pval = _dist.kendalltau(ystar, vi, use_exact)
+    return Ranktest(float(tau), float(pval), use_exact)
 
 
 # ---------------------------------------------------------------------------------------------------------
