@@ -16,12 +16,47 @@ the other studies instead of subtracted.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, update_wrapper
 
 import numpy as np
-from numba import njit
 
 EPS = np.finfo(float).eps
+
+# The loops below (the kernels) are written once and run two ways. Compiled by numba (cached on disk) they are
+# ~200x faster, but importing numba and loading the cached machine code costs a process 0.3-0.8 s: more than
+# an ordinary analysis spends in them as plain Python (~0.07 s for 50 studies, every sensitivity analysis
+# included). So a process runs them as Python until it has done PYTHON_BUDGET units of work (a unit is one
+# study-row cell, or one row of a Newton step: 2-5 us each as Python), about what loading numba costs, then
+# compiles each kernel it calls; a call of more than PYTHON_CALL units (a large batch, which is usually one
+# of many) compiles at once. Both ways do the same IEEE operations in the same order (numba without
+# fastmath; d * d, never d ** 2, which NumPy scalars compute with pow): the same bits, tested in
+# tests/test_kernels.py.
+PYTHON_BUDGET = 200_000
+PYTHON_CALL = 10_000
+_spent = 0
+
+
+class _Kernel:
+    def __init__(self, py_func, work):
+        update_wrapper(self, py_func)
+        self.py_func, self.work, self.compiled = py_func, work, None
+
+    def __call__(self, *args):
+        global _spent
+        if self.compiled is None:
+            work = self.work(*args)
+            if work <= PYTHON_CALL and _spent + work <= PYTHON_BUDGET:
+                _spent += work
+                return self.py_func(*args)
+            from numba import njit
+
+            self.compiled = njit(cache=True, nogil=True)(self.py_func)
+        return self.compiled(*args)
+
+
+def kernel(work):
+    """A loop run as Python while the process's budget lasts, then compiled; ``work(*args)`` the size of a call."""
+    return lambda py_func: _Kernel(py_func, work)
 
 
 @dataclass(frozen=True)
@@ -79,8 +114,8 @@ class Batch:
         return self._scales[4]
 
 
-@njit(cache=True, nogil=True)
-def _clean(yi, vi, y, v, mask, k):  # pragma: no cover - compiled, tested via every estimator
+@kernel(lambda yi, *_: yi.size)
+def _clean(yi, vi, y, v, mask, k):
     """Batch.from_arrays in one pass: a study is used if yi and vi are finite; padding gets y = 0, v = 1.
     Returns False if a used vi is ≤ 0."""
     for b in range(yi.shape[0]):
@@ -97,8 +132,8 @@ def _clean(yi, vi, y, v, mask, k):  # pragma: no cover - compiled, tested via ev
     return True
 
 
-@njit(cache=True, nogil=True)
-def _percent_weights(v, mask, tau2, out):  # pragma: no cover - compiled, tested via every estimator
+@kernel(lambda v, *_: v.size)
+def _percent_weights(v, mask, tau2, out):
     """out = 100·wᵢ/Σw with w = 1/(v + τ²), NaN on padding."""
     for b in range(v.shape[0]):
         s = 0.0
@@ -119,8 +154,8 @@ def percent_weights(batch, tau2):
     return out
 
 
-@njit(cache=True, nogil=True)
-def _row_scales(y, v, mask, out, top):  # pragma: no cover - compiled, tested via every estimator
+@kernel(lambda y, *_: y.size)
+def _row_scales(y, v, mask, out, top):
     """out[:, b] = (min v, max v, mean v, Σ(y − ȳ)²) of row b, ȳ refined by a second pass; top[b] the index
     of the smallest v (the largest weight 1/(v + τ²) at every τ² ≥ 0)."""
     for b in range(y.shape[0]):
@@ -143,7 +178,8 @@ def _row_scales(y, v, mask, out, top):  # pragma: no cover - compiled, tested vi
         ss = 0.0
         for i in range(y.shape[1]):
             if mask[b, i]:
-                ss += (y[b, i] - ybar) ** 2
+                d = y[b, i] - ybar
+                ss += d * d
         out[0, b], out[1, b], out[2, b], out[3, b] = vmin, vmax, sv / k, ss
 
 
@@ -153,8 +189,8 @@ def weights(batch, tau2):
     return w * batch.mask if batch.padded else w
 
 
-@njit(cache=True, nogil=True)
-def _weighted_sums(y, v, mask, top_of, rows, tau2, level, out):  # pragma: no cover - compiled, tested via all
+@kernel(lambda y, v, mask, top_of, rows, *_: rows.size * y.shape[1])
+def _weighted_sums(y, v, mask, top_of, rows, tau2, level, out):
     """One fused pass per row (two sweeps over its studies) for :class:`Weighted`; see the module docstring.
 
     out[j] = (S, S2, μ, Q, yᵀP²y, yᵀP³y, tr P, tr P², Σlog(v + τ²)) for row rows[j] at τ² = tau2[j]; with
@@ -293,7 +329,7 @@ class Root:
     boundary: np.ndarray
 
 
-@njit(cache=True, nogil=True)
+@kernel(lambda rows, *_: rows.size)
 def _newton_update(rows, f, d, scale, info, x, lo, hi, unit, cap, tol, done, converged, capped, boundary, iters):
     """One step of :func:`solve_decreasing` for each row in ``rows`` (compiled; the rules are documented there)."""
     for j in range(rows.size):

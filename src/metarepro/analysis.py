@@ -22,11 +22,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from . import _dist, quality
 from . import conversions as cv
 from . import effects as es
-from . import quality
 from ._spellings import metafor_spellings
 from .rma import TESTS, RmaResult, rma, rma_batch
 from .sheet import LINE, SUMMARY
@@ -412,7 +411,7 @@ def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     out["included"] = out["reason"] == ""
     out.loc[~out["included"], ["yi", "vi"]] = np.nan
     out["sei"] = np.sqrt(out["vi"])
-    crit = stats.norm.ppf(0.5 + settings.level / 200)
+    crit = _dist.norm_ppf(0.5 + settings.level / 200)
     out["ci_low"] = out["yi"] - crit * out["sei"]
     out["ci_high"] = out["yi"] + crit * out["sei"]
     out["weight"] = np.nan

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
+from . import _dist
 from .printing import Printable
 from .rma import RmaResult, rma
 from .tau2 import Control
@@ -95,8 +95,8 @@ def _egger_lm(yi, vi, x, predictor, level):
     se = np.sqrt(sigma2 * np.array([1 / sw + xbar**2 / sxx, 1 / sxx]))
     beta = np.array([b0, b1])
     tval = beta / se
-    pval = 2 * stats.t.sf(np.abs(tval), df)
-    crit = stats.t.ppf(0.5 + level / 200, df)
+    pval = 2 * _dist.t_sf(np.abs(tval), df)
+    crit = _dist.t_ppf(0.5 + level / 200, df)
     return Regtest(
         "lm", predictor, tval[1], pval[1], float(df), b0, b0 - crit * se[0], b0 + crit * se[0],
         beta, se, tval[0], pval[0], np.nan, None,
@@ -201,8 +201,8 @@ def ranktest(yi, vi, exact=True) -> Ranktest:
     ties = np.unique(ystar).size < ystar.size or np.unique(vi).size < vi.size
     use_exact = bool(exact and not ties)
     # scipy's tau-b and its asymptotic variance (with tie corrections) are R cor.test's formulas
-    res = stats.kendalltau(ystar, vi, method="exact" if use_exact else "asymptotic")
-    return Ranktest(float(res.statistic), float(res.pvalue), use_exact)
+    tau, pval = _dist.kendalltau(ystar, vi, use_exact)
+    return Ranktest(float(tau), float(pval), use_exact)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -358,8 +358,8 @@ def fsn(yi, vi, type="Rosenthal", alpha=0.05, target=None, weighted=False) -> Fs
     pval = meanes = np.nan
     if type == "Rosenthal":
         z_avg = abs((yi / np.sqrt(vi)).sum() / np.sqrt(k))
-        pval = stats.norm.sf(z_avg)
-        fsnum = max(0.0, k * (z_avg / stats.norm.isf(alpha)) ** 2 - k)
+        pval = _dist.norm_sf(z_avg)
+        fsnum = max(0.0, k * (z_avg / _dist.norm_isf(alpha)) ** 2 - k)
         target = np.nan
     elif type == "Orwin":
         meanes = (yi / vi).sum() / (1 / vi).sum() if weighted else yi.mean()
@@ -373,8 +373,8 @@ def fsn(yi, vi, type="Rosenthal", alpha=0.05, target=None, weighted=False) -> Fs
     else:
         w = 1 / vi
         meanes = (w * yi).sum() / w.sum()
-        pval = 2 * stats.norm.sf(abs(meanes * np.sqrt(w.sum())))
-        excess = ((w * yi).sum() / stats.norm.isf(alpha / 2)) ** 2 - w.sum()
+        pval = 2 * _dist.norm_sf(abs(meanes * np.sqrt(w.sum())))
+        excess = ((w * yi).sum() / _dist.norm_isf(alpha / 2)) ** 2 - w.sum()
         fsnum = max(0.0, k * excess / w.sum())
         target = np.nan
     if np.isfinite(fsnum) and abs(fsnum - round(fsnum)) >= np.sqrt(np.finfo(float).eps):

@@ -24,7 +24,8 @@ Standardized differences from test statistics (then Hedges-corrected like any SM
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+
+from . import _dist
 
 
 def _f(x):
@@ -38,18 +39,18 @@ def sd_from_sem(sem, n):
 def sd_from_ci(low, high, n, level=95):
     n = _f(n)
     with np.errstate(invalid="ignore"):
-        crit = stats.t.ppf(0.5 + level / 200, n - 1)
+        crit = _dist.t_ppf(0.5 + level / 200, n - 1)
     return np.sqrt(n) * (_f(high) - _f(low)) / (2 * crit)
 
 
 def _xi(n):
     """Expected range of n standard normal draws (Wan 2014 eq. 9 approximation): 2Φ⁻¹((n−0.375)/(n+0.25))."""
-    return 2 * stats.norm.ppf((n - 0.375) / (n + 0.25))
+    return 2 * _dist.norm_ppf((n - 0.375) / (n + 0.25))
 
 
 def _eta(n):
     """Expected interquartile range of n standard normal draws: 2Φ⁻¹((0.75n−0.125)/(n+0.25))."""
-    return 2 * stats.norm.ppf((0.75 * n - 0.125) / (n + 0.25))
+    return 2 * _dist.norm_ppf((0.75 * n - 0.125) / (n + 0.25))
 
 
 def mean_sd_from_fivenum(n, median, q1=np.nan, q3=np.nan, minimum=np.nan, maximum=np.nan):
@@ -112,7 +113,7 @@ def t_from_f(f, direction_sign):
 
 def t_from_p(p, direction_sign, n1, n2):
     """Signed t from a two-sided p and the direction (+1: cases higher, −1: cases lower)."""
-    return _f(direction_sign) * stats.t.isf(_f(p) / 2, _f(n1) + _f(n2) - 2)
+    return _f(direction_sign) * _dist.t_isf(_f(p) / 2, _f(n1) + _f(n2) - 2)
 
 
 def d_from_point_biserial(r, n1, n2):

@@ -16,7 +16,9 @@ Measures (metafor names):
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
+
+from . import _dist
 
 MEASURES = ("SMD", "MD", "ROM", "ZCOR", "GEN")
 SMD_VTYPES = ("LS", "UB", "RM5")
@@ -92,7 +94,7 @@ def zcor(r, n):
 
 def vi_from_ci(ci_low, ci_high, level=95):
     """Sampling variance of an effect reported with a symmetric (Wald) CI on the analysis scale."""
-    crit = stats.norm.ppf(0.5 + level / 200)
+    crit = _dist.norm_ppf(0.5 + level / 200)
     half_width = (np.asarray(ci_high, dtype=float) - np.asarray(ci_low, dtype=float)) / (2 * crit)
     return half_width**2
 

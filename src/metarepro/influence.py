@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
+from . import _dist
 from ._batch import EPS, Batch, at_tau2
 from .printing import Printable
 from .rma import RmaResult, rma, rma_batch
@@ -184,7 +184,7 @@ def influence(yi, vi, method="REML", test="z", level=95, control: Control | None
         cov_r = vb_del / vb
         inf = (
             (np.abs(dffits) > 3 * np.sqrt(1 / (k - 1)))
-            | (stats.chi2.cdf(cook_d, 1) > 0.5)
+            | (_dist.chi2_cdf(cook_d, 1) > 0.5)
             | (hat > 3 / k)
             | (np.abs(dfbs) > 1)
         )

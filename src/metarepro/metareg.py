@@ -49,8 +49,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from . import _dist
 from ._batch import EPS, solve_decreasing
 from ._spellings import metafor_spellings
 from .printing import Printable
@@ -417,8 +417,8 @@ class MetaregResult(Printable):
 
 def _critical(test, level, df):
     if test == "knha":
-        return stats.t.ppf(0.5 + level / 200, df)
-    return stats.norm.ppf(0.5 + level / 200) + 0 * np.asarray(df, dtype=float)
+        return _dist.t_ppf(0.5 + level / 200, df)
+    return _dist.norm_ppf(0.5 + level / 200) + 0 * np.asarray(df, dtype=float)
 
 
 def _prepare(yi, vi, X):
@@ -506,19 +506,19 @@ def _fit(yi, vi, X, method, test, level, control, btt, with_r2):
         qm = np.einsum("bi,bi->b", beta_b, np.linalg.solve(vb_bb, beta_b[..., None])[..., 0])
         crit = _critical(test, level, df)[:, None]
         if test == "knha":
-            pval = 2 * stats.t.sf(np.abs(zval), df[:, None])
+            pval = 2 * _dist.t_sf(np.abs(zval), df[:, None])
             qm = qm / m
             qm_df = np.stack([np.full(df.shape, float(m)), df], axis=-1)
-            qm_p = stats.f.sf(qm, m, df)
+            qm_p = _dist.f_sf(qm, m, df)
         else:
-            pval = 2 * stats.norm.sf(np.abs(zval))
+            pval = 2 * _dist.norm_sf(np.abs(zval))
             qm_df = np.stack([np.full(df.shape, float(m)), np.full(df.shape, np.nan)], axis=-1)
-            qm_p = stats.chi2.sf(qm, m)
+            qm_p = _dist.chi2_sf(qm, m)
 
         fe = _at(data, np.zeros(k.shape))
         has_df = k > p
         qe = np.where(has_df, np.maximum(0.0, fe.rss), 0.0)
-        qe_p = np.where(has_df, stats.chi2.sf(qe, df), 1.0)
+        qe_p = np.where(has_df, _dist.chi2_sf(qe, df), 1.0)
         typical_v = df / fe.tr_p
         if method == "EE":
             i2 = np.where(has_df, np.maximum(0.0, 100 * (qe - df) / qe), 0.0)

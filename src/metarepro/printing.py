@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import html as _html
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DIGITS = 4
 SIGNIF = "---\nSignif. codes:  0 ‘***’ 0.001 ‘**’ 0.01 ‘*’ 0.05 ‘.’ 0.1 ‘ ’ 1"
@@ -205,6 +208,8 @@ def _plain(value):
 def to_frame(result) -> pd.DataFrame:
     """A pandas table of a result: one row per fit (per refit for leave1out/cumul, per coefficient for
     a meta-regression, per study with ``fill`` for trim-and-fill)."""
+    import pandas as pd  # only here: ``import metarepro`` does not need pandas
+
     name = type(result).__name__
     if name == "MetaregResult":
         return result.coefficients()

@@ -31,9 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import optimize, stats
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
+
+from . import _dist
 
 METHODS = ("REML", "ML")
 TESTS = ("z", "t")
@@ -273,6 +272,9 @@ def _build(yi, V, X, nested, inner, outer, struct):
         order = np.arange(k)
         first[codes[::-1]] = order[::-1]
         rows_edges.append((order, first[codes]))
+    from scipy.sparse import coo_matrix  # scipy.sparse only where a model is set up: slow to import
+    from scipy.sparse.csgraph import connected_components
+
     src = np.concatenate([e[0] for e in rows_edges])
     dst = np.concatenate([e[1] for e in rows_edges])
     graph = coo_matrix((np.ones(src.size), (src, dst)), shape=(k, k))
@@ -666,7 +668,7 @@ class RmaMvResult:
 
     def _crit(self, df):
         q = 0.5 + self.level / 200
-        return float(stats.norm.ppf(q) if df is None else stats.t.ppf(q, df))
+        return float(_dist.norm_ppf(q) if df is None else _dist.t_ppf(q, df))
 
     def i2(self):
         """I² of Viechtbauer's FAQ ("I² for multilevel and multivariate models") with the typical sampling
@@ -879,15 +881,15 @@ def _result(model, fit, sigma_codes, yi, X, X_names, method, test, dfs, level, b
         ddf = np.maximum(ddf, 1)
         QM /= m
         QM_df = (m, float(np.min(ddf[btt])))
-        QM_p = float(stats.f.sf(QM, m, QM_df[1]))
-        pval = 2 * stats.t.sf(np.abs(zval), ddf)
-        crit = stats.t.ppf(q, ddf)
+        QM_p = float(_dist.f_sf(QM, m, QM_df[1]))
+        pval = 2 * _dist.t_sf(np.abs(zval), ddf)
+        crit = _dist.t_ppf(q, ddf)
     else:
         ddf = np.full(p, np.nan)
         QM_df = (m, np.nan)
-        QM_p = float(stats.chi2.sf(QM, m))
-        pval = 2 * stats.norm.sf(np.abs(zval))
-        crit = stats.norm.ppf(q)
+        QM_p = float(_dist.chi2_sf(QM, m))
+        pval = 2 * _dist.norm_sf(np.abs(zval))
+        crit = _dist.norm_ppf(q)
     # QE and the saturated log-likelihood use V alone
     fe = _evaluate(model, np.zeros_like(model.gamma(np.zeros(model.n_theta))), "ML", derivatives=False)
     QE_df = k - p
@@ -903,7 +905,7 @@ def _result(model, fit, sigma_codes, yi, X, X_names, method, test, dfs, level, b
             rss += float(np.sum(r * np.linalg.solve(Vg, r[..., None])[..., 0]))
         QE = rss
         ll_qe = -0.5 * k * LOG2PI - 0.5 * logdetV
-    QE_p = float(stats.chi2.sf(QE, QE_df)) if QE_df > 0 else 1.0
+    QE_p = float(_dist.chi2_sf(QE, QE_df)) if QE_df > 0 else 1.0
     if QE_df <= 0:
         QE = 0.0
     gs = model.gspec
@@ -1009,6 +1011,8 @@ def confint(fit: RmaMvResult, component="sigma2", which=0, level=None, control: 
     ``tau2=``, ``rho=`` with 0-based ``which``). Bounds are roots of 2(ll̂ − ll_profile) = χ²₁ found by Brent's
     method to 1e-12 relative in θ; a bound not bracketed within the search range is returned as the range end
     with ``*_found=False`` (metafor's lower bound 0 for a variance whose profile stays above the cut)."""
+    from scipy import optimize  # for brentq only; slow to import
+
     control = control or MVControl()
     level = fit.level if level is None else level
     index, kind = _component_index(fit, component, which)
@@ -1017,7 +1021,7 @@ def confint(fit: RmaMvResult, component="sigma2", which=0, level=None, control: 
     if at_zero:
         theta_hat = np.log(control.boundary * fit._model.scale)
     ll_hat = fit.logLik
-    cut = stats.chi2.ppf(level / 100, 1) / 2
+    cut = _dist.chi2_ppf(level / 100, 1) / 2
 
     def f(t):
         ll, _ = _profile_ll(fit, index, t, control)
@@ -1073,7 +1077,7 @@ def anova(full: RmaMvResult, reduced: RmaMvResult):
     return {
         "LRT": lrt,
         "df": df,
-        "pval": float(stats.chi2.sf(lrt, df)),
+        "pval": float(_dist.chi2_sf(lrt, df)),
         "ll_full": full.logLik,
         "ll_reduced": reduced.logLik,
         "AIC_full": full.AIC,

@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
+from . import _dist
 from .rma_mv import RmaMvResult
 
 
@@ -158,19 +158,19 @@ def robust(fit, cluster, *, yi=None, vi=None, X=None, clubSandwich=False, adjust
         se = np.sqrt(np.diag(vb))
         zval = beta / se
         dfs = np.full(p, float(n - p))
-        pval = 2 * stats.t.sf(np.abs(zval), dfs)
-        crit = stats.t.ppf(q, dfs)
+        pval = 2 * _dist.t_sf(np.abs(zval), dfs)
+        crit = _dist.t_ppf(q, dfs)
         QM = float(beta[btt] @ np.linalg.solve(vb[np.ix_(btt, btt)], beta[btt])) / btt.size
         QM_df = (btt.size, float(n - p))
-        QM_p = float(stats.f.sf(QM, btt.size, n - p))
+        QM_p = float(_dist.f_sf(QM, btt.size, n - p))
         return RobustResult(vbest, n, beta, se, zval, pval, beta - crit * se, beta + crit * se, vb, dfs, QM, QM_df,
                             QM_p, btt)  # fmt: skip
     vb, G, H = _cr2(groups, bread)
     se = np.sqrt(np.diag(vb))
     zval = beta / se
     dfs = np.array([_satterthwaite(G, H, np.eye(p)[[i]]) for i in range(p)])
-    pval = 2 * stats.t.sf(np.abs(zval), dfs)
-    crit = stats.t.ppf(q, dfs)
+    pval = 2 * _dist.t_sf(np.abs(zval), dfs)
+    crit = _dist.t_ppf(q, dfs)
     intercept_only = p == 1 and all(np.all(g.X[..., 0] == 1) for g in groups)
     if intercept_only:
         QM, QM_df, QM_p = float(zval[0] ** 2), (1, float(dfs[0])), float(pval[0])
@@ -260,4 +260,4 @@ def _htz(G, H, beta, vb, btt):
     delta = max((nu - q + 1) / nu, 0.0)
     df = nu - q + 1
     F = delta * Q / q
-    return F, (q, float(df)), float(stats.f.sf(F, q, df)) if df > 0 else np.nan
+    return F, (q, float(df)), float(_dist.f_sf(F, q, df)) if df > 0 else np.nan

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from . import _dist
 from .metareg import MetaregResult, design_matrix, rma_mods
 from .rma import RmaResult, rma_batch
 from .tau2 import Control
@@ -76,7 +76,7 @@ def between_q(estimates, ses):
     pooled = (w * est).sum() / w.sum()
     q = float((w * (est - pooled) ** 2).sum())
     df = len(est) - 1
-    return q, df, float(stats.chi2.sf(q, df)) if df > 0 else np.nan, float(pooled)
+    return q, df, float(_dist.chi2_sf(q, df)) if df > 0 else np.nan, float(pooled)
 
 
 def subgroup_analysis(

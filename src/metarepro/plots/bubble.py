@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .style import POOLED_COLOR, STUDY_COLOR, axis_label, fmt, p_text, plt
+from .style import POOLED_COLOR, STUDY_COLOR, axis_label, fmt, new_figure, p_text, tight_layout
 
 GRID_POINTS = 200
 
@@ -24,7 +24,8 @@ def bubble_plot(yi, vi, x, fit, moderator_name: str, measure: str = "SMD", title
     weights = 1 / (vi + fit.tau2)
     sizes = 15 + 300 * weights / weights.max()
 
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig = new_figure((7, 5))
+    ax = fig.subplots()
     ax.scatter(x, yi, s=sizes, color=STUDY_COLOR, alpha=0.6, edgecolors="black", linewidths=0.6, zorder=3,
                label="study (area ∝ weight)")  # fmt: skip
     grid = np.linspace(x.min(), x.max(), GRID_POINTS)
@@ -44,5 +45,5 @@ def bubble_plot(yi, vi, x, fit, moderator_name: str, measure: str = "SMD", title
     ax.legend(fontsize=8, loc="best")
     for side in ("right", "top"):
         ax.spines[side].set_visible(False)
-    fig.tight_layout()
+    tight_layout(fig)
     return fig

@@ -9,9 +9,10 @@ from __future__ import annotations
 import textwrap
 
 import numpy as np
-from scipy import stats
+from matplotlib.patches import Rectangle
 
-from .style import POOLED_COLOR, STUDY_COLOR, Scale, axis_label, fmt, plt
+from .. import _dist
+from .style import POOLED_COLOR, STUDY_COLOR, Scale, axis_label, fmt, new_figure, tight_layout
 
 CONTOUR_LEVELS = (90, 95, 99)  # significance contours around 0: two-sided p = 0.10, 0.05, 0.01 (metafor's funnel)
 BAUJAT_LABELS = 8  # label at most this many studies: the most extreme on either axis
@@ -40,11 +41,12 @@ def funnel_plot(yi, vi, estimate=None, trimfill=None, measure="SMD", levels=CONT
     if trimfill is not None:
         fill_y, fill_se = trimfill.yi[trimfill.fill], np.sqrt(trimfill.vi[trimfill.fill])
     se_max = max(sei.max(), fill_se.max() if fill_se.size else 0.0) * 1.05
-    fig, ax = plt.subplots(figsize=(7, 6.2))
+    fig = new_figure((7, 6.2))
+    ax = fig.subplots()
     se_grid = np.array([0.0, se_max])  # the contours are straight lines through 0
     levels = sorted(levels)
     alphas = [1 - lv / 100 for lv in levels]  # ascending levels: alphas descending, e.g. 0.10, 0.05, 0.01
-    crits = stats.norm.isf(np.asarray(alphas) / 2)
+    crits = _dist.norm_isf(np.asarray(alphas) / 2)
     shades = contour_shades(len(levels))
     reach = max(np.abs(np.concatenate([yi, fill_y])).max(), crits[-1] * se_max) * 1.05
     ax.set_facecolor(shades[-1])  # outside the widest contour: p < smallest alpha
@@ -68,7 +70,7 @@ def funnel_plot(yi, vi, estimate=None, trimfill=None, measure="SMD", levels=CONT
     bounds = [f"{a:g}" for a in alphas]
     between = [f"{lo} < p < {hi}" for hi, lo in zip(bounds[:-1], bounds[1:], strict=True)]
     names = [f"p > {bounds[0]}", *between, f"p < {bounds[-1]}"]
-    handles = [plt.Rectangle((0, 0), 1, 1, facecolor=c, edgecolor="grey", linewidth=0.5) for c in shades]
+    handles = [Rectangle((0, 0), 1, 1, facecolor=c, edgecolor="grey", linewidth=0.5) for c in shades]
     # both legends below the axes, so they never cover studies
     legend = ax.legend(loc="upper right", bbox_to_anchor=(1.0, -0.1), fontsize=8, frameon=False)
     ax.add_artist(legend)
@@ -129,7 +131,8 @@ def baujat_plot(result, labels=None, title="", n_labels=BAUJAT_LABELS):
     """
     x, y = np.asarray(result.x, dtype=float), np.asarray(result.y, dtype=float)
     names = [str(i + 1) for i in range(x.size)] if labels is None else [str(v) for v in labels]
-    fig, ax = plt.subplots(figsize=(7, 5.5))
+    fig = new_figure((7, 5.5))
+    ax = fig.subplots()
     ax.scatter(x, y, s=18, color=STUDY_COLOR, alpha=0.6, zorder=2, label="studies")
     ax.grid(color="lightgray", linewidth=0.6)
     ax.set_axisbelow(True)
@@ -137,7 +140,7 @@ def baujat_plot(result, labels=None, title="", n_labels=BAUJAT_LABELS):
     ax.set_ylabel("Influence on overall result")
     ax.set_title(title or "Baujat plot", loc="left", fontsize=12, fontweight="bold", parse_math=False)
     ax.margins(0.12)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    tight_layout(fig, rect=(0, 0.05, 1, 1))
     candidates = _extreme(x, y, n_labels)
     texts = _place_labels(ax, fig, list(zip(x[candidates], y[candidates], strict=True)),
                           [_short(names[i]) for i in candidates])  # fmt: skip

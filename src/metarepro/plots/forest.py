@@ -31,8 +31,8 @@ from .style import (
     fmt,
     group_labels,
     level_text,
+    new_figure,
     p_text,
-    plt,
 )
 
 KINDS = ("study", "summary", "header", "note")
@@ -129,7 +129,7 @@ def draw_forest(rows: pd.DataFrame, *, measure="SMD", level=95, xlabel=None, lab
     plot_height = bottom_units * LINE_INCHES
     height = top_inches + plot_height + bottom_inches
 
-    fig = plt.figure(figsize=(width, height))
+    fig = new_figure((width, height))
     x0 = (margin + label_width + sum(col_widths)) / width
     ax = fig.add_axes((x0, bottom_inches / height, PLOT_INCHES / width, plot_height / height))
     ax.set_ylim(bottom_units, 0)
@@ -469,8 +469,7 @@ def forest(yi, vi, slab=None, fit=None, measure="GEN", method="REML", test="z", 
     """A forest plot straight from effect sizes, as metafor's ``forest(rma(yi, vi))``: ``fit`` is the
     :func:`metarepro.rma` result to draw (fitted here with ``method``/``test``/``level`` when None); ``slab``
     labels the studies (default "Study 1", ...). The CIs of the studies are z intervals at ``level``."""
-    from scipy import stats
-
+    from .. import _dist
     from ..rma import rma
 
     yi, vi = np.asarray(yi, dtype=float), np.asarray(vi, dtype=float)
@@ -480,7 +479,7 @@ def forest(yi, vi, slab=None, fit=None, measure="GEN", method="REML", test="z", 
     ok = np.isfinite(yi) & np.isfinite(vi)
     if int(fit.k) != int(ok.sum()):
         raise ValueError(f"the fit has k = {int(fit.k)} but {int(ok.sum())} studies have yi and vi")
-    crit = stats.norm.ppf(0.5 + fit.level / 200)
+    crit = _dist.norm_ppf(0.5 + fit.level / 200)
     names = [f"Study {i + 1}" for i in range(len(yi))] if slab is None else [str(s) for s in slab]
     effects = pd.DataFrame({"study": names, "yi": yi, "vi": vi, "ci_low": yi - crit * np.sqrt(vi),
                             "ci_high": yi + crit * np.sqrt(vi), "included": ok})  # fmt: skip
