@@ -20,6 +20,7 @@ processes) and the largest resident memory of one process.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import statistics
@@ -59,10 +60,12 @@ def tree(ref: str | None, into: Path) -> Path:
 
 
 def timed(cmd, cwd) -> tuple[float, float]:
-    """Wall and CPU seconds of one command (CPU: user + system of it and its children)."""
+    """Wall and CPU seconds of one command (CPU: user + system of it and its children). The tree's own library
+    (its src/) comes first on the path, so an older commit is timed with its own metarepro."""
+    env = {**os.environ, "PYTHONPATH": str(Path(cwd) / "src")}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:

@@ -340,9 +340,9 @@ def _cluster_rows(used: pd.DataFrame, pooled: dict) -> pd.DataFrame:
 
 
 def _norm_ppf(q):
-    from scipy import stats
+    from .._dist import norm_ppf
 
-    return float(stats.norm.ppf(q))
+    return float(norm_ppf(q))
 
 
 def _dependent_pooled_rows(pooled: dict, k: int) -> pd.DataFrame:

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from .. import _dist
 from ..analysis import Dependence, Settings, pooled_fields, pooled_record
 from ..rma import rma
 from ..rma_mv import BlockV, confint, rma_mv
@@ -340,7 +340,7 @@ def aggregated_rows(rows: pd.DataFrame, settings: Settings, columns=()) -> pd.Da
     lines = rows.groupby(cluster, sort=False)["line"].agg(lambda s: " ".join(str(x) for x in s))
     out["lines"] = lines.loc[cluster[first]].to_numpy()
     out["rows"] = pd.Series(cluster).value_counts().loc[cluster[first]].to_numpy()
-    crit = stats.norm.ppf(0.5 + settings.level / 200)
+    crit = _dist.norm_ppf(0.5 + settings.level / 200)
     out["yi"], out["vi"] = y, v
     out["ci_low"], out["ci_high"] = y - crit * np.sqrt(v), y + crit * np.sqrt(v)
     out["weight"] = np.nan
