@@ -13,6 +13,8 @@ for name in ANALYSES:
             **analysis_outputs(name),
         log:
             f"logs/analysis/{name}.log",
+        # the analyses with the most figures first, so that no long job starts last while a core idles
+        priority: len(analysis_files(name))
         conda:
             "../envs/metarepro.yaml"
         resources:
