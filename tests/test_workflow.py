@@ -5,6 +5,7 @@ normand1999_*), the same data as data/raw/normand1999_stroke_los.csv.
 """
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -207,3 +208,15 @@ def test_every_file_written_is_a_declared_output(finished):
     for name, entry in analysis["analyses"].items():
         listed = {f"results/{name}/{f}" for f in analysis_files(entry, analysis["figure_formats"])}
         assert listed == {w for w in written if w.startswith(f"results/{name}/")}
+
+
+def test_editing_one_analysis_reruns_only_it_and_the_report(finished):
+    """Snakemake's incremental behaviour: a changed setting of one analysis plans that analysis's job and the report,
+    not the other analysis (dry run of the finished folder)."""
+    (finished / "edited.yaml").write_text(CONFIG.replace("method: DL", "method: PM"))
+    result = run(finished, "--configfile", "edited.yaml", "--dry-run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    planned = dict(re.findall(r"^(\w+) +(\d+)$", result.stdout, flags=re.M))
+    assert planned == {"analysis_los_md_dl": "1", "report": "1", "all": "1", "total": "3"}
+    unchanged = run(finished, "--configfile", "my.yaml", "--dry-run")
+    assert "Nothing to be done" in unchanged.stdout + unchanged.stderr
