@@ -368,3 +368,16 @@ def test_too_few_rows_with_every_moderator_is_a_message_not_a_traceback():
     message = error(sensitivity.metaregression, rows, Settings(), ["dose"], permutations=0)
     assert "moderators dose: 2 of 4 rows give every moderator, but the model has 2 coefficients" in message
     assert "lines 3 4" in message
+
+
+def test_metaregression_of_equal_effects_reports_qm_as_na():
+    """Every yi equal with knha (metafor: se 0, QM NA; tests/test_metareg.py has its values): the meta-regression
+    step and the bubble plot run, and the table says QM is not available instead of failing."""
+    rows = pd.DataFrame({"line": range(2, 8), "study_id": list("abcdef"), "study": list("ABCDEF"), "yi": 0.3,
+                         "vi": [0.01, 0.02, 0.03, 0.04, 0.05, 0.06], "year": [2001, 2003, 2005, 2008, 2011, 2015]})  # fmt: skip
+    settings = Settings(method="REML", test="knha", measure="GEN")
+    table = sensitivity.metaregression(rows, settings, ["year"], permutations=0)
+    assert table["coefficient"].tolist() == ["intrcpt", "year"]
+    assert table["QM"].isna().all() and table["QM_p"].isna().all() and (table["se"] == 0).all()
+    figure = sensitivity.bubble(rows, settings, "year", "equal effects")
+    assert figure.axes  # drawn

@@ -188,3 +188,29 @@ def test_invalid_models_are_refused():
         rma_mods(yi, vi, np.column_stack([np.ones(3), [1, 2, 3], [1, 0, 0]]), method="REML")
     with pytest.raises(ValueError, match="method"):
         rma_mods(yi, vi, np.ones((3, 1)), method="XX")
+
+
+DEGENERATE = load_reference("degenerate_metareg_reference.json")["fits"]
+
+
+@pytest.mark.parametrize("ref", DEGENERATE, ids=lambda r: f"{r['name']}-{r['method']}-{r['test']}")
+def test_equal_yi_as_metafor(ref):
+    """Every yi equal (tests/reference/generate_degenerate_metareg_reference.R, metafor 3.8-1): with knha the
+    scale s2 is 0, so se = 0, t = ±Inf, p = 0, the CI is the estimate and QM is NA; with z an ordinary fit."""
+    x = np.asarray(ref["x"], dtype=float)
+    fit = rma_mods(ref["yi"], ref["vi"], np.column_stack([np.ones_like(x), x]), ref["method"], ref["test"], 95)
+    # the intercept is yi's common value; the slope is 0 up to rounding of the solve (R: 3e-18 and 3e-15)
+    slope_atol = 1e-9 * max(1.0, abs(ref["beta"][0]))
+    assert_close(fit.beta[0], ref["beta"][0], "intercept")
+    assert abs(fit.beta[1]) < slope_atol and abs(ref["beta"][1]) < slope_atol
+    assert_close(fit.tau2, ref["tau2"], "tau2", atol=1e-10)
+    if ref["test"] == "knha":
+        assert fit.s2 == ref["s2w"] == 0
+        assert list(fit.se) == ref["se"] == [0, 0] and list(fit.pval) == ref["pval"] == [0, 0]
+        assert np.isinf(fit.zval[0]) and ref["zval"] == [None, None]  # R's Inf, written as null
+        assert list(fit.ci_low) == list(fit.beta) == list(fit.ci_high)
+        assert np.isnan(fit.QM) and np.isnan(fit.QM_p) and ref["QM"] is None and ref["QMp"] is None
+    else:
+        assert_close(fit.se, ref["se"], "se")
+        assert_close(fit.pval[0], ref["pval"][0], "intercept p")
+        assert abs(fit.QM) < 1e-12 and ref["QM"] < 1e-12

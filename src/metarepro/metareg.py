@@ -500,10 +500,16 @@ def _fit(yi, vi, X, method, test, level, control, btt, with_r2):
         s2 = np.where(rss <= EPS, 0.0, rss / df) if test == "knha" else np.ones(k.shape)
         vb = vb * s2[:, None, None]
         se = np.sqrt(np.diagonal(vb, axis1=-2, axis2=-1))
-        zval = beta / se
+        with np.errstate(divide="ignore", invalid="ignore"):  # se = 0 when s2 = 0: t = ±Inf, as metafor
+            zval = beta / se
+        # With s2 = 0 (every residual 0) the scaled Var(β̂) is 0 and cannot be inverted: QM is NA, as in metafor.
+        testable = s2 > 0
         vb_bb = vb[:, b_idx[:, None], b_idx[None, :]]
         beta_b = beta[:, b_idx]
-        qm = np.einsum("bi,bi->b", beta_b, np.linalg.solve(vb_bb, beta_b[..., None])[..., 0])
+        qm = np.full(k.shape, np.nan)
+        if testable.any():
+            solved = np.linalg.solve(vb_bb[testable], beta_b[testable][..., None])[..., 0]
+            qm[testable] = np.einsum("bi,bi->b", beta_b[testable], solved)
         crit = _critical(test, level, df)[:, None]
         if test == "knha":
             pval = 2 * _dist.t_sf(np.abs(zval), df[:, None])
