@@ -374,7 +374,8 @@ def test_metaregression_of_equal_effects_reports_qm_as_na():
     """Every yi equal with knha (metafor: se 0, QM NA; tests/test_metareg.py has its values): the meta-regression
     step and the bubble plot run, and the table says QM is not available instead of failing."""
     rows = pd.DataFrame({"line": range(2, 8), "study_id": list("abcdef"), "study": list("ABCDEF"), "yi": 0.3,
-                         "vi": [0.01, 0.02, 0.03, 0.04, 0.05, 0.06], "year": [2001, 2003, 2005, 2008, 2011, 2015]})  # fmt: skip
+                         "vi": [0.01, 0.02, 0.03, 0.04, 0.05, 0.06],
+                         "year": [2001, 2003, 2005, 2008, 2011, 2015]})  # fmt: skip
     settings = Settings(method="REML", test="knha", measure="GEN")
     table = sensitivity.metaregression(rows, settings, ["year"], permutations=0)
     assert table["coefficient"].tolist() == ["intrcpt", "year"]
