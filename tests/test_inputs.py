@@ -19,7 +19,7 @@ from tolerances import ITERATIVE, conditioned_rtol
 
 from metarepro.analysis import Settings, compute_effects
 from metarepro.metareg import design_matrix, rma_mods
-from metarepro.sheet import LINE, SheetError, numeric_columns, read_sheet, select_rows
+from metarepro.sheet import LINE, SheetError, read_sheet, select_rows
 from metarepro.steps import run_analysis, sensitivity
 
 DATA = Path(__file__).parent / "data" / "inputs"
@@ -163,7 +163,6 @@ def test_directory_and_latin1(tmp_path):
     path = sheet_text(tmp_path, "study_id,study\na,Müller 2001\n", encoding="latin-1")
     message = error(read_sheet, path)
     assert "line 2: byte 0xfc is not UTF-8" in message and "Save it as 'CSV UTF-8'" in message
-    assert error(numeric_columns, path, ["year"]) == message  # the DAG-time read says the same
 
 
 def test_where_on_a_missing_column_or_value_suggests_the_closest(tmp_path):

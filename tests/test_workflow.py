@@ -176,7 +176,7 @@ def test_sensitivity_moderators_and_bias_outputs(tmp_path):
 
 
 def test_run_config_from_python_writes_what_the_rules_write(finished, tmp_path, monkeypatch):
-    """metarepro.steps.run_config (no Snakemake): the same tables, byte for byte, and the same figures."""
+    """metarepro.steps.run.run_config (no Snakemake): the same tables, byte for byte, and the same figures."""
     from metarepro.steps.run import run_config
 
     shutil.copy(REPO / "data/raw/normand1999_stroke_los.csv", tmp_path / "sheet.csv")

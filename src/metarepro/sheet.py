@@ -356,23 +356,6 @@ def _as_text(value) -> str:
     return str(value).strip()
 
 
-def numeric_columns(path, columns, mapping: dict | None = None) -> list[str]:
-    """Those of ``columns`` whose given cells are all numbers (continuous moderators); missing
-    spellings (NA, empty, ...) do not count. Raises :class:`SheetError` for an unreadable sheet."""
-    header, rows, _, info = read_table(path)
-    header = _apply_mapping(Path(path), header, mapping)
-    frame = pd.DataFrame(rows, columns=header, dtype=str)
-    numeric = []
-    for column in [c for c in columns if c in header and list(header).count(c) == 1]:
-        text = frame[column]
-        if info["decimal_comma"]:
-            text = text.str.replace(",", ".", regex=False)
-        given = text[~_is_missing(text)]
-        if len(given) and np.isfinite(pd.to_numeric(given, errors="coerce")).all():
-            numeric.append(column)
-    return numeric
-
-
 def sheet_columns(path, mapping: dict | None = None) -> list[str]:
     """The sheet's column names (after a config ``columns`` mapping), for checks before any rule runs;
     the header's own problems (a missing study_id, a name twice) are raised here already."""

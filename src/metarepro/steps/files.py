@@ -13,6 +13,9 @@ import pandas as pd
 
 from ..sheet import SheetError
 
+# The case-diagnostics tables of every analysis (steps.sensitivity.diagnostics writes them; steps.run lists them).
+DIAGNOSTIC_TABLES = ("leave1out", "influence", "cumulative")
+
 
 def _jsonable(value):
     if isinstance(value, dict):

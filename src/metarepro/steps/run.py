@@ -18,10 +18,10 @@ from pathlib import Path
 
 from ..config import ConfigError, check_config, format_errors, load_config
 from ..sheet import SheetError
+from .files import DIAGNOSTIC_TABLES
 
 SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
 FORMATS = ("svg", "png")
-DIAGNOSTIC_TABLES = ("leave1out", "influence", "cumulative")
 
 
 def analysis_files(analysis: dict, formats=FORMATS) -> list[str]:
@@ -41,12 +41,12 @@ def analysis_files(analysis: dict, formats=FORMATS) -> list[str]:
     return tables + [f"{figure}.{fmt}" for figure in figures for fmt in formats]
 
 
-def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> list[Path]:
+def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
     """Every table and figure of one analysis into ``folder``: effect sizes, the pooled fit and every estimator,
     leave-one-out, influence, cumulative, small-study tests, subgroups, meta-regression and their figures.
 
     ``config`` holds the analysis's ``name``, its config entry (``analysis``) and the config's ``defaults``.
-    Returns the paths written (those of :func:`analysis_files`).
+    The files written are those of :func:`analysis_files`.
     """
     from ..plots import save_figure
     from . import sensitivity as steps
@@ -55,20 +55,15 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> list[Path]:
 
     analysis, folder = config["analysis"], Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
 
     def table(frame, name):
         frame.to_csv(folder / name, index=False)
-        written.append(folder / name)
 
     def figure(drawn, stem):
-        paths = [folder / f"{stem}.{fmt}" for fmt in formats]
-        save_figure(drawn, paths)
-        written.extend(paths)
+        save_figure(drawn, [folder / f"{stem}.{fmt}" for fmt in formats])
 
     result = run_analysis(sheet, analysis, config["defaults"])
     write_analysis(result, folder / "effects.csv", folder / "pooled.json", folder / "estimators.csv")
-    written += [folder / name for name in ("effects.csv", "pooled.json", "estimators.csv")]
     effects = read_effects(folder / "effects.csv")  # each figure is drawn from the table written beside it
     figure(forest_figure(sheet, config, effects, result.pooled), "forest")
 
@@ -81,7 +76,6 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> list[Path]:
         figure(drawn, stem)
     bias = steps.publication_bias(rows, model, labels=labels)
     write_json(bias.record, folder / "bias.json")
-    written.append(folder / "bias.json")
     figure(bias.figures["funnel"], "funnel")
     title = analysis.get("title", config["name"])
     if analysis.get("subgroups"):
@@ -93,7 +87,6 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> list[Path]:
         table(steps.metaregression(rows, model, analysis["moderators"], permutations, seed), "metareg.csv")
         for moderator in analysis["moderators"]:
             figure(steps.bubble(rows, model, moderator, title, labels), f"bubble_{moderator}")
-    return written
 
 
 def overview_job(names, analyses: dict, folders, out: dict, published=None, config_files=(), sheets=(),

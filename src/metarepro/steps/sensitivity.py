@@ -21,6 +21,7 @@ from ..plots import baujat_plot, bubble_plot, cumulative_forest_plot, funnel_plo
 from ..rma import rma
 from ..sheet import LINE, MISSING, SheetError, did_you_mean, read_sheet, select_rows
 from ..subgroups import subgroup_analysis
+from .files import DIAGNOSTIC_TABLES
 
 
 @dataclass
@@ -135,7 +136,6 @@ def diagnostics(rows: pd.DataFrame, settings: Settings, order_column: str = "yea
     return Outputs(tables, _dependence_note(rows, {}), figures)
 
 
-DIAGNOSTIC_TABLES = ("leave1out", "influence", "cumulative")
 FIT_COLUMNS = ("estimate", "se", "zval", "pval", "ci_low", "ci_high", "q", "q_p", "tau2", "i2", "h2")
 INFLUENCE_COLUMNS = ["rstudent", "dffits", "cook_d", "cov_r", "tau2_del", "qe_del", "hat", "weight", "dfbetas",
                      "influential", "baujat_x", "baujat_y"]  # fmt: skip
