@@ -381,3 +381,20 @@ def test_metaregression_of_equal_effects_reports_qm_as_na():
     assert table["QM"].isna().all() and table["QM_p"].isna().all() and (table["se"] == 0).all()
     figure = sensitivity.bubble(rows, settings, "year", "equal effects")
     assert figure.axes  # drawn
+
+
+def test_a_text_moderator_gets_a_figure_that_says_why_there_is_no_bubble_plot():
+    """Bubble figures are declared for every moderator (the workflow reads no sheet before its jobs run): a moderator
+    with text values is a factor in the meta-regression, and its figure says so instead of drawing points."""
+    rows = pd.DataFrame({"line": range(2, 8), "study_id": list("abcdef"), "study": list("ABCDEF"),
+                         "yi": [0.1, 0.4, 0.2, 0.6, 0.3, 0.5], "vi": [0.01, 0.02, 0.03, 0.04, 0.05, 0.06],
+                         "sample": ["serum", "plasma", "serum", "NA", "plasma", "serum"]})  # fmt: skip
+    figure = sensitivity.bubble(rows, Settings(measure="GEN"), "sample", "text moderator")
+    (note,) = figure.texts
+    assert " ".join(note.get_text().split()) == ("no bubble plot: moderator 'sample' has text values (plasma, serum); "
+                                                 "it enters the meta-regression as a factor (see the meta-regression "
+                                                 "table)")  # fmt: skip
+    assert not figure.axes  # nothing plotted
+    # the whole text is on the figure (a long note once ran off both edges)
+    box, page = note.get_window_extent(figure.canvas.get_renderer()), figure.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1

@@ -143,11 +143,15 @@ DIAGNOSTIC_FIGURES = ("leave1out", "cumulative", "baujat")
 
 
 def _note_figure(text):
-    """A small figure that only says why the real one is not drawn (the workflow expects a file)."""
-    from matplotlib.figure import Figure
+    """A small figure that only says why the real one is not drawn (the workflow expects a file); the text is
+    wrapped to the figure's width (about 70 characters of the default font fill its 6 inches)."""
+    import textwrap
 
-    figure = Figure(figsize=(6, 1))
-    figure.text(0.5, 0.5, text, ha="center", va="center")
+    from ..plots.style import new_figure
+
+    lines = textwrap.wrap(text, 70)
+    figure = new_figure((6, max(1.0, 0.4 + 0.25 * len(lines))))
+    figure.text(0.5, 0.5, "\n".join(lines), ha="center", va="center")
     return figure
 
 
