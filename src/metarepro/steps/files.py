@@ -11,7 +11,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..sheet import SheetError
+from ..sheet import SheetError, read_sheet
+
+
+def analysis_sheet(sheet_path, analysis: dict) -> pd.DataFrame:
+    """An analysis's sheet as every step reads it: with the analysis's column mapping (config ``columns``)."""
+    return read_sheet(sheet_path, analysis.get("columns"))
+
 
 # The case-diagnostics tables of every analysis (steps.sensitivity.diagnostics writes them; steps.run lists them).
 DIAGNOSTIC_TABLES = ("leave1out", "influence", "cumulative")

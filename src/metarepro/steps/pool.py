@@ -15,8 +15,8 @@ import pandas as pd
 
 from ..analysis import Settings, compute_effects, estimator_table, fit_analysis, pooled_record
 from ..rma import rma
-from ..sheet import LINE, SheetError, mapping_hint, read_sheet, select_rows, unrecognised_columns
-from .files import write_json
+from ..sheet import LINE, SheetError, mapping_hint, select_rows, unrecognised_columns
+from .files import analysis_sheet, write_json
 
 
 @dataclass
@@ -30,7 +30,7 @@ class AnalysisResult:
 def run_analysis(sheet_path, analysis: dict, defaults: dict | None = None) -> AnalysisResult:
     """Read the sheet, select the analysis's rows, compute effects, fit the primary model and all estimators."""
     settings = Settings.from_config(analysis, defaults)
-    sheet = read_sheet(sheet_path, analysis.get("columns"))
+    sheet = analysis_sheet(sheet_path, analysis)
     rows = select_rows(sheet, analysis.get("where"))
     effects = compute_effects(rows, settings)
     if not effects["included"].any():
@@ -112,7 +112,7 @@ def forest_figure(sheet_path, config: dict, effects: pd.DataFrame, pooled: dict)
 
     summaries = [f"{stat}_{group}" for group in ("cases", "controls") for stat in ("mean", "sd")]
     analysis = config["analysis"]
-    sheet = read_sheet(sheet_path, analysis.get("columns")).rename(columns={LINE: "line"})
+    sheet = analysis_sheet(sheet_path, analysis).rename(columns={LINE: "line"})
     columns = ["line", *[c for c in summaries if c in sheet]]
     rows = effects.merge(sheet[columns], on="line", how="left") if len(columns) > 1 else effects
     return forest_plot(rows, pooled, title=analysis.get("title", config.get("name", "")), labels=figure_labels(config))

@@ -19,9 +19,9 @@ from ..metareg import design_matrix, rma_mods
 from ..permutation import permutest
 from ..plots import baujat_plot, bubble_plot, cumulative_forest_plot, funnel_plot, leave1out_plot, subgroup_forest_plot
 from ..rma import rma
-from ..sheet import LINE, MISSING, SheetError, did_you_mean, read_sheet, select_rows
+from ..sheet import LINE, MISSING, SheetError, did_you_mean, select_rows
 from ..subgroups import subgroup_analysis
-from .files import DIAGNOSTIC_TABLES
+from .files import DIAGNOSTIC_TABLES, analysis_sheet
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Outputs:
 
 def analysis_rows(sheet_path, analysis: dict, effects: pd.DataFrame) -> pd.DataFrame:
     """The included rows of an analysis with every column of its sheet (joined on the CSV line)."""
-    sheet = select_rows(read_sheet(sheet_path, analysis.get("columns")), analysis.get("where"))
+    sheet = select_rows(analysis_sheet(sheet_path, analysis), analysis.get("where"))
     computed = ["yi", "vi", "ci_low", "ci_high", "weight"]  # from effects.csv, not the sheet's input columns
     used = effects[effects["included"]][["line", *computed]]
     extra = sheet.drop(columns=[c for c in computed if c in sheet]).rename(columns={LINE: "line"})
