@@ -69,4 +69,9 @@ localrules:
 onsuccess:
     import sys
 
+    release_rate_limiter()
     print(run_summary(), file=sys.stderr)
+
+
+onerror:
+    release_rate_limiter()

@@ -3,8 +3,11 @@
     .venv/bin/python benchmarks/bench_pipeline.py                 # the working tree, 3 repeats
     .venv/bin/python benchmarks/bench_pipeline.py --ref 3c652df   # and an older commit in the same run
 
-Each repeat copies the tree (tracked and untracked files that git does not ignore: what a fresh clone would
-hold, plus your uncommitted changes) into a temporary folder, then times with this interpreter's Snakemake
+Snakemake runs from a virtual environment set up as the README's main-job command sets one up
+(``pip install -c requirements.lock -e ".[workflow]"``, made once per benchmark run; ``--python`` reuses an
+interpreter instead): the test extras (e.g. the slurm executor plugin, which Snakemake imports at every start)
+are not what a new user has. Each repeat copies the tree (tracked and untracked files that git does not
+ignore: what a fresh clone would hold, plus your uncommitted changes) into a temporary folder, then times
 (the workflow profile, profiles/default, gives --cores 2):
 
 - cold: the default config from nothing (no results/, no .snakemake/);
@@ -73,9 +76,18 @@ def timed(cmd, cwd) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def one_repeat(ref, folder: Path) -> dict:
+def main_job_python(into: Path) -> str:
+    """An interpreter with the README's main-job set-up (the working tree's requirements.lock)."""
+    subprocess.run([sys.executable, "-m", "venv", str(into)], check=True)
+    python = str(into / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "install", "-q", "-c", str(REPO / "requirements.lock"), "-e",
+                    f"{REPO}[workflow]"], check=True, capture_output=True)  # fmt: skip
+    return python
+
+
+def one_repeat(ref, folder: Path, python: str) -> dict:
     work = tree(ref, folder)
-    snakemake = [sys.executable, "-m", "snakemake", "--cores", "2"]
+    snakemake = [python, "-m", "snakemake", "--cores", "2"]
     config = yaml.safe_load((work / "config/config.yaml").read_text())
     config["analyses"]["bench_crp_md_reml"] = ADDED
     (work / "config/added.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -94,13 +106,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ref", help="also time this commit (e.g. the one before a change)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--python", help="time with this interpreter's Snakemake (default: a fresh main-job venv)")
     args = parser.parse_args()
     trees = {"working tree": None} | ({f"commit {args.ref}": args.ref} if args.ref else {})
     runs: dict[str, list[dict]] = {name: [] for name in trees}
     with tempfile.TemporaryDirectory() as tmp:
+        python = args.python or main_job_python(Path(tmp) / "venv")
         for repeat in range(args.repeats):
             for name, ref in trees.items():
-                runs[name].append(one_repeat(ref, Path(tmp) / f"{repeat}-{len(runs[name])}-{ref or 'tree'}"))
+                runs[name].append(one_repeat(ref, Path(tmp) / f"{repeat}-{len(runs[name])}-{ref or 'tree'}", python))
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"{args.repeats} repeats, medians (wall s / CPU s); largest process {peak:.0f} MiB")
     for name, results in runs.items():

@@ -32,7 +32,9 @@ def test_the_probe_sees_an_import():
 @pytest.mark.parametrize(
     ("code", "also_forbidden"),
     [
-        ("import metarepro", ("pandas", "matplotlib")),
+        ("import metarepro", ("numpy", "scipy.special", "pandas", "matplotlib")),
+        # what the Snakefile imports while Snakemake parses the workflow (every run, also a no-op one)
+        ("from metarepro.config import check_config, load_config", ("numpy", "scipy.special", "pandas", "matplotlib")),
         ("from metarepro import rma, rma_batch, rma_mv, robust, vcalc, aggregate", ("pandas", "matplotlib")),
         ("import metarepro.steps", ("matplotlib",)),  # the pool job
         ("import metarepro.plots, metarepro.steps.sensitivity, metarepro.steps.overview", ()),
@@ -40,6 +42,19 @@ def test_the_probe_sees_an_import():
 )
 def test_imports_stay_light(code, also_forbidden):
     assert loaded(code, (*HEAVY, *also_forbidden)) == []
+
+
+def test_every_public_name_resolves_to_its_module():
+    import importlib
+
+    import metarepro
+
+    for name, module in metarepro._EXPORTS.items():
+        assert getattr(metarepro, name) is getattr(importlib.import_module(f"metarepro.{module}"), name)
+    assert set(importlib.import_module("metarepro.dependent").__all__) <= set(metarepro._EXPORTS)
+    assert set(metarepro.__all__) <= set(metarepro._EXPORTS) <= set(dir(metarepro))
+    with pytest.raises(AttributeError, match="no attribute 'rmaa'"):
+        metarepro.rmaa  # noqa: B018
 
 
 def test_a_small_analysis_never_imports_numba_or_scipy_stats():

@@ -755,9 +755,10 @@ def provenance_section(provenance: dict | None) -> str:
 
 def render_report(sections: list[AnalysisSection], reproduction: pd.DataFrame | None = None, *,
                   atlas_svgs=(), reproduction_svgs=(), provenance: dict | None = None, labels=None,
-                  title="metarepro report") -> str:  # fmt: skip
+                  title="metarepro report", bodies=None) -> str:  # fmt: skip
     """The whole page. ``atlas_svgs``/``reproduction_svgs``: the overview figures (SVG text), drawn by
-    :mod:`metarepro.plots.overview` from the same records and table shown here."""
+    :mod:`metarepro.plots.overview` from the same records and table shown here. ``bodies``: each section's
+    :func:`analysis_section`, when already rendered (by the analysis's own job); else they are rendered here."""
     labels = labels or {}
     toc = "".join(f'<li><a href="#{esc(s.name)}">{esc(s.title)}</a></li>' for s in sections)
     has_repro = reproduction is not None and not reproduction.empty
@@ -766,7 +767,7 @@ def render_report(sections: list[AnalysisSection], reproduction: pd.DataFrame | 
            + ' · <a href="#analyses">Analyses</a> · <a href="#methods">Methods</a>'
            + (' · <a href="#provenance">Provenance</a>' if provenance else "")
            + f"<ol>{toc}</ol></nav>")  # fmt: skip
-    body = "".join(analysis_section(s) for s in sections)
+    body = "".join(bodies if bodies is not None else map(analysis_section, sections))
     content, svg_css = shared_styles(f"""{headline(sections, list(atlas_svgs), labels)}
 {reproduction_section(reproduction, list(reproduction_svgs))}
 <section id="analyses"><h2>Analyses</h2>{body}</section>""")

@@ -26,9 +26,13 @@ import math
 import re
 import unicodedata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
+
+# numpy and pandas are imported where a sheet is read, not here: the Snakefile checks a config with this
+# module's names and sheet_columns (the header only) while Snakemake parses the workflow, on every run.
 
 IDENTITY = ("study_id", "study", "year", "marker")
 REQUIRED = ("study_id",)  # "study" (the label) defaults to study_id
@@ -91,6 +95,9 @@ def _is_missing(text: pd.Series) -> pd.Series:
 
 
 def _check_numeric(path, raw: pd.DataFrame, problems: list[str], decimal_comma: bool) -> pd.DataFrame:
+    import numpy as np
+    import pandas as pd
+
     values = {}
     for column in [c for c in NUMERIC if c in raw.columns]:
         text = raw[column]
@@ -261,6 +268,9 @@ def read_sheet(path, columns: dict | None = None) -> pd.DataFrame:
     ``columns`` maps metarepro's column names to the sheet's (``{"n_cases": "n1i"}``). Raises
     :class:`SheetError` listing every problem found (not just the first).
     """
+    import numpy as np
+    import pandas as pd
+
     path = Path(path)
     header, rows, lines, info = read_table(path)
     if columns:
@@ -297,6 +307,8 @@ def read_sheet(path, columns: dict | None = None) -> pd.DataFrame:
 def _decimal_comma_text_columns(raw: pd.DataFrame) -> None:
     """In a ';'-delimited sheet, a free column whose given cells are all numbers with a decimal comma
     (a moderator such as '3,83') is rewritten with '.', so that it is read as the number it is."""
+    import pandas as pd
+
     for column in [c for c in raw.columns if c not in NUMERIC and c != LINE]:
         text = raw[column]
         given = ~_is_missing(text)

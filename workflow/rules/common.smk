@@ -37,7 +37,7 @@ def analysis_files(name):
     """Every file of one analysis's job, as metarepro.steps.run.analysis_files lists them (tested to agree)."""
     analysis = config["analyses"][name]
     tables = ["effects.csv", "pooled.json", "estimators.csv"]
-    tables += [f"{table}.csv" for table in DIAGNOSTIC_TABLES] + ["bias.json"]
+    tables += [f"{table}.csv" for table in DIAGNOSTIC_TABLES] + ["bias.json", "section.html"]
     figures = ["forest", "leave1out", "cumulative", "baujat", "funnel"]
     if analysis.get("subgroups"):
         tables.append("subgroups.csv")
@@ -78,7 +78,7 @@ def analysis_outputs(name):
         stem, ext = file.rsplit(".", 1)
         path = result_path(f"{name}/{file}")
         key = stem if ext in ("csv", "json") else f"{stem}_{ext}"
-        if ext in ("png", "pdf"):
+        if ext in ("png", "pdf", "html"):  # same drawing as the SVG; the report's own section
             outputs[key] = path
             continue
         outputs[key] = report(
@@ -144,3 +144,16 @@ def run_summary():
             f" ({values[1]:.3f} to {values[2]:.3f})"
         )
     return "\n".join(lines)
+
+
+def release_rate_limiter():
+    """Cancel the timers of Snakemake's job-rate limiter (--max-jobs-per-timespan, 100/1s by default).
+
+    Each scheduling pass starts a one-second threading.Timer that only wakes the scheduler, and the
+    interpreter waits for the last of them before it exits: one second after the last job for nothing.
+    Called when the run is over (onsuccess, onerror), when no pass follows."""
+    import threading
+
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer):
+            thread.cancel()

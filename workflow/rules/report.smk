@@ -1,7 +1,10 @@
 rule report:
     input:
+        # each analysis's section of the page (its own job renders it, with every table and figure), and
+        # what the headline and the overview figures read
+        sections=[result_path(f"{name}/section.html") for name in ANALYSES],
         pooled=[result_path(f"{name}/pooled.json") for name in ANALYSES],
-        analyses=all_analysis_outputs(),
+        effects=[result_path(f"{name}/effects.csv") for name in ANALYSES],
         sheets=input_sheets(),
         published=published_sheet(),
     output:
@@ -14,6 +17,8 @@ rule report:
         "logs/report.log",
     conda:
         "../envs/metarepro.yaml"
+    # the last job, alone: two processes draw the overview figures
+    threads: 2
     resources:
         mem_mb=4000,
         runtime=20,
@@ -23,7 +28,6 @@ rule report:
         configfiles=workflow.configfiles,
         repo=workflow.basedir,
         labels=config.get("defaults", {}).get("labels", {}),
-        formats=FIGURE_FORMATS,
     message:
         f"summary table, published vs reproduced, HTML report of {len(ANALYSES)} analyses"
     script:

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from metarepro.steps import logged
+from metarepro.steps import end_job, logged
 from metarepro.steps.run import analysis_job
 
 if TYPE_CHECKING:
@@ -12,3 +12,4 @@ if TYPE_CHECKING:
 with logged(snakemake.log[0]):
     folder = Path(snakemake.output.pooled).parent  # every output of the rule is in this one folder
     analysis_job(snakemake.input.sheet, snakemake.params.settings, folder, snakemake.params.formats)
+end_job()  # the files are written; skip the interpreter's teardown

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from metarepro.steps import logged
+from metarepro.steps import end_job, logged
 from metarepro.steps.run import overview_job
 
 if TYPE_CHECKING:
@@ -16,5 +16,6 @@ with logged(snakemake.log[0]):
         params.analyses, params.config, folders,
         {"summary": out.summary, "reproduction": out.reproduction, "report": out.report},
         published=snakemake.input.published or None, config_files=params.configfiles, sheets=snakemake.input.sheets,
-        labels=params.labels, formats=params.formats, repo_dir=params.repo,
+        labels=params.labels, repo_dir=params.repo, workers=snakemake.threads,
     )  # fmt: skip
+end_job()  # the files are written; skip the interpreter's teardown

@@ -5,8 +5,8 @@ in :mod:`metarepro.plots`, the HTML page in :mod:`metarepro.report`; a step read
 returns what is written. Nothing here imports Snakemake.
 """
 
-from .files import logged, read_effects, read_json, write_json
+from .files import end_job, logged, read_effects, read_json, write_json
 from .pool import AnalysisResult, forest_figure, run_analysis, without_flagged, write_analysis
 
-__all__ = ["AnalysisResult", "forest_figure", "logged", "read_effects", "read_json", "run_analysis",
+__all__ = ["AnalysisResult", "end_job", "forest_figure", "logged", "read_effects", "read_json", "run_analysis",
            "without_flagged", "write_analysis", "write_json"]  # fmt: skip

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
 from ..reproduction import read_published, reproduction_table
 from .files import read_effects, read_json
+from .parallel import forked_map
 
 
 def reproduction(published_path, compare: dict, names, pooled_paths) -> pd.DataFrame:
@@ -68,34 +70,58 @@ def _shown(path) -> str:
         return str(path)
 
 
-def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, config_files=(), sheets=(),
-                 repo_dir=None, labels=None) -> str:  # fmt: skip
-    """The HTML report from the workflow's files. ``inputs`` holds, per kind, one path per analysis (``pooled``,
-    ``effects``, ``estimators``, ``forest``) and ``extras`` (every other table/figure; matched to its analysis by
-    folder), so nothing depends on where the results live."""
-    from ..plots import overview
+def _svg(plot, rows, key, labels) -> str:
     from ..plots.style import svg_text
+
+    return svg_text(plot(rows, key, labels=labels))
+
+
+def read_section(name, analysis: dict, folder, files):
+    """One analysis's :class:`~metarepro.report.AnalysisSection` from the files :func:`steps.run.analysis_job`
+    wrote into ``folder`` (``files``: their names, in the order the section shows the figures)."""
+    from ..report import AnalysisSection
+
+    folder = Path(folder)
+    paths = [folder / file for file in files]
+    return AnalysisSection(
+        name, analysis.get("title", name), read_json(folder / "pooled.json"), read_effects(folder / "effects.csv"),
+        (folder / "forest.svg").read_text(), config=analysis, estimators=pd.read_csv(folder / "estimators.csv"),
+        bias=read_json(folder / "bias.json") if (folder / "bias.json").exists() else None,
+        tables={p.stem: pd.read_csv(p) for p in paths if p.stem in REPORT_TABLES and p.suffix == ".csv"},
+        figures={p.stem: p.read_text() for p in paths if p.suffix == ".svg" and p.stem != "forest"},
+    )  # fmt: skip
+
+
+def write_section(name, analysis: dict, folder, files, out) -> None:
+    """The analysis's section of the report (HTML) into ``out``, rendered by its own job, so that the report job
+    only puts the sections together (adding an analysis re-renders one section, not all)."""
+    from ..report import analysis_section
+
+    Path(out).write_text(analysis_section(read_section(name, analysis, folder, files)))
+
+
+def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, config_files=(), sheets=(),
+                 repo_dir=None, labels=None, workers=1) -> str:  # fmt: skip
+    """The HTML report from the workflow's files. ``inputs`` holds, per kind, one path per analysis: ``pooled``
+    (pooled.json), ``effects`` (effects.csv: the headline counts flagged rows) and ``section`` (the section
+    :func:`write_section` rendered), so nothing depends on where the results live. The overview figures are
+    drawn by ``workers`` processes (:func:`~metarepro.steps.parallel.forked_map`)."""
+    from ..plots import overview
     from ..report import AnalysisSection, render_report
 
-    sections, records = [], {}
+    sections, records, bodies = [], {}, []
     for i, name in enumerate(names):
-        folder = Path(inputs["pooled"][i]).parent
-        extras = [Path(p) for p in inputs.get("extras", []) if Path(p).parent == folder]
-        bias = next((read_json(p) for p in extras if p.name == "bias.json"), None)
-        record = read_json(inputs["pooled"][i])
-        records[name] = record
-        sections.append(AnalysisSection(
-            name, analyses[name].get("title", name), record, read_effects(inputs["effects"][i]),
-            Path(inputs["forest"][i]).read_text(), config=analyses[name],
-            estimators=pd.read_csv(inputs["estimators"][i]), bias=bias,
-            tables={p.stem: pd.read_csv(p) for p in extras if p.stem in REPORT_TABLES and p.suffix == ".csv"},
-            figures={p.stem: p.read_text() for p in extras if p.suffix == ".svg"},
-        ))  # fmt: skip
+        record = records[name] = read_json(inputs["pooled"][i])
+        sections.append(AnalysisSection(name, analyses[name].get("title", name), record,
+                                        read_effects(inputs["effects"][i]), "", config=analyses[name]))  # fmt: skip
+        bodies.append(Path(inputs["section"][i]).read_text())
     titles = {name: analyses[name].get("title", name) for name in names}
-    atlas = [svg_text(overview.atlas_plot(rows, key, labels=labels))
-             for key, rows in overview.atlas_rows(records, titles).items()]  # fmt: skip
     table = pd.read_csv(reproduction_path) if reproduction_path else None
-    repro = [svg_text(overview.reproduction_plot(rows, key, labels=labels))
-             for key, rows in overview.reproduction_rows(table, titles).items()]  # fmt: skip
+    plots = [(overview.atlas_plot, rows, key) for key, rows in overview.atlas_rows(records, titles).items()]
+    n_atlas = len(plots)
+    plots += [(overview.reproduction_plot, rows, key)
+              for key, rows in overview.reproduction_rows(table, titles).items()]  # fmt: skip
+    svgs = forked_map([partial(_svg, plot, rows, key, labels) for plot, rows, key in plots], workers)
+    atlas, repro = svgs[:n_atlas], svgs[n_atlas:]
     return render_report(sections, table, atlas_svgs=atlas, reproduction_svgs=repro, labels=labels or {},
-                         provenance=provenance(config_files, sheets, repo_dir))  # fmt: skip
+                         provenance=provenance(config_files, sheets, repo_dir), bodies=bodies)  # fmt: skip

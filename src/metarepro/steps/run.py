@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import ConfigError, check_config, format_errors, load_config
 from ..sheet import SheetError
 from .files import DIAGNOSTIC_TABLES
 
@@ -30,7 +29,8 @@ def analysis_files(analysis: dict, formats=FORMATS) -> list[str]:
     The workflow declares the same list (``workflow/rules/common.smk``, which may not import metarepro);
     ``tests/test_workflow.py`` checks that the two agree.
     """
-    tables = ["effects.csv", "pooled.json", "estimators.csv", *[f"{t}.csv" for t in DIAGNOSTIC_TABLES], "bias.json"]
+    tables = ["effects.csv", "pooled.json", "estimators.csv", *[f"{t}.csv" for t in DIAGNOSTIC_TABLES], "bias.json",
+              "section.html"]  # fmt: skip
     figures = ["forest", "leave1out", "cumulative", "baujat", "funnel"]
     if analysis.get("subgroups"):
         tables.append("subgroups.csv")
@@ -51,6 +51,7 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
     from ..plots import save_figure
     from . import sensitivity as steps
     from .files import read_effects, write_json
+    from .overview import write_section
     from .pool import forest_figure, run_analysis, write_analysis
 
     analysis, folder = config["analysis"], Path(folder)
@@ -87,12 +88,14 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
         table(steps.metaregression(rows, model, analysis["moderators"], permutations, seed), "metareg.csv")
         for moderator in analysis["moderators"]:
             figure(steps.bubble(rows, model, moderator, title, labels), f"bubble_{moderator}")
+    write_section(config["name"], analysis, folder, analysis_files(analysis, formats), folder / "section.html")
 
 
 def overview_job(names, analyses: dict, folders, out: dict, published=None, config_files=(), sheets=(),
-                 labels=None, formats=FORMATS, repo_dir=None) -> None:  # fmt: skip
+                 labels=None, repo_dir=None, workers=1) -> None:  # fmt: skip
     """The files over all analyses from their folders: ``out["summary"]`` (summary.csv), ``out["reproduction"]``
-    (published vs reproduced, for analyses with ``compare_with``) and ``out["report"]`` (the HTML page)."""
+    (published vs reproduced, for analyses with ``compare_with``) and ``out["report"]`` (the HTML page).
+    ``workers``: processes that draw the overview figures (the report rule gives its threads)."""
     from .overview import build_report, reproduction, summary_table
 
     folders = [Path(folder) for folder in folders]
@@ -100,17 +103,17 @@ def overview_job(names, analyses: dict, folders, out: dict, published=None, conf
     summary_table(names, pooled).to_csv(out["summary"], index=False)
     compare = {name: analyses[name]["compare_with"] for name in names if analyses[name].get("compare_with")}
     reproduction(published, compare, names, pooled).to_csv(out["reproduction"], index=False)
-    kinds = {"pooled": "pooled.json", "effects": "effects.csv", "estimators": "estimators.csv", "forest": "forest.svg"}
-    inputs = {kind: [folder / file for folder in folders] for kind, file in kinds.items()}
-    inputs["extras"] = [folder / file for name, folder in zip(names, folders, strict=True)
-                        for file in analysis_files(analyses[name], formats) if file not in kinds.values()]  # fmt: skip
+    files = {"pooled": "pooled.json", "effects": "effects.csv", "section": "section.html"}
+    inputs = {kind: [folder / file for folder in folders] for kind, file in files.items()}
     page = build_report(names, analyses, inputs, reproduction_path=out["reproduction"], config_files=config_files,
-                        sheets=sheets, repo_dir=repo_dir, labels=labels or {})  # fmt: skip
+                        sheets=sheets, repo_dir=repo_dir, labels=labels or {}, workers=workers)  # fmt: skip
     Path(out["report"]).write_text(page)
 
 
 def read_checked_config(path) -> dict:
     """The config as the workflow reads it: strictly, checked whole, defaults filled; SheetError on problems."""
+    from ..config import ConfigError, check_config, format_errors, load_config  # not needed by the jobs
+
     try:
         config, key_lines = load_config([path])
     except ConfigError as err:
@@ -142,5 +145,5 @@ def run_config(config_path, formats=None) -> Path:
     files = {kind: out / f"{kind}.{ext}" for kind, ext in (("summary", "csv"), ("reproduction", "csv"),
                                                             ("report", "html"))}  # fmt: skip
     overview_job(list(analyses), analyses, [out / name for name in analyses], files, config.get("published"),
-                 [config_path], sheets, defaults.get("labels", {}), formats, repo_dir=SCHEMA.parents[2])  # fmt: skip
+                 [config_path], sheets, defaults.get("labels", {}), repo_dir=SCHEMA.parents[2])  # fmt: skip
     return files["report"]
