@@ -62,10 +62,14 @@ def tree(ref: str | None, into: Path) -> Path:
     return into
 
 
-def timed(cmd, cwd) -> tuple[float, float]:
+def timed(cmd, cwd, keep_env=False) -> tuple[float, float]:
     """Wall and CPU seconds of one command (CPU: user + system of it and its children). The tree's own library
-    (its src/) comes first on the path, so an older commit is timed with its own metarepro."""
+    (its src/) comes first on the path, so an older commit is timed with its own metarepro. Python writes its
+    bytecode cache (__pycache__) as on a user's machine, unless keep_env: an environment that sets
+    PYTHONDONTWRITEBYTECODE (this sandbox does) makes every job compile metarepro's modules again."""
     env = {**os.environ, "PYTHONPATH": str(Path(cwd) / "src")}
+    if not keep_env:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
@@ -85,16 +89,16 @@ def main_job_python(into: Path) -> str:
     return python
 
 
-def one_repeat(ref, folder: Path, python: str) -> dict:
+def one_repeat(ref, folder: Path, python: str, keep_env: bool) -> dict:
     work = tree(ref, folder)
     snakemake = [python, "-m", "snakemake", "--cores", "2"]
     config = yaml.safe_load((work / "config/config.yaml").read_text())
     config["analyses"]["bench_crp_md_reml"] = ADDED
     (work / "config/added.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     times = {
-        "cold": timed(snakemake, work),
-        "no-op": timed(snakemake, work),
-        "added": timed([*snakemake, "--configfile", "config/added.yaml"], work),
+        "cold": timed(snakemake, work, keep_env),
+        "no-op": timed(snakemake, work, keep_env),
+        "added": timed([*snakemake, "--configfile", "config/added.yaml"], work, keep_env),
     }
     k = next(line for line in (work / "results/summary.csv").read_text().splitlines() if line.startswith("bench_"))
     times["added k"] = int(k.split(",")[1])
@@ -107,6 +111,7 @@ def main():
     parser.add_argument("--ref", help="also time this commit (e.g. the one before a change)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--python", help="time with this interpreter's Snakemake (default: a fresh main-job venv)")
+    parser.add_argument("--keep-env", action="store_true", help="keep PYTHONDONTWRITEBYTECODE if it is set")
     args = parser.parse_args()
     trees = {"working tree": None} | ({f"commit {args.ref}": args.ref} if args.ref else {})
     runs: dict[str, list[dict]] = {name: [] for name in trees}
@@ -114,9 +119,12 @@ def main():
         python = args.python or main_job_python(Path(tmp) / "venv")
         for repeat in range(args.repeats):
             for name, ref in trees.items():
-                runs[name].append(one_repeat(ref, Path(tmp) / f"{repeat}-{len(runs[name])}-{ref or 'tree'}", python))
+                folder = Path(tmp) / f"{repeat}-{len(runs[name])}-{ref or 'tree'}"
+                runs[name].append(one_repeat(ref, folder, python, args.keep_env))
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"{args.repeats} repeats, medians (wall s / CPU s); largest process {peak:.0f} MiB")
+    bytecode = "not written (PYTHONDONTWRITEBYTECODE kept)" if args.keep_env and os.environ.get(
+        "PYTHONDONTWRITEBYTECODE") else "cached as usual"  # fmt: skip
+    print(f"{args.repeats} repeats, medians (wall s / CPU s); largest process {peak:.0f} MiB; bytecode {bytecode}")
     for name, results in runs.items():
         cells = []
         for step in ("cold", "no-op", "added"):

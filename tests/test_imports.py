@@ -37,6 +37,9 @@ def test_the_probe_sees_an_import():
         ("from metarepro.config import check_config, load_config", ("numpy", "scipy.special", "pandas", "matplotlib")),
         ("from metarepro import rma, rma_batch, rma_mv, robust, vcalc, aggregate", ("pandas", "matplotlib")),
         ("import metarepro.steps", ("matplotlib",)),  # the pool job
+        # the report job: it reads the analyses' records and draws the overview figures; it computes no p-value
+        ("from metarepro.steps import end_job, logged\nimport metarepro.steps.run, metarepro.steps.overview, "
+         "metarepro.report, metarepro.plots.overview", ("scipy.special", "metarepro.analysis")),
         ("import metarepro.plots, metarepro.steps.sensitivity, metarepro.steps.overview", ()),
     ],
 )
@@ -44,17 +47,27 @@ def test_imports_stay_light(code, also_forbidden):
     assert loaded(code, (*HEAVY, *also_forbidden)) == []
 
 
-def test_every_public_name_resolves_to_its_module():
+@pytest.mark.parametrize("package", ["metarepro", "metarepro.steps"])
+def test_every_public_name_resolves_to_its_module(package):
     import importlib
 
-    import metarepro
-
-    for name, module in metarepro._EXPORTS.items():
-        assert getattr(metarepro, name) is getattr(importlib.import_module(f"metarepro.{module}"), name)
-    assert set(importlib.import_module("metarepro.dependent").__all__) <= set(metarepro._EXPORTS)
-    assert set(metarepro.__all__) <= set(metarepro._EXPORTS) <= set(dir(metarepro))
+    lazy = importlib.import_module(package)
+    for name, module in lazy._EXPORTS.items():
+        assert getattr(lazy, name) is getattr(importlib.import_module(f"{package}.{module}"), name)
+    assert set(lazy.__all__) <= set(lazy._EXPORTS) <= set(dir(lazy))
     with pytest.raises(AttributeError, match="no attribute 'rmaa'"):
-        metarepro.rmaa  # noqa: B018
+        lazy.rmaa  # noqa: B018
+
+
+def test_the_lazy_names_are_all_of_the_modules_public_names():
+    import metarepro
+    from metarepro import dependent
+
+    assert set(dependent.__all__) <= set(metarepro._EXPORTS)
+    code = ("import metarepro.rma, metarepro.rma_mv, metarepro\n"
+            "print(type(metarepro.rma).__name__, type(metarepro.rma_mv).__name__)")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["function", "function"]  # importing the submodule first does not shadow them
 
 
 def test_a_small_analysis_never_imports_numba_or_scipy_stats():

@@ -14,7 +14,21 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import special
+
+
+class _SciPySpecial:
+    """scipy.special, imported by the first function that needs it (0.1 s that the report job, which computes
+    no p-value, does not pay); each function looked up once. The modules that use scipy.special import this."""
+
+    def __getattr__(self, name):
+        from scipy import special as module
+
+        function = getattr(module, name)
+        setattr(self, name, function)
+        return function
+
+
+special = _SciPySpecial()
 
 _INF = np.inf
 

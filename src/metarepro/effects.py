@@ -16,9 +16,9 @@ Measures (metafor names):
 from __future__ import annotations
 
 import numpy as np
-from scipy import special
 
 from . import _dist
+from ._dist import special
 
 MEASURES = ("SMD", "MD", "ROM", "ZCOR", "GEN")
 SMD_VTYPES = ("LS", "UB", "RM5")

@@ -18,9 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
 from ._batch import at_tau2
+from ._dist import special
 from .tau2 import solve_q
 
 

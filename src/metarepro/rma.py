@@ -22,10 +22,10 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import special
 
 from . import heterogeneity
 from ._batch import EPS, Batch, at_tau2, percent_weights
+from ._dist import special
 from ._spellings import metafor_spellings
 from .printing import Printable
 from .tau2 import METHODS, Control, estimate_tau2, tau2_se

@@ -5,8 +5,13 @@ in :mod:`metarepro.plots`, the HTML page in :mod:`metarepro.report`; a step read
 returns what is written. Nothing here imports Snakemake.
 """
 
-from .files import end_job, logged, read_effects, read_json, write_json
-from .pool import AnalysisResult, forest_figure, run_analysis, without_flagged, write_analysis
+from .._lazy import lazy_exports
 
 __all__ = ["AnalysisResult", "end_job", "forest_figure", "logged", "read_effects", "read_json", "run_analysis",
            "without_flagged", "write_analysis", "write_json"]  # fmt: skip
+
+# Imported when first used (metarepro._lazy): the report job needs the files' helpers, not the pooling.
+lazy_exports(__name__, {
+    **dict.fromkeys(["end_job", "logged", "read_effects", "read_json", "write_json"], "files"),
+    **dict.fromkeys(["AnalysisResult", "forest_figure", "run_analysis", "without_flagged", "write_analysis"], "pool"),
+})  # fmt: skip
