@@ -36,6 +36,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+TARGETS = {"cold": 30.0, "no-op": 3.0, "added": 5.0}  # wall seconds, issue 10
 ADDED = {
     "title": "CRP, mean difference in mg/L (REML, Knapp-Hartung)",
     "data": "data/raw/cytokines_mdd.csv",
@@ -130,7 +131,8 @@ def main():
         for step in ("cold", "no-op", "added"):
             wall = statistics.median(r[step][0] for r in results)
             cpu = statistics.median(r[step][1] for r in results)
-            cells.append(f"{step} {wall:6.1f} / {cpu:5.1f}")
+            verdict = "met" if wall <= TARGETS[step] else "missed"
+            cells.append(f"{step} {wall:6.1f} / {cpu:5.1f} (<= {TARGETS[step]:g} s: {verdict})")
         print(f"  {name:<22} " + "   ".join(cells) + f"   (output files: {results[0]['jobs']}, "
               f"added analysis k = {results[0]['added k']})")  # fmt: skip
 

@@ -103,6 +103,30 @@ def test_report_is_self_contained(finished):
     assert "LOS, SMD" in page and "LOS, MD" in page
 
 
+def test_report_assembled_from_sections_is_the_page_rendered_whole(finished, monkeypatch):
+    """Each analysis job renders its section (section.html) and the report job puts the sections together, drawing
+    the overview figures in two processes: the same page as rendering every section from the analyses' files."""
+    import yaml
+
+    from metarepro.report import analysis_section
+    from metarepro.steps import overview
+    from metarepro.steps.run import analysis_files
+
+    analyses = yaml.safe_load((finished / "my.yaml").read_text())["analyses"]
+    folders = [finished / "results" / name for name in analyses]
+    for name, folder in zip(analyses, folders, strict=True):
+        whole = overview.read_section(name, analyses[name], folder, analysis_files(analyses[name]))
+        assert (folder / "section.html").read_text() == analysis_section(whole)
+        assert len(whole.figures) == 4 and not whole.effects.empty  # leave1out, cumulative, baujat, funnel
+    inputs = {kind: [folder / file for folder in folders]
+              for kind, file in {"pooled": "pooled.json", "effects": "effects.csv", "section": "section.html"}.items()}
+    monkeypatch.chdir(finished)  # the config's paths as Snakemake gave them
+    pages = [overview.build_report(list(analyses), analyses, inputs, reproduction_path="results/reproduction.csv",
+                                   config_files=[finished / "my.yaml"], sheets=["sheet.csv"], repo_dir=REPO,
+                                   workers=workers) for workers in (1, 2)]  # fmt: skip
+    assert pages[0] == pages[1] == (finished / "results/report.html").read_text()
+
+
 @pytest.mark.parametrize("figure", ["cumulative", "leave1out"])
 def test_figures_show_the_rows_of_their_tables(finished, figure):
     """The SVG written by the workflow labels row i with the study of row i of the table written beside it."""
