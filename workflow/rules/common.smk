@@ -37,7 +37,8 @@ def analysis_files(name):
     """Every file of one analysis's job, as metarepro.steps.run.analysis_files lists them (tested to agree)."""
     analysis = config["analyses"][name]
     tables = ["effects.csv", "pooled.json", "estimators.csv"]
-    tables += [f"{table}.csv" for table in DIAGNOSTIC_TABLES] + ["bias.json", "section.html"]
+    tables += [f"{table}.csv" for table in DIAGNOSTIC_TABLES]
+    tables += ["bias.json", "section.html"]
     figures = ["forest", "leave1out", "cumulative", "baujat", "funnel"]
     if analysis.get("subgroups"):
         tables.append("subgroups.csv")
@@ -78,7 +79,8 @@ def analysis_outputs(name):
         stem, ext = file.rsplit(".", 1)
         path = result_path(f"{name}/{file}")
         key = stem if ext in ("csv", "json") else f"{stem}_{ext}"
-        if ext in ("png", "pdf", "html"):  # same drawing as the SVG; the report's own section
+        # a PNG or PDF is the SVG's drawing; section.html is part of the report page
+        if ext in ("png", "pdf", "html"):
             outputs[key] = path
             continue
         outputs[key] = report(
