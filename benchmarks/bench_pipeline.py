@@ -125,14 +125,16 @@ def main():
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     bytecode = "not written (PYTHONDONTWRITEBYTECODE kept)" if args.keep_env and os.environ.get(
         "PYTHONDONTWRITEBYTECODE") else "cached as usual"  # fmt: skip
-    print(f"{args.repeats} repeats, medians (wall s / CPU s); largest process {peak:.0f} MiB; bytecode {bytecode}")
+    print(f"{args.repeats} repeats, medians (wall s [range] / CPU s); largest process {peak:.0f} MiB; "
+          f"bytecode {bytecode}")  # fmt: skip
     for name, results in runs.items():
         cells = []
         for step in ("cold", "no-op", "added"):
-            wall = statistics.median(r[step][0] for r in results)
-            cpu = statistics.median(r[step][1] for r in results)
+            walls = [r[step][0] for r in results]
+            wall, cpu = statistics.median(walls), statistics.median(r[step][1] for r in results)
             verdict = "met" if wall <= TARGETS[step] else "missed"
-            cells.append(f"{step} {wall:6.1f} / {cpu:5.1f} (<= {TARGETS[step]:g} s: {verdict})")
+            cells.append(f"{step} {wall:5.1f} [{min(walls):.1f}-{max(walls):.1f}] / {cpu:4.1f} "
+                         f"(<= {TARGETS[step]:g} s: {verdict})")  # fmt: skip
         print(f"  {name:<22} " + "   ".join(cells) + f"   (output files: {results[0]['jobs']}, "
               f"added analysis k = {results[0]['added k']})")  # fmt: skip
 
