@@ -4,9 +4,10 @@ import os
 
 import pytest
 
+from metarepro.steps import parallel
 from metarepro.steps.parallel import forked_map
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="forked workers need os.fork (POSIX)")
+pytestmark = pytest.mark.skipif(not parallel.CAN_FORK, reason="forked workers are used on Linux only")
 
 
 def test_results_come_back_in_order_from_every_worker():
@@ -28,8 +29,9 @@ def test_a_forked_task_that_fails_raises_its_own_exception_here():
     def bad():
         raise ValueError("row 3 of the atlas")
 
-    with pytest.raises(ValueError, match="row 3 of the atlas"):
+    with pytest.raises(ValueError, match="row 3 of the atlas") as raised:
         forked_map([lambda: 1, bad, lambda: 3], workers=2)  # bad is task 1: worker 1, a child
+    assert "in a forked worker" in raised.value.__notes__[0] and "in bad" in raised.value.__notes__[0]
 
 
 def test_a_failure_here_still_waits_for_the_children():
@@ -51,3 +53,29 @@ def test_an_exception_that_cannot_be_pickled_is_still_reported():
 
     with pytest.raises(RuntimeError, match="Local: not picklable"):
         forked_map([lambda: 1, bad], workers=2)
+
+
+def test_an_exception_that_pickles_but_does_not_load_is_reported_and_every_child_reaped():
+    class TwoArguments(Exception):
+        def __init__(self, a, b):
+            super().__init__(f"{a} and {b}")
+
+    TwoArguments.__module__, TwoArguments.__qualname__ = __name__, "TwoArguments"
+    globals()["TwoArguments"] = TwoArguments  # findable, so it pickles; loading calls __init__ with one argument
+
+    def bad():
+        raise TwoArguments(1, 2)
+
+    with pytest.raises(RuntimeError, match="TwoArguments: 1 and 2"):
+        forked_map([lambda: 0, bad, lambda: 2, lambda: 3], workers=4)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)
+
+
+def test_a_fork_that_fails_runs_that_share_here(monkeypatch):
+    def no_fork():
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(parallel.os, "fork", no_fork)
+    results = forked_map([lambda i=i: (i, os.getpid()) for i in range(4)], workers=2)
+    assert results == [(i, os.getpid()) for i in range(4)]  # all four, in order, in this process

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import os
@@ -23,7 +24,7 @@ def analysis_sheet(sheet_path, analysis: dict) -> pd.DataFrame:
     path = Path(sheet_path)
     stat = path.stat() if path.is_file() else None  # a missing path: read_sheet says what is wrong
     mapping = tuple(sorted((analysis.get("columns") or {}).items()))
-    key = (str(path.resolve()), stat and (stat.st_mtime_ns, stat.st_size), mapping)
+    key = (str(path.resolve()), stat and (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns), mapping)
     if key not in _SHEETS or stat is None:
         _SHEETS.clear()  # one sheet at a time: a job reads one
         _SHEETS[key] = read_sheet(sheet_path, analysis.get("columns"))
@@ -83,9 +84,11 @@ def logged(log_path):
 
 
 def end_job() -> None:
-    """End a workflow job's process once its files are written: flush, then leave without the interpreter's
-    teardown, which frees every object numpy, pandas and matplotlib made and writes nothing (about 0.3 s of
-    each job; a run has one job per analysis). Only for the workflow's scripts, never in a notebook."""
+    """End a workflow job's process once its files are written: run the exit handlers (logging's, matplotlib's
+    removal of a temporary config folder, coverage's) and flush, then leave without the interpreter's teardown,
+    which frees every object numpy, pandas and matplotlib made and writes nothing (about 0.3 s of each job; a
+    run has one job per analysis). Only for the workflow's scripts, never in a notebook."""
+    atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

@@ -100,7 +100,7 @@ def write_section(name, analysis: dict, folder, files, out) -> None:
     Path(out).write_text(analysis_section(read_section(name, analysis, folder, files)))
 
 
-def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, config_files=(), sheets=(),
+def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, config_files=(), sheets=(), *,
                  repo_dir=None, labels=None, workers=1) -> str:  # fmt: skip
     """The HTML report from the workflow's files. ``inputs`` holds, per kind, one path per analysis: ``pooled``
     (pooled.json), ``effects`` (effects.csv: the headline counts flagged rows) and ``section`` (the section

@@ -91,7 +91,7 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
     write_section(config["name"], analysis, folder, analysis_files(analysis, formats), folder / "section.html")
 
 
-def overview_job(names, analyses: dict, folders, out: dict, published=None, config_files=(), sheets=(),
+def overview_job(names, analyses: dict, folders, out: dict, published=None, config_files=(), sheets=(), *,
                  labels=None, repo_dir=None, workers=1) -> None:  # fmt: skip
     """The files over all analyses from their folders: ``out["summary"]`` (summary.csv), ``out["reproduction"]``
     (published vs reproduced, for analyses with ``compare_with``) and ``out["report"]`` (the HTML page).
@@ -145,5 +145,5 @@ def run_config(config_path, formats=None) -> Path:
     files = {kind: out / f"{kind}.{ext}" for kind, ext in (("summary", "csv"), ("reproduction", "csv"),
                                                             ("report", "html"))}  # fmt: skip
     overview_job(list(analyses), analyses, [out / name for name in analyses], files, config.get("published"),
-                 [config_path], sheets, defaults.get("labels", {}), repo_dir=SCHEMA.parents[2])  # fmt: skip
+                 [config_path], sheets, labels=defaults.get("labels", {}), repo_dir=SCHEMA.parents[2])  # fmt: skip
     return files["report"]
