@@ -218,13 +218,25 @@ def figure_html(svg: str, caption: str = "") -> str:
 # the fit, as metafor's print.rma shows it
 
 
+def f4(x) -> str:
+    """A number as metafor's print methods show it (4 decimals), NA when missing."""
+    return "NA" if not _finite(x) else f"{x:.4f}"
+
+
+def p_words(p) -> str:
+    """A p-value after "p-val", as metafor prints it: "< .0001" or "= 0.1234"."""
+    return "< .0001" if _finite(p) and p < 1e-4 else "= " + f4(p)
+
+
+def p_cell(p) -> str:
+    """A p-value in metafor's results table: "<.0001" or 0.1234."""
+    return "<.0001" if _finite(p) and p < 1e-4 else f4(p)
+
+
 def _dependent_block(record: dict) -> str:
     """A dependent analysis's fit in the spirit of metafor's ``print.rma.mv``: model, variance components with their
     profile CIs and I², QE, coefficients, the robust result."""
     dep = record["dependence"]
-
-    def f4(x):
-        return "NA" if not _finite(x) else f"{x:.4f}"
 
     level = record.get("level", 95)
     clusters = ", ".join(f"{n} {c}" for c, n in dep["clusters"].items())
@@ -247,20 +259,17 @@ def _dependent_block(record: dict) -> str:
         lines.append(f"  tau^2 ({c['level']})  {f4(c['estimate'])} {ci(c)}  I² = {num(c['I2'], 1)}%")
     for c in dep.get("rho", []):
         lines.append(f"  rho ({c['pair']})  {f4(c['estimate'])} {ci(c)}")
-    qp = dep["QE_p"]
-    qp = "< .0001" if _finite(qp) and qp < 1e-4 else "= " + f4(qp)
-    lines += ["", "Test for Residual Heterogeneity:", f"QE(df = {dep['QE_df']}) = {f4(dep['QE'])}, p-val {qp}",
+    lines += ["", "Test for Residual Heterogeneity:",
+              f"QE(df = {dep['QE_df']}) = {f4(dep['QE'])}, p-val {p_words(dep['QE_p'])}",
               "", "Model Results:", ""]  # fmt: skip
     t = record["test"] == "t"
     lines.append(f"{'':14} {'estimate':>9} {'se':>8} {'tval' if t else 'zval':>8} {'df' if t else '':>5} {'pval':>8} "
                  f"{'ci.lb':>8} {'ci.ub':>8}")  # fmt: skip
     coefs = dep.get("coefficients") or [{"name": "intrcpt", **record}]
     for c in coefs:
-        p = c.get("pval")
         df = f"{c['df']:5.0f}" if t and _finite(c.get("df")) else " " * 5
         lines.append(f"{str(c['name'])[:14]:14} {f4(c['estimate']):>9} {f4(c['se']):>8} {f4(c['zval']):>8} {df} "
-                     f"{('<.0001' if _finite(p) and p < 1e-4 else f4(p)):>8} {f4(c['ci_low']):>8} "
-                     f"{f4(c['ci_high']):>8}")  # fmt: skip
+                     f"{p_cell(c.get('pval')):>8} {f4(c['ci_low']):>8} {f4(c['ci_high']):>8}")  # fmt: skip
     if dep.get("primary"):
         lines.append(f"(primary: {dep['primary']}, the estimate the summary and headline report)")
     if _finite(record.get("pi_low")):
@@ -279,10 +288,9 @@ def _robust_pre(dep: dict) -> str:
         return ""
     if "se" not in r:
         return f"<p>Cluster-robust {esc(r['type'])}: not computed ({esc(r.get('note', ''))}).</p>"
-    p = r["pval"]
     text = (f"Cluster-robust inference ({r['type']}, {r['clusters']} clusters of {dep['cluster_column']}):\n"
             f"estimate {r['estimate']:.4f}, se {r['se']:.4f}, t = {r['tval']:.4f}, df = {r['df']:.2f}, "
-            f"p-val {'< .0001' if p < 1e-4 else f'= {p:.4f}'}, CI [{r['ci_low']:.4f}, {r['ci_high']:.4f}]")
+            f"p-val {p_words(r['pval'])}, CI [{r['ci_low']:.4f}, {r['ci_high']:.4f}]")
     return f"<pre>{esc(text)}</pre>"
 
 
@@ -293,9 +301,6 @@ def fit_block(record: dict) -> str:
     k, method, test = record["k"], record["method"], record["test"]
     model = "Equal-Effects Model" if method == "EE" else "Random-Effects Model"
     lines = [f"{model} (k = {k}; tau^2 estimator: {method})" if method != "EE" else f"{model} (k = {k})", ""]
-
-    def f4(x):
-        return "NA" if not _finite(x) else f"{x:.4f}"
 
     if method != "EE":
         # a bound not found within the search limit is shown as "> limit" / "< limit", never as a found number
@@ -312,20 +317,16 @@ def fit_block(record: dict) -> str:
             f"{high[:2] if high.startswith('>') else ''}{num(record.get('i2_ci_high'), 2)}%]",
             "",
         ]  # fmt: skip
-    q_p = record.get("q_p")
     q_df = record.get("q_df")
-    lines += ["Test for Heterogeneity:",
-              f"Q(df = {int(q_df) if _finite(q_df) else 'NA'}) = {f4(record.get('q'))}, "
-              f"p-val {'< .0001' if _finite(q_p) and q_p < 1e-4 else '= ' + f4(q_p)}",
+    q_text = f"Q(df = {int(q_df) if _finite(q_df) else 'NA'}) = {f4(record.get('q'))}"
+    lines += ["Test for Heterogeneity:", f"{q_text}, p-val {p_words(record.get('q_p'))}",
               "", "Model Results:", ""]  # fmt: skip
     stat = "tval" if test == "knha" else "zval"
     df_head = "df" if test == "knha" else ""
     header = f"{'estimate':>9} {'se':>8} {stat:>8} {df_head:>4} {'pval':>8} {'ci.lb':>8} {'ci.ub':>8}"
     df = f"{k - 1:>4}" if test == "knha" else " " * 4
-    p = record.get("pval")
     row = (f"{f4(record['estimate']):>9} {f4(record.get('se')):>8} {f4(record.get('zval')):>8} {df} "
-           f"{('<.0001' if _finite(p) and p < 1e-4 else f4(p)):>8} {f4(record['ci_low']):>8} "
-           f"{f4(record['ci_high']):>8}")  # fmt: skip
+           f"{p_cell(record.get('pval')):>8} {f4(record['ci_low']):>8} {f4(record['ci_high']):>8}")  # fmt: skip
     lines += [header, row]
     if record.get("measure") in ("ROM", "ZCOR"):
         lines += ["", f"Back-transformed ({'ratio of means' if record['measure'] == 'ROM' else 'r'}): "
