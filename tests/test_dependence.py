@@ -230,13 +230,14 @@ def test_sensitivity_steps_run_on_aggregated_clusters(multilevel):
     assert set(metaregression(agg, multilevel.settings, ["year"], permutations=0)["dependence"]) == {note}
 
 
-def test_load_analysis_aggregates_a_dependent_analysis(tmp_path, multilevel):
-    from metarepro.steps.sensitivity import load_analysis
+def test_sensitivity_rows_aggregate_a_dependent_analysis(tmp_path, multilevel):
+    from metarepro.steps.files import read_effects
+    from metarepro.steps.sensitivity import sensitivity_rows
 
     path = tmp_path / "effects.csv"
     multilevel.effects.to_csv(path, index=False)
     config = {"analysis": export.analyses()["il6_smd_multilevel"][0], "defaults": CONFIG["defaults"]}
-    _, rows = load_analysis(SHEET, path, config)
+    _, rows = sensitivity_rows(SHEET, read_effects(path), config)  # as analysis_job: from the written effects.csv
     assert len(rows) == 20 and "aggregated to 20 clusters" in rows.attrs["dependence_note"]
 
 

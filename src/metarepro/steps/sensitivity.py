@@ -40,17 +40,9 @@ def analysis_rows(sheet_path, analysis: dict, effects: pd.DataFrame) -> pd.DataF
     return used.merge(extra, on="line", how="left")
 
 
-def load_analysis(sheet_path, effects_path, config: dict) -> tuple[Settings, pd.DataFrame]:
-    """Settings and the rows the sensitivity steps use, from a workflow analysis's effects.csv (``config``: its
-    defaults and analysis entries); see :func:`sensitivity_rows`."""
-    from .files import read_effects
-
-    return sensitivity_rows(sheet_path, read_effects(effects_path), config)
-
-
 def sensitivity_rows(sheet_path, effects: pd.DataFrame, config: dict) -> tuple[Settings, pd.DataFrame]:
-    """Settings and the rows the sensitivity steps use: the included rows with the sheet's columns, or, for an
-    analysis with dependent effects, one aggregated row per cluster."""
+    """Settings and the rows the sensitivity steps use (``config``: the analysis's defaults and entry): the included
+    rows with the sheet's columns, or, for an analysis with dependent effects, one aggregated row per cluster."""
     analysis = config["analysis"]
     settings = Settings.from_config(analysis, config["defaults"])
     rows = analysis_rows(sheet_path, analysis, effects)
@@ -64,7 +56,7 @@ def sensitivity_rows(sheet_path, effects: pd.DataFrame, config: dict) -> tuple[S
 
 
 def _dependence_note(rows: pd.DataFrame, record: dict) -> dict:
-    """Say in a step's record that its rows are aggregated clusters (see :func:`load_analysis`)."""
+    """Say in a step's record that its rows are aggregated clusters (see :func:`sensitivity_rows`)."""
     if rows.attrs.get("dependence_note"):
         record["dependence"] = rows.attrs["dependence_note"]
     return record
