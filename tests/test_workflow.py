@@ -118,8 +118,7 @@ def test_report_assembled_from_sections_is_the_page_rendered_whole(finished, mon
         whole = overview.read_section(name, analyses[name], folder, analysis_files(analyses[name]))
         assert (folder / "section.html").read_text() == analysis_section(whole)
         assert len(whole.figures) == 4 and not whole.effects.empty  # leave1out, cumulative, baujat, funnel
-    inputs = {kind: [folder / file for folder in folders]
-              for kind, file in {"pooled": "pooled.json", "effects": "effects.csv", "section": "section.html"}.items()}
+    inputs = {kind: [folder / file for folder in folders] for kind, file in overview.REPORT_INPUTS.items()}
     monkeypatch.chdir(finished)  # the config's paths as Snakemake gave them
     pages = [overview.build_report(list(analyses), analyses, inputs, reproduction_path="results/reproduction.csv",
                                    config_files=[finished / "my.yaml"], sheets=["sheet.csv"], repo_dir=REPO,
@@ -197,6 +196,16 @@ def test_sensitivity_moderators_and_bias_outputs(tmp_path):
         assert not (out / f"{figure}.pdf").exists()
     page = (tmp_path / "results/report.html").read_text()
     assert "Small-study effects" in page and "Bubble year" in page and "Published vs reproduced" in page
+
+
+def test_the_report_rule_declares_what_the_report_reads():
+    """The report rule's inputs (workflow/rules/report.smk, which may not import metarepro) are the files of each
+    analysis that build_report reads, so that a change to any of them reruns the report."""
+    from metarepro.steps.overview import REPORT_INPUTS
+
+    rule = (REPO / "workflow/rules/report.smk").read_text()
+    for kind, file in REPORT_INPUTS.items():
+        assert f'{kind}=[result_path(f"{{name}}/{file}") for name in ANALYSES]' in rule, kind
 
 
 def test_run_config_from_python_writes_what_the_rules_write(finished, tmp_path, monkeypatch):

@@ -2,7 +2,7 @@ rule report:
     input:
         # each analysis's section of the page (its own job renders it, with every table and figure), and
         # what the headline and the overview figures read
-        sections=[result_path(f"{name}/section.html") for name in ANALYSES],
+        section=[result_path(f"{name}/section.html") for name in ANALYSES],
         pooled=[result_path(f"{name}/pooled.json") for name in ANALYSES],
         effects=[result_path(f"{name}/effects.csv") for name in ANALYSES],
         sheets=input_sheets(),

@@ -27,6 +27,8 @@ def summary_table(names, pooled_paths) -> pd.DataFrame:
 
 
 REPORT_TABLES = ("subgroups", "metareg", "influence")
+# What build_report reads of each analysis (workflow/rules/report.smk declares the same files as the rule's input).
+REPORT_INPUTS = {"pooled": "pooled.json", "effects": "effects.csv", "section": "section.html"}
 PACKAGES = ("numpy", "scipy", "pandas", "statsmodels", "matplotlib", "snakemake")
 
 

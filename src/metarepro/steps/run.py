@@ -96,15 +96,14 @@ def overview_job(names, analyses: dict, folders, out: dict, published=None, conf
     """The files over all analyses from their folders: ``out["summary"]`` (summary.csv), ``out["reproduction"]``
     (published vs reproduced, for analyses with ``compare_with``) and ``out["report"]`` (the HTML page).
     ``workers``: processes that draw the overview figures (the report rule gives its threads)."""
-    from .overview import build_report, reproduction, summary_table
+    from .overview import REPORT_INPUTS, build_report, reproduction, summary_table
 
     folders = [Path(folder) for folder in folders]
     pooled = [folder / "pooled.json" for folder in folders]
     summary_table(names, pooled).to_csv(out["summary"], index=False)
     compare = {name: analyses[name]["compare_with"] for name in names if analyses[name].get("compare_with")}
     reproduction(published, compare, names, pooled).to_csv(out["reproduction"], index=False)
-    files = {"pooled": "pooled.json", "effects": "effects.csv", "section": "section.html"}
-    inputs = {kind: [folder / file for folder in folders] for kind, file in files.items()}
+    inputs = {kind: [folder / file for folder in folders] for kind, file in REPORT_INPUTS.items()}
     page = build_report(names, analyses, inputs, reproduction_path=out["reproduction"], config_files=config_files,
                         sheets=sheets, repo_dir=repo_dir, labels=labels or {}, workers=workers)  # fmt: skip
     Path(out["report"]).write_text(page)
