@@ -28,7 +28,8 @@ except ImportError:
     validate(config, SCHEMA)
 else:
     # The config is re-read strictly (duplicate keys, YAML 1.1 booleans such as NO, analysis names as
-    # written, alias bombs) and checked whole: one line per problem, then stop, before any rule runs.
+    # written, alias bombs) and checked whole with its sheets: one line per problem, then stop, before any
+    # rule runs.
     try:
         strict, key_lines = load_config(
             workflow.configfiles, dict(workflow.config_settings.config)
@@ -38,7 +39,11 @@ else:
     if strict is not None:  # None: a YTE template, which only Snakemake can read
         config.clear()
         config.update(strict)
-    config_problems = check_config(config, SCHEMA, key_lines)
+    # Every sheet is read whole here, so that every problem of every file shows at once, before any job; inputs
+    # that passed and have not changed since are remembered, so a rerun reads only their headers.
+    config_problems = check_config(
+        config, SCHEMA, key_lines, checked=".snakemake/metarepro/checked_inputs.json"
+    )
     if config_problems:
         sys.exit(format_errors(config_problems))
 

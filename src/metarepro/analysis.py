@@ -336,6 +336,41 @@ def _explain_incomplete(rows, settings, acc):
         acc.reason[i] = f"incomplete: {'; '.join(parts) + ' (' + needed + ')' if parts else needed}"
 
 
+# (lower, upper) cells of one row that must be ordered. A row whose own numbers contradict each other is wrong
+# somewhere, so it is excluded with the reason rather than pooled. An estimate is checked against its CI only when
+# the CI itself is in order (a reversed CI is the one problem to name then).
+_CI_PAIRS = [("ci_low", "ci_high", "yi")] + [(f"ci_low_{g}", f"ci_high_{g}", f"mean_{g}") for g in GROUPS]
+_ORDERED = [
+    (low, high) for g in GROUPS for low, high in (
+        (f"min_{g}", f"max_{g}"), (f"q1_{g}", f"q3_{g}"), (f"min_{g}", f"q1_{g}"), (f"q3_{g}", f"max_{g}"),
+        (f"q1_{g}", f"median_{g}"), (f"median_{g}", f"q3_{g}"), (f"min_{g}", f"median_{g}"),
+        (f"median_{g}", f"max_{g}"), (f"min_{g}", f"mean_{g}"), (f"mean_{g}", f"max_{g}"))
+]  # fmt: skip
+
+
+def _exclude_contradictions(rows, acc):
+    """Exclude rows whose reported numbers cannot all be true (a reversed CI, an estimate outside its own CI, a
+    median outside its quartiles, ...), naming the cells: one of them is mistyped or on another scale."""
+    found = [[] for _ in range(len(rows))]
+
+    def check(low, high, where=True):
+        lower, upper = _col(rows, low), _col(rows, high)
+        for i in np.flatnonzero((lower > upper) & where):
+            found[i].append(f"{low} {lower[i]:g} > {high} {upper[i]:g}")
+        return lower > upper
+
+    for low, high, estimate in _CI_PAIRS:
+        reversed_ci = check(low, high)
+        check(low, estimate, ~reversed_ci)
+        check(estimate, high, ~reversed_ci)
+    for low, high in _ORDERED:
+        check(low, high)
+    for i, problems in enumerate(found):
+        if problems:
+            acc.reason[i] = f"contradictory numbers ({'; '.join(problems)}): check the source and the cells"
+            acc.pending[i] = False
+
+
 def _flag_duplicates(rows, acc, shown=5):
     """Flag rows whose numbers repeat another row's (a copy-paste or a twice-published sample).
 
@@ -382,6 +417,7 @@ def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     if settings.measure == "SMD":
         acc.flag(np.abs(acc.yi) > SMD_LIMIT, f"|SMD| > {SMD_LIMIT}: check SD vs SEM and units")
 
+    _exclude_contradictions(rows, acc)
     ok = acc.reason == ""
     bad = ok & ~(np.isfinite(acc.yi) & np.isfinite(acc.vi) & (acc.vi > 0))
     acc.reason[bad] = "the effect size or its variance is not finite; check the row's numbers"

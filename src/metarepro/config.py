@@ -18,6 +18,7 @@ config value as code (but see the README: Snakemake runs YTE templates).
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from ._spellings import percent_level
-from .sheet import IDENTITY, NUMERIC, TEXT, SheetError, did_you_mean, sheet_columns
+from .sheet import IDENTITY, NUMERIC, TEXT, SheetError, did_you_mean, select_rows, sheet_columns
 
 MAX_NODES = 100_000  # values in a config once aliases are expanded; real configs have a few hundred
 MAX_ERRORS = 30
@@ -373,42 +374,131 @@ def _dependence_errors(path, analysis, defaults, files_lines) -> list[str]:
     return errors
 
 
-def sheet_errors(config: dict, files_lines=()) -> list[str]:
-    """Before any rule runs: every sheet readable, and the columns that subgroups, moderators,
-    cumulative_order and where name exist in it (after the analysis's ``columns`` mapping)."""
-    errors, headers = [], {}
-    for name, analysis in (config.get("analyses") or {}).items():
-        key = (analysis["data"], tuple(sorted((analysis.get("columns") or {}).items())))
-        if key not in headers:
+class CheckedInputs:
+    """The inputs (sheet with its mapping and filter, or published sheet with the ids compared) that passed the
+    whole pre-run check, each with its file's size, mtime and inode then. A run whose inputs have not changed since
+    (a no-op rerun, a changed figure format) reads only the sheets' headers and never imports pandas; any change
+    to a file or to how an analysis reads it checks it whole again. ``path`` None: nothing is remembered."""
+
+    def __init__(self, path=None):
+        self.path, self.entries = (Path(path) if path else None), {}
+        if self.path and self.path.is_file():
             try:
-                headers[key] = sheet_columns(analysis["data"], analysis.get("columns"))
-            except SheetError as err:
-                headers[key] = None
-                errors.append(f"analysis {name}: {err}")
-        columns = headers[key]
-        if columns is None:
+                self.entries = json.loads(self.path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                self.entries = {}  # unreadable: check everything again
+
+    @staticmethod
+    def key(*parts) -> str:
+        return json.dumps(parts, sort_keys=True, default=str)
+
+    @staticmethod
+    def _signature(file):
+        try:
+            stat = Path(file).stat()
+        except OSError:
+            return None
+        return [str(Path(file).resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino]
+
+    def known(self, key, file) -> bool:
+        return self.path is not None and self.entries.get(key) == self._signature(file)
+
+    def add(self, key, file) -> None:
+        self.entries[key] = self._signature(file)
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(self.entries, indent=0, sort_keys=True), encoding="utf-8")
+        except OSError:
+            pass  # a read-only working directory only costs the next run a full check
+
+
+def sheet_errors(config: dict, files_lines=(), checked: CheckedInputs | None = None) -> list[str]:
+    """Before any rule runs: every sheet read whole (every cell checked, as the jobs will read it, so that every
+    problem of every file is listed at once), each analysis's ``where`` filter selecting rows, and the columns
+    that subgroups, moderators, cumulative_order, where and dependence name existing in it (after the analysis's
+    ``columns`` mapping). ``checked``: inputs that passed before and have not changed are not read again."""
+    checked = checked or CheckedInputs()
+    errors, sheets = [], {}  # sheets: (path, mapping) -> the sheet read whole, or None where it has problems
+    for name, analysis in (config.get("analyses") or {}).items():
+        data, mapping, where = analysis["data"], analysis.get("columns"), analysis.get("where") or {}
+        sheet_key, key = (data, json.dumps(mapping, sort_keys=True)), checked.key("sheet", data, mapping, where)
+        if sheets.get(sheet_key, True) is None:
+            continue  # its problems are listed once, with the first analysis that reads it
+        try:
+            if checked.known(key, data):
+                columns = sheet_columns(data, mapping)
+            else:
+                if sheet_key not in sheets:
+                    from .sheet import read_sheet
+
+                    sheets[sheet_key] = read_sheet(data, mapping)
+                columns = list(sheets[sheet_key].attrs["columns"])
+        except SheetError as err:
+            errors.append(f"analysis {name}: {err}")
+            sheets[sheet_key] = None
             continue
+        if sheets.get(sheet_key) is not None:
+            try:  # the filter's values (a missing column is named below, with the config line)
+                select_rows(sheets[sheet_key], {c: v for c, v in where.items() if c in columns})
+                checked.add(key, data)
+            except SheetError as err:
+                errors.append(f"analysis {name}: {err}")
         named = [("subgroups", c) for c in analysis.get("subgroups", [])]
         named += [("moderators", c) for c in analysis.get("moderators", [])]
-        named += [("where", c) for c in analysis.get("where") or {}]
+        named += [("where", c) for c in where]
         if "cumulative_order" in analysis:
             named.append(("cumulative_order", analysis["cumulative_order"]))
         spec = analysis.get("dependence") or {}
-        for key in ("levels", "outer", "inner", "cluster", "case_group"):
-            given = spec.get(key) or []
-            named += [(("dependence", key), c) for c in ([given] if isinstance(given, str) else given)]
+        for option in ("levels", "outer", "inner", "cluster", "case_group"):
+            given = spec.get(option) or []
+            named += [(("dependence", option), c) for c in ([given] if isinstance(given, str) else given)]
         for option, column in named:
             if column not in columns:
                 keys = option if isinstance(option, tuple) else (option,)
-                where = _locate(("analyses", name, *keys), list(files_lines))
+                located = _locate(("analyses", name, *keys), list(files_lines))
                 errors.append(
-                    f"{where}: {analysis['data']} has no column '{column}'{did_you_mean(str(column), columns)}"
+                    f"{located}: {data} has no column '{column}'{did_you_mean(str(column), columns)}"
                 )
     return errors
 
 
-def check_config(config: dict, schema_path, files_lines=(), sheets: bool = True) -> list[str]:
-    """All problems of a config (schema, then levels/mappings, then sheets), one line each; fills defaults."""
+def published_errors(config: dict, files_lines=(), checked: CheckedInputs | None = None) -> list[str]:
+    """Before any rule runs: the published-results sheet read whole with the extraction sheets' reader, and every
+    ``compare_with`` id found in it (the report job, which reads it, runs after every analysis)."""
+    checked = checked or CheckedInputs()
+    compared = {name: a["compare_with"] for name, a in (config.get("analyses") or {}).items() if a.get("compare_with")}
+    path = config.get("published")
+    if not path:
+        return [f"{_locate(('analyses', name, 'compare_with'), list(files_lines))}: compare_with needs the "
+                "published-results sheet: add 'published: <path to its CSV>' at the top of the config"
+                for name in compared]  # fmt: skip
+    key = checked.key("published", path, sorted({pid for ids in compared.values() for pid in ids}))
+    if checked.known(key, path):
+        return []
+    from .reproduction import read_published
+
+    try:
+        ids = list(read_published(path).index)
+    except SheetError as err:
+        return [f"published: {err}"]
+    errors = [
+        f"{_locate(('analyses', name, 'compare_with'), list(files_lines))}: '{pid}' is not an id of {path}"
+        f"{did_you_mean(str(pid), ids)}"
+        for name, wanted in compared.items() for pid in wanted if pid not in ids
+    ]  # fmt: skip
+    if not errors:
+        checked.add(key, path)
+    return errors
+
+
+def check_config(config: dict, schema_path, files_lines=(), sheets: bool = True, checked=None) -> list[str]:
+    """All problems of a config (schema, then levels/mappings, then every sheet and the published-results sheet
+    read whole), one line each; fills defaults. ``checked``: a file remembering inputs that passed before
+    (:class:`CheckedInputs`), so that a rerun with unchanged sheets does not read them whole again."""
     schema = yaml.safe_load(Path(schema_path).read_text())
     errors = schema_errors(config, schema, files_lines)
     if errors:
@@ -416,7 +506,9 @@ def check_config(config: dict, schema_path, files_lines=(), sheets: bool = True)
     _fill_defaults(config, schema, schema)
     errors = semantic_errors(config, files_lines)
     if sheets and not errors:
-        errors = sheet_errors(config, files_lines)
+        inputs = CheckedInputs(checked)
+        errors = sheet_errors(config, files_lines, inputs) + published_errors(config, files_lines, inputs)
+        inputs.save()
     return errors
 
 

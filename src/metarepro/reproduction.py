@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .conversions import normalize_unit
-from .sheet import SheetError
+from .sheet import DECIMAL_COMMA, MISSING, SheetError, read_table
 
 PUBLISHED_COLUMNS = (
     "id", "source", "doi", "marker", "measure", "estimate", "ci_low", "ci_high", "pval", "k",
@@ -41,22 +41,35 @@ SCALES = {"SMD": "standardized", "d": "standardized", "g": "standardized", "MD":
 
 
 def read_published(path) -> pd.DataFrame:
-    """Read and check a published-results sheet; numbers that are not numbers are errors with the line named."""
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    """Read and check a published-results sheet; numbers that are not numbers are errors with the line named.
+
+    Read as the extraction sheets are (:func:`metarepro.sheet.read_table`: encodings, delimiters, a decimal comma
+    with ';', strict quotes), so it takes the same files and gives the same messages."""
+    header, cells, lines, info = read_table(path)
+    frame = pd.DataFrame(cells, columns=header, dtype=str)
     missing = [c for c in PUBLISHED_COLUMNS if c not in frame.columns]
     if missing:
-        raise SheetError(f"{path}, line 1 (header): missing column(s) {', '.join(missing)}.")
+        shown = ", ".join(header[:8]) + (", ..." if len(header) > 8 else "")
+        raise SheetError(
+            f"{path}, line {info['header_line']} (header): missing column(s) {', '.join(missing)}. Read with delimiter "
+            f"{info['delimiter']!r}, the header has: {shown}. See data/raw/README.md for the published-results sheet."
+        )
+    if not len(frame):
+        raise SheetError(f"{path}: the sheet has a header but no rows; add one row per published result.")
     problems = []
     for column in [c for c in PUBLISHED_NUMERIC if c in frame.columns]:
         text = frame[column].str.strip()
-        values = pd.to_numeric(text.where(text != ""), errors="coerce")
-        for i in np.flatnonzero(values.isna() & (text != "")):
+        if info["decimal_comma"]:
+            text = text.where(~text.str.fullmatch(DECIMAL_COMMA), text.str.replace(",", ".", regex=False))
+        given = ~text.str.lower().isin(MISSING)
+        values = pd.to_numeric(text.where(given), errors="coerce")
+        for i in np.flatnonzero(values.isna() & given):
             problems.append(
-                f"{path}, line {i + 2} (id {frame['id'][i]}), column '{column}': {frame[column][i]!r} is not a "
+                f"{path}, line {lines[i]} (id {frame['id'][i]}), column '{column}': {frame[column][i]!r} is not a "
                 "number; write bounds such as 'p < .00001' in 'note' and leave the cell empty."
             )
         if column in ("estimate", "ci_low", "ci_high", "pval"):
-            frame[f"{column}_decimals"] = [_decimals(x) for x in text]
+            frame[f"{column}_decimals"] = [_decimals(x) for x in text.where(given, "")]
         frame[column] = values
     duplicated = frame["id"][frame["id"].duplicated()].tolist()
     if duplicated:

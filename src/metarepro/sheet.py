@@ -15,6 +15,14 @@ empty cell for a missing number.
 
 Line numbers are those of the file as an editor shows them (the header is line 1, blank lines and
 line breaks inside quoted cells counted).
+
+What is refused rather than guessed (each with file, line and the fix): a quote that is never closed, or one
+whose cell runs over lines that look like rows of their own (a stray quote swallows the rows after it); a
+workbook (.xlsx, .xls, .ods) or UTF-16 text without its byte-order mark; a Unicode minus sign in a number; in a
+sheet that writes decimals with a comma, a number such as ``1.310`` that may carry a thousands separator.
+Invisible formatting characters (zero-width spaces, byte-order marks, soft hyphens and the bidirectional
+controls U+200E/F, U+202A-E, U+2066-9 that text copied from a PDF carries) are removed from every cell, so
+they neither split one study into two nor reach an output file.
 """
 
 from __future__ import annotations
@@ -59,21 +67,32 @@ METAFOR_NAMES = {
     "sd2i": "sd_controls", "ri": "r", "ni": "n", "sei": "sei", "yi": "yi", "vi": "vi",
 }  # fmt: skip
 DELIMITERS = ",;\t|"
-_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"), None)
-_DECIMAL_COMMA = re.compile(r"[+-]?(\d+,\d*|,\d+)([eE][+-]?\d+)?")
+# zero-width and formatting characters, and the bidirectional controls (LRM/RLM, embeddings and overrides,
+# isolates, Arabic letter mark) that text copied from a PDF carries: invisible, yet they make "a" and "a\u200e"
+# two samples and pass into every output file
+_BIDI = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u061c"
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad" + _BIDI), None)
+# a number whose '.' may group thousands (1.310) in a sheet that writes its decimals with ','
+_DOT_GROUPED = re.compile(r"[+-]?[1-9]\d{0,2}(\.\d{3})+")
+_UNICODE_MINUS = "\u2212\u2013\u2012\ufe63\uff0d"  # minus sign, en dash, figure dash, small/full-width minus
+DECIMAL_COMMA = re.compile(r"[+-]?(\d+,\d*|,\d+)([eE][+-]?\d+)?")
 
 
 class SheetError(ValueError):
     """A problem in an extraction sheet; the message says where and how to fix it."""
 
 
+def visible_text(value: str) -> str:
+    """``value`` in NFC without invisible formatting characters (see ``_INVISIBLE``), outer spaces removed."""
+    return unicodedata.normalize("NFC", value).translate(_INVISIBLE).strip()
+
+
 def clean_text(value: str) -> str:
     """``value`` as a person reads it: NFC, no zero-width characters, single spaces, no outer spaces.
 
-    So "S1", "S1 ", "S\u200b1" and "S1" with a no-break space are one study_id.
+    So "S1", "S1 ", "S\u200b1", "S1\u200e" and "S1" with a no-break space are one study_id.
     """
-    value = unicodedata.normalize("NFC", value).translate(_INVISIBLE)
-    return " ".join(value.split())
+    return " ".join(visible_text(value).split())
 
 
 def did_you_mean(name, options) -> str:
@@ -99,19 +118,27 @@ def _check_numeric(path, raw: pd.DataFrame, problems: list[str], decimal_comma: 
     import pandas as pd
 
     values = {}
-    for column in [c for c in NUMERIC if c in raw.columns]:
+    columns = [c for c in NUMERIC if c in raw.columns]
+    # a sheet that writes some decimals with ',' may group thousands with '.': 1.310 is then 1310, not 1.31
+    comma_example = _first_decimal_comma(raw, columns) if decimal_comma else None
+    for column in columns:
         text = raw[column]
         if decimal_comma:
-            text = text.where(~text.str.fullmatch(_DECIMAL_COMMA), text.str.replace(",", ".", regex=False))
+            text = text.where(~text.str.fullmatch(DECIMAL_COMMA), text.str.replace(",", ".", regex=False))
         given = ~_is_missing(text)
         parsed = pd.to_numeric(text.where(given), errors="coerce")
         for idx in np.flatnonzero(parsed.isna() & given):
             row = raw.iloc[idx]
-            mark = "',' or '.'" if decimal_comma else "'.'"
-            problems.append(
-                f"{_where(path, row[LINE], row, column)}: {row[column]!r} is not a number. Write a plain number "
-                f"with {mark} as the decimal mark (no units, no '±'), or leave the cell empty (or NA)."
-            )
+            problems.append(f"{_where(path, row[LINE], row, column)}: {_not_a_number(row[column], decimal_comma)}")
+        if comma_example is not None:
+            for idx in np.flatnonzero(raw[column].str.fullmatch(_DOT_GROUPED)):
+                row = raw.iloc[idx]
+                problems.append(
+                    f"{_where(path, row[LINE], row, column)}: {row[column]!r} is ambiguous: this sheet writes "
+                    f"decimals with ',' ({comma_example}), so '.' may group thousands. Write it without a "
+                    f"thousands separator ({row[column].replace('.', '')}) or with a decimal comma "
+                    f"({row[column].replace('.', ',')})."
+                )
         for idx in np.flatnonzero(parsed.abs() == np.inf):
             row = raw.iloc[idx]
             problems.append(
@@ -151,14 +178,69 @@ def _check_numeric(path, raw: pd.DataFrame, problems: list[str], decimal_comma: 
     return pd.DataFrame(values, index=raw.index)
 
 
+# the first bytes of the files a sheet is mistaken for: Office Open XML and OpenDocument (zip), legacy Excel (OLE2)
+_WORKBOOKS = {b"PK\x03\x04": "a zip archive (an Excel .xlsx or OpenDocument .ods workbook?)",
+              b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1": "a legacy Excel workbook (.xls)"}  # fmt: skip
+
+
+def _refuse_binary(path: Path, data: bytes) -> None:
+    """A workbook, UTF-16 text without its byte-order mark, or any other binary file is not a CSV sheet."""
+    for magic, kind in _WORKBOOKS.items():
+        if data.startswith(magic):
+            raise SheetError(
+                f"{path}: is {kind}, not a CSV sheet. Open it in Excel or LibreOffice and save the sheet as "
+                "'CSV UTF-8 (comma delimited)', then point 'data' at the .csv file."
+            )
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" not in data[:4096]:
+        return
+    head = data[:4096]
+    even, odd = head[0::2].count(0), head[1::2].count(0)
+    if max(even, odd) > len(head) // 4:  # every other byte NUL: 16-bit text
+        order = "big-endian" if even > odd else "little-endian"
+        raise SheetError(
+            f"{path}: looks like UTF-16 ({order}) text without a byte-order mark. Save it as 'CSV UTF-8', or "
+            f"convert it: iconv -f UTF-16{'BE' if even > odd else 'LE'} -t UTF-8 {path.name} > utf8.csv"
+        )
+    line = data[: data.index(b"\x00")].count(b"\n") + 1
+    raise SheetError(f"{path}, line {line}: contains NUL bytes, so it is not a text (CSV) file. Export the sheet "
+                     "as 'CSV UTF-8'.")  # fmt: skip
+
+
+def _first_decimal_comma(raw: pd.DataFrame, columns) -> str | None:
+    """'line N, column c: 0,5' for the first numeric cell written with a decimal comma, or None."""
+    for column in columns:
+        hits = raw[column].str.fullmatch(DECIMAL_COMMA)
+        if hits.any():
+            row = raw[hits].iloc[0]
+            return f"line {row[LINE]}, {column}: {row[column]}"
+    return None
+
+
+def _not_a_number(cell: str, decimal_comma: bool) -> str:
+    """Why ``cell`` is not read as a number, and how to write it."""
+    if any(dash in cell for dash in _UNICODE_MINUS):
+        return (f"{cell!r} is written with a typographic minus or dash (as text copied from a PDF or Word has it); "
+                "write the minus as the ASCII hyphen-minus '-'.")  # fmt: skip
+    mark = "',' or '.'" if decimal_comma else "'.'"
+    return (f"{cell!r} is not a number. Write a plain number with {mark} as the decimal mark (no units, no '±'), "
+            "or leave the cell empty (or NA).")  # fmt: skip
+
+
 def _read_text(path: Path) -> str:
     if path.is_dir():
         raise SheetError(f"{path}: is a folder, not a sheet. Point 'data' at the CSV file itself.")
     if not path.exists():
         raise SheetError(f"{path}: no such file. Check the 'data' path of the analysis in your config.")
     data = path.read_bytes()
+    _refuse_binary(path, data)
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode text"
-        return data.decode("utf-16")
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as err:
+            raise SheetError(
+                f"{path}: not readable as the UTF-16 text its byte-order mark announces ({err.reason} at byte "
+                f"{err.start}; the file may be truncated). Save it again, as 'CSV UTF-8'."
+            ) from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -191,16 +273,30 @@ def read_table(path) -> tuple[list[str], list[list[str]], list[int], dict]:
         delimiter, text, offset = excel.group(1), rest, 1
     else:
         delimiter = max(DELIMITERS, key=first.count) if any(d in first for d in DELIMITERS) else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    # strict: a quote that is never closed, or text after a closing quote, is an error rather than a cell that
+    # silently takes in the rest of the file
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     records, starts, previous = [], [], offset
     try:
         for cells in reader:
             start, previous = previous + 1, offset + reader.line_num
             if any(cell.strip() for cell in cells):  # blank lines (and Excel's ';;;;' rows) are skipped
-                records.append([cell.strip() for cell in cells])
+                records.append([visible_text(cell) for cell in cells])
                 starts.append(start)
+                if previous > start:
+                    _swallowed_rows(path, cells, start, delimiter, width=len(records[0]))
     except csv.Error as err:
-        raise SheetError(f"{path}, line {previous + 1}: not readable as CSV ({err}); check its quotes.") from None
+        line = previous + 1
+        if "unexpected end of data" in str(err):
+            raise SheetError(
+                f"{path}, line {line}: a double quote opens a cell here and is never closed, so the rest of the "
+                "file would be read into that cell. Remove the stray quote, or close it (a quote inside a quoted "
+                "cell is written twice: \"\")."
+            ) from None
+        raise SheetError(
+            f"{path}, line {line}: not readable as CSV ({err}); a quote inside a cell must be in a quoted cell and "
+            "written twice (\"\"), or the cell written without quotes."
+        ) from None
     header = [clean_text(name) for name in records[0]]
     rows = records[1:]
     width = len(header)
@@ -213,6 +309,23 @@ def read_table(path) -> tuple[list[str], list[list[str]], list[int], dict]:
         cells[:] = (cells + [""] * width)[:width]
     info = {"delimiter": delimiter, "decimal_comma": delimiter != ",", "header_line": starts[0]}
     return header, rows, starts[1:], info
+
+
+def _swallowed_rows(path, cells, start, delimiter, width) -> None:
+    """A quoted cell over several lines is legal (a note with line breaks), but when a line inside it has as many
+    delimiters as a row of the sheet, a stray quote has taken in the rows below it: one study would get another
+    study's numbers."""
+    needed = max(width - 1, 2)
+    for position, cell in enumerate(cells):
+        lines = cell.split("\n")
+        for offset, inner in enumerate(lines[1:], start=1):
+            if inner.count(delimiter) >= needed:
+                line = start + sum(part.count("\n") for part in cells[:position]) + offset
+                raise SheetError(
+                    f"{path}, line {start}: cell {position + 1} opens a double quote that closes only on line "
+                    f"{start + cell.count(chr(10))}, taking in line {line} ({inner[:40]!r}...), which reads as a row "
+                    "of its own. Remove the stray quote (or close it on its own line)."
+                )
 
 
 def _apply_mapping(path, header: list[str], mapping: dict | None) -> list[str]:
@@ -312,7 +425,7 @@ def _decimal_comma_text_columns(raw: pd.DataFrame) -> None:
     for column in [c for c in raw.columns if c not in NUMERIC and c != LINE]:
         text = raw[column]
         given = ~_is_missing(text)
-        comma = text.str.fullmatch(_DECIMAL_COMMA)
+        comma = text.str.fullmatch(DECIMAL_COMMA)
         if comma.any() and (comma | pd.to_numeric(text.where(given), errors="coerce").notna() | ~given).all():
             raw[column] = text.where(~comma, text.str.replace(",", ".", regex=False))
 
@@ -360,6 +473,29 @@ def select_rows(sheet: pd.DataFrame, where: dict | None) -> pd.DataFrame:
             )
         selected = selected[cells.isin(options)]
     return selected
+
+
+_YEAR_SUFFIX = re.compile(r"\s*(\d{4})\s*([a-z])\s*", re.IGNORECASE)
+
+
+def order_key(cells) -> tuple[list[float], list[str]]:
+    """A sort key per cell of an ordering column (e.g. ``year``), and the cells that give none.
+
+    Numbers sort as numbers. A year with a letter, as reference lists tell two papers of one year apart
+    (``2001a``, ``2001b``), sorts after the plain year and by its letter (2001 < 2001a < 2001b < 2002). Any other
+    text, and an empty cell, has no key (NaN: last, as R's ``order()`` puts NA) and is returned, so that the
+    caller can say which rows went last."""
+    keys, unreadable = [], []
+    for cell in cells:
+        text = "" if cell is None else str(cell).strip()
+        try:
+            keys.append(float(text) if text.lower() not in MISSING else math.nan)
+        except ValueError:
+            suffix = _YEAR_SUFFIX.fullmatch(text)
+            keys.append(int(suffix[1]) + (ord(suffix[2].lower()) - ord("a") + 1) / 100 if suffix else math.nan)
+        if math.isnan(keys[-1]):
+            unreadable.append(text)
+    return keys, unreadable
 
 
 def _as_text(value) -> str:

@@ -448,13 +448,18 @@ def _table_rows(table: pd.DataFrame, prefix: str) -> pd.DataFrame:
                       table["ci_low"], table["ci_high"])  # fmt: skip
 
 
-def cumulative_forest_plot(table: pd.DataFrame, measure="SMD", title="", labels=None, level=95, method=""):
+def cumulative_forest_plot(table: pd.DataFrame, measure="SMD", title="", labels=None, level=95, method="",
+                           order=None):  # fmt: skip
     """Cumulative meta-analysis (metafor ``forest(cumul(...))``) from ``cumulative.csv``: row i is the fit of the
-    first i studies in the table's order and is labelled "+ <the study added at step i>"."""
+    first i studies in the table's order and is labelled "+ <the study added at step i>". ``order``: (the column
+    the studies were sorted by, how many had no value in it and were added last), said in the title when any."""
     final = float(table["estimate"].iloc[-1]) if len(table) else np.nan
-    return draw_forest(_table_rows(table, "+"), measure=measure, level=level, labels=labels,
-                       title=title or f"Cumulative meta-analysis ({method})".replace(" ()", ""), reference=final,
-                       reference_label="all studies")  # fmt: skip
+    title = title or f"Cumulative meta-analysis ({method})".replace(" ()", "")
+    if order and order[1]:
+        column, last = order
+        title += f"; {last} {'study' if last == 1 else 'studies'} without a {column} added last"
+    return draw_forest(_table_rows(table, "+"), measure=measure, level=level, labels=labels, title=title,
+                       reference=final, reference_label="all studies")  # fmt: skip
 
 
 def leave1out_plot(table: pd.DataFrame, estimate=None, measure="SMD", title="", labels=None, level=95, method=""):

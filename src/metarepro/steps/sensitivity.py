@@ -19,7 +19,7 @@ from ..metareg import design_matrix, rma_mods
 from ..permutation import permutest
 from ..plots import baujat_plot, bubble_plot, cumulative_forest_plot, funnel_plot, leave1out_plot, subgroup_forest_plot
 from ..rma import rma
-from ..sheet import LINE, MISSING, SheetError, did_you_mean, select_rows
+from ..sheet import LINE, MISSING, SheetError, did_you_mean, order_key, select_rows
 from ..subgroups import subgroup_analysis
 from .files import DIAGNOSTIC_TABLES, analysis_sheet
 
@@ -87,8 +87,8 @@ def diagnostics(rows: pd.DataFrame, settings: Settings, order_column: str = "yea
     loo = influence.leave1out(yi, vi, **args)
     inf = influence.influence(yi, vi, **args)
     bj = influence.baujat(yi, vi, **args)
-    # the sort key (e.g. year); a sheet without that column keeps its own row order
-    key = pd.to_numeric(rows[order_column], errors="coerce").to_numpy() if order_column in rows else None
+    # the sort key (e.g. year, 2001a after 2001); a sheet without that column keeps its own row order
+    key, unordered = order_key(rows[order_column]) if order_column in rows else (None, [])
     cum = influence.cumul(yi, vi, order=key, **args)
     ident = rows[["line", "study_id", "study"]].reset_index(drop=True)
     loo_table = pd.concat([ident, _fit_table(loo)], axis=1)
@@ -119,7 +119,7 @@ def diagnostics(rows: pd.DataFrame, settings: Settings, order_column: str = "yea
     common = {"measure": settings.measure, "labels": labels, "level": settings.level, "method": settings.method}
     figures = {  # drawn from the tables written beside them
         "leave1out": leave1out_plot(loo_table, estimate=inf.fit.estimate, **common),
-        "cumulative": cumulative_forest_plot(cum_table, **common),
+        "cumulative": cumulative_forest_plot(cum_table, order=(order_column, len(unordered)), **common),
         "baujat": baujat_plot(bj, labels=labels_of_rows),
     }
     tables = {"leave1out": loo_table, "influence": inf_table, "cumulative": cum_table}
