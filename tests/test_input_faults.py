@@ -281,3 +281,17 @@ def test_read_table_reports_its_delimiter_and_decimal_mark(tmp_path):
     header, cells, lines, info = read_table(sheet_text(tmp_path, "study_id;yi\na;0,5\n"))
     assert (header, cells, lines) == (["study_id", "yi"], [["a", "0,5"]], [2])
     assert info["delimiter"] == ";" and info["decimal_comma"]
+
+
+def test_a_bad_cell_stops_snakemake_before_any_job_with_one_message(tmp_path):
+    from test_inputs import snakemake
+
+    (tmp_path / "s.csv").write_text(rows("a,A,2001,0.1,0.01", "b,B,2002,\u22120.2,0.02"), encoding="utf-8")
+    (tmp_path / "pub.csv").write_text("id,source\n", encoding="utf-8")
+    config = "published: pub.csv\nanalyses:\n  a:\n    title: t\n    data: s.csv\n    measure: GEN\n"
+    result = snakemake(tmp_path, config + "    compare_with: [x]\n", "--dry-run")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "metarepro: 2 problem(s) in the config:" in result.stderr
+    assert "s.csv, line 3 (study_id b), column 'yi': '\u22120.2' is written with a typographic minus" in result.stderr
+    assert "published: pub.csv, line 1 (header): missing column(s) doi, marker" in result.stderr
+    assert not (tmp_path / "results").exists()
