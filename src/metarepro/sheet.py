@@ -84,6 +84,8 @@ class SheetError(ValueError):
 
 def visible_text(value: str) -> str:
     """``value`` in NFC without invisible formatting characters (see ``_INVISIBLE``), outer spaces removed."""
+    if value.isascii():  # every invisible character is outside ASCII, and ASCII is already NFC
+        return value.strip()
     return unicodedata.normalize("NFC", value).translate(_INVISIBLE).strip()
 
 
@@ -145,13 +147,14 @@ def _check_numeric(path, raw: pd.DataFrame, problems: list[str], decimal_comma: 
                 f"{_where(path, row[LINE], row, column)}: {row[column]!r} is not a finite number. "
                 "Write the value the source reports, or leave the cell empty (or NA) if it reports none."
             )
-        for idx in np.flatnonzero(parsed < 0):
+        # only where a negative is wrong (looking up every negative effect of a 10^6-row sheet took a minute)
+        negative = np.flatnonzero(parsed < 0) if column in COUNTS or column in NONNEGATIVE else ()
+        for idx in negative:
             row = raw.iloc[idx]
-            if column in COUNTS or column in NONNEGATIVE:
-                problems.append(
-                    f"{_where(path, row[LINE], row, column)}: {row[column]} is negative; "
-                    f"a {column} cannot be. Check the source and correct the cell."
-                )
+            problems.append(
+                f"{_where(path, row[LINE], row, column)}: {row[column]} is negative; "
+                f"a {column} cannot be. Check the source and correct the cell."
+            )
         if column in COUNTS:
             whole = np.isfinite(parsed) & (parsed != np.floor(parsed))
             for idx in np.flatnonzero(whole):
@@ -266,6 +269,8 @@ def read_table(path) -> tuple[list[str], list[list[str]], list[int], dict]:
     """
     path = Path(path)
     text = _read_text(path)
+    if not text.isascii():  # invisible characters are never data: removed from the whole text at once
+        text = unicodedata.normalize("NFC", text).translate(_INVISIBLE)
     first, _, rest = text.partition("\n")
     offset = 0
     excel = re.fullmatch(r'"?sep=(.)"?', first.strip())
@@ -280,8 +285,9 @@ def read_table(path) -> tuple[list[str], list[list[str]], list[int], dict]:
     try:
         for cells in reader:
             start, previous = previous + 1, offset + reader.line_num
-            if any(cell.strip() for cell in cells):  # blank lines (and Excel's ';;;;' rows) are skipped
-                records.append([visible_text(cell) for cell in cells])
+            stripped = [cell.strip() for cell in cells]
+            if any(stripped):  # blank lines (and Excel's ';;;;' rows) are skipped
+                records.append(stripped)
                 starts.append(start)
                 if previous > start:
                     _swallowed_rows(path, cells, start, delimiter, width=len(records[0]))
