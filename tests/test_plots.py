@@ -335,23 +335,42 @@ def test_atlas_rows_match_records_and_split_by_scale():
     assert drawn_rows(fig)[0]["text"] == Scale("ROM").text(rom["estimate"], rom["ci_low"], rom["ci_high"])
 
 
-def test_reproduction_rows_pair_ours_with_each_published():
+def test_reproduction_rows_show_every_comparison_with_its_verdict():
+    """Every comparison is in the figure (issue 17): one on another scale as a labelled row, one without a CI as a
+    square without whiskers; labels carry the verdict and a CI level other than 95%."""
     from metarepro.plots.overview import reproduction_plot, reproduction_rows
 
     table = pd.DataFrame({
-        "analysis": ["a", "a", "b"], "source": ["P1", "P2", "P3"], "marker": ["IL-6"] * 3,
-        "measure_ours": ["SMD"] * 3, "same_scale": [True, True, False], "estimate_ours": [0.5, 0.5, 0.2],
-        "ci_low_ours": [0.2, 0.2, 0.0], "ci_high_ours": [0.8, 0.8, 0.4], "estimate_published": [0.4, 0.3, 1.0],
-        "ci_low_published": [0.1, 0.2, 0.5], "ci_high_published": [0.7, 0.4, 1.5],
+        "analysis": ["a", "a", "a", "b"], "source": ["P1", "P2", "P3", "P4"], "marker": ["IL-6"] * 4,
+        "measure_ours": ["SMD"] * 3 + ["MD"], "unit_ours": [None] * 3 + ["pg/mL"],
+        "measure_published": ["d", "d", "WMD", "WMD"], "same_scale": [True, True, False, True],
+        "estimate_ours": [0.5, 0.5, 0.5, 2.0], "ci_low_ours": [0.2, 0.2, 0.2, 1.0],
+        "ci_high_ours": [0.8, 0.8, 0.8, 3.0],
+        "k_ours": [12, 12, 12, 9], "estimate_published": [0.4, 0.3, 1.0, 1.78],
+        "ci_low_published": [0.1, np.nan, 0.5, 1.23], "ci_high_published": [0.7, np.nan, 1.5, 2.33],
+        "ci_level_published": [99, 95, 95, 95],
+        "verdict": ["reproduced, approximately", "insufficient information", "not comparable",
+                    "meaningfully different"],
     })  # fmt: skip
-    rows = reproduction_rows(table, {"a": "A"})[("SMD", "")]
-    assert rows["label"].tolist() == ["IL-6: A", "reproduced (ours)", "published: P1", "published: P2"]
+    tables = reproduction_rows(table, {"a": "A", "b": "B"})
+    assert set(tables) == {("SMD", ""), ("MD", "pg/mL")}
+    rows = tables[("SMD", "")]
+    assert rows["label"].tolist() == [
+        "IL-6: A", "ours (k = 12)", "published, 99% CI: P1 — reproduced, approximately",
+        "published: P2 — insufficient information", "published, WMD: another scale, not drawn: P3 — not comparable",
+    ]
     fig = reproduction_plot(rows, ("SMD", ""))
     drawn = drawn_rows(fig)
     for i in (1, 2, 3):
         row = rows.iloc[i]
         assert drawn[i]["label"] == row["label"]
         assert drawn[i]["text"] == Scale("SMD").text(row["estimate"], row["ci_low"], row["ci_high"])
+    assert drawn[3]["text"] == "0.30 [no CI]" and "ci" not in drawn[3]  # a square without whiskers
+    assert drawn[4]["label"] == rows["label"][4] and "text" not in drawn[4] and "point" not in drawn[4]
+    md = reproduction_plot(tables[("MD", "pg/mL")], ("MD", "pg/mL"))
+    footers = [t.get_text() for t in md.texts]
+    assert not any("Hedges" in t for t in footers)  # the SMD footnote is for SMD figures only
+    assert any("Hedges" in t.get_text() for t in fig.texts)
 
 
 def test_forest_from_arrays_and_a_fit_like_metafor():

@@ -80,14 +80,14 @@ def test_five_parts_in_order_and_self_contained():
         "analysis": "a1", "published_id": "p1", "source": "Someone 2020", "marker": "IL-6", "measure_ours": "ZCOR",
         "measure_published": "ZCOR", "same_scale": True, "estimate_ours": 0.1, "ci_low_ours": 0.0,
         "ci_high_ours": 0.2, "estimate_published": 0.12, "ci_low_published": 0.05, "ci_high_published": 0.2,
-        "k_ours": 16, "k_published": 10, "verdict": "consistent", "verdict_reason": "CIs overlap",
+        "k_ours": 16, "k_published": 10, "verdict": "discrepant, same conclusion", "verdict_reason": "beyond 0.1",
     }])  # fmt: skip
     page = render_report([section()], repro, provenance={"software": {"metarepro": "x"}, "files": {"c.yaml": "ab"}})
     positions = [page.index(f'id="{part}"') for part in ("headline", "reproduction", "analyses", "methods",
                                                           "provenance")]  # fmt: skip
     assert positions == sorted(positions)
     assert '<details class="analysis" id="a1">' in page
-    assert '<span class="verdict-consistent">consistent</span>' in page
+    assert '<span class="verdict-discrepant-same-conclusion">discrepant, same conclusion</span>' in page
     for loads_something in ('src="http', 'href="http', "url(http", "@import", "<script src", "<link "):
         assert loads_something not in page
 

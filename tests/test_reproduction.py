@@ -66,20 +66,121 @@ def test_verdict_reproduced_at_the_published_rounding():
     mine = {**ours("SMD", 0.404, 0.148, 0.652), "pval": 0.0024}
     row = _verdicts(mine, ["haapakoski2015_tnf"]).loc["haapakoski2015_tnf"]
     assert row["verdict"] == "reproduced" and "at 2 decimals" in row["verdict_reason"]
-    # 0.406 rounds to 0.41, not 0.40: no longer reproduced, but the CIs overlap
+    # 0.406 rounds to 0.41, not 0.40: no longer reproduced, but within 0.1 of every printed number
     row = _verdicts({**mine, "estimate": 0.406}, ["haapakoski2015_tnf"]).loc["haapakoski2015_tnf"]
-    assert row["verdict"] == "consistent"
+    assert row["verdict"] == "reproduced, approximately"
     # the p-value is part of the published rounding: 0.0026 rounds to 0.003
     row = _verdicts({**mine, "pval": 0.0026}, ["haapakoski2015_tnf"]).loc["haapakoski2015_tnf"]
-    assert row["verdict"] == "consistent"
+    assert row["verdict"] == "reproduced, approximately"
 
 
-def test_verdict_not_reproduced_and_without_a_published_ci():
-    far = ours("SMD", 1.41, 1.0, 1.8)
-    assert _verdicts(far, ["haapakoski2015_tnf"])["verdict"].iloc[0] == "not reproduced"
-    # Haapakoski IL-6 prints 0.54 without a CI: our CI either contains it or not
-    assert _verdicts(far, ["haapakoski2015_il6"])["verdict"].iloc[0] == "not reproduced"
-    assert _verdicts(ours("SMD", 0.6, 0.3, 0.9), ["haapakoski2015_il6"])["verdict"].iloc[0] == "consistent"
+# One published result per scale, written here so that every boundary is exact: an SMD 0.40 (0.15 to 0.65) with
+# p 0.002, a raw mean difference 1.78 (1.23 to 2.33) pg/mL (width 1.10), an SMD printed without CI or p, one with
+# only p = 0.86, one at 99%, and one without an estimate.
+SCALE_SHEET = (
+    "id,source,doi,marker,measure,unit,estimate,ci_low,ci_high,ci_level,pval,k,n_cases,n_controls,i2,model,software,"
+    "note\n"
+    "smd,S,,IL-6,d,,0.40,0.15,0.65,95,0.002,10,,,,,,\n"
+    "md,M,,IL-6,WMD,pg/mL,1.78,1.23,2.33,95,,10,,,,,,\n"
+    "bare,B,,IL-6,d,,0.54,,,,,,,,,,,\n"
+    "ponly,P,,IL-6,d,,-0.05,,,,0.86,,,,,,,\n"
+    "wide,W,,IL-6,d,,0.46,0.34,0.58,99,,,,,,,,\n"
+    "none,N,,IL-6,d,,,,,,,,,,,,,\n"
+)
+
+
+@pytest.fixture
+def scales(tmp_path):
+    path = tmp_path / "published.csv"
+    path.write_text(SCALE_SHEET)
+    return read_published(path)
+
+
+def _one(scales, pid, measure, estimate, low, high, **extra):
+    mine = {**ours(measure, estimate, low, high, unit="pg/mL" if measure == "MD" else None), "test": "z", **extra}
+    return _verdicts(mine, [pid], scales).loc[pid]
+
+
+@pytest.mark.parametrize(
+    ("estimate", "low", "high", "verdict"),
+    [
+        # largest difference 0.0999 (< 0.1 on the SMD scale): approximately
+        (0.4999, 0.2499, 0.7499, "reproduced, approximately"),
+        # exactly 0.1 is not below 0.1 (0.5 - 0.4 is 0.09999999999999998 in binary: compared as printed)
+        (0.50, 0.25, 0.75, "discrepant, same conclusion"),
+        (0.40, 0.15, 0.7501, "discrepant, same conclusion"),  # one CI bound 0.1001 away is enough
+        (0.60, -0.05, 1.25, "meaningfully different"),  # our CI includes 0, the published does not
+        (-0.20, -0.50, -0.01, "meaningfully different"),  # the other direction
+    ],
+)
+def test_standardized_verdicts_at_the_0_1_boundary(scales, estimate, low, high, verdict):
+    row = _one(scales, "smd", "SMD", estimate, low, high)
+    assert row["verdict"] == verdict, row["verdict_reason"]
+
+
+def test_meaningful_difference_says_which_way(scales):
+    assert _one(scales, "smd", "SMD", 0.60, -0.05, 1.25)["verdict_reason"].startswith(
+        "significance differs: the published excludes the null, ours does not")
+    assert _one(scales, "smd", "SMD", -0.20, -0.50, -0.01)["verdict_reason"].startswith("the direction differs")
+
+
+@pytest.mark.parametrize(
+    ("estimate", "low", "high", "verdict"),
+    [
+        (1.95, 1.40, 2.50, "reproduced, approximately"),  # 0.17/1.78 = 9.55%, width 1.10 as published
+        (1.958, 1.408, 2.508, "discrepant, same conclusion"),  # 0.178/1.78 = 10% exactly: not below 10%
+        (1.78, 1.175, 2.385, "discrepant, same conclusion"),  # width 1.21 = 110% of 1.10: not below 10%
+        (1.78, 1.18, 2.38, "reproduced, approximately"),  # width 1.20: 9.1%
+        (1.20, -0.10, 2.50, "meaningfully different"),  # 32.6% off and the CI includes 0
+    ],
+)
+def test_relative_verdicts_at_the_10_percent_boundary(scales, estimate, low, high, verdict):
+    row = _one(scales, "md", "MD", estimate, low, high)
+    assert row["verdict"] == verdict, row["verdict_reason"]
+
+
+def test_differences_and_the_5_percent_flag(scales):
+    row = _one(scales, "md", "MD", 1.869, 1.319, 2.419)  # 0.089/1.78 = 5% exactly, same width
+    assert row["difference"] == pytest.approx(0.089) and row["difference_relative"] == pytest.approx(0.05)
+    assert row["ci_width_relative"] == pytest.approx(0.0, abs=1e-12) and row["flag_5pct"]
+    row = _one(scales, "md", "MD", 1.8672, 1.3172, 2.4172)  # 4.9%
+    assert not row["flag_5pct"]
+    row = _one(scales, "md", "MD", 1.78, 1.2025, 2.3575)  # width 1.155: +5%
+    assert row["ci_width_relative"] == pytest.approx(0.05) and row["flag_5pct"]
+
+
+def test_altman_bland_test_of_the_difference_from_the_two_cis(scales):
+    """Altman & Bland 2003 (BMJ 326:219), by hand: SE of the published estimate = (0.65 - 0.15) / (2 * 1.959964)
+    = 0.127551; ours se 0.1; z = (0.6 - 0.4) / sqrt(0.1^2 + 0.127551^2) = 1.233960; p = erfc(z / sqrt(2))."""
+    row = _one(scales, "smd", "SMD", 0.6, 0.404, 0.796, se=0.1)
+    se_published = 0.5 / (2 * 1.959963984540054)
+    z = 0.2 / math.sqrt(0.1**2 + se_published**2)
+    assert row["difference_z"] == pytest.approx(z, rel=1e-12) and z == pytest.approx(1.233960, abs=1e-6)
+    assert row["difference_p"] == pytest.approx(math.erfc(z / math.sqrt(2)), rel=1e-10)
+
+
+def test_a_published_99_percent_ci_is_met_by_ours_at_99_percent(scales):
+    # z test: 0.46 ± 2.575829 × 0.0466 = 0.3400 to 0.5800 at 99% (our 95% CI, 0.3687 to 0.5513, is not compared)
+    row = _one(scales, "wide", "SMD", 0.46, 0.3687, 0.5513, se=0.0466)
+    assert row["verdict"] == "reproduced" and "at 99%" in row["verdict_reason"]
+    # Knapp-Hartung: t quantile on k - 1 = 4 df, t(0.995, 4) = 4.604095: 0.46 ± 0.2302 = 0.2298 to 0.6902
+    row = _one(scales, "wide", "SMD", 0.46, 0.30, 0.62, se=0.05, test="knha")
+    assert row["verdict"] == "discrepant, same conclusion"
+    assert "0.23 to 0.69) at 99%" in row["verdict_reason"]
+
+
+def test_verdicts_without_a_published_ci(scales):
+    # an estimate alone: reproduced approximately within 0.1; else only a change of direction can be told
+    assert _one(scales, "bare", "SMD", 0.60, 0.3, 0.9)["verdict"] == "reproduced, approximately"
+    row = _one(scales, "bare", "SMD", 1.41, 1.0, 1.8)
+    assert row["verdict"] == "insufficient information" and "no CI or p" in row["verdict_reason"]
+    assert _one(scales, "bare", "SMD", -0.30, -0.6, 0.1)["verdict"] == "meaningfully different"
+    # p = 0.86 alone: ours, -0.3 (-0.6 to 0.05), is 0.25 off but includes 0 as the published p says
+    assert _one(scales, "ponly", "SMD", -0.30, -0.60, 0.05)["verdict"] == "discrepant, same conclusion"
+    row = _one(scales, "ponly", "SMD", 0.498, 0.08, 0.91)
+    assert row["verdict"] == "meaningfully different" and "the direction differs" in row["verdict_reason"]
+    assert _one(scales, "none", "SMD", 0.5, 0.2, 0.8)["verdict"] == "insufficient information"
+    assert _one(scales, "smd", "SMD", math.nan, math.nan, math.nan)["verdict"] == "insufficient information"
 
 
 def test_verdict_not_comparable_for_scale_or_population():
@@ -88,12 +189,13 @@ def test_verdict_not_comparable_for_scale_or_population():
     row = _verdicts(ours("SMD", 0.25, 0.18, 0.31), ["howren2009_il6", "haapakoski2015_tnf"])
     assert row.loc["howren2009_il6", "verdict"] == "not comparable"
     assert row.loc["howren2009_il6", "verdict_reason"].startswith("other population: community and clinical")
-    assert row.loc["haapakoski2015_tnf", "verdict"] == "consistent"  # 0.18-0.31 meets 0.15-0.65
+    assert row.loc["haapakoski2015_tnf", "verdict"] == "discrepant, same conclusion"  # 0.25 (0.18-0.31): 0.34 off
 
 
 def test_verdict_of_the_fit_without_flagged_rows():
     mine = {**ours("SMD", 1.41, 1.0, 1.8), "without_flagged": {**ours("SMD", 0.45, 0.2, 0.7), "k": 7}}
     row = _verdicts(mine, ["haapakoski2015_tnf"]).iloc[0]
-    assert (row["verdict"], row["verdict_without_flagged"]) == ("not reproduced", "consistent")
+    assert (row["verdict"], row["verdict_without_flagged"]) == ("discrepant, same conclusion",
+                                                                "reproduced, approximately")  # fmt: skip
     assert (row["k_without_flagged"], row["estimate_without_flagged"]) == (7, 0.45)
     assert _verdicts(ours("SMD", 0.5, 0.2, 0.8), ["haapakoski2015_tnf"])["verdict_without_flagged"].iloc[0] is None

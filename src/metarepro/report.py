@@ -36,8 +36,10 @@ th{background:#f2f2f2} td.text,th.text{text-align:left}
 details.analysis{border:1px solid #ddd;border-radius:4px;margin:0.6em 0;padding:0.2em 0.8em}
 details.analysis>summary{cursor:pointer;font-weight:600;padding:0.3em 0}
 pre{background:#f7f7f7;padding:0.6em;overflow-x:auto;font-size:0.85em}
-.verdict-reproduced{color:#1d6b2f;font-weight:600} .verdict-consistent{color:#2b5d8a;font-weight:600}
-.verdict-not-reproduced{color:#8a2b2b;font-weight:600} .verdict-not-comparable{color:#666}
+.verdict-reproduced,.verdict-reproduced-approximately{color:#1d6b2f;font-weight:600}
+.verdict-discrepant-same-conclusion{color:#2b5d8a;font-weight:600}
+.verdict-meaningfully-different{color:#8a2b2b;font-weight:600}
+.verdict-not-comparable,.verdict-insufficient-information{color:#666}
 """
 # Open a collapsed section when a link (or the address) points into it.
 SCRIPT = """
@@ -477,7 +479,15 @@ def reproduction_section(table: pd.DataFrame | None, figures: list[str]) -> str:
     figs = "".join(figure_html(svg) for svg in figures)
     return f"""<section id="reproduction"><h2>Published vs reproduced</h2>
 <p>Our pooled estimate beside each published one it is compared with (config <code>compare_with</code>; published
-values from the published-results sheet, each confirmed against its source).</p>
+values from the published-results sheet, each confirmed against its source). Verdicts, first that applies:
+<em>not comparable</em> (another scale or population); <em>insufficient information</em>; <em>reproduced</em>
+(our numbers round to the published ones at their precision); <em>reproduced, approximately</em> (SMD: estimate
+and CI bounds within 0.1, Gøtzsche 2007, Lee 2023; other scales: estimate and CI width within 10%, REPRISE);
+<em>meaningfully different</em> (the direction differs, or only one CI includes the null); otherwise
+<em>discrepant, same conclusion</em>. CIs are compared at the published level; <code>reproduction.csv</code> adds
+the differences, a 5% flag and the Altman–Bland test of the difference (definitions: <code>data/raw/README.md</code>).
+Where our study set is not the published one (a later search, other criteria), a difference is an update rather
+than a failed reproduction.</p>
 {figs}<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>
 </section>"""
 

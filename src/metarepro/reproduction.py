@@ -7,15 +7,13 @@ estimates and CIs, k and n on both sides, the difference (ours − published), w
 and whether the two measures are on the same scale at all (a difference between an SMD and a raw
 mean difference means nothing, so it is left empty).
 
-Each pair gets a ``verdict`` with its ``verdict_reason``:
-
-* ``reproduced``: our estimate, and each published CI bound and p-value, round to the published
-  numbers at the published rounding (the most decimals printed among estimate and CI bounds; p at its own);
-* ``consistent``: not that, but the CIs overlap (or, without a published CI, ours contains the published
-  estimate);
-* ``not reproduced``: neither;
-* ``not comparable``: another scale, or another population (the published sheet's optional
-  ``population_differs`` column says how).
+Each pair gets a ``verdict`` with its ``verdict_reason`` (:func:`comparison`; the scale and its sources are in
+``data/raw/README.md``, "Verdicts"): ``not comparable``, ``insufficient information``, ``reproduced`` (our numbers
+round to the published ones at their precision), ``reproduced, approximately`` (SMD: estimate and CI bounds within
+0.1; other scales: estimate and CI width within 10%), ``meaningfully different`` (direction, or only one CI
+includes the null), ``discrepant, same conclusion``; with ``difference``, ``difference_relative``,
+``ci_width_relative``, ``flag_5pct`` and the Altman-Bland test of the difference (``difference_z``,
+``difference_p``). CIs are compared at the published level.
 
 The same verdict is given for the fit without flagged rows (``*_without_flagged`` columns; empty when
 no included row of the analysis is flagged).
@@ -26,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from . import _dist
 from .conversions import normalize_unit
 from .sheet import DECIMAL_COMMA, MISSING, SheetError, read_table
 
@@ -34,7 +33,8 @@ PUBLISHED_COLUMNS = (
     "n_cases", "n_controls", "i2", "model", "software", "note",
 )  # fmt: skip
 PUBLISHED_NUMERIC = ("estimate", "ci_low", "ci_high", "pval", "k", "n_cases", "n_controls", "i2", "ci_level")
-VERDICTS = ("reproduced", "consistent", "not reproduced", "not comparable")
+VERDICTS = ("not comparable", "insufficient information", "reproduced", "reproduced, approximately",
+            "meaningfully different", "discrepant, same conclusion")  # in the order they are tried
 # Published measure names by the scale they share with ours; d and g differ by Hedges' small-sample
 # factor (< 2% for n > 40 per group), close enough to set side by side but noted.
 SCALES = {"SMD": "standardized", "d": "standardized", "g": "standardized", "MD": "raw", "WMD": "raw"}
@@ -101,32 +101,118 @@ def _fmt(estimate, low, high):
     return f"{estimate:.3g} ({low:.3g} to {high:.3g})" if np.isfinite(low) and np.isfinite(high) else f"{estimate:.3g}"
 
 
-def verdict(mine: dict, pub, same_scale: bool) -> tuple[str, str]:
-    """(verdict, reason) for one of our fits (a pooled.json record) against one published result."""
+# The verdict scale (data/raw/README.md, "Verdicts"): thresholds of the reproducibility literature
+STANDARDIZED_TOLERANCE = 0.1  # SMD units: Gøtzsche 2007, Tendal 2009, Lee 2023
+RELATIVE_TOLERANCE = 0.10  # estimate and CI width, other scales: REPRISE (Nguyen 2025)
+EARLY_FLAG = 0.05  # first-stage flag: López-Nicolás 2024
+NULL = 0.0  # every scale compared is a difference or a standardized difference
+
+
+def _below(value, limit) -> bool:
+    """``value < limit`` for a difference of printed numbers: 0.5 − 0.4 is 0.1, not 0.0999999999999999778."""
+    return bool(np.isfinite(value) and round(float(value), 12) < limit)
+
+
+def _crit(level, mine=None):
+    """The two-sided critical value of a CI at ``level`` percent: normal, or t as our fit's test uses it."""
+    q = 0.5 + float(level) / 200
+    if mine is None or mine.get("test", "z") == "z":
+        return float(_dist.norm_ppf(q))
+    df = mine.get("df", mine["k"] - 1 if mine.get("test") == "knha" else np.nan)
+    return float(_dist.t_ppf(q, df)) if np.isfinite(df) and df > 0 else np.nan
+
+
+def _our_ci(mine, level):
+    """Our CI at the published level: as fitted when the levels agree, else estimate ± crit·se."""
+    ours_level = mine.get("level", 95)
+    if not np.isfinite(level) or abs(float(level) - float(ours_level)) < 1e-9:
+        return mine["ci_low"], mine["ci_high"]
+    crit = _crit(level, mine) * mine.get("se", np.nan)
+    return mine["estimate"] - crit, mine["estimate"] + crit
+
+
+def comparison(mine: dict, pub, same_scale: bool) -> dict:
+    """One of our fits (a pooled.json record) beside one published result: the verdict (first that applies, see
+    data/raw/README.md), its reason, and the differences behind it."""
+    out = {"verdict": None, "verdict_reason": "", "difference": np.nan, "difference_relative": np.nan,
+           "ci_width_relative": np.nan, "flag_5pct": None, "difference_z": np.nan, "difference_p": np.nan}  # fmt: skip
+
+    def said(verdict, reason):
+        return {**out, "verdict": verdict, "verdict_reason": reason}
+
     if not same_scale:
-        return "not comparable", f"other scale: ours {mine['measure']}, published {pub['measure']}"
+        return said("not comparable", f"other scale: ours {mine['measure']}, published {pub['measure']}")
     population = str(pub.get("population_differs", "") or "").strip()
     if population:
-        return "not comparable", f"other population: {population}"
-    fields = [name for name in ("estimate", "ci_low", "ci_high") if np.isfinite(pub[name])]
+        return said("not comparable", f"other population: {population}")
+    estimate_p, pval_p = pub["estimate"], pub.get("pval", np.nan)
+    level = pub.get("ci_level", np.nan)
+    level = 95.0 if not np.isfinite(level) else float(level)
+    has_ci = bool(np.isfinite(pub["ci_low"]) and np.isfinite(pub["ci_high"]))
+    if not np.isfinite(estimate_p):
+        return said("insufficient information", "the published result has no estimate to compare with")
+    estimate = mine.get("estimate", np.nan)
+    low, high = _our_ci(mine, level) if np.isfinite(estimate) else (np.nan, np.nan)
+    if not (np.isfinite(estimate) and np.isfinite(low) and np.isfinite(high)):
+        return said("insufficient information", "our fit has no estimate or CI (no included study)")
+
+    diff = estimate - estimate_p
+    out["difference"] = diff
+    out["difference_relative"] = diff / abs(estimate_p) if estimate_p != 0 else np.nan
+    width_p = pub["ci_high"] - pub["ci_low"] if has_ci else np.nan
+    if has_ci and width_p > 0:
+        out["ci_width_relative"] = ((high - low) - width_p) / width_p
+        se_p = width_p / (2 * _crit(level))  # Altman & Bland 2003: SEs from the CIs
+        se = mine.get("se", np.nan)
+        out["difference_z"] = diff / np.hypot(se, se_p)
+        out["difference_p"] = float(2 * _dist.norm_sf(abs(out["difference_z"])))
+    relative = [abs(out[name]) for name in ("difference_relative", "ci_width_relative") if np.isfinite(out[name])]
+    out["flag_5pct"] = any(round(r, 12) >= EARLY_FLAG for r in relative)
+
+    ours = _fmt(estimate, low, high) + (f" at {level:g}%" if level != mine.get("level", 95) else "")
+    theirs = _fmt(estimate_p, pub["ci_low"], pub["ci_high"]) + (f" ({level:g}% CI)" if has_ci and level != 95 else "")
+    fields = ["estimate", *(("ci_low", "ci_high") if has_ci else ())]
+    values = {"estimate": estimate, "ci_low": low, "ci_high": high}
     decimals = max((d for d in (_decimals_of(pub, name) for name in fields) if d is not None), default=None)
-    matched = all(_rounds_to(mine[name], pub[name], decimals) for name in fields)
-    if np.isfinite(pub.get("pval", np.nan)):
-        matched &= _rounds_to(mine.get("pval", np.nan), pub["pval"], _decimals_of(pub, "pval"))
-    theirs = _fmt(pub["estimate"], pub["ci_low"], pub["ci_high"])
-    level = pub.get("ci_level", 95)
-    level_note = f" (published CI at {level:g}%)" if np.isfinite(level) and level != 95 else ""
-    ours = _fmt(mine["estimate"], mine["ci_low"], mine["ci_high"])
+    matched = all(_rounds_to(values[name], pub[name], decimals) for name in fields)
+    if np.isfinite(pval_p):
+        matched &= _rounds_to(mine.get("pval", np.nan), pval_p, _decimals_of(pub, "pval"))
     if matched:
-        return "reproduced", f"ours {ours} rounds to the published {theirs} at {decimals} decimals"
-    if len(fields) == 3:
-        overlap = mine["ci_low"] <= pub["ci_high"] and pub["ci_low"] <= mine["ci_high"]
-        if overlap:
-            return "consistent", f"CIs overlap: ours {ours}, published {theirs}{level_note}"
-        return "not reproduced", f"CIs do not overlap: ours {ours}, published {theirs}{level_note}"
-    if mine["ci_low"] <= pub["estimate"] <= mine["ci_high"]:
-        return "consistent", f"our CI {ours} contains the published estimate {theirs} (no published CI)"
-    return "not reproduced", f"our CI {ours} excludes the published estimate {theirs} (no published CI)"
+        return said("reproduced", f"ours {ours} rounds to the published {theirs} at {decimals} decimals")
+
+    alpha = 1 - level / 100
+    excludes_null = not (low <= NULL <= high)
+    excludes_null_p = not (pub["ci_low"] <= NULL <= pub["ci_high"]) if has_ci else bool(pval_p < alpha)
+    known = has_ci or np.isfinite(pval_p)  # without either, the published conclusion is unknown
+    conclusion = ""
+    if known and excludes_null != excludes_null_p:
+        conclusion = "significance differs: " + ("ours excludes the null, the published does not" if excludes_null
+                                                 else "the published excludes the null, ours does not")  # fmt: skip
+    compared = "estimate" + (" and CI bounds" if has_ci else "")
+    if _standardized(mine["measure"]):
+        gaps = [abs(values[name] - pub[name]) for name in fields]
+        within = all(_below(g, STANDARDIZED_TOLERANCE) for g in gaps)
+        how = f"largest difference {max(gaps):.3f} ({compared}; threshold {STANDARDIZED_TOLERANCE:g})"
+    else:
+        gaps = [abs(out["difference_relative"])] + ([abs(out["ci_width_relative"])] if has_ci else [])
+        within = all(_below(g, RELATIVE_TOLERANCE) for g in gaps)
+        compared = "estimate" + (" and CI width" if has_ci else "")
+        how = f"largest relative difference {max(gaps):.1%} ({compared}; threshold {RELATIVE_TOLERANCE:.0%})"
+    both = f"ours {ours}, published {theirs}"
+    if within:
+        return said("reproduced, approximately", f"{how}: {both}" + (f"; {conclusion}" if conclusion else ""))
+    flipped = np.sign(estimate - NULL) * np.sign(estimate_p - NULL) < 0
+    if flipped or conclusion:
+        why = "; ".join(part for part in ("the direction differs" if flipped else "", conclusion) if part)
+        return said("meaningfully different", f"{why}: {both}")
+    if not known:
+        return said("insufficient information", f"{how}; the published result has no CI or p, so whether the "
+                    f"conclusions agree cannot be told: {both}")  # fmt: skip
+    return said("discrepant, same conclusion", f"{how}; same direction and significance: {both}")
+
+
+def _standardized(measure) -> bool:
+    return SCALES.get(str(measure).strip()) == "standardized"
 
 
 def _scale(measure, unit=None):
@@ -158,6 +244,8 @@ def reproduction_table(ours: dict[str, dict], published: pd.DataFrame, compare: 
                     "marker": pub["marker"],
                     "measure_ours": mine["measure"],
                     "measure_published": pub["measure"],
+                    "unit_ours": mine.get("unit"),
+                    "ci_level_published": pub.get("ci_level", np.nan),
                     "same_scale": same_scale,
                     "estimate_ours": mine["estimate"],
                     "ci_low_ours": mine["ci_low"],
@@ -175,7 +263,7 @@ def reproduction_table(ours: dict[str, dict], published: pd.DataFrame, compare: 
                     "n_controls_published": pub["n_controls"],
                     "method_ours": f"{mine['method']}/{mine['test']} ({mine.get('preset', 'metafor')})",
                     "model_published": pub["model"],
-                    **dict(zip(("verdict", "verdict_reason"), verdict(mine, pub, same_scale), strict=True)),
+                    **comparison(mine, pub, same_scale),
                     **_without_flagged_columns(mine, pub, same_scale),
                 }
             )
@@ -188,6 +276,8 @@ def _without_flagged_columns(mine, pub, same_scale):
     names = ("k", "estimate", "ci_low", "ci_high", "verdict", "verdict_reason")
     if not fit:
         return {f"{name}_without_flagged": None for name in names}
-    found = verdict(fit, pub, same_scale) if fit.get("k") else (None, "every included row is flagged")
+    found = comparison(fit, pub, same_scale) if fit.get("k") else {"verdict": None,
+                                                                  "verdict_reason": "every included row is flagged"}
+    found = (found["verdict"], found["verdict_reason"])
     values = (fit.get("k"), fit.get("estimate"), fit.get("ci_low"), fit.get("ci_high"), *found)
     return {f"{name}_without_flagged": value for name, value in zip(names, values, strict=True)}

@@ -75,35 +75,55 @@ def atlas_plot(rows: pd.DataFrame, key: tuple[str, str], labels=None, level=95):
 
 
 def reproduction_rows(table: pd.DataFrame, titles: dict[str, str]) -> dict[tuple, pd.DataFrame]:
-    """Per scale, a header per comparison, then our estimate (diamond) and the published one (square).
-    Only pairs on the same scale with a published CI are drawn; the others are in the table only."""
+    """Per scale of ours, a header per analysis, our estimate (diamond; and without flagged rows), then every
+    published result it is compared with (square), labelled with its verdict and, when not 95%, its CI level.
+    None is left out: a published result on another scale, or without a CI, is a labelled row without a
+    drawing (or a square without whiskers)."""
     if table is None or table.empty or "same_scale" not in table:
         return {}
-    drawable = table[table["same_scale"].astype(bool) & table["ci_low_published"].notna()]
     out: dict[tuple, list] = {}
-    for analysis, pairs in drawable.groupby("analysis", sort=False):
+    for analysis, pairs in table.groupby("analysis", sort=False):
         first = pairs.iloc[0]
-        out.setdefault((first.measure_ours, ""), []).append(
+        unit = first.get("unit_ours", "") if first.measure_ours == "MD" else ""
+        key = (first.measure_ours, "" if pd.isna(unit) else str(unit or ""))
+        same = pairs["same_scale"].astype(bool).to_numpy()
+        labels = [_published_label(pair, scale) for pair, scale in zip(pairs.itertuples(), same, strict=True)]
+        nan = np.full(len(pairs), np.nan)
+        out.setdefault(key, []).append(
             pd.concat([
                 rows_table([f"{first.marker}: {titles.get(analysis, analysis)}"], np.nan, np.nan, np.nan,
                            kind="header"),
-                rows_table(["reproduced (ours)"], first.estimate_ours, first.ci_low_ours, first.ci_high_ours,
-                           kind="summary"),
+                rows_table([f"ours (k = {int(first.k_ours)})"], first.estimate_ours, first.ci_low_ours,
+                           first.ci_high_ours, kind="summary"),
                 *([rows_table([f"ours without flagged rows (k = {int(first.k_without_flagged)})"],
                               first.estimate_without_flagged, first.ci_low_without_flagged,
                               first.ci_high_without_flagged, kind="summary")]
                   if pd.notna(getattr(first, "estimate_without_flagged", np.nan)) else []),
-                rows_table([f"published: {s}" for s in pairs["source"]], pairs["estimate_published"],
-                           pairs["ci_low_published"], pairs["ci_high_published"]),
+                rows_table(labels, np.where(same, pairs["estimate_published"], nan),
+                           np.where(same, pairs["ci_low_published"], nan),
+                           np.where(same, pairs["ci_high_published"], nan)),
             ], ignore_index=True)  # fmt: skip
         )
     return {key: pd.concat(parts, ignore_index=True) for key, parts in out.items()}
 
 
+def _published_label(pair, same_scale: bool) -> str:
+    level = getattr(pair, "ci_level_published", 95)
+    level = f", {level:g}% CI" if pd.notna(level) and level != 95 else ""
+    scale = "" if same_scale else f", {pair.measure_published}: another scale, not drawn"
+    verdict = getattr(pair, "verdict", None)
+    return f"published{level}{scale}: {pair.source}" + (f" — {verdict}" if isinstance(verdict, str) else "")
+
+
 def reproduction_plot(rows: pd.DataFrame, key: tuple[str, str], labels=None, level=95):
+    """``level``: our CIs' level; a published CI at another level says so in its label."""
     measure, unit = key
+    footer = (f"Diamond: our pooled estimate; squares: published results, each labelled with its verdict. CIs "
+              f"{level:g}% unless a label gives another level.")  # fmt: skip
+    if measure == "SMD":
+        footer += ("\nPublished d and our g are set side by side (they differ by Hedges' factor, < 2% for n > 40 "
+                   "per group).")
     return draw_forest(rows, measure=measure, level=level, labels=labels,
                        title=f"Published vs reproduced: {scale_heading(key)}",
                        xlabel=axis_label(measure, labels, unit or None), label_header="Comparison",
-                       footer="Published d and our g are set side by side (they differ by Hedges' factor, < 2% "
-                              "for n > 40 per group).")  # fmt: skip
+                       estimate_header=f"{MEASURE_NAMES.get(measure, 'Estimate')} [CI]", footer=footer)  # fmt: skip

@@ -149,6 +149,8 @@ class Scale:
 
     def text(self, est, lo, hi, digits=2) -> str:
         e, a, b = self.show([est, lo, hi])
+        if not (np.isfinite(a) and np.isfinite(b)):  # a published estimate printed without its CI
+            return f"{fmt(e, digits)} [no CI]"
         return f"{fmt(e, digits)} [{fmt(a, digits)}, {fmt(b, digits)}]"
 
 
