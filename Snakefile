@@ -15,6 +15,17 @@ min_version("9.0")
 # A researcher's --configfile replaces the default config rather than merging into it, so that
 # their run contains exactly their analyses.
 if not workflow.overwrite_configfiles:
+    # Snakemake's own reading of a config that is empty, UTF-16 or holds a YAML tag says only "not valid JSON
+    # or YAML"; metarepro's says what is wrong and how to fix it. (A --configfile is read before this file runs.)
+    try:
+        from metarepro.config import ConfigError, load_yaml
+    except ImportError:
+        pass
+    else:
+        try:
+            load_yaml("config/config.yaml")
+        except ConfigError as err:
+            sys.exit(f"metarepro: {err}")
 
     configfile: "config/config.yaml"
 
