@@ -53,6 +53,8 @@ def test_a_carriage_return_in_text_is_quoted_so_the_row_stays_whole(tmp_path):
     )
     assert cells(tmp_path / "t.csv")[1:] == [["'\rCR", "-0.5", "1"], ["a\rb", "", "2"], ["plain", "1.0", "3"]]
     pd.testing.assert_frame_equal(read_table(tmp_path / "t.csv"), frame)
+    write_table(pd.DataFrame({"mixed": ["a\rb", 1.5, None]}, dtype=object), tmp_path / "mixed.csv")
+    assert (tmp_path / "mixed.csv").read_bytes().decode() == '"mixed"\n"a\rb"\n1.5\n""\n'
 
 
 def test_reading_back_gives_the_table_as_it_was(tmp_path):

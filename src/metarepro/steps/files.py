@@ -67,15 +67,17 @@ def read_json(path):
 # every label comes back as written.
 _FORMULA = re.compile(r"^'*[=+\-@\t\r]")
 _QUOTED_FORMULA = re.compile(r"^'+[=+\-@\t\r]")
-_CARRIAGE_RETURN = re.compile("\r")
 
 
-def _text_cells(values: pd.Series, pattern: re.Pattern) -> pd.Series | None:
-    """Where the text cells of a column contain ``pattern`` (None for a column of numbers, true/false or dates)."""
+def _text_cells(values: pd.Series, pattern: re.Pattern | str) -> pd.Series | None:
+    """Where the text cells of a column contain ``pattern`` (a regular expression, or a str taken literally);
+    None for a column of numbers, true/false or dates."""
+    found = pattern.search if isinstance(pattern, re.Pattern) else lambda text: pattern in text
     if isinstance(values.dtype, pd.StringDtype):
-        return values.str.contains(pattern.pattern, regex=True, na=False)
+        regex = isinstance(pattern, re.Pattern)
+        return values.str.contains(pattern.pattern if regex else pattern, regex=regex, na=False)
     if values.dtype == object:  # text among other values: only the text
-        return values.map(lambda v: isinstance(v, str) and pattern.search(v) is not None).astype(bool)
+        return values.map(lambda v: isinstance(v, str) and bool(found(v))).astype(bool)
     return None
 
 
@@ -93,7 +95,7 @@ def write_table(frame: pd.DataFrame, path) -> None:
         if formulas.any():
             safe = frame.copy() if safe is frame else safe
             safe.isetitem(i, values.mask(formulas, "'" + values[formulas].astype(str)))
-        carriage_return = carriage_return or bool(_text_cells(values, _CARRIAGE_RETURN).any())
+        carriage_return = carriage_return or bool(_text_cells(values, "\r").any())
     # the csv module quotes a cell with a line break only if the break is in its line terminator ("\n"): a lone CR
     # would end the row in a spreadsheet. Such a table has every text cell quoted (numbers stay unquoted).
     safe.to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC if carriage_return else csv.QUOTE_MINIMAL)
