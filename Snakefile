@@ -5,6 +5,7 @@
 
 
 import gc
+import os
 import sys
 
 from snakemake.utils import min_version, validate
@@ -15,6 +16,20 @@ min_version("9.0")
 # A researcher's --configfile replaces the default config rather than merging into it, so that
 # their run contains exactly their analyses.
 if not workflow.overwrite_configfiles:
+    # Snakemake's own reading of a config that is empty, UTF-16 or holds a YAML tag says only "not valid JSON
+    # or YAML"; metarepro's says what is wrong and how to fix it. (A --configfile is read before this file runs.)
+    # Only where the directive reads the file: it exists, and this is not a module given its config.
+    try:
+        from metarepro.config import ConfigError, load_yaml
+    except ImportError:
+        pass
+    else:
+        skipped = getattr(workflow.modifier, "skip_configfile", False)
+        try:
+            if not skipped and os.path.exists("config/config.yaml"):
+                load_yaml("config/config.yaml")
+        except ConfigError as err:
+            sys.exit(f"metarepro: {err}")
 
     configfile: "config/config.yaml"
 

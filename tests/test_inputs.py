@@ -398,3 +398,37 @@ def test_a_text_moderator_gets_a_figure_that_says_why_there_is_no_bubble_plot():
     # the whole text is on the figure (a long note once ran off both edges)
     box, page = note.get_window_extent(figure.canvas.get_renderer()), figure.bbox
     assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
+
+
+def test_an_alias_bomb_stops_before_any_job_writes_metadata(tmp_path):
+    """200 aliases of one 50,000-character title: Snakemake stored each job's params (the analysis's settings)
+    per output file, 211 MB. The strict reading in the Snakefile stops the run before the first job."""
+    shutil.copy(DATA / "knapp2017_write_csv2.csv", tmp_path / "knapp.csv")
+    titles = ["&t " + "x" * 50_000] + ["*t"] * 199
+    config = "analyses:\n" + "".join(f"  a{i}:\n    title: {t}\n    data: knapp.csv\n" for i, t in enumerate(titles))
+    result = snakemake(tmp_path, config)  # a real run, not --dry-run
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    # 'analyses' 8 + keys a0..a199 690 + 200 x ('title' 5 + 'data' 4 + 'knapp.csv' 9) + 200 x 50,000 characters
+    assert "metarepro: my.yaml: holds 10,004,298 characters of keys and values once YAML aliases" in result.stderr
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.name not in ("my.yaml", "knapp.csv")]
+    assert sum(p.stat().st_size for p in written) < 100_000, written  # Snakemake's own log, no metadata, no results
+
+
+def test_results_outside_the_working_directory_stops_the_run(tmp_path):
+    (tmp_path / "work").mkdir()
+    shutil.copy(DATA / "knapp2017_write_csv2.csv", tmp_path / "work/knapp.csv")
+    config = "results: ../out\nanalyses:\n  a:\n    title: t\n    data: knapp.csv\n    columns: {study_id: id}\n"
+    result = snakemake(tmp_path / "work", config)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "my.yaml, line 1 (results): '../out' leads outside the working directory" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_default_config_snakemake_cannot_read_is_named(tmp_path):
+    """The default config is read by the Snakefile's configfile directive: metarepro reads it first."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config/config.yaml").write_bytes((REPO / "config/config.yaml").read_text().encode("utf-16"))
+    cmd = [*SNAKEMAKE, "--dry-run"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "metarepro: config/config.yaml: the file is UTF-16 (Windows 'Unicode') text, not UTF-8" in result.stderr

@@ -6,8 +6,10 @@
 * booleans are YAML 1.2's ``true``/``false`` only, so ``marker: NO`` or ``sample: on`` stay text
   (YAML 1.1, which PyYAML and Snakemake follow, reads them as False/True);
 * keys are kept as written: an analysis ``2024:`` or ``001:`` is named "2024" / "001", not 2024 / 1;
-* anchors and aliases are allowed, but a config whose expansion exceeds :data:`MAX_NODES` values
-  (a "billion laughs") is refused before anything walks it.
+* anchors and aliases are allowed, but a config whose expansion exceeds :data:`MAX_NODES` values or
+  :data:`MAX_CHARACTERS` characters (a "billion laughs") is refused before anything walks it;
+* a file that is not UTF-8 text (UTF-16, Latin-1), is empty, holds a YAML tag (``!!python/...``) or is
+  not a mapping is refused with one line naming the file and what to do.
 
 :func:`check_config` validates against ``workflow/schemas/config.schema.yaml`` and returns the
 errors, each one line naming file, line and key, with "did you mean ...?" for near misses. Neither
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import os
 import re
 from pathlib import Path
 
@@ -29,6 +33,10 @@ from ._spellings import percent_level
 from .sheet import IDENTITY, NUMERIC, TEXT, SheetError, did_you_mean, select_rows, sheet_columns
 
 MAX_NODES = 100_000  # values in a config once aliases are expanded; real configs have a few hundred
+# characters of keys and values once aliases are expanded. The config's settings are each job's params, which
+# Snakemake stores per output file (about 20 per analysis): 1 MB is 100x the default config (about 10 kB of
+# values), and keeps that metadata near 20 MB per analysis at worst.
+MAX_CHARACTERS = 1_000_000
 MAX_ERRORS = 30
 _BOOL = "tag:yaml.org,2002:bool"
 
@@ -66,18 +74,30 @@ def _construct_mapping(loader, node, deep=False):
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def _expanded_size(node, memo: dict) -> int:
-    """Number of nodes once aliases are expanded (memoised on the shared nodes, so linear in the file)."""
+def _construct_undefined(loader, node):
+    tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+    raise ConfigError(
+        f"{loader.name}, line {node.start_mark.line + 1}: the YAML tag {tag} is not allowed; a config holds plain "
+        "text, numbers, lists and mappings (metarepro never builds objects or runs code from it). Remove the tag."
+    )
+
+
+_Loader.add_constructor(None, _construct_undefined)  # every tag without a constructor of its own
+
+
+def _expanded_size(node, memo: dict) -> tuple[int, int]:
+    """(nodes, characters of keys and values) once aliases are expanded (memoised on the shared nodes, so linear
+    in the file)."""
     if id(node) in memo:
         return memo[id(node)]
-    memo[id(node)] = 1  # a recursive alias counts once
+    memo[id(node)] = (1, 0)  # a recursive alias counts once
     if isinstance(node, yaml.MappingNode):
-        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+        parts = [_expanded_size(child, memo) for pair in node.value for child in pair]
     elif isinstance(node, yaml.SequenceNode):
-        size = 1 + sum(_expanded_size(v, memo) for v in node.value)
+        parts = [_expanded_size(child, memo) for child in node.value]
     else:
-        size = 1
-    memo[id(node)] = size
+        parts = [(0, len(node.value))]
+    memo[id(node)] = size = (1 + sum(n for n, _ in parts), sum(c for _, c in parts))
     return size
 
 
@@ -111,34 +131,65 @@ def _key_lines(node, path=(), lines=None, seen=None) -> _Lines:
     return lines
 
 
+def _config_text(path: Path) -> str:
+    """The file's text, or a :class:`ConfigError` saying how to save it as UTF-8 (Snakemake reads configs as UTF-8)."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot be read ({err.strerror or err.__class__.__name__}).") from None
+    fix = "save it as UTF-8 (an editor's 'Save as', encoding UTF-8)"
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data:
+        # with a byte-order mark, or without one: ASCII text as UTF-16 has a NUL byte beside every character
+        raise ConfigError(f"{path}: the file is UTF-16 (Windows 'Unicode') text, not UTF-8; {fix}, or convert it: "
+                          f"iconv -f UTF-16 -t UTF-8 {path.name} > utf8.yaml")  # fmt: skip
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ConfigError(f"{path}, line {line}: byte 0x{data[err.start]:02x} is not UTF-8 (probably Latin-1/"
+                          f"Windows-1252 text); {fix}, or convert it: iconv -f WINDOWS-1252 -t UTF-8 {path.name} > "
+                          "utf8.yaml") from None  # fmt: skip
+
+
 def load_yaml(path) -> tuple[dict, dict]:
     """One config file: (mapping, {key path: line}). Raises :class:`ConfigError`."""
     path = Path(path)
+    text = _config_text(path)
+    loader = None
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: cannot be read as a UTF-8 text file ({err.__class__.__name__}).") from None
-    loader = _Loader(text)
-    loader.name = str(path)
-    try:
+        loader = _Loader(text)  # checks every character first
+        loader.name = str(path)
         node = loader.get_single_node()
         if node is None:
-            raise ConfigError(f"{path}: the file is empty; a config needs at least 'analyses:'.")
-        size = _expanded_size(node, {})
-        if size > MAX_NODES:
+            raise ConfigError(f"{path}: the file is empty; a config needs at least 'analyses:' (start from "
+                              "config/examples/template.yaml).")  # fmt: skip
+        nodes, characters = _expanded_size(node, {})
+        if nodes > MAX_NODES:
             raise ConfigError(
-                f"{path}: expands to {size:,} values through YAML aliases (*name), more than {MAX_NODES:,}; "
+                f"{path}: expands to {nodes:,} values through YAML aliases (*name), more than {MAX_NODES:,}; "
                 "a config needs a few hundred. Remove the aliases."
+            )
+        if characters > MAX_CHARACTERS:
+            raise ConfigError(
+                f"{path}: holds {characters:,} characters of keys and values once YAML aliases (*name) are "
+                f"expanded, more than {MAX_CHARACTERS:,}; a config needs a few thousand. Remove the aliases or "
+                "shorten the values."
             )
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f", line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}{where}: not valid YAML ({err.problem or err.context}).") from None
+    except yaml.reader.ReaderError as err:  # a control character; the reader gives its position only
+        line = text[: err.position].count("\n") + 1
+        raise ConfigError(f"{path}, line {line}: character U+{err.character:04X} is a control character, which YAML "
+                          "does not allow; delete it (it is often invisible in an editor).") from None  # fmt: skip
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config is a mapping of keys (analyses:, defaults:, ...), not a single value.")
+        raise ConfigError(f"{path}: a config is a mapping of keys (analyses:, defaults:, ...), not {_kind(data)}; "
+                          "start from config/examples/template.yaml.")  # fmt: skip
     return data, _key_lines(node)
 
 
@@ -287,11 +338,31 @@ def _number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _not_finite(value) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def _non_finite(value, files_lines, path=()) -> list[tuple[tuple, str]]:
+    """(key path, message) of every number that is NaN or infinite (``.nan``, ``.inf``, ``1.0e+999``). A NaN compares
+    false with the schema's minimum and maximum, so it would pass them and fail in a job; an infinity is named the
+    same way rather than as out of range."""
+    if isinstance(value, dict | list):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        return [found for key, item in items for found in _non_finite(item, files_lines, (*path, key))]
+    if not _not_finite(value):
+        return []
+    written = [lines.raw[path] for _, lines in files_lines if path in getattr(lines, "raw", {})]
+    return [(path, f"{_locate(path, files_lines)}: {written[-1] if written else value} is not a finite number (YAML "
+                   "reads .nan as not-a-number and .inf as infinity); give a number")]  # fmt: skip
+
+
 def schema_errors(config: dict, schema: dict, files_lines=()) -> list[str]:
-    """Every schema violation, one line each, sorted by where it is."""
+    """Every schema violation and every number that is not finite, one line each, sorted by where it is."""
     _as_written(config, schema, list(files_lines))
-    errors = []
+    errors = [(str(path), message) for path, message in _non_finite(config, list(files_lines))]
     for error in Draft202012Validator(schema).iter_errors(config):
+        if _not_finite(error.instance):
+            continue  # named above, as written
         path, message = _message(error, schema)
         errors.append((str(path), f"{_locate(path, list(files_lines))}: {message}"))
     return [message for _, message in sorted(errors)]
@@ -303,8 +374,9 @@ def schema_errors(config: dict, schema: dict, files_lines=()) -> list[str]:
 
 
 def semantic_errors(config: dict, files_lines=()) -> list[str]:
-    """Levels below 1, column mappings onto unknown names."""
-    errors = []
+    """A results folder outside the working directory, levels below 1, column mappings onto unknown names,
+    dependence keys that do not fit together."""
+    errors = results_location_errors(config, files_lines)
     known = (*IDENTITY, *NUMERIC, *TEXT)
     scopes = [(("defaults",), config.get("defaults") or {})]
     scopes += [(("analyses", name), a) for name, a in (config.get("analyses") or {}).items() if isinstance(a, dict)]
@@ -324,6 +396,26 @@ def semantic_errors(config: dict, files_lines=()) -> list[str]:
         if path[0] == "analyses":
             errors += _dependence_errors(path, entry, config.get("defaults") or {}, files_lines)
     return errors
+
+
+OUTSIDE_OPT_IN = "allow_results_outside_workdir"
+
+
+def results_location_errors(config: dict, files_lines=()) -> list[str]:
+    """``results`` must lead inside the working directory (after '..', an absolute path and symlinks), unless the
+    config says ``allow_results_outside_workdir: true``: a config from elsewhere must not write, or make Snakemake
+    delete (the outputs of a failed job), files outside the folder the run started in."""
+    results = config.get("results", "results")
+    if config.get(OUTSIDE_OPT_IN) is True or not isinstance(results, str):
+        return []
+    workdir = Path.cwd().resolve()
+    written, target = Path(os.path.normpath(workdir / results)), (workdir / results).resolve()
+    if target == workdir or workdir in target.parents:
+        return []
+    how = "through a symlink, " if written == workdir or workdir in written.parents else ""
+    return [f"{_locate(('results',), list(files_lines))}: '{results}' leads {how}outside the working directory "
+            f"{workdir} (to {target}); outputs stay inside it unless the config says so. Use a folder inside it "
+            f"(e.g. results/my_review), or add {OUTSIDE_OPT_IN}: true"]  # fmt: skip
 
 
 # the dependence keys each model reads (the schema lists them all); any other is a mistake worth naming
@@ -543,3 +635,33 @@ def load_config(files, overrides: dict | None = None) -> tuple[dict, list]:
         files_lines.append((str(path), lines))
     merge(config, overrides or {})
     return config, files_lines
+
+
+def main(argv=None) -> int:
+    """``python -m metarepro.config my.yaml``: the checks the workflow runs before any rule, without Snakemake.
+
+    Snakemake reads a ``--configfile`` itself before the workflow's checks run; a file it cannot read (empty,
+    UTF-16, a YAML tag, not a mapping) gets only its generic "not valid JSON or YAML". This names what is wrong."""
+    import sys
+
+    files = sys.argv[1:] if argv is None else argv
+    if not files:
+        print("usage: python -m metarepro.config CONFIG.yaml [MORE.yaml ...]", file=sys.stderr)
+        return 2
+    schema = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+    try:
+        config, key_lines = load_config(files)
+    except ConfigError as err:
+        print(f"metarepro: {err}", file=sys.stderr)
+        return 1
+    if config is None:
+        print(f"metarepro: {', '.join(files)}: a YTE template (__use_yte__) is read by Snakemake only", file=sys.stderr)
+        return 1
+    problems = check_config(config, schema, key_lines)
+    print(format_errors(problems) if problems else f"metarepro: {', '.join(files)}: no problems found",
+          file=sys.stderr if problems else sys.stdout)  # fmt: skip
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -133,6 +133,9 @@ def run_summary():
     lines = [f"Report: {page.resolve()}"]
     with summary.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
+    # names are [A-Za-z0-9_-]+; one starting with '-' is written after a quote, for spreadsheets (write_table)
+    for row in rows:
+        row["analysis"] = row["analysis"].removeprefix("'")
     width = max(len(row["analysis"]) for row in rows)
     for row in rows:
         # ROM and ZCOR read best back-transformed (ratio of means, r), as the figures show them

@@ -1,11 +1,13 @@
-"""Reading and writing the workflow's files: JSON records, effects tables, a step's log."""
+"""Reading and writing the workflow's files: JSON records, tables (CSV), a step's log."""
 
 from __future__ import annotations
 
 import atexit
+import csv
 import json
 import math
 import os
+import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,9 +61,70 @@ def read_json(path):
     return json.loads(Path(path).read_text())
 
 
+# OWASP's CSV injection guidance: a spreadsheet reads a cell that starts with one of = + - @ tab CR as a formula
+# (=HYPERLINK(...)), so a text cell that does is written after a single quote, which shows it as text. A cell that
+# already starts with quotes before such a character gets one more, so that reading removes exactly one quote and
+# every label comes back as written.
+_FORMULA = re.compile(r"^'*[=+\-@\t\r]")
+_QUOTED_FORMULA = re.compile(r"^'+[=+\-@\t\r]")
+
+
+def _text_cells(values: pd.Series, pattern: re.Pattern | str) -> pd.Series | None:
+    """Where the text cells of a column contain ``pattern`` (a regular expression, or a str taken literally);
+    None for a column of numbers, true/false or dates."""
+    found = pattern.search if isinstance(pattern, re.Pattern) else lambda text: pattern in text
+    if isinstance(values.dtype, pd.StringDtype):
+        regex = isinstance(pattern, re.Pattern)
+        return values.str.contains(pattern.pattern if regex else pattern, regex=regex, na=False)
+    if values.dtype == object:  # text among other values: only the text
+        return values.map(lambda v: isinstance(v, str) and bool(found(v))).astype(bool)
+    return None
+
+
+def write_table(frame: pd.DataFrame, path) -> None:
+    """The one writer of the workflow's tables (CSV, no index): text cells that a spreadsheet would run as a
+    formula are written after a ``'``; numbers are never changed (-0.5 stays a number). :func:`read_table`
+    removes exactly that quote."""
+    safe, carriage_return = frame, False
+    for i in range(frame.shape[1]):
+        values = frame.iloc[:, i]
+        values = values.astype(object) if isinstance(values.dtype, pd.CategoricalDtype) else values
+        formulas = _text_cells(values, _FORMULA)
+        if formulas is None:
+            continue
+        if formulas.any():
+            safe = frame.copy() if safe is frame else safe
+            safe.isetitem(i, values.mask(formulas, "'" + values[formulas].astype(str)))
+        carriage_return = carriage_return or bool(_text_cells(values, "\r").any())
+    # the csv module quotes a cell with a line break only if the break is in its line terminator ("\n"): a lone CR
+    # would end the row in a spreadsheet. Such a table has every text cell quoted (numbers stay unquoted).
+    safe.to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC if carriage_return else csv.QUOTE_MINIMAL)
+
+
+def read_table(path, **options) -> pd.DataFrame:
+    """A table :func:`write_table` wrote (``options`` as for :func:`pandas.read_csv`), its text as it was before
+    writing: the quote before a formula-like cell is removed, and a column that is then all numbers is read as
+    numbers, as it would have been without the quote (unless ``options`` give its dtype)."""
+    frame = pd.read_csv(path, **options)
+    given = options.get("dtype")
+    for i, column in enumerate(frame.columns):
+        values = frame.iloc[:, i]
+        quoted = _text_cells(values, _QUOTED_FORMULA)
+        if quoted is None or not quoted.any():
+            continue
+        values = values.mask(quoted, values[quoted].str[1:])
+        if given is None or (isinstance(given, dict) and column not in given):
+            try:
+                values = pd.to_numeric(values)
+            except (ValueError, TypeError):
+                pass  # text, as read
+        frame.isetitem(i, values)
+    return frame
+
+
 def read_effects(path) -> pd.DataFrame:
     """``effects.csv`` as written: only empty cells are missing (a study called "NA" stays "NA")."""
-    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"study_id": str, "study": str})
+    return read_table(path, keep_default_na=False, na_values=[""], dtype={"study_id": str, "study": str})
 
 
 @contextmanager

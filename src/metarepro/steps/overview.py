@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..reproduction import read_published, reproduction_table
-from .files import read_effects, read_json
+from .files import read_effects, read_json, read_table
 from .parallel import forked_map
 
 
@@ -87,9 +87,9 @@ def read_section(name, analysis: dict, folder, files):
     paths = [folder / file for file in files]
     return AnalysisSection(
         name, analysis.get("title", name), read_json(folder / "pooled.json"), read_effects(folder / "effects.csv"),
-        (folder / "forest.svg").read_text(), config=analysis, estimators=pd.read_csv(folder / "estimators.csv"),
+        (folder / "forest.svg").read_text(), config=analysis, estimators=read_table(folder / "estimators.csv"),
         bias=read_json(folder / "bias.json") if (folder / "bias.json").exists() else None,
-        tables={p.stem: pd.read_csv(p) for p in paths if p.stem in REPORT_TABLES and p.suffix == ".csv"},
+        tables={p.stem: read_table(p) for p in paths if p.stem in REPORT_TABLES and p.suffix == ".csv"},
         figures={p.stem: p.read_text() for p in paths if p.suffix == ".svg" and p.stem != "forest"},
     )  # fmt: skip
 
@@ -118,7 +118,7 @@ def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, co
                                         read_effects(inputs["effects"][i]), "", config=analyses[name]))  # fmt: skip
         bodies.append(Path(inputs["section"][i]).read_text())
     titles = {name: analyses[name].get("title", name) for name in names}
-    table = pd.read_csv(reproduction_path) if reproduction_path else None
+    table = read_table(reproduction_path) if reproduction_path else None
     plots = [(overview.atlas_plot, rows, key) for key, rows in overview.atlas_rows(records, titles).items()]
     n_atlas = len(plots)
     plots += [(overview.reproduction_plot, rows, key)

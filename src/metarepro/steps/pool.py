@@ -16,7 +16,7 @@ import pandas as pd
 from ..analysis import Settings, compute_effects, estimator_table, fit_analysis, pooled_record
 from ..rma import rma
 from ..sheet import LINE, SheetError, mapping_hint, select_rows, unrecognised_columns
-from .files import analysis_sheet, write_json
+from .files import analysis_sheet, write_json, write_table
 
 
 @dataclass
@@ -119,6 +119,6 @@ def forest_figure(sheet_path, config: dict, effects: pd.DataFrame, pooled: dict)
 
 
 def write_analysis(result: AnalysisResult, effects_path, pooled_path, estimators_path):
-    result.effects.to_csv(effects_path, index=False)
+    write_table(result.effects, effects_path)
     write_json(result.pooled, pooled_path)
-    result.estimators.to_csv(estimators_path, index=False)
+    write_table(result.estimators, estimators_path)

@@ -50,7 +50,7 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
     """
     from ..plots import save_figure
     from . import sensitivity as steps
-    from .files import read_effects, write_json
+    from .files import read_effects, write_json, write_table
     from .overview import write_section
     from .pool import forest_figure, run_analysis, write_analysis
 
@@ -58,7 +58,7 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
     folder.mkdir(parents=True, exist_ok=True)
 
     def table(frame, name):
-        frame.to_csv(folder / name, index=False)
+        write_table(frame, folder / name)
 
     def figure(drawn, stem):
         save_figure(drawn, [folder / f"{stem}.{fmt}" for fmt in formats])
@@ -96,13 +96,14 @@ def overview_job(names, analyses: dict, folders, out: dict, published=None, conf
     """The files over all analyses from their folders: ``out["summary"]`` (summary.csv), ``out["reproduction"]``
     (published vs reproduced, for analyses with ``compare_with``) and ``out["report"]`` (the HTML page).
     ``workers``: processes that draw the overview figures (the report rule gives its threads)."""
+    from .files import write_table
     from .overview import REPORT_INPUTS, build_report, reproduction, summary_table
 
     folders = [Path(folder) for folder in folders]
     pooled = [folder / "pooled.json" for folder in folders]
-    summary_table(names, pooled).to_csv(out["summary"], index=False)
+    write_table(summary_table(names, pooled), out["summary"])
     compare = {name: analyses[name]["compare_with"] for name in names if analyses[name].get("compare_with")}
-    reproduction(published, compare, names, pooled).to_csv(out["reproduction"], index=False)
+    write_table(reproduction(published, compare, names, pooled), out["reproduction"])
     inputs = {kind: [folder / file for folder in folders] for kind, file in REPORT_INPUTS.items()}
     page = build_report(names, analyses, inputs, reproduction_path=out["reproduction"], config_files=config_files,
                         sheets=sheets, repo_dir=repo_dir, labels=labels or {}, workers=workers)  # fmt: skip
