@@ -199,3 +199,42 @@ def test_verdict_of_the_fit_without_flagged_rows():
                                                                 "reproduced, approximately")  # fmt: skip
     assert (row["k_without_flagged"], row["estimate_without_flagged"]) == (7, 0.45)
     assert _verdicts(ours("SMD", 0.5, 0.2, 0.8), ["haapakoski2015_tnf"])["verdict_without_flagged"].iloc[0] is None
+
+
+@pytest.mark.parametrize(
+    ("search_end", "years", "expected"),
+    [
+        # Dowlati 2010 searched to August 2009: a 2010 study cannot be in it, a 2009 one may not be
+        ("2009-08", [2002, 2009, 2010, 2024], (2, 1, 0, "update")),
+        ("2009-08", [2002, 2005, 2009], (0, 1, 0, "reproduction")),
+        ("2009", [2002, None], (0, 0, 1, None)),  # a study without a year might postdate the search
+        ("2009-08-31", [2011, None], (1, 0, 1, "update")),
+        ("", [2011], (None, None, None, None)),  # no search end published: not known
+        ("in press", [2011], (None, None, None, None)),
+    ],
+)
+def test_study_set_against_the_published_search_end(search_end, years, expected):
+    from metarepro.reproduction import study_set
+
+    found = study_set({"study_years": years}, {"search_end": search_end})
+    assert (found["k_after_search"], found["k_search_year"], found["k_year_unknown"], found["comparison_type"]) == (
+        expected
+    )
+
+
+def test_an_update_says_so_in_the_reason(scales):
+    mine = {**ours("SMD", 0.404, 0.148, 0.652), "test": "z", "study_years": [2001, 2015, 2016, None]}
+    published = scales.assign(search_end="2014-05")
+    row = reproduction_table({"a": mine}, published, {"a": ["smd"]}).iloc[0]
+    assert row["comparison_type"] == "update" and row["k_after_search"] == 2
+    assert row["verdict_reason"].endswith("an update, not a reproduction: 2 of our 4 pooled studies appeared after "
+                                          "the published search ended (2014-05)")
+
+
+def test_pooled_records_carry_the_years_of_the_pooled_studies(tmp_path):
+    from metarepro.steps.pool import run_analysis
+
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("study_id,year,yi,vi\na,2003,0.1,0.01\nb,2001a,0.2,0.02\nc,,0.3,0.03\nd,1999,,\n")
+    pooled = run_analysis(sheet, {"measure": "GEN"}).pooled  # d has no effect size: not pooled, not counted
+    assert pooled["k"] == 3 and pooled["study_years"] == [2001, 2003, None]

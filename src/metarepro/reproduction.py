@@ -21,6 +21,8 @@ no included row of the analysis is flagged).
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -264,10 +266,54 @@ def reproduction_table(ours: dict[str, dict], published: pd.DataFrame, compare: 
                     "method_ours": f"{mine['method']}/{mine['test']} ({mine.get('preset', 'metafor')})",
                     "model_published": pub["model"],
                     **comparison(mine, pub, same_scale),
+                    **study_set(mine, pub),
                     **_without_flagged_columns(mine, pub, same_scale),
                 }
             )
+            rows[-1]["verdict_reason"] += _study_set_note(rows[-1], mine)
     return pd.DataFrame.from_records(rows)
+
+
+def _study_set_note(row, mine) -> str:
+    """What the study sets allow the verdict to mean, for the reason column."""
+    if row["comparison_type"] == "update":
+        return (f"; an update, not a reproduction: {row['k_after_search']} of our {len(mine['study_years'])} pooled "
+                f"studies appeared after the published search ended ({row['search_end_published']})")
+    if row["comparison_type"] == "reproduction":
+        return f"; none of our pooled studies appeared after the published search ended ({row['search_end_published']})"
+    if row["k_year_unknown"]:
+        return (f"; {row['k_year_unknown']} of our pooled studies have no year, so whether our set could be the "
+                "published one is not known")
+    return ""
+
+
+def _search_year(text) -> int | None:
+    """The year of a published search end written ``2009``, ``2009-08`` or ``2009-08-31``; None when not given."""
+    match = re.fullmatch(r"\s*(\d{4})(-\d{1,2}(-\d{1,2})?)?\s*", str(text or ""))
+    return int(match[1]) if match else None
+
+
+def study_set(mine: dict, pub) -> dict:
+    """Whether our pooled studies could be the published meta-analysis's: how many appeared after the year its
+    search ended (they cannot be in it), in that year (they may not be), or have no year, and so whether the pair
+    is a ``reproduction`` (none postdates the search: our set could be the published one), an ``update`` (some
+    do: a difference is at least partly new evidence, not a failed reproduction) or unknown (no search end given,
+    or our studies' years are not known)."""
+    search = str(pub.get("search_end", "") or "").strip()
+    year = _search_year(search)
+    years = mine.get("study_years")
+    out = {"search_end_published": search or None, "k_after_search": None, "k_search_year": None,
+           "k_year_unknown": None, "comparison_type": None}  # fmt: skip
+    if year is None or years is None:
+        return out
+    known = [y for y in years if y is not None]
+    out.update(k_after_search=sum(y > year for y in known), k_search_year=sum(y == year for y in known),
+               k_year_unknown=len(years) - len(known))  # fmt: skip
+    if out["k_after_search"]:
+        out["comparison_type"] = "update"
+    elif not out["k_year_unknown"]:  # a study without a year might postdate the search
+        out["comparison_type"] = "reproduction"
+    return out
 
 
 def _without_flagged_columns(mine, pub, same_scale):

@@ -112,7 +112,8 @@ def _published_label(pair, same_scale: bool) -> str:
     level = f", {level:g}% CI" if pd.notna(level) and level != 95 else ""
     scale = "" if same_scale else f", {pair.measure_published}: another scale, not drawn"
     verdict = getattr(pair, "verdict", None)
-    return f"published{level}{scale}: {pair.source}" + (f" — {verdict}" if isinstance(verdict, str) else "")
+    kind = " (update)" if getattr(pair, "comparison_type", None) == "update" else ""
+    return f"published{level}{scale}: {pair.source}" + (f" — {verdict}{kind}" if isinstance(verdict, str) else "")
 
 
 def reproduction_plot(rows: pd.DataFrame, key: tuple[str, str], labels=None, level=95):

@@ -22,7 +22,9 @@ def reproduction(published_path, compare: dict, names, pooled_paths) -> pd.DataF
 
 def summary_table(names, pooled_paths) -> pd.DataFrame:
     """One row per analysis with its primary fit."""
-    rows = [{"analysis": name, **read_json(path)} for name, path in zip(names, pooled_paths, strict=True)]
+    # the years of the pooled studies are for the reproduction table, not a column of their own
+    rows = [{"analysis": name, **{k: v for k, v in read_json(path).items() if k != "study_years"}}
+            for name, path in zip(names, pooled_paths, strict=True)]  # fmt: skip
     return pd.DataFrame.from_records(rows)
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..analysis import Settings, compute_effects, estimator_table, fit_analysis, pooled_record
 from ..rma import rma
-from ..sheet import LINE, SheetError, mapping_hint, select_rows, unrecognised_columns
+from ..sheet import LINE, SheetError, mapping_hint, order_key, select_rows, unrecognised_columns
 from .files import analysis_sheet, write_json, write_table
 
 
@@ -53,11 +53,22 @@ def run_analysis(sheet_path, analysis: dict, defaults: dict | None = None) -> An
     }
     if settings.dependence is not None:  # rows of one cluster share people: count them once
         pooled["n_cases"], pooled["n_controls"] = dependence.participants(used, settings.dependence)
+    pooled["study_years"] = study_years(rows, used)
     sensitivity = without_flagged(effects, settings)
     if sensitivity is not None:
         pooled["without_flagged"] = sensitivity
     return AnalysisResult(settings, effects, pooled, estimator_table(effects, settings) if estimators is None
                           else estimators)  # fmt: skip
+
+
+def study_years(rows: pd.DataFrame, used: pd.DataFrame) -> list:
+    """The publication year of each pooled row, sorted, None where the sheet gives none (``2001a`` is 2001): what
+    a comparison with a published meta-analysis needs to tell whether our studies could be its studies."""
+    if "year" not in rows:
+        return [None] * len(used)
+    keys, _ = order_key(rows.set_index(LINE).loc[used["line"], "year"])
+    years = sorted(int(key) for key in keys if key == key)  # NaN != NaN: no year
+    return years + [None] * (len(keys) - len(years))
 
 
 def _dependent(sheet_path, fit, effects, settings):
