@@ -1,13 +1,18 @@
-"""Workflow test: a cancelled run (SIGTERM to Snakemake's process group, what a CI cancel or scancel sends) ends,
-and the same command afterwards completes with the results of an uninterrupted run.
+"""Workflow tests of faults during a run, on one small analysis (each runs the workflow two or three times, 10-20 s).
 
-Snakemake 9.27.1's SIGTERM handler takes the scheduler's lock, which the main thread holds while it records a
-finished job; a SIGTERM then deadlocked the run (before the workaround in workflow/rules/common.smk,
-defer_sigterm_handler, this test hung in 6 of 7 tries). It runs the workflow three times on one small analysis
-(about 15 s).
+A cancelled run (SIGTERM to Snakemake's process group, what a CI cancel or scancel sends) ends, and the same command
+afterwards completes with the results of an uninterrupted run. Snakemake 9.27.1's SIGTERM handler takes the
+scheduler's lock, which the main thread holds while it records a finished job; a SIGTERM then deadlocked the run
+(before the workaround in workflow/rules/common.smk, defer_sigterm_handler, this test hung in 6 of 7 tries).
+
+A sheet edited while its analysis runs fails the run, and the next run analyses the edited sheet (before: exit 0,
+and `snakemake -n` planned nothing).
 """
 
+import hashlib
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -87,3 +92,30 @@ def test_a_cancelled_run_ends_and_the_same_command_completes_it(tmp_path):
     assert files == sorted(p.relative_to(cancelled) for p in (cancelled / "results").rglob("*") if p.is_file())
     for file in files:
         assert (cancelled / file).read_bytes() == (uninterrupted / file).read_bytes(), file
+
+
+def test_a_sheet_edited_while_its_analysis_runs_is_analysed_again(tmp_path):
+    edited = workdir(tmp_path / "edited")
+    sheet = edited / "sheet.csv"
+    with open(edited / "snakemake.log", "w") as log:
+        run = subprocess.Popen([*SNAKEMAKE, "--configfile", "my.yaml"], cwd=edited, stdout=log,
+                               stderr=subprocess.STDOUT)  # fmt: skip
+        first_table, started = edited / "results/los_smd/effects.csv", time.monotonic()
+        while not first_table.exists():  # the job wrote its first table and now draws its figures
+            assert run.poll() is None and time.monotonic() - started < 300, (edited / "snakemake.log").read_text()
+            time.sleep(0.001)
+        with sheet.open("a") as handle:
+            handle.write("normand_10,Added,2001,length_of_stay,40,30,12,41,36,14,days,added,added\n")
+        assert run.wait(timeout=300) != 0
+    output = (edited / "snakemake.log").read_text()
+    # the analysis job notices (or, on a slow machine where it had just ended, the report job)
+    assert re.search(r"metarepro: sheet\.csv changed (while analysis los_smd ran|after analysis los_smd read it) "
+                     r"\(sha256 read \w{12}\.\.\., now \w{12}\.\.\.\); its results describe the old sheet: run again",
+                     output), output[-3000:]  # fmt: skip
+
+    planned = subprocess.run([*SNAKEMAKE, "--configfile", "my.yaml", "--dry-run"], cwd=edited, capture_output=True,
+                             text=True, timeout=300)  # fmt: skip
+    assert re.search(r"^analysis_los_smd +1$", planned.stdout, flags=re.M), planned.stdout + planned.stderr
+    snakemake(edited)
+    pooled = json.loads((edited / "results/los_smd/pooled.json").read_text())
+    assert pooled["sheet_sha256"] == hashlib.sha256(sheet.read_bytes()).hexdigest() and pooled["k"] == 10
