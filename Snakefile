@@ -92,6 +92,11 @@ localrules:
 gc.freeze()
 
 
+# Snakemake's SIGTERM handler can deadlock its scheduler (a cancelled CI job or scancel hangs): see common.smk.
+onstart:
+    defer_sigterm_handler()
+
+
 onsuccess:
     import sys
 

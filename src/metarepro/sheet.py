@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import hashlib
 import io
 import math
 import re
@@ -229,16 +230,18 @@ def _not_a_number(cell: str, decimal_comma: bool) -> str:
             "or leave the cell empty (or NA).")  # fmt: skip
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path) -> tuple[str, str]:
+    """The sheet's text, and the sha256 of the bytes it was decoded from (what a job's results describe)."""
     if path.is_dir():
         raise SheetError(f"{path}: is a folder, not a sheet. Point 'data' at the CSV file itself.")
     if not path.exists():
         raise SheetError(f"{path}: no such file. Check the 'data' path of the analysis in your config.")
     data = path.read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
     _refuse_binary(path, data)
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # Excel's "Unicode text"
         try:
-            return data.decode("utf-16")
+            return data.decode("utf-16"), sha256
         except UnicodeDecodeError as err:
             raise SheetError(
                 f"{path}: not readable as the UTF-16 text its byte-order mark announces ({err.reason} at byte "
@@ -258,17 +261,18 @@ def _read_text(path: Path) -> str:
             f"{path}: the file is empty. A sheet needs a header line ({', '.join(REQUIRED)}, ...) and a row per "
             "comparison."
         )
-    return text
+    return text, sha256
 
 
 def read_table(path) -> tuple[list[str], list[list[str]], list[int], dict]:
     """Header, rows (stripped text cells, padded to the header) and the line where each row starts.
 
     The delimiter is Excel's ``sep=`` line if there is one, else the most frequent of ``, ; tab |`` in
-    the header line. ``info`` says which delimiter and whether a decimal comma is read.
+    the header line. ``info`` says which delimiter and whether a decimal comma is read, and the ``sha256`` of
+    the bytes read.
     """
     path = Path(path)
-    text = _read_text(path)
+    text, sha256 = _read_text(path)
     if not text.isascii():  # invisible characters are never data: removed from the whole text at once
         text = unicodedata.normalize("NFC", text).translate(_INVISIBLE)
     first, _, rest = text.partition("\n")
@@ -313,7 +317,7 @@ def read_table(path) -> tuple[list[str], list[list[str]], list[int], dict]:
                 f"A '{delimiter}' inside a cell needs the cell in double quotes."
             )
         cells[:] = (cells + [""] * width)[:width]
-    info = {"delimiter": delimiter, "decimal_comma": delimiter != ",", "header_line": starts[0]}
+    info = {"delimiter": delimiter, "decimal_comma": delimiter != ",", "header_line": starts[0], "sha256": sha256}
     return header, rows, starts[1:], info
 
 
@@ -420,6 +424,7 @@ def read_sheet(path, columns: dict | None = None) -> pd.DataFrame:
     sheet.attrs["path"] = str(path)
     sheet.attrs["columns"] = header  # as given (after mapping): tells a missing column from an empty cell
     sheet.attrs["mapping"] = dict(columns or {})
+    sheet.attrs["sha256"] = info["sha256"]  # of the bytes parsed: a job records what its results describe
     return sheet
 
 

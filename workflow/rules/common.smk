@@ -162,3 +162,34 @@ def release_rate_limiter():
     for thread in threading.enumerate():
         if isinstance(thread, threading.Timer):
             thread.cancel()
+
+
+def defer_sigterm_handler():
+    """Run Snakemake's SIGTERM handler in a thread of its own, not inside the signal (called by onstart).
+
+    Snakemake 9.27.1 (the newest release; 9.25.2's code is the same) handles SIGTERM with
+    JobScheduler.exit_gracefully, which takes the scheduler's lock (scheduling/job_scheduler.py:575; a
+    threading.Lock, not reentrant). Python runs a signal handler in the main thread, and the main thread holds
+    that lock while it records a finished job (schedule -> _finish_jobs, job_scheduler.py:231): a SIGTERM then (a
+    CI cancel, scancel) waits for a lock its own thread holds, forever. Here the signal only queues itself
+    (SimpleQueue.put is reentrant, so safe in a handler) and a thread calls Snakemake's handler, which waits until
+    the main thread lets go of the lock: the run then stops as Snakemake means it to (no new job after the current
+    scheduling pass; running jobs waited for). Only the public signal API is used: if a later Snakemake installs
+    no Python handler, nothing is changed (tests/test_workflow_faults.py tells whether a cancel still ends).
+    """
+    import queue
+    import signal
+    import threading
+
+    snakemake_handler = signal.getsignal(signal.SIGTERM)
+    # SIG_DFL, SIG_IGN or a handler set outside Python: nothing that could deadlock
+    if not callable(snakemake_handler):
+        return
+    pending = queue.SimpleQueue()
+
+    def deliver():
+        while True:
+            snakemake_handler(pending.get(), None)
+
+    threading.Thread(target=deliver, name="metarepro-sigterm", daemon=True).start()
+    signal.signal(signal.SIGTERM, lambda signum, frame: pending.put(signum))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import csv
+import hashlib
 import json
 import math
 import os
@@ -38,6 +39,24 @@ _SHEETS: dict[tuple, pd.DataFrame] = {}
 
 # The case-diagnostics tables of every analysis (steps.sensitivity.diagnostics writes them; steps.run lists them).
 DIAGNOSTIC_TABLES = ("leave1out", "influence", "cumulative")
+
+
+def file_sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def check_sheet_unchanged(sheet_path, read_sha256: str, when: str) -> None:
+    """SheetError if the file no longer holds the bytes an analysis read (sha256 ``read_sha256``): its results
+    describe the old sheet. Raised in a workflow job, it fails the job, so Snakemake deletes the job's outputs and
+    the next run makes them again. ``when``: e.g. "while analysis x ran"."""
+    try:
+        now = file_sha256(sheet_path)
+    except OSError:  # removed (or unreadable) since
+        now = None
+    if now != read_sha256:
+        shown = f"now {now[:12]}..." if now else "now no such file"
+        raise SheetError(f"{sheet_path} changed {when} (sha256 read {read_sha256[:12]}..., {shown}); its results "
+                         "describe the old sheet: run again")
 
 
 def _jsonable(value):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..reproduction import read_published, reproduction_table
-from .files import read_effects, read_json, read_table
+from .files import check_sheet_unchanged, file_sha256, read_effects, read_json, read_table
 from .parallel import forked_map
 
 
@@ -22,10 +22,10 @@ def reproduction(published_path, compare: dict, names, pooled_paths) -> pd.DataF
 
 def summary_table(names, pooled_paths) -> pd.DataFrame:
     """One row per analysis with its primary fit."""
-    # the years of the pooled studies are for the reproduction table, not a column of their own
-    rows = [{"analysis": name, **{k: v for k, v in read_json(path).items() if k != "study_years"}}
-            for name, path in zip(names, pooled_paths, strict=True)]  # fmt: skip
-    return pd.DataFrame.from_records(rows)
+    rows = [{"analysis": name, **read_json(path)} for name, path in zip(names, pooled_paths, strict=True)]
+    # the sheet's sha256 is provenance (the report shows it) and the pooled studies' years are for the reproduction
+    # table: neither is a result of its own
+    return pd.DataFrame.from_records(rows).drop(columns=["sheet_sha256", "study_years"], errors="ignore")
 
 
 REPORT_TABLES = ("subgroups", "metareg", "influence")
@@ -34,10 +34,11 @@ REPORT_INPUTS = {"pooled": "pooled.json", "effects": "effects.csv", "section": "
 PACKAGES = ("numpy", "scipy", "pandas", "statsmodels", "matplotlib", "snakemake")
 
 
-def provenance(config_files=(), sheets=(), repo_dir=None) -> dict:
+def provenance(config_files=(), sheets=(), repo_dir=None, read=None) -> dict:
     """Versions of metarepro (and its git commit, when run from a checkout), Python and key packages, and the
-    sha256 of every config file and input sheet."""
-    import hashlib
+    sha256 of every config file and input sheet. ``read``: for the analyses that recorded it (pooled.json's
+    ``sheet_sha256``), the sheet's path and the sha256 of the bytes each read; a sheet whose file no longer holds
+    those bytes is a SheetError, so the shown sha256 is that of the bytes every analysis read."""
     import platform
     import subprocess
     from importlib import metadata
@@ -60,7 +61,9 @@ def provenance(config_files=(), sheets=(), repo_dir=None) -> dict:
             software[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
-    files = {_shown(p): hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in [*config_files, *sheets]}
+    for name, (sheet, read_sha256) in (read or {}).items():
+        check_sheet_unchanged(sheet, read_sha256, f"after analysis {name} read it")
+    files = {_shown(p): file_sha256(p) for p in [*config_files, *sheets]}
     return {"software": software, "files": files}
 
 
@@ -113,12 +116,14 @@ def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, co
     from ..plots import overview
     from ..report import AnalysisSection, render_report
 
-    sections, records, bodies = [], {}, []
+    sections, records, bodies, read = [], {}, [], {}
     for i, name in enumerate(names):
         record = records[name] = read_json(inputs["pooled"][i])
         sections.append(AnalysisSection(name, analyses[name].get("title", name), record,
                                         read_effects(inputs["effects"][i]), "", config=analyses[name]))  # fmt: skip
         bodies.append(Path(inputs["section"][i]).read_text())
+        if record.get("sheet_sha256"):  # absent in results of an older metarepro
+            read[name] = (analyses[name]["data"], record["sheet_sha256"])
     titles = {name: analyses[name].get("title", name) for name in names}
     table = read_table(reproduction_path) if reproduction_path else None
     plots = [(overview.atlas_plot, rows, key) for key, rows in overview.atlas_rows(records, titles).items()]
@@ -128,4 +133,4 @@ def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, co
     svgs = forked_map([partial(_svg, plot, rows, key, labels) for plot, rows, key in plots], workers)
     atlas, repro = svgs[:n_atlas], svgs[n_atlas:]
     return render_report(sections, table, atlas_svgs=atlas, reproduction_svgs=repro, labels=labels or {},
-                         provenance=provenance(config_files, sheets, repo_dir), bodies=bodies)  # fmt: skip
+                         provenance=provenance(config_files, sheets, repo_dir, read), bodies=bodies)  # fmt: skip

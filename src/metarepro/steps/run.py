@@ -50,7 +50,7 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
     """
     from ..plots import save_figure
     from . import sensitivity as steps
-    from .files import read_effects, write_json, write_table
+    from .files import analysis_sheet, check_sheet_unchanged, read_effects, write_json, write_table
     from .overview import write_section
     from .pool import forest_figure, run_analysis, write_analysis
 
@@ -63,7 +63,10 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
     def figure(drawn, stem):
         save_figure(drawn, [folder / f"{stem}.{fmt}" for fmt in formats])
 
+    # the bytes every step reads (a sheet is parsed once per file version); checked against the file at the end
+    read_sha256 = analysis_sheet(sheet, analysis).attrs["sha256"]
     result = run_analysis(sheet, analysis, config["defaults"])
+    result.pooled["sheet_sha256"] = read_sha256
     write_analysis(result, folder / "effects.csv", folder / "pooled.json", folder / "estimators.csv")
     effects = read_effects(folder / "effects.csv")  # each figure is drawn from the table written beside it
     figure(forest_figure(sheet, config, effects, result.pooled), "forest")
@@ -89,6 +92,7 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
         for moderator in analysis["moderators"]:
             figure(steps.bubble(rows, model, moderator, title, labels), f"bubble_{moderator}")
     write_section(config["name"], analysis, folder, analysis_files(analysis, formats), folder / "section.html")
+    check_sheet_unchanged(sheet, read_sha256, f"while analysis {config['name']} ran")
 
 
 def overview_job(names, analyses: dict, folders, out: dict, published=None, config_files=(), sheets=(), *,
