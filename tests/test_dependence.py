@@ -181,7 +181,10 @@ def test_multivariate_primary_can_be_chosen():
 
 def test_analyses_without_dependence_are_unchanged(tmp_path):
     """effects.csv and pooled.json byte for byte as the code before dependence wrote them (commit 59567df; at that
-    commit all 21 analyses of config/config.yaml were compared so, the baseline keeps one)."""
+    commit all 21 analyses of config/config.yaml were compared so, the baseline keeps one). Regenerated once, for
+    two intended changes (issue 17) and nothing else: pooled.json records the pooled studies' years
+    (``study_years``), and Miller 2002 (line 248), whose printed p proves its dispersions are SEMs, is converted
+    (SD = SEM·√n), which moves every weight and the fit."""
     from metarepro.steps import write_analysis
 
     analysis = CONFIG["analyses"]["il6_smd"]

@@ -160,3 +160,58 @@ def test_build_sheet_writes_the_committed_sheet(tmp_path):
     subprocess.run([sys.executable, "data/raw/extraction/build_sheet.py", str(out)], cwd=REPO, check=True,
                    capture_output=True)  # fmt: skip
     assert out.read_bytes() == (REPO / "data/raw/cytokines_mdd.csv").read_bytes()
+
+
+# --- dispersions proven to be SEMs by a printed test are converted (data/raw/README.md) ---------------------------
+# n 25/25, 3.0 ± 1.5 vs 2.0 ± 1.5: as SDs t = 1 / (1.5·√(2/25)) = 2.357; as SEMs (SD = 1.5·√25 = 7.5) t = 0.4714.
+
+
+def _sem_rows(t, pmid=None):
+    rows = sheet_from_columns({"n_cases": [25] * len(t), "mean_cases": [3.0] * len(t), "sd_cases": [1.5] * len(t),
+                               "n_controls": [25] * len(t), "mean_controls": [2.0] * len(t),
+                               "sd_controls": [1.5] * len(t), "t": t})  # fmt: skip
+    if pmid is not None:
+        rows["pmid"] = pmid
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("t", "proven"),
+    [
+        (0.47, True),  # as SEMs 0.4714/0.47 = 1.003; as SDs 5.0 (beyond a factor 2)
+        (0.38, True),  # 0.4714/0.38 = 1.241 (within [0.8, 1.25])
+        (0.37, False),  # 1.274: beyond 1.25 — a suspicion (likely_sem flags it), not a proof
+        (0.59, False),  # 0.4714/0.59 = 0.7990: just outside [0.8, 1.25]
+        (2.36, False),  # the SD reading fits: they are SDs
+        (np.nan, False),  # no test printed: nothing proven
+    ],
+)
+def test_a_printed_test_proves_sems_within_20_percent(t, proven):
+    proof = quality.sem_proof(_sem_rows([t]))
+    assert (proof[0] != "") == proven, proof[0]
+    if proven:
+        assert proof[0] == f"line 2: the reported t gives t {t:.3g}; as SEMs 0.471, as SDs 2.36"
+
+
+def test_a_proof_covers_the_rows_of_its_source_unless_the_source_proves_both():
+    proof = quality.sem_proof(_sem_rows([0.47, np.nan, np.nan, np.nan], pmid=["1", "1", "2", ""]))
+    assert proof[0] == proof[1] == "line 2: the reported t gives t 0.47; as SEMs 0.471, as SDs 2.36"
+    assert proof[2] == "" and proof[3] == ""  # another source, and no source at all
+    mixed = quality.sem_proof(_sem_rows([0.47, 2.36, np.nan], pmid=["1", "1", "1"]))
+    assert list(mixed) == ["", "", ""]  # the source proves SEMs in one row and SDs in another: left to the flags
+
+
+def test_a_proven_row_is_converted_and_no_longer_flagged():
+    rows = _sem_rows([0.47, 2.36])
+    effects = compute_effects(rows, Settings())
+    assert effects["conversion"][0] == ("SD cells read as SEMs (proven by line 2: the reported t gives t 0.47; "
+                                        "as SEMs 0.471, as SDs 2.36)")  # fmt: skip
+    assert effects["conversion"][1] == "" and "sem" not in effects["flags"][0] and "low_dispersion" not in (
+        effects["flags"][0])  # fmt: skip
+    # the same row written with SD = 7.5: d = (3 - 2) / 7.5
+    written = compute_effects(sheet_from_columns({"n_cases": [25], "mean_cases": [3.0], "sd_cases": [7.5],
+                                                  "n_controls": [25], "mean_controls": [2.0], "sd_controls": [7.5]}),
+                              Settings())  # fmt: skip
+    assert effects["yi"][0] == pytest.approx(written["yi"][0], rel=1e-14)
+    assert effects["yi"][0] == pytest.approx((1 / 7.5) * (1 - 3 / (4 * 48 - 1)), rel=1e-3)  # Hedges' approximate J
+    assert not compute_effects(rows, Settings(exclude_converted=True))["included"][0]  # reported SDs only: out

@@ -147,12 +147,25 @@ def _text(rows, name):
     return rows[name].fillna("").astype(str).str.strip().to_numpy() if name in rows else np.full(len(rows), "")
 
 
+def _sem_proof(rows):
+    """Per row, the evidence that its ``sd_*`` cells are SEMs (:func:`metarepro.quality.sem_proof`, over the whole
+    sheet when run_analysis has put it in; else over these rows), or ""."""
+    if quality.SEM_PROOF_COLUMN in rows:
+        return rows[quality.SEM_PROOF_COLUMN].fillna("").to_numpy(dtype=object)
+    return quality.sem_proof(rows)
+
+
 def _group_summary(rows, group):
     """Mean and SD of one group from whatever the row reports, with the conversion used."""
     n = _col(rows, f"n_{group}")
     mean, sd = _col(rows, f"mean_{group}"), _col(rows, f"sd_{group}")
     conversion = np.full(len(rows), "", dtype=object)
     skewed = np.zeros(len(rows), dtype=bool)
+
+    proof = _sem_proof(rows)
+    proven = (proof != "") & np.isfinite(sd)
+    sd = np.where(proven, cv.sd_from_sem(sd, n), sd)
+    conversion[proven] = [f"SD cells read as SEMs (proven by {text})" for text in proof[proven]]
 
     sem = _col(rows, f"sem_{group}")
     use = np.isnan(sd) & np.isfinite(mean) & np.isfinite(sem)
@@ -465,7 +478,7 @@ def _quality_flags(rows, settings, yi):
     """The pre-specified rules of :mod:`metarepro.quality` (data/raw/README.md); g as the row's SMD."""
     (n1, m1, sd1, *_), (n2, m2, sd2, *_) = (_group_summary(rows, group) for group in GROUPS)
     g = yi if settings.measure == "SMD" else quality.hedges_g(n1, m1, sd1, n2, m2, sd2)
-    reported = np.isfinite(_col(rows, "sd_cases")) & np.isfinite(_col(rows, "sd_controls"))
+    reported = np.isfinite(_col(rows, "sd_cases")) & np.isfinite(_col(rows, "sd_controls")) & (_sem_proof(rows) == "")
     return quality.flag_rows(rows, (n1, m1, sd1), (n2, m2, sd2), g, reported).text
 
 

@@ -25,6 +25,8 @@ from .sheet import LINE
 LOW_CV = 0.10  # SD/mean at or below this: an SEM printed as an SD?
 TEST_FACTOR = 2.0  # recomputed and reported t disagree when their ratio is outside [1/2, 2]
 G_LIMIT = 2.0  # |g| above this is an extreme effect
+SEM_PROOF = 1.25  # a reading agrees with the reported t when their ratio is in [1/1.25, 1.25] = [0.8, 1.25]
+SEM_PROOF_COLUMN = "_sem_proof"  # the sheet column run_analysis fills with sem_proof over the whole sheet
 VALUE_FACTOR = 10.0  # a control mean this far (as a ratio) from the other controls' median ...
 VALUE_ROBUST_Z = 3.5  # ... and this many robust SDs (1.4826 MAD, log10 scale) away
 VALUE_MIN_ROWS = 5  # control means needed before the value rule says anything
@@ -143,6 +145,61 @@ def test_consistency(n1, mean1, sd1, n2, mean2, sd2, t_reported, source=None, sd
             out[i] = f"likely_sem: t from means/SDs {_g(t_sd[i])} vs {given}, {alt}"
         else:
             out[i] = f"inconsistent_test: t from means/SDs {_g(t_sd[i])} vs {given} (beyond a factor {factor:g})"
+    return out
+
+
+def _source_key(rows: pd.DataFrame) -> np.ndarray:
+    """The publication a row comes from (``pmid``, else ``doi``, else ``source_url``), "" when none is given."""
+    key = np.full(len(rows), "", dtype=object)
+    for name in ("source_url", "doi", "pmid"):  # the last given wins: pmid over doi over url
+        if name in rows:
+            text = rows[name].fillna("").astype(str).str.strip().str.lower().to_numpy()
+            key = np.where(text != "", name + ":" + text, key)
+    return key
+
+
+def sem_proof(rows: pd.DataFrame, factor=TEST_FACTOR, close=SEM_PROOF) -> np.ndarray:
+    """Per row, the evidence that its printed ``sd_*`` cells are SEMs, or "" (data/raw/README.md, "Dispersions
+    proven to be SEMs").
+
+    A row's reported t (:func:`reported_t`) proves SEMs when the t recomputed with the cells read as SEMs is within
+    the ratio ``close`` of it and the t with them read as SDs is beyond ``factor``; SDs in the mirror case. A proof
+    covers every row of the same source (:func:`_source_key`) that prints SDs, unless a row of it proves SDs."""
+    k = len(rows)
+
+    def col(name):
+        return rows[name].to_numpy(dtype=float) if name in rows else np.full(k, np.nan)
+
+    n1, m1, sd1, n2, m2, sd2 = (col(c) for c in ("n_cases", "mean_cases", "sd_cases", "n_controls",
+                                                 "mean_controls", "sd_controls"))  # fmt: skip
+    t_rep, source = reported_t(rows)
+    t_sd = two_sample_t(n1, m1, sd1, n2, m2, sd2)
+    with np.errstate(invalid="ignore", over="ignore"):
+        t_sem = two_sample_t(n1, m1, sd1 * np.sqrt(n1), n2, m2, sd2 * np.sqrt(n2))
+
+    def ratio_in(t, limit):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = t / t_rep
+        return np.isfinite(ratio) & (ratio >= 1 / limit) & (ratio <= limit)
+
+    sem = ratio_in(t_sem, close) & ~ratio_in(t_sd, factor)
+    sd = ratio_in(t_sd, close) & ~ratio_in(t_sem, factor)
+    lines = rows[LINE].to_numpy() if LINE in rows else np.arange(1, k + 1)
+    evidence = {i: f"line {lines[i]}: the reported {source[i]} gives t {_g(t_rep[i])}; as SEMs {_g(t_sem[i])}, "
+                   f"as SDs {_g(t_sd[i])}" for i in np.flatnonzero(sem)}  # fmt: skip
+    printed = np.isfinite(sd1) & np.isfinite(sd2)
+    out = _empty(k)
+    for i in np.flatnonzero(sem & printed):
+        out[i] = evidence[i]
+    keys = _source_key(rows)
+    for key in set(keys[sem]) - set(keys[sd]) - {""}:  # one way of printing ± per source, when its proofs agree
+        members = np.flatnonzero(keys == key)
+        proof = evidence[next(i for i in members if sem[i])]
+        for i in members:
+            if printed[i] and not out[i] and not sd[i]:
+                out[i] = proof
+    for i in np.flatnonzero((out != "") & np.isin(keys, list(set(keys[sem]) & set(keys[sd]) - {""}))):
+        out[i] = ""  # the source proves both readings somewhere: leave its rows to the flags
     return out
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from .. import quality
 from ..analysis import Settings, compute_effects, estimator_table, fit_analysis, pooled_record
 from ..rma import rma
 from ..sheet import LINE, SheetError, mapping_hint, order_key, select_rows, unrecognised_columns
@@ -31,6 +32,8 @@ def run_analysis(sheet_path, analysis: dict, defaults: dict | None = None) -> An
     """Read the sheet, select the analysis's rows, compute effects, fit the primary model and all estimators."""
     settings = Settings.from_config(analysis, defaults)
     sheet = analysis_sheet(sheet_path, analysis)
+    # a printed test proves SEMs for every row of its source, also for rows of other analyses (markers)
+    sheet[quality.SEM_PROOF_COLUMN] = quality.sem_proof(sheet)
     rows = select_rows(sheet, analysis.get("where"))
     effects = compute_effects(rows, settings)
     if not effects["included"].any():
