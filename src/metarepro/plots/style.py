@@ -47,6 +47,14 @@ matplotlib.rcParams.update(
 
 
 
+def rasterised(n_points: int) -> dict:
+    """Scatter keywords for n points: vector markers up to :data:`~metarepro.limits.VECTOR_MAX_POINTS`, beyond that
+    one embedded image of them (an SVG of 10^6 vector markers would be ~100 MB), at the PNG's resolution."""
+    from ..limits import VECTOR_MAX_POINTS
+
+    return {"rasterized": True} if n_points > VECTOR_MAX_POINTS else {}
+
+
 def new_figure(figsize) -> Figure:
     """A figure drawn by Agg (for PNG; SVG and PDF switch canvas when saved), as pyplot's with the Agg backend but
     not registered with pyplot: no global state, nothing to close, and no ``matplotlib.pyplot`` import (0.3 s)."""
