@@ -231,6 +231,19 @@ def test_subgroup_summary_draws_each_subgroup_diamond():
     assert len(drawn_rows(full)) == 12 + 2 * 2  # each subgroup: a header, its studies, its diamond
 
 
+def test_funnel_draws_a_density_above_the_point_limit(monkeypatch):
+    from metarepro.plots import funnel_plot
+
+    yi, vi = _data(11)
+    monkeypatch.setattr(limits, "VECTOR_MAX_POINTS", 11)
+    assert not [a for a in funnel_plot(yi, vi).findobj() if a.get_gid() == "study-density"]
+    monkeypatch.setattr(limits, "VECTOR_MAX_POINTS", 10)
+    fig = funnel_plot(yi, vi)
+    (density,) = [a for a in fig.findobj() if a.get_gid() == "study-density"]
+    assert density.get_array().sum() == 11  # every study is in a bin (counts before the log colour scale)
+    assert "observed studies: 11, shown as their density (more than 10)" in _texts(fig)
+
+
 # ------------------------------------------------------------------------------------------------------------
 # the report section: study-level tables up to SECTION_MAX_ROWS, then a sentence naming the CSV
 

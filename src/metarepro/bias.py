@@ -196,8 +196,9 @@ def ranktest(yi, vi, exact=True, exact_max_k=BEGG_EXACT_MAX_K) -> Ranktest:
     As metafor 3.8-1 (which calls ``cor.test(..., exact = TRUE)``), the p value is exact when there are no
     ties; with ties R warns and uses the normal approximation, and so do we. The exact distribution costs
     O(k³) (1 s at k = 1,000, ~17 min at 10,000), so above ``exact_max_k`` studies (default
-    :data:`metarepro.limits.BEGG_EXACT_MAX_K`) the normal approximation is used, as R's ``cor.test`` does by
-    default from n = 50 on; ``exact=False`` asks for it at every k. ``method`` of the result says which.
+    :data:`metarepro.limits.BEGG_EXACT_MAX_K` = 170, where R's exact p becomes NA and so does metafor's) the
+    normal approximation is used, as ``ranktest(..., exact = FALSE)``; ``exact=False`` asks for it at every k.
+    ``method`` of the result says which.
     """
     yi, vi = _as_1d(yi, vi, 3)
     w = 1 / vi

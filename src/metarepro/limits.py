@@ -38,9 +38,11 @@ FIGURE_MAX_ROWS = 200
 # the CSV file that holds every row.
 SECTION_MAX_ROWS = 200
 
-# Scatter plots (funnel, Baujat) draw every study as a vector marker up to this many; beyond, the markers are
-# rasterised into one embedded image, so the SVG stays a few hundred kB whatever k.
-VECTOR_MAX_POINTS = 5_000
+# Scatter plots (funnel, Baujat, bubble) draw one vector marker per study up to this many studies: 150 bytes of
+# SVG per funnel or Baujat point, 740 per bubble-plot point (each its own size), so at most ~0.4 MB per figure.
+# Beyond, they draw the studies' density (hexagonal bins, one embedded image), which costs the same at any k
+# (drawing 10^5 markers took 12 s).
+VECTOR_MAX_POINTS = 500
 
 # How many refit rows x studies one batch of refits may hold at once (float64 arrays: ~32 MB each).
 REFIT_CHUNK_ELEMENTS = 2**22
