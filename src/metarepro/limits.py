@@ -30,7 +30,7 @@ PERMUTATION_MAX_K = 5_000
 
 # Forest-type figures (forest, leave-one-out, cumulative, subgroup forest) draw one row per study, 0.2 inch each:
 # drawing and saving took 23 ms per row (68 s for 3,000 rows) and the PNG grows 30 px per row. Above this many
-# study rows a figure switches to a summary form that says so in its title.
+# study rows a figure switches to a summary form, said in a line under its title (PNG then ~1,100 px tall).
 FIGURE_MAX_ROWS = 200
 
 # Rows of a study-level table written into the report section (the row account, the influence table): each
