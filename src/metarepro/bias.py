@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _dist
+from .limits import BEGG_EXACT_MAX_K
 from .printing import Printable
 from .rma import RmaResult, rma
 from .tau2 import Control
@@ -179,30 +180,42 @@ class Ranktest:
     """metafor ``ranktest``: Kendall's τ between standardized effects and variances, and its two-sided p.
 
     ``exact``: whether the p value is from the exact null distribution (no ties) or the normal
-    approximation with tie-corrected variance (R ``cor.test``, no continuity correction).
+    approximation with tie-corrected variance (R ``cor.test``, no continuity correction). ``method``: that
+    choice in words, with its reason when the approximation is used.
     """
 
     tau: float
     pval: float
     exact: bool
+    method: str = ""
 
 
-def ranktest(yi, vi, exact=True) -> Ranktest:
+def ranktest(yi, vi, exact=True, exact_max_k=BEGG_EXACT_MAX_K) -> Ranktest:
     """Begg & Mazumdar's test (metafor ``ranktest``): y*ᵢ = (yᵢ − θ̂_FE)/√(vᵢ − 1/Σw) against vᵢ.
 
-    As metafor 3.8-1 (which calls ``cor.test(..., exact = TRUE)``), the p value is exact whenever there
-    are no ties, whatever k; with ties R warns and uses the normal approximation, and so do we. The exact
-    distribution costs O(k³): about 2 s at k = 1,000; pass ``exact=False`` for the normal approximation.
+    As metafor 3.8-1 (which calls ``cor.test(..., exact = TRUE)``), the p value is exact when there are no
+    ties; with ties R warns and uses the normal approximation, and so do we. The exact distribution costs
+    O(k³) (1 s at k = 1,000, ~17 min at 10,000), so above ``exact_max_k`` studies (default
+    :data:`metarepro.limits.BEGG_EXACT_MAX_K` = 170, where R's exact p becomes NA and so does metafor's) the
+    normal approximation is used, as ``ranktest(..., exact = FALSE)``; ``exact=False`` asks for it at every k.
+    ``method`` of the result says which.
     """
     yi, vi = _as_1d(yi, vi, 3)
     w = 1 / vi
     theta = (w * yi).sum() / w.sum()
     ystar = (yi - theta) / np.sqrt(vi - 1 / w.sum())
     ties = np.unique(ystar).size < ystar.size or np.unique(vi).size < vi.size
-    use_exact = bool(exact and not ties)
+    too_large = yi.size > exact_max_k
+    use_exact = bool(exact and not ties and not too_large)
     # scipy's tau-b and its asymptotic variance (with tie corrections) are R cor.test's formulas
     tau, pval = _dist.kendalltau(ystar, vi, use_exact)
-    return Ranktest(float(tau), float(pval), use_exact)
+    if use_exact:
+        method = "exact"
+    else:
+        why = ("asked for" if not exact else "ties" if ties else
+               f"k = {yi.size} > {exact_max_k}: the exact distribution costs O(k³)")  # fmt: skip
+        method = f"normal approximation ({why})"
+    return Ranktest(float(tau), float(pval), use_exact, method)
 
 
 # ---------------------------------------------------------------------------------------------------------

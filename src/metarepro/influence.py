@@ -1,9 +1,11 @@
 """Case diagnostics of the intercept-only model: metafor's ``leave1out``, ``influence``, ``baujat`` and ``cumul``.
 
 Every refit reuses the model's ``method``, ``test``, ``level`` and ``control`` (as metafor does), and all
-refits of one diagnostic are a single :func:`~metarepro.rma.rma_batch` call on a (k, k) NaN-padded array:
-row i of the leave-one-out batch is the data with study i set to NaN; row i of the cumulative batch holds
-the first i+1 studies. So k = 1,000 costs one vectorized fit of 1,000 meta-analyses, not 1,000 fits.
+refits of one diagnostic are :func:`~metarepro.rma.rma_batch` calls on (rows, k) NaN-padded arrays: row i of the
+leave-one-out batch is the data with study i left out; row i of the cumulative batch holds the first i+1 studies.
+So k = 1,000 costs vectorized fits of 1,000 meta-analyses, not 1,000 fits. The rows go in chunks of at most
+:data:`~metarepro.limits.REFIT_CHUNK_ELEMENTS` values (each row is fitted on its own, so chunking changes no
+number): memory stays O(k) while time is O(k²) (see :data:`~metarepro.limits.REFIT_MAX_K`).
 
 Defaults, as metafor: ``method="REML"``, ``test="z"``, ``level=95``; ``control=None`` means
 :class:`~metarepro.tau2.Control` (tight convergence). Results are arrays in the original study order
@@ -13,10 +15,11 @@ Defaults, as metafor: ``method="REML"``, ``test="z"``, ``level=95``; ``control=N
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 
-from . import _dist
+from . import _dist, limits
 from ._batch import EPS, Batch, at_tau2
 from .printing import Printable
 from .rma import RmaResult, rma, rma_batch
@@ -83,18 +86,42 @@ def _table(res: RmaResult, order, method, test, level) -> FitTable:
     return FitTable(method, test, level, np.asarray(order), **{name: getattr(res, name) for name in _TABLE_FIELDS})
 
 
-def _leave1out_batch(yi, vi):
-    """Row i: every study but study i (masked out, so no NaN-padded copy needs cleaning)."""
+def row_chunks(n_rows, width, max_elements=None):
+    """Consecutive slices of range(n_rows) of at most max_elements // width rows each (at least one row);
+    ``max_elements`` defaults to :data:`~metarepro.limits.REFIT_CHUNK_ELEMENTS`."""
+    step = max(1, (max_elements or limits.REFIT_CHUNK_ELEMENTS) // max(1, width))
+    return [np.arange(start, min(start + step, n_rows)) for start in range(0, n_rows, step)]
+
+
+def _by_chunks(fit_chunk, n_rows, width):
+    """``fit_chunk(rows)`` (a dict of per-row arrays) for each chunk of rows, concatenated, as attributes."""
+    parts = [fit_chunk(rows) for rows in row_chunks(n_rows, width)]
+    return SimpleNamespace(**{name: np.concatenate([p[name] for p in parts]) for name in parts[0]})
+
+
+def _fields(res, names=_TABLE_FIELDS) -> dict:
+    return {name: np.asarray(getattr(res, name)) for name in names}
+
+
+def _leave1out_batch(yi, vi, rows=None):
+    """Row j: every study but study rows[j] (masked out, so no NaN-padded copy needs cleaning); all k by default."""
     k = yi.size
-    return Batch(np.tile(yi, (k, 1)), np.tile(vi, (k, 1)), ~np.eye(k, dtype=bool), np.full(k, k - 1))
+    rows = np.arange(k) if rows is None else rows
+    mask = np.ones((rows.size, k), dtype=bool)
+    mask[np.arange(rows.size), rows] = False
+    return Batch(np.tile(yi, (rows.size, 1)), np.tile(vi, (rows.size, 1)), mask, np.full(rows.size, k - 1))
 
 
 def leave1out(yi, vi, method="REML", test="z", level=95, control: Control | None = None) -> FitTable:
-    """metafor ``leave1out(rma(yi, vi, method, test, level))``: the model refitted without each study in turn."""
+    """metafor ``leave1out(rma(yi, vi, method, test, level))``: the model refitted without each study in turn.
+    (:func:`influence` returns the same table as its ``leave1out``, from the same refits.)"""
     yi, vi = _as_1d(yi, vi)
     start = rma(yi, vi, method, test, level, control).tau2
-    refits = fit_rows(_leave1out_batch(yi, vi), None, method, test, level, control, start)
-    return _table(refits, np.arange(yi.size), method, test, level)
+
+    def refit(rows):
+        return _fields(fit_rows(_leave1out_batch(yi, vi, rows), None, method, test, level, control, start))
+
+    return _table(_by_chunks(refit, yi.size, yi.size), np.arange(yi.size), method, test, level)
 
 
 def cumul(yi, vi, order=None, method="REML", test="z", level=95, control: Control | None = None,
@@ -115,9 +142,13 @@ def cumul(yi, vi, order=None, method="REML", test="z", level=95, control: Contro
             raise ValueError(f"order has {key.size} values for {k} studies")
         # negate for decreasing (not reverse) so that ties stay in original order; NaN stays NaN, i.e. last
         idx = np.argsort(-key if decreasing else key, kind="stable")
-    Y = np.where(np.tri(k, dtype=bool), yi[idx][None, :], np.nan)
-    V = np.tile(vi[idx], (k, 1))
-    return _table(fit_rows(Y, V, method, test, level, control), idx, method, test, level)
+    ys, vs = yi[idx], vi[idx]
+
+    def refit(rows):  # row i: the first i + 1 studies, NaN after them
+        Y = np.where(np.arange(k)[None, :] <= rows[:, None], ys[None, :], np.nan)
+        return _fields(fit_rows(Y, np.tile(vs, (rows.size, 1)), method, test, level, control))
+
+    return _table(_by_chunks(refit, k, k), idx, method, test, level)
 
 
 @dataclass
@@ -163,11 +194,19 @@ def influence(yi, vi, method="REML", test="z", level=95, control: Control | None
     yi, vi = _as_1d(yi, vi)
     k = yi.size
     full = rma(yi, vi, method, test, level, control)
-    loo = _leave1out_batch(yi, vi)
-    dele = fit_rows(loo, None, method, test, level, control, full.tau2)
+    full_data = Batch.from_arrays(yi, vi)
+
+    def refit(rows):
+        loo = _leave1out_batch(yi, vi, rows)
+        dele = fit_rows(loo, None, method, test, level, control, full.tau2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # Var(β̂) with the deletion τ² but all k studies (metafor's vb.del), for DFBETAS
+            vb_all = 1 / at_tau2(full_data, dele.tau2, np.zeros(rows.size, dtype=np.int64), level=0).s
+        return {**_fields(dele), "s2w": _knha_scale(loo, dele.tau2, test), "vb_all": vb_all}
+
+    dele = _by_chunks(refit, k, k)
     beta, vb = full.estimate, full.se**2  # vb is KH-scaled under knha, as metafor's x$vb
-    beta_del, vb_del, tau2_del = dele.estimate, dele.se**2, dele.tau2
-    s2w = _knha_scale(loo, tau2_del, test)
+    beta_del, vb_del, tau2_del, s2w, vb_all = dele.estimate, dele.se**2, dele.tau2, dele.s2w, dele.vb_all
 
     w = 1 / (vi + full.tau2)
     hat = w / w.sum()
@@ -176,9 +215,6 @@ def influence(yi, vi, method="REML", test="z", level=95, control: Control | None
     with np.errstate(divide="ignore", invalid="ignore"):
         rstudent = resid / np.sqrt(vi * s2w + vb_del + tau2_del * s2w)
         dffits = (beta - beta_del) / np.sqrt(s2w * hat * (tau2_del + vi))
-        # Var(β̂) with the deletion τ² but all k studies (metafor's vb.del), for DFBETAS
-        full_data = Batch.from_arrays(yi, vi)
-        vb_all = 1 / at_tau2(full_data, tau2_del, np.zeros(k, dtype=np.int64), level=0).s
         dfbs = (beta - beta_del) / np.sqrt(s2w * vb_all)
         cook_d = (beta - beta_del) ** 2 / vb
         cov_r = vb_del / vb
@@ -208,12 +244,16 @@ class Baujat:
     fit: RmaResult
 
 
-def baujat(yi, vi, method="REML", test="z", level=95, control: Control | None = None) -> Baujat:
-    """Baujat plot coordinates from the full fit and one batch of leave-one-out refits."""
+def baujat(yi, vi, method="REML", test="z", level=95, control: Control | None = None,
+           influence: Influence | None = None) -> Baujat:  # fmt: skip
+    """Baujat plot coordinates from the full fit and the leave-one-out refits (those of ``influence``, the
+    :func:`influence` result of the same data and settings, when given; else refitted here)."""
     yi, vi = _as_1d(yi, vi)
-    full = rma(yi, vi, method, test, level, control)
-    loo = _leave1out_batch(yi, vi)
-    dele = fit_rows(loo, None, method, test, level, control, full.tau2)
+    if influence is not None:
+        full, dele = influence.fit, influence.leave1out
+    else:
+        full = rma(yi, vi, method, test, level, control)
+        dele = leave1out(yi, vi, method, test, level, control)
     x = (yi - full.estimate) ** 2 / (full.tau2 + vi)
     with np.errstate(divide="ignore", invalid="ignore"):
         y = (dele.estimate - full.estimate) ** 2 / dele.se**2

@@ -24,12 +24,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import limits
 from ._batch import EPS
 from .metareg import INTERCEPT, MetaregResult, _fit
 from .tau2 import Control
 
 COMPTOL = EPS**0.5  # metafor's control$comptol
-CHUNK = 4096  # refits per vectorized batch (bounds memory)
+CHUNK = 4096  # refits per vectorized batch at most; fewer for large k (see _chunk)
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,11 @@ def _sign_patterns(k, rows):
     return 1.0 - 2.0 * bits
 
 
+def _chunk(k: int) -> int:
+    """Refits per batch: CHUNK, or fewer so that refits × studies stays within REFIT_CHUNK_ELEMENTS (memory O(k))."""
+    return max(1, min(CHUNK, limits.REFIT_CHUNK_ELEMENTS // max(1, k)))
+
+
 def permutest(
     yi, vi, X=None, method="REML", test="z", level=95, btt=None, control: Control | None = None,
     iter=1000, exact=None, seed=None, comptol=COMPTOL,
@@ -93,6 +99,7 @@ def permutest(
     iter = int(round(iter))
     if iter < 2:
         raise ValueError("iter must be >= 2")
+    chunk = _chunk(len(yi))
     yi, vi = np.asarray(yi, dtype=float), np.asarray(vi, dtype=float)
     names = None
     if X is None:
@@ -121,24 +128,24 @@ def permutest(
     if use_exact:
         if int_only:
             chunks = (
-                (yi * _sign_patterns(k, np.arange(s, min(s + CHUNK, exact_count))), X)
-                for s in range(0, exact_count, CHUNK)
+                (yi * _sign_patterns(k, np.arange(s, min(s + chunk, exact_count))), X)
+                for s in range(0, exact_count, chunk)
             )
         else:
             arrangements = multiset_permutations(counts)
             chunks = ((np.broadcast_to(yi, (len(a), k)), distinct[a]) for a in np.array_split(
-                arrangements, max(1, math.ceil(len(arrangements) / CHUNK))))  # fmt: skip
+                arrangements, max(1, math.ceil(len(arrangements) / chunk))))  # fmt: skip
         n_total = exact_count
     else:
         rng = np.random.default_rng(seed)
         n_random = iter - 1
         if int_only:
             signs = rng.choice([-1.0, 1.0], size=(n_random, k))
-            chunks = ((yi * signs[s : s + CHUNK], X) for s in range(0, n_random, CHUNK))
+            chunks = ((yi * signs[s : s + chunk], X) for s in range(0, n_random, chunk))
         else:
             orders = np.argsort(rng.random((n_random, k)), axis=1)
             chunks = ((np.broadcast_to(yi, (len(o), k)), X[o]) for o in np.array_split(
-                orders, max(1, math.ceil(n_random / CHUNK))))  # fmt: skip
+                orders, max(1, math.ceil(n_random / chunk))))  # fmt: skip
         n_total = iter
 
     zvals, qms = [], []

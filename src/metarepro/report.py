@@ -18,6 +18,7 @@ import pandas as pd
 
 from . import __version__
 from .effects import transform_back
+from .limits import SECTION_MAX_ROWS
 
 STYLE = """
 *{box-sizing:border-box}
@@ -511,7 +512,8 @@ def _bias(bias: dict | None) -> str:
             ("Egger (mixed-effects, sei as predictor)", f"z = {num(b('egger_z'))}", num(b("egger_p"))),
             ("Egger (classic weighted regression)", f"t({num(b('egger_t_df'))}) = {num(b('egger_t'))}",
              num(b("egger_t_p"))),
-            ("Begg rank correlation", f"Kendall's τ = {num(b('begg_tau'))}", num(b("begg_p"))),
+            ("Begg rank correlation", f"Kendall's τ = {num(b('begg_tau'))}" + (
+                f"; p: {esc(b('begg_method'))}" if b("begg_method") else ""), num(b("begg_p"))),
             ("Trim-and-fill (L0)", f"{num(b('trimfill_k0'))} missing on the {esc(b('trimfill_side'))}; "
              f"adjusted {ci('trimfill')}", ""),
             ("Trim-and-fill (R0)", f"{num(b('trimfill_r0_k0'))} missing; adjusted {ci('trimfill_r0')}", ""),
@@ -556,6 +558,7 @@ def _metareg(table: pd.DataFrame) -> str:
              f"QM(df = {num(first['QM_df'])}{df2}) = {num(first['QM'])}, p = {num(first['QM_p'])}"
              + (f", permutation p = {num(first['QM_permutation_p'])} ({num(first['permutations'])} permutations)"
                 if _finite(first.get("QM_permutation_p")) else "")
+             + (f"; {esc(first['permutation_note'])}" if isinstance(first.get("permutation_note"), str) else "")
              + f"; QE = {num(first['QE'])} (df = {num(first['QE_df'])})."
              + (f" Left out for a missing moderator: line(s) {esc(' '.join(left_out))}." if left_out
                 else ""))  # fmt: skip
@@ -571,8 +574,18 @@ def _reason_category(reason: str) -> str:
     return text.strip()
 
 
-def row_account(effects: pd.DataFrame) -> str:
-    """PRISMA-like: counts per reason; included rows (with their flags) first, excluded rows collapsed."""
+def _rows_html(frame: pd.DataFrame, text_columns, file: str, what: str, max_rows: int) -> str:
+    """A study-level table, or beyond ``max_rows`` rows (:data:`~metarepro.limits.SECTION_MAX_ROWS`) a sentence
+    naming the CSV file that holds them: the section stays a few hundred kB whatever k."""
+    if len(frame) <= max_rows:
+        return table_html(frame.astype(object).fillna(""), text_columns)
+    return (f'<p class="muted">The {len(frame):,} {what} are not listed here (more than {max_rows:,} rows): '
+            f"they are in {esc(file)}.</p>")
+
+
+def row_account(effects: pd.DataFrame, max_rows: int = SECTION_MAX_ROWS) -> str:
+    """PRISMA-like: counts per reason; included rows (with their flags) first, excluded rows collapsed; each list
+    only up to ``max_rows`` rows (then named by its file, effects.csv)."""
     included = effects[effects["included"].astype(bool)]
     excluded = effects[~effects["included"].astype(bool)]
     counts = excluded["reason"].astype(object).fillna("").astype(str).map(_reason_category).value_counts()
@@ -584,12 +597,13 @@ def row_account(effects: pd.DataFrame) -> str:
     text_cols = ("study_id", "study", "input", "conversion", "reason", "checks", "flags")
     excluded_html = ""
     if len(excluded):
-        shown = excluded[exc_cols].astype(object).fillna("")
         summary = f"<summary>{len(excluded)} excluded rows</summary>"
-        excluded_html = f"<details>{summary}{table_html(shown, text_cols)}</details>"
+        shown = _rows_html(excluded[exc_cols], text_cols, "effects.csv (included = False)", "excluded rows", max_rows)
+        excluded_html = f"<details>{summary}{shown}</details>"
+    included_html = _rows_html(included[inc_cols], text_cols, "effects.csv", "pooled rows", max_rows)
     return f"""<h4>Row account</h4>
 <ul><li>{len(effects)} rows selected from the sheet</li><li>{len(included)} pooled</li>{items}</ul>
-{table_html(included[inc_cols].astype(object).fillna(""), text_cols)}{excluded_html}"""
+{included_html}{excluded_html}"""
 
 
 ESTIMATOR_COLUMNS = ("method", "test", "estimate", "ci_low", "ci_high", "pval", "tau2", "i2", "converged")
@@ -608,19 +622,25 @@ def _estimators(table: pd.DataFrame | None, record: dict) -> str:
             f"</summary>{table_html(shown, ('method', 'test'))}</details>")  # fmt: skip
 
 
-def _extras(section: AnalysisSection) -> str:
+def _extras(section: AnalysisSection, max_rows: int = SECTION_MAX_ROWS) -> str:
     notes = [t["dependence"].iloc[0] for t in section.tables.values() if "dependence" in t and len(t)]
     notes += [section.bias["dependence"]] if section.bias and section.bias.get("dependence") else []
     parts = [f'<p class="muted">Sensitivity analyses: {esc(notes[0])}.</p>' if notes else "", _bias(section.bias)]
     tables = {name: t.drop(columns="dependence") if "dependence" in t else t for name, t in section.tables.items()}
     for name, table in tables.items():
+        if name == "influence" and "note" in table:  # not computed (too many studies): the table says why
+            parts.append(f"<h4>Influence diagnostics</h4><p>{esc(str(table['note'].iloc[0]).capitalize())}.</p>")
+            continue
         if name == "influence":
             flagged = table[table["influential"].astype(bool)]
-            text = "none" if flagged.empty else ", ".join(flagged["study"].astype(str))
+            names = flagged["study"].astype(str)
+            text = "none" if flagged.empty else ", ".join(names) if len(names) <= max_rows // 10 else (
+                f"{len(names):,} studies (flagged in the column 'influential' of influence.csv)")  # fmt: skip
             parts.append(f"<h4>Influence diagnostics</h4><p>Influential by metafor's rule: {esc(text)}.</p>")
             table = table.drop(columns=[c for c in ("line",) if c in table])
             text_columns = [c for c in table.columns if table[c].dtype == object]
-            parts.append(f"<details><summary>influence table</summary>{table_html(table, text_columns)}</details>")
+            shown = _rows_html(table, text_columns, "influence.csv", "rows of the influence table", max_rows)
+            parts.append(f"<details><summary>influence table</summary>{shown}</details>")
             continue
         if name == "subgroups":
             parts.append(f"<h4>Subgroups</h4>{_subgroups(table)}")

@@ -17,9 +17,11 @@ for name in ANALYSES:
         priority: len(analysis_files(name))
         conda:
             "../envs/metarepro.yaml"
+        # peak memory of one job grows with its sheet (benchmarks/bench_scale.py: 0.5 GB up to k = 10^5, 0.9 GB at
+        # k = 5,000 where every refit still runs, 3.6 GB for a 79 MB sheet of 10^6 rows): 1 GB + 40 times the sheet
         resources:
-            mem_mb=1500,
-            runtime=10,
+            mem_mb=lambda wildcards, input: 1000 + 40 * input.size_mb,
+            runtime=lambda wildcards, input: 10 + int(input.size_mb / 10),
         params:
             settings=analysis_settings(name),
             formats=FIGURE_FORMATS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .style import POOLED_COLOR, STUDY_COLOR, axis_label, fmt, new_figure, p_text, tight_layout
+from .style import POOLED_COLOR, STUDY_COLOR, axis_label, fmt, new_figure, p_text, study_points, tight_layout
 
 GRID_POINTS = 200
 
@@ -26,8 +26,8 @@ def bubble_plot(yi, vi, x, fit, moderator_name: str, measure: str = "SMD", title
 
     fig = new_figure((7, 5))
     ax = fig.subplots()
-    ax.scatter(x, yi, s=sizes, color=STUDY_COLOR, alpha=0.6, edgecolors="black", linewidths=0.6, zorder=3,
-               label="study (area ∝ weight)")  # fmt: skip
+    study_points(ax, x, yi, "study (area ∝ weight)", s=sizes, color=STUDY_COLOR, alpha=0.6, edgecolors="black",
+                 linewidths=0.6, zorder=3)  # fmt: skip
     grid = np.linspace(x.min(), x.max(), GRID_POINTS)
     pred = fit.predict(np.column_stack([np.ones_like(grid), grid]))
     ax.fill_between(grid, pred["ci_low"], pred["ci_high"], color=POOLED_COLOR, alpha=0.15, linewidth=0,

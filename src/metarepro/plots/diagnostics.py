@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.patches import Rectangle
 
 from .. import _dist
-from .style import POOLED_COLOR, STUDY_COLOR, Scale, axis_label, fmt, new_figure, tight_layout
+from .style import POOLED_COLOR, STUDY_COLOR, Scale, axis_label, fmt, new_figure, study_points, tight_layout
 
 CONTOUR_LEVELS = (90, 95, 99)  # significance contours around 0: two-sided p = 0.10, 0.05, 0.01 (metafor's funnel)
 BAUJAT_LABELS = 8  # label at most this many studies: the most extreme on either axis
@@ -59,11 +59,11 @@ def funnel_plot(yi, vi, estimate=None, trimfill=None, measure="SMD", levels=CONT
     ax.axvline(0, color="grey", linewidth=0.8)
     if estimate is not None:
         ax.axvline(estimate, color=POOLED_COLOR, linewidth=1.2, label=f"pooled estimate {fmt(scale.show(estimate))}")
-    ax.scatter(yi, sei, s=28, color=STUDY_COLOR, edgecolor="black", linewidth=0.5, zorder=3, label="observed studies")
+    study_points(ax, yi, sei, "observed studies", s=28, color=STUDY_COLOR, edgecolor="black", linewidth=0.5, zorder=3)
     if trimfill is not None:
         if fill_y.size:
-            ax.scatter(fill_y, fill_se, s=28, facecolor="white", edgecolor="black", linewidth=0.9, zorder=3,
-                       label="filled studies")  # fmt: skip
+            study_points(ax, fill_y, fill_se, "filled studies", s=28, facecolor="white", edgecolor="black",
+                         linewidth=0.9, zorder=3)  # fmt: skip  # fmt: skip
         adjusted = fmt(scale.show(trimfill.fit.estimate))
         ax.axvline(trimfill.fit.estimate, color=POOLED_COLOR, linestyle="--", linewidth=1.0,
                    label=f"trim-and-fill estimate {adjusted} (k0 = {trimfill.k0})")  # fmt: skip
@@ -133,7 +133,7 @@ def baujat_plot(result, labels=None, title="", n_labels=BAUJAT_LABELS):
     names = [str(i + 1) for i in range(x.size)] if labels is None else [str(v) for v in labels]
     fig = new_figure((7, 5.5))
     ax = fig.subplots()
-    ax.scatter(x, y, s=18, color=STUDY_COLOR, alpha=0.6, zorder=2, label="studies")
+    study_points(ax, x, y, "studies", s=18, color=STUDY_COLOR, alpha=0.6, zorder=2)
     ax.grid(color="lightgray", linewidth=0.6)
     ax.set_axisbelow(True)
     ax.set_xlabel("Contribution to overall heterogeneity" if result.fit.method == "EE" else "Squared Pearson residual")

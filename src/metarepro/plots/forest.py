@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Polygon
 
+from ..limits import FIGURE_MAX_ROWS
 from .style import (
     MUTED,
     POOLED_COLOR,
@@ -86,11 +87,15 @@ def x_range(rows: pd.DataFrame, null: float = 0.0):
 
 def draw_forest(rows: pd.DataFrame, *, measure="SMD", level=95, xlabel=None, labels=None, title="", footer="",
                 columns=(), estimate_header=None, weight_header="Weight", reference=None,
-                reference_label=None, label_header="Study"):  # fmt: skip
+                reference_label=None, label_header="Study", note="", histogram=None,
+                histogram_label="Studies"):  # fmt: skip
     """Draw a forest plot from ``rows`` (see :func:`rows_table`).
 
     ``columns``: extra text columns ``[(header, column_name), ...]`` shown between the labels and the plot
     (e.g. n and mean (SD) per group). ``reference``: a dashed vertical line (e.g. the full-data estimate).
+    ``note``: a line under the title (gid ``summary-note``), e.g. why a summary form is drawn. ``histogram``:
+    values on the analysis scale (e.g. every study's estimate) drawn as a histogram above the rows, on the same
+    axis (bars with gid ``hist-bin{j}``; values beyond the axis are counted in its label).
     """
     rows = rows.reset_index(drop=True)
     scale = Scale(measure)
@@ -124,7 +129,8 @@ def draw_forest(rows: pd.DataFrame, *, measure="SMD", level=95, xlabel=None, lab
     heights = np.maximum(lines, 1) * 0.85 + 0.35  # in line units
     centres = np.cumsum(heights) - heights / 2 + 1.2  # below the header line
     bottom_units = centres[-1] + heights[-1] / 2 + 0.3 if len(rows) else 1.5
-    top_inches = 0.45 + (0.35 if title else 0)
+    note_lines = note.count("\n") + 1 if note else 0
+    top_inches = 0.45 + (0.35 if title else 0) + 0.17 * note_lines + (HISTOGRAM_INCHES if histogram is not None else 0)
     bottom_inches = 0.95 + 0.2 * (footer.count("\n") + 1 if footer else 0)
     plot_height = bottom_units * LINE_INCHES
     height = top_inches + plot_height + bottom_inches
@@ -133,7 +139,15 @@ def draw_forest(rows: pd.DataFrame, *, measure="SMD", level=95, xlabel=None, lab
     x0 = (margin + label_width + sum(col_widths)) / width
     ax = fig.add_axes((x0, bottom_inches / height, PLOT_INCHES / width, plot_height / height))
     ax.set_ylim(bottom_units, 0)
-    lo, hi = x_range(rows, scale.null)
+    values = None
+    if histogram is not None:
+        values = np.asarray(histogram, dtype=float)
+        values = values[np.isfinite(values)]
+        # the bulk of the values inside the axis, not the most extreme one: those beyond it are counted
+        bulk = pd.DataFrame({"estimate": np.quantile(values, [0.005, 0.995]) if values.size else [np.nan] * 2})
+        lo, hi = x_range(pd.concat([rows, bulk], ignore_index=True), scale.null)
+    else:
+        lo, hi = x_range(rows, scale.null)
     scale.apply(ax, lo, hi)
     ax.set_yticks([])
     for side in ("left", "right", "top"):
@@ -199,9 +213,44 @@ def draw_forest(rows: pd.DataFrame, *, measure="SMD", level=95, xlabel=None, lab
     if title:
         fig.text(margin / width, 1 - 0.25 / height, title, fontsize=11.5, fontweight="bold", va="center",
                  parse_math=False)  # fmt: skip
+    if note:
+        fig.text(margin / width, 1 - (0.45 if title else 0.12) / height, note, fontsize=8.5, color=MUTED, va="top",
+                 parse_math=False, gid="summary-note")  # fmt: skip
+    if values is not None:
+        _histogram(fig, values, lo, hi, (x0, (bottom_inches + plot_height + 0.35) / height, PLOT_INCHES / width,
+                                         (HISTOGRAM_INCHES - 0.35) / height), histogram_label)  # fmt: skip
     if footer:
         fig.text(margin / width, 0.12 / height, footer, fontsize=8.5, va="bottom", parse_math=False)
     return fig
+
+
+HISTOGRAM_INCHES = 1.5
+HISTOGRAM_BINS = 60
+
+
+def _histogram(fig, values, lo, hi, rect, label):
+    """Counts of ``values`` in HISTOGRAM_BINS equal bins over the forest's axis [lo, hi], drawn in ``rect``."""
+    hax = fig.add_axes(rect)
+    edges = np.linspace(lo, hi, HISTOGRAM_BINS + 1)
+    counts, _ = np.histogram(values, bins=edges)
+    bars = hax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color=STUDY_COLOR, alpha=0.75, linewidth=0)
+    for j, bar in enumerate(bars):
+        bar.set_gid(f"hist-bin{j}")
+    hax.set_xlim(lo, hi)
+    hax.set_xticks([])
+    hax.tick_params(labelsize=7)
+    for side in ("right", "top"):
+        hax.spines[side].set_visible(False)
+    below, above = int((values < lo).sum()), int((values > hi).sum())
+    beyond = f"; beyond the axis: {below:,} left, {above:,} right" if below or above else ""
+    hax.set_title(f"{label}: {values.size:,} (histogram){beyond}", loc="left", fontsize=8, color=MUTED,
+                  parse_math=False)  # fmt: skip
+    return hax
+
+
+def summary_note(k: int, max_rows: int, what: str = "studies") -> str:
+    """The line under a summary figure's title that says why it is not one row per study."""
+    return f"{k:,} {what}: more than {max_rows:,}, so not drawn one row each. "
 
 
 def _estimate_header(measure, level):
@@ -373,28 +422,44 @@ def forest_rows(effects: pd.DataFrame, pooled: dict) -> pd.DataFrame:
         return pd.concat([_cluster_rows(used, pooled), _dependent_pooled_rows(pooled, len(used))], ignore_index=True)
     studies = rows_table(used["study"].fillna("").astype(str), used["yi"], used["ci_low"], used["ci_high"],
                          weight=used["weight"], **_group_values(used))  # fmt: skip
-    k = len(used)
-    pooled_row = rows_table(
+    return pd.concat([studies, pooled_rows(pooled, len(used))], ignore_index=True)
+
+
+def pooled_rows(pooled: dict, k: int) -> pd.DataFrame:
+    """The forest plot's diamond row(s) of the model fitted to k included rows (``pooled.json``)."""
+    if pooled.get("dependence"):
+        return _dependent_pooled_rows(pooled, k)
+    return rows_table(
         [f"Random-effects model ({pooled['method']}, k = {k})" if pooled["method"] != "EE"
          else f"Equal-effects model (k = {k})"],
         pooled["estimate"], pooled["ci_low"], pooled["ci_high"], kind="summary", weight=100.0,
         pi_low=pooled.get("pi_low"), pi_high=pooled.get("pi_high"),
     )  # fmt: skip
-    return pd.concat([studies, pooled_row], ignore_index=True)
 
 
-def forest_plot(effects: pd.DataFrame, pooled: dict, title: str = "", measure: str | None = None, labels=None):
+def forest_plot(effects: pd.DataFrame, pooled: dict, title: str = "", measure: str | None = None, labels=None,
+                max_rows: int = FIGURE_MAX_ROWS):  # fmt: skip
     """Forest plot of one analysis from ``effects.csv`` (columns study, yi, ci_low, ci_high, weight, included;
-    optional n_cases, n_controls, mean_*, sd_* shown as columns) and ``pooled.json``."""
+    optional n_cases, n_controls, mean_*, sd_* shown as columns) and ``pooled.json``.
+
+    With more than ``max_rows`` included rows (:data:`~metarepro.limits.FIGURE_MAX_ROWS`) the summary form: the
+    pooled diamond(s) with the prediction interval and a histogram of every included row's estimate, and a note
+    under the title saying so."""
     measure = measure or pooled.get("measure", "SMD")
-    rows = forest_rows(effects, pooled)
+    included = effects["included"].astype(bool).to_numpy()
     footer = heterogeneity_text(pooled)
     if pooled.get("pi_low") is not None and np.isfinite(pooled["pi_low"]):
         interval = Scale(measure).text(0, pooled["pi_low"], pooled["pi_high"]).split(" ", 1)[1]
         footer += f"\nPrediction interval (dotted): {interval}"
-    return draw_forest(rows, measure=measure, level=pooled.get("level", 95), labels=labels, title=title,
-                       footer=footer, columns=_group_columns(effects[effects["included"].astype(bool)], labels),
-                       xlabel=axis_label(measure, labels, pooled.get("unit")))  # fmt: skip
+    common = {"measure": measure, "level": pooled.get("level", 95), "labels": labels, "title": title,
+              "footer": footer, "xlabel": axis_label(measure, labels, pooled.get("unit"))}  # fmt: skip
+    k = int(included.sum())
+    if k > max_rows:
+        return draw_forest(pooled_rows(pooled, k), **common, histogram=effects.loc[included, "yi"],
+                           note=summary_note(k, max_rows) + "The histogram shows every study's estimate "
+                           "(all rows are in effects.csv).", histogram_label="Study estimates")  # fmt: skip
+    return draw_forest(forest_rows(effects, pooled), **common,
+                       columns=_group_columns(effects[included], labels))  # fmt: skip
 
 
 def subgroup_rows(effects: pd.DataFrame, groups, result) -> pd.DataFrame:
@@ -406,6 +471,7 @@ def subgroup_rows(effects: pd.DataFrame, groups, result) -> pd.DataFrame:
         keep &= effects["included"].to_numpy(dtype=bool)
     rows = effects[keep].assign(_group=labels[keep].astype(str).to_numpy()).reset_index(drop=True)
     fits = result.fits
+    diamonds = subgroup_summary_rows(result)
     blocks = []
     for i, level in enumerate(result.levels):
         block = rows[rows["_group"] == level]
@@ -416,8 +482,7 @@ def subgroup_rows(effects: pd.DataFrame, groups, result) -> pd.DataFrame:
             rows_table([str(level)], np.nan, np.nan, np.nan, kind="header"),
             rows_table(block["study"].fillna("").astype(str), block["yi"], block["ci_low"], block["ci_high"],
                        weight=100 * w / w.sum()),
-            rows_table([f"Subgroup {level} ({result.method}, k = {int(fits.k[i])}, I² = {fmt(fits.i2[i], 1)}%)"],
-                       fits.estimate[i], fits.ci_low[i], fits.ci_high[i], kind="summary"),
+            diamonds.iloc[[i]],
         ]  # fmt: skip
     return pd.concat(blocks, ignore_index=True)
 
@@ -436,38 +501,90 @@ def differences_text(result) -> str:
     )
 
 
-def subgroup_forest_plot(effects, groups, result, title="", measure="SMD", labels=None, level=95):
+def subgroup_summary_rows(result) -> pd.DataFrame:
+    """The subgroup forest's summary form: one diamond per subgroup (the rows of ``subgroups.csv``)."""
+    fits = result.fits
+    return rows_table([f"Subgroup {level} ({result.method}, k = {int(fits.k[i])}, I² = {fmt(fits.i2[i], 1)}%)"
+                       for i, level in enumerate(result.levels)], fits.estimate, fits.ci_low, fits.ci_high,
+                      kind="summary")  # fmt: skip
+
+
+def subgroup_forest_plot(effects, groups, result, title="", measure="SMD", labels=None, level=95,
+                         max_rows: int = FIGURE_MAX_ROWS):  # fmt: skip
     """Forest plot with the studies in one block per subgroup, each closed by its pooled diamond; marker areas are
-    the within-subgroup weights 1/(vᵢ + τ̂²_g); the tests of subgroup differences are printed at the bottom."""
-    return draw_forest(subgroup_rows(effects, groups, result), measure=measure, level=level, labels=labels,
-                       title=title, footer=differences_text(result), weight_header="Weight*")  # fmt: skip
+    the within-subgroup weights 1/(vᵢ + τ̂²_g); the tests of subgroup differences are printed at the bottom. With
+    more than ``max_rows`` studies: the subgroups' diamonds only, a histogram of every study's estimate and a note."""
+    common = {"measure": measure, "level": level, "labels": labels, "title": title, "footer": differences_text(result)}
+    k = int(np.sum(result.fits.k))
+    if k > max_rows:
+        values = effects.loc[effects["included"].astype(bool), "yi"] if "included" in effects else effects["yi"]
+        return draw_forest(subgroup_summary_rows(result), **common, histogram=values,
+                           note=summary_note(k, max_rows) + "Drawn: each subgroup's pooled estimate; the histogram "
+                           "shows every study's estimate.", histogram_label="Study estimates")  # fmt: skip
+    return draw_forest(subgroup_rows(effects, groups, result), **common, weight_header="Weight*")
 
 
-def _table_rows(table: pd.DataFrame, prefix: str) -> pd.DataFrame:
-    return rows_table([f"{prefix} {s}" for s in table["study"].fillna("").astype(str)], table["estimate"],
-                      table["ci_low"], table["ci_high"])  # fmt: skip
+def _table_rows(table: pd.DataFrame, prefix: str, suffixes=None) -> pd.DataFrame:
+    studies = table["study"].fillna("").astype(str)
+    texts = [f"{prefix} {s}" for s in studies] if suffixes is None else [
+        f"{prefix} {s} {x}" for s, x in zip(studies, suffixes, strict=True)]  # fmt: skip
+    return rows_table(texts, table["estimate"], table["ci_low"], table["ci_high"])
+
+
+SUMMARY_ROWS = 20  # rows a summary leave-one-out or cumulative figure draws
+
+
+def cumulative_steps(k: int, n: int = SUMMARY_ROWS) -> np.ndarray:
+    """The steps (1-based) a summary cumulative figure draws: about ``n`` spaced evenly on a log scale, from the
+    first study to all k (the estimate moves most in the first steps)."""
+    return np.unique(np.round(np.geomspace(1, k, n)).astype(int))
 
 
 def cumulative_forest_plot(table: pd.DataFrame, measure="SMD", title="", labels=None, level=95, method="",
-                           order=None):  # fmt: skip
+                           max_rows: int = FIGURE_MAX_ROWS, order=None):  # fmt: skip
     """Cumulative meta-analysis (metafor ``forest(cumul(...))``) from ``cumulative.csv``: row i is the fit of the
-    first i studies in the table's order and is labelled "+ <the study added at step i>". ``order``: (the column
-    the studies were sorted by, how many had no value in it and were added last), said in the title when any."""
+    first i studies in the table's order and is labelled "+ <the study added at step i>". With more than
+    ``max_rows`` steps, only the steps of :func:`cumulative_steps` (labelled with their number of studies). ``order``:
+    (the column the studies were sorted by, how many had no value in it and were added last), said in the title
+    when any."""
     final = float(table["estimate"].iloc[-1]) if len(table) else np.nan
     title = title or f"Cumulative meta-analysis ({method})".replace(" ()", "")
     if order and order[1]:
         column, last = order
         title += f"; {last} {'study' if last == 1 else 'studies'} without a {column} added last"
-    return draw_forest(_table_rows(table, "+"), measure=measure, level=level, labels=labels, title=title,
-                       reference=final, reference_label="all studies")  # fmt: skip
+    common = {"measure": measure, "level": level, "labels": labels, "reference": final, "title": title,
+              "reference_label": "all studies"}  # fmt: skip
+    if len(table) > max_rows:
+        steps = cumulative_steps(len(table))
+        note = (summary_note(len(table), max_rows, "steps") + f"Drawn: {len(steps)} steps spaced evenly on a log "
+                "scale, the last with all studies (every step is in cumulative.csv).")  # fmt: skip
+        return draw_forest(_table_rows(table.iloc[steps - 1], "+", [f"({n:,} studies)" for n in steps]), **common,
+                           note=note)  # fmt: skip
+    return draw_forest(_table_rows(table, "+"), **common)
 
 
-def leave1out_plot(table: pd.DataFrame, estimate=None, measure="SMD", title="", labels=None, level=95, method=""):
+def leave1out_extremes(table: pd.DataFrame, estimate, n: int = SUMMARY_ROWS) -> np.ndarray:
+    """Rows (in table order) of the ``n`` omissions that move the estimate furthest from ``estimate``."""
+    shift = np.abs(table["estimate"].to_numpy(dtype=float) - estimate)
+    return np.sort(np.argsort(-np.nan_to_num(shift, nan=-1.0), kind="stable")[:n])
+
+
+def leave1out_plot(table: pd.DataFrame, estimate=None, measure="SMD", title="", labels=None, level=95, method="",
+                   max_rows: int = FIGURE_MAX_ROWS):  # fmt: skip
     """Leave-one-out estimates (metafor ``forest(leave1out(...))``) from ``leave1out.csv``: row i omits study i.
-    ``estimate``: the full-model estimate, drawn as a dashed reference line."""
-    return draw_forest(_table_rows(table, "−"), measure=measure, level=level, labels=labels,
-                       title=title or f"Leave-one-out analysis ({method})".replace(" ()", ""), reference=estimate,
-                       reference_label="all studies")  # fmt: skip
+    ``estimate``: the full-model estimate, drawn as a dashed reference line. With more than ``max_rows`` rows,
+    only those of :func:`leave1out_extremes`, with a histogram of every leave-one-out estimate."""
+    common = {"measure": measure, "level": level, "labels": labels, "reference": estimate,
+              "title": title or f"Leave-one-out analysis ({method})".replace(" ()", ""),
+              "reference_label": "all studies"}  # fmt: skip
+    if len(table) > max_rows:
+        reference = estimate if estimate is not None else float(np.nanmedian(table["estimate"]))
+        shown = leave1out_extremes(table, reference)
+        return draw_forest(_table_rows(table.iloc[shown], "−"), **common, histogram=table["estimate"],
+                           note=summary_note(len(table), max_rows, "omissions") + f"Drawn: the {len(shown)} that "
+                           "move the estimate most; the histogram shows every leave-one-out estimate "
+                           "(all in leave1out.csv).", histogram_label="Leave-one-out estimates")  # fmt: skip
+    return draw_forest(_table_rows(table, "−"), **common)
 
 
 def forest(yi, vi, slab=None, fit=None, measure="GEN", method="REML", test="z", level=95, title="", labels=None):

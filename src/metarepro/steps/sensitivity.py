@@ -15,6 +15,7 @@ import pandas as pd
 
 from .. import bias, influence
 from ..analysis import Settings
+from ..limits import FIGURE_MAX_ROWS, PERMUTATION_MAX_K, REFIT_MAX_K
 from ..metareg import design_matrix, rma_mods
 from ..permutation import permutest
 from ..plots import baujat_plot, bubble_plot, cumulative_forest_plot, funnel_plot, leave1out_plot, subgroup_forest_plot
@@ -67,26 +68,38 @@ def figure_labels(config: dict) -> dict:
     return {**config.get("defaults", {}).get("labels", {}), **config["analysis"].get("labels", {})}
 
 
-def diagnostics(rows: pd.DataFrame, settings: Settings, order_column: str = "year", labels=None) -> Outputs:
+def refits_note(k: int, limit: int = REFIT_MAX_K) -> str:
+    """Why the case diagnostics of k > ``limit`` studies are not computed (in their tables, figures and the report)."""
+    return (f"leave-one-out, influence, Baujat and cumulative analyses not computed for k > {limit:,} "
+            f"(here k = {k:,}): each refits the model k times")  # fmt: skip
+
+
+def diagnostics(rows: pd.DataFrame, settings: Settings, order_column: str = "year", labels=None,
+                refit_max_k: int = REFIT_MAX_K, max_rows: int = FIGURE_MAX_ROWS) -> Outputs:  # fmt: skip
     """Leave-one-out, influence (with Baujat coordinates) and cumulative meta-analysis.
 
     With one study there is nothing to leave out: the tables are empty, the figures say so, and
-    ``record["note"]`` gives the reason (metafor stops with "k = 1").
+    ``record["note"]`` gives the reason (metafor stops with "k = 1"). With more than ``refit_max_k`` studies
+    (:data:`~metarepro.limits.REFIT_MAX_K`) they are not computed: each table is one row whose ``note`` says why,
+    and so do the figures. Figures of more than ``max_rows`` rows take their summary form (see :mod:`.plots.forest`).
     """
-    if len(rows) < 2:
-        note = f"case diagnostics need k >= 2 studies; this analysis has k = {len(rows)}"
-        ident, fits = ["line", "study_id", "study"], list(FIT_COLUMNS)
-        columns = {"leave1out": ident + fits, "influence": ident + INFLUENCE_COLUMNS, "cumulative": ["added",
-                   *ident, *fits]}  # fmt: skip
-        tables = {name: pd.DataFrame(columns=columns[name]) for name in DIAGNOSTIC_TABLES}
+    ident, fits = ["line", "study_id", "study"], list(FIT_COLUMNS)
+    columns = {"leave1out": ident + fits, "influence": ident + INFLUENCE_COLUMNS, "cumulative": ["added", *ident,
+               *fits]}  # fmt: skip
+    if len(rows) < 2 or len(rows) > refit_max_k:
+        too_few = len(rows) < 2
+        note = (f"case diagnostics need k >= 2 studies; this analysis has k = {len(rows)}" if too_few
+                else refits_note(len(rows), refit_max_k))  # fmt: skip
+        tables = {name: pd.DataFrame(columns=columns[name]) if too_few else
+                  pd.DataFrame({**{c: [np.nan] for c in columns[name]}, "note": [note]}) for name in DIAGNOSTIC_TABLES}
         figures = {name: _note_figure(note) for name in DIAGNOSTIC_FIGURES}
         return Outputs(tables, _dependence_note(rows, {"note": note}), figures)
     yi, vi = rows["yi"].to_numpy(), rows["vi"].to_numpy()
     args = {"method": settings.method, "test": settings.test, "level": settings.level}
     labels_of_rows = rows["study"].astype(str).to_list()
-    loo = influence.leave1out(yi, vi, **args)
     inf = influence.influence(yi, vi, **args)
-    bj = influence.baujat(yi, vi, **args)
+    loo = inf.leave1out  # the same refits as influence.leave1out(yi, vi, **args): fitted once, used thrice
+    bj = influence.baujat(yi, vi, **args, influence=inf)
     # the sort key (e.g. year, 2001a after 2001); a sheet without that column keeps its own row order
     key, unordered = order_key(rows[order_column]) if order_column in rows else (None, [])
     cum = influence.cumul(yi, vi, order=key, **args)
@@ -116,7 +129,8 @@ def diagnostics(rows: pd.DataFrame, settings: Settings, order_column: str = "yea
     )
     cum_table = pd.concat([ident.iloc[cum.order].reset_index(drop=True), _fit_table(cum)], axis=1)
     cum_table.insert(0, "added", np.arange(1, len(rows) + 1))
-    common = {"measure": settings.measure, "labels": labels, "level": settings.level, "method": settings.method}
+    common = {"measure": settings.measure, "labels": labels, "level": settings.level, "method": settings.method,
+              "max_rows": max_rows}  # fmt: skip
     figures = {  # drawn from the tables written beside them
         "leave1out": leave1out_plot(loo_table, estimate=inf.fit.estimate, **common),
         "cumulative": cumulative_forest_plot(cum_table, order=(order_column, len(unordered)), **common),
@@ -187,7 +201,8 @@ def publication_bias(rows: pd.DataFrame, settings: Settings, labels=None) -> Out
     if classic is not None:
         record.update({"egger_t": classic.zval, "egger_t_df": classic.dfs, "egger_t_p": classic.pval})
     if rank is not None:
-        record.update({"begg_tau": rank.tau, "begg_p": rank.pval, "begg_exact": rank.exact})
+        record.update({"begg_tau": rank.tau, "begg_p": rank.pval, "begg_exact": rank.exact,
+                       "begg_method": rank.method})  # fmt: skip
     for name in ("Rosenthal", "Orwin", "Rosenberg"):
         fsn = _attempt(skipped, f"fail-safe N ({name})", lambda name=name: bias.fsn(yi, vi, name))
         if fsn is not None:
@@ -267,20 +282,30 @@ def subgroups(rows: pd.DataFrame, settings: Settings, columns: list[str]) -> pd.
     return out.assign(dependence=rows.attrs["dependence_note"]) if rows.attrs.get("dependence_note") else out
 
 
-def subgroup_figure(rows: pd.DataFrame, settings: Settings, column: str, title: str = "", labels=None):
-    """Forest plot with one block and diamond per subgroup of ``column`` and the tests of differences."""
+def subgroup_figure(rows: pd.DataFrame, settings: Settings, column: str, title: str = "", labels=None,
+                    max_rows: int = FIGURE_MAX_ROWS):  # fmt: skip
+    """Forest plot with one block and diamond per subgroup of ``column`` and the tests of differences (without the
+    study rows when there are more than ``max_rows``: see :func:`~metarepro.plots.subgroup_forest_plot`)."""
     given, groups, result = _subgroup_fit(rows, settings, column)
     effects = rows[given].assign(included=True)
     return subgroup_forest_plot(effects, groups[given], result, title=f"{title} by {column}", measure=settings.measure,
-                                labels=labels, level=settings.level)  # fmt: skip
+                                labels=labels, level=settings.level, max_rows=max_rows)  # fmt: skip
+
+
+def permutations_note(k: int, limit: int = PERMUTATION_MAX_K) -> str:
+    return (f"permutation test not computed for k > {limit:,} (here k = {k:,}): it refits the model once per "
+            "permutation")
 
 
 def metaregression(
-    rows: pd.DataFrame, settings: Settings, moderators: list[str], permutations: int = 1000, seed: int = 1
+    rows: pd.DataFrame, settings: Settings, moderators: list[str], permutations: int = 1000, seed: int = 1,
+    permutation_max_k: int = PERMUTATION_MAX_K,
 ) -> pd.DataFrame:
     """The meta-regression on all moderators jointly, with metafor's permutation test: one row per
     coefficient, model statistics repeated on each. Numeric columns enter as they are, text columns as
-    factors. Rows missing a moderator are left out of the model and listed (``left_out_lines``)."""
+    factors. Rows missing a moderator are left out of the model and listed (``left_out_lines``). With more than
+    ``permutation_max_k`` rows in the model (:data:`~metarepro.limits.PERMUTATION_MAX_K`) the permutation test
+    is skipped and ``permutation_note`` says so."""
     frame = _moderator_values(rows, moderators)
     complete = frame.notna().all(axis=1).to_numpy()
     used, X = rows[complete], design_matrix(frame[complete], moderators)
@@ -293,6 +318,9 @@ def metaregression(
         )
     yi, vi = used["yi"].to_numpy(), used["vi"].to_numpy()
     fit = rma_mods(yi, vi, X.astype(float), settings.method, settings.test, settings.level)
+    skip_permutations = bool(permutations) and len(yi) > permutation_max_k
+    if skip_permutations:
+        permutations = 0
     perm = permutest(yi, vi, X.to_numpy(dtype=float), settings.method, settings.test, settings.level,
                      iter=permutations, seed=seed) if permutations else None  # fmt: skip
     table = fit.coefficients().reset_index(names="coefficient")
@@ -307,6 +335,8 @@ def metaregression(
         QE=fit.QE, QE_df=fit.QE_df, QE_p=fit.QE_p, I2=fit.I2,
         **_left_out(rows, ~complete),
     )  # fmt: skip
+    if skip_permutations:
+        table["permutation_note"] = permutations_note(len(yi), permutation_max_k)
     return table.assign(dependence=rows.attrs["dependence_note"]) if rows.attrs.get("dependence_note") else table
 
 
