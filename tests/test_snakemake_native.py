@@ -45,6 +45,7 @@ def test_snakemake_report_holds_every_figure_and_table(default_run):
 RULE_RESOURCES = """
 import json, sys
 from pathlib import Path
+from types import SimpleNamespace
 from snakemake.api import SnakemakeApi
 from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings, StorageSettings
 
@@ -53,7 +54,15 @@ with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
                             StorageSettings(), snakefile=Path(sys.argv[1]), workdir=Path("."))
     workflow.list_rules()
     rules = workflow._workflow.rules  # the parsed rules (no public API lists a rule's resources)
-    print(json.dumps({r.name: {k: v.value for k, v in r.resources.items() if k in ("mem_mb", "runtime")}
+
+    def value(rule, resource):
+        if not resource.is_evaluable():
+            return resource.value
+        # sized from the rule's input (an analysis's sheet), as Snakemake evaluates it for the job
+        size = sum(Path(f).stat().st_size for f in rule.input) / 1024**2
+        return resource.evaluate(wildcards={}, input=SimpleNamespace(size_mb=size)).value
+
+    print(json.dumps({r.name: {k: value(r, v) for k, v in r.resources.items() if k in ("mem_mb", "runtime")}
                       for r in rules}))
 """
 
