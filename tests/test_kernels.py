@@ -159,6 +159,10 @@ def test_each_kernel_on_random_arrays():
             out[f"sums{level}"] = np.full((n, 9), np.nan)
             sums = out[f"sums{level}"]
             _batch._weighted_sums(batch.y, batch.v, batch.mask, out["top"], rows, tau2[rows], level, sums)
+        grid = tau2[rows, None] * 10.0 ** np.linspace(-6, 3, 7)  # the global scan's profile, both likelihoods
+        for reml in (False, True):
+            out[f"profile{reml}"] = np.empty(grid.shape)
+            _batch._loglik_profile(batch.y, batch.v, batch.mask, out["top"], rows, grid, reml, out[f"profile{reml}"])
         r = np.random.default_rng(3)  # the same Newton inputs for both modes
         x = 10.0 ** r.uniform(-6, 2, B)
         lo = np.where(r.random(B) < 0.5, -1.0, x * r.uniform(0, 1, B))
