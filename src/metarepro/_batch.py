@@ -267,71 +267,90 @@ def _weighted_sums(y, v, mask, top_of, rows, tau2, level, out):
             out[j, 8] = log_det - np.log(product)
 
 
-@kernel(lambda y, v, mask, top_of, rows, grid, *_: rows.size * grid.shape[1] * y.shape[1])
-def _loglik_profile(y, v, mask, top_of, rows, grid, reml, out):
+def _profile_work(y, v, mask, top_of, rows, grid, reml, by_column, out):
+    cells = rows.size * grid.shape[1]
+    if by_column:  # per study column ~10 NumPy calls over all cells (~20 us + 15 ns a cell), then logs a cell
+        return y.shape[1] * (6 + cells // 200) + cells
+    return cells * y.shape[1]
+
+
+@kernel(_profile_work)
+def _loglik_profile(y, v, mask, top_of, rows, grid, reml, by_column, out):
     """out[j, g] = −2 × the (restricted) log-likelihood without its constant, of row rows[j] at τ² = grid[j, g]:
-    Σlog(v + τ²) + Q, plus log S for REML (see tau2.loglik). A lean pass for the global scan of the likelihood,
-    the grid innermost (so that it vectorizes): Q = Σwd² − (Σwd)²/S with d = y − y_ref (the study of largest
-    weight, as in :func:`_weighted_sums`), one sweep, and Σlog(v + τ²) as the log of products of as many
-    factors as cannot overflow (each factor lies between min v + min τ² and max v + max τ²). math.log, not
-    np.log: NumPy's own log differs from the C library's (which numba calls) in ~1 of 100,000 last bits."""
-    n_grid = grid.shape[1]
-    s = np.empty(n_grid)
-    swd = np.empty(n_grid)
-    swd2 = np.empty(n_grid)
-    product = np.empty(n_grid)
-    log_det = np.empty(n_grid)
-    for j in range(rows.size):
-        b = rows[j]
-        ref = y[b, top_of[b]]
-        low, high = np.inf, 0.0
-        for i in range(y.shape[1]):
-            if mask[b, i]:
-                low = min(low, v[b, i])
-                high = max(high, v[b, i])
-        t_low, t_high = np.inf, 0.0
+    Σlog(v + τ²) + Q, plus log S for REML (see tau2.loglik). A lean pass for the global scan of the likelihood:
+    Q = Σwd² − Σwd·(Σwd/S) with d = y − y_ref (the study of largest weight, as in :func:`_weighted_sums`), one
+    sweep, and Σlog(v + τ²) as the log of products of ``chunk`` factors at a time, as many as cannot overflow
+    (each lies between min v + min τ² and max v + max τ² of the call).
+
+    Two loop orders with the same operations in the same order per (row, τ²), so the same bits: ``by_column``
+    sweeps the study columns, each as NumPy operations over all rows and grid points (what runs fast as Python);
+    otherwise row by row, the grid innermost (what runs fast compiled). Padding adds w = 0 and a factor 1 (exact).
+    math.log, not np.log: NumPy's own log differs from the C library's (which numba calls) in ~1 of 100,000
+    last bits."""
+    n_rows, n_grid, n_cols = rows.size, grid.shape[1], y.shape[1]
+    if n_rows * n_grid == 0:
+        return
+    used_v = v[rows] * mask[rows]  # 0 on padding
+    low = np.where(mask[rows], used_v, np.inf).min()
+    bits = max(abs(math.log2(low + grid.min())), abs(math.log2(used_v.max() + grid.max())), 1.0)
+    chunk = max(1, int(1000.0 / bits))  # 2^±1000 stays clear of overflow and of subnormals
+    s = np.zeros((n_rows, n_grid))
+    swd = np.zeros((n_rows, n_grid))
+    swd2 = np.zeros((n_rows, n_grid))
+    product = np.ones((n_rows, n_grid))
+    log_det = np.zeros((n_rows, n_grid))
+    ref = np.empty(n_rows)
+    for j in range(n_rows):
+        ref[j] = y[rows[j], top_of[rows[j]]]
+    if by_column:
+        for i in range(n_cols):
+            used = mask[rows, i].reshape(n_rows, 1)
+            f = np.where(used, v[rows, i].reshape(n_rows, 1) + grid, 1.0)
+            w = np.where(used, 1.0 / f, 0.0)
+            d = (y[rows, i] - ref).reshape(n_rows, 1)
+            s += w
+            wd = w * d
+            swd += wd
+            swd2 += wd * d
+            product *= f
+            if (i + 1) % chunk == 0:
+                for j in range(n_rows):
+                    for g in range(n_grid):
+                        log_det[j, g] += math.log(product[j, g])
+                        product[j, g] = 1.0
+    else:
+        for j in range(n_rows):
+            b = rows[j]
+            for i in range(n_cols):
+                if mask[b, i]:
+                    d = y[b, i] - ref[j]
+                    for g in range(n_grid):
+                        f = v[b, i] + grid[j, g]
+                        wi = 1.0 / f
+                        s[j, g] += wi
+                        wd = wi * d
+                        swd[j, g] += wd
+                        swd2[j, g] += wd * d
+                        product[j, g] *= f
+                if (i + 1) % chunk == 0:
+                    for g in range(n_grid):
+                        log_det[j, g] += math.log(product[j, g])
+                        product[j, g] = 1.0
+    for j in range(n_rows):
         for g in range(n_grid):
-            t_low = min(t_low, grid[j, g])
-            t_high = max(t_high, grid[j, g])
-        bits = max(abs(math.log2(low + t_low)), abs(math.log2(high + t_high)), 1.0)
-        chunk = max(1, int(1000.0 / bits))  # 2^±1000 stays clear of overflow and of subnormals
-        for g in range(n_grid):
-            s[g] = 0.0
-            swd[g] = 0.0
-            swd2[g] = 0.0
-            product[g] = 1.0
-            log_det[g] = 0.0
-        count = 0
-        for i in range(y.shape[1]):
-            if not mask[b, i]:
-                continue
-            vi = v[b, i]
-            d = y[b, i] - ref
-            for g in range(n_grid):
-                f = vi + grid[j, g]
-                wi = 1.0 / f
-                s[g] += wi
-                wd = wi * d
-                swd[g] += wd
-                swd2[g] += wd * d
-                product[g] *= f
-            count += 1
-            if count == chunk:
-                for g in range(n_grid):
-                    log_det[g] += math.log(product[g])
-                    product[g] = 1.0
-                count = 0
-        for g in range(n_grid):
-            total = log_det[g] + math.log(product[g]) + swd2[g] - swd[g] * swd[g] / s[g]
-            out[j, g] = total + math.log(s[g]) if reml else total
+            total = log_det[j, g] + math.log(product[j, g]) + swd2[j, g] - swd[j, g] * (swd[j, g] / s[j, g])
+            out[j, g] = total + math.log(s[j, g]) if reml else total
 
 
 def loglik_profile(batch, grid, rows, reml):
     """−2 × the (restricted) log-likelihood, up to a constant per row, of the analyses ``rows`` at the τ² values
-    ``grid`` (one row of τ² values per analysis), by :func:`_loglik_profile`."""
+    ``grid`` (one row of τ² values per analysis), by :func:`_loglik_profile`: column by column while the kernel
+    runs as Python (unless the studies are many), else row by row."""
     out = np.empty(grid.shape)
     grid = np.ascontiguousarray(grid, dtype=float)
-    _loglik_profile(batch.y, batch.v, batch.mask, batch.top(), np.ascontiguousarray(rows), grid, reml, out)
+    by_column = _loglik_profile.compiled is None and 4 * batch.y.shape[1] <= PYTHON_CALL
+    args = (batch.y, batch.v, batch.mask, batch.top(), np.ascontiguousarray(rows), grid, reml, by_column, out)
+    _loglik_profile(*args)
     return out
 
 

@@ -11,9 +11,17 @@ Methods (metafor names and defaults, see shared/reference/metafor_internals.md �
 * ``HS``   Hunter–Schmidt: (Q_E − k) / Σw.
 * ``SJ``   Sidik–Jonkman: τ₀²·Q(W(τ₀²))/(k−1), τ₀² = Σ(y−ȳ)²/k.
 * ``PM``   Paule–Mandel: the root of Q(W(τ²)) = k−1 (0 if Q(W(0)) < k−1).
-* ``ML``, ``REML``: the root of the (restricted) likelihood score equation nearest metafor's start (the
-  HE estimate floored at 0), a maximum (checked), or the boundary τ² = 0 where the score is ≤ 0 there;
-  then metafor's check that the likelihood at τ² = 0 is not higher (see :func:`maximize_likelihood`).
+* ``ML``, ``REML``: the global maximum of the (restricted) likelihood over τ² ≥ 0. First metafor's answer:
+  the root of the score equation nearest metafor's start (the HE estimate floored at 0), a maximum
+  (checked), or the boundary τ² = 0 where the score is ≤ 0 there; then metafor's check that the likelihood
+  at τ² = 0 is not higher (see :func:`maximize_likelihood`). Then the global check (:func:`global_check`):
+  when the vᵢ span orders of magnitude the likelihood can have several maxima (or be higher inside while the
+  score is negative at 0), and a single start, metafor's included, may stop at a lower one. The
+  log-likelihood is scanned at ``GRID_PER_DECADE`` = 3 log-spaced τ² per decade from ``GRID_FLOOR`` = 0.01
+  × min vᵢ up to a τ² above which the score is provably negative (:func:`score_negative_above`); every other
+  peak of the scan is refined by the same solver, and a maximum higher by more than ``ll0_tol``·(1 + |ll|)
+  replaces the answer. ``Tau2Estimate.local_tau2`` (and a warning in ``rma``) names a lower maximum where
+  there is one. A fit whose answer is already the global maximum is unchanged to the bit.
 * ``EB``   empirical Bayes. Its estimating equation k/(k−1)·Q(W(τ²)) = k is, for the intercept-only
   model, the PM equation, so it is solved by the same bracketed root finder. metafor iterates Fisher
   scoring to the same point, but that iteration can oscillate (with variances 1e-4 and 10 it wanders
