@@ -5,9 +5,10 @@ Expected values: tests/reference/global_max_reference.json, written by generate_
 metafor 3.8-1): per case and method, the converged ``rma()`` fit (threshold = tol = 1e-13) with the highest
 logLik over many starting values (0, metafor's default, a log grid of 4 starts per decade), and metafor's
 default fit. The corpus: 12 random cases where metafor's default ML start stops at a false boundary, 5 where
-the REML one stops at a lower maximum, 10 ordinary random cases (hard for neither), and dat.bcg's first 6
-studies by year (where metafor's default ML start stops at τ² ≈ 2e-14). Property tests compare with a dense
-grid of the likelihood (closed form, metarepro.tau2.loglik / metareg.loglik).
+the REML one stops at a lower maximum, 10 ordinary random cases (hard for neither), dat.bcg's first 6 studies
+by year (where metafor's default ML start stops at τ² ≈ 2e-14) and the default pipeline's IL-10 mean differences
+(where its default REML start stops at τ² = 2605.7; the global maximum is at 0.487). Property tests compare with
+a dense grid of the likelihood (closed form, metarepro.tau2.loglik / metareg.loglik).
 
 Tolerances (tests/tolerances.py): τ² is a root solved here to ~1e-14 and by metafor's Fisher scoring to an
 absolute step of 1e-13, so ITERATIVE; the estimate, its se and CI are smooth functions of τ², so ITERATIVE too.

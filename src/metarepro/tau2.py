@@ -292,8 +292,8 @@ def scan_points(tau2, unit, top):
 def global_check(score, loglik_at, profile, tau2, unit, top, cap, control, valid, iterations):
     """Replace (in place) each local maximum ``tau2`` by the global one over τ² ≥ 0; returns a lower local
     maximum where one was seen (NaN elsewhere: the replaced one, else the highest other maximum the scan
-    found) and where ``tau2`` was replaced. ``iterations`` gets the steps of the refinement that replaced it (a refinement that found nothing
-    higher leaves the fit as it was, its iterations too).
+    found) and where ``tau2`` was replaced. ``iterations`` gets the steps of the refinement that replaced it
+    (a refinement that found nothing higher leaves the fit as it was, its iterations too).
 
     The (restricted) likelihood in τ² can have more than one maximum when the vᵢ span orders of magnitude;
     a search from one start (metafor's rma(), and the solver above) then may stop at a lower one, or at the

@@ -10,7 +10,8 @@
 # for a method when that grid's maximum exceeds the log-likelihood of metafor's default fit by more than 1e-6.
 # The corpus keeps the first N_HARD_ML hard ML cases, the first N_HARD_REML hard REML cases and the first
 # N_ORDINARY cases that are hard for neither, plus dat.bcg (log risk ratios) ordered by year, its first 6
-# studies: the cumulative fit at which metafor's default ML start stops at tau2 ~ 0.
+# studies (the cumulative fit at which metafor's default ML start stops at tau2 ~ 0), and the default pipeline's
+# IL-10 mean differences (where its default REML start stops at a lower maximum).
 #
 # Reference per case and method: rma(yi, vi, method, control = list(tau2.init = s, threshold = 1e-13,
 # tol = 1e-13, maxiter = 10000)) for every start s in {0, the default (no tau2.init), a log grid of 4 starts per
@@ -120,9 +121,15 @@ n_screened <- i
 
 bcg <- escalc(measure = "RR", ai = tpos, bi = tneg, ci = cpos, di = cneg, data = dat.bcg)
 bcg <- bcg[order(bcg$year), ][1:6, ]
+# the default pipeline's IL-10 mean differences (results/il10_md/effects.csv: the 4 included rows, yi and vi as
+# the pipeline computes them from data/raw, written with 17 significant digits): metafor's default REML start
+# stops at tau2 = 2605.7 (logLik -16.72), the global maximum is at tau2 = 0.487 (logLik -12.81)
+il10 <- list(yi = c(-1.5, 141.03901925, -0.15000000000000002, -1.2376809090909093),
+             vi = c(0.008144614443084456, 1639.4948556213642, 0.04359853801169591, 0.08138134098066767))
 cases <- c(hard_ml, hard_reml, ordinary,
            list(list(name = "bcg_logRR_first6_by_year", yi = as.numeric(bcg$yi), vi = as.numeric(bcg$vi),
-                     kind = "dataset")))
+                     kind = "dataset"),
+                list(name = "pipeline_il10_md", yi = il10$yi, vi = il10$vi, kind = "dataset")))
 
 out <- list()
 for (case in cases) {
