@@ -290,9 +290,16 @@ def _loglik_profile(y, v, mask, top_of, rows, grid, reml, by_column, out):
     n_rows, n_grid, n_cols = rows.size, grid.shape[1], y.shape[1]
     if n_rows * n_grid == 0:
         return
-    used_v = v[rows] * mask[rows]  # 0 on padding
-    low = np.where(mask[rows], used_v, np.inf).min()
-    bits = max(abs(math.log2(low + grid.min())), abs(math.log2(used_v.max() + grid.max())), 1.0)
+    if by_column:  # the least and largest v used (exact either way)
+        low, high = np.where(mask[rows], v[rows], np.inf).min(), np.where(mask[rows], v[rows], 0.0).max()
+    else:
+        low, high = np.inf, 0.0
+        for j in range(n_rows):
+            for i in range(n_cols):
+                if mask[rows[j], i]:
+                    low = min(low, v[rows[j], i])
+                    high = max(high, v[rows[j], i])
+    bits = max(abs(math.log2(low + grid.min())), abs(math.log2(high + grid.max())), 1.0)
     chunk = max(1, int(1000.0 / bits))  # 2^±1000 stays clear of overflow and of subnormals
     s = np.zeros((n_rows, n_grid))
     swd = np.zeros((n_rows, n_grid))
