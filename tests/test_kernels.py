@@ -159,6 +159,16 @@ def test_each_kernel_on_random_arrays():
             out[f"sums{level}"] = np.full((n, 9), np.nan)
             sums = out[f"sums{level}"]
             _batch._weighted_sums(batch.y, batch.v, batch.mask, out["top"], rows, tau2[rows], level, sums)
+        grid = tau2[rows, None] * 10.0 ** np.linspace(-6, 3, 7)  # the global scan's profile: both likelihoods,
+        for reml in (False, True):  # both loop orders (their bits must agree too: compared below)
+            for by_column in (False, True):
+                out[f"profile {reml} {by_column}"] = profile = np.empty(grid.shape)
+                _batch._loglik_profile(batch.y, batch.v, batch.mask, out["top"], rows, grid, reml, by_column, profile)
+                # variances of 1e±250: one factor per product before its log (chunk = 1)
+                extreme = _batch.Batch.from_arrays(yi[:50], 10.0 ** np.where(vi[:50] < 1, -250.0, 250.0))
+                out[f"extreme {reml} {by_column}"] = profile = np.empty((50, 3))
+                _batch._loglik_profile(extreme.y, extreme.v, extreme.mask, extreme.top(), np.arange(50),
+                                       np.tile([0.0, 1.0, 1e200], (50, 1)), reml, by_column, profile)  # fmt: skip
         r = np.random.default_rng(3)  # the same Newton inputs for both modes
         x = 10.0 ** r.uniform(-6, 2, B)
         lo = np.where(r.random(B) < 0.5, -1.0, x * r.uniform(0, 1, B))
@@ -177,4 +187,9 @@ def test_each_kernel_on_random_arrays():
         out["newton"] = state
         return out
 
-    assert_same_bits(run("python", calls), run("numba", calls))
+    python, numba = run("python", calls), run("numba", calls)
+    assert_same_bits(python, numba)
+    for reml in (False, True):
+        assert_same_bits(python[f"profile {reml} False"], python[f"profile {reml} True"])
+        assert_same_bits(python[f"extreme {reml} False"], python[f"extreme {reml} True"])
+        assert np.isfinite(python[f"extreme {reml} False"]).all()

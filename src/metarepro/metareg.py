@@ -22,7 +22,9 @@ maker P = W − WX(XᵀWX)⁻¹XᵀW is S(I − QQᵀ)S, so (h = row sums of Q²
   Q(W(τ²)) = k − p, the PM equation. That iteration can oscillate, so EB is solved like PM.
 * ``ML``/``REML`` the root of metafor's score equation (yᵀP²y − Σw for ML, yᵀP²y − tr P for REML) nearest
   metafor's start (the HE estimate floored at 0), then the ll(0) check (τ² = 0 if the likelihood at 0 is higher
-  by more than ``control.ll0_tol`` and 0 is itself a maximum).
+  by more than ``control.ll0_tol`` and 0 is itself a maximum), then the global check of
+  :func:`metarepro.tau2.maximize_likelihood` (the global maximum over τ² ≥ 0; where the likelihood has more
+  than one local maximum, ``tau2_local`` holds a lower one, where metafor may stop).
 
 Every iterative τ² is solved by the same safeguarded Newton as the intercept-only model
 (:func:`metarepro._batch.solve_decreasing`: bracketed, scale-free stopping, an iteration cap, a checked
@@ -55,7 +57,7 @@ from ._batch import EPS, solve_decreasing
 from ._spellings import metafor_spellings
 from .printing import Printable
 from .rma import TESTS, check_options
-from .tau2 import SEARCH_CAP, Control, maximize_likelihood, q_terms
+from .tau2 import SEARCH_CAP, Control, maximize_likelihood, q_terms, score_negative_above
 
 EVTOL = 1e-7  # metafor's rank check: an eigenvalue of XᵀX at or below this means X is not of full rank
 INTERCEPT = "intrcpt"
@@ -209,10 +211,12 @@ class _Tau2:
     tau2: np.ndarray
     converged: np.ndarray
     iterations: np.ndarray
+    local_tau2: np.ndarray | None = None  # ML/REML: the lower local maximum the global check replaced (else NaN)
 
 
-def _he(data):
-    ols = _WLS.fit(data.X, data.ymc, data.mask.astype(float))
+def _he(data, ols=None):
+    """HE; ``ols``: the unweighted fit of the centred y, if the caller has it."""
+    ols = _WLS.fit(data.X, data.ymc, data.mask.astype(float)) if ols is None else ols
     tr_p0v = (data.v * (1 - ols.h) * data.mask).sum(axis=-1)
     return (ols.rss - tr_p0v) / (data.k - data.p)
 
@@ -268,16 +272,19 @@ def loglik(data, tau2, reml):
 
 def _maximum_likelihood(method, data, control):
     """metafor's ML/REML estimate (start HE floored at 0, ll(0) check), solved as tau2.maximize_likelihood."""
-    start = np.maximum(0.0, np.nan_to_num(_he(data)))
+    ols = _WLS.fit(data.X, data.ymc, data.mask.astype(float))
+    start = np.maximum(0.0, np.nan_to_num(_he(data, ols)))
     f0 = _score_terms(method, _at(data, np.zeros(start.shape)))[0]
     unit, cap = _unit_cap(data)
     reml = method == "REML"
+    vmax = np.where(data.mask, data.v, 0.0).max(axis=-1)
+    top = score_negative_above(unit, vmax, ols.rss, data.k, data.p if reml else 0)
     est = maximize_likelihood(
         lambda x, rows: _score_terms(method, _at(data.subset(rows), x)),
         lambda t, rows: (loglik(data.subset(rows), t, reml), None), start, f0, unit, cap, control,
-        np.ones(start.shape, bool),
+        np.ones(start.shape, bool), top=top,
     )  # fmt: skip
-    return _Tau2(est.tau2, est.converged, est.iterations)
+    return _Tau2(est.tau2, est.converged, est.iterations, est.local_tau2)
 
 
 def _estimate_tau2(data, method, control):
@@ -298,7 +305,8 @@ def _estimate_tau2(data, method, control):
             fe = _at(data, np.zeros(n))
             raw = (fe.rss - (data.k - data.p)) / fe.tr_p if method == "DL" else (fe.rss - data.k) / fe.w.sum(axis=-1)
         est = _Tau2(raw, np.ones(n, dtype=bool), np.zeros(n, dtype=int))
-    return _Tau2(np.maximum(0.0, est.tau2), est.converged, est.iterations)
+    local = np.full(n, np.nan) if est.local_tau2 is None else est.local_tau2
+    return _Tau2(np.maximum(0.0, est.tau2), est.converged, est.iterations, local)
 
 
 def _tau2_se(data, method, tau2):
@@ -337,7 +345,7 @@ def _tau2_se(data, method, tau2):
 
 FIELDS = (
     "k", "beta", "se", "zval", "pval", "ci_low", "ci_high", "vb", "tau2", "tau2_se", "QE", "QE_df", "QE_p",
-    "QM", "QM_df", "QM_p", "I2", "H2", "R2", "s2", "converged", "iterations",
+    "QM", "QM_df", "QM_p", "I2", "H2", "R2", "s2", "converged", "iterations", "tau2_local",
 )  # fmt: skip
 
 
@@ -378,6 +386,9 @@ class MetaregResult(Printable):
     s2: np.ndarray
     converged: np.ndarray
     iterations: np.ndarray
+    # ML/REML: where the likelihood has more than one local maximum, a lower one (tau2 is the global one), where
+    # metafor's rma() may stop from its default start; else NaN
+    tau2_local: np.ndarray = field(repr=False, default=None)
 
     def __getitem__(self, i):
         """The i-th fit of a batch."""
@@ -540,7 +551,7 @@ def _fit(yi, vi, X, method, test, level, control, btt, with_r2):
         beta=beta, se=se, zval=zval, pval=pval, ci_low=beta - crit * se, ci_high=beta + crit * se, vb=vb,
         tau2=tau2, tau2_se=_tau2_se(data, method, tau2), QE=qe, QE_df=df, QE_p=qe_p,
         QM=qm, QM_df=qm_df, QM_p=qm_p, I2=i2, H2=h2, R2=r2, s2=s2,
-        converged=est.converged, iterations=est.iterations,
+        converged=est.converged, iterations=est.iterations, tau2_local=est.local_tau2,
     )  # fmt: skip
     return result[0] if single else result
 

@@ -13,7 +13,8 @@ and says so in ``warnings``.
 ``warnings`` (a tuple of messages per fit) reports what a reader must know: the z fallback, a τ² or
 τ² CI bound that did not converge, a Q-profile bound not found below the search limit (then also
 ``tau2_ci_low_capped`` / ``tau2_ci_high_capped``: the bound is that limit, i.e. "> x"), an ML/REML/PM/EB
-estimate on the boundary τ² = 0.
+estimate on the boundary τ² = 0, an ML/REML likelihood with more than one local maximum (the global one is
+reported; the message names a lower one, where metafor's ``rma()`` may stop; see :mod:`metarepro.tau2`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ def per_df(fn, df, *args):
 
 
 KNHA_K1 = 'Setting argument test="z" since k=1.'  # metafor's words
+GLOBAL_MAXIMUM = (
+    "the {method} likelihood has more than one local maximum: the global one over tau2 >= 0 is reported; "
+    "a lower one, where metafor's rma() may stop (from its default start), is at {{local:.6g}}"
+)
 
 
 TESTS = ("z", "knha")
@@ -127,7 +132,8 @@ def check_options(method, test, level):
 def _warnings(method, test, k, est, het, tau2_ci, maxiter):
     """The messages of each fit (see the module docstring); an object array of tuples.
 
-    Fits with the same conditions share one tuple; only a capped bound's message names its row's value.
+    Fits with the same conditions share one tuple; only a capped bound's and the global check's messages name
+    their row's value.
     """
     low, high = tau2_ci
     boundary = "Q(0) <= k - 1: no positive root" if method in ("PM", "EB") else "the maximum is on the boundary"
@@ -139,7 +145,9 @@ def _warnings(method, test, k, est, het, tau2_ci, maxiter):
         (het.tau2_ci_high_capped, "tau2 CI upper bound not found below the search limit: reported as > {high:.6g}"),
         (est.boundary, f"tau2 = 0 ({method}): {boundary}"),
         (est.higher_near_zero, f"the {method} likelihood at tau2 = 0 is higher than at the maximum found (0 is none)"),
+        (np.isfinite(est.local_tau2), GLOBAL_MAXIMUM.format(method=method)),
     )  # fmt: skip
+    formatted = 0b10011000  # the conditions whose message names its row's value
     code = np.zeros(k.shape, dtype=np.int64)
     for bit, (mask, _) in enumerate(conditions):
         code |= np.asarray(mask, dtype=np.int64) << bit
@@ -148,7 +156,8 @@ def _warnings(method, test, k, est, het, tau2_ci, maxiter):
     for c in np.unique(code[code > 0]):
         texts = tuple(text for bit, (_, text) in enumerate(conditions) if c >> bit & 1)
         for i in np.flatnonzero(code == c):
-            out[i] = tuple(t.format(low=low[i], high=high[i]) for t in texts) if c & 0b11000 else texts
+            values = {"low": low[i], "high": high[i], "local": est.local_tau2[i]}
+            out[i] = tuple(t.format(**values) for t in texts) if c & formatted else texts
     return out
 
 

@@ -11,9 +11,17 @@ Methods (metafor names and defaults, see shared/reference/metafor_internals.md �
 * ``HS``   Hunter–Schmidt: (Q_E − k) / Σw.
 * ``SJ``   Sidik–Jonkman: τ₀²·Q(W(τ₀²))/(k−1), τ₀² = Σ(y−ȳ)²/k.
 * ``PM``   Paule–Mandel: the root of Q(W(τ²)) = k−1 (0 if Q(W(0)) < k−1).
-* ``ML``, ``REML``: the root of the (restricted) likelihood score equation nearest metafor's start (the
-  HE estimate floored at 0), a maximum (checked), or the boundary τ² = 0 where the score is ≤ 0 there;
-  then metafor's check that the likelihood at τ² = 0 is not higher (see :func:`maximize_likelihood`).
+* ``ML``, ``REML``: the global maximum of the (restricted) likelihood over τ² ≥ 0. First metafor's answer:
+  the root of the score equation nearest metafor's start (the HE estimate floored at 0), a maximum
+  (checked), or the boundary τ² = 0 where the score is ≤ 0 there; then metafor's check that the likelihood
+  at τ² = 0 is not higher (see :func:`maximize_likelihood`). Then the global check (:func:`global_check`):
+  when the vᵢ span orders of magnitude the likelihood can have several maxima (or be higher inside while the
+  score is negative at 0), and a single start, metafor's included, may stop at a lower one. The
+  log-likelihood is scanned at ``GRID_PER_DECADE`` = 3 log-spaced τ² per decade from ``GRID_FLOOR`` = 0.01
+  × min vᵢ up to a τ² above which the score is provably negative (:func:`score_negative_above`); every other
+  peak of the scan is refined by the same solver, and a maximum higher by more than ``ll0_tol``·(1 + |ll|)
+  replaces the answer. ``Tau2Estimate.local_tau2`` (and a warning in ``rma``) names a lower maximum where
+  there is one. A fit whose answer is already the global maximum is unchanged to the bit.
 * ``EB``   empirical Bayes. Its estimating equation k/(k−1)·Q(W(τ²)) = k is, for the intercept-only
   model, the PM equation, so it is solved by the same bracketed root finder. metafor iterates Fisher
   scoring to the same point, but that iteration can oscillate (with variances 1e-4 and 10 it wanders
@@ -32,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._batch import EPS, Batch, Root, Weighted, at_tau2, rowwise, solve_decreasing
+from ._batch import EPS, Batch, Root, Weighted, at_tau2, loglik_profile, rowwise, solve_decreasing
 
 METHODS = ("EE", "DL", "REML", "ML", "PM", "SJ", "HE", "HS", "EB")
 
@@ -40,6 +48,11 @@ METHODS = ("EE", "DL", "REML", "ML", "PM", "SJ", "HE", "HS", "EB")
 # (largest vᵢ plus the spread of y): there every weight is equal to 1e-12 and Q is far below any χ² quantile
 # of a CI at levels up to 99.99%, so in exact arithmetic every root lies below it.
 SEARCH_CAP = 1e12
+
+# The global check of an ML/REML maximum scans the likelihood at this many log-spaced τ² per decade, from this
+# multiple of min vᵢ (below it no weight changes by more than 1%) up to where the score is provably negative.
+GRID_PER_DECADE = 3
+GRID_FLOOR = 1e-2
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,7 @@ class Tau2Estimate:
     boundary: np.ndarray | None = None
     higher_near_zero: np.ndarray | None = None
     sums: Weighted | None = None  # the sums at ``tau2`` (all rows), where the search computed them already
+    local_tau2: np.ndarray | None = None  # ML/REML: a lower local maximum, where there is one (else NaN)
 
 
 def _fe(batch):
@@ -182,8 +196,8 @@ def loglik(batch, tau2, reml, wt=None, rows=None):
     return -0.5 * k * np.log(2 * np.pi) - 0.5 * wt.log_det - 0.5 * wt.q
 
 
-def maximize_likelihood(score, loglik_at, start, f0, unit, cap, control, valid, ll0=None):
-    """ML/REML τ²: the maximum of the (restricted) likelihood nearest metafor's start (HE floored at 0).
+def maximize_likelihood(score, loglik_at, start, f0, unit, cap, control, valid, ll0=None, top=None, profile=None):
+    """ML/REML τ²: the global maximum of the (restricted) likelihood over τ² ≥ 0, found from metafor's start.
 
     Shared by the intercept-only model and meta-regression. ``score(x, rows)`` is the score equation
     (for :func:`solve_decreasing`) at x for the analyses ``rows``; ``loglik_at(tau2, rows)`` their
@@ -194,6 +208,13 @@ def maximize_likelihood(score, loglik_at, start, f0, unit, cap, control, valid, 
     likelihood at τ² = 0 is higher by more than ``ll0_tol``, τ² = 0, but only where 0 is itself a
     maximum (f(0) ≤ 0); where it is not (f(0) > 0), the first maximum above 0 is found from 0 and kept
     if its likelihood is higher.
+
+    That is metafor's answer, a local maximum; the global check (:func:`global_check`) then scans the
+    likelihood on a grid up to ``top`` (above which the score is negative, see :func:`score_negative_above`)
+    and replaces it where the likelihood is higher elsewhere. ``local_tau2`` of the result is a lower local
+    maximum where the likelihood has more than one (the replaced one, another the scan found, or 0 where the
+    score is negative at 0), NaN elsewhere. ``profile(grid, rows)``: the log-likelihood up to a constant per
+    analysis at the τ² values ``grid`` (one row per analysis), if faster than ``loglik_at``.
     """
     n = start.shape[0]
     at_boundary = valid & (start == 0) & (f0 <= 0)
@@ -228,7 +249,113 @@ def maximize_likelihood(score, loglik_at, start, f0, unit, cap, control, valid, 
             iterations[climb] += first.iterations
             still = loglik_at(np.zeros(m), climb)[0] - loglik_at(tau2[climb], climb)[0] > control.ll0_tol
             higher_near_zero[climb] = still
-    return Tau2Estimate(tau2, converged, iterations, boundary, higher_near_zero, sums)
+    top = cap if top is None else np.minimum(top, cap)
+    local, moved = global_check(score, loglik_at, profile, tau2, unit, top, cap, control, valid, iterations)
+    converged[moved], boundary[moved], higher_near_zero[moved] = True, False, False
+    # a maximum inside while the score is < 0 at 0: the boundary is a lower local maximum (metafor's rma() stops
+    # there from a start at or near 0)
+    local[np.isnan(local) & valid & (f0 < 0) & (tau2 > 0)] = 0.0
+    return Tau2Estimate(tau2, converged, iterations, boundary, higher_near_zero, sums, local)
+
+
+def score_negative_above(vmin, vmax, rss, k, p):
+    """A τ² above which the ML (``p`` = 0) or REML (``p`` = number of coefficients) score is negative, so
+    that every maximum of the likelihood lies below it; inf where k ≤ p.
+
+    ``rss``: the unweighted residual sum of squares of y (Σ(y − ȳ)² for the intercept-only model). With
+    w = 1/(v + τ²): yᵀP²y ≤ w_max·yᵀPy ≤ w_max²·rss (P's eigenvalues are ≤ w_max, and yᵀPy is the least
+    weighted sum of squares), while Σw ≥ k·w_min and tr P = tr((I − H)W) ≥ (k − p)·w_min. With
+    w_max ≤ 1/τ² and w_min ≥ 1/(v_max + τ²) the score is < rss/τ⁴ − (k − p)/(v_max + τ²), which is < 0 above
+    the positive root of (k − p)τ⁴ − rss·τ² − rss·v_max; returned with a margin of vmin·GRID_FLOOR.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        root = (rss + np.sqrt(rss * rss + 4 * (k - p) * rss * vmax)) / (2 * (k - p))
+    return np.where(k > p, root * (1 + 1e-8) + vmin * GRID_FLOOR, np.inf)
+
+
+def scan_points(tau2, unit, top):
+    """The τ² values of the global scan, one row per analysis: ``tau2``, 0, then the grid: ``GRID_PER_DECADE``
+    log-spaced points per decade (at least; rows of a narrower span get more) from ``GRID_FLOOR``·``unit``
+    (min vᵢ) to ``top``."""
+    low = GRID_FLOOR * unit
+    log_span = np.log(np.maximum(top / low, 1.0))
+    n = max(2, int(np.ceil(GRID_PER_DECADE * log_span.max() / np.log(10))) + 1 if log_span.size else 2)
+    points = np.empty((tau2.size, n + 2))
+    points[:, 0], points[:, 1] = tau2, 0.0
+    grid = points[:, 2:]
+    np.multiply.outer(log_span, np.linspace(0.0, 1.0, n), out=grid)
+    np.exp(grid, out=grid)
+    grid *= low[:, None]
+    return points
+
+
+def global_check(score, loglik_at, profile, tau2, unit, top, cap, control, valid, iterations):
+    """Replace (in place) each local maximum ``tau2`` by the global one over τ² ≥ 0; returns a lower local
+    maximum where one was seen (NaN elsewhere: the replaced one, else the highest other maximum the scan
+    found) and where ``tau2`` was replaced. ``iterations`` gets the steps of the refinement that replaced it
+    (a refinement that found nothing higher leaves the fit as it was, its iterations too).
+
+    The (restricted) likelihood in τ² can have more than one maximum when the vᵢ span orders of magnitude;
+    a search from one start (metafor's rma(), and the solver above) then may stop at a lower one, or at the
+    boundary 0 while the likelihood is higher inside. So the log-likelihood is evaluated at the points of
+    :func:`scan_points` (the grid and 0). Every grid point higher than both grid neighbours (0 below the first; the
+    last counts if higher than the one before) marks a maximum; unless
+    ``tau2`` lies between those neighbours (its own maximum), the score is solved from that point, bracketed
+    by the neighbours where the signs of the score allow; likewise from the highest grid point if it is higher
+    than at ``tau2``. A maximum found replaces ``tau2`` if it converged and its likelihood (computed as
+    everywhere else) is the highest and higher by more than ``ll0_tol``·(1 + |ll|). Where ``tau2`` is the
+    global maximum the result is untouched, to the bit.
+    """
+    n = tau2.shape[0]
+    local, moved = np.full(n, np.nan), np.zeros(n, dtype=bool)
+    scan = np.flatnonzero(valid & (top < np.inf))
+    if scan.size == 0:
+        return local, moved
+    points = scan_points(tau2[scan], unit[scan], top[scan])
+    if profile is None:
+        ll = np.column_stack([loglik_at(points[:, g], scan)[0] for g in range(points.shape[1])])
+    else:
+        ll = profile(points, scan)
+    # grid column g is points[:, 2 + g]; its lower neighbour points[:, 1 + g] (0 for the first)
+    hat = tau2[scan, None]
+    candidate = ll[:, 2:] > ll[:, 1:-1]
+    candidate[:, :-1] &= ll[:, 2:-1] >= ll[:, 3:]
+    candidate[:, :-1] &= (hat <= points[:, 1:-2]) | (hat >= points[:, 3:])  # not tau2's own maximum
+    candidate[:, -1] &= hat[:, 0] <= points[:, -2]
+    best = np.argmax(ll[:, 2:], axis=1)
+    at_hat = ll[:, 0]
+    higher = ll[np.arange(scan.size), 2 + best] - at_hat > control.ll0_tol * (1 + np.abs(at_hat))
+    candidate[np.flatnonzero(higher), best[higher]] = True
+    which, column = np.nonzero(candidate)
+    if which.size == 0:
+        return local, moved
+    rows = scan[which]
+    m = rows.size
+    left, mid = points[which, 1 + column], points[which, 2 + column]
+    last = points.shape[1] - 3
+    right = np.where(column < last, points[which, np.minimum(3 + column, last + 2)], 2 * mid)  # score < 0 above
+    f = score(np.concatenate([left, mid, right]), np.tile(rows, 3))[0]
+    f_left, f_mid, f_right = f[:m], f[m : 2 * m], f[2 * m :]
+    # a bracket (a point of positive score below, one of negative score above) where the grid shows one
+    lo = np.where(f_mid > 0, mid, np.where(f_left > 0, left, -1.0))
+    hi = np.where(f_mid < 0, mid, np.where(f_right < 0, right, np.inf))
+    root = solve_decreasing(
+        lambda x, sub: score(x, rows[sub]), mid, lo, hi, np.ones(m, bool), control.tol, control.maxiter,
+        unit[rows], cap[rows],
+    )  # fmt: skip
+    at_root = np.where(root.converged & ~root.capped, loglik_at(root.x, rows)[0], -np.inf)
+    order = np.lexsort((-at_root, rows))  # per analysis, its highest maximum first
+    first = order[np.r_[True, rows[order][1:] != rows[order][:-1]]]
+    rows, x, at_root, steps = rows[first], root.x[first], at_root[first], root.iterations[first]
+    at_local = loglik_at(tau2[rows], rows)[0]
+    take = at_root - at_local > control.ll0_tol * (1 + np.abs(at_local))
+    lower = ~take & (at_root < at_local - control.ll0_tol * (1 + np.abs(at_local)))
+    local[rows[take]] = tau2[rows[take]]
+    local[rows[lower]] = x[lower]
+    tau2[rows[take]] = x[take]
+    iterations[rows[take]] += steps[take]
+    moved[rows[take]] = True
+    return local, moved
 
 
 def _maximum_likelihood(method, batch, control, fe, start=None):
@@ -244,9 +371,14 @@ def _maximum_likelihood(method, batch, control, fe, start=None):
         sums = at_tau2(batch, tau2, rows, level=2)
         return loglik(batch, tau2, reml, sums, rows), sums
 
+    def profile(grid, rows):
+        return -0.5 * loglik_profile(batch, grid, rows, reml)
+
+    top = score_negative_above(batch.vmin(), batch.vmax(), batch.centred_ss(), batch.k, int(reml))
     return maximize_likelihood(
-        _likelihood_score(method, batch), loglik_at, start, f0, batch.vmin(), search_cap(batch), control, valid, ll0
-    )
+        _likelihood_score(method, batch), loglik_at, start, f0, batch.vmin(), search_cap(batch), control, valid, ll0,
+        top, profile,
+    )  # fmt: skip
 
 
 def estimate_tau2(
@@ -280,7 +412,8 @@ def estimate_tau2(
     boundary = none if est.boundary is None else est.boundary
     near_zero = none if est.higher_near_zero is None else est.higher_near_zero
     sums = est.sums if est.sums is not None and np.array_equal(est.sums.tau2, tau2) else None
-    return Tau2Estimate(tau2, est.converged, est.iterations, boundary, near_zero, sums)
+    local = np.full(n, np.nan) if est.local_tau2 is None else est.local_tau2
+    return Tau2Estimate(tau2, est.converged, est.iterations, boundary, near_zero, sums, local)
 
 
 def tau2_se(batch: Batch, method: str, tau2: np.ndarray, fe=None, wt=None) -> np.ndarray:
