@@ -46,6 +46,9 @@ def analysis_files(name):
     if analysis.get("moderators"):
         tables.append("metareg.csv")
         figures += [f"bubble_{moderator}" for moderator in analysis["moderators"]]
+    if analysis.get("compare_studies"):
+        tables.append("study_level.csv")
+        figures.append("study_level")
     return tables + [f"{fig}.{fmt}" for fig in figures for fmt in FIGURE_FORMATS]
 
 
