@@ -64,7 +64,8 @@ def read_study_values(path, columns: dict | None = None) -> pd.DataFrame:
                 if role not in REQUIRED and names[role] not in raw.columns]  # fmt: skip
     if missing:
         raise SheetError(f"{path}, line {info['header_line']} (header): no column {', '.join(missing)}; the header "
-                         f"has {', '.join(header[:10])}. Name the columns in compare_studies: columns (config/README.md).")
+                         f"has {', '.join(header[:10])}. Name the columns in compare_studies: columns "
+                         "(config/README.md).")
     if not len(raw):
         raise SheetError(f"{path}: the sheet has a header but no rows; add one row per published study.")
     out = pd.DataFrame({"line": lines})

@@ -52,6 +52,12 @@ def analysis_files(name):
     return tables + [f"{fig}.{fmt}" for fig in figures for fmt in FIGURE_FORMATS]
 
 
+def study_level_sheet(name):
+    """The compare_studies sheet of an analysis (a list: empty without one)."""
+    studies = config["analyses"][name].get("compare_studies")
+    return [local(studies["sheet"])] if studies else []
+
+
 # `snakemake --report`: the tables over all analyses and the HTML page under "Overview", each analysis's
 # tables and figures under "Per analysis" (one subcategory per analysis); only the SVG of a figure (the PNG
 # and PDF are the same drawing). Captions: workflow/report/.
@@ -65,6 +71,7 @@ CAPTIONS = {
     "bias": "bias",
     "subgroups": "subgroups",
     "metareg": "metareg",
+    "study_level": "study_level",
 }
 
 

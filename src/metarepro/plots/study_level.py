@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..reproduction import RELATIVE_TOLERANCE, STANDARDIZED_TOLERANCE, _standardized
-from .style import MUTED, POOLED_COLOR, STUDY_COLOR, TEXT, axis_label, fmt, new_figure, tight_layout
+from .style import MUTED, POOLED_COLOR, STUDY_COLOR, TEXT, axis_label, fmt, new_figure
 
 OFFSET = 0.18  # the two estimates of a study sit this far above (published) and below (ours) its row
 
@@ -31,7 +31,8 @@ def study_level_plot(table: pd.DataFrame, measure: str = "SMD", title: str = "",
     each with its CI, and the agreement band around the published one. Every artist of row i carries a gid
     ``row{i}-{part}`` (label, band, published, published-ci, ours, ours-ci, text), as the forest plots do."""
     k = len(table)
-    fig = new_figure((8.0, 1.3 + 0.42 * max(k, 1)))
+    height = 1.5 + 0.42 * max(k, 1)
+    fig = new_figure((9.0, height))
     ax = fig.add_subplot(111)
     values = table[["estimate_published", "ci_low_published", "ci_high_published", "estimate_ours", "ci_low_ours",
                     "ci_high_ours"]].to_numpy(dtype=float)  # fmt: skip
@@ -68,5 +69,6 @@ def study_level_plot(table: pd.DataFrame, measure: str = "SMD", title: str = "",
     ax.set_xlabel(axis_label(measure, labels))
     if title:
         ax.set_title(title, fontsize=TEXT["fontsize"] + 1, loc="left")
-    tight_layout(fig, rect=(0.22, 0.0, 0.72, 1.0))
+    # fixed margins: the study labels on the left, the differences on the right (outside the axes)
+    fig.subplots_adjust(left=0.22, right=0.62, bottom=1.0 / height, top=1 - 0.45 / height)
     return fig
