@@ -647,9 +647,34 @@ def _extras(section: AnalysisSection, max_rows: int = SECTION_MAX_ROWS) -> str:
         elif name == "metareg":
             parts.append(f"<h4>Meta-regression</h4>{_metareg(table)}")
     for name, svg in section.figures.items():
+        if name == "study_level":  # shown with its table by study_level_section
+            continue
         title = FIGURE_TITLES.get(name, name.replace("_", " ").capitalize())
         parts.append(f"<h4>{esc(title)}</h4>{figure_html(svg)}")
     return "".join(parts)
+
+
+STUDY_LEVEL_SHOWN = ["study", "matched_by", "estimate_published", "estimate_ours", "difference", "status",
+                     "suggested_error", "note"]  # fmt: skip
+
+
+def study_level_section(section: AnalysisSection) -> str:
+    """The study-level reproduction (config ``compare_studies``): one sentence with the counts, the figure and the
+    table of study_level.csv; empty for an analysis without it."""
+    from .study_level import study_counts, summary_sentence
+
+    table = section.tables.get("study_level")
+    if table is None:
+        return ""
+    settings = section.config.get("compare_studies") or {}
+    name = settings.get("published_id") or settings.get("sheet") or "the published meta-analysis"
+    sentence = summary_sentence(study_counts(table), section.pooled.get("measure", ""), name)
+    svg = section.figures.get("study_level")
+    text_columns = ("study", "matched_by", "status", "suggested_error", "note")
+    return (f"<h4>Study by study: ours vs {esc(name)}</h4><p>{esc(sentence)} Error types are suggestions read off "
+            "the numbers, not findings.</p>" + (figure_html(svg) if svg else "")
+            + f"<details><summary>study_level.csv</summary>{table_html(table[STUDY_LEVEL_SHOWN], text_columns)}"
+            "</details>")  # fmt: skip
 
 
 def analysis_section(section: AnalysisSection) -> str:
@@ -668,6 +693,7 @@ def analysis_section(section: AnalysisSection) -> str:
 <h4>Fit</h4>{fit_block(r)}
 {_estimators(section.estimators, r)}
 {_extras(section)}
+{study_level_section(section)}
 {row_account(section.effects)}
 </details>"""
 

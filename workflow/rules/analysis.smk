@@ -9,6 +9,8 @@ for name in ANALYSES:
             analysis_rule(name)
         input:
             sheet=local(config["analyses"][name]["data"]),
+            # the published study-level values (config compare_studies), when the analysis has them
+            studies=study_level_sheet(name),
         output:
             **analysis_outputs(name),
         log:

@@ -46,7 +46,16 @@ def analysis_files(name):
     if analysis.get("moderators"):
         tables.append("metareg.csv")
         figures += [f"bubble_{moderator}" for moderator in analysis["moderators"]]
+    if analysis.get("compare_studies"):
+        tables.append("study_level.csv")
+        figures.append("study_level")
     return tables + [f"{fig}.{fmt}" for fig in figures for fmt in FIGURE_FORMATS]
+
+
+def study_level_sheet(name):
+    """The compare_studies sheet of an analysis (a list: empty without one)."""
+    studies = config["analyses"][name].get("compare_studies")
+    return [local(studies["sheet"])] if studies else []
 
 
 # `snakemake --report`: the tables over all analyses and the HTML page under "Overview", each analysis's
@@ -62,6 +71,7 @@ CAPTIONS = {
     "bias": "bias",
     "subgroups": "subgroups",
     "metareg": "metareg",
+    "study_level": "study_level",
 }
 
 

@@ -28,7 +28,7 @@ def summary_table(names, pooled_paths) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows).drop(columns=["sheet_sha256", "study_years"], errors="ignore")
 
 
-REPORT_TABLES = ("subgroups", "metareg", "influence")
+REPORT_TABLES = ("subgroups", "metareg", "influence", "study_level")
 # What build_report reads of each analysis (workflow/rules/report.smk declares the same files as the rule's input).
 REPORT_INPUTS = {"pooled": "pooled.json", "effects": "effects.csv", "section": "section.html"}
 PACKAGES = ("numpy", "scipy", "pandas", "statsmodels", "matplotlib", "snakemake")

@@ -38,6 +38,9 @@ def analysis_files(analysis: dict, formats=FORMATS) -> list[str]:
     if analysis.get("moderators"):
         tables.append("metareg.csv")
         figures += [f"bubble_{moderator}" for moderator in analysis["moderators"]]
+    if analysis.get("compare_studies"):
+        tables.append("study_level.csv")
+        figures.append("study_level")
     return tables + [f"{figure}.{fmt}" for figure in figures for fmt in formats]
 
 
@@ -50,7 +53,7 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
     """
     from ..plots import save_figure
     from . import sensitivity as steps
-    from .files import analysis_sheet, check_sheet_unchanged, read_effects, write_json, write_table
+    from .files import analysis_sheet, check_sheet_unchanged, read_effects, read_table, write_json, write_table
     from .overview import write_section
     from .pool import forest_figure, run_analysis, write_analysis
 
@@ -91,6 +94,10 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
         table(steps.metaregression(rows, model, analysis["moderators"], permutations, seed), "metareg.csv")
         for moderator in analysis["moderators"]:
             figure(steps.bubble(rows, model, moderator, title, labels), f"bubble_{moderator}")
+    if analysis.get("compare_studies"):
+        table(steps.study_level(effects, analysis["compare_studies"], result.pooled["measure"]), "study_level.csv")
+        figure(steps.study_level_figure(read_table(folder / "study_level.csv"), analysis["compare_studies"],
+                                        result.pooled["measure"], labels), "study_level")  # fmt: skip
     write_section(config["name"], analysis, folder, analysis_files(analysis, formats), folder / "section.html")
     check_sheet_unchanged(sheet, read_sha256, f"while analysis {config['name']} ran")
 

@@ -373,3 +373,19 @@ def bubble(rows: pd.DataFrame, settings: Settings, moderator: str, title: str = 
     yi, vi, x = rows["yi"].to_numpy()[ok], rows["vi"].to_numpy()[ok], x[ok]
     fit = rma_mods(yi, vi, np.column_stack([np.ones_like(x), x]), settings.method, settings.test, settings.level)
     return bubble_plot(yi, vi, x, fit, moderator, measure=settings.measure, title=title, labels=labels)
+
+
+def study_level(effects: pd.DataFrame, settings: dict, measure: str) -> pd.DataFrame:
+    """The study-level reproduction table (config ``compare_studies``): our effects beside the published
+    study-level values of ``settings["sheet"]`` (:func:`metarepro.study_level.compare_studies`)."""
+    from ..study_level import compare_studies, read_study_values
+
+    return compare_studies(effects, read_study_values(settings["sheet"], settings.get("columns")), measure)
+
+
+def study_level_figure(table: pd.DataFrame, settings: dict, measure: str, labels=None):
+    """The figure of :func:`study_level`, drawn from the table as written."""
+    from ..plots.study_level import study_level_plot
+
+    name = settings.get("published_id") or settings["sheet"]
+    return study_level_plot(table, measure, title=f"Study by study: ours vs {name}", labels=labels)
