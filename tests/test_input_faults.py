@@ -295,3 +295,16 @@ def test_a_bad_cell_stops_snakemake_before_any_job_with_one_message(tmp_path):
     assert "s.csv, line 3 (study_id b), column 'yi': '\u22120.2' is written with a typographic minus" in result.stderr
     assert "published: pub.csv, line 1 (header): missing column(s) doi, marker" in result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_a_study_level_sheet_is_checked_before_any_job(tmp_path):
+    from metarepro.config import study_sheet_errors
+
+    config = _config(tmp_path)
+    bad = sheet_text(tmp_path, "study,yi,ci_low,ci_high\nA 2001,0.5,x,0.9\n", name="studies.csv")
+    config["analyses"]["one"]["compare_studies"] = {"sheet": str(bad)}
+    found = study_sheet_errors(config)
+    assert len(found) == 1 and found[0].startswith("analysis one, compare_studies: ")
+    assert "studies.csv, line 2" in found[0] and "'x'" in found[0]
+    sheet_text(tmp_path, "study,yi,ci_low,ci_high\nA 2001,0.5,0.1,0.9\n", name="studies.csv")
+    assert study_sheet_errors(config) == []

@@ -558,6 +558,28 @@ def sheet_errors(config: dict, files_lines=(), checked: CheckedInputs | None = N
     return errors
 
 
+def study_sheet_errors(config: dict, files_lines=(), checked: CheckedInputs | None = None) -> list[str]:
+    """Before any rule runs: each ``compare_studies`` sheet (published study-level values) read whole, as the
+    analysis job will read it."""
+    checked = checked or CheckedInputs()
+    errors = []
+    for name, analysis in (config.get("analyses") or {}).items():
+        spec = analysis.get("compare_studies")
+        if not spec:
+            continue
+        key = checked.key("studies", spec["sheet"], spec.get("columns"))
+        if checked.known(key, spec["sheet"]):
+            continue
+        from .study_level import read_study_values
+
+        try:
+            read_study_values(spec["sheet"], spec.get("columns"))
+            checked.add(key, spec["sheet"])
+        except SheetError as err:
+            errors.append(f"analysis {name}, compare_studies: {err}")
+    return errors
+
+
 def published_errors(config: dict, files_lines=(), checked: CheckedInputs | None = None) -> list[str]:
     """Before any rule runs: the published-results sheet read whole with the extraction sheets' reader, and every
     ``compare_with`` id found in it (the report job, which reads it, runs after every analysis)."""
@@ -599,7 +621,8 @@ def check_config(config: dict, schema_path, files_lines=(), sheets: bool = True,
     errors = semantic_errors(config, files_lines)
     if sheets and not errors:
         inputs = CheckedInputs(checked)
-        errors = sheet_errors(config, files_lines, inputs) + published_errors(config, files_lines, inputs)
+        errors = (sheet_errors(config, files_lines, inputs) + published_errors(config, files_lines, inputs)
+                  + study_sheet_errors(config, files_lines, inputs))  # fmt: skip
         inputs.save()
     return errors
 
