@@ -515,6 +515,7 @@ def sheet_errors(config: dict, files_lines=(), checked: CheckedInputs | None = N
     ``columns`` mapping). ``checked``: inputs that passed before and have not changed are not read again."""
     checked = checked or CheckedInputs()
     errors, sheets = [], {}  # sheets: (path, mapping) -> the sheet read whole, or None where it has problems
+    headers: dict = {}  # (path, mapping) -> its columns, for inputs that passed before (read once, not per analysis)
     for name, analysis in (config.get("analyses") or {}).items():
         data, mapping, where = analysis["data"], analysis.get("columns"), analysis.get("where") or {}
         sheet_key, key = (data, json.dumps(mapping, sort_keys=True)), checked.key("sheet", data, mapping, where)
@@ -522,7 +523,9 @@ def sheet_errors(config: dict, files_lines=(), checked: CheckedInputs | None = N
             continue  # its problems are listed once, with the first analysis that reads it
         try:
             if checked.known(key, data):
-                columns = sheet_columns(data, mapping)
+                if sheet_key not in headers:
+                    headers[sheet_key] = sheet_columns(data, mapping)
+                columns = headers[sheet_key]
             else:
                 if sheet_key not in sheets:
                     from .sheet import read_sheet
