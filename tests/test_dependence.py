@@ -144,8 +144,9 @@ def test_multivariate_matches_metafor(multivariate):
     assert [c["name"] for c in coefficients] == ["CRP", "IL-6", "TNF-a"]
     for ours, theirs in (("estimate", "b"), ("se", "se"), ("pval", "pval"), ("ci_low", "ci_lb"), ("ci_high", "ci_ub")):
         close([c[ours] for c in coefficients], fit[theirs], f"coefficients {ours}")
-    # the primary is the marker with the most effects (IL-6: 22 of 50), and pooled.json leads with it
-    assert dep["primary"] == "IL-6" and [c["k"] for c in coefficients] == [17, 22, 11]
+    # the primary is the marker with the most effects (IL-6: 22 of 49; CRP 16 since Cao 2021 is excluded as
+    # arithmetically impossible), and pooled.json leads with it
+    assert dep["primary"] == "IL-6" and [c["k"] for c in coefficients] == [16, 22, 11]
     close(pooled["estimate"], fit["b"][1], "primary estimate")
     close(pooled["tau2"], fit["tau2"][1], "primary tau2 (HCS: one per marker)")
     close([c["estimate"] for c in dep["tau2"]], fit["tau2"], "tau2")
@@ -184,7 +185,9 @@ def test_analyses_without_dependence_are_unchanged(tmp_path):
     commit all 21 analyses of config/config.yaml were compared so, the baseline keeps one). Regenerated once, for
     two intended changes (issue 17) and nothing else: pooled.json records the pooled studies' years
     (``study_years``), and Miller 2002 (line 248), whose printed p proves its dispersions are SEMs, is converted
-    (SD = SEM·√n), which moves every weight and the fit."""
+    (SD = SEM·√n), which moves every weight and the fit. Regenerated again for the issue 17 audit: the sertraline/IL-17
+    abstract's second entry now sorts after its primary (lines 208-215 of the sheet move by one), Chen 2024 is flagged
+    eligibility_unclear and Fornaro 2011 no longer is (``without_flagged`` changes; the primary fit does not)."""
     from metarepro.steps import write_analysis
 
     analysis = CONFIG["analyses"]["il6_smd"]
@@ -210,7 +213,7 @@ def test_sensitivity_steps_run_on_aggregated_clusters(multilevel):
     ref = REFERENCE["il6_aggregate"]  # shared controls, no rho: the aggregate of the model's own V
     assert len(agg) == multilevel.pooled["dependence"]["clusters"]["study_id"] == len(ref["aggregated"]["study_id"])
     pair = agg[agg["study_id"] == "CN_pain_670337574"].iloc[0]
-    assert pair["rows"] == 2 and pair["lines"] == "210 211"
+    assert pair["rows"] == 2 and pair["lines"] == "209 210"  # lines since the issue 17 audit linked a duplicate
     # the weighted mean of two effects under V (vcalc with shared controls): closed form 1'V⁻¹y / 1'V⁻¹1
     two = used[used["study_id"] == "CN_pain_670337574"]
     n1, n2, v = two["n_cases"].to_numpy(), two["n_controls"].to_numpy()[0], two["vi"].to_numpy()

@@ -57,13 +57,129 @@ def test_implausible_value_robust_on_log_scale():
     # controls in pg/mL: 1, 1.5, 2, 2.5, 3 and 40 (the last given as 0.04 ng/mL).
     # log10: 0, .176, .301, .398, .477, 1.602; median (.301+.398)/2 = .3495;
     # |dev|: .3495 .173 .0485 .0485 .128 1.2526 -> MAD = (.128+.173)/2 = .1507, robust SD = .2234.
-    # 40 pg/mL: 1.2526 > log10(10) = 1 and z = 5.61 > 3.5 -> flagged; 1 pg/mL: .3495 < 1 -> not.
+    # 40 pg/mL: z = 1.2526 / .2234 = 5.61 > 3.5 -> flagged; 1 pg/mL: z = .3495 / .2234 = 1.56 -> not.
     out = quality.implausible_value([1, 1.5, 2, 2.5, 3, 0.04], ["pg/mL"] * 5 + ["ng/mL"])
     assert out[5].startswith("implausible_value: control mean 0.04 ng/mL is 17.9× the median of 6 control means")
     assert "robust z 5.6" in out[5]
     assert list(out[:5]) == [""] * 5
     # fewer than 5 control means: no flag at all
     assert list(quality.implausible_value([1, 2, 40, 3], ["pg/mL"] * 4)) == [""] * 4
+
+
+def test_implausible_value_needs_no_factor_10_and_a_spread_above_zero():
+    # issue 17: the threshold follows from the controls' own spread (robust z > 3.5, Iglewicz & Hoaglin), no factor 10.
+    # 10, 10.5, 11, 11.5, 12, 30 pg/mL; log10: 1, 1.02119, 1.04139, 1.06070, 1.07918, 1.47712; median 1.051045;
+    # |dev| .051045 .029855 .009655 .009655 .028137 .426077 -> MAD (.028137 + .029855)/2 = .028996,
+    # robust SD .042990; 30 pg/mL: z = .426077 / .042990 = 9.91 (only 2.67× the median: the old rule said nothing)
+    out = quality.implausible_value([10, 10.5, 11, 11.5, 12, 30], ["pg/mL"] * 6)
+    assert out[5].startswith("implausible_value: control mean 30 pg/mL is 2.67× the median of 6 control means")
+    assert "robust z 9.9" in out[5]
+    assert list(out[:5]) == [""] * 5  # 10 pg/mL: z = .051045 / .042990 = 1.19
+    # half the means identical: MAD 0, no scale, no flag
+    assert list(quality.implausible_value([5, 5, 5, 5, 6, 50], ["pg/mL"] * 6)) == [""] * 6
+
+
+# --- numbers that no data could produce are excluded (data/raw/README.md) -----------------------------------------
+
+
+def test_rounding_allowance_is_half_a_unit_of_the_last_printed_digit():
+    assert quality.rounding_allowance(13.05) == pytest.approx(0.005)
+    assert quality.rounding_allowance(75.0) == 0.5
+    assert quality.rounding_allowance("1.0") == pytest.approx(0.05)  # text keeps its trailing zero
+
+
+@pytest.mark.parametrize(("sd", "impossible"), [(2.94, True), (5.805, True), (5.8, False), (5.81, False)])
+def test_an_sd_below_the_spread_of_its_subgroup_means_without_sizes(sd, impossible):
+    # Cao 2021: n 75, 13.05, subgroup means 3.03, 10.41, 25.71 (sizes not printed). The least SD over every split is
+    # n/(n-1)·(m - a)(b - m) with a, b the adjacent means moved 0.005 towards m and m at 13.045 (the smaller end):
+    # 75/74 · (13.045 - 10.415)(25.705 - 13.045) = 75/74 · 2.63 · 12.66 = 33.7457 -> 5.8091.
+    # sd 5.805 + 0.0005 = 5.8055 < 5.8091 (impossible); 5.81 + 0.005 = 5.815 (possible); 5.8 (a cell read as a
+    # number shows no trailing zero, so its allowance is 0.05): 5.85 (possible)
+    bound, _ = quality.subgroup_sd_bound(75, 13.05, [3.03, 10.41, 25.71])
+    assert bound == pytest.approx(np.sqrt(75 / 74 * 2.63 * 12.66), rel=1e-12)
+    rows = sheet_from_columns({"n_cases": [75], "mean_cases": [13.05], "sd_cases": [sd]})
+    rows["subgroup_means_cases"] = ["3.03; 10.41; 25.71"]
+    out = quality.impossible_numbers(rows)[0]
+    assert (out != "") == impossible
+    if impossible:
+        assert out == (f"sd_cases {sd:g} < 5.81, the least SD that subgroup means 3.03, 10.41, 25.71 (any sizes) "
+                       "allow with mean_cases 13.05 and n_cases 75")  # fmt: skip
+
+
+@pytest.mark.parametrize(("sd", "impossible"), [(0.4, True), (0.5, False)])
+def test_an_sd_below_the_spread_of_its_subgroup_means_with_sizes(sd, impossible):
+    # n 10 = 5 + 5, means 1.5 and 2.5 (u 0.05), overall 2.0: sqrt((5·0.25 + 5·0.25)/9) = 0.52705, lowered by
+    # 0.05·sqrt(10/9) = 0.052705 -> 0.47434. sd 0.4 + 0.05 = 0.45 < 0.474; 0.5 + 0.05 = 0.55 is possible
+    bound, centre = quality.subgroup_sd_bound(10, 2.0, [1.5, 2.5], [5, 5], 0.05)
+    assert (bound, centre) == (pytest.approx(np.sqrt(2.5 / 9) - 0.05 * np.sqrt(10 / 9), rel=1e-12), 2.0)
+    rows = sheet_from_columns({"n_controls": [10], "mean_controls": [2.0], "sd_controls": [sd]})
+    rows["subgroup_means_controls"], rows["subgroup_n_controls"] = ["1.5 2.5"], ["5 5"]
+    out = quality.impossible_numbers(rows)[0]
+    assert (out != "") == impossible
+    if impossible:
+        assert out.startswith("sd_controls 0.4 < 0.474, the least SD that subgroup means 1.5, 2.5 (sizes 5 5)")
+
+
+@pytest.mark.parametrize(
+    ("sizes", "mean", "expected"),
+    [
+        ("5 4", 2.0, "subgroup_n_cases 5 + 4 = 9 ≠ n_cases 10"),
+        # weighted mean (5·1.5 + 5·2.5)/10 = 2.0; allowances 0.05 (2.2) + 0.05 (subgroup means): 0.2 > 0.1
+        ("5 5", 2.2, "mean_cases 2.2 ≠ 2, the mean of subgroup means 1.5, 2.5 weighted by their sizes"),
+        ("5 5", 2.05, ""),  # 0.05 < 0.005 + 0.05
+        ("", 3.2, "mean_cases 3.2 lies outside its subgroup means 1.5, 2.5"),  # no split of 1.5, 2.5 averages 3.2
+        ("", 2.55, ""),  # within 0.05 + 0.005 of 2.5: possible
+        ("5 x", 2.0, "subgroup_n_cases '5 x' is not a list of numbers"),
+        ("5 5 5", 2.0, "subgroup_n_cases has 3 sizes but subgroup_means_cases 2 means"),
+    ],
+)
+def test_parts_that_do_not_make_the_whole(sizes, mean, expected):
+    rows = sheet_from_columns({"n_cases": [10], "mean_cases": [mean], "sd_cases": [5.0]})
+    rows["subgroup_means_cases"], rows["subgroup_n_cases"] = ["1.5; 2.5"], [sizes]
+    out = quality.impossible_numbers(rows)[0]
+    assert out.startswith(expected) and (out == "") == (expected == "")
+
+
+def test_a_decimal_comma_in_a_subgroup_cell_is_refused_not_misread():
+    rows = sheet_from_columns({"n_cases": [10], "mean_cases": [2.0], "sd_cases": [5.0]})
+    rows["subgroup_means_cases"] = ["1,5 2,5"]
+    assert "'.' as the decimal mark" in quality.impossible_numbers(rows)[0]
+
+
+def test_impossible_rows_are_excluded_with_the_reason():
+    # row 1: Cao 2021 as printed (13.05 ± 2.94 vs 1.13 ± 0.18, n 75/50); row 2: n 50 ≠ 20 + 20; row 3: vi 0;
+    # row 4: the same numbers as row 1 with an SD the subgroups allow (6.0 + 0.05 ≥ 5.81): included
+    rows = sheet_from_columns({"n_cases": [75, 20, np.nan, 75], "mean_cases": [13.05, 3.0, np.nan, 13.05],
+                               "sd_cases": [2.94, 1.0, np.nan, 6.0], "n_controls": [50, 20, np.nan, 50],
+                               "mean_controls": [1.13, 2.0, np.nan, 1.13], "sd_controls": [0.18, 1.0, np.nan, 0.18],
+                               "n": [np.nan, 50, np.nan, np.nan], "yi": [np.nan, np.nan, 0.5, np.nan],
+                               "vi": [np.nan, np.nan, 0.0, np.nan]})  # fmt: skip
+    rows["subgroup_means_cases"] = ["3.03 10.41 25.71", "", "", "3.03 10.41 25.71"]
+    effects = compute_effects(rows, Settings())
+    reasons = effects["reason"].tolist()
+    assert reasons[0].startswith("arithmetically impossible (sd_cases 2.94 < 5.81")
+    assert reasons[1] == ("arithmetically impossible (n 50 ≠ n_cases + n_controls = 20 + 20): check the source and "
+                          "the cells")  # fmt: skip
+    assert reasons[2].startswith("arithmetically impossible (vi is 0")
+    assert reasons[3] == "" and effects["included"].tolist() == [False, False, False, True]
+
+
+def test_the_issue_17_audit_of_the_sheet():
+    # one study_id per paper (Yuan, Cixi; the sertraline/IL-17 abstract), two eligibility judgements, Cao 2021 excluded
+    from conftest import REPO
+
+    from metarepro.sheet import read_sheet
+
+    sheet = read_sheet(REPO / "data/raw/cytokines_mdd.csv")
+    assert not sheet["study_id"].isin(["YuanGP_Cixi", "CN_jxxfw_sertraline"]).any()
+    assert (sheet["study_id"] == "Yuan_Cixi").sum() == 7  # 4 rows (CRP, IL-1b, IL-6, TNF-a) + 3 from the copy
+    assert (sheet["study_id"] == "CN_ZGYXCX2018_sertraline_IL17").sum() == 6
+    eligibility = sheet.set_index(["study_id", "marker"])["eligibility_second_pass"]
+    assert {eligibility[("ChenXY2024", m)] for m in ("IL-1b", "IL-6", "TNF-a")} == {"unclear"}
+    assert eligibility[("Fornaro2011", "IL-6")] == "yes"
+    crp = compute_effects(sheet[sheet["marker"] == "CRP"].reset_index(drop=True), Settings())
+    cao = crp[crp["study"] == "Cao 2021"].iloc[0]
+    assert cao["reason"].startswith("arithmetically impossible (sd_cases 2.94 < 5.81")
 
 
 def test_eligibility_and_double_checking():

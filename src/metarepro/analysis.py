@@ -384,6 +384,16 @@ def _exclude_contradictions(rows, acc):
             acc.pending[i] = False
 
 
+def _exclude_impossible(rows, acc):
+    """Exclude rows whose numbers no data could produce (:func:`metarepro.quality.impossible_numbers`: an SD below
+    what its subgroup means require, parts that do not sum to the whole, a variance of 0), naming the numbers; a row
+    already excluded for contradictory numbers keeps that reason."""
+    for i, problems in enumerate(quality.impossible_numbers(rows)):
+        if problems and not acc.reason[i].startswith("contradictory numbers"):
+            acc.reason[i] = f"arithmetically impossible ({problems}): check the source and the cells"
+            acc.pending[i] = False
+
+
 def _flag_duplicates(rows, acc, shown=5):
     """Flag rows whose numbers repeat another row's (a copy-paste or a twice-published sample).
 
@@ -421,8 +431,7 @@ def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     _precomputed_form(rows, settings, acc)
     _explain_incomplete(rows, settings, acc)
 
-    n_total, n1, n2 = _col(rows, "n"), _col(rows, "n_cases"), _col(rows, "n_controls")
-    acc.flag(np.isfinite(n_total) & np.isfinite(n1 + n2) & (n_total != n1 + n2), "n ≠ n_cases + n_controls")
+    n1, n2 = _col(rows, "n_cases"), _col(rows, "n_controls")
     _flag_duplicates(rows, acc)
     verification, eligibility = _text(rows, "verification"), _text(rows, "eligibility_second_pass")
     acc.flag((verification != "") & ~np.isin(verification, ("confirmed", "resolved")), "not double-checked")
@@ -431,6 +440,7 @@ def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
         acc.flag(np.abs(acc.yi) > SMD_LIMIT, f"|SMD| > {SMD_LIMIT}: check SD vs SEM and units")
 
     _exclude_contradictions(rows, acc)
+    _exclude_impossible(rows, acc)
     ok = acc.reason == ""
     bad = ok & ~(np.isfinite(acc.yi) & np.isfinite(acc.vi) & (acc.vi > 0))
     acc.reason[bad] = "the effect size or its variance is not finite; check the row's numbers"

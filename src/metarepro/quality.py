@@ -27,8 +27,7 @@ TEST_FACTOR = 2.0  # recomputed and reported t disagree when their ratio is outs
 G_LIMIT = 2.0  # |g| above this is an extreme effect
 SEM_PROOF = 1.25  # a reading agrees with the reported t when their ratio is in [1/1.25, 1.25] = [0.8, 1.25]
 SEM_PROOF_COLUMN = "_sem_proof"  # the sheet column run_analysis fills with sem_proof over the whole sheet
-VALUE_FACTOR = 10.0  # a control mean this far (as a ratio) from the other controls' median ...
-VALUE_ROBUST_Z = 3.5  # ... and this many robust SDs (1.4826 MAD, log10 scale) away
+VALUE_ROBUST_Z = 3.5  # a control mean this many robust SDs (1.4826 MAD, log10 scale) from the others' median
 VALUE_MIN_ROWS = 5  # control means needed before the value rule says anything
 RULES = (
     "low_dispersion", "likely_sem", "inconsistent_test", "extreme_effect", "implausible_value",
@@ -211,11 +210,12 @@ def extreme_effect(g, limit=G_LIMIT):
     return out
 
 
-def implausible_value(mean_controls, units, factor=VALUE_FACTOR, robust_z=VALUE_ROBUST_Z, min_rows=VALUE_MIN_ROWS):
+def implausible_value(mean_controls, units, robust_z=VALUE_ROBUST_Z, min_rows=VALUE_MIN_ROWS):
     """Control means far from the other controls' (log10 scale, median and 1.4826·MAD), in pg/mL.
 
-    A sheet that states no unit at all is taken as one unit; otherwise rows whose unit cannot be
-    converted to a mass concentration are left out of the comparison (and never flagged).
+    The threshold is the modified z-score cut-off of Iglewicz & Hoaglin (1993); the scale is the controls' own
+    spread, so the rule says nothing when that spread is 0. A sheet that states no unit at all is taken as one unit;
+    otherwise rows whose unit cannot be converted to a mass concentration are left out (and never flagged).
     """
     mean = _f(mean_controls)
     units = np.asarray(units, dtype=object)
@@ -234,7 +234,9 @@ def implausible_value(mean_controls, units, factor=VALUE_FACTOR, robust_z=VALUE_
     distance = np.abs(value - centre)
     with np.errstate(invalid="ignore", divide="ignore"):
         z = distance / spread
-    hit = use & (distance > np.log10(factor)) & (z > robust_z)
+    if not spread > 0:
+        return out
+    hit = use & (z > robust_z)
     unit = "pg/mL" if np.any(scale != 1) else str(units[0]).strip()
     for i in np.flatnonzero(hit):
         out[i] = (
@@ -242,6 +244,130 @@ def implausible_value(mean_controls, units, factor=VALUE_FACTOR, robust_z=VALUE_
             f"median of {use.sum()} control means ({_g(10**centre)} {unit}; robust z {z[i]:.1f})"
         ).replace("  ", " ")
     return out
+
+
+def rounding_allowance(value) -> float:
+    """Half a unit of the last decimal a number shows: as written when given as text ("1.0": 0.05), else in its
+    shortest form (0.005 for 13.05; 0.5 for 75). A cell printed 13.10 but read as the number 13.1 gets the larger
+    allowance 0.05: never too small."""
+    text = value.strip() if isinstance(value, str) else np.format_float_positional(float(value), trim="-")
+    decimals = len(text.split(".")[1]) if "." in text else 0
+    return 0.5 * 10.0**-decimals
+
+
+def _subgroup_numbers(text, column):
+    """The numbers of one subgroup cell (separated by spaces or ';'), or a reason it cannot be read."""
+    tokens = [x for x in re.split(r"[\s;]+", str(text).strip()) if x]
+    numbers = []
+    for token in tokens:  # the tokens' decimals set the rounding allowance: keep them with the numbers
+        try:
+            numbers.append(float(token))
+        except ValueError:
+            return None, (f"{column} '{text}' is not a list of numbers: write the subgroups' values as printed, "
+                          "separated by spaces or ';', with '.' as the decimal mark")  # fmt: skip
+    if any(not np.isfinite(x) for x in numbers):
+        return None, f"{column} '{text}' holds a number that is not finite: write the values as printed"
+    return (numbers, max((rounding_allowance(x) for x in tokens), default=0.0)), ""
+
+
+def subgroup_sd_bound(n, mean, subgroup_means, subgroup_n=None, allowance=None):
+    """The least SD a group of ``n`` with overall ``mean`` can have, given its subgroups' means (and sizes).
+
+    Law of total variance: (n − 1)·SD² = Σ (n_j − 1)·SD_j² + Σ n_j (m_j − m̄)², so SD ≥ √(Σ n_j (m_j − m̄)² / (n − 1)),
+    with m̄ = Σ n_j m_j / n. Printed numbers are rounded; the bound is lowered by what rounding can explain:
+    with sizes, by u·√(n/(n − 1)) (u: half a unit of the means' last digit); without sizes it is the minimum over
+    every split of n whose mean is ``mean`` (± its rounding): n/(n − 1)·(m − a)(b − m), a ≤ m ≤ b the subgroup means
+    adjacent to m, each moved towards m by u (data/raw/README.md, "Numbers that no data could produce").
+    ``allowance``: the means' u (by default from the numbers' shortest form). Returns (bound, m̄ or nan); the bound
+    is nan when ``mean`` lies outside the subgroup means (no split gives it).
+    """
+    means = np.asarray(subgroup_means, dtype=float)
+    u = max(rounding_allowance(x) for x in means) if allowance is None else allowance
+    if subgroup_n is not None:
+        sizes = np.asarray(subgroup_n, dtype=float)
+        centre = float(np.sum(sizes * means) / n)
+        between = float(np.sum(sizes * (means - centre) ** 2))
+        return max(np.sqrt(between / (n - 1)) - u * np.sqrt(n / (n - 1)), 0.0), centre
+    u_mean = rounding_allowance(mean)
+    if np.any(np.abs(means - mean) <= u + u_mean):
+        return 0.0, np.nan
+    least = np.inf
+    for m in (mean - u_mean, mean + u_mean):
+        below, above = means[means <= m], means[means >= m]
+        if not len(below) or not len(above):
+            return np.nan, np.nan  # the mean lies outside its subgroups' range: reported by the caller
+        a, b = below.max() + u, above.min() - u
+        least = min(least, max(m - a, 0.0) * max(b - m, 0.0))
+    return float(np.sqrt(n / (n - 1) * least)), np.nan
+
+
+def impossible_numbers(rows: pd.DataFrame, groups=("cases", "controls")) -> np.ndarray:
+    """Per row, the numbers that no data could produce, or "" (data/raw/README.md, "Numbers that no data could
+    produce"): an SD below the bound its subgroup means set (:func:`subgroup_sd_bound`), subgroup sizes that do not
+    sum to the group or whose weighted mean is not the group's, a group mean outside its subgroups' range, ``n`` ≠
+    ``n_cases + n_controls``, a ``vi`` or ``sei`` of 0; or a subgroup cell that cannot be read."""
+    k = len(rows)
+
+    def col(name):
+        return rows[name].to_numpy(dtype=float) if name in rows else np.full(k, np.nan)
+
+    def text(name):
+        return rows[name].fillna("").astype(str).str.strip().to_numpy() if name in rows else _empty(k)
+
+    found = [[] for _ in range(k)]
+    for group in groups:
+        n, mean, sd = col(f"n_{group}"), col(f"mean_{group}"), col(f"sd_{group}")
+        means_text, sizes_text = text(f"subgroup_means_{group}"), text(f"subgroup_n_{group}")
+        for i in np.flatnonzero((means_text != "") | (sizes_text != "")):
+            found[i].extend(_subgroup_problems(group, n[i], mean[i], sd[i], means_text[i], sizes_text[i]))
+    n_total, n1, n2 = col("n"), col("n_cases"), col("n_controls")
+    for i in np.flatnonzero(np.isfinite(n_total) & np.isfinite(n1 + n2) & (n_total != n1 + n2)):
+        found[i].append(f"n {n_total[i]:g} ≠ n_cases + n_controls = {n1[i]:g} + {n2[i]:g}")
+    for name in ("vi", "sei"):
+        for i in np.flatnonzero(col(name) == 0):
+            found[i].append(f"{name} is 0: a sampling variance cannot be")
+    return np.array(["; ".join(x) for x in found], dtype=object)
+
+
+def _subgroup_problems(group, n, mean, sd, means_text, sizes_text):
+    means_column, sizes_column = f"subgroup_means_{group}", f"subgroup_n_{group}"
+    parsed, problem = _subgroup_numbers(means_text, means_column)
+    if problem:
+        return [problem]
+    means, u = parsed
+    sizes = None
+    if sizes_text:
+        parsed, problem = _subgroup_numbers(sizes_text, sizes_column)
+        if problem:
+            return [problem]
+        sizes = parsed[0]
+        if any(x < 1 or x != np.floor(x) for x in sizes):
+            return [f"{sizes_column} '{sizes_text}' must hold whole numbers ≥ 1 (the subgroups' sizes)"]
+        if len(sizes) != len(means):
+            return [f"{sizes_column} has {len(sizes)} sizes but {means_column} {len(means)} means: give one size "
+                    "per mean, in the same order, or leave the sizes empty"]  # fmt: skip
+    if len(means) < 2:
+        return [f"{means_column} '{means_text}' needs the means of at least two subgroups that make up the group"]
+    problems = []
+    if sizes is not None and np.isfinite(n) and sum(sizes) != n:
+        problems.append(f"{sizes_column} {' + '.join(f'{x:g}' for x in sizes)} = {sum(sizes):g} ≠ n_{group} {n:g}")
+        return problems
+    if not (np.isfinite(n) and np.isfinite(mean) and n >= 2):
+        return problems  # nothing to check the subgroups against
+    listed = ", ".join(f"{x:g}" for x in means)
+    bound, centre = subgroup_sd_bound(n, mean, means, sizes, u)
+    if sizes is not None:
+        allowed = rounding_allowance(mean) + u
+        if abs(centre - mean) > allowed:
+            problems.append(f"mean_{group} {mean:g} ≠ {centre:.4g}, the mean of subgroup means {listed} weighted by "
+                            f"their sizes")  # fmt: skip
+    elif np.isnan(bound):
+        problems.append(f"mean_{group} {mean:g} lies outside its subgroup means {listed}")
+    if np.isfinite(sd) and np.isfinite(bound) and sd + rounding_allowance(sd) < bound:
+        sizes_said = f" (sizes {sizes_text})" if sizes is not None else " (any sizes)"
+        problems.append(f"sd_{group} {sd:g} < {bound:.3g}, the least SD that subgroup means {listed}{sizes_said} "
+                        f"allow with mean_{group} {mean:g} and n_{group} {n:g}")  # fmt: skip
+    return problems
 
 
 def eligibility_unclear(eligibility, comment):

@@ -17,6 +17,10 @@ SPEC = open(HERE / "extraction_protocol.md").read().split("study_id,study,year,m
 COLUMNS = ("study_id,study,year,marker" + SPEC).split(",")
 # statistics the first passes could only write in 'notes' (no column took them); see STATISTICS_FROM_NOTES
 COLUMNS[COLUMNS.index("p") + 1 : COLUMNS.index("p") + 1] = ["d", "z", "F"]
+# subgroup means (and sizes) a source prints for a group, for the arithmetic-impossibility rule (README); see SUBGROUPS
+COLUMNS[COLUMNS.index("max_controls") + 1 : COLUMNS.index("max_controls") + 1] = [
+    "subgroup_means_cases", "subgroup_n_cases", "subgroup_means_controls", "subgroup_n_controls",
+]  # fmt: skip
 EXTRA = ["extracted_by", "verification", "verified", "eligibility_second_pass", "eligibility_comment"]
 second = {}
 for v in ("V1", "V2", "V3"):
@@ -95,12 +99,28 @@ LINKED = {
         "same hospital (Second People's Hospital of Lishui) and overlapping recruitment (Feb 2019-Feb 2020 vs "
         "Jan 2019-May 2020) as Cao 2021: patients possibly shared, so one sample; study_id set to CaoJ2021",
     ),
+    "YuanGP_Cixi": (
+        "Yuan_Cixi",
+        "the same paper as Yuan_Cixi (Yuan Guoping, Cixi; the syue.com entry links this very abstract page as its "
+        "Chinese copy): the same means, values and t for IL-6, TNF-a and CRP; entered twice from two copies "
+        "(issue 17 audit); study_id set to Yuan_Cixi, whose rows are primary because they carry the group sizes",
+    ),
+    "CN_jxxfw_sertraline": (
+        "CN_ZGYXCX2018_sertraline_IL17",
+        "the same abstract as CN_ZGYXCX2018_sertraline_IL17 (sertraline and IL-17, 30 vs 30 depression patients "
+        "recruited Sep 2015-Aug 2017, the same findings for IL-6, TNF-a and IL-1b), entered twice from two copies "
+        "(issue 17 audit); study_id set to CN_ZGYXCX2018_sertraline_IL17, whose rows name the journal and year",
+    ),
 }
 PRIMARY_NOTE = {
     "UnknownAJP2017": "primary entry of this paper (carries PMID/DOI); a second entry of it (CRP_IL6_episodes_72v60) "
     "shares this study_id",
     "YangK2005": "primary row of the Yang Kun cohort (earlier paper, group means printed); Yang 2007 (same authors, "
     "n 33/23) shares this study_id",
+    "Yuan_Cixi": "primary entry of this paper (its English abstract prints n 46/35); a second entry of it "
+    "(YuanGP_Cixi, from the Chinese copy) shares this study_id",
+    "CN_ZGYXCX2018_sertraline_IL17": "primary entry of this abstract (journal and year named); a second entry of it "
+    "(CN_jxxfw_sertraline) shares this study_id",
     "CaoJ2021": "primary for the Lishui depressed samples: MDD vs healthy controls is this paper's own comparison "
     "(in the Lishui 2020 study the depressed group is the 'positive control' of a bipolar study) and it has the "
     "larger sample (75/50); chosen on these design grounds; the Lishui 2020 rows share this study_id",
@@ -125,6 +145,32 @@ STATISTIC_CAVEAT = {
     "C:Ryan2022:TNF-a#1": "F is covariate-adjusted and its df (115) imply fewer participants than n 86/57",
     "B:Zhu2022:IL-8#1": "F is covariate-adjusted, on log10 IL-8",
     "B:Cai2023:IL-8#1": "F is covariate-adjusted",
+}
+# Subgroup means a source prints for a group (README "Numbers that no data could produce"), as printed, with the
+# quotation added to 'notes'. Cao 2021: mild/moderate/severe are the severity grades of all 75 patients; sizes not
+# printed. Read by the second extraction (its eligibility comment) and again from the source page for issue 17.
+SUBGROUPS = {
+    "D:CaoJ2021:CRP#1": (
+        {"subgroup_means_cases": "3.03; 10.41; 25.71"},
+        "subgroup_means_cases from the same abstract: 'Serum hs-CRP level in patients with moderate and severe "
+        "depression was (10.41 +/- 2.21) mg/L and (25.71 +/- 4.04) mg/L, respectively, which was significantly higher "
+        "than that in patients with mild depression [(3.03 +/- 0.49) mg/L' (subgroup sizes not printed)",
+    ),
+}
+# Eligibility judgements changed by an audit (issue 17), with the reason: (value, comment).
+ELIGIBILITY = {
+    "C:ChenXY2024:IL-1b#1": "unclear",
+    "C:ChenXY2024:IL-6#1": "unclear",
+    "C:ChenXY2024:TNF-a#1": "unclear",
+    "A:Fornaro2011:IL-6#1": "yes",
+}
+ELIGIBILITY_WHY = {
+    "ChenXY2024": "audit: cases are inpatients with depression AND insomnia (general practice department) and the "
+    "abstract names no diagnostic criteria, so MDD is not established (the second pass had said yes)",
+    "Fornaro2011": "audit: eligible (the second pass had said unclear): the abstract states DSM-IV MDD with a current "
+    "major depressive episode vs 16 healthy controls, and the row holds the baseline values drawn before anyone took "
+    "duloxetine; the controls' later duloxetine concerns week 6 (not used), and serum/plasma and prior medication "
+    "are unstated as in many eligible abstracts",
 }
 # Statistics in 'notes' deliberately not moved into a column, with the reason.
 NOT_MOVED = {
@@ -216,6 +262,14 @@ for tag in "ABCDE":
         r["eligibility_comment"] = (
             (s or {}).get("comment", "").strip() if s and s.get("eligible", "").strip() != "yes" else ""
         )
+        if key in ELIGIBILITY:
+            r["eligibility_second_pass"] = ELIGIBILITY[key]
+            second_said = f"second pass: {r['eligibility_comment']}" if r["eligibility_comment"] else ""
+            r["eligibility_comment"] = "; ".join(x for x in (ELIGIBILITY_WHY[r["study_id"]], second_said) if x)
+        if key in SUBGROUPS:
+            cells, quotation = SUBGROUPS[key]
+            r.update(cells)
+            r["notes"] = "; ".join(x for x in (r["notes"], quotation) if x)
         if s and s.get("dispersion_label", "").strip():
             details.append(f"dispersion label on the page: {s['dispersion_label'].strip()}")
         for column, value in STATISTICS_FROM_NOTES.get(key, {}).items():
