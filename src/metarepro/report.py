@@ -496,6 +496,12 @@ than a failed reproduction.</p>
 # one analysis
 
 
+def regtest_statistic(statistic: str, value, df) -> str:
+    """An Egger test's statistic as metafor's ``print.regtest`` shows it: "t = 3.4000, df = 18" under
+    Knapp–Hartung and for the classic test, "z = 3.4000" otherwise (its p follows in the p column)."""
+    return f"{statistic} = {f4(value)}" + (f", df = {round(float(df), 2):g}" if statistic == "t" else "")
+
+
 def _bias(bias: dict | None) -> str:
     """The small-study tests in one short table: test, result, p."""
     if not bias:
@@ -508,9 +514,10 @@ def _bias(bias: dict | None) -> str:
     rows = []
     if "egger_z" in bias:
         rows += [
-            ("Egger (mixed-effects, sei as predictor)", f"z = {num(b('egger_z'))}", num(b("egger_p"))),
-            ("Egger (classic weighted regression)", f"t({num(b('egger_t_df'))}) = {num(b('egger_t'))}",
-             num(b("egger_t_p"))),
+            ("Egger (mixed-effects, sei as predictor)",
+             regtest_statistic(b("egger_statistic"), b("egger_z"), b("egger_df")), p_cell(b("egger_p"))),
+            ("Egger (classic weighted regression)", regtest_statistic("t", b("egger_t"), b("egger_t_df")),
+             p_cell(b("egger_t_p"))),
             ("Begg rank correlation", f"Kendall's τ = {num(b('begg_tau'))}", num(b("begg_p"))),
             ("Trim-and-fill (L0)", f"{num(b('trimfill_k0'))} missing on the {esc(b('trimfill_side'))}; "
              f"adjusted {ci('trimfill')}", ""),
