@@ -12,9 +12,11 @@ import pandas as pd
 import pytest
 from conftest import load_reference
 
-from metarepro.analysis import Settings
-from metarepro.report import _bias
+from metarepro.analysis import Settings, pooled_record
+from metarepro.report import AnalysisSection, _bias, render_report
+from metarepro.rma import rma
 from metarepro.steps import sensitivity
+from metarepro.steps.pool import without_flagged
 
 BIAS = load_reference("bias_reference.json")
 
@@ -58,3 +60,27 @@ def test_egger_tests_are_labelled_as_metafor_prints_them(ds, a):
     page = _bias(record)
     assert _row(page, "Egger (mixed-effects, sei as predictor)") == _printed_cells(a["regtest"]["rma_sei"]["printed"])
     assert _row(page, "Egger (classic weighted regression)") == _printed_cells(a["regtest"]["lm_sei"]["printed"])
+
+
+def test_headline_counts_the_rows_the_fit_without_flagged_rows_leaves_out():
+    """Caught: the headline said "14 of 20 pooled rows carry a data-quality flag", counting soft checks (``checks``)
+    too, beside a fit "without flagged rows" that drops only the 12 rows a quality rule flagged (``flags``).
+    Constructed rows: two with a soft check only, one with a check and a flag, one with a flag only, two clean,
+    and one excluded row with a flag (not pooled): 2 of 6 pooled rows are flagged, the refit keeps 4."""
+    yi = np.array([0.2, 0.4, 0.1, 0.9, 0.3, 0.5, np.nan])
+    effects = pd.DataFrame({
+        "line": np.arange(2, 9), "study_id": [f"s{i}" for i in range(7)], "study": [f"Study {i}" for i in range(7)],
+        "input": "mean/SD", "conversion": "", "yi": yi, "vi": [0.04, 0.05, 0.03, 0.06, 0.05, 0.04, np.nan],
+        "weight": np.nan, "included": [True] * 6 + [False], "reason": [""] * 6 + ["no SD"],
+        "checks": ["SD > mean: skewed data", "not double-checked", "|SMD| > 3", "", "", "", ""],
+        "flags": ["", "", "extreme_effect: g = 3.1 (|g| > 2)", "overlap: same n as line 2", "", "",
+                  "not_double_checked: verification 'unconfirmed'"],
+    })  # fmt: skip
+    settings = Settings(measure="SMD")
+    pooled = {**pooled_record(rma(yi[:6], effects["vi"][:6], "REML", "z"), settings), "n_cases": np.nan}
+    pooled["without_flagged"] = without_flagged(effects, settings)
+    assert pooled["without_flagged"]["excluded_lines"] == [4, 5] and pooled["without_flagged"]["k"] == 4
+    section = AnalysisSection("a1", "Marker A", pooled, effects, "<svg></svg>", config={"where": {"marker": "A"}})
+    sentence = re.search(r'<ul class="lede"><li>(.*?)</li>', render_report([section]), flags=re.S).group(1)
+    assert "2 of 6 pooled rows are flagged by a pre-specified quality rule" in sentence
+    assert "; without them: " in sentence and "k = 4." in sentence

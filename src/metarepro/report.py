@@ -18,6 +18,7 @@ import pandas as pd
 
 from . import __version__
 from .effects import transform_back
+from .quality import RULES, flagged_included
 
 STYLE = """
 *{box-sizing:border-box}
@@ -347,13 +348,6 @@ def fit_block(record: dict) -> str:
 # headline
 
 
-def _flagged(effects: pd.DataFrame) -> pd.DataFrame:
-    used = effects[effects["included"].astype(bool)]
-    notes = used.get("flags", pd.Series("", index=used.index)).astype(object).fillna("").astype(str)
-    checks = used.get("checks", pd.Series("", index=used.index)).astype(object).fillna("").astype(str)
-    return used[(notes.str.strip() != "") | (checks.str.strip() != "")]
-
-
 def heterogeneity_words(i2) -> str:
     if not _finite(i2):
         return "heterogeneity not estimable"
@@ -385,12 +379,7 @@ def marker_sentence(section: AnalysisSection, others: list[AnalysisSection], lab
         caveats.append(f"only {_clusters(r)} studies")
     if r.get("dependence") and r["dependence"].get("primary"):
         caveats.append(f"the estimate of {r['dependence']['primary']} in a multivariate model")
-    flagged = _flagged(section.effects)
-    if len(flagged):
-        caveats.append(f"{len(flagged)} of {r['k']} pooled rows carry a data-quality flag (see the row account)")
-    sens = r.get("without_flagged")
-    if isinstance(sens, dict) and _finite(sens.get("estimate")):
-        caveats.append(f"without flagged rows: {estimate_text({**r, **sens})}, k = {sens.get('k')}")
+    caveats += _flag_caveat(section.effects, r.get("without_flagged"), r)
     for warning in r.get("warnings") or []:
         caveats.append(warning)
     out = text
@@ -401,6 +390,28 @@ def marker_sentence(section: AnalysisSection, others: list[AnalysisSection], lab
                  f"(<a href=\"#{esc(o.name)}\">{esc(o.name)}</a>)" for o in others]  # fmt: skip
         out += f' <span class="muted">Other analyses: {"; ".join(parts)}.</span>'
     return f"<li>{out}</li>"
+
+
+FLAG_DEFINITION = (
+    f"A row is flagged when it trips one of the pre-specified quality rules ({', '.join(RULES)}; thresholds in "
+    "data/raw/README.md); flagged rows stay in the primary fit and are left out of the fit \"without flagged "
+    "rows\". The row account's other checks (e.g. SD > mean) are not flags."
+)  # fmt: skip
+
+
+def _flag_caveat(effects: pd.DataFrame, without: dict | None, record: dict) -> list[str]:
+    """How many pooled rows a quality rule flagged and the fit without exactly those rows (pooled.json's
+    ``without_flagged`` drops the same rows, :func:`metarepro.quality.flagged_included`)."""
+    flagged = int(flagged_included(effects).sum())
+    if not flagged:
+        return []
+    pooled = int(effects["included"].astype(bool).sum())
+    text = f"{flagged} of {pooled} pooled rows are flagged by a pre-specified quality rule (see the row account)"
+    if isinstance(without, dict) and _finite(without.get("estimate")):
+        text += f"; without them: {estimate_text({**record, **without})}, k = {without.get('k')}"
+    elif isinstance(without, dict) and without.get("k") == 0:
+        text += "; no row is left without them"
+    return [text]
 
 
 def k_text(record) -> str:
@@ -433,7 +444,8 @@ def headline(sections: list[AnalysisSection], atlas: list[str], labels: dict) ->
     return f"""<section id="headline"><h2>Headline</h2>
 <ul class="lede">{sentences}</ul>
 <p class="muted">Each sentence reports the first analysis of the marker in the config; estimates are on the
-analysis's own scale (ratios for ROM, r for ZCOR). Heterogeneity bands follow the Cochrane Handbook (§10.10.2).</p>
+analysis's own scale (ratios for ROM, r for ZCOR). Heterogeneity bands follow the Cochrane Handbook (§10.10.2).
+{esc(FLAG_DEFINITION)}</p>
 {figures}</section>"""
 
 
