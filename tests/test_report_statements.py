@@ -13,7 +13,7 @@ import pytest
 from conftest import load_reference
 
 from metarepro.analysis import Settings, pooled_record
-from metarepro.report import AnalysisSection, _bias, render_report
+from metarepro.report import AnalysisSection, _bias, heterogeneity_words, render_report
 from metarepro.rma import rma
 from metarepro.steps import sensitivity
 from metarepro.steps.pool import without_flagged
@@ -84,3 +84,36 @@ def test_headline_counts_the_rows_the_fit_without_flagged_rows_leaves_out():
     sentence = re.search(r'<ul class="lede"><li>(.*?)</li>', render_report([section]), flags=re.S).group(1)
     assert "2 of 6 pooled rows are flagged by a pre-specified quality rule" in sentence
     assert "; without them: " in sentence and "k = 4." in sentence
+
+
+@pytest.mark.parametrize(("i2", "words"), [
+    (0, "heterogeneity that might not be important (I² = 0%)"),
+    (29.4, "heterogeneity that might not be important (I² = 29%)"),
+    (30, "heterogeneity that might not be important or may be moderate (I² = 30%, in overlapping Handbook ranges)"),
+    (35, "heterogeneity that might not be important or may be moderate (I² = 35%, in overlapping Handbook ranges)"),
+    (40, "heterogeneity that might not be important or may be moderate (I² = 40%, in overlapping Handbook ranges)"),
+    (45, "heterogeneity that may be moderate (I² = 45%)"),
+    (55, "heterogeneity that may be moderate to substantial (I² = 55%, in overlapping Handbook ranges)"),
+    (61, "heterogeneity that may be substantial (I² = 61%)"),
+    (74.6, "substantial to considerable heterogeneity (I² = 75%, in overlapping Handbook ranges)"),
+    (80, "substantial to considerable heterogeneity (I² = 80%, in overlapping Handbook ranges)"),
+    (90, "substantial to considerable heterogeneity (I² = 90%, in overlapping Handbook ranges)"),
+    (91, "considerable heterogeneity (I² = 91%)"),
+])  # fmt: skip
+def test_heterogeneity_words_follow_the_handbooks_overlapping_ranges(i2, words):
+    """Caught: the page claimed "Heterogeneity bands follow the Cochrane Handbook §10.10.2" but cut I² at 25/50/75%
+    (35% "moderate", 55% "substantial", 80% "considerable"). Expected: Cochrane Handbook v6.4 §10.10.2, closed
+    ranges "0% to 40%: might not be important; 30% to 60%: may represent moderate heterogeneity; 50% to 90%: may
+    represent substantial heterogeneity; 75% to 100%: considerable heterogeneity", read at the I² shown (29.4 -> 29%,
+    74.6 -> 75%), every range the value falls in."""
+    assert heterogeneity_words(i2) == words
+
+
+def test_headline_note_quotes_the_handbook_ranges_and_its_warning():
+    """Caught: the note named §10.10.2 beside cut-offs that are not the Handbook's; now the note gives its ranges,
+    its warning against fixed thresholds, and the chapter in the references."""
+    page = render_report([])
+    assert "0–40% might not be important, 30–60% may represent moderate, 50–90% substantial and 75–100% considerable" \
+        in page
+    assert "such thresholds can mislead" in page
+    assert "Chapter 10: Analysing data and undertaking meta-analyses (§10.10.2" in page

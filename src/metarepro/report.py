@@ -72,6 +72,10 @@ REFERENCES = {
     "qprofile": "Viechtbauer W (2007). Confidence intervals for the amount of heterogeneity in meta-analysis. "
                 "Stat Med 26:37–52.",
     "I2": "Higgins JPT, Thompson SG (2002). Quantifying heterogeneity in a meta-analysis. Stat Med 21:1539–1558.",
+    "handbook": "Deeks JJ, Higgins JPT, Altman DG (eds) (2023). Chapter 10: Analysing data and undertaking "
+                "meta-analyses (§10.10.2, Identifying and measuring heterogeneity). In: Higgins JPT, Thomas J, "
+                "Chandler J, et al. (eds). Cochrane Handbook for Systematic Reviews of Interventions, version 6.4. "
+                "Cochrane.",
     "PI": "Riley RD, Higgins JPT, Deeks JJ (2011). Interpretation of random effects meta-analyses. BMJ 342:d549.",
     "SMD": "Hedges LV (1981). Distribution theory for Glass's estimator of effect size and related estimators. "
            "J Educ Stat 6:107–128.",
@@ -348,11 +352,35 @@ def fit_block(record: dict) -> str:
 # headline
 
 
+# The Cochrane Handbook's ranges for I² (§10.10.2), closed and overlapping, and what it says of each.
+I2_RANGES = ((0, 40, "might not be important"), (30, 60, "moderate"), (50, 90, "substantial"),
+             (75, 100, "considerable"))  # fmt: skip
+I2_PHRASES = {  # with the Handbook's own hedging ("might not be", "may represent")
+    ("might not be important",): "heterogeneity that might not be important",
+    ("might not be important", "moderate"): "heterogeneity that might not be important or may be moderate",
+    ("moderate",): "heterogeneity that may be moderate",
+    ("moderate", "substantial"): "heterogeneity that may be moderate to substantial",
+    ("substantial",): "heterogeneity that may be substantial",
+    ("substantial", "considerable"): "substantial to considerable heterogeneity",
+    ("considerable",): "considerable heterogeneity",
+}
+I2_NOTE = ("Heterogeneity is described by the Cochrane Handbook's overlapping ranges for I² (Deeks, Higgins & Altman "
+           "2023, §10.10.2; see References): 0–40% might "
+           "not be important, 30–60% may represent moderate, 50–90% substantial and 75–100% considerable "
+           "heterogeneity; the Handbook warns that such thresholds can mislead, as the importance of inconsistency "
+           "depends on the size and direction of effects and the strength of evidence for heterogeneity (Q's p, "
+           "the CI of I²).")  # fmt: skip
+
+
 def heterogeneity_words(i2) -> str:
+    """I² in the Handbook's words, every range it falls in: "moderate to substantial heterogeneity (I² = 55%)".
+    The ranges are read at the I² shown (whole percent), so the words agree with the number beside them."""
     if not _finite(i2):
         return "heterogeneity not estimable"
-    band = "low" if i2 < 25 else "moderate" if i2 < 50 else "substantial" if i2 < 75 else "considerable"
-    return f"{band} heterogeneity (I² = {i2:.0f}%)"
+    shown = float(f"{i2:.0f}")
+    words = tuple(word for low, high, word in I2_RANGES if low <= shown <= high)
+    overlap = ", in overlapping Handbook ranges" if len(words) > 1 else ""
+    return f"{I2_PHRASES[words]} (I² = {shown:.0f}%{overlap})"
 
 
 def marker_sentence(section: AnalysisSection, others: list[AnalysisSection], labels: dict) -> str:
@@ -444,8 +472,7 @@ def headline(sections: list[AnalysisSection], atlas: list[str], labels: dict) ->
     return f"""<section id="headline"><h2>Headline</h2>
 <ul class="lede">{sentences}</ul>
 <p class="muted">Each sentence reports the first analysis of the marker in the config; estimates are on the
-analysis's own scale (ratios for ROM, r for ZCOR). Heterogeneity bands follow the Cochrane Handbook (§10.10.2).
-{esc(FLAG_DEFINITION)}</p>
+analysis's own scale (ratios for ROM, r for ZCOR). {esc(I2_NOTE)} {esc(FLAG_DEFINITION)}</p>
 {figures}</section>"""
 
 
@@ -727,7 +754,7 @@ def methods_section(sections: list[AnalysisSection]) -> str:
         key = (r.get("measure"), r.get("method"), r.get("test"), r.get("level"), r.get("preset"), r.get("vtype"),
                signature)  # fmt: skip
         groups.setdefault(key, []).append(s)
-    paragraphs, cited = [], {"metafor", "qprofile", "I2"}
+    paragraphs, cited = [], {"metafor", "qprofile", "I2", "handbook"}  # handbook: the headline's I² words
     for (measure, method, test, level, preset, vtype, signature), members in groups.items():
         if signature is not None:
             paragraphs.append(_dependent_methods(members, measure, vtype, level, cited))
