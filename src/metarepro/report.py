@@ -41,13 +41,29 @@ pre{background:#f7f7f7;padding:0.6em;overflow-x:auto;font-size:0.85em}
 .verdict-discrepant-same-conclusion{color:#2b5d8a;font-weight:600}
 .verdict-meaningfully-different{color:#8a2b2b;font-weight:600}
 .verdict-not-comparable,.verdict-insufficient-information{color:#666}
+@media print{
+body{max-width:none;margin:0;padding:0;font-size:9.5pt}
+details::details-content{content-visibility:visible;display:contents}
+details>summary{list-style:none}
+.wide{overflow:visible}
+table{font-size:7pt} th,td{padding:0.1em 0.25em} th{overflow-wrap:break-word}
+td.text{overflow-wrap:anywhere;min-width:4.5em}
+pre{white-space:pre-wrap;overflow-wrap:anywhere;overflow:visible;font-size:7pt}
+figure,tr,pre{break-inside:avoid} h2,h3,h4,summary{break-after:avoid}
+details.analysis{border:0;padding:0} details.analysis>summary{font-size:1.1em;border-top:1px solid #999}
+}
 """
-# Open a collapsed section when a link (or the address) points into it.
+# Open a collapsed section when a link (or the address) points into it; open every section to print (and close
+# them again after), so a printout or PDF has the whole report (the print CSS does the same where it can).
 SCRIPT = """
 function openTarget(){var id=decodeURIComponent(location.hash.slice(1));if(!id)return;
 var el=document.getElementById(id);if(!el)return;var d=el.closest('details');while(d){d.open=true;
 d=d.parentElement?d.parentElement.closest('details'):null;}el.scrollIntoView();}
 window.addEventListener('hashchange',openTarget);document.addEventListener('DOMContentLoaded',openTarget);
+var closedForPrint=[];
+window.addEventListener('beforeprint',function(){document.querySelectorAll('details:not([open])').forEach(
+function(d){d.open=true;closedForPrint.push(d);});});
+window.addEventListener('afterprint',function(){closedForPrint.forEach(function(d){d.open=false;});closedForPrint=[];});
 """
 FIGURE_TITLES = {
     "funnel": "Contour-enhanced funnel plot", "cumulative": "Cumulative meta-analysis",
@@ -665,7 +681,8 @@ def _extras(section: AnalysisSection) -> str:
             text = "none" if flagged.empty else ", ".join(flagged["study"].astype(str))
             parts.append(f"<h4>Influence diagnostics</h4><p>Influential by metafor's rule: {esc(text)}.</p>")
             table = table.drop(columns=[c for c in ("line",) if c in table])
-            text_columns = [c for c in table.columns if table[c].dtype == object]
+            # text (object or pandas' str dtype) left-aligned and wrapping; numbers and yes/no right-aligned
+            text_columns = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
             parts.append(f"<details><summary>influence table</summary>{table_html(table, text_columns)}</details>")
             continue
         if name == "subgroups":
