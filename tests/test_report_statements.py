@@ -13,7 +13,16 @@ import pytest
 from conftest import load_reference
 
 from metarepro.analysis import Settings, pooled_record
-from metarepro.report import AnalysisSection, _bias, heterogeneity_words, render_report
+from metarepro.plots import forest_plot
+from metarepro.report import (
+    AnalysisSection,
+    _bias,
+    _estimators,
+    _subgroups,
+    fit_block,
+    heterogeneity_words,
+    render_report,
+)
 from metarepro.rma import rma
 from metarepro.steps import sensitivity
 from metarepro.steps.pool import without_flagged
@@ -117,3 +126,35 @@ def test_headline_note_quotes_the_handbook_ranges_and_its_warning():
         in page
     assert "such thresholds can mislead" in page
     assert "Chapter 10: Analysing data and undertaking meta-analyses (§10.10.2" in page
+
+
+def test_one_study_shows_no_heterogeneity_statistics():
+    """Caught: a fit to one study printed "I^2 ... 0.00%", "tau^2 ... 0.0000" and "Q(df = 0) = 0.0000" (metafor's
+    print.rma does the same), the forest plot "τ² = 0.000, I² = 0.0%", a one-study subgroup "I² = 0.0%" and the
+    estimator table 0 for τ² and I²: one study has no between-study variability, so they are not applicable.
+    With one study metafor also switches Knapp-Hartung to z (R: "Setting argument test="z" since k=1").
+    Expected by hand: yi = 0.5, vi = 0.04 gives z = 0.5/0.2 = 2.5 and the CI 0.5 ± 1.96·0.2 = [0.1080, 0.8920]."""
+    record = pooled_record(rma([0.5], [0.04], "REML", "knha"), Settings(test="knha"))
+    text = fit_block(record)
+    assert "I^2 (total heterogeneity" not in text and "Q(df = 0)" not in text
+    assert "tau^2, tau, I^2, H^2: not applicable (k = 1" in text and "Q: not applicable (k = 1" in text
+    assert re.search(r"zval\s+pval.*\n\s+0\.5000\s+0\.2000\s+2\.5000\s+0\.0124\s+0\.1080\s+0\.8920", text)
+
+    forest = forest_plot(pd.DataFrame({"study": ["Only"], "yi": [0.5], "vi": [0.04], "ci_low": [0.108],
+                                       "ci_high": [0.892], "weight": [100.0], "included": [True]}),
+                         {**record, "measure": "SMD"})  # fmt: skip
+    drawn = " ".join(t.get_text() for t in forest.findobj(lambda a: hasattr(a, "get_text") and a.get_text()))
+    assert "one study (k = 1): τ², I² and Q not applicable" in drawn and "I² = 0.0%" not in drawn
+
+    subgroups = pd.DataFrame({"column": "sample", "subgroup": ["plasma", "serum"], "k": [1, 3],
+                              "estimate": [0.5, 0.3], "ci_low": [0.1, 0.1], "ci_high": [0.9, 0.5], "pval": [0.01, 0.02],
+                              "tau2": [0.0, 0.02], "i2": [0.0, 35.0], "test_moderator_QM": 1.0, "test_moderator_df": 1,
+                              "test_moderator_df2": np.nan, "test_moderator_p": 0.3, "test_between_Q": 1.0,
+                              "test_between_df": 1, "test_between_p": 0.3})  # fmt: skip
+    cells = re.findall(r"<tr>(.*?)</tr>", _subgroups(subgroups))
+    assert cells[1].count("n/a (k = 1)") == 2 and "n/a" not in cells[2]  # cells[0]: the header
+
+    estimators = pd.DataFrame({"method": ["REML", "DL"], "test": "z", "estimate": 0.5, "ci_low": 0.108,
+                               "ci_high": 0.892, "pval": 0.0124, "tau2": 0.0, "i2": 0.0, "converged": True})
+    rows = re.findall(r"<tr>(.*?)</tr>", _estimators(estimators, record))[1:]
+    assert all(row.count("n/a (k = 1)") == 2 for row in rows)

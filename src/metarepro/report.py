@@ -241,6 +241,10 @@ def figure_html(svg: str, caption: str = "") -> str:
 # the fit, as metafor's print.rma shows it
 
 
+NOT_APPLICABLE_K1 = "not applicable (k = 1: one study has no between-study variability)"
+K1_CELL = "n/a (k = 1)"  # a table cell of τ², I² or Q for a fit to one study
+
+
 def f4(x) -> str:
     """A number as metafor's print methods show it (4 decimals), NA when missing."""
     return "NA" if not _finite(x) else f"{x:.4f}"
@@ -325,7 +329,9 @@ def fit_block(record: dict) -> str:
     model = "Equal-Effects Model" if method == "EE" else "Random-Effects Model"
     lines = [f"{model} (k = {k}; tau^2 estimator: {method})" if method != "EE" else f"{model} (k = {k})", ""]
 
-    if method != "EE":
+    if method != "EE" and k == 1:  # metafor prints tau^2 = 0, I^2 = 0%: values no single study can give
+        lines += [f"tau^2, tau, I^2, H^2: {NOT_APPLICABLE_K1}", ""]
+    elif method != "EE":
         # a bound not found within the search limit is shown as "> limit" / "< limit", never as a found number
         low = ("< " if record.get("tau2_ci_low_capped") else "") + f4(record.get("tau2_ci_low"))
         high = ("> " if record.get("tau2_ci_high_capped") else "") + f4(record.get("tau2_ci_high"))
@@ -342,12 +348,13 @@ def fit_block(record: dict) -> str:
         ]  # fmt: skip
     q_df = record.get("q_df")
     q_text = f"Q(df = {int(q_df) if _finite(q_df) else 'NA'}) = {f4(record.get('q'))}"
-    lines += ["Test for Heterogeneity:", f"{q_text}, p-val {p_words(record.get('q_p'))}",
-              "", "Model Results:", ""]  # fmt: skip
-    stat = "tval" if test == "knha" else "zval"
-    df_head = "df" if test == "knha" else ""
+    q_line = f"Q: {NOT_APPLICABLE_K1}" if k == 1 else f"{q_text}, p-val {p_words(record.get('q_p'))}"
+    lines += ["Test for Heterogeneity:", q_line, "", "Model Results:", ""]
+    knha = test == "knha" and k > 1  # with one study metafor sets test = "z" (the record's warning says so)
+    stat = "tval" if knha else "zval"
+    df_head = "df" if knha else ""
     header = f"{'estimate':>9} {'se':>8} {stat:>8} {df_head:>4} {'pval':>8} {'ci.lb':>8} {'ci.ub':>8}"
-    df = f"{k - 1:>4}" if test == "knha" else " " * 4
+    df = f"{k - 1:>4}" if knha else " " * 4
     row = (f"{f4(record['estimate']):>9} {f4(record.get('se')):>8} {f4(record.get('zval')):>8} {df} "
            f"{p_cell(record.get('pval')):>8} {f4(record['ci_low']):>8} {f4(record['ci_high']):>8}")  # fmt: skip
     lines += [header, row]
@@ -597,6 +604,9 @@ def _subgroups(table: pd.DataFrame) -> str:
                               zip(block["estimate"], block["ci_low"], block["ci_high"], strict=True)],
             "p": block["pval"], "τ²": block["tau2"], "I² (%)": block["i2"],
         })  # fmt: skip
+        one_study = block["k"].to_numpy() == 1
+        for column in ("τ²", "I² (%)"):
+            shown[column] = shown[column].astype(object).where(~one_study, K1_CELL)
         first = block.iloc[0]
         df2 = f", {num(first['test_moderator_df2'])}" if _finite(first.get("test_moderator_df2")) else ""
         tests = (f"Test of subgroup differences (common τ²): QM(df = {num(first['test_moderator_df'])}{df2}) = "
@@ -661,6 +671,8 @@ def _estimators(table: pd.DataFrame | None, record: dict) -> str:
     if table is None or table.empty:
         return ""
     shown = table[[c for c in ESTIMATOR_COLUMNS if c in table]].copy()
+    if record.get("k") == 1:
+        shown[[c for c in ("tau2", "i2") if c in shown]] = K1_CELL
     if transform_back(record.get("measure"), 0.0) is not None:  # ROM as ratios, ZCOR as r
         for c in ("estimate", "ci_low", "ci_high"):
             shown[c] = transform_back(record["measure"], shown[c].to_numpy(dtype=float))

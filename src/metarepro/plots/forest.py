@@ -257,6 +257,8 @@ def _robust_text(dep: dict, measure: str) -> str:
 
 
 def _univariate_text(pooled: dict, df) -> str:
+    if pooled.get("k") == 1:  # metafor gives τ² = 0, I² = 0%, Q = 0: values one study cannot show
+        return f"{pooled['method']} model, one study (k = 1): τ², I² and Q not applicable"
     return (
         f"{pooled['method']} model, test {pooled['test']}:  τ² = {fmt(pooled.get('tau2'), 3)},  "
         f"I² = {fmt(pooled.get('i2'), 1)}%,  Q = {fmt(pooled.get('q'))} "
@@ -416,7 +418,8 @@ def subgroup_rows(effects: pd.DataFrame, groups, result) -> pd.DataFrame:
             rows_table([str(level)], np.nan, np.nan, np.nan, kind="header"),
             rows_table(block["study"].fillna("").astype(str), block["yi"], block["ci_low"], block["ci_high"],
                        weight=100 * w / w.sum()),
-            rows_table([f"Subgroup {level} ({result.method}, k = {int(fits.k[i])}, I² = {fmt(fits.i2[i], 1)}%)"],
+            rows_table([f"Subgroup {level} ({result.method}, k = {int(fits.k[i])}"
+                        + (f", I² = {fmt(fits.i2[i], 1)}%)" if fits.k[i] > 1 else ")")],  # no I² for one study
                        fits.estimate[i], fits.ci_low[i], fits.ci_high[i], kind="summary"),
         ]  # fmt: skip
     return pd.concat(blocks, ignore_index=True)
