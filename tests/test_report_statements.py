@@ -158,3 +158,12 @@ def test_one_study_shows_no_heterogeneity_statistics():
                                "ci_high": 0.892, "pval": 0.0124, "tau2": 0.0, "i2": 0.0, "converged": True})
     rows = re.findall(r"<tr>(.*?)</tr>", _estimators(estimators, record))[1:]
     assert all(row.count("n/a (k = 1)") == 2 for row in rows)
+
+
+def test_fail_safe_n_carries_the_handbooks_advice_against_it():
+    """Caught: fail-safe N was shown as a plain result. The Cochrane Handbook (v5.1.0, §10.4.4.3, "Fail-safe N")
+    ends: "this and related methods are not recommended for use in Cochrane reviews"; the note sits in its row."""
+    rows = included_rows(np.array([0.1, 0.5, 0.3, 0.8, 0.2]), np.array([0.04, 0.09, 0.02, 0.12, 0.05]))
+    page = _bias(sensitivity.publication_bias(rows, Settings()).record)
+    row = re.search(r"<tr><td class=\"text\">Fail-safe N</td>(.*?)</tr>", page).group(1)
+    assert "Rosenthal" in row and "Not recommended: the Cochrane Handbook (v5.1.0, §10.4.4.3)" in row

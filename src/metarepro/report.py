@@ -558,6 +558,11 @@ than a failed reproduction.</p>
 # one analysis
 
 
+FSN_NOTE = ("Not recommended: the Cochrane Handbook (v5.1.0, §10.4.4.3) advises against fail-safe N, whose value "
+            "depends heavily on the effect assumed for the unpublished studies and which asks whether p crosses a "
+            "threshold rather than how large the effect is; shown for comparison with published reviews.")
+
+
 def regtest_statistic(statistic: str, value, df) -> str:
     """An Egger test's statistic as metafor's ``print.regtest`` shows it: "t = 3.4000, df = 18" under
     Knapp–Hartung and for the classic test, "z = 3.4000" otherwise (its p follows in the p column)."""
@@ -585,7 +590,7 @@ def _bias(bias: dict | None) -> str:
              f"adjusted {ci('trimfill')}", ""),
             ("Trim-and-fill (R0)", f"{num(b('trimfill_r0_k0'))} missing; adjusted {ci('trimfill_r0')}", ""),
             ("Fail-safe N", f"Rosenthal {num(b('fsn_rosenthal'))}, Orwin {num(b('fsn_orwin'))}, "
-             f"Rosenberg {num(b('fsn_rosenberg'))}", ""),
+             f"Rosenberg {num(b('fsn_rosenberg'))}. <span class=\"caveat\">{esc(FSN_NOTE)}</span>", ""),
             ("PET-PEESE", f"uses {esc(b('pet_peese_uses'))}: {ci('pet_peese')}", ""),
         ]  # fmt: skip
     body = "".join(f'<tr><td class="text">{esc(a)}</td><td class="text">{c}</td><td>{p}</td></tr>' for a, c, p in rows)
