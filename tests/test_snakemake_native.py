@@ -22,12 +22,18 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def test_snakemake_report_holds_every_figure_and_table(default_run):
-    """Every SVG, table and the HTML page of the default run is in report.zip, byte for byte, in its category."""
+@pytest.fixture(scope="module")
+def snakemake_report(default_run):
+    """`snakemake --report report.zip` of the default run (built once for the tests below)."""
     cmd = [*SNAKEMAKE, "--cores", "1", "--configfile", "config/config.yaml", "--report", "report.zip"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=default_run)
     assert result.returncode == 0, result.stderr[-3000:]
-    with zipfile.ZipFile(default_run / "report.zip") as archive:
+    return default_run / "report.zip"
+
+
+def test_snakemake_report_holds_every_figure_and_table(default_run, snakemake_report):
+    """Every SVG, table and the HTML page of the default run is in report.zip, byte for byte, in its category."""
+    with zipfile.ZipFile(snakemake_report) as archive:
         names = archive.namelist()
         zipped = {(name.rsplit("/", 1)[-1], sha256(archive.read(name))) for name in names}
         page = archive.read("report/report.html").decode()
@@ -40,6 +46,34 @@ def test_snakemake_report_holds_every_figure_and_table(default_run):
     assert len(names) == len(results) + 1  # and nothing else but the report's own page
     for category in ('"Overview"', '"Per analysis"', '"il6_smd"', '"crp_md"'):
         assert category in page
+
+
+def test_snakemake_report_captions_name_the_analysis_and_the_figure(default_run, snakemake_report):
+    """Caught: the captions read ``snakemake.wildcards.analysis`` and ``.kind``/``.column``, which the rules (one per
+    analysis, no wildcards) do not have: every caption said "Analysis :" and bubble plots were captioned "forest plot
+    by subgroup of" (with a broken literal). Expected: the analysis name (the result's folder) in every per-analysis
+    caption, bubble plots and subgroup forest plots each in their own words naming their moderator or column, and no
+    docutils error in any caption."""
+    page = zipfile.ZipFile(snakemake_report).read("report/report.html").decode()
+    start = page.index("var results = {") + len("var results = ")
+    results, _ = json.JSONDecoder().raw_decode(page, start)  # the report's table of results, with their captions
+    captions = {path: record["caption"] for path, record in results.items()}
+    assert all("problematic" not in caption and "Analysis :" not in caption for caption in captions.values())
+    per_analysis = {path: caption for path, caption in captions.items() if path.count("/") == 2}
+    assert len(per_analysis) > 100
+    for path, caption in per_analysis.items():
+        assert f'Analysis <tt class="docutils literal">{path.split("/")[1]}</tt>:' in caption, path
+    figures = {kind: {p: c for p, c in per_analysis.items() if f"/{kind}_" in p}
+               for kind in ("bubble", "forest_subgroups")}  # fmt: skip
+    assert figures["bubble"] and figures["forest_subgroups"]
+    for path, caption in figures["bubble"].items():
+        moderator = path.rsplit("/bubble_", 1)[1].removesuffix(".svg")
+        assert "bubble plot" in caption and "forest plot" not in caption, path
+        assert f'<tt class="docutils literal">{moderator}</tt>' in caption, path
+    for path, caption in figures["forest_subgroups"].items():
+        column = path.rsplit("/forest_subgroups_", 1)[1].removesuffix(".svg")
+        assert "forest plot by subgroup of" in caption and "bubble" not in caption, path
+        assert f'<tt class="docutils literal">{column}</tt>' in caption, path
 
 
 RULE_RESOURCES = """

@@ -461,3 +461,12 @@ def flag_rows(rows: pd.DataFrame, cases, controls, g, sd_reported=None) -> Quali
     )  # fmt: skip
     # items are joined with "; ", so an item's own semicolons (e.g. in a quoted comment) become commas
     return QualityFlags(tuple(tuple(x.replace(";", ",") for x in row if x) for row in zip(*columns, strict=True)))
+
+
+def flagged_included(effects: pd.DataFrame) -> np.ndarray:
+    """The pooled rows a rule here flagged (non-empty ``flags``): the rows the sensitivity fit "without flagged
+    rows" leaves out and the headline counts. Soft checks (``checks``, e.g. "SD > mean") are not flags."""
+    included = effects["included"].to_numpy(dtype=bool)
+    if "flags" not in effects:
+        return np.zeros(len(effects), dtype=bool)
+    return included & (effects["flags"].astype(object).fillna("").astype(str).str.strip().to_numpy() != "")

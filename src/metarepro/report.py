@@ -19,6 +19,7 @@ import pandas as pd
 from . import __version__
 from .effects import transform_back
 from .limits import SECTION_MAX_ROWS
+from .quality import RULES, flagged_included
 
 STYLE = """
 *{box-sizing:border-box}
@@ -41,13 +42,29 @@ pre{background:#f7f7f7;padding:0.6em;overflow-x:auto;font-size:0.85em}
 .verdict-discrepant-same-conclusion{color:#2b5d8a;font-weight:600}
 .verdict-meaningfully-different{color:#8a2b2b;font-weight:600}
 .verdict-not-comparable,.verdict-insufficient-information{color:#666}
+@media print{
+body{max-width:none;margin:0;padding:0;font-size:9.5pt}
+details::details-content{content-visibility:visible;display:contents}
+details>summary{list-style:none}
+.wide{overflow:visible}
+table{font-size:7pt} th,td{padding:0.1em 0.25em} th{overflow-wrap:break-word}
+td.text{overflow-wrap:anywhere;min-width:4.5em}
+pre{white-space:pre-wrap;overflow-wrap:anywhere;overflow:visible;font-size:7pt}
+figure,tr,pre{break-inside:avoid} h2,h3,h4,summary{break-after:avoid}
+details.analysis{border:0;padding:0} details.analysis>summary{font-size:1.1em;border-top:1px solid #999}
+}
 """
-# Open a collapsed section when a link (or the address) points into it.
+# Open a collapsed section when a link (or the address) points into it; open every section to print (and close
+# them again after), so a printout or PDF has the whole report (the print CSS does the same where it can).
 SCRIPT = """
 function openTarget(){var id=decodeURIComponent(location.hash.slice(1));if(!id)return;
 var el=document.getElementById(id);if(!el)return;var d=el.closest('details');while(d){d.open=true;
 d=d.parentElement?d.parentElement.closest('details'):null;}el.scrollIntoView();}
 window.addEventListener('hashchange',openTarget);document.addEventListener('DOMContentLoaded',openTarget);
+var closedForPrint=[];
+window.addEventListener('beforeprint',function(){document.querySelectorAll('details:not([open])').forEach(
+function(d){d.open=true;closedForPrint.push(d);});});
+window.addEventListener('afterprint',function(){closedForPrint.forEach(function(d){d.open=false;});closedForPrint=[];});
 """
 FIGURE_TITLES = {
     "funnel": "Contour-enhanced funnel plot", "cumulative": "Cumulative meta-analysis",
@@ -72,6 +89,10 @@ REFERENCES = {
     "qprofile": "Viechtbauer W (2007). Confidence intervals for the amount of heterogeneity in meta-analysis. "
                 "Stat Med 26:37–52.",
     "I2": "Higgins JPT, Thompson SG (2002). Quantifying heterogeneity in a meta-analysis. Stat Med 21:1539–1558.",
+    "handbook": "Deeks JJ, Higgins JPT, Altman DG (eds) (2023). Chapter 10: Analysing data and undertaking "
+                "meta-analyses (§10.10.2, Identifying and measuring heterogeneity). In: Higgins JPT, Thomas J, "
+                "Chandler J, et al. (eds). Cochrane Handbook for Systematic Reviews of Interventions, version 6.4. "
+                "Cochrane.",
     "PI": "Riley RD, Higgins JPT, Deeks JJ (2011). Interpretation of random effects meta-analyses. BMJ 342:d549.",
     "SMD": "Hedges LV (1981). Distribution theory for Glass's estimator of effect size and related estimators. "
            "J Educ Stat 6:107–128.",
@@ -221,6 +242,10 @@ def figure_html(svg: str, caption: str = "") -> str:
 # the fit, as metafor's print.rma shows it
 
 
+NOT_APPLICABLE_K1 = "not applicable (k = 1: one study has no between-study variability)"
+K1_CELL = "n/a (k = 1)"  # a table cell of τ², I² or Q for a fit to one study
+
+
 def f4(x) -> str:
     """A number as metafor's print methods show it (4 decimals), NA when missing."""
     return "NA" if not _finite(x) else f"{x:.4f}"
@@ -305,7 +330,9 @@ def fit_block(record: dict) -> str:
     model = "Equal-Effects Model" if method == "EE" else "Random-Effects Model"
     lines = [f"{model} (k = {k}; tau^2 estimator: {method})" if method != "EE" else f"{model} (k = {k})", ""]
 
-    if method != "EE":
+    if method != "EE" and k == 1:  # metafor prints tau^2 = 0, I^2 = 0%: values no single study can give
+        lines += [f"tau^2, tau, I^2, H^2: {NOT_APPLICABLE_K1}", ""]
+    elif method != "EE":
         # a bound not found within the search limit is shown as "> limit" / "< limit", never as a found number
         low = ("< " if record.get("tau2_ci_low_capped") else "") + f4(record.get("tau2_ci_low"))
         high = ("> " if record.get("tau2_ci_high_capped") else "") + f4(record.get("tau2_ci_high"))
@@ -322,12 +349,13 @@ def fit_block(record: dict) -> str:
         ]  # fmt: skip
     q_df = record.get("q_df")
     q_text = f"Q(df = {int(q_df) if _finite(q_df) else 'NA'}) = {f4(record.get('q'))}"
-    lines += ["Test for Heterogeneity:", f"{q_text}, p-val {p_words(record.get('q_p'))}",
-              "", "Model Results:", ""]  # fmt: skip
-    stat = "tval" if test == "knha" else "zval"
-    df_head = "df" if test == "knha" else ""
+    q_line = f"Q: {NOT_APPLICABLE_K1}" if k == 1 else f"{q_text}, p-val {p_words(record.get('q_p'))}"
+    lines += ["Test for Heterogeneity:", q_line, "", "Model Results:", ""]
+    knha = test == "knha" and k > 1  # with one study metafor sets test = "z" (the record's warning says so)
+    stat = "tval" if knha else "zval"
+    df_head = "df" if knha else ""
     header = f"{'estimate':>9} {'se':>8} {stat:>8} {df_head:>4} {'pval':>8} {'ci.lb':>8} {'ci.ub':>8}"
-    df = f"{k - 1:>4}" if test == "knha" else " " * 4
+    df = f"{k - 1:>4}" if knha else " " * 4
     row = (f"{f4(record['estimate']):>9} {f4(record.get('se')):>8} {f4(record.get('zval')):>8} {df} "
            f"{p_cell(record.get('pval')):>8} {f4(record['ci_low']):>8} {f4(record['ci_high']):>8}")  # fmt: skip
     lines += [header, row]
@@ -348,18 +376,35 @@ def fit_block(record: dict) -> str:
 # headline
 
 
-def _flagged(effects: pd.DataFrame) -> pd.DataFrame:
-    used = effects[effects["included"].astype(bool)]
-    notes = used.get("flags", pd.Series("", index=used.index)).astype(object).fillna("").astype(str)
-    checks = used.get("checks", pd.Series("", index=used.index)).astype(object).fillna("").astype(str)
-    return used[(notes.str.strip() != "") | (checks.str.strip() != "")]
+# The Cochrane Handbook's ranges for I² (§10.10.2), closed and overlapping, and what it says of each.
+I2_RANGES = ((0, 40, "might not be important"), (30, 60, "moderate"), (50, 90, "substantial"),
+             (75, 100, "considerable"))  # fmt: skip
+I2_PHRASES = {  # with the Handbook's own hedging ("might not be", "may represent")
+    ("might not be important",): "heterogeneity that might not be important",
+    ("might not be important", "moderate"): "heterogeneity that might not be important or may be moderate",
+    ("moderate",): "heterogeneity that may be moderate",
+    ("moderate", "substantial"): "heterogeneity that may be moderate to substantial",
+    ("substantial",): "heterogeneity that may be substantial",
+    ("substantial", "considerable"): "substantial to considerable heterogeneity",
+    ("considerable",): "considerable heterogeneity",
+}
+I2_NOTE = ("Heterogeneity is described by the Cochrane Handbook's overlapping ranges for I² (Deeks, Higgins & Altman "
+           "2023, §10.10.2; see References): 0–40% might "
+           "not be important, 30–60% may represent moderate, 50–90% substantial and 75–100% considerable "
+           "heterogeneity; the Handbook warns that such thresholds can mislead, as the importance of inconsistency "
+           "depends on the size and direction of effects and the strength of evidence for heterogeneity (Q's p, "
+           "the CI of I²).")  # fmt: skip
 
 
 def heterogeneity_words(i2) -> str:
+    """I² in the Handbook's words, every range it falls in: "moderate to substantial heterogeneity (I² = 55%)".
+    The ranges are read at the I² shown (whole percent), so the words agree with the number beside them."""
     if not _finite(i2):
         return "heterogeneity not estimable"
-    band = "low" if i2 < 25 else "moderate" if i2 < 50 else "substantial" if i2 < 75 else "considerable"
-    return f"{band} heterogeneity (I² = {i2:.0f}%)"
+    shown = float(f"{i2:.0f}")
+    words = tuple(word for low, high, word in I2_RANGES if low <= shown <= high)
+    overlap = ", in overlapping Handbook ranges" if len(words) > 1 else ""
+    return f"{I2_PHRASES[words]} (I² = {shown:.0f}%{overlap})"
 
 
 def marker_sentence(section: AnalysisSection, others: list[AnalysisSection], labels: dict) -> str:
@@ -386,12 +431,7 @@ def marker_sentence(section: AnalysisSection, others: list[AnalysisSection], lab
         caveats.append(f"only {_clusters(r)} studies")
     if r.get("dependence") and r["dependence"].get("primary"):
         caveats.append(f"the estimate of {r['dependence']['primary']} in a multivariate model")
-    flagged = _flagged(section.effects)
-    if len(flagged):
-        caveats.append(f"{len(flagged)} of {r['k']} pooled rows carry a data-quality flag (see the row account)")
-    sens = r.get("without_flagged")
-    if isinstance(sens, dict) and _finite(sens.get("estimate")):
-        caveats.append(f"without flagged rows: {estimate_text({**r, **sens})}, k = {sens.get('k')}")
+    caveats += _flag_caveat(section.effects, r.get("without_flagged"), r)
     for warning in r.get("warnings") or []:
         caveats.append(warning)
     out = text
@@ -402,6 +442,28 @@ def marker_sentence(section: AnalysisSection, others: list[AnalysisSection], lab
                  f"(<a href=\"#{esc(o.name)}\">{esc(o.name)}</a>)" for o in others]  # fmt: skip
         out += f' <span class="muted">Other analyses: {"; ".join(parts)}.</span>'
     return f"<li>{out}</li>"
+
+
+FLAG_DEFINITION = (
+    f"A row is flagged when it trips one of the pre-specified quality rules ({', '.join(RULES)}; thresholds in "
+    "data/raw/README.md); flagged rows stay in the primary fit and are left out of the fit \"without flagged "
+    "rows\". The row account's other checks (e.g. SD > mean) are not flags."
+)  # fmt: skip
+
+
+def _flag_caveat(effects: pd.DataFrame, without: dict | None, record: dict) -> list[str]:
+    """How many pooled rows a quality rule flagged and the fit without exactly those rows (pooled.json's
+    ``without_flagged`` drops the same rows, :func:`metarepro.quality.flagged_included`)."""
+    flagged = int(flagged_included(effects).sum())
+    if not flagged:
+        return []
+    pooled = int(effects["included"].astype(bool).sum())
+    text = f"{flagged} of {pooled} pooled rows are flagged by a pre-specified quality rule (see the row account)"
+    if isinstance(without, dict) and _finite(without.get("estimate")):
+        text += f"; without them: {estimate_text({**record, **without})}, k = {without.get('k')}"
+    elif isinstance(without, dict) and without.get("k") == 0:
+        text += "; no row is left without them"
+    return [text]
 
 
 def k_text(record) -> str:
@@ -434,7 +496,7 @@ def headline(sections: list[AnalysisSection], atlas: list[str], labels: dict) ->
     return f"""<section id="headline"><h2>Headline</h2>
 <ul class="lede">{sentences}</ul>
 <p class="muted">Each sentence reports the first analysis of the marker in the config; estimates are on the
-analysis's own scale (ratios for ROM, r for ZCOR). Heterogeneity bands follow the Cochrane Handbook (§10.10.2).</p>
+analysis's own scale (ratios for ROM, r for ZCOR). {esc(I2_NOTE)} {esc(FLAG_DEFINITION)}</p>
 {figures}</section>"""
 
 
@@ -497,6 +559,17 @@ than a failed reproduction.</p>
 # one analysis
 
 
+FSN_NOTE = ("Not recommended: the Cochrane Handbook (v5.1.0, §10.4.4.3) advises against fail-safe N, whose value "
+            "depends heavily on the effect assumed for the unpublished studies and which asks whether p crosses a "
+            "threshold rather than how large the effect is; shown for comparison with published reviews.")
+
+
+def regtest_statistic(statistic: str, value, df) -> str:
+    """An Egger test's statistic as metafor's ``print.regtest`` shows it: "t = 3.4000, df = 18" under
+    Knapp–Hartung and for the classic test, "z = 3.4000" otherwise (its p follows in the p column)."""
+    return f"{statistic} = {f4(value)}" + (f", df = {round(float(df), 2):g}" if statistic == "t" else "")
+
+
 def _bias(bias: dict | None) -> str:
     """The small-study tests in one short table: test, result, p."""
     if not bias:
@@ -509,16 +582,17 @@ def _bias(bias: dict | None) -> str:
     rows = []
     if "egger_z" in bias:
         rows += [
-            ("Egger (mixed-effects, sei as predictor)", f"z = {num(b('egger_z'))}", num(b("egger_p"))),
-            ("Egger (classic weighted regression)", f"t({num(b('egger_t_df'))}) = {num(b('egger_t'))}",
-             num(b("egger_t_p"))),
+            ("Egger (mixed-effects, sei as predictor)",
+             regtest_statistic(b("egger_statistic"), b("egger_z"), b("egger_df")), p_cell(b("egger_p"))),
+            ("Egger (classic weighted regression)", regtest_statistic("t", b("egger_t"), b("egger_t_df")),
+             p_cell(b("egger_t_p"))),
             ("Begg rank correlation", f"Kendall's τ = {num(b('begg_tau'))}" + (
                 f"; p: {esc(b('begg_method'))}" if b("begg_method") else ""), num(b("begg_p"))),
             ("Trim-and-fill (L0)", f"{num(b('trimfill_k0'))} missing on the {esc(b('trimfill_side'))}; "
              f"adjusted {ci('trimfill')}", ""),
             ("Trim-and-fill (R0)", f"{num(b('trimfill_r0_k0'))} missing; adjusted {ci('trimfill_r0')}", ""),
             ("Fail-safe N", f"Rosenthal {num(b('fsn_rosenthal'))}, Orwin {num(b('fsn_orwin'))}, "
-             f"Rosenberg {num(b('fsn_rosenberg'))}", ""),
+             f"Rosenberg {num(b('fsn_rosenberg'))}. <span class=\"caveat\">{esc(FSN_NOTE)}</span>", ""),
             ("PET-PEESE", f"uses {esc(b('pet_peese_uses'))}: {ci('pet_peese')}", ""),
         ]  # fmt: skip
     body = "".join(f'<tr><td class="text">{esc(a)}</td><td class="text">{c}</td><td>{p}</td></tr>' for a, c, p in rows)
@@ -537,6 +611,9 @@ def _subgroups(table: pd.DataFrame) -> str:
                               zip(block["estimate"], block["ci_low"], block["ci_high"], strict=True)],
             "p": block["pval"], "τ²": block["tau2"], "I² (%)": block["i2"],
         })  # fmt: skip
+        one_study = block["k"].to_numpy() == 1
+        for column in ("τ²", "I² (%)"):
+            shown[column] = shown[column].astype(object).where(~one_study, K1_CELL)
         first = block.iloc[0]
         df2 = f", {num(first['test_moderator_df2'])}" if _finite(first.get("test_moderator_df2")) else ""
         tests = (f"Test of subgroup differences (common τ²): QM(df = {num(first['test_moderator_df'])}{df2}) = "
@@ -613,6 +690,8 @@ def _estimators(table: pd.DataFrame | None, record: dict) -> str:
     if table is None or table.empty:
         return ""
     shown = table[[c for c in ESTIMATOR_COLUMNS if c in table]].copy()
+    if record.get("k") == 1:
+        shown[[c for c in ("tau2", "i2") if c in shown]] = K1_CELL
     if transform_back(record.get("measure"), 0.0) is not None:  # ROM as ratios, ZCOR as r
         for c in ("estimate", "ci_low", "ci_high"):
             shown[c] = transform_back(record["measure"], shown[c].to_numpy(dtype=float))
@@ -638,7 +717,8 @@ def _extras(section: AnalysisSection, max_rows: int = SECTION_MAX_ROWS) -> str:
                 f"{len(names):,} studies (flagged in the column 'influential' of influence.csv)")  # fmt: skip
             parts.append(f"<h4>Influence diagnostics</h4><p>Influential by metafor's rule: {esc(text)}.</p>")
             table = table.drop(columns=[c for c in ("line",) if c in table])
-            text_columns = [c for c in table.columns if table[c].dtype == object]
+            # text (object or pandas' str dtype) left-aligned and wrapping; numbers and yes/no right-aligned
+            text_columns = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
             shown = _rows_html(table, text_columns, "influence.csv", "rows of the influence table", max_rows)
             parts.append(f"<details><summary>influence table</summary>{shown}</details>")
             continue
@@ -754,7 +834,7 @@ def methods_section(sections: list[AnalysisSection]) -> str:
         key = (r.get("measure"), r.get("method"), r.get("test"), r.get("level"), r.get("preset"), r.get("vtype"),
                signature)  # fmt: skip
         groups.setdefault(key, []).append(s)
-    paragraphs, cited = [], {"metafor", "qprofile", "I2"}
+    paragraphs, cited = [], {"metafor", "qprofile", "I2", "handbook"}  # handbook: the headline's I² words
     for (measure, method, test, level, preset, vtype, signature), members in groups.items():
         if signature is not None:
             paragraphs.append(_dependent_methods(members, measure, vtype, level, cited))

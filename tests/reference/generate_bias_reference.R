@@ -12,6 +12,7 @@
 #    datasets: [{name, source, yi, vi, order, ranktest, fsn,
 #                analyses: [{method, test, fit, leave1out, influence, baujat, cumul,
 #                            regtest: {rma_sei, rma_vi, lm_sei, lm_vi}, trimfill: {L0, R0}}]}]}
+#   each regtest entry also has "printed": its test as print.regtest shows it, e.g. "t = 3.3968, df = 18, p = 0.0032"
 #
 # All rma() fits use control = list(threshold = 1e-13, tol = 1e-13, maxiter = 10000). leave1out, influence,
 # baujat, cumul and regtest reuse the model's control. trimfill() does NOT (metafor 3.8-1 refits with its
@@ -67,7 +68,10 @@ regtest_record <- function(res, model, predictor) safely(
   regtest(res, model = model, predictor = predictor, ret.fit = TRUE), function(r) {
     f <- r$fit
     cf <- if (model == "lm") summary(f)$coefficients else cbind(f$beta, f$se, f$zval, f$pval)
+    # the test line as print.regtest shows it ("t = ..., df = ..., p = ..." or "z = ..., p = ...")
+    shown <- grep("^Test for Funnel Plot Asymmetry: ", capture.output(print(r, ret.fit = FALSE)), value = TRUE)
     list(zval = r$zval, pval = r$pval, dfs = if (is.null(r$dfs)) NA else r$dfs,
+         printed = sub("^Test for Funnel Plot Asymmetry: ", "", shown),
          limit_estimate = as.numeric(r$est), limit_ci_lb = r$ci.lb, limit_ci_ub = r$ci.ub,
          fit_b = num(cf[, 1]), fit_se = num(cf[, 2]), fit_zval = num(cf[, 3]), fit_pval = num(cf[, 4]),
          fit_tau2 = if (model == "lm") NA else f$tau2)

@@ -76,9 +76,11 @@ CAPTIONS = {
 
 
 def caption(file):
+    """The caption of a file (captions read the analysis from the rule's params: a rule has no wildcards)."""
     stem = file.rsplit(".", 1)[0]
-    if stem.startswith(("forest_subgroups_", "bubble_")):
-        return "moderator_figure"
+    for kind in ("forest_subgroups", "bubble"):
+        if stem.startswith(f"{kind}_"):
+            return kind
     return CAPTIONS.get(stem, stem)
 
 

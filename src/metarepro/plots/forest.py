@@ -306,6 +306,8 @@ def _robust_text(dep: dict, measure: str) -> str:
 
 
 def _univariate_text(pooled: dict, df) -> str:
+    if pooled.get("k") == 1:  # metafor gives τ² = 0, I² = 0%, Q = 0: values one study cannot show
+        return f"{pooled['method']} model, one study (k = 1): τ², I² and Q not applicable"
     return (
         f"{pooled['method']} model, test {pooled['test']}:  τ² = {fmt(pooled.get('tau2'), 3)},  "
         f"I² = {fmt(pooled.get('i2'), 1)}%,  Q = {fmt(pooled.get('q'))} "
@@ -504,7 +506,8 @@ def differences_text(result) -> str:
 def subgroup_summary_rows(result) -> pd.DataFrame:
     """The subgroup forest's summary form: one diamond per subgroup (the rows of ``subgroups.csv``)."""
     fits = result.fits
-    return rows_table([f"Subgroup {level} ({result.method}, k = {int(fits.k[i])}, I² = {fmt(fits.i2[i], 1)}%)"
+    return rows_table([f"Subgroup {level} ({result.method}, k = {int(fits.k[i])}"
+                       + (f", I² = {fmt(fits.i2[i], 1)}%)" if fits.k[i] > 1 else ")")  # no I² for one study
                        for i, level in enumerate(result.levels)], fits.estimate, fits.ci_low, fits.ci_high,
                       kind="summary")  # fmt: skip
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from .. import quality
 from ..analysis import Settings, compute_effects, estimator_table, fit_analysis, pooled_record
+from ..quality import flagged_included
 from ..rma import rma
 from ..sheet import LINE, SheetError, mapping_hint, order_key, select_rows, unrecognised_columns
 from .files import analysis_sheet, write_json, write_table
@@ -88,12 +89,11 @@ def without_flagged(effects: pd.DataFrame, settings: Settings) -> dict | None:
 
     None when no included row is flagged. With every row flagged, only ``k = 0`` and the lines.
     """
-    included = effects["included"].to_numpy(dtype=bool)
-    flagged = effects["flags"].fillna("").astype(str).str.strip().to_numpy() != ""
-    if not (included & flagged).any():
+    flagged = flagged_included(effects)
+    if not flagged.any():
         return None
-    keep = included & ~flagged
-    excluded = [int(line) for line in effects.loc[included & flagged, "line"]]
+    keep = effects["included"].to_numpy(dtype=bool) & ~flagged
+    excluded = [int(line) for line in effects.loc[flagged, "line"]]
     if not keep.any():
         return {"k": 0, "excluded_lines": excluded}
     if settings.dependence is not None:

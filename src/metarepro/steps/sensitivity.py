@@ -196,8 +196,12 @@ def publication_bias(rows: pd.DataFrame, settings: Settings, labels=None) -> Out
              **args)) for est in ("L0", "R0")}  # fmt: skip
     pp = _attempt(skipped, "PET-PEESE", lambda: bias.pet_peese(yi, vi, **args))
     if egger is not None:
-        record.update({"egger_z": egger.zval, "egger_p": egger.pval, "egger_limit_estimate": egger.estimate,
-                       "egger_limit_ci_low": egger.ci_low, "egger_limit_ci_high": egger.ci_high})  # fmt: skip
+        # egger_z is the statistic whatever its kind (metafor's zval): a t on egger_df df under Knapp-Hartung
+        t_test = bool(np.isfinite(egger.dfs))
+        record.update({"egger_z": egger.zval, "egger_statistic": "t" if t_test else "z",
+                       "egger_df": egger.dfs if t_test else None, "egger_p": egger.pval,
+                       "egger_limit_estimate": egger.estimate, "egger_limit_ci_low": egger.ci_low,
+                       "egger_limit_ci_high": egger.ci_high})  # fmt: skip
     if classic is not None:
         record.update({"egger_t": classic.zval, "egger_t_df": classic.dfs, "egger_t_p": classic.pval})
     if rank is not None:

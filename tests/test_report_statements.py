@@ -1,0 +1,169 @@
+"""Sentences of the report that were wrong (issue 20, "Wrong today"): each test names what it caught.
+
+Expected values come from R metafor (``tests/reference/generate_bias_reference.R`` → ``bias_reference.json``,
+whose regtest entries carry the test line ``print.regtest`` printed), from the Cochrane Handbook's wording
+(quoted where used), or from constructed inputs whose answer is visible in the test.
+"""
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import load_reference
+
+from metarepro.analysis import Settings, pooled_record
+from metarepro.plots import forest_plot
+from metarepro.report import (
+    AnalysisSection,
+    _bias,
+    _estimators,
+    _subgroups,
+    fit_block,
+    heterogeneity_words,
+    render_report,
+)
+from metarepro.rma import rma
+from metarepro.steps import sensitivity
+from metarepro.steps.pool import without_flagged
+
+BIAS = load_reference("bias_reference.json")
+
+
+def included_rows(yi, vi):
+    k = len(yi)
+    ids = [f"s{i}" for i in range(k)]
+    return pd.DataFrame({"line": np.arange(2, k + 2), "study_id": ids, "study": ids, "yi": yi, "vi": vi,
+                         "weight": 100 / k})  # fmt: skip
+
+
+def _egger_cases():
+    return [pytest.param(ds, a, id=f"{ds['name']}-{a['method']}-{a['test']}")
+            for ds in BIAS["datasets"] if ds["name"] in ("bcg_logRR", "normand1999_SMD")
+            for a in ds["analyses"] if a["method"] in ("REML", "DL")]  # fmt: skip
+
+
+def _row(page, test):
+    """The (result, p) cells of one row of the bias table."""
+    match = re.search(rf'<td class="text">{re.escape(test)}</td><td class="text">([^<]*)</td><td>([^<]*)</td>', page)
+    assert match, test
+    return match.group(1), match.group(2)
+
+
+def _printed_cells(printed):
+    """metafor's "t = -0.7812, df = 11, p = 0.4512" as our cells: ("t = -0.7812, df = 11", "0.4512");
+    "p < .0001" becomes the table's "<.0001"."""
+    statistic, p = printed.split(", p ")
+    return statistic, p.removeprefix("= ").replace("< ", "<")
+
+
+@pytest.mark.parametrize(("ds", "a"), _egger_cases())
+def test_egger_tests_are_labelled_as_metafor_prints_them(ds, a):
+    """Caught: the mixed-effects Egger test was labelled "z = 3.4" under Knapp–Hartung, where metafor prints
+    "t = 3.3968, df = 18, p = 0.0032" (bias.json gave no kind or df); the classic test's "t(18) = 2.13" is now
+    metafor's form too. Expected: the test line R's print.regtest wrote into bias_reference.json."""
+    rows = included_rows(np.array(ds["yi"]), np.array(ds["vi"]))
+    record = sensitivity.publication_bias(rows, Settings(method=a["method"], test=a["test"])).record
+    assert record["egger_statistic"] == ("t" if a["test"] == "knha" else "z")
+    assert (record["egger_df"] is None) == (a["test"] == "z")
+    page = _bias(record)
+    assert _row(page, "Egger (mixed-effects, sei as predictor)") == _printed_cells(a["regtest"]["rma_sei"]["printed"])
+    assert _row(page, "Egger (classic weighted regression)") == _printed_cells(a["regtest"]["lm_sei"]["printed"])
+
+
+def test_headline_counts_the_rows_the_fit_without_flagged_rows_leaves_out():
+    """Caught: the headline said "14 of 20 pooled rows carry a data-quality flag", counting soft checks (``checks``)
+    too, beside a fit "without flagged rows" that drops only the 12 rows a quality rule flagged (``flags``).
+    Constructed rows: two with a soft check only, one with a check and a flag, one with a flag only, two clean,
+    and one excluded row with a flag (not pooled): 2 of 6 pooled rows are flagged, the refit keeps 4."""
+    yi = np.array([0.2, 0.4, 0.1, 0.9, 0.3, 0.5, np.nan])
+    effects = pd.DataFrame({
+        "line": np.arange(2, 9), "study_id": [f"s{i}" for i in range(7)], "study": [f"Study {i}" for i in range(7)],
+        "input": "mean/SD", "conversion": "", "yi": yi, "vi": [0.04, 0.05, 0.03, 0.06, 0.05, 0.04, np.nan],
+        "weight": np.nan, "included": [True] * 6 + [False], "reason": [""] * 6 + ["no SD"],
+        "checks": ["SD > mean: skewed data", "not double-checked", "|SMD| > 3", "", "", "", ""],
+        "flags": ["", "", "extreme_effect: g = 3.1 (|g| > 2)", "overlap: same n as line 2", "", "",
+                  "not_double_checked: verification 'unconfirmed'"],
+    })  # fmt: skip
+    settings = Settings(measure="SMD")
+    pooled = {**pooled_record(rma(yi[:6], effects["vi"][:6], "REML", "z"), settings), "n_cases": np.nan}
+    pooled["without_flagged"] = without_flagged(effects, settings)
+    assert pooled["without_flagged"]["excluded_lines"] == [4, 5] and pooled["without_flagged"]["k"] == 4
+    section = AnalysisSection("a1", "Marker A", pooled, effects, "<svg></svg>", config={"where": {"marker": "A"}})
+    sentence = re.search(r'<ul class="lede"><li>(.*?)</li>', render_report([section]), flags=re.S).group(1)
+    assert "2 of 6 pooled rows are flagged by a pre-specified quality rule" in sentence
+    assert "; without them: " in sentence and "k = 4." in sentence
+
+
+@pytest.mark.parametrize(("i2", "words"), [
+    (0, "heterogeneity that might not be important (I² = 0%)"),
+    (29.4, "heterogeneity that might not be important (I² = 29%)"),
+    (30, "heterogeneity that might not be important or may be moderate (I² = 30%, in overlapping Handbook ranges)"),
+    (35, "heterogeneity that might not be important or may be moderate (I² = 35%, in overlapping Handbook ranges)"),
+    (40, "heterogeneity that might not be important or may be moderate (I² = 40%, in overlapping Handbook ranges)"),
+    (45, "heterogeneity that may be moderate (I² = 45%)"),
+    (55, "heterogeneity that may be moderate to substantial (I² = 55%, in overlapping Handbook ranges)"),
+    (61, "heterogeneity that may be substantial (I² = 61%)"),
+    (74.6, "substantial to considerable heterogeneity (I² = 75%, in overlapping Handbook ranges)"),
+    (80, "substantial to considerable heterogeneity (I² = 80%, in overlapping Handbook ranges)"),
+    (90, "substantial to considerable heterogeneity (I² = 90%, in overlapping Handbook ranges)"),
+    (91, "considerable heterogeneity (I² = 91%)"),
+])  # fmt: skip
+def test_heterogeneity_words_follow_the_handbooks_overlapping_ranges(i2, words):
+    """Caught: the page claimed "Heterogeneity bands follow the Cochrane Handbook §10.10.2" but cut I² at 25/50/75%
+    (35% "moderate", 55% "substantial", 80% "considerable"). Expected: Cochrane Handbook v6.4 §10.10.2, closed
+    ranges "0% to 40%: might not be important; 30% to 60%: may represent moderate heterogeneity; 50% to 90%: may
+    represent substantial heterogeneity; 75% to 100%: considerable heterogeneity", read at the I² shown (29.4 -> 29%,
+    74.6 -> 75%), every range the value falls in."""
+    assert heterogeneity_words(i2) == words
+
+
+def test_headline_note_quotes_the_handbook_ranges_and_its_warning():
+    """Caught: the note named §10.10.2 beside cut-offs that are not the Handbook's; now the note gives its ranges,
+    its warning against fixed thresholds, and the chapter in the references."""
+    page = render_report([])
+    assert "0–40% might not be important, 30–60% may represent moderate, 50–90% substantial and 75–100% considerable" \
+        in page
+    assert "such thresholds can mislead" in page
+    assert "Chapter 10: Analysing data and undertaking meta-analyses (§10.10.2" in page
+
+
+def test_one_study_shows_no_heterogeneity_statistics():
+    """Caught: a fit to one study printed "I^2 ... 0.00%", "tau^2 ... 0.0000" and "Q(df = 0) = 0.0000" (metafor's
+    print.rma does the same), the forest plot "τ² = 0.000, I² = 0.0%", a one-study subgroup "I² = 0.0%" and the
+    estimator table 0 for τ² and I²: one study has no between-study variability, so they are not applicable.
+    With one study metafor also switches Knapp-Hartung to z (R: "Setting argument test="z" since k=1").
+    Expected by hand: yi = 0.5, vi = 0.04 gives z = 0.5/0.2 = 2.5 and the CI 0.5 ± 1.96·0.2 = [0.1080, 0.8920]."""
+    record = pooled_record(rma([0.5], [0.04], "REML", "knha"), Settings(test="knha"))
+    text = fit_block(record)
+    assert "I^2 (total heterogeneity" not in text and "Q(df = 0)" not in text
+    assert "tau^2, tau, I^2, H^2: not applicable (k = 1" in text and "Q: not applicable (k = 1" in text
+    assert re.search(r"zval\s+pval.*\n\s+0\.5000\s+0\.2000\s+2\.5000\s+0\.0124\s+0\.1080\s+0\.8920", text)
+
+    forest = forest_plot(pd.DataFrame({"study": ["Only"], "yi": [0.5], "vi": [0.04], "ci_low": [0.108],
+                                       "ci_high": [0.892], "weight": [100.0], "included": [True]}),
+                         {**record, "measure": "SMD"})  # fmt: skip
+    drawn = " ".join(t.get_text() for t in forest.findobj(lambda a: hasattr(a, "get_text") and a.get_text()))
+    assert "one study (k = 1): τ², I² and Q not applicable" in drawn and "I² = 0.0%" not in drawn
+
+    subgroups = pd.DataFrame({"column": "sample", "subgroup": ["plasma", "serum"], "k": [1, 3],
+                              "estimate": [0.5, 0.3], "ci_low": [0.1, 0.1], "ci_high": [0.9, 0.5], "pval": [0.01, 0.02],
+                              "tau2": [0.0, 0.02], "i2": [0.0, 35.0], "test_moderator_QM": 1.0, "test_moderator_df": 1,
+                              "test_moderator_df2": np.nan, "test_moderator_p": 0.3, "test_between_Q": 1.0,
+                              "test_between_df": 1, "test_between_p": 0.3})  # fmt: skip
+    cells = re.findall(r"<tr>(.*?)</tr>", _subgroups(subgroups))
+    assert cells[1].count("n/a (k = 1)") == 2 and "n/a" not in cells[2]  # cells[0]: the header
+
+    estimators = pd.DataFrame({"method": ["REML", "DL"], "test": "z", "estimate": 0.5, "ci_low": 0.108,
+                               "ci_high": 0.892, "pval": 0.0124, "tau2": 0.0, "i2": 0.0, "converged": True})
+    rows = re.findall(r"<tr>(.*?)</tr>", _estimators(estimators, record))[1:]
+    assert all(row.count("n/a (k = 1)") == 2 for row in rows)
+
+
+def test_fail_safe_n_carries_the_handbooks_advice_against_it():
+    """Caught: fail-safe N was shown as a plain result. The Cochrane Handbook (v5.1.0, §10.4.4.3, "Fail-safe N")
+    ends: "this and related methods are not recommended for use in Cochrane reviews"; the note sits in its row."""
+    rows = included_rows(np.array([0.1, 0.5, 0.3, 0.8, 0.2]), np.array([0.04, 0.09, 0.02, 0.12, 0.05]))
+    page = _bias(sensitivity.publication_bias(rows, Settings()).record)
+    row = re.search(r"<tr><td class=\"text\">Fail-safe N</td>(.*?)</tr>", page).group(1)
+    assert "Rosenthal" in row and "Not recommended: the Cochrane Handbook (v5.1.0, §10.4.4.3)" in row
