@@ -384,3 +384,13 @@ def test_forest_from_arrays_and_a_fit_like_metafor():
     assert drawn[0]["label"] == "trial 0" and drawn[0]["weight"] == f"{fit.weights[0]:.1f}%"
     with pytest.raises(ValueError, match="k = 13"):
         forest(BYI[:5], BVI[:5], fit=fit)
+
+
+def test_atlas_shows_no_i2_for_one_study():
+    """A one-study fit has no heterogeneity: the atlas printed "0%" for k = 1 (issue 20)."""
+    from metarepro.plots.overview import atlas_rows
+
+    one = {**pooled_of(rma(BYI[:1], BVI[:1]), "SMD")}
+    many = {**pooled_of(rma(BYI, BVI), "SMD"), "without_flagged": one}
+    rows = atlas_rows({"a": many}, {"a": "A"})[("SMD", "")]
+    assert rows["i2"].tolist() == [f"{many['i2']:.0f}%", "–"]

@@ -27,6 +27,11 @@ def scale_heading(key: tuple[str, str]) -> str:
     return f"{name}, {unit}" if unit else name
 
 
+def _i2_text(record) -> str:
+    """I² as the atlas prints it; with one study there is no heterogeneity to describe ("–", not 0%)."""
+    return "–" if record.get("k") == 1 else f"{fmt(record.get('i2'), 0)}%"
+
+
 def _participants(record) -> str:
     n = [record.get("n_cases"), record.get("n_controls")]
     return "" if any(v is None or not np.isfinite(float(v)) for v in n) else f"{int(n[0] + n[1]):,}"
@@ -46,14 +51,14 @@ def atlas_rows(records: dict[str, dict], titles: dict[str, str]) -> dict[tuple, 
             parts.append(rows_table(
                 [titles.get(name, name)], r["estimate"], r["ci_low"], r["ci_high"], kind="summary",
                 pi_low=_number(r.get("pi_low")), pi_high=_number(r.get("pi_high")), analysis=[name],
-                k=[str(r["k"])], n=[_participants(r)], i2=[f"{fmt(r.get('i2'), 0)}%"],
+                k=[str(r["k"])], n=[_participants(r)], i2=[_i2_text(r)],
             ))  # fmt: skip
             sens = r.get("without_flagged")
             if isinstance(sens, dict) and sens.get("k"):
                 parts.append(rows_table(
                     ["without flagged rows"], sens["estimate"], sens["ci_low"], sens["ci_high"],
                     analysis=[name], k=[str(sens["k"])], n=[_participants(sens)],
-                    i2=[f"{fmt(sens.get('i2'), 0)}%"],
+                    i2=[_i2_text(sens)],
                 ))  # fmt: skip
         out[key] = pd.concat(parts, ignore_index=True)
     return out
