@@ -112,3 +112,33 @@ def test_capped_tau2_bound_is_shown_as_a_bound_not_a_value():
     s = section()
     text = fit_block({**s.pooled, "tau2_ci_high": 1e6, "tau2_ci_high_capped": True})
     assert "&gt; 1000000.0000]" in text and "I^2 [" in text
+
+
+def test_the_report_says_once_near_the_top_what_the_data_are(tmp_path):
+    """Issue 17: the page states, once and near the top, what the data are: per sheet the rows, samples, sources
+    and markers counted from the file (here 4 rows, 3 samples, 2 sources, 2 markers) and the config's data_note."""
+    from metarepro.steps.overview import data_summary
+
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("study_id,marker,source_url,doi\na,IL-6,http://x,\na,CRP,http://x,\nb,IL-6,,10.1/y\nc,IL-6,,\n")
+    summary = data_summary({"one": {"data": str(sheet)}, "two": {"data": str(sheet)}})
+    assert summary == [{"sheet": str(sheet), "rows": 4, "samples": 3, "sources": 2, "markers": ["CRP", "IL-6"]}]
+    page = render_report([section()], data=(summary, "Abstract-level extraction."))
+    paragraph = re.search(r'<p id="data">(.*?)</p>', page).group(1)
+    assert paragraph == (f"<strong>Data</strong>: 4 rows (3 samples from 2 sources, markers CRP, IL-6) in {sheet}. "
+                         "Abstract-level extraction.")
+    assert page.count('id="data"') == 1 and page.index('id="data"') < page.index('id="headline"')
+
+
+def test_the_reproduction_section_opens_with_the_counts():
+    """Issue 17: the section's first sentence counts the verdicts, the updates and each study-level comparison."""
+    from metarepro.report import reproduction_counts
+
+    table = pd.DataFrame({"verdict": ["reproduced, approximately", "meaningfully different", "meaningfully different",
+                                      "not comparable"],
+                          "comparison_type": ["update", "update", None, "reproduction"]})  # fmt: skip
+    text = reproduction_counts(table, [("q", "2 of 13 studies of Qin 2016 agree with ours within 0.1.")])
+    assert text == ("4 comparisons of our primary fits with published results: 1 not comparable, 1 reproduced, "
+                    "approximately, 2 meaningfully different; 2 of them are updates (some of our pooled studies "
+                    "appeared after the published search ended). Study by study (q): 2 of 13 studies of Qin 2016 "
+                    "agree with ours within 0.1.")

@@ -92,7 +92,9 @@ def test_headline_counts_the_rows_the_fit_without_flagged_rows_leaves_out():
     section = AnalysisSection("a1", "Marker A", pooled, effects, "<svg></svg>", config={"where": {"marker": "A"}})
     sentence = re.search(r'<ul class="lede"><li>(.*?)</li>', render_report([section]), flags=re.S).group(1)
     assert "2 of 6 pooled rows are flagged by a pre-specified quality rule" in sentence
-    assert "; without them: " in sentence and "k = 4." in sentence
+    assert "; without them: " in sentence and "k = 4, " in sentence
+    # the fit without flagged rows stands in the lead, beside the primary, not among the caveats (issue 17)
+    assert "without them" not in sentence.split("Caveats")[-1] or "Caveats" not in sentence
 
 
 @pytest.mark.parametrize(("i2", "words"), [
@@ -167,3 +169,20 @@ def test_fail_safe_n_carries_the_handbooks_advice_against_it():
     page = _bias(sensitivity.publication_bias(rows, Settings()).record)
     row = re.search(r"<tr><td class=\"text\">Fail-safe N</td>(.*?)</tr>", page).group(1)
     assert "Rosenthal" in row and "Not recommended: the Cochrane Handbook (v5.1.0, §10.4.4.3)" in row
+
+
+def test_the_fit_without_flagged_rows_says_when_its_conclusion_differs():
+    """The lead gives both fits their conclusion (issue 17): all rows 0.5 (0.1 to 0.9) is higher; without the two
+    flagged rows 0.3 (-0.1 to 0.7) is not clearly different."""
+    from metarepro.report import _without_flagged_sentence
+
+    effects = pd.DataFrame({"included": [True] * 5, "flags": ["extreme_effect: g = 3", "overlap: x", "", "", ""]})
+    record = {"measure": "SMD", "estimate": 0.5, "ci_low": 0.1, "ci_high": 0.9, "level": 95,
+              "without_flagged": {"k": 3, "estimate": 0.3, "ci_low": -0.1, "ci_high": 0.7, "pval": 0.14}}  # fmt: skip
+    labels = {"cases": "MDD", "controls": "controls"}
+    [text] = _without_flagged_sentence(effects, record, "higher in MDD than in controls", labels)
+    assert text.startswith("2 of 5 pooled rows are flagged by a pre-specified quality rule (see the row account)")
+    assert text.endswith("k = 3, then not clearly different between MDD and controls.")
+    record["without_flagged"].update(ci_low=0.05)
+    [text] = _without_flagged_sentence(effects, record, "higher in MDD than in controls", labels)
+    assert text.endswith("k = 3, also higher in MDD than in controls.")

@@ -238,3 +238,17 @@ def test_pooled_records_carry_the_years_of_the_pooled_studies(tmp_path):
     sheet.write_text("study_id,year,yi,vi\na,2003,0.1,0.01\nb,2001a,0.2,0.02\nc,,0.3,0.03\nd,1999,,\n")
     pooled = run_analysis(sheet, {"measure": "GEN"}).pooled  # d has no effect size: not pooled, not counted
     assert pooled["k"] == 3 and pooled["study_years"] == [2001, 2003, None]
+
+
+def test_the_fit_without_flagged_rows_gets_the_same_columns(scales):
+    """reproduction.csv carries the verdict and its numbers for both fits (issue 17)."""
+    from metarepro.reproduction import COMPARISON_NUMBERS
+
+    mine = {**ours("SMD", 1.41, 1.0, 1.8), "test": "z", "se": 0.2,
+            "without_flagged": {**ours("SMD", 0.45, 0.2, 0.7), "test": "z", "se": 0.1, "k": 3}}  # fmt: skip
+    row = reproduction_table({"a": mine}, scales, {"a": ["smd"]}).iloc[0]
+    for name in COMPARISON_NUMBERS:
+        assert f"{name}_without_flagged" in row.index
+    assert row["difference_without_flagged"] == pytest.approx(0.45 - 0.40)
+    assert row["difference"] == pytest.approx(1.41 - 0.40)
+    assert row["flag_5pct_without_flagged"] and row["verdict_without_flagged"] == "reproduced, approximately"

@@ -410,17 +410,13 @@ def heterogeneity_words(i2) -> str:
 def marker_sentence(section: AnalysisSection, others: list[AnalysisSection], labels: dict) -> str:
     """One sentence (with its caveats) on the first analysis of a marker; the marker's other analyses after it."""
     r = section.pooled
-    cases, controls = labels.get("cases", "cases"), labels.get("controls", "controls")
-    null = 1.0 if r.get("measure") == "ROM" else 0.0
-    est, lo, hi = (_shown(r, n) for n in ("estimate", "ci_low", "ci_high"))
-    direction = "higher" if _finite(est) and est > null else "lower"
-    significant = _finite(lo) and (lo > null or hi < null)
+    verdict = _conclusion(r, labels)
     n = _participants(r)
-    verdict = (f"{direction} in {cases} than in {controls}" if significant
-               else f"not clearly different between {cases} and {controls}")  # fmt: skip
     text = (f"<strong>{esc(section.marker)}</strong> is {esc(verdict)}: {esc(_measure_name(r))} "
             f"{esc(estimate_text(r))}, {esc(_p(r.get('pval')))}; {esc(k_text(r))}{esc(n)} "
             f"(<a href=\"#{esc(section.name)}\">{esc(section.name)}</a>).")  # fmt: skip
+    # the fit without the rows a quality rule flags, with the same weight as the primary (issue 17)
+    text += "".join(f" {esc(part)}" for part in _without_flagged_sentence(section.effects, r, verdict, labels))
     caveats = []
     if r["k"] > 1 and r.get("method") != "EE":
         caveats.append(heterogeneity_words(r.get("i2")))
@@ -431,7 +427,6 @@ def marker_sentence(section: AnalysisSection, others: list[AnalysisSection], lab
         caveats.append(f"only {_clusters(r)} studies")
     if r.get("dependence") and r["dependence"].get("primary"):
         caveats.append(f"the estimate of {r['dependence']['primary']} in a multivariate model")
-    caveats += _flag_caveat(section.effects, r.get("without_flagged"), r)
     for warning in r.get("warnings") or []:
         caveats.append(warning)
     out = text
@@ -451,18 +446,36 @@ FLAG_DEFINITION = (
 )  # fmt: skip
 
 
-def _flag_caveat(effects: pd.DataFrame, without: dict | None, record: dict) -> list[str]:
-    """How many pooled rows a quality rule flagged and the fit without exactly those rows (pooled.json's
-    ``without_flagged`` drops the same rows, :func:`metarepro.quality.flagged_included`)."""
+def _conclusion(record, labels) -> str:
+    """"higher in MDD than in controls" / "not clearly different between ..." from a fit's CI."""
+    cases, controls = labels.get("cases", "cases"), labels.get("controls", "controls")
+    null = 1.0 if record.get("measure") == "ROM" else 0.0
+    est, lo, hi = (_shown(record, n) for n in ("estimate", "ci_low", "ci_high"))
+    direction = "higher" if _finite(est) and est > null else "lower"
+    if _finite(lo) and (lo > null or hi < null):
+        return f"{direction} in {cases} than in {controls}"
+    return f"not clearly different between {cases} and {controls}"
+
+
+def _without_flagged_sentence(effects: pd.DataFrame, record: dict, verdict: str, labels: dict) -> list[str]:
+    """How many pooled rows a quality rule flagged, and the fit without exactly those rows (pooled.json's
+    ``without_flagged`` drops the same rows, :func:`metarepro.quality.flagged_included`), with its conclusion."""
     flagged = int(flagged_included(effects).sum())
     if not flagged:
         return []
     pooled = int(effects["included"].astype(bool).sum())
     text = f"{flagged} of {pooled} pooled rows are flagged by a pre-specified quality rule (see the row account)"
+    without = record.get("without_flagged")
     if isinstance(without, dict) and _finite(without.get("estimate")):
-        text += f"; without them: {estimate_text({**record, **without})}, k = {without.get('k')}"
+        fit = {**record, **without}
+        other = _conclusion(fit, labels)
+        said = f"also {other}" if other == verdict else f"then {other}"
+        text += (f"; without them: {_measure_name(record)} {estimate_text(fit)}, {_p(without.get('pval'))}; "
+                 f"k = {without.get('k')}, {said}.")
     elif isinstance(without, dict) and without.get("k") == 0:
-        text += "; no row is left without them"
+        text += "; no row is left without them."
+    else:
+        text += "."
     return [text]
 
 
@@ -516,7 +529,27 @@ def _verdict(verdict) -> str:
     return f'<span class="{esc(css)}">{esc(verdict) or "—"}</span>'
 
 
-def reproduction_section(table: pd.DataFrame | None, figures: list[str]) -> str:
+def reproduction_counts(table: pd.DataFrame, study_sentences=()) -> str:
+    """The reproduction section's first sentence: the verdicts counted, how many pairs are updates, and each
+    study-level comparison's counts."""
+    verdicts = table["verdict"].fillna("").value_counts()
+    from .reproduction import VERDICTS
+
+    counted = ", ".join(f"{verdicts[v]} {v}" for v in VERDICTS if verdicts.get(v))
+    plural = "s" if len(table) != 1 else ""
+    text = f"{len(table)} comparison{plural} of our primary fits with published results: {counted}"
+    if "comparison_type" in table:
+        updates = int((table["comparison_type"] == "update").sum())
+        if updates:
+            text += (f"; {updates} of them are updates (some of our pooled studies appeared after the published "
+                     "search ended)")
+    text += "."
+    for name, sentence in study_sentences:
+        text += f" Study by study ({name}): {sentence}"
+    return text
+
+
+def reproduction_section(table: pd.DataFrame | None, figures: list[str], study_sentences=()) -> str:
     if table is None or table.empty:
         return ""
     rows = []
@@ -541,6 +574,7 @@ def reproduction_section(table: pd.DataFrame | None, figures: list[str]) -> str:
                     "ours without flagged rows"))  # fmt: skip
     figs = "".join(figure_html(svg) for svg in figures)
     return f"""<section id="reproduction"><h2>Published vs reproduced</h2>
+<p><strong>{esc(reproduction_counts(table, study_sentences))}</strong></p>
 <p>Our pooled estimate beside each published one it is compared with (config <code>compare_with</code>; published
 values from the published-results sheet, each confirmed against its source). Verdicts, first that applies:
 <em>not comparable</em> (another scale or population); <em>insufficient information</em>; <em>reproduced</em>
@@ -890,9 +924,22 @@ def provenance_section(provenance: dict | None) -> str:
 # ------------------------------------------------------------------------------------------------------------
 
 
+def data_paragraph(sheets: list[dict], note: str = "") -> str:
+    """What the data are, once, near the top: per sheet its rows, samples, sources and markers
+    (:func:`metarepro.steps.overview.data_summary`), and the config's ``data_note`` (what the data are and cannot
+    show)."""
+    def one(s):
+        markers = f", markers {', '.join(s['markers'])}" if s["markers"] else ""
+        sources = f" from {s['sources']:,} sources" if s["sources"] else ""
+        return f"{s['rows']:,} rows ({s['samples']:,} samples{sources}{markers}) in {s['sheet']}"
+
+    counts = "; ".join(one(s) for s in sheets)
+    return f'<p id="data"><strong>Data</strong>: {esc(counts)}.{" " + esc(note) if note else ""}</p>'
+
+
 def render_report(sections: list[AnalysisSection], reproduction: pd.DataFrame | None = None, *,
                   atlas_svgs=(), reproduction_svgs=(), provenance: dict | None = None, labels=None,
-                  title="metarepro report", bodies=None) -> str:  # fmt: skip
+                  title="metarepro report", bodies=None, data=None, study_sentences=()) -> str:  # fmt: skip
     """The whole page. ``atlas_svgs``/``reproduction_svgs``: the overview figures (SVG text), drawn by
     :mod:`metarepro.plots.overview` from the same records and table shown here. ``bodies``: each section's
     :func:`analysis_section`, when already rendered (by the analysis's own job); else they are rendered here."""
@@ -906,7 +953,7 @@ def render_report(sections: list[AnalysisSection], reproduction: pd.DataFrame | 
            + f"<ol>{toc}</ol></nav>")  # fmt: skip
     body = "".join(bodies if bodies is not None else map(analysis_section, sections))
     content, svg_css = shared_styles(f"""{headline(sections, list(atlas_svgs), labels)}
-{reproduction_section(reproduction, list(reproduction_svgs))}
+{reproduction_section(reproduction, list(reproduction_svgs), study_sentences)}
 <section id="analyses"><h2>Analyses</h2>{body}</section>""")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -914,6 +961,7 @@ def render_report(sections: list[AnalysisSection], reproduction: pd.DataFrame | 
 <body>
 <h1>{esc(title)}</h1>
 <p class="muted">{len(sections)} analyses; metarepro {esc(__version__)}. Click an analysis to open it.</p>
+{data_paragraph(*data) if data else ""}
 {nav}
 {content}
 {methods_section(sections)}

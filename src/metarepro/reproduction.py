@@ -108,6 +108,9 @@ STANDARDIZED_TOLERANCE = 0.1  # SMD units: Gøtzsche 2007, Tendal 2009, Lee 2023
 RELATIVE_TOLERANCE = 0.10  # estimate and CI width, other scales: REPRISE (Nguyen 2025)
 EARLY_FLAG = 0.05  # first-stage flag: López-Nicolás 2024
 NULL = 0.0  # every scale compared is a difference or a standardized difference
+# the numbers beside each verdict (for the primary fit, and with the suffix _without_flagged for the sensitivity fit)
+COMPARISON_NUMBERS = ("difference", "difference_relative", "ci_width_relative", "flag_5pct", "difference_z",
+                      "difference_p")  # fmt: skip
 
 
 def _below(value, limit) -> bool:
@@ -317,13 +320,13 @@ def study_set(mine: dict, pub) -> dict:
 
 
 def _without_flagged_columns(mine, pub, same_scale):
-    """The sensitivity fit without flagged rows beside the primary (empty when nothing was flagged)."""
+    """The sensitivity fit without flagged rows beside the primary, with the same verdict and differences (empty when
+    nothing was flagged)."""
     fit = mine.get("without_flagged")
-    names = ("k", "estimate", "ci_low", "ci_high", "verdict", "verdict_reason")
+    fields = ("verdict", "verdict_reason", *COMPARISON_NUMBERS)
+    names = ("k", "estimate", "ci_low", "ci_high", *fields)
     if not fit:
         return {f"{name}_without_flagged": None for name in names}
-    found = comparison(fit, pub, same_scale) if fit.get("k") else {"verdict": None,
-                                                                  "verdict_reason": "every included row is flagged"}
-    found = (found["verdict"], found["verdict_reason"])
-    values = (fit.get("k"), fit.get("estimate"), fit.get("ci_low"), fit.get("ci_high"), *found)
+    found = comparison(fit, pub, same_scale) if fit.get("k") else {"verdict_reason": "every included row is flagged"}
+    values = (fit.get("k"), fit.get("estimate"), fit.get("ci_low"), fit.get("ci_high"), *(found.get(f) for f in fields))
     return {f"{name}_without_flagged": value for name, value in zip(names, values, strict=True)}

@@ -7,6 +7,12 @@ rule report:
         effects=[result_path(f"{name}/effects.csv") for name in ANALYSES],
         sheets=input_sheets(),
         published=published_sheet(),
+        # the study-level comparisons (config compare_studies): their counts open the reproduction section
+        study_level=[
+            result_path(f"{name}/study_level.csv")
+            for name in ANALYSES
+            if config["analyses"][name].get("compare_studies")
+        ],
     output:
         summary=overview_result(result_path("summary.csv"), "summary", "summary table"),
         reproduction=overview_result(
@@ -28,6 +34,7 @@ rule report:
         configfiles=workflow.configfiles,
         repo=workflow.basedir,
         labels=config.get("defaults", {}).get("labels", {}),
+        data_note=config.get("data_note", ""),
     message:
         f"summary table, published vs reproduced, HTML report of {len(ANALYSES)} analyses"
     script:

@@ -16,6 +16,7 @@ with logged(snakemake.log[0]):
         params.analyses, params.config, folders,
         {"summary": out.summary, "reproduction": out.reproduction, "report": out.report},
         published=snakemake.input.published or None, config_files=params.configfiles, sheets=snakemake.input.sheets,
-        labels=params.labels, repo_dir=params.repo, workers=snakemake.threads,
+        labels=params.labels, repo_dir=params.repo, workers=snakemake.threads, data_note=params.data_note,
+        study_levels=list(snakemake.input.study_level),
     )  # fmt: skip
 end_job()  # the files are written; skip the interpreter's teardown

@@ -107,8 +107,41 @@ def write_section(name, analysis: dict, folder, files, out) -> None:
     Path(out).write_text(analysis_section(read_section(name, analysis, folder, files)))
 
 
+def data_summary(analyses: dict) -> list[dict]:
+    """Per sheet the analyses read: its rows, samples (distinct study_id), sources (distinct source_url, else doi,
+    else pmid) and markers, counted from the file as written (the header and cells only; no statistics)."""
+    from ..sheet import read_table
+
+    out = []
+    for path in dict.fromkeys(analysis["data"] for analysis in analyses.values()):
+        header, rows, _, _ = read_table(path)
+        column = {name: header.index(name) for name in header}
+
+        def cells(name, rows=rows, column=column):
+            return [row[column[name]] for row in rows] if name in column else [""] * len(rows)
+
+        sources = [u or d or m for u, d, m in zip(cells("source_url"), cells("doi"), cells("pmid"), strict=True)]
+        out.append({"sheet": str(path), "rows": len(rows), "samples": len(set(cells("study_id"))),
+                    "sources": len({s for s in sources if s}), "markers": sorted({m for m in cells("marker") if m})})
+    return out
+
+
+def study_level_sentences(paths, analyses: dict, records: dict) -> list[tuple[str, str]]:
+    """(analysis, one sentence with its study-level counts) for each ``study_level.csv`` (in its analysis's folder)."""
+    from ..study_level import study_counts, summary_sentence
+
+    out = []
+    for path in paths:
+        name = Path(path).parent.name
+        spec = analyses[name]["compare_studies"]
+        counts = study_counts(read_table(path))
+        published = spec.get("published_id") or spec["sheet"]
+        out.append((name, summary_sentence(counts, records[name]["measure"], published)))
+    return out
+
+
 def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, config_files=(), sheets=(), *,
-                 repo_dir=None, labels=None, workers=1) -> str:  # fmt: skip
+                 repo_dir=None, labels=None, workers=1, data_note="", study_levels=()) -> str:  # fmt: skip
     """The HTML report from the workflow's files. ``inputs`` holds, per kind, one path per analysis: ``pooled``
     (pooled.json), ``effects`` (effects.csv: the headline counts flagged rows) and ``section`` (the section
     :func:`write_section` rendered), so nothing depends on where the results live. The overview figures are
@@ -133,4 +166,6 @@ def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, co
     svgs = forked_map([partial(_svg, plot, rows, key, labels) for plot, rows, key in plots], workers)
     atlas, repro = svgs[:n_atlas], svgs[n_atlas:]
     return render_report(sections, table, atlas_svgs=atlas, reproduction_svgs=repro, labels=labels or {},
-                         provenance=provenance(config_files, sheets, repo_dir, read), bodies=bodies)  # fmt: skip
+                         provenance=provenance(config_files, sheets, repo_dir, read), bodies=bodies,
+                         data=(data_summary({name: analyses[name] for name in names}), data_note),
+                         study_sentences=study_level_sentences(study_levels, analyses, records))  # fmt: skip

@@ -103,7 +103,7 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
 
 
 def overview_job(names, analyses: dict, folders, out: dict, published=None, config_files=(), sheets=(), *,
-                 labels=None, repo_dir=None, workers=1) -> None:  # fmt: skip
+                 labels=None, repo_dir=None, workers=1, data_note="", study_levels=()) -> None:  # fmt: skip
     """The files over all analyses from their folders: ``out["summary"]`` (summary.csv), ``out["reproduction"]``
     (published vs reproduced, for analyses with ``compare_with``) and ``out["report"]`` (the HTML page).
     ``workers``: processes that draw the overview figures (the report rule gives its threads)."""
@@ -117,7 +117,8 @@ def overview_job(names, analyses: dict, folders, out: dict, published=None, conf
     write_table(reproduction(published, compare, names, pooled), out["reproduction"])
     inputs = {kind: [folder / file for folder in folders] for kind, file in REPORT_INPUTS.items()}
     page = build_report(names, analyses, inputs, reproduction_path=out["reproduction"], config_files=config_files,
-                        sheets=sheets, repo_dir=repo_dir, labels=labels or {}, workers=workers)  # fmt: skip
+                        sheets=sheets, repo_dir=repo_dir, labels=labels or {}, workers=workers,
+                        data_note=data_note, study_levels=study_levels)  # fmt: skip
     Path(out["report"]).write_text(page)
 
 
@@ -156,5 +157,8 @@ def run_config(config_path, formats=None) -> Path:
     files = {kind: out / f"{kind}.{ext}" for kind, ext in (("summary", "csv"), ("reproduction", "csv"),
                                                             ("report", "html"))}  # fmt: skip
     overview_job(list(analyses), analyses, [out / name for name in analyses], files, config.get("published"),
-                 [config_path], sheets, labels=defaults.get("labels", {}), repo_dir=SCHEMA.parents[2])  # fmt: skip
+                 [config_path], sheets, labels=defaults.get("labels", {}), repo_dir=SCHEMA.parents[2],
+                 data_note=config.get("data_note", ""),
+                 study_levels=[out / name / "study_level.csv" for name, a in analyses.items()
+                               if a.get("compare_studies")])  # fmt: skip
     return files["report"]
