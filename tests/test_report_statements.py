@@ -186,3 +186,56 @@ def test_the_fit_without_flagged_rows_says_when_its_conclusion_differs():
     record["without_flagged"].update(ci_low=0.05)
     [text] = _without_flagged_sentence(effects, record, "higher in MDD than in controls", labels)
     assert text.endswith("k = 3, also higher in MDD than in controls.")
+
+
+def test_a_tau2_below_its_own_q_profile_ci_is_said_with_the_reml_fit_beside_it():
+    """Issue 20: DerSimonian–Laird put τ² below its own Q-profile CI (IL-6 MD: 2.76 vs [71.9, 462]) and the page
+    did not say so. Constructed: DL τ² 2.76 with CI [71.9, 462]; yi 0, 5, 10 against a prediction interval
+    [1, 9] leaves out 2 of 3; the REML row of the estimator table is shown beside it."""
+    from metarepro.report import tau2_outside_ci_note
+
+    effects = pd.DataFrame({"yi": [0.0, 5.0, 10.0, 99.0], "included": [True, True, True, False]})
+    record = {"k": 3, "measure": "MD", "method": "DL", "test": "z", "level": 95, "tau2": 2.76, "tau2_ci_low": 71.9,
+              "tau2_ci_high": 462.0, "estimate": 5.0, "ci_low": 3.0, "ci_high": 7.0, "pi_low": 1.0, "pi_high": 9.0}
+    estimators = pd.DataFrame({"method": ["DL", "REML", "REML"], "test": ["z", "z", "knha"],
+                               "estimate": [5.0, 4.5, 4.5], "ci_low": [3.0, -1.0, -2.0], "ci_high": [7.0, 10.0, 11.0],
+                               "pval": [0.001, 0.11, 0.2], "tau2": [2.76, 150.0, 150.0],
+                               "pi_low": [1.0, -20.0, -30.0], "pi_high": [9.0, 29.0, 39.0]})  # fmt: skip
+    note = tau2_outside_ci_note(record, effects, estimators)
+    assert "τ² = 2.76 (the DerSimonian–Laird estimator) lies below its own Q-profile 95% CI (71.9 to 462)" in note
+    assert "(its prediction interval leaves out 2 of 3 observed studies)" in note
+    assert "REML on the same rows (z test): " in note and "4.50 (95% CI -1.00 to 10.00), p = 0.11" in note
+    assert "its prediction interval leaves out 0 of 3 observed studies" in note
+    assert tau2_outside_ci_note({**record, "tau2": 100.0}, effects, estimators) == ""  # inside its CI: nothing
+
+
+def test_rom_bias_adjusted_estimates_are_ratios_like_the_pooled_estimate():
+    """Issue 20: the ROM bias table printed log-scale adjusted estimates ("adjusted 1.18" beside a ratio of 3.25).
+    exp(1.18) = 3.2544, exp(0.9) = 2.4596, exp(1.5) = 4.4817 (shown to 4 significant digits)."""
+    from metarepro.report import _bias
+
+    bias = {"k": 12, "egger_z": 1.0, "egger_p": 0.3, "trimfill_k0": 2, "trimfill_side": "left",
+            "trimfill_estimate": 1.18, "trimfill_ci_low": 0.9, "trimfill_ci_high": 1.5}  # fmt: skip
+    html = _bias(bias, "ROM")
+    assert "adjusted 3.254 [2.46, 4.482]" in html and "(adjusted estimates as ratios of means)" in html
+    assert "adjusted 1.18 [0.9, 1.5]" in _bias(bias, "SMD") and "(analysis scale)" in _bias(bias, "SMD")
+
+
+def test_subgroup_rows_without_a_value_are_named_in_the_table_and_the_figure(tmp_path):
+    """Issue 20: rows without a subgroup value were dropped from the subgroup table and figure without a word.
+    Constructed: five studies, one without a 'sample'."""
+    from metarepro.report import _subgroups
+    from metarepro.steps.pool import run_analysis
+
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("study_id,sample,yi,vi\na,serum,0.1,0.02\nb,serum,0.3,0.03\nc,plasma,0.5,0.02\n"
+                     "d,plasma,0.2,0.04\ne,,0.4,0.03\n")  # fmt: skip
+    config = {"name": "t", "defaults": {}, "analysis": {"data": str(sheet), "measure": "GEN", "subgroups": ["sample"]}}
+    effects = run_analysis(sheet, config["analysis"]).effects
+    model, rows = sensitivity.sensitivity_rows(sheet, effects, config)
+    table = sensitivity.subgroups(rows, model, ["sample"])
+    html = _subgroups(table)
+    assert "<strong>By sample</strong>" in html  # the heading names the grouping column (it once said "By I² (%)")
+    assert "1 pooled row(s) have no sample and are in no subgroup: line(s) 6." in html
+    figure = sensitivity.subgroup_figure(rows, model, "sample", title="T")
+    assert any("1 pooled row(s) without a sample are in no subgroup" in t.get_text() for t in figure.texts)

@@ -601,17 +601,23 @@ FSN_NOTE = ("Not recommended: the Cochrane Handbook (v5.1.0, §10.4.4.3) advises
 def regtest_statistic(statistic: str, value, df) -> str:
     """An Egger test's statistic as metafor's ``print.regtest`` shows it: "t = 3.4000, df = 18" under
     Knapp–Hartung and for the classic test, "z = 3.4000" otherwise (its p follows in the p column)."""
-    return f"{statistic} = {f4(value)}" + (f", df = {round(float(df), 2):g}" if statistic == "t" else "")
+    shown_df = statistic == "t" and _finite(df)  # a bias.json without df (an older metarepro) shows none
+    return f"{statistic} = {f4(value)}" + (f", df = {round(float(df), 2):g}" if shown_df else "")
 
 
-def _bias(bias: dict | None) -> str:
-    """The small-study tests in one short table: test, result, p."""
+def _bias(bias: dict | None, measure: str | None = None) -> str:
+    """The small-study tests in one short table: test, result, p. Adjusted estimates (trim-and-fill, PET-PEESE) are
+    shown on the reader's scale (ratios for ROM, r for ZCOR), as the pooled estimate is, not on the log scale."""
     if not bias:
         return ""
     b = bias.get
+    back = transform_back(measure, 0.0) is not None
 
     def ci(prefix):
-        return f"{num(b(prefix + '_estimate'))} [{num(b(prefix + '_ci_low'))}, {num(b(prefix + '_ci_high'))}]"
+        values = [b(prefix + suffix) for suffix in ("_estimate", "_ci_low", "_ci_high")]
+        if back:
+            values = [transform_back(measure, v) if _finite(v) else v for v in values]
+        return f"{num(values[0])} [{num(values[1])}, {num(values[2])}]"
 
     rows = []
     if "egger_z" in bias:
@@ -631,7 +637,9 @@ def _bias(bias: dict | None) -> str:
         ]  # fmt: skip
     body = "".join(f'<tr><td class="text">{esc(a)}</td><td class="text">{c}</td><td>{p}</td></tr>' for a, c, p in rows)
     notes = "".join(f"<p><em>{esc(bias[k])}</em></p>" for k in ("low_power_note", "note", "skipped") if bias.get(k))
-    head = '<tr><th class="text">test</th><th class="text">result (analysis scale)</th><th>p</th></tr>'
+    scale = {"ROM": "adjusted estimates as ratios of means", "ZCOR": "adjusted estimates as r"}.get(
+        measure if back else "", "analysis scale")
+    head = f'<tr><th class="text">test</th><th class="text">result ({scale})</th><th>p</th></tr>'
     table = f"<table><thead>{head}</thead><tbody>{body}</tbody></table>" if body else ""
     return f"<h4>Small-study effects and publication bias (k = {bias.get('k', 'NA')})</h4>{notes}{table}"
 
@@ -646,14 +654,18 @@ def _subgroups(table: pd.DataFrame) -> str:
             "p": block["pval"], "τ²": block["tau2"], "I² (%)": block["i2"],
         })  # fmt: skip
         one_study = block["k"].to_numpy() == 1
-        for column in ("τ²", "I² (%)"):
-            shown[column] = shown[column].astype(object).where(~one_study, K1_CELL)
+        for statistic in ("τ²", "I² (%)"):  # not `column`: that names the grouping column in the heading below
+            shown[statistic] = shown[statistic].astype(object).where(~one_study, K1_CELL)
         first = block.iloc[0]
         df2 = f", {num(first['test_moderator_df2'])}" if _finite(first.get("test_moderator_df2")) else ""
         tests = (f"Test of subgroup differences (common τ²): QM(df = {num(first['test_moderator_df'])}{df2}) = "
                  f"{num(first['test_moderator_QM'])}, p = {num(first['test_moderator_p'])}; between-subgroup Q "
                  f"(separate τ²) = {num(first['test_between_Q'])} (df = {num(first['test_between_df'])}), "
                  f"p = {num(first['test_between_p'])}.")  # fmt: skip
+        left_out = str(first.get("left_out_lines")).split() if (first.get("left_out") or 0) > 0 else []
+        if left_out:  # rows without a value are in no subgroup: say which, rather than drop them silently
+            tests += (f" {len(left_out)} pooled row(s) have no {column} and are in no subgroup: line(s) "
+                      f"{' '.join(left_out)}.")  # fmt: skip
         parts.append(f"<p><strong>By {esc(column)}</strong></p>{table_html(shown, ('subgroup', 'estimate [CI]'))}"
                      f"<p class=\"muted\">{tests}</p>")  # fmt: skip
     return "".join(parts)
@@ -720,6 +732,39 @@ def row_account(effects: pd.DataFrame, max_rows: int = SECTION_MAX_ROWS) -> str:
 ESTIMATOR_COLUMNS = ("method", "test", "estimate", "ci_low", "ci_high", "pval", "tau2", "i2", "converged")
 
 
+def _outside_pi(record: dict, effects: pd.DataFrame) -> str:
+    """"leaves out 6 of 11 observed studies": the pooled rows whose estimate lies outside the prediction interval."""
+    used = effects[effects["included"].astype(bool)]
+    yi = used["yi"].to_numpy(dtype=float)
+    outside = int(((yi < record["pi_low"]) | (yi > record["pi_high"])).sum())
+    return f"leaves out {outside} of {len(yi)} observed studies"
+
+
+def tau2_outside_ci_note(record: dict, effects: pd.DataFrame, estimators: pd.DataFrame | None) -> str:
+    """Said beside a fit whose τ² lies outside its own Q-profile CI (a moment estimator such as DerSimonian–Laird
+    can fall far below it, and its CI and prediction interval are then too narrow), with the REML fit of the same
+    rows and test next to it (from the estimator table), as a reader should weigh both (issue 20)."""
+    tau2, low, high = (record.get(n) for n in ("tau2", "tau2_ci_low", "tau2_ci_high"))
+    if not (_finite(tau2) and _finite(low) and _finite(high)) or low <= tau2 <= high or record.get("k", 0) < 2:
+        return ""
+    side = "below" if tau2 < low else "above"
+    method = METHOD_WORDS.get(record.get("method"), record.get("method"))
+    text = (f"τ² = {tau2:.4g} ({method}) lies {side} its own Q-profile {record.get('level', 95):g}% CI "
+            f"({low:.4g} to {high:.4g}), so this fit's CI and prediction interval are "
+            f"{'too narrow' if side == 'below' else 'too wide'}")
+    if _finite(record.get("pi_low")):
+        text += f" (its prediction interval {_outside_pi(record, effects)})"
+    rows = pd.DataFrame() if estimators is None else estimators
+    reml = rows[(rows["method"] == "REML") & (rows["test"] == record.get("test"))] if len(rows) else rows
+    if record.get("method") != "REML" and len(reml):
+        fit = {**record, **reml.iloc[0].to_dict()}
+        text += (f". REML on the same rows ({fit['test']} test): {_measure_name(record)} {estimate_text(fit)}, "
+                 f"{_p(fit.get('pval'))}, τ² = {fit['tau2']:.4g}")
+        if _finite(fit.get("pi_low")):
+            text += f"; its prediction interval {_outside_pi(fit, effects)}"
+    return f'<p class="caveat">{esc(text)}.</p>'
+
+
 def _estimators(table: pd.DataFrame | None, record: dict) -> str:
     if table is None or table.empty:
         return ""
@@ -738,7 +783,8 @@ def _estimators(table: pd.DataFrame | None, record: dict) -> str:
 def _extras(section: AnalysisSection, max_rows: int = SECTION_MAX_ROWS) -> str:
     notes = [t["dependence"].iloc[0] for t in section.tables.values() if "dependence" in t and len(t)]
     notes += [section.bias["dependence"]] if section.bias and section.bias.get("dependence") else []
-    parts = [f'<p class="muted">Sensitivity analyses: {esc(notes[0])}.</p>' if notes else "", _bias(section.bias)]
+    parts = [f'<p class="muted">Sensitivity analyses: {esc(notes[0])}.</p>' if notes else "",
+             _bias(section.bias, section.pooled.get("measure"))]
     tables = {name: t.drop(columns="dependence") if "dependence" in t else t for name, t in section.tables.items()}
     for name, table in tables.items():
         if name == "influence" and "note" in table:  # not computed (too many studies): the table says why
@@ -805,6 +851,7 @@ def analysis_section(section: AnalysisSection) -> str:
 <p class="muted">{esc(settings)}</p>
 {figure_html(section.forest_svg)}
 <h4>Fit</h4>{fit_block(r)}
+{tau2_outside_ci_note(r, section.effects, section.estimators)}
 {_estimators(section.estimators, r)}
 {_extras(section)}
 {study_level_section(section)}

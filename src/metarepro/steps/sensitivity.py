@@ -292,8 +292,11 @@ def subgroup_figure(rows: pd.DataFrame, settings: Settings, column: str, title: 
     study rows when there are more than ``max_rows``: see :func:`~metarepro.plots.subgroup_forest_plot`)."""
     given, groups, result = _subgroup_fit(rows, settings, column)
     effects = rows[given].assign(included=True)
-    return subgroup_forest_plot(effects, groups[given], result, title=f"{title} by {column}", measure=settings.measure,
-                                labels=labels, level=settings.level, max_rows=max_rows)  # fmt: skip
+    missing = int((~given).sum())  # rows without a value are in no subgroup: the figure says so
+    note = f"; {missing} pooled row(s) without a {column} are in no subgroup" if missing else ""
+    return subgroup_forest_plot(effects, groups[given], result, title=f"{title} by {column}{note}",
+                                measure=settings.measure, labels=labels, level=settings.level,
+                                max_rows=max_rows)  # fmt: skip
 
 
 def permutations_note(k: int, limit: int = PERMUTATION_MAX_K) -> str:
