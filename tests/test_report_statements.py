@@ -239,3 +239,16 @@ def test_subgroup_rows_without_a_value_are_named_in_the_table_and_the_figure(tmp
     assert "1 pooled row(s) have no sample and are in no subgroup: line(s) 6." in html
     figure = sensitivity.subgroup_figure(rows, model, "sample", title="T")
     assert any("1 pooled row(s) without a sample are in no subgroup" in t.get_text() for t in figure.texts)
+
+
+def test_a_significant_egger_test_is_among_the_markers_caveats():
+    """Issue 20: the headline called IL-1b higher on k = 4 while significant Egger tests (IL-6 p = 0.003, CRP
+    p = 0.011) were missing from the caveats. Egger 1997 read asymmetry at p < 0.10."""
+    from metarepro.report import _small_study_caveat
+
+    bias = {"egger_statistic": "t", "egger_z": 3.4, "egger_df": 18, "egger_p": 0.0032, "low_power_note": None}
+    assert _small_study_caveat(bias) == [
+        "funnel asymmetry by Egger's test (t = 3.4000, df = 18, p = 0.003): small-study effects or publication bias"]
+    few = {**bias, "egger_p": 0.08, "low_power_note": "fewer than 10 studies ..."}
+    assert _small_study_caveat(few)[0].endswith("(fewer than 10 studies: the test has low power)")
+    assert _small_study_caveat({**bias, "egger_p": 0.10}) == [] and _small_study_caveat(None) == []

@@ -425,6 +425,7 @@ def marker_sentence(section: AnalysisSection, others: list[AnalysisSection], lab
             caveats.append(f"prediction interval {pl:.2f} to {ph:.2f}")
     if _clusters(r) < 10:
         caveats.append(f"only {_clusters(r)} studies")
+    caveats += _small_study_caveat(section.bias)
     if r.get("dependence") and r["dependence"].get("primary"):
         caveats.append(f"the estimate of {r['dependence']['primary']} in a multivariate model")
     for warning in r.get("warnings") or []:
@@ -476,6 +477,21 @@ def _without_flagged_sentence(effects: pd.DataFrame, record: dict, verdict: str,
         text += "; no row is left without them."
     else:
         text += "."
+    return [text]
+
+
+EGGER_ALPHA = 0.10  # Egger et al. 1997 (BMJ 315:629) read funnel asymmetry at p < 0.10: the test has low power
+
+
+def _small_study_caveat(bias: dict | None) -> list[str]:
+    """Funnel asymmetry by Egger's (mixed-effects) test at p < 0.10, with the test as metafor prints it, and the
+    Cochrane Handbook's low-power warning when k < 10."""
+    if not bias or not _finite(bias.get("egger_p")) or bias["egger_p"] >= EGGER_ALPHA:
+        return []
+    test = regtest_statistic(bias.get("egger_statistic") or "z", bias.get("egger_z"), bias.get("egger_df"))
+    text = f"funnel asymmetry by Egger's test ({test}, {_p(bias['egger_p'])}): small-study effects or publication bias"
+    if bias.get("low_power_note"):
+        text += " (fewer than 10 studies: the test has low power)"
     return [text]
 
 

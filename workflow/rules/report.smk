@@ -5,6 +5,8 @@ rule report:
         section=[result_path(f"{name}/section.html") for name in ANALYSES],
         pooled=[result_path(f"{name}/pooled.json") for name in ANALYSES],
         effects=[result_path(f"{name}/effects.csv") for name in ANALYSES],
+        # the headline names a significant small-study test among a marker's caveats
+        bias=[result_path(f"{name}/bias.json") for name in ANALYSES],
         sheets=input_sheets(),
         published=published_sheet(),
         # the study-level comparisons (config compare_studies): their counts open the reproduction section

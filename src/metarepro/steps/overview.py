@@ -30,7 +30,7 @@ def summary_table(names, pooled_paths) -> pd.DataFrame:
 
 REPORT_TABLES = ("subgroups", "metareg", "influence", "study_level")
 # What build_report reads of each analysis (workflow/rules/report.smk declares the same files as the rule's input).
-REPORT_INPUTS = {"pooled": "pooled.json", "effects": "effects.csv", "section": "section.html"}
+REPORT_INPUTS = {"pooled": "pooled.json", "effects": "effects.csv", "section": "section.html", "bias": "bias.json"}
 PACKAGES = ("numpy", "scipy", "pandas", "statsmodels", "matplotlib", "snakemake")
 
 
@@ -153,7 +153,8 @@ def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, co
     for i, name in enumerate(names):
         record = records[name] = read_json(inputs["pooled"][i])
         sections.append(AnalysisSection(name, analyses[name].get("title", name), record,
-                                        read_effects(inputs["effects"][i]), "", config=analyses[name]))  # fmt: skip
+                                        read_effects(inputs["effects"][i]), "", config=analyses[name],
+                                        bias=read_json(inputs["bias"][i])))  # fmt: skip
         bodies.append(Path(inputs["section"][i]).read_text())
         if record.get("sheet_sha256"):  # absent in results of an older metarepro
             read[name] = (analyses[name]["data"], record["sheet_sha256"])
