@@ -252,3 +252,13 @@ def test_a_significant_egger_test_is_among_the_markers_caveats():
     few = {**bias, "egger_p": 0.08, "low_power_note": "fewer than 10 studies ..."}
     assert _small_study_caveat(few)[0].endswith("(fewer than 10 studies: the test has low power)")
     assert _small_study_caveat({**bias, "egger_p": 0.10}) == [] and _small_study_caveat(None) == []
+
+
+def test_the_test_of_moderators_is_named_as_metafor_prints_it():
+    """The report wrote "QM(df = 1, 44) = 3.859" for a Knapp–Hartung meta-regression; metafor prints that test as
+    "F(df1 = 1, df2 = 44) = 3.8589" (an F), and a z-test model's as "QM(df = 3) = ..." (a chi-square)."""
+    from metarepro.report import moderator_test
+
+    assert moderator_test(3.8589, 1, 44) == "F(df1 = 1, df2 = 44) = 3.859"
+    assert moderator_test(1.878, 3, np.nan) == "QM(df = 3) = 1.878"
+    assert moderator_test(1.878, 3) == "QM(df = 3) = 1.878"

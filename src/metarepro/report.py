@@ -643,7 +643,7 @@ def _bias(bias: dict | None, measure: str | None = None) -> str:
             ("Egger (classic weighted regression)", regtest_statistic("t", b("egger_t"), b("egger_t_df")),
              p_cell(b("egger_t_p"))),
             ("Begg rank correlation", f"Kendall's τ = {num(b('begg_tau'))}" + (
-                f"; p: {esc(b('begg_method'))}" if b("begg_method") else ""), num(b("begg_p"))),
+                f"; p: {esc(b('begg_method'))}" if b("begg_method") else ""), p_cell(b("begg_p"))),
             ("Trim-and-fill (L0)", f"{num(b('trimfill_k0'))} missing on the {esc(b('trimfill_side'))}; "
              f"adjusted {ci('trimfill')}", ""),
             ("Trim-and-fill (R0)", f"{num(b('trimfill_r0_k0'))} missing; adjusted {ci('trimfill_r0')}", ""),
@@ -673,11 +673,10 @@ def _subgroups(table: pd.DataFrame) -> str:
         for statistic in ("τ²", "I² (%)"):  # not `column`: that names the grouping column in the heading below
             shown[statistic] = shown[statistic].astype(object).where(~one_study, K1_CELL)
         first = block.iloc[0]
-        df2 = f", {num(first['test_moderator_df2'])}" if _finite(first.get("test_moderator_df2")) else ""
-        tests = (f"Test of subgroup differences (common τ²): QM(df = {num(first['test_moderator_df'])}{df2}) = "
-                 f"{num(first['test_moderator_QM'])}, p = {num(first['test_moderator_p'])}; between-subgroup Q "
-                 f"(separate τ²) = {num(first['test_between_Q'])} (df = {num(first['test_between_df'])}), "
-                 f"p = {num(first['test_between_p'])}.")  # fmt: skip
+        qm = moderator_test(first["test_moderator_QM"], first["test_moderator_df"], first.get("test_moderator_df2"))
+        tests = (f"Test of subgroup differences (common τ²): {qm}, p = {num(first['test_moderator_p'])}; "
+                 f"between-subgroup Q (separate τ²) = {num(first['test_between_Q'])} "
+                 f"(df = {num(first['test_between_df'])}), p = {num(first['test_between_p'])}.")  # fmt: skip
         left_out = str(first.get("left_out_lines")).split() if (first.get("left_out") or 0) > 0 else []
         if left_out:  # rows without a value are in no subgroup: say which, rather than drop them silently
             tests += (f" {len(left_out)} pooled row(s) have no {column} and are in no subgroup: line(s) "
@@ -687,14 +686,21 @@ def _subgroups(table: pd.DataFrame) -> str:
     return "".join(parts)
 
 
+def moderator_test(value, df1, df2=None) -> str:
+    """The omnibus test of moderators as metafor prints it: under Knapp–Hartung an F on (df1, df2),
+    "F(df1 = 1, df2 = 44) = 3.859"; otherwise a chi-square, "QM(df = 3) = 1.878"."""
+    if _finite(df2):
+        return f"F(df1 = {num(df1)}, df2 = {num(df2)}) = {num(value)}"
+    return f"QM(df = {num(df1)}) = {num(value)}"
+
+
 def _metareg(table: pd.DataFrame) -> str:
     shown = table[[c for c in ("coefficient", "estimate", "se", "ci_low", "ci_high", "pval", "permutation_p")
                    if c in table]]  # fmt: skip
     first = table.iloc[0]
-    df2 = f", {num(first['QM_df2'])}" if _finite(first.get("QM_df2")) else ""
     left_out = str(first.get("left_out_lines") or "").split()
     model = (f"k = {num(first['k'])}; residual τ² = {num(first['tau2'])}; R² = {num(first['R2'])}%; "
-             f"QM(df = {num(first['QM_df'])}{df2}) = {num(first['QM'])}, p = {num(first['QM_p'])}"
+             f"{moderator_test(first['QM'], first['QM_df'], first.get('QM_df2'))}, p = {num(first['QM_p'])}"
              + (f", permutation p = {num(first['QM_permutation_p'])} ({num(first['permutations'])} permutations)"
                 if _finite(first.get("QM_permutation_p")) else "")
              + (f"; {esc(first['permutation_note'])}" if isinstance(first.get("permutation_note"), str) else "")
