@@ -148,11 +148,8 @@ def _text(rows, name):
 
 
 def _sem_proof(rows):
-    """Per row, the evidence that its ``sd_*`` cells are SEMs (:func:`metarepro.quality.sem_proof`, over the whole
-    sheet when run_analysis has put it in; else over these rows), or ""."""
-    if quality.SEM_PROOF_COLUMN in rows:
-        return rows[quality.SEM_PROOF_COLUMN].fillna("").to_numpy(dtype=object)
-    return quality.sem_proof(rows)
+    """Per row, the evidence that its ``sd_*`` cells are SEMs, or "" (the column :func:`compute_effects` fills)."""
+    return rows[quality.SEM_PROOF_COLUMN].fillna("").to_numpy(dtype=object)
 
 
 def _group_summary(rows, group):
@@ -421,6 +418,8 @@ def _flag_duplicates(rows, acc, shown=5):
 
 def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     """Effect size and variance of every selected row, or the reason it cannot be used."""
+    if quality.SEM_PROOF_COLUMN not in rows:  # run_analysis proves over the whole sheet; a notebook's rows, here
+        rows = rows.assign(**{quality.SEM_PROOF_COLUMN: quality.sem_proof(rows)})
     acc = _Rows(rows)
     if settings.measure in ("SMD", "MD", "ROM"):
         _summary_form(rows, settings, acc)

@@ -83,19 +83,14 @@ class SheetError(ValueError):
     """A problem in an extraction sheet; the message says where and how to fix it."""
 
 
-def visible_text(value: str) -> str:
-    """``value`` in NFC without invisible formatting characters (see ``_INVISIBLE``), outer spaces removed."""
-    if value.isascii():  # every invisible character is outside ASCII, and ASCII is already NFC
-        return value.strip()
-    return unicodedata.normalize("NFC", value).translate(_INVISIBLE).strip()
-
-
 def clean_text(value: str) -> str:
-    """``value`` as a person reads it: NFC, no zero-width characters, single spaces, no outer spaces.
+    """``value`` as a person reads it: NFC, no invisible characters (``_INVISIBLE``), single spaces, no outer spaces.
 
     So "S1", "S1 ", "S\u200b1", "S1\u200e" and "S1" with a no-break space are one study_id.
     """
-    return " ".join(visible_text(value).split())
+    if not value.isascii():  # every invisible character is outside ASCII, and ASCII is already NFC
+        value = unicodedata.normalize("NFC", value).translate(_INVISIBLE)
+    return " ".join(value.split())
 
 
 def did_you_mean(name, options) -> str:
