@@ -20,7 +20,7 @@ if not workflow.overwrite_configfiles:
     # or YAML"; metarepro's says what is wrong and how to fix it. (A --configfile is read before this file runs.)
     # Only where the directive reads the file: it exists, and this is not a module given its config.
     try:
-        from metarepro.config import ConfigError, load_yaml
+        from metarepro.inputs.config import ConfigError, load_yaml
     except ImportError:
         pass
     else:
@@ -36,7 +36,7 @@ if not workflow.overwrite_configfiles:
 
 SCHEMA = workflow.source_path("workflow/schemas/config.schema.yaml")
 try:
-    from metarepro.config import ConfigError, check_config, format_errors, load_config
+    from metarepro.inputs.config import ConfigError, check_config, format_errors, load_config
 except ImportError:
     # Parsing needs only Snakemake (e.g. with --sdm conda, metarepro is in the jobs' environment):
     # JSON Schema only, and the jobs' metarepro reads the sheets.

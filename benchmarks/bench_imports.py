@@ -31,11 +31,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 IMPORTS = {
     "import metarepro (the API)": "metarepro",
-    "pool job (metarepro.steps)": "metarepro.steps",
-    "figures (metarepro.plots)": "metarepro.plots",
-    "sensitivity jobs (metarepro.steps.sensitivity)": "metarepro.steps.sensitivity",
-    "report job (metarepro.steps.overview)": "metarepro.steps.overview",
-    "steps.run + steps.sensitivity + plots": "metarepro.steps.run, metarepro.steps.sensitivity, metarepro.plots",
+    "pool job (metarepro.jobs)": "metarepro.jobs",
+    "figures (metarepro.present.plots)": "metarepro.present.plots",
+    "sensitivity jobs (metarepro.jobs.sensitivity)": "metarepro.jobs.sensitivity",
+    "report job (metarepro.jobs.overview)": "metarepro.jobs.overview",
+    "steps.run + steps.sensitivity + plots": "metarepro.jobs.run, metarepro.jobs.sensitivity, metarepro.present.plots",
 }
 HEAVY = ("matplotlib.pyplot", "numba", "pandas", "scipy.stats", "scipy.optimize", "scipy.sparse", "scipy.linalg")
 FORMATS = ("svg", "png", "pdf")
@@ -53,7 +53,7 @@ import sys, time
 start = time.perf_counter()
 sys.path.insert(0, {bench!r})
 from bench_imports import il6_forest
-from metarepro.plots import save_figure
+from metarepro.present.plots import save_figure
 save_figure(il6_forest(), [{out!r} + "/forest.svg", {out!r} + "/forest.png"])
 print(time.perf_counter() - start, "numba" in sys.modules)
 """
@@ -62,7 +62,7 @@ SAVES = """
 import statistics, sys, time
 sys.path.insert(0, {bench!r})
 from bench_imports import il6_forest
-from metarepro.plots import save_figure
+from metarepro.present.plots import save_figure
 for suffix in {formats!r}:
     times = []
     for _ in range({saves}):
@@ -78,7 +78,7 @@ def il6_forest():
     """The il6_smd forest plot of the default config, drawn as the forest rule draws it."""
     import yaml
 
-    from metarepro.steps import forest_figure, read_effects, run_analysis
+    from metarepro.jobs import forest_figure, read_effects, run_analysis
 
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     analysis = config["analyses"]["il6_smd"]

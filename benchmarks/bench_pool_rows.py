@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from metarepro.steps import run_analysis
+from metarepro.jobs import run_analysis
 
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
 rng = np.random.default_rng(1)

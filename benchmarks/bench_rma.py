@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from metarepro import rma, rma_batch
-from metarepro.influence import influence, leave1out
+from metarepro.stats.influence import influence, leave1out
 
 R_SCRIPT = """
 suppressMessages(library(metafor))

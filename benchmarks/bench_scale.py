@@ -6,7 +6,7 @@
 Each size gets a synthetic sheet (group sizes, means and SDs of k studies, with a year, a sample type and a
 medication column; seeded, so every run reads the same sheet) in a temporary folder, and one analysis of it: SMD,
 REML, Knapp-Hartung, subgroups by sample, year as moderator, cumulative order by year (what the default il6_smd
-analysis asks for, so every step of a job runs). The job is :func:`metarepro.steps.run.analysis_job`, in a fresh
+analysis asks for, so every step of a job runs). The job is :func:`metarepro.jobs.run.analysis_job`, in a fresh
 Python process per size, figures in SVG and PNG, as the workflow's rule runs it. Printed per size: wall time,
 CPU time, peak resident memory (the child's ru_maxrss from wait4), the sheet's size, the largest file written
 and the size of section.html. ``--timeout`` and ``--mem-limit-gb`` (an address-space limit) stop a job that
@@ -60,7 +60,7 @@ def analysis_config(sheet: Path) -> dict:
 CHILD = """
 import json, sys, time
 start = time.perf_counter()
-from metarepro.steps.run import analysis_job
+from metarepro.jobs.run import analysis_job
 config = json.loads(sys.argv[1])
 profile = sys.argv[3] == "1"
 if profile:

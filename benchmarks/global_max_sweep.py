@@ -18,8 +18,8 @@ import time
 import numpy as np
 
 from metarepro import rma_batch
-from metarepro._batch import Batch
-from metarepro.tau2 import loglik
+from metarepro._core.batch import Batch
+from metarepro.stats.tau2 import loglik
 
 
 def hard_cases(n, seed, width=10):

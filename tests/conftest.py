@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from metarepro.sheet import IDENTITY, LINE, NUMERIC
+from metarepro.inputs.sheet import IDENTITY, LINE, NUMERIC
 
 REFERENCE_DIR = Path(__file__).parent / "reference"
 REPO = Path(__file__).parent.parent

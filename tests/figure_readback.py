@@ -1,6 +1,6 @@
 """Read a drawn forest-type figure back, row by row, from its matplotlib artists or from its SVG file.
 
-Every row artist of metarepro.plots.forest carries a gid ``row{i}-{part}`` (label, ci, pi, point, text, weight,
+Every row artist of metarepro.present.plots.forest carries a gid ``row{i}-{part}`` (label, ci, pi, point, text, weight,
 ci-arrow-left/right); these helpers collect them so tests can compare each drawn row with its table row.
 """
 
@@ -58,7 +58,7 @@ def assert_rows_match(fig, table, labels, measure="SMD", digits=2):
     """Each drawn study/summary row i shows ``labels[i]`` with the estimate and CI of ``table`` row i (columns
     estimate, ci_low, ci_high): square or diamond at the estimate, whiskers at the CI (clipped to the axis with
     an arrowhead), and the printed numbers (back-transformed for ROM/ZCOR)."""
-    from metarepro.plots.style import Scale
+    from metarepro.present.plots.style import Scale
 
     scale = Scale(measure)
     drawn = drawn_rows(fig)

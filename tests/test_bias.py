@@ -1,4 +1,4 @@
-"""Small-study effects (metarepro.bias) against R metafor 3.8-1.
+"""Small-study effects (metarepro.stats.bias) against R metafor 3.8-1.
 
 Expected values come only from committed R scripts or hand calculations shown here:
 
@@ -16,12 +16,14 @@ import pytest
 from conftest import assert_close, load_reference
 from tolerances import FORMULA, conditioned_rtol, difference_atol
 
-from metarepro.bias import LOW_POWER_NOTE, fsn, low_power_note, pet_peese, ranktest, regtest, trimfill
+from metarepro.stats.bias import LOW_POWER_NOTE, fsn, low_power_note, pet_peese, ranktest, regtest, trimfill
 
 EXTRA = load_reference("metafor_reference_extra.json")
 BIAS = load_reference("bias_reference.json")
 
-pytest.importorskip("metarepro.metareg", reason="the mixed-effects Egger test and trim-and-fill's side need rma_mods")
+pytest.importorskip(
+    "metarepro.stats.metareg", reason="the mixed-effects Egger test and trim-and-fill's side need rma_mods"
+)
 
 
 def _data(ds):

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
-from metarepro.sheet import SheetError, read_sheet, read_table
-from metarepro.steps import overview, pool
-from metarepro.steps.run import analysis_job, overview_job
+from metarepro.inputs.sheet import SheetError, read_sheet, read_table
+from metarepro.jobs import overview, pool
+from metarepro.jobs.run import analysis_job, overview_job
 
 ANALYSIS = {"title": "LOS", "data": "sheet.csv", "where": {"marker": "length_of_stay"}}
 SETTINGS = {"name": "los", "defaults": {}, "analysis": ANALYSIS}

@@ -1,5 +1,5 @@
 """The config: every shipped config validates; each mistake is one line naming file, line and key,
-all mistakes at once, with "did you mean ...?" (metarepro.config)."""
+all mistakes at once, with "did you mean ...?" (metarepro.inputs.config)."""
 
 import shutil
 import time
@@ -7,7 +7,7 @@ import time
 import pytest
 from conftest import REPO
 
-from metarepro.config import ConfigError, check_config, format_errors, load_config, load_yaml
+from metarepro.inputs.config import ConfigError, check_config, format_errors, load_config, load_yaml
 
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
 CONFIGS = sorted([REPO / "config/config.yaml", *(REPO / "config/examples").glob("*.yaml")])
@@ -308,8 +308,8 @@ def test_results_outside_is_accepted_when_the_config_says_so(tmp_path, workdir, 
 
 
 def test_run_config_refuses_results_outside_and_writes_nothing(tmp_path, workdir):
-    from metarepro.sheet import SheetError
-    from metarepro.steps.run import run_config
+    from metarepro.inputs.sheet import SheetError
+    from metarepro.jobs.run import run_config
 
     shutil.copy(REPO / "data/raw/normand1999_stroke_los.csv", workdir / "sheet.csv")
     path = write(workdir, "results: ../elsewhere/out\nanalyses:\n  los:\n    title: t\n    data: sheet.csv\n")
@@ -322,7 +322,7 @@ def test_run_config_refuses_results_outside_and_writes_nothing(tmp_path, workdir
 
 def test_the_command_names_what_snakemake_cannot_read(tmp_path, monkeypatch, capsys):
     """Snakemake reads a --configfile before the workflow runs and says only "not valid JSON or YAML"."""
-    from metarepro.config import main
+    from metarepro.inputs.config import main
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.yaml").write_bytes(VALID.encode("utf-16"))

@@ -12,9 +12,9 @@ from conftest import assert_close, load_reference, sheet_from_columns
 from statsmodels.stats.meta_analysis import combine_effects, effectsize_smd
 from tolerances import FORMULA
 
-from metarepro import conversions as cv
 from metarepro import rma
-from metarepro.analysis import Settings, compute_effects
+from metarepro.pipeline.analysis import Settings, compute_effects
+from metarepro.stats import conversions as cv
 
 EXTRA = {e["name"]: e for e in load_reference()["escalc_extra"]}
 

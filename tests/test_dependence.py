@@ -1,4 +1,4 @@
-"""Dependent effects in the pipeline (config ``dependence``/``robust``; metarepro.steps.dependence).
+"""Dependent effects in the pipeline (config ``dependence``/``robust``; metarepro.jobs.dependence).
 
 Expected values: tests/reference/dependence_reference.json, written by tests/reference/generate_dependence_reference.R
 (R metafor 3.8-1 rma.mv/vcalc/aggregate/confint/robust and clubSandwich) from the rows the pipeline pools
@@ -19,13 +19,13 @@ from conftest import REPO, assert_close, load_reference
 from figure_readback import assert_rows_match
 from tolerances import FORMULA, ITERATIVE
 
-from metarepro.analysis import EFFECT_COLUMNS
-from metarepro.config import check_config, load_config
-from metarepro.plots import forest_plot
-from metarepro.plots.forest import forest_rows
-from metarepro.steps import run_analysis
-from metarepro.steps.dependence import aggregated_rows
-from metarepro.steps.sensitivity import diagnostics, metaregression, publication_bias, subgroups
+from metarepro.inputs.config import check_config, load_config
+from metarepro.jobs import run_analysis
+from metarepro.jobs.dependence import aggregated_rows
+from metarepro.jobs.sensitivity import diagnostics, metaregression, publication_bias, subgroups
+from metarepro.pipeline.analysis import EFFECT_COLUMNS
+from metarepro.present.plots import forest_plot
+from metarepro.present.plots.forest import forest_rows
 
 sys.path.insert(0, str(REPO / "tests" / "reference"))
 import export_dependence_rows as export  # noqa: E402
@@ -188,7 +188,7 @@ def test_analyses_without_dependence_are_unchanged(tmp_path):
     (SD = SEM·√n), which moves every weight and the fit. Regenerated again for the issue 17 audit: the sertraline/IL-17
     abstract's second entry now sorts after its primary (lines 208-215 of the sheet move by one), Chen 2024 is flagged
     eligibility_unclear and Fornaro 2011 no longer is (``without_flagged`` changes; the primary fit does not)."""
-    from metarepro.steps import write_analysis
+    from metarepro.jobs import write_analysis
 
     analysis = CONFIG["analyses"]["il6_smd"]
     result = run_analysis(REPO / analysis["data"], analysis, CONFIG["defaults"])
@@ -204,7 +204,7 @@ def test_analyses_without_dependence_are_unchanged(tmp_path):
 
 
 def test_sensitivity_steps_run_on_aggregated_clusters(multilevel):
-    from metarepro.rma import rma
+    from metarepro.stats.rma import rma
 
     used = multilevel.effects[multilevel.effects["included"]]
     sheet = pd.read_csv(SHEET, dtype=str).assign(line=lambda f: np.arange(len(f)) + 2)[["line", "year", "sample"]]
@@ -237,8 +237,8 @@ def test_sensitivity_steps_run_on_aggregated_clusters(multilevel):
 
 
 def test_sensitivity_rows_aggregate_a_dependent_analysis(tmp_path, multilevel):
-    from metarepro.steps.files import read_effects
-    from metarepro.steps.sensitivity import sensitivity_rows
+    from metarepro.jobs.files import read_effects
+    from metarepro.jobs.sensitivity import sensitivity_rows
 
     path = tmp_path / "effects.csv"
     multilevel.effects.to_csv(path, index=False)
@@ -390,7 +390,7 @@ def test_dependence_is_not_a_default(tmp_path, monkeypatch):
 
 
 def test_a_dependent_model_that_cannot_be_fitted_is_bad_input():
-    from metarepro.sheet import SheetError
+    from metarepro.inputs.sheet import SheetError
 
     analysis = {"title": "t", "data": "x", "where": {"marker": "IL-1b"}, "robust": "CR1",
                 "dependence": {"model": "multivariate", "inner": "marker", "primary": "IL-6"}}  # fmt: skip
@@ -422,7 +422,7 @@ def test_participants_are_counted_once_per_cluster(multilevel):
 
 
 def test_report_names_the_model_components_and_robust_result(multilevel):
-    from metarepro.report import AnalysisSection, analysis_section, fit_block, methods_section
+    from metarepro.present.report import AnalysisSection, analysis_section, fit_block, methods_section
 
     pooled, dep = multilevel.pooled, multilevel.pooled["dependence"]
     block = html.unescape(fit_block(pooled))
@@ -441,7 +441,7 @@ def test_report_names_the_model_components_and_robust_result(multilevel):
 
 
 def test_forest_footer_gives_components_and_the_robust_result(multilevel):
-    from metarepro.plots.forest import heterogeneity_text
+    from metarepro.present.plots.forest import heterogeneity_text
 
     dep = multilevel.pooled["dependence"]
     text = heterogeneity_text(multilevel.pooled)

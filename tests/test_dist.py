@@ -1,4 +1,4 @@
-"""metarepro._dist against scipy.stats, the implementation it replaces: the same numbers bit for bit (and the
+"""metarepro._core.dist against scipy.stats, the implementation it replaces: the same numbers bit for bit (and the
 same sign of zero, NaN where scipy gives NaN, the same type) on a grid that includes every edge case."""
 
 import itertools
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from metarepro import _dist
+from metarepro._core import dist as _dist
 
 X = [-np.inf, -1e300, -40.0, -3.0, -1.96, -0.5, -0.0, 0.0, 5e-324, 1e-300, 0.5, 1.0, 1.96, 3.0, 40.0, 1e300,
      np.inf, np.nan]  # fmt: skip

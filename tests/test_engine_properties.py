@@ -18,7 +18,7 @@ from conftest import load_reference
 from hard_cases import KINDS, corpus
 
 from metarepro import METHODS, rma, rma_batch
-from metarepro.rma import KNHA_K1
+from metarepro.stats.rma import KNHA_K1
 
 RTOL = 1e-9
 

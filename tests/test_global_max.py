@@ -8,7 +8,7 @@ default fit. The corpus: 12 random cases where metafor's default ML start stops 
 the REML one stops at a lower maximum, 10 ordinary random cases (hard for neither), dat.bcg's first 6 studies
 by year (where metafor's default ML start stops at τ² ≈ 2e-14) and the default pipeline's IL-10 mean differences
 (where its default REML start stops at τ² = 2605.7; the global maximum is at 0.487). Property tests compare with
-a dense grid of the likelihood (closed form, metarepro.tau2.loglik / metareg.loglik).
+a dense grid of the likelihood (closed form, metarepro.stats.tau2.loglik / metareg.loglik).
 
 Tolerances (tests/tolerances.py): τ² is a root solved here to ~1e-14 and by metafor's Fisher scoring to an
 absolute step of 1e-13, so ITERATIVE; the estimate, its se and CI are smooth functions of τ², so ITERATIVE too.
@@ -23,11 +23,11 @@ from conftest import load_reference
 from tolerances import ITERATIVE
 
 from metarepro import rma, rma_batch
-from metarepro._batch import Batch
-from metarepro.metareg import _prepare, rma_mods
-from metarepro.metareg import loglik as metareg_loglik
-from metarepro.rma import GLOBAL_MAXIMUM
-from metarepro.tau2 import loglik
+from metarepro._core.batch import Batch
+from metarepro.stats.metareg import _prepare, rma_mods
+from metarepro.stats.metareg import loglik as metareg_loglik
+from metarepro.stats.rma import GLOBAL_MAXIMUM
+from metarepro.stats.tau2 import loglik
 
 REFERENCE = load_reference("global_max_reference.json")
 CASES = [(case, method) for case in REFERENCE["cases"] for method in ("ML", "REML")]

@@ -18,8 +18,8 @@ import pytest
 from hard_cases import KINDS, corpus, q_mp, solves
 
 from metarepro import rma
-from metarepro.heterogeneity import chi2_quantiles
-from metarepro.tau2 import Control
+from metarepro.stats.heterogeneity import chi2_quantiles
+from metarepro.stats.tau2 import Control
 
 EPS = np.finfo(float).eps
 CASES = corpus(12)
@@ -111,7 +111,7 @@ def test_capped_bound_is_flagged_and_reported():
 def test_meta_regression_solvers_finish_and_are_scale_free(method):
     """rma_mods shares the solver: on the corpus (k ≥ 4, a 3-level moderator) every fit finishes, converges,
     and y·a, v·a² give τ²·a² (a = 1e-6, 1e6)."""
-    from metarepro.metareg import rma_mods
+    from metarepro.stats.metareg import rma_mods
 
     for kind, y, v in CASES:
         if y.size < 4:
@@ -138,7 +138,7 @@ def test_default_pipeline_bounds_are_the_roots(name):
     import yaml
     from conftest import REPO
 
-    from metarepro.steps import run_analysis
+    from metarepro.jobs import run_analysis
 
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     analysis = config["analyses"][name]

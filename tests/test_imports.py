@@ -1,10 +1,10 @@
 """What importing metarepro costs a process: every pipeline job is a fresh interpreter, so a heavy import that only
 some functions need is paid by all of them. Each check runs in a new interpreter, where nothing is imported yet.
 
-Allowed: numpy and scipy.special (distributions and Kendall's tau: metarepro._dist) for the statistics; pandas
+Allowed: numpy and scipy.special (distributions and Kendall's tau: metarepro._core.dist) for the statistics; pandas
 for the steps, which read and write tables; matplotlib's Figure and Agg canvas for the figures. Not allowed at
 import: scipy.stats (0.5-1 s), scipy.optimize/linalg/sparse (only rma_mv's profile CIs and block structure use
-them, imported there), statsmodels, numba (the kernels of metarepro._batch run as Python until a process has
+them, imported there), statsmodels, numba (the kernels of metarepro._core.batch run as Python until a process has
 done enough work for compiling to pay), matplotlib.pyplot (figures are matplotlib.figure.Figure), and for
 ``import metarepro`` also pandas and matplotlib. A whole small analysis needs neither numba nor scipy.stats.
 """
@@ -34,20 +34,22 @@ def test_the_probe_sees_an_import():
     [
         ("import metarepro", ("numpy", "scipy.special", "pandas", "matplotlib")),
         # what the Snakefile imports while Snakemake parses the workflow (every run, also a no-op one)
-        ("from metarepro.config import check_config, load_config", ("numpy", "scipy.special", "pandas", "matplotlib")),
+        ("from metarepro.inputs.config import check_config, load_config",
+         ("numpy", "scipy.special", "pandas", "matplotlib")),
         ("from metarepro import rma, rma_batch, rma_mv, robust, vcalc, aggregate", ("pandas", "matplotlib")),
-        ("import metarepro.steps", ("matplotlib",)),  # the pool job
+        ("import metarepro.jobs", ("matplotlib",)),  # the pool job
         # the report job: it reads the analyses' records and draws the overview figures; it computes no p-value
-        ("from metarepro.steps import end_job, logged\nimport metarepro.steps.run, metarepro.steps.overview, "
-         "metarepro.report, metarepro.plots.overview", ("scipy.special", "metarepro.analysis")),
-        ("import metarepro.plots, metarepro.steps.sensitivity, metarepro.steps.overview", ()),
+        ("from metarepro.jobs import end_job, logged\nimport metarepro.jobs.run, metarepro.jobs.overview, "
+         "metarepro.present.report, metarepro.present.plots.overview",
+         ("scipy.special", "metarepro.pipeline.analysis")),
+        ("import metarepro.present.plots, metarepro.jobs.sensitivity, metarepro.jobs.overview", ()),
     ],
 )
 def test_imports_stay_light(code, also_forbidden):
     assert loaded(code, (*HEAVY, *also_forbidden)) == []
 
 
-@pytest.mark.parametrize("package", ["metarepro", "metarepro.steps"])
+@pytest.mark.parametrize("package", ["metarepro", "metarepro.jobs"])
 def test_every_public_name_resolves_to_its_module(package):
     import importlib
 
@@ -61,10 +63,9 @@ def test_every_public_name_resolves_to_its_module(package):
 
 def test_the_lazy_names_are_all_of_the_modules_public_names():
     import metarepro
-    from metarepro import dependent
 
-    assert set(dependent.__all__) <= set(metarepro._EXPORTS)
-    code = ("import metarepro.rma, metarepro.rma_mv, metarepro\n"
+    assert set(metarepro.__all__) == set(metarepro._EXPORTS)
+    code = ("import metarepro.stats.rma, metarepro.stats.rma_mv, metarepro\n"
             "print(type(metarepro.rma).__name__, type(metarepro.rma_mv).__name__)")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["function", "function"]  # importing the submodule first does not shadow them
@@ -74,8 +75,8 @@ def test_a_small_analysis_never_imports_numba_or_scipy_stats():
     code = (
         "import numpy as np\n"
         "from metarepro import rma\n"
-        "from metarepro.bias import ranktest, regtest, trimfill\n"
-        "from metarepro.influence import influence, leave1out\n"
+        "from metarepro.stats.bias import ranktest, regtest, trimfill\n"
+        "from metarepro.stats.influence import influence, leave1out\n"
         "y, v = np.linspace(-0.5, 1.0, 12) ** 2, np.linspace(0.02, 0.2, 12)\n"
         "for method in ('REML', 'DL', 'PM', 'ML'):\n"
         "    rma(y, v, method, 'knha'); leave1out(y, v, method); influence(y, v, method)\n"
@@ -94,7 +95,7 @@ def test_lazy_imports_still_work():
     code = (
         "import numpy as np\n"
         "from metarepro import rma_mv, confint\n"
-        "from metarepro.bias import ranktest\n"
+        "from metarepro.stats.bias import ranktest\n"
         "y, v = np.array([0.1, 0.3, 0.2, 0.5, 0.4, 0.0]), np.full(6, 0.05)\n"
         "fit = rma_mv(y, v, nested=[[1, 1, 2, 2, 3, 3]])\n"
         "assert confint(fit)['ci_high'] > fit.sigma2[0]\n"

@@ -1,4 +1,4 @@
-"""Case diagnostics (metarepro.influence) against R metafor 3.8-1.
+"""Case diagnostics (metarepro.stats.influence) against R metafor 3.8-1.
 
 Expected values come only from committed R scripts:
 
@@ -18,7 +18,7 @@ import pytest
 from conftest import assert_close, load_reference
 from tolerances import FORMULA
 
-from metarepro.influence import baujat, cumul, influence, leave1out
+from metarepro.stats.influence import baujat, cumul, influence, leave1out
 
 EXTRA = load_reference("metafor_reference_extra.json")
 BIAS = load_reference("bias_reference.json")

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from test_inputs import error, sheet_text
 
-from metarepro.analysis import Settings, compute_effects
-from metarepro.config import CheckedInputs, published_errors, sheet_errors
-from metarepro.reproduction import read_published
-from metarepro.sheet import order_key, read_sheet, read_table
+from metarepro.inputs.config import CheckedInputs, published_errors, sheet_errors
+from metarepro.inputs.sheet import order_key, read_sheet, read_table
+from metarepro.pipeline.analysis import Settings, compute_effects
+from metarepro.pipeline.reproduction import read_published
 
 HEADER = "study_id,study,year,yi,vi\n"
 
@@ -140,8 +140,8 @@ def test_years_with_letters_sort_after_the_plain_year_and_by_letter():
 
 
 def test_the_cumulative_figure_says_how_many_studies_had_no_year(tmp_path):
-    from metarepro.steps import sensitivity
-    from metarepro.steps.pool import run_analysis
+    from metarepro.jobs import sensitivity
+    from metarepro.jobs.pool import run_analysis
 
     text = rows("a,A,2001b,0.1,0.01", "b,B,2001a,0.2,0.02", "c,C,,0.3,0.03", "d,D,2000,0.4,0.04")
     path = sheet_text(tmp_path, text)
@@ -246,13 +246,13 @@ def test_every_problem_of_every_sheet_is_listed_before_any_job(tmp_path):
 
 
 def read_sheet_where(path, where):
-    from metarepro.sheet import select_rows
+    from metarepro.inputs.sheet import select_rows
 
     return select_rows(read_sheet(path), where)
 
 
 def test_inputs_that_passed_are_not_read_whole_again_until_they_change(tmp_path, monkeypatch):
-    import metarepro.sheet
+    import metarepro.inputs.sheet
 
     config = _config(tmp_path)
     memory = tmp_path / ".snakemake" / "checked.json"
@@ -263,7 +263,7 @@ def test_inputs_that_passed_are_not_read_whole_again_until_they_change(tmp_path,
     def refuse(*args, **kwargs):
         raise AssertionError("read whole again")
 
-    monkeypatch.setattr(metarepro.sheet, "read_sheet", refuse)
+    monkeypatch.setattr(metarepro.inputs.sheet, "read_sheet", refuse)
     assert sheet_errors(config, checked=CheckedInputs(memory)) == []  # unchanged: header only
     config["analyses"]["one"]["where"] = {"year": "2001"}  # read another way: checked whole again
     with pytest.raises(AssertionError, match="read whole again"):
@@ -298,7 +298,7 @@ def test_a_bad_cell_stops_snakemake_before_any_job_with_one_message(tmp_path):
 
 
 def test_a_study_level_sheet_is_checked_before_any_job(tmp_path):
-    from metarepro.config import study_sheet_errors
+    from metarepro.inputs.config import study_sheet_errors
 
     config = _config(tmp_path)
     bad = sheet_text(tmp_path, "study,yi,ci_low,ci_high\nA 2001,0.5,x,0.9\n", name="studies.csv")

@@ -17,10 +17,10 @@ import pytest
 from conftest import REPO, assert_close, load_reference, sheet_from_columns
 from tolerances import ITERATIVE, conditioned_rtol
 
-from metarepro.analysis import Settings, compute_effects
-from metarepro.metareg import design_matrix, rma_mods
-from metarepro.sheet import LINE, SheetError, read_sheet, select_rows
-from metarepro.steps import run_analysis, sensitivity
+from metarepro.inputs.sheet import LINE, SheetError, read_sheet, select_rows
+from metarepro.jobs import run_analysis, sensitivity
+from metarepro.pipeline.analysis import Settings, compute_effects
+from metarepro.stats.metareg import design_matrix, rma_mods
 
 DATA = Path(__file__).parent / "data" / "inputs"
 REFERENCE = load_reference("inputs_reference.json")  # tests/reference/generate_inputs_reference.R

@@ -1,4 +1,4 @@
-"""How a workflow job's process ends (metarepro.steps.end_job): its exit handlers run, its output is flushed,
+"""How a workflow job's process ends (metarepro.jobs.end_job): its exit handlers run, its output is flushed,
 and the interpreter's teardown is skipped."""
 
 import os
@@ -12,7 +12,7 @@ def test_end_job_runs_the_exit_handlers_and_flushes(tmp_path):
         "import atexit, sys\n"
         "from pathlib import Path\n"
         f"atexit.register(lambda: Path({str(marker)!r}).write_text('yes'))\n"
-        "from metarepro.steps import end_job\n"
+        "from metarepro.jobs import end_job\n"
         "print('written before the end', end='')\n"  # no newline: stays in the buffer until flushed
         "end_job()\n"
         "print('never reached')\n"

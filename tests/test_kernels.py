@@ -1,4 +1,4 @@
-"""The loops of metarepro._batch give the same bits run as plain Python (what a small analysis does, so its process
+"""The loops of metarepro._core.batch give the same bits run as plain Python (what a small analysis does, so its process
 never imports numba) as compiled by numba (what large batches do): every field of every fit, on the hard-case
 corpus and on meta-regressions, permutation tests and deletion diagnostics."""
 
@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 from hard_cases import corpus
 
-from metarepro import _batch, rma, rma_batch
-from metarepro.influence import influence, leave1out
-from metarepro.metareg import rma_mods
-from metarepro.permutation import permutest
-from metarepro.tau2 import METHODS
+from metarepro import rma, rma_batch
+from metarepro._core import batch as _batch
+from metarepro.stats.influence import influence, leave1out
+from metarepro.stats.metareg import rma_mods
+from metarepro.stats.permutation import permutest
+from metarepro.stats.tau2 import METHODS
 
 KERNELS = [obj for obj in vars(_batch).values() if isinstance(obj, _batch._Kernel)]
 CASES = corpus(6)

@@ -16,7 +16,7 @@ import pytest
 from conftest import assert_close, load_reference
 from tolerances import ITERATIVE, difference_atol
 
-from metarepro.metareg import design_matrix, rma_mods
+from metarepro.stats.metareg import design_matrix, rma_mods
 
 REFERENCE = load_reference("metareg_reference.json")
 EXTRA = load_reference("metafor_reference_extra.json")

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from metarepro.steps import parallel
-from metarepro.steps.parallel import forked_map
+from metarepro.jobs import parallel
+from metarepro.jobs.parallel import forked_map
 
 pytestmark = pytest.mark.skipif(not parallel.CAN_FORK, reason="forked workers are used on Linux only")
 

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from conftest import assert_close, load_reference
 
-from metarepro.metareg import design_matrix
-from metarepro.permutation import multiset_permutations, permutest
+from metarepro.stats.metareg import design_matrix
+from metarepro.stats.permutation import multiset_permutations, permutest
 
 REFERENCE = load_reference("metareg_reference.json")
 EXTRA = load_reference("metafor_reference_extra.json")

@@ -17,10 +17,8 @@ from matplotlib.collections import PathCollection, PolyCollection
 from matplotlib.colors import to_rgba
 from tolerances import difference_atol
 
-from metarepro.bias import trimfill
-from metarepro.influence import baujat, cumul, leave1out
-from metarepro.metareg import design_matrix, rma_mods
-from metarepro.plots import (
+from metarepro.jobs.sensitivity import _fit_table
+from metarepro.present.plots import (
     axis_label,
     baujat_plot,
     bubble_plot,
@@ -32,11 +30,13 @@ from metarepro.plots import (
     save_figure,
     subgroup_forest_plot,
 )
-from metarepro.plots.forest import forest_rows, subgroup_rows
-from metarepro.plots.style import _FALLBACK_FILES, Scale
-from metarepro.rma import rma
-from metarepro.steps.sensitivity import _fit_table
-from metarepro.subgroups import subgroup_analysis
+from metarepro.present.plots.forest import forest_rows, subgroup_rows
+from metarepro.present.plots.style import _FALLBACK_FILES, Scale
+from metarepro.stats.bias import trimfill
+from metarepro.stats.influence import baujat, cumul, leave1out
+from metarepro.stats.metareg import design_matrix, rma_mods
+from metarepro.stats.rma import rma
+from metarepro.stats.subgroups import subgroup_analysis
 
 DATASETS = {d["name"]: d for d in load_reference("metafor_reference_extra.json")["datasets"]}
 MOLLOY, BCG = DATASETS["molloy2014_ZCOR"], DATASETS["bcg_logRR"]
@@ -318,7 +318,7 @@ def test_bubble_plot_needs_one_moderator():
 
 
 def test_atlas_rows_match_records_and_split_by_scale():
-    from metarepro.plots.overview import atlas_plot, atlas_rows
+    from metarepro.present.plots.overview import atlas_plot, atlas_rows
 
     smd = {**pooled_of(rma(BYI, BVI), "SMD"), "n_cases": 50.0, "n_controls": 40.0}
     smd["without_flagged"] = {**pooled_of(rma(BYI[:6], BVI[:6]), "SMD")}
@@ -338,7 +338,7 @@ def test_atlas_rows_match_records_and_split_by_scale():
 def test_reproduction_rows_show_every_comparison_with_its_verdict():
     """Every comparison is in the figure (issue 17): one on another scale as a labelled row, one without a CI as a
     square without whiskers; labels carry the verdict and a CI level other than 95%."""
-    from metarepro.plots.overview import reproduction_plot, reproduction_rows
+    from metarepro.present.plots.overview import reproduction_plot, reproduction_rows
 
     table = pd.DataFrame({
         "analysis": ["a", "a", "a", "b"], "source": ["P1", "P2", "P3", "P4"], "marker": ["IL-6"] * 4,
@@ -375,7 +375,7 @@ def test_reproduction_rows_show_every_comparison_with_its_verdict():
 
 def test_forest_from_arrays_and_a_fit_like_metafor():
     """metafor's forest(rma(yi, vi)): one call from effect sizes (or with the fit to draw)."""
-    from metarepro.plots import forest
+    from metarepro.present.plots import forest
 
     fit = rma(BYI, BVI, "DL")
     fig = forest(BYI, BVI, slab=[f"trial {i}" for i in range(len(BYI))], fit=fit, measure="ROM")
@@ -388,7 +388,7 @@ def test_forest_from_arrays_and_a_fit_like_metafor():
 
 def test_atlas_shows_no_i2_for_one_study():
     """A one-study fit has no heterogeneity: the atlas printed "0%" for k = 1 (issue 20)."""
-    from metarepro.plots.overview import atlas_rows
+    from metarepro.present.plots.overview import atlas_rows
 
     one = {**pooled_of(rma(BYI[:1], BVI[:1]), "SMD")}
     many = {**pooled_of(rma(BYI, BVI), "SMD"), "without_flagged": one}

@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from metarepro import bias, influence, rma
-from metarepro.metareg import design_matrix, rma_mods
+from metarepro import rma
+from metarepro.stats import bias, influence
+from metarepro.stats.metareg import design_matrix, rma_mods
 
 PRINTS = Path(__file__).parent / "reference" / "print"
 DATA = json.loads((PRINTS / "data.json").read_text())

@@ -6,7 +6,7 @@ import pytest
 from conftest import sheet_from_columns
 
 from metarepro import quality
-from metarepro.analysis import Settings, compute_effects
+from metarepro.pipeline.analysis import Settings, compute_effects
 
 
 def test_low_dispersion_trips_at_exactly_the_threshold():
@@ -168,7 +168,7 @@ def test_the_issue_17_audit_of_the_sheet():
     # one study_id per paper (Yuan, Cixi; the sertraline/IL-17 abstract), two eligibility judgements, Cao 2021 excluded
     from conftest import REPO
 
-    from metarepro.sheet import read_sheet
+    from metarepro.inputs.sheet import read_sheet
 
     sheet = read_sheet(REPO / "data/raw/cytokines_mdd.csv")
     assert not sheet["study_id"].isin(["YuanGP_Cixi", "CN_jxxfw_sertraline"]).any()
@@ -229,7 +229,7 @@ def _write(tmp_path, rows):
 
 def test_without_flagged_refits_on_the_unflagged_rows(tmp_path):
     from metarepro import rma
-    from metarepro.steps import run_analysis
+    from metarepro.jobs import run_analysis
 
     rows = [
         "a,Ames 2001,2001,X,30,5.0,2.0,30,4.0,2.0",
@@ -253,7 +253,7 @@ def test_the_three_audited_overlaps_are_one_sample_each():
     # issue 11: one paper entered twice (PMID 28558901), Yang 2005/2007 (same authors, n 33/23), Lishui 2020 / Cao 2021
     from conftest import REPO
 
-    from metarepro.sheet import read_sheet
+    from metarepro.inputs.sheet import read_sheet
 
     sheet = read_sheet(REPO / "data/raw/cytokines_mdd.csv")
     # primary study_id: its own rows plus the linked ones (CRP + IL-6; CRP + IL-6 + TNF-a; CRP + IL-6)

@@ -1,6 +1,6 @@
 """The report's text: every number it prints comes from the records it is given, and user strings are escaped.
 
-Fits come from metarepro.rma on dat.molloy2014 (tests/reference/metafor_reference_extra.json), whose values are
+Fits come from metarepro.stats.rma on dat.molloy2014 (tests/reference/metafor_reference_extra.json), whose values are
 tested against metafor elsewhere; here the source of truth is the pooled record the report is built from.
 """
 
@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 from conftest import load_reference
 
-from metarepro.analysis import Settings, pooled_record
-from metarepro.report import AnalysisSection, fit_block, render_report, row_account
-from metarepro.rma import rma
-from metarepro.steps.overview import provenance
+from metarepro.jobs.overview import provenance
+from metarepro.pipeline.analysis import Settings, pooled_record
+from metarepro.present.report import AnalysisSection, fit_block, render_report, row_account
+from metarepro.stats.rma import rma
 
 MOLLOY = next(d for d in load_reference("metafor_reference_extra.json")["datasets"] if d["name"] == "molloy2014_ZCOR")
 YI, VI = np.array(MOLLOY["escalc"]["yi"]), np.array(MOLLOY["escalc"]["vi"])
@@ -117,7 +117,7 @@ def test_capped_tau2_bound_is_shown_as_a_bound_not_a_value():
 def test_the_report_says_once_near_the_top_what_the_data_are(tmp_path):
     """Issue 17: the page states, once and near the top, what the data are: per sheet the rows, samples, sources
     and markers counted from the file (here 4 rows, 3 samples, 2 sources, 2 markers) and the config's data_note."""
-    from metarepro.steps.overview import data_summary
+    from metarepro.jobs.overview import data_summary
 
     sheet = tmp_path / "s.csv"
     sheet.write_text("study_id,marker,source_url,doi\na,IL-6,http://x,\na,CRP,http://x,\nb,IL-6,,10.1/y\nc,IL-6,,\n")
@@ -132,7 +132,7 @@ def test_the_report_says_once_near_the_top_what_the_data_are(tmp_path):
 
 def test_the_reproduction_section_opens_with_the_counts():
     """Issue 17: the section's first sentence counts the verdicts, the updates and each study-level comparison."""
-    from metarepro.report import reproduction_counts
+    from metarepro.present.report import reproduction_counts
 
     table = pd.DataFrame({"verdict": ["reproduced, approximately", "meaningfully different", "meaningfully different",
                                       "not comparable"],

@@ -12,9 +12,11 @@ import pandas as pd
 import pytest
 from conftest import load_reference
 
-from metarepro.analysis import Settings, pooled_record
-from metarepro.plots import forest_plot
-from metarepro.report import (
+from metarepro.jobs import sensitivity
+from metarepro.jobs.pool import without_flagged
+from metarepro.pipeline.analysis import Settings, pooled_record
+from metarepro.present.plots import forest_plot
+from metarepro.present.report import (
     AnalysisSection,
     _bias,
     _estimators,
@@ -23,9 +25,7 @@ from metarepro.report import (
     heterogeneity_words,
     render_report,
 )
-from metarepro.rma import rma
-from metarepro.steps import sensitivity
-from metarepro.steps.pool import without_flagged
+from metarepro.stats.rma import rma
 
 BIAS = load_reference("bias_reference.json")
 
@@ -174,7 +174,7 @@ def test_fail_safe_n_carries_the_handbooks_advice_against_it():
 def test_the_fit_without_flagged_rows_says_when_its_conclusion_differs():
     """The lead gives both fits their conclusion (issue 17): all rows 0.5 (0.1 to 0.9) is higher; without the two
     flagged rows 0.3 (-0.1 to 0.7) is not clearly different."""
-    from metarepro.report import _without_flagged_sentence
+    from metarepro.present.report import _without_flagged_sentence
 
     effects = pd.DataFrame({"included": [True] * 5, "flags": ["extreme_effect: g = 3", "overlap: x", "", "", ""]})
     record = {"measure": "SMD", "estimate": 0.5, "ci_low": 0.1, "ci_high": 0.9, "level": 95,
@@ -192,7 +192,7 @@ def test_a_tau2_below_its_own_q_profile_ci_is_said_with_the_reml_fit_beside_it()
     """Issue 20: DerSimonian–Laird put τ² below its own Q-profile CI (IL-6 MD: 2.76 vs [71.9, 462]) and the page
     did not say so. Constructed: DL τ² 2.76 with CI [71.9, 462]; yi 0, 5, 10 against a prediction interval
     [1, 9] leaves out 2 of 3; the REML row of the estimator table is shown beside it."""
-    from metarepro.report import tau2_outside_ci_note
+    from metarepro.present.report import tau2_outside_ci_note
 
     effects = pd.DataFrame({"yi": [0.0, 5.0, 10.0, 99.0], "included": [True, True, True, False]})
     record = {"k": 3, "measure": "MD", "method": "DL", "test": "z", "level": 95, "tau2": 2.76, "tau2_ci_low": 71.9,
@@ -212,7 +212,7 @@ def test_a_tau2_below_its_own_q_profile_ci_is_said_with_the_reml_fit_beside_it()
 def test_rom_bias_adjusted_estimates_are_ratios_like_the_pooled_estimate():
     """Issue 20: the ROM bias table printed log-scale adjusted estimates ("adjusted 1.18" beside a ratio of 3.25).
     exp(1.18) = 3.2544, exp(0.9) = 2.4596, exp(1.5) = 4.4817 (shown to 4 significant digits)."""
-    from metarepro.report import _bias
+    from metarepro.present.report import _bias
 
     bias = {"k": 12, "egger_z": 1.0, "egger_p": 0.3, "trimfill_k0": 2, "trimfill_side": "left",
             "trimfill_estimate": 1.18, "trimfill_ci_low": 0.9, "trimfill_ci_high": 1.5}  # fmt: skip
@@ -224,8 +224,8 @@ def test_rom_bias_adjusted_estimates_are_ratios_like_the_pooled_estimate():
 def test_subgroup_rows_without_a_value_are_named_in_the_table_and_the_figure(tmp_path):
     """Issue 20: rows without a subgroup value were dropped from the subgroup table and figure without a word.
     Constructed: five studies, one without a 'sample'."""
-    from metarepro.report import _subgroups
-    from metarepro.steps.pool import run_analysis
+    from metarepro.jobs.pool import run_analysis
+    from metarepro.present.report import _subgroups
 
     sheet = tmp_path / "s.csv"
     sheet.write_text("study_id,sample,yi,vi\na,serum,0.1,0.02\nb,serum,0.3,0.03\nc,plasma,0.5,0.02\n"
@@ -244,7 +244,7 @@ def test_subgroup_rows_without_a_value_are_named_in_the_table_and_the_figure(tmp
 def test_a_significant_egger_test_is_among_the_markers_caveats():
     """Issue 20: the headline called IL-1b higher on k = 4 while significant Egger tests (IL-6 p = 0.003, CRP
     p = 0.011) were missing from the caveats. Egger 1997 read asymmetry at p < 0.10."""
-    from metarepro.report import _small_study_caveat
+    from metarepro.present.report import _small_study_caveat
 
     bias = {"egger_statistic": "t", "egger_z": 3.4, "egger_df": 18, "egger_p": 0.0032, "low_power_note": None}
     assert _small_study_caveat(bias) == [
@@ -257,7 +257,7 @@ def test_a_significant_egger_test_is_among_the_markers_caveats():
 def test_the_test_of_moderators_is_named_as_metafor_prints_it():
     """The report wrote "QM(df = 1, 44) = 3.859" for a Knapp–Hartung meta-regression; metafor prints that test as
     "F(df1 = 1, df2 = 44) = 3.8589" (an F), and a z-test model's as "QM(df = 3) = ..." (a chi-square)."""
-    from metarepro.report import moderator_test
+    from metarepro.present.report import moderator_test
 
     assert moderator_test(3.8589, 1, 44) == "F(df1 = 1, df2 = 44) = 3.859"
     assert moderator_test(1.878, 3, np.nan) == "QM(df = 3) = 1.878"

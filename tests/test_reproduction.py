@@ -5,8 +5,8 @@ import math
 import pytest
 from conftest import REPO
 
-from metarepro.reproduction import read_published, reproduction_table
-from metarepro.sheet import SheetError
+from metarepro.inputs.sheet import SheetError
+from metarepro.pipeline.reproduction import read_published, reproduction_table
 
 PUBLISHED = REPO / "data/raw/published_meta_analyses.csv"
 
@@ -214,7 +214,7 @@ def test_verdict_of_the_fit_without_flagged_rows():
     ],
 )
 def test_study_set_against_the_published_search_end(search_end, years, expected):
-    from metarepro.reproduction import study_set
+    from metarepro.pipeline.reproduction import study_set
 
     found = study_set({"study_years": years}, {"search_end": search_end})
     assert (found["k_after_search"], found["k_search_year"], found["k_year_unknown"], found["comparison_type"]) == (
@@ -232,7 +232,7 @@ def test_an_update_says_so_in_the_reason(scales):
 
 
 def test_pooled_records_carry_the_years_of_the_pooled_studies(tmp_path):
-    from metarepro.steps.pool import run_analysis
+    from metarepro.jobs.pool import run_analysis
 
     sheet = tmp_path / "s.csv"
     sheet.write_text("study_id,year,yi,vi\na,2003,0.1,0.01\nb,2001a,0.2,0.02\nc,,0.3,0.03\nd,1999,,\n")
@@ -242,7 +242,7 @@ def test_pooled_records_carry_the_years_of_the_pooled_studies(tmp_path):
 
 def test_the_fit_without_flagged_rows_gets_the_same_columns(scales):
     """reproduction.csv carries the verdict and its numbers for both fits (issue 17)."""
-    from metarepro.reproduction import COMPARISON_NUMBERS
+    from metarepro.pipeline.reproduction import COMPARISON_NUMBERS
 
     mine = {**ours("SMD", 1.41, 1.0, 1.8), "test": "z", "se": 0.2,
             "without_flagged": {**ours("SMD", 0.45, 0.2, 0.7), "test": "z", "se": 0.1, "k": 3}}  # fmt: skip

@@ -9,7 +9,7 @@ import pytest
 from conftest import assert_close, load_reference, sheet_from_columns, uncapped_reference
 
 from metarepro import rma, rma_batch
-from metarepro.analysis import Settings, compute_effects
+from metarepro.pipeline.analysis import Settings, compute_effects
 
 REFERENCE = load_reference()
 CASES = {case["name"]: case for case in REFERENCE["cases"]}

@@ -13,9 +13,9 @@ from conftest import assert_close
 from test_rma_mv import CASES, fit_of
 from tolerances import ITERATIVE
 
-from metarepro.metareg import rma_mods
-from metarepro.rma import rma
-from metarepro.robust import robust
+from metarepro.stats.metareg import rma_mods
+from metarepro.stats.rma import rma
+from metarepro.stats.robust import robust
 
 CLUSTER = {"konstantopoulos2011": "district", "assink2016": "study", "berkey1998": "trial", "knapp2017": "study"}
 MV = [(c, f) for c in CASES for f in CASES[c]["robust"] if not f.startswith("rma_uni")]

@@ -1,4 +1,4 @@
-"""Large analyses (metarepro.limits): every switch happens at its documented size, says so, and keeps the files.
+"""Large analyses (metarepro._core.limits): every switch happens at its documented size, says so, and keeps the files.
 
 Expected values come from:
 
@@ -21,15 +21,16 @@ from conftest import REPO, assert_close, load_reference
 from figure_readback import assert_rows_match, drawn_rows
 from matplotlib.patches import Rectangle
 
-from metarepro import influence, limits
-from metarepro.analysis import Settings
-from metarepro.bias import ranktest
-from metarepro.plots import cumulative_forest_plot, forest_plot, leave1out_plot, subgroup_forest_plot
-from metarepro.plots.forest import cumulative_steps
-from metarepro.report import row_account
-from metarepro.rma import rma
-from metarepro.steps import sensitivity
-from metarepro.subgroups import subgroup_analysis
+from metarepro._core import limits
+from metarepro.jobs import sensitivity
+from metarepro.pipeline.analysis import Settings
+from metarepro.present.plots import cumulative_forest_plot, forest_plot, leave1out_plot, subgroup_forest_plot
+from metarepro.present.plots.forest import cumulative_steps
+from metarepro.present.report import row_account
+from metarepro.stats import influence
+from metarepro.stats.bias import ranktest
+from metarepro.stats.rma import rma
+from metarepro.stats.subgroups import subgroup_analysis
 
 BEGG = {d["k"]: d for d in load_reference("begg_switch_reference.json")["datasets"]}
 
@@ -232,7 +233,7 @@ def test_subgroup_summary_draws_each_subgroup_diamond():
 
 
 def test_funnel_draws_a_density_above_the_point_limit(monkeypatch):
-    from metarepro.plots import funnel_plot
+    from metarepro.present.plots import funnel_plot
 
     yi, vi = _data(11)
     monkeypatch.setattr(limits, "VECTOR_MAX_POINTS", 11)
@@ -264,7 +265,7 @@ def test_row_account_lists_rows_up_to_the_limit_then_names_the_file():
 def test_analysis_job_above_every_limit(tmp_path):
     import importlib.util
 
-    from metarepro.steps.run import analysis_files, analysis_job
+    from metarepro.jobs.run import analysis_files, analysis_job
 
     spec = importlib.util.spec_from_file_location("bench_scale", REPO / "benchmarks" / "bench_scale.py")
     bench = importlib.util.module_from_spec(spec)

@@ -4,8 +4,8 @@ incomplete rows are kept and excluded with a reason, never dropped silently."""
 import pytest
 from conftest import REPO
 
-from metarepro.analysis import Settings, compute_effects
-from metarepro.sheet import SheetError, read_sheet, select_rows
+from metarepro.inputs.sheet import SheetError, read_sheet, select_rows
+from metarepro.pipeline.analysis import Settings, compute_effects
 
 HEADER = "study_id,study,year,marker,n_cases,mean_cases,sd_cases,n_controls,mean_controls,sd_controls,yi,vi,sample\n"
 

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from figure_readback import drawn_rows
 
-from metarepro.sheet import SheetError
-from metarepro.study_level import (
+from metarepro.inputs.sheet import SheetError
+from metarepro.pipeline.study_level import (
     OTHER,
     SAMPLE_SIZE,
     SD_SE,
@@ -195,7 +195,7 @@ def test_bad_published_sheet_names_line_and_column(tmp_path):
 
 
 def test_figure_matches_its_table(tmp_path):
-    from metarepro.plots.study_level import agreement_band, row_text, study_level_plot
+    from metarepro.present.plots.study_level import agreement_band, row_text, study_level_plot
 
     pub = published(tmp_path, "study_id,study,yi,ci_low,ci_high\na,A 2001,0.5,0.1,0.9\nb,B 2002,0.4,0,0.8\n")
     table = compare_studies(ours(("a", "A 2001", 2.5, 25, 25), ("z", "Z 2009", 0.2, 9, 9)), pub, "SMD")
@@ -218,7 +218,7 @@ def test_figure_matches_its_table(tmp_path):
 def test_pipeline_writes_study_level_table_figure_and_report(tmp_path, monkeypatch):
     """The Qin 2016 example's analysis with compare_studies, run by run_config: the files analysis_files lists,
     study_level.csv with one row per published study (Qin's forest plot has 13), the figure, the sentence."""
-    from metarepro.steps.run import analysis_files, run_config
+    from metarepro.jobs.run import analysis_files, run_config
 
     shutil.copytree(REPO / "data", tmp_path / "data")
     config = (REPO / "config/examples/qin2016_pd_il6.yaml").read_text()
@@ -226,7 +226,7 @@ def test_pipeline_writes_study_level_table_figure_and_report(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     run_config("config.yaml")
     out = tmp_path / "results/qin2016_primary"
-    from metarepro.config import load_config
+    from metarepro.inputs.config import load_config
 
     entry = load_config([tmp_path / "config.yaml"])[0]["analyses"]["qin2016_primary"]
     assert {"study_level.csv", "study_level.svg"} <= set(analysis_files(entry, ("svg",)))

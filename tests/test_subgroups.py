@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import assert_close, load_reference
 
-from metarepro.subgroups import between_q, subgroup_analysis
+from metarepro.stats.subgroups import between_q, subgroup_analysis
 
 EXTRA = load_reference("metafor_reference_extra.json")
 BCG = EXTRA["datasets"][0]

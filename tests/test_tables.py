@@ -1,5 +1,5 @@
 """Output tables are safe to open in a spreadsheet (OWASP CSV injection) and keep every label as written:
-metarepro.steps.files.write_table is the one writer, read_table its reader."""
+metarepro.jobs.files.write_table is the one writer, read_table its reader."""
 
 import csv
 import html
@@ -12,7 +12,7 @@ import pytest
 from conftest import REPO
 from figure_readback import svg_row_texts
 
-from metarepro.steps.files import read_effects, read_table, write_table
+from metarepro.jobs.files import read_effects, read_table, write_table
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # OWASP's list of characters a spreadsheet starts a formula with
 
@@ -84,7 +84,7 @@ def test_write_table_is_the_only_writer_of_csv():
     stray = [(path.relative_to(REPO).as_posix(), line.strip()) for path in (REPO / "src").rglob("*.py")
              for line in path.read_text().splitlines()
              if re.search(r"\.to_csv\(|csv\.writer\(|csv\.DictWriter\(", line)]  # fmt: skip
-    assert len(stray) == 1 and stray[0][0] == "src/metarepro/steps/files.py"
+    assert len(stray) == 1 and stray[0][0] == "src/metarepro/jobs/files.py"
     assert stray[0][1] in inspect.getsource(write_table)
 
 
@@ -95,7 +95,7 @@ LABELS = {"Edinburgh": "=1+1", "Orpington-Mild": "-Smith", "Orpington-Moderate":
 def hostile_run(tmp_path_factory):
     """Normand 1999 (R metadat dat.normand1999) with four study labels a spreadsheet would run, and a subgroup column
     whose values start with '-' and '=', through run_config (the functions the workflow's jobs call)."""
-    from metarepro.steps.run import run_config
+    from metarepro.jobs.run import run_config
 
     workdir = tmp_path_factory.mktemp("hostile")
     sheet = pd.read_csv(REPO / "data/raw/normand1999_stroke_los.csv", dtype=str, keep_default_na=False)

@@ -14,7 +14,7 @@ from conftest import assert_close
 from test_rma_mv import CASES, knapp_V
 from tolerances import FORMULA
 
-from metarepro.vcalc import aggregate, vcalc
+from metarepro.stats.vcalc import aggregate, vcalc
 
 CASE = CASES["knapp2017"]
 D = CASE["data"]

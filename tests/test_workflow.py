@@ -17,7 +17,7 @@ import yaml
 from conftest import REPO, assert_close, load_reference, uncapped_reference
 from figure_readback import svg_row_texts
 
-from metarepro.plots.style import Scale
+from metarepro.present.plots.style import Scale
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 POOLED_FIELDS = (
@@ -108,9 +108,9 @@ def test_report_assembled_from_sections_is_the_page_rendered_whole(finished, mon
     the overview figures in two processes: the same page as rendering every section from the analyses' files."""
     import yaml
 
-    from metarepro.report import analysis_section
-    from metarepro.steps import overview
-    from metarepro.steps.run import analysis_files
+    from metarepro.jobs import overview
+    from metarepro.jobs.run import analysis_files
+    from metarepro.present.report import analysis_section
 
     analyses = yaml.safe_load((finished / "my.yaml").read_text())["analyses"]
     folders = [finished / "results" / name for name in analyses]
@@ -202,7 +202,7 @@ def test_sensitivity_moderators_and_bias_outputs(tmp_path):
 def test_the_report_rule_declares_what_the_report_reads():
     """The report rule's inputs (workflow/rules/report.smk, which may not import metarepro) are the files of each
     analysis that build_report reads, so that a change to any of them reruns the report."""
-    from metarepro.steps.overview import REPORT_INPUTS
+    from metarepro.jobs.overview import REPORT_INPUTS
 
     rule = (REPO / "workflow/rules/report.smk").read_text()
     for kind, file in REPORT_INPUTS.items():
@@ -210,8 +210,8 @@ def test_the_report_rule_declares_what_the_report_reads():
 
 
 def test_run_config_from_python_writes_what_the_rules_write(finished, tmp_path, monkeypatch):
-    """metarepro.steps.run.run_config (no Snakemake): the same tables, byte for byte, and the same figures."""
-    from metarepro.steps.run import run_config
+    """metarepro.jobs.run.run_config (no Snakemake): the same tables, byte for byte, and the same figures."""
+    from metarepro.jobs.run import run_config
 
     shutil.copy(REPO / "data/raw/normand1999_stroke_los.csv", tmp_path / "sheet.csv")
     (tmp_path / "my.yaml").write_text(CONFIG)
@@ -231,7 +231,7 @@ def test_every_file_written_is_a_declared_output(finished):
     (so nothing is written behind Snakemake's back, and steps.run.analysis_files agrees with common.smk)."""
     import base64
 
-    from metarepro.steps.run import analysis_files
+    from metarepro.jobs.run import analysis_files
 
     metadata = finished / ".snakemake/metadata"  # one record per output; a long name is split into "@" folders
     records = [p.relative_to(metadata).parts for p in metadata.rglob("*") if p.is_file()]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from metarepro.steps import run_analysis
+from metarepro.jobs import run_analysis
 
 REPO = Path(__file__).resolve().parents[2]
 SHEET = "data/raw/cytokines_mdd.csv"

@@ -1,5 +1,5 @@
 # Reference values for Begg's rank test around metarepro's switch from the exact Kendall distribution to the
-# normal approximation (metarepro.limits.BEGG_EXACT_MAX_K = 170): metafor's ranktest() at k = 170 and k = 171,
+# normal approximation (metarepro._core.limits.BEGG_EXACT_MAX_K = 170): metafor's ranktest() at k = 170 and k = 171,
 # each with metafor 3.8-1's default (cor.test(..., exact = TRUE): the exact p, no ties here) and with
 # exact = FALSE (the normal approximation). metarepro must give the exact p at k = 170 and the approximate one
 # at k = 171. R's exact p is NA from n = 171 on (pkendall divides by gamma(n + 1), which overflows a double),

@@ -1,5 +1,5 @@
 # Reference values from R metafor (rma.mv, vcalc, aggregate.escalc, confint, robust) and clubSandwich for the
-# pipeline's dependent analyses (config key dependence; src/metarepro/steps/dependence.py), fitted to exactly the
+# pipeline's dependent analyses (config key dependence; src/metarepro/jobs/dependence.py), fitted to exactly the
 # rows the pipeline pools.
 #
 # How to run (from the repository root):

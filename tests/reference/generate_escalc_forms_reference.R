@@ -1,4 +1,4 @@
-# Reference values for the SMD input forms Cohen's d, z and F (metarepro.analysis / metarepro.conversions).
+# Reference values for the SMD input forms Cohen's d, z and F (metarepro.pipeline.analysis / metarepro.stats.conversions).
 #
 # How to run (from the repository root):
 #     Rscript tests/reference/generate_escalc_forms_reference.R

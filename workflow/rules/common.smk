@@ -34,7 +34,7 @@ def analysis_settings(name):
 
 
 def analysis_files(name):
-    """Every file of one analysis's job, as metarepro.steps.run.analysis_files lists them (tested to agree)."""
+    """Every file of one analysis's job, as metarepro.jobs.run.analysis_files lists them (tested to agree)."""
     analysis = config["analyses"][name]
     tables = ["effects.csv", "pooled.json", "estimators.csv"]
     tables += [f"{table}.csv" for table in DIAGNOSTIC_TABLES]

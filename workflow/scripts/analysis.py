@@ -1,10 +1,10 @@
-"""Rule analysis_<name>: one analysis's sheet -> all its tables and figures (metarepro.steps.run.analysis_job)."""
+"""Rule analysis_<name>: one analysis's sheet -> all its tables and figures (metarepro.jobs.run.analysis_job)."""
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from metarepro.steps import end_job, logged
-from metarepro.steps.run import analysis_job
+from metarepro.jobs import end_job, logged
+from metarepro.jobs.run import analysis_job
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake

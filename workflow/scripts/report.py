@@ -3,8 +3,8 @@
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from metarepro.steps import end_job, logged
-from metarepro.steps.run import overview_job
+from metarepro.jobs import end_job, logged
+from metarepro.jobs.run import overview_job
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake

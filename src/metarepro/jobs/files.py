@@ -1,0 +1,176 @@
+"""Reading and writing the workflow's files: JSON records, tables (CSV), a step's log."""
+
+from __future__ import annotations
+
+import atexit
+import csv
+import hashlib
+import json
+import math
+import os
+import re
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from metarepro.inputs.sheet import SheetError, read_sheet
+
+
+def analysis_sheet(sheet_path, analysis: dict) -> pd.DataFrame:
+    """An analysis's sheet as every step reads it: with the analysis's column mapping (config ``columns``).
+
+    A job's steps (pool, forest, sensitivity) read the same sheet; it is parsed once per file version and
+    mapping, and each step gets its own copy."""
+    path = Path(sheet_path)
+    stat = path.stat() if path.is_file() else None  # a missing path: read_sheet says what is wrong
+    mapping = tuple(sorted((analysis.get("columns") or {}).items()))
+    key = (str(path.resolve()), stat and (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns), mapping)
+    if key not in _SHEETS or stat is None:
+        _SHEETS.clear()  # one sheet at a time: a job reads one
+        _SHEETS[key] = read_sheet(sheet_path, analysis.get("columns"))
+    return _SHEETS[key].copy()
+
+
+_SHEETS: dict[tuple, pd.DataFrame] = {}
+
+
+# The case-diagnostics tables of every analysis (steps.sensitivity.diagnostics writes them; steps.run lists them).
+DIAGNOSTIC_TABLES = ("leave1out", "influence", "cumulative")
+
+
+def file_sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def check_sheet_unchanged(sheet_path, read_sha256: str, when: str) -> None:
+    """SheetError if the file no longer holds the bytes an analysis read (sha256 ``read_sha256``): its results
+    describe the old sheet. Raised in a workflow job, it fails the job, so Snakemake deletes the job's outputs and
+    the next run makes them again. ``when``: e.g. "while analysis x ran"."""
+    try:
+        now = file_sha256(sheet_path)
+    except OSError:  # removed (or unreadable) since
+        now = None
+    if now != read_sha256:
+        shown = f"now {now[:12]}..." if now else "now no such file"
+        raise SheetError(f"{sheet_path} changed {when} (sha256 read {read_sha256[:12]}..., {shown}); its results "
+                         "describe the old sheet: run again")
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {key: _jsonable(v) for key, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(obj, path):
+    """JSON with NaN/inf written as null (strict JSON), full float precision."""
+    Path(path).write_text(json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n")
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text())
+
+
+# OWASP's CSV injection guidance: a spreadsheet reads a cell that starts with one of = + - @ tab CR as a formula
+# (=HYPERLINK(...)), so a text cell that does is written after a single quote, which shows it as text. A cell that
+# already starts with quotes before such a character gets one more, so that reading removes exactly one quote and
+# every label comes back as written.
+_FORMULA = re.compile(r"^'*[=+\-@\t\r]")
+_QUOTED_FORMULA = re.compile(r"^'+[=+\-@\t\r]")
+
+
+def _text_cells(values: pd.Series, pattern: re.Pattern | str) -> pd.Series | None:
+    """Where the text cells of a column contain ``pattern`` (a regular expression, or a str taken literally);
+    None for a column of numbers, true/false or dates."""
+    found = pattern.search if isinstance(pattern, re.Pattern) else lambda text: pattern in text
+    if isinstance(values.dtype, pd.StringDtype):
+        regex = isinstance(pattern, re.Pattern)
+        return values.str.contains(pattern.pattern if regex else pattern, regex=regex, na=False)
+    if values.dtype == object:  # text among other values: only the text
+        return values.map(lambda v: isinstance(v, str) and bool(found(v))).astype(bool)
+    return None
+
+
+def write_table(frame: pd.DataFrame, path) -> None:
+    """The one writer of the workflow's tables (CSV, no index): text cells that a spreadsheet would run as a
+    formula are written after a ``'``; numbers are never changed (-0.5 stays a number). :func:`read_table`
+    removes exactly that quote."""
+    safe, carriage_return = frame, False
+    for i in range(frame.shape[1]):
+        values = frame.iloc[:, i]
+        values = values.astype(object) if isinstance(values.dtype, pd.CategoricalDtype) else values
+        formulas = _text_cells(values, _FORMULA)
+        if formulas is None:
+            continue
+        if formulas.any():
+            safe = frame.copy() if safe is frame else safe
+            safe.isetitem(i, values.mask(formulas, "'" + values[formulas].astype(str)))
+        carriage_return = carriage_return or bool(_text_cells(values, "\r").any())
+    # the csv module quotes a cell with a line break only if the break is in its line terminator ("\n"): a lone CR
+    # would end the row in a spreadsheet. Such a table has every text cell quoted (numbers stay unquoted).
+    safe.to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC if carriage_return else csv.QUOTE_MINIMAL)
+
+
+def read_table(path, **options) -> pd.DataFrame:
+    """A table :func:`write_table` wrote (``options`` as for :func:`pandas.read_csv`), its text as it was before
+    writing: the quote before a formula-like cell is removed, and a column that is then all numbers is read as
+    numbers, as it would have been without the quote (unless ``options`` give its dtype)."""
+    frame = pd.read_csv(path, **options)
+    given = options.get("dtype")
+    for i, column in enumerate(frame.columns):
+        values = frame.iloc[:, i]
+        quoted = _text_cells(values, _QUOTED_FORMULA)
+        if quoted is None or not quoted.any():
+            continue
+        values = values.mask(quoted, values[quoted].str[1:])
+        if given is None or (isinstance(given, dict) and column not in given):
+            try:
+                values = pd.to_numeric(values)
+            except (ValueError, TypeError):
+                pass  # text, as read
+        frame.isetitem(i, values)
+    return frame
+
+
+def read_effects(path) -> pd.DataFrame:
+    """``effects.csv`` as written: only empty cells are missing (a study called "NA" stays "NA")."""
+    return read_table(path, keep_default_na=False, na_values=[""], dtype={"study_id": str, "study": str})
+
+
+@contextmanager
+def logged(log_path):
+    """Send warnings and errors of a workflow step to its log; a SheetError ends the step with its message only.
+
+    Bad input deserves the message that says how to fix it, not a traceback.
+    """
+    with open(log_path, "w") as log:
+        stderr = sys.stderr
+        sys.stderr = log
+        try:
+            yield
+        except SheetError as err:
+            print(f"metarepro: {err}", file=log)
+            print(f"metarepro: {err}", file=stderr)
+            raise SystemExit(1) from None
+        finally:
+            sys.stderr = stderr
+
+
+def end_job() -> None:
+    """End a workflow job's process once its files are written: run the exit handlers (logging's, matplotlib's
+    removal of a temporary config folder, coverage's) and flush, then leave without the interpreter's teardown,
+    which frees every object numpy, pandas and matplotlib made and writes nothing (about 0.3 s of each job; a
+    run has one job per analysis). Only for the workflow's scripts, never in a notebook."""
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

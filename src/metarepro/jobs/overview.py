@@ -1,0 +1,172 @@
+"""Steps over all analyses: the summary table, published vs reproduced, the HTML report and its provenance."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import pandas as pd
+
+from metarepro.jobs.files import check_sheet_unchanged, file_sha256, read_effects, read_json, read_table
+from metarepro.jobs.parallel import forked_map
+from metarepro.pipeline.reproduction import read_published, reproduction_table
+
+
+def reproduction(published_path, compare: dict, names, pooled_paths) -> pd.DataFrame:
+    """The reproduction table for the analyses that name published results (config ``compare_with``)."""
+    ours = {name: read_json(path) for name, path in zip(names, pooled_paths, strict=True)}
+    if not published_path or not compare:
+        return pd.DataFrame(columns=["analysis", "published_id"])
+    return reproduction_table(ours, read_published(published_path), compare)
+
+
+def summary_table(names, pooled_paths) -> pd.DataFrame:
+    """One row per analysis with its primary fit."""
+    rows = [{"analysis": name, **read_json(path)} for name, path in zip(names, pooled_paths, strict=True)]
+    # the sheet's sha256 is provenance (the report shows it) and the pooled studies' years are for the reproduction
+    # table: neither is a result of its own
+    return pd.DataFrame.from_records(rows).drop(columns=["sheet_sha256", "study_years"], errors="ignore")
+
+
+REPORT_TABLES = ("subgroups", "metareg", "influence", "study_level")
+# What build_report reads of each analysis (workflow/rules/report.smk declares the same files as the rule's input).
+REPORT_INPUTS = {"pooled": "pooled.json", "effects": "effects.csv", "section": "section.html", "bias": "bias.json"}
+PACKAGES = ("numpy", "scipy", "pandas", "statsmodels", "matplotlib", "snakemake")
+
+
+def provenance(config_files=(), sheets=(), repo_dir=None, read=None) -> dict:
+    """Versions of metarepro (and its git commit, when run from a checkout), Python and key packages, and the
+    sha256 of every config file and input sheet. ``read``: for the analyses that recorded it (pooled.json's
+    ``sheet_sha256``), the sheet's path and the sha256 of the bytes each read; a sheet whose file no longer holds
+    those bytes is a SheetError, so the shown sha256 is that of the bytes every analysis read."""
+    import platform
+    import subprocess
+    from importlib import metadata
+
+    from metarepro import __version__
+
+    software = {"metarepro": __version__}
+    if repo_dir is not None:
+        try:
+            commit = subprocess.run(["git", "-C", str(repo_dir), "rev-parse", "HEAD"], capture_output=True,
+                                    text=True, timeout=10, check=True).stdout.strip()  # fmt: skip
+            dirty = subprocess.run(["git", "-C", str(repo_dir), "status", "--porcelain", "--untracked-files=no"],
+                                   capture_output=True, text=True, timeout=10).stdout.strip()  # fmt: skip
+            software["metarepro git commit"] = commit + (" (with uncommitted changes)" if dirty else "")
+        except (OSError, subprocess.SubprocessError):
+            pass  # not a git checkout (an installed package): the version says it
+    software["Python"] = platform.python_version()
+    for name in PACKAGES:
+        try:
+            software[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    for name, (sheet, read_sha256) in (read or {}).items():
+        check_sheet_unchanged(sheet, read_sha256, f"after analysis {name} read it")
+    files = {_shown(p): file_sha256(p) for p in [*config_files, *sheets]}
+    return {"software": software, "files": files}
+
+
+def _shown(path) -> str:
+    """A file as the reader names it: relative to the working directory when inside it (Snakemake makes a
+    --configfile absolute), so the same run from another folder gives the same report."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve())) if path.is_absolute() else str(path)
+    except ValueError:
+        return str(path)
+
+
+def _svg(plot, rows, key, labels) -> str:
+    from metarepro.present.plots.style import svg_text
+
+    return svg_text(plot(rows, key, labels=labels))
+
+
+def read_section(name, analysis: dict, folder, files):
+    """One analysis's :class:`~metarepro.present.report.AnalysisSection` from the files :func:`steps.run.analysis_job`
+    wrote into ``folder`` (``files``: their names, in the order the section shows the figures)."""
+    from metarepro.present.report import AnalysisSection
+
+    folder = Path(folder)
+    paths = [folder / file for file in files]
+    return AnalysisSection(
+        name, analysis.get("title", name), read_json(folder / "pooled.json"), read_effects(folder / "effects.csv"),
+        (folder / "forest.svg").read_text(), config=analysis, estimators=read_table(folder / "estimators.csv"),
+        bias=read_json(folder / "bias.json") if (folder / "bias.json").exists() else None,
+        tables={p.stem: read_table(p) for p in paths if p.stem in REPORT_TABLES and p.suffix == ".csv"},
+        figures={p.stem: p.read_text() for p in paths if p.suffix == ".svg" and p.stem != "forest"},
+    )  # fmt: skip
+
+
+def write_section(name, analysis: dict, folder, files, out) -> None:
+    """The analysis's section of the report (HTML) into ``out``, rendered by its own job, so that the report job
+    only puts the sections together (adding an analysis re-renders one section, not all)."""
+    from metarepro.present.report import analysis_section
+
+    Path(out).write_text(analysis_section(read_section(name, analysis, folder, files)))
+
+
+def data_summary(analyses: dict) -> list[dict]:
+    """Per sheet the analyses read: its rows, samples (distinct study_id), sources (distinct source_url, else doi,
+    else pmid) and markers, counted from the file as written (the header and cells only; no statistics)."""
+    from metarepro.inputs.sheet import read_table
+
+    out = []
+    for path in dict.fromkeys(analysis["data"] for analysis in analyses.values()):
+        header, rows, _, _ = read_table(path)
+        column = {name: header.index(name) for name in header}
+
+        def cells(name, rows=rows, column=column):
+            return [row[column[name]] for row in rows] if name in column else [""] * len(rows)
+
+        sources = [u or d or m for u, d, m in zip(cells("source_url"), cells("doi"), cells("pmid"), strict=True)]
+        out.append({"sheet": str(path), "rows": len(rows), "samples": len(set(cells("study_id"))),
+                    "sources": len({s for s in sources if s}), "markers": sorted({m for m in cells("marker") if m})})
+    return out
+
+
+def study_level_sentences(paths, analyses: dict, records: dict) -> list[tuple[str, str]]:
+    """(analysis, one sentence with its study-level counts) for each ``study_level.csv`` (in its analysis's folder)."""
+    from metarepro.pipeline.study_level import study_counts, summary_sentence
+
+    out = []
+    for path in paths:
+        name = Path(path).parent.name
+        spec = analyses[name]["compare_studies"]
+        counts = study_counts(read_table(path))
+        published = spec.get("published_id") or spec["sheet"]
+        out.append((name, summary_sentence(counts, records[name]["measure"], published)))
+    return out
+
+
+def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, config_files=(), sheets=(), *,
+                 repo_dir=None, labels=None, workers=1, data_note="", study_levels=()) -> str:  # fmt: skip
+    """The HTML report from the workflow's files. ``inputs`` holds, per kind, one path per analysis: ``pooled``
+    (pooled.json), ``effects`` (effects.csv: the headline counts flagged rows) and ``section`` (the section
+    :func:`write_section` rendered), so nothing depends on where the results live. The overview figures are
+    drawn by ``workers`` processes (:func:`~metarepro.jobs.parallel.forked_map`)."""
+    from metarepro.present.plots import overview
+    from metarepro.present.report import AnalysisSection, render_report
+
+    sections, records, bodies, read = [], {}, [], {}
+    for i, name in enumerate(names):
+        record = records[name] = read_json(inputs["pooled"][i])
+        sections.append(AnalysisSection(name, analyses[name].get("title", name), record,
+                                        read_effects(inputs["effects"][i]), "", config=analyses[name],
+                                        bias=read_json(inputs["bias"][i])))  # fmt: skip
+        bodies.append(Path(inputs["section"][i]).read_text())
+        if record.get("sheet_sha256"):  # absent in results of an older metarepro
+            read[name] = (analyses[name]["data"], record["sheet_sha256"])
+    titles = {name: analyses[name].get("title", name) for name in names}
+    table = read_table(reproduction_path) if reproduction_path else None
+    plots = [(overview.atlas_plot, rows, key) for key, rows in overview.atlas_rows(records, titles).items()]
+    n_atlas = len(plots)
+    plots += [(overview.reproduction_plot, rows, key)
+              for key, rows in overview.reproduction_rows(table, titles).items()]  # fmt: skip
+    svgs = forked_map([partial(_svg, plot, rows, key, labels) for plot, rows, key in plots], workers)
+    atlas, repro = svgs[:n_atlas], svgs[n_atlas:]
+    return render_report(sections, table, atlas_svgs=atlas, reproduction_svgs=repro, labels=labels or {},
+                         provenance=provenance(config_files, sheets, repo_dir, read), bodies=bodies,
+                         data=(data_summary({name: analyses[name] for name in names}), data_note),
+                         study_sentences=study_level_sentences(study_levels, analyses, records))  # fmt: skip

@@ -1,0 +1,565 @@
+"""One configured analysis: sheet rows → effect sizes (with every row accounted for) → fits.
+
+:func:`compute_effects` gives one row per selected input row with ``included``, ``reason``, the
+input form it came from (``input``), the conversion that made it (``conversion``) and extraction
+``checks``; :func:`fit_analysis` pools the included rows with the primary method and test, and
+:func:`estimator_table` refits them with every estimator and both tests.
+
+Input forms, in order of preference for a row that fills several:
+
+1. group summaries (per group: mean with SD; or mean with SEM; or a 95% CI of the mean; or a median
+   with quartiles and/or range) — for SMD, MD and ROM;
+2. for ZCOR: ``r`` and ``n``;
+3. for SMD only: a t statistic, Cohen's ``d``, a ``z`` or one-df ``F`` with ``direction``, a two-sided
+   p with ``direction``, or a point-biserial ``r`` (with both group sizes; with only ``n``, equal
+   groups are assumed);
+4. a precomputed ``yi`` with ``vi``, ``sei`` or a 95% CI (``ci_low, ci_high``), on the analysis scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from metarepro import quality
+from metarepro._core import dist
+from metarepro._core.spellings import metafor_spellings
+from metarepro.inputs.sheet import LINE, SUMMARY
+from metarepro.stats import conversions as cv
+from metarepro.stats import effects as es
+from metarepro.stats.rma import TESTS, RmaResult, rma, rma_batch
+from metarepro.stats.tau2 import METHODS, Control
+
+PRESETS = {
+    # metafor's defaults (see metarepro.stats.effects / metarepro.stats.tau2)
+    "metafor": {},
+    # Review Manager 5: DerSimonian-Laird, approximate Hedges' g and its variance
+    "revman": {"method": "DL", "vtype": "RM5"},
+}
+DEFAULTS = {
+    "measure": "SMD",
+    "method": "REML",
+    "test": "z",
+    "level": 95,
+    "vtype": "LS",
+    "preset": "metafor",
+    "unit": None,
+    "exclude_converted": False,
+}
+EFFECT_COLUMNS = (
+    "line", "study_id", "study", "n_cases", "n_controls", "input", "conversion", "yi", "vi", "sei", "ci_low",
+    "ci_high", "weight", "included", "reason", "checks",
+)  # fmt: skip
+GROUPS = ("cases", "controls")
+SMD_LIMIT = 3  # |SMD| above this is flagged: rare in this field, common after an SEM-as-SD error
+CV_SEM_SUSPECT = 0.10  # SD/mean below this in a marker concentration suggests an SEM reported as SD
+CV_SKEWED = 1.0  # SD > mean for a positive quantity: the distribution is clearly right-skewed
+
+
+MODELS = ("multilevel", "multivariate", "aggregate")
+MV_METHODS = ("REML", "ML")  # what metafor's rma.mv estimates
+
+
+@dataclass(frozen=True)
+class Dependence:
+    """How the rows of one analysis depend on each other (config ``dependence`` and ``robust``).
+
+    ``multilevel``: nested random intercepts, metafor's ``random = ~ 1 | levels[0]/levels[1]/.../effect`` (every
+    row is its own innermost level); ``multivariate``: ``random = ~ inner | outer`` with ``struct``, fixed part
+    ``~ 0 + inner`` (one estimate per inner level; ``primary`` names the one pooled.json leads with, default the
+    level with the most effects); ``aggregate``: the rows of one ``cluster`` collapsed to one effect (metafor's
+    ``aggregate.escalc``), then the analysis's usual rma. ``rho``: the correlation of the sampling errors of two
+    rows of one cluster measured on the same participants; ``shared_controls``: the rows of one cluster are case
+    groups compared with one control group (``case_group`` names the column that says which rows share their cases
+    too, default: every row its own case group). ``robust``: CR1 or CR2 with the outermost level as cluster.
+    """
+
+    model: str
+    levels: tuple = ("study_id",)
+    inner: str | None = None
+    struct: str = "CS"
+    rho: float | None = None
+    shared_controls: bool = False
+    case_group: str | None = None
+    primary: str | None = None
+    dfs: str = "residual"
+    robust: str | None = None
+
+    @classmethod
+    def from_config(cls, analysis: dict):
+        spec = analysis.get("dependence")
+        if not spec:
+            return None
+        spec = dict(spec)
+        model = spec.pop("model")
+        if model == "multivariate":
+            levels = (spec.pop("outer", "study_id"),)
+        elif model == "aggregate":
+            levels = (spec.pop("cluster", "study_id"),)
+        else:
+            levels = tuple(spec.pop("levels", ("study_id",)))
+        return cls(model=model, levels=levels, robust=analysis.get("robust"), **spec)
+
+    @property
+    def cluster(self) -> str:
+        """The outermost level: the clusters of robust inference, of the forest plot and of aggregation."""
+        return self.levels[0]
+
+    @property
+    def columns(self) -> tuple:
+        """The sheet columns the model reads, each once."""
+        return tuple(dict.fromkeys(c for c in (*self.levels, self.inner, self.case_group) if c))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The statistical choices of one analysis, with metafor's defaults.
+
+    ``preset: revman`` sets method DL and RevMan 5's SMD (approximate correction and variance),
+    overriding ``method``/``vtype``; ``unit`` is the unit of an MD analysis (default: the most common
+    convertible unit of its rows); ``exclude_converted`` keeps only reported means and SDs.
+    """
+
+    measure: str = "SMD"
+    method: str = "REML"
+    test: str = "z"
+    level: float = 95
+    vtype: str = "LS"
+    preset: str = "metafor"
+    unit: str | None = None
+    exclude_converted: bool = False
+    dependence: Dependence | None = None
+
+    @classmethod
+    def from_config(cls, analysis: dict, defaults: dict | None = None):
+        merged = {**DEFAULTS, **(defaults or {}), **analysis}
+        merged["method"], merged["level"] = metafor_spellings(merged["method"], merged["level"])
+        settings = cls(**{name: merged[name] for name in DEFAULTS}, dependence=Dependence.from_config(analysis))
+        return replace(settings, **PRESETS[settings.preset])
+
+
+def _col(rows, name):
+    return rows[name].to_numpy(dtype=float) if name in rows else np.full(len(rows), np.nan)
+
+
+def _text(rows, name):
+    return rows[name].fillna("").astype(str).str.strip().to_numpy() if name in rows else np.full(len(rows), "")
+
+
+def _sem_proof(rows):
+    """Per row, the evidence that its ``sd_*`` cells are SEMs, or "" (the column :func:`compute_effects` fills)."""
+    return rows[quality.SEM_PROOF_COLUMN].fillna("").to_numpy(dtype=object)
+
+
+def _group_summary(rows, group):
+    """Mean and SD of one group from whatever the row reports, with the conversion used."""
+    n = _col(rows, f"n_{group}")
+    mean, sd = _col(rows, f"mean_{group}"), _col(rows, f"sd_{group}")
+    conversion = np.full(len(rows), "", dtype=object)
+    skewed = np.zeros(len(rows), dtype=bool)
+
+    proof = _sem_proof(rows)
+    proven = (proof != "") & np.isfinite(sd)
+    sd = np.where(proven, cv.sd_from_sem(sd, n), sd)
+    conversion[proven] = [f"SD cells read as SEMs (proven by {text})" for text in proof[proven]]
+
+    sem = _col(rows, f"sem_{group}")
+    use = np.isnan(sd) & np.isfinite(mean) & np.isfinite(sem)
+    sd = np.where(use, cv.sd_from_sem(sem, n), sd)
+    conversion[use] = "SEM→SD"
+
+    low, high = _col(rows, f"ci_low_{group}"), _col(rows, f"ci_high_{group}")
+    use = np.isnan(sd) & np.isfinite(low) & np.isfinite(high)
+    sd = np.where(use, cv.sd_from_ci(low, high, n), sd)
+    mean = np.where(use & np.isnan(mean), (low + high) / 2, mean)
+    conversion[use] = "CI→SD"
+
+    fivenum = [_col(rows, f"{stat}_{group}") for stat in ("median", "q1", "q3", "min", "max")]
+    m5, s5, skew5 = cv.mean_sd_from_fivenum(n, *fivenum)
+    use = np.isnan(sd) & np.isnan(mean) & np.isfinite(m5) & np.isfinite(s5)
+    mean, sd = np.where(use, m5, mean), np.where(use, s5, sd)
+    conversion[use] = "median→mean,SD (Luo 2018; Wan 2014/Shi 2020)"
+    skewed |= use & skew5
+    return n, mean, sd, conversion, skewed
+
+
+def _join(*labels):
+    return np.array(["; ".join(dict.fromkeys(x for x in parts if x)) for parts in zip(*labels, strict=True)])
+
+
+class _Rows:
+    """Accumulates, row by row, the first input form that applies."""
+
+    def __init__(self, rows):
+        self.n = len(rows)
+        self.pending = np.ones(self.n, dtype=bool)
+        self.yi = np.full(self.n, np.nan)
+        self.vi = np.full(self.n, np.nan)
+        self.form = np.full(self.n, "", dtype=object)
+        self.conversion = np.full(self.n, "", dtype=object)
+        self.reason = np.full(self.n, "", dtype=object)
+        self.checks = [[] for _ in range(self.n)]
+
+    def take(self, mask, yi, vi, form, conversion="", reason=""):
+        mask = mask & self.pending
+        self.yi = np.where(mask, yi, self.yi)
+        self.vi = np.where(mask, vi, self.vi)
+        for target, value in ((self.form, form), (self.conversion, conversion), (self.reason, reason)):
+            target[mask] = value[mask] if isinstance(value, np.ndarray) else value
+        self.pending &= ~mask
+
+    def flag(self, mask, text):
+        for i in np.flatnonzero(mask):
+            self.checks[i].append(text)
+
+
+def _summary_form(rows, settings, acc):
+    n1, m1, sd1, conv1, skew1 = _group_summary(rows, "cases")
+    n2, m2, sd2, conv2, skew2 = _group_summary(rows, "controls")
+    have = np.isfinite(n1) & np.isfinite(n2) & np.isfinite(m1) & np.isfinite(m2) & np.isfinite(sd1) & np.isfinite(sd2)
+    reason = np.full(len(rows), "", dtype=object)
+    reason[(sd1 == 0) | (sd2 == 0)] = "an SD is 0, so the sampling variance is undefined; check the source"
+    for n, column in ((n1, "n_cases"), (n2, "n_controls")):
+        reason[n < 2] = f"{column} is below 2: a group of one has no SD, so the row cannot be pooled; check the source"
+    with np.errstate(over="ignore", invalid="ignore"):
+        # squares of means and SDs enter every variance below; beyond float range g would come out 0
+        overflow = ~np.isfinite(n1 * (m1**2 + sd1**2) + n2 * (m2**2 + sd2**2))
+    reason[have & overflow] = "means or SDs too large to compute with (overflow); check the unit and decimal mark"
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if settings.measure == "SMD":
+            reason[(n1 + n2) <= 2] = "n_cases + n_controls must exceed 2 for an SMD"
+            d = (m1 - m2) / es.pooled_sd(n1, sd1, n2, sd2)
+            yi, vi = es.smd_from_d(d, n1, n2, settings.vtype)
+        elif settings.measure == "MD":
+            factor = _unit_factors(rows, settings, have, reason)
+            yi, vi = es.md(n1, m1 * factor, sd1 * factor, n2, m2 * factor, sd2 * factor)
+        else:
+            reason[(m1 <= 0) | (m2 <= 0)] = "ROM needs both means > 0 (log ratio of means)"
+            yi, vi = es.rom(n1, m1, sd1, n2, m2, sd2)
+        cv_low = (sd1 / np.abs(m1) < CV_SEM_SUSPECT) | (sd2 / np.abs(m2) < CV_SEM_SUSPECT)
+        cv_high = ((m1 > 0) & (sd1 > CV_SKEWED * m1)) | ((m2 > 0) & (sd2 > CV_SKEWED * m2))
+    acc.take(have, yi, vi, "summary", _join(conv1, conv2), reason)
+    acc.flag(have & cv_low, f"SD < {CV_SEM_SUSPECT:g}×mean: an SEM reported as SD?")
+    acc.flag(have & cv_high, "SD > mean: skewed data, prefer ROM or log-scale analyses")
+    acc.flag(have & (skew1 | skew2), "quartiles/range show marked skew (conv.fivenum test)")
+
+
+def _unit_factors(rows, settings, have, reason):
+    """Factors that put every row of an MD analysis into one unit; NaN (with a reason) where impossible.
+
+    The analysis unit is ``settings.unit``, else the most common unit among the rows. A sheet that
+    states no units at all is taken as one unit (nothing to convert).
+    """
+    units = np.array([cv.normalize_unit(u) for u in _text(rows, "unit")])
+    stated = [u for u in units[have] if u]
+    if settings.unit is None and not stated:
+        rows.attrs["analysis_unit"] = None
+        return np.ones(len(rows))
+    target = cv.normalize_unit(settings.unit) if settings.unit else max(sorted(set(stated)), key=stated.count)
+    spelled = {cv.normalize_unit(u): u for u in _text(rows, "unit")[::-1]}  # as the sheet writes it
+    rows.attrs["analysis_unit"] = settings.unit or spelled.get(target, target)
+    factor = np.array([1.0 if u == target else cv.unit_factor(u, target) for u in units])
+    reason[units == ""] = f"no unit given; MD pools raw differences in {target}, so state the row's unit"
+    bad = (units != "") & np.isnan(factor)
+    reason[bad] = [f"unit '{u}' cannot be converted to {target}" for u in units[bad]]
+    return factor
+
+
+def _statistic_forms(rows, settings, acc):
+    n1, n2 = _col(rows, "n_cases"), _col(rows, "n_controls")
+    have_groups = np.isfinite(n1) & np.isfinite(n2)
+    t = _col(rows, "t")
+    acc.take(have_groups & np.isfinite(t), *es.smd_from_d(cv.d_from_t(t, n1, n2), n1, n2, settings.vtype), "t", "t→d")
+    p, direction = _col(rows, "p"), _text(rows, "direction")
+    sign = np.select([direction == "cases_higher", direction == "cases_lower"], [1.0, -1.0], np.nan)
+    d = _col(rows, "d")
+    acc.take(have_groups & np.isfinite(d), *es.smd_from_d(d, n1, n2, settings.vtype), "d", "Cohen's d→g")
+    for name, t, label in (("z", cv.t_from_z(_col(rows, "z"), sign), "z as t→d"),
+                           ("F", cv.t_from_f(_col(rows, "F"), sign), "√F as t→d")):  # fmt: skip
+        use = have_groups & np.isfinite(_col(rows, name)) & np.isfinite(sign)
+        acc.take(use, *es.smd_from_d(cv.d_from_t(t, n1, n2), n1, n2, settings.vtype), f"{name}+direction", label)
+    with np.errstate(invalid="ignore"):
+        d = cv.d_from_t(cv.t_from_p(p, sign, n1, n2), n1, n2)
+    use = have_groups & np.isfinite(p) & np.isfinite(sign)
+    acc.take(use, *es.smd_from_d(d, n1, n2, settings.vtype), "p+direction", "two-sided p→t→d")
+    r, n = _col(rows, "r"), _col(rows, "n")
+    equal = ~have_groups & np.isfinite(n)
+    n1r, n2r = np.where(equal, n / 2, n1), np.where(equal, n / 2, n2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = cv.d_from_point_biserial(r, n1r, n2r)
+    label = np.where(equal, "point-biserial r→d (equal groups assumed)", "point-biserial r→d")
+    use = np.isfinite(r) & np.isfinite(n1r) & np.isfinite(n2r)
+    acc.take(use, *es.smd_from_d(d, n1r, n2r, settings.vtype), "r", label, np.where(np.abs(r) >= 1, "|r| ≥ 1", ""))
+
+
+def _correlation_form(rows, acc):
+    r, n = _col(rows, "r"), _col(rows, "n")
+    reason = np.full(len(rows), "", dtype=object)
+    reason[np.abs(r) >= 1] = "r must lie strictly between -1 and 1"
+    reason[n <= 3] = "ZCOR needs n > 3 (variance 1/(n - 3))"
+    with np.errstate(invalid="ignore", divide="ignore"):
+        yi, vi = es.zcor(r, n)
+    acc.take(np.isfinite(r) & np.isfinite(n), yi, vi, "r+n", "", reason)
+
+
+def _precomputed_form(rows, settings, acc):
+    yi, vi, sei = _col(rows, "yi"), _col(rows, "vi"), _col(rows, "sei")
+    low, high = _col(rows, "ci_low"), _col(rows, "ci_high")
+    form = np.where(np.isfinite(vi), "yi+vi", np.where(np.isfinite(sei), "yi+sei", "yi+ci"))
+    vi = np.where(np.isfinite(vi), vi, np.where(np.isfinite(sei), sei**2, es.vi_from_ci(low, high)))
+    reason = np.full(len(rows), "", dtype=object)
+    reason[np.isnan(vi)] = "yi is given without vi, sei or a 95% CI (ci_low, ci_high); add one"
+    reason[vi == 0] = "the sampling variance (vi, sei or CI width) is 0; check the source"
+    stated = _text(rows, "measure")
+    wrong = (stated != "") & (stated != settings.measure)
+    reason[wrong] = [f"yi is a {m}, but this analysis pools {settings.measure}" for m in stated[wrong]]
+    acc.take(np.isfinite(yi), yi, vi, form, "", reason)
+
+
+def _needed_for(measure):
+    if measure in ("MD", "ROM"):
+        return "both groups' n with mean and SD/SEM/CI (or median with IQR/range), or a precomputed yi"
+    if measure == "SMD":
+        return "both groups' n with mean and SD/SEM/CI (or median with IQR/range), t, d, z/F/p with direction, r, or yi"
+    if measure == "ZCOR":
+        return "r and n, or a precomputed yi with vi/sei/CI"
+    return "a precomputed yi with vi, sei or a 95% CI"
+
+
+def _explain_incomplete(rows, settings, acc):
+    """The reason of a row that no input form could use, naming the empty cells or missing columns of
+    the closest form (the group summaries when the row gives any of them)."""
+    needed = f"{settings.measure} needs {_needed_for(settings.measure)}"
+    forms = {"SMD": SUMMARY, "MD": SUMMARY, "ROM": SUMMARY, "ZCOR": ("r", "n"), "GEN": ("yi",)}
+    wanted = forms.get(settings.measure, ("yi",))
+    given = rows.attrs.get("columns")
+    absent = [c for c in wanted if given is not None and c not in given]
+    filled = np.column_stack([np.isfinite(_col(rows, c)) for c in wanted])
+    for i in np.flatnonzero(acc.pending):
+        empty = [c for c, ok in zip(wanted, filled[i], strict=True) if not ok and c not in absent]
+        parts = []
+        if absent:
+            parts.append(f"the sheet has no column {', '.join(absent)}")
+        if empty and filled[i].any():
+            parts.append(f"{', '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty")
+        acc.reason[i] = f"incomplete: {'; '.join(parts) + ' (' + needed + ')' if parts else needed}"
+
+
+# (lower, upper) cells of one row that must be ordered. A row whose own numbers contradict each other is wrong
+# somewhere, so it is excluded with the reason rather than pooled. An estimate is checked against its CI only when
+# the CI itself is in order (a reversed CI is the one problem to name then).
+_CI_PAIRS = [("ci_low", "ci_high", "yi")] + [(f"ci_low_{g}", f"ci_high_{g}", f"mean_{g}") for g in GROUPS]
+_ORDERED = [
+    (low, high) for g in GROUPS for low, high in (
+        (f"min_{g}", f"max_{g}"), (f"q1_{g}", f"q3_{g}"), (f"min_{g}", f"q1_{g}"), (f"q3_{g}", f"max_{g}"),
+        (f"q1_{g}", f"median_{g}"), (f"median_{g}", f"q3_{g}"), (f"min_{g}", f"median_{g}"),
+        (f"median_{g}", f"max_{g}"), (f"min_{g}", f"mean_{g}"), (f"mean_{g}", f"max_{g}"))
+]  # fmt: skip
+
+
+def _exclude_contradictions(rows, acc):
+    """Exclude rows whose reported numbers cannot all be true (a reversed CI, an estimate outside its own CI, a
+    median outside its quartiles, ...), naming the cells: one of them is mistyped or on another scale."""
+    found = [[] for _ in range(len(rows))]
+
+    def check(low, high, where=True):
+        lower, upper = _col(rows, low), _col(rows, high)
+        for i in np.flatnonzero((lower > upper) & where):
+            found[i].append(f"{low} {lower[i]:g} > {high} {upper[i]:g}")
+        return lower > upper
+
+    for low, high, estimate in _CI_PAIRS:
+        reversed_ci = check(low, high)
+        check(low, estimate, ~reversed_ci)
+        check(estimate, high, ~reversed_ci)
+    for low, high in _ORDERED:
+        check(low, high)
+    for i, problems in enumerate(found):
+        if problems:
+            acc.reason[i] = f"contradictory numbers ({'; '.join(problems)}): check the source and the cells"
+            acc.pending[i] = False
+
+
+def _exclude_impossible(rows, acc):
+    """Exclude rows whose numbers no data could produce (:func:`metarepro.quality.impossible_numbers`: an SD below
+    what its subgroup means require, parts that do not sum to the whole, a variance of 0), naming the numbers; a row
+    already excluded for contradictory numbers keeps that reason."""
+    for i, problems in enumerate(quality.impossible_numbers(rows)):
+        if problems and not acc.reason[i].startswith("contradictory numbers"):
+            acc.reason[i] = f"arithmetically impossible ({problems}): check the source and the cells"
+            acc.pending[i] = False
+
+
+def _flag_duplicates(rows, acc, shown=5):
+    """Flag rows whose numbers repeat another row's (a copy-paste or a twice-published sample).
+
+    One pass over the rows grouped by their numbers, so linear in the number of rows; a large group
+    lists its first ``shown`` other lines.
+    """
+    numbers = [c for c in ("mean_cases", "sd_cases", "mean_controls", "sd_controls", "median_cases", "yi") if c in rows]
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = rows[numbers].to_numpy(dtype=float).round(12) + 0.0  # + 0.0 turns -0.0 into 0.0
+    informative = np.flatnonzero(np.isfinite(values).sum(axis=1) >= 2)
+    if not len(informative):
+        return
+    # NaN == NaN inside a key: compare the bit patterns of the rounded values
+    keys = pd.Series([row.tobytes() for row in values[informative]], index=informative)
+    lines = rows[LINE].to_numpy()
+    for members in keys.groupby(keys, sort=False).indices.values():
+        if len(members) < 2:
+            continue
+        group = informative[members]
+        for i in group:
+            others = [str(lines[j]) for j in group[: shown + 1] if j != i][:shown]
+            more = f" and {len(group) - 1 - shown} more" if len(group) - 1 > shown else ""
+            acc.checks[i].append(f"identical numbers in line(s) {', '.join(others)}{more}")
+
+
+def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """Effect size and variance of every selected row, or the reason it cannot be used."""
+    if quality.SEM_PROOF_COLUMN not in rows:  # run_analysis proves over the whole sheet; a notebook's rows, here
+        rows = rows.assign(**{quality.SEM_PROOF_COLUMN: quality.sem_proof(rows)})
+    acc = _Rows(rows)
+    if settings.measure in ("SMD", "MD", "ROM"):
+        _summary_form(rows, settings, acc)
+    if settings.measure == "ZCOR":
+        _correlation_form(rows, acc)
+    if settings.measure == "SMD":
+        _statistic_forms(rows, settings, acc)
+    _precomputed_form(rows, settings, acc)
+    _explain_incomplete(rows, settings, acc)
+
+    n1, n2 = _col(rows, "n_cases"), _col(rows, "n_controls")
+    _flag_duplicates(rows, acc)
+    verification, eligibility = _text(rows, "verification"), _text(rows, "eligibility_second_pass")
+    acc.flag((verification != "") & ~np.isin(verification, ("confirmed", "resolved")), "not double-checked")
+    acc.flag(eligibility == "unclear", "eligibility unclear to the second extractor")
+    if settings.measure == "SMD":
+        acc.flag(np.abs(acc.yi) > SMD_LIMIT, f"|SMD| > {SMD_LIMIT}: check SD vs SEM and units")
+
+    _exclude_contradictions(rows, acc)
+    _exclude_impossible(rows, acc)
+    ok = acc.reason == ""
+    bad = ok & ~(np.isfinite(acc.yi) & np.isfinite(acc.vi) & (acc.vi > 0))
+    acc.reason[bad] = "the effect size or its variance is not finite; check the row's numbers"
+    if settings.exclude_converted:
+        converted = (acc.reason == "") & (acc.conversion != "")
+        acc.reason[converted] = "converted row; this analysis uses reported means and SDs only"
+    if settings.dependence is None:
+        _exclude_repeated_samples(rows, acc)
+    else:
+        _explain_dependence(rows, settings.dependence, acc)
+
+    out = pd.DataFrame(
+        {
+            "line": rows[LINE].to_numpy(),
+            "study_id": rows["study_id"].to_numpy(),
+            "study": rows["study"].to_numpy(),
+            "n_cases": n1,
+            "n_controls": n2,
+            "input": acc.form,
+            "conversion": acc.conversion,
+            "yi": acc.yi,
+            "vi": acc.vi,
+            "reason": acc.reason,
+            "checks": ["; ".join(c) for c in acc.checks],
+        }
+    )
+    out["included"] = out["reason"] == ""
+    out.loc[~out["included"], ["yi", "vi"]] = np.nan
+    out["sei"] = np.sqrt(out["vi"])
+    crit = dist.norm_ppf(0.5 + settings.level / 200)
+    out["ci_low"] = out["yi"] - crit * out["sei"]
+    out["ci_high"] = out["yi"] + crit * out["sei"]
+    out["weight"] = np.nan
+    out = out[list(EFFECT_COLUMNS)]
+    if settings.dependence is not None:  # the grouping columns the model reads, for the forest plot and aggregation
+        for column in settings.dependence.columns:
+            if column not in out:
+                out[column] = _text(rows, column)
+    out["flags"] = _quality_flags(rows, settings, acc.yi)
+    out.attrs["unit"] = rows.attrs.get("analysis_unit", settings.unit)
+    return out
+
+
+def _quality_flags(rows, settings, yi):
+    """The pre-specified rules of :mod:`metarepro.quality` (data/raw/README.md); g as the row's SMD."""
+    (n1, m1, sd1, *_), (n2, m2, sd2, *_) = (_group_summary(rows, group) for group in GROUPS)
+    g = yi if settings.measure == "SMD" else quality.hedges_g(n1, m1, sd1, n2, m2, sd2)
+    reported = np.isfinite(_col(rows, "sd_cases")) & np.isfinite(_col(rows, "sd_controls")) & (_sem_proof(rows) == "")
+    return quality.flag_rows(rows, (n1, m1, sd1), (n2, m2, sd2), g, reported).text
+
+
+def _exclude_repeated_samples(rows, acc):
+    first_line = {}
+    for i, (sid, line) in enumerate(zip(rows["study_id"], rows[LINE], strict=True)):
+        if acc.reason[i]:
+            continue
+        if sid in first_line:
+            acc.reason[i] = (
+                f"study_id {sid} already contributes line {first_line[sid]}; pool one row per independent sample "
+                "(narrow 'where' or give distinct samples distinct study_ids)"
+            )
+        else:
+            first_line[sid] = line
+
+
+def _explain_dependence(rows, dependence: Dependence, acc):
+    """Rows a dependent model cannot place: an empty grouping cell, or no group sizes for shared controls."""
+    for column in dependence.columns:
+        empty = (_text(rows, column) == "") & (acc.reason == "")
+        acc.reason[empty] = (f"'{column}' is empty, but the dependence model groups rows by it; fill it (each "
+                             "independent sample its own value)")  # fmt: skip
+    if dependence.shared_controls:
+        sizes = np.isfinite(_col(rows, "n_cases")) & np.isfinite(_col(rows, "n_controls"))
+        acc.reason[~sizes & (acc.reason == "")] = (
+            "shared_controls needs n_cases and n_controls (the covariance of effects sharing a control group "
+            "depends on the group sizes); add them or leave shared_controls out")  # fmt: skip
+
+
+def fit_analysis(effects: pd.DataFrame, settings: Settings, control: Control | None = None) -> RmaResult:
+    """Primary fit of the included rows; fills ``effects['weight']`` (percent) in place."""
+    used = effects["included"].to_numpy()
+    if not used.any():
+        raise ValueError("no row of this analysis can be used; see the 'reason' of each row")
+    fit = rma(effects.loc[used, "yi"], effects.loc[used, "vi"], settings.method, settings.test, settings.level, control)
+    effects.loc[used, "weight"] = fit.weights
+    return fit
+
+
+def estimator_table(effects: pd.DataFrame, settings: Settings, control: Control | None = None) -> pd.DataFrame:
+    """Every estimator × both tests on the same rows: how much does the choice matter?"""
+    used = effects["included"].to_numpy()
+    yi = effects.loc[used, "yi"].to_numpy()[None, :]
+    vi = effects.loc[used, "vi"].to_numpy()[None, :]
+    records = []
+    for method in METHODS:
+        for test in TESTS:
+            fit = rma_batch(yi, vi, method, test, settings.level, control)[0]
+            records.append(pooled_record(fit, settings, effects.attrs.get("unit")))
+    return pd.DataFrame.from_records(records)
+
+
+def pooled_record(fit: RmaResult, settings: Settings, unit: str | None = None) -> dict:
+    """The fields of ``pooled.json``; back-transformed estimate and CIs for ROM (ratio) and ZCOR (r)."""
+    return pooled_fields(fit.to_dict(), settings, unit)
+
+
+def pooled_fields(record: dict, settings: Settings, unit: str | None = None) -> dict:
+    """:func:`pooled_record` from a fit's fields (``k``, ``estimate``, CIs, ...) in ``to_dict()`` form."""
+    record = dict(record)
+    record = {
+        "k": record.pop("k"),
+        "measure": settings.measure,
+        "preset": settings.preset,
+        "vtype": settings.vtype if settings.measure == "SMD" else None,
+        "unit": unit if settings.measure == "MD" else None,
+        **record,
+    }
+    for name in ("estimate", "ci_low", "ci_high", "pi_low", "pi_high"):
+        back = es.transform_back(settings.measure, record[name])
+        if back is not None:
+            record[f"{name}_{'ratio' if settings.measure == 'ROM' else 'r'}"] = float(back)
+    return record

@@ -1,0 +1,1 @@
+"""What a reader sees: figures (``plots``) and the HTML report (``report``), drawn from the analyses' results."""

@@ -1,0 +1,1039 @@
+"""The HTML report: one self-contained page (inline SVG and CSS, no network requests) that answers the question
+in its first screen and keeps every number traceable below it.
+
+Order: headline (atlas figure and one sentence per marker), published vs reproduced (figure and verdicts), one
+collapsible section per analysis (forest plot, the fit as metafor prints it, estimator sensitivity, subgroups,
+meta-regression, bias, influence, the row account), methods (written from the settings), provenance.
+Every user-supplied string is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from metarepro import __version__
+from metarepro._core.limits import SECTION_MAX_ROWS
+from metarepro.quality import RULES, flagged_included
+from metarepro.stats.effects import transform_back
+
+STYLE = """
+*{box-sizing:border-box}
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1180px;margin:1.5em auto;padding:0 1em;
+color:#222;line-height:1.45}
+h1{font-size:1.6em;margin-bottom:0.2em} h2{margin-top:1.6em;border-bottom:1px solid #ddd}
+nav{background:#f7f7f7;padding:0.5em 1em;border-radius:4px;font-size:0.92em}
+nav ol{margin:0.3em 0;padding-left:1.3em;columns:2}
+table{border-collapse:collapse;margin:0.6em 0;font-size:0.86em}
+th,td{border:1px solid #ccc;padding:0.2em 0.5em;text-align:right;vertical-align:top}
+th{background:#f2f2f2} td.text,th.text{text-align:left}
+.wide{overflow-x:auto;max-width:100%}
+.figure svg{max-width:100%;height:auto;display:block}
+.lede{font-size:1.04em} .lede li{margin:0.35em 0}
+.caveat{color:#8a2b2b} .muted{color:#666;font-size:0.9em}
+details.analysis{border:1px solid #ddd;border-radius:4px;margin:0.6em 0;padding:0.2em 0.8em}
+details.analysis>summary{cursor:pointer;font-weight:600;padding:0.3em 0}
+pre{background:#f7f7f7;padding:0.6em;overflow-x:auto;font-size:0.85em}
+.verdict-reproduced,.verdict-reproduced-approximately{color:#1d6b2f;font-weight:600}
+.verdict-discrepant-same-conclusion{color:#2b5d8a;font-weight:600}
+.verdict-meaningfully-different{color:#8a2b2b;font-weight:600}
+.verdict-not-comparable,.verdict-insufficient-information{color:#666}
+@media print{
+body{max-width:none;margin:0;padding:0;font-size:9.5pt}
+details::details-content{content-visibility:visible;display:contents}
+details>summary{list-style:none}
+.wide{overflow:visible}
+table{font-size:7pt} th,td{padding:0.1em 0.25em} th{overflow-wrap:break-word}
+td.text{overflow-wrap:anywhere;min-width:4.5em}
+pre{white-space:pre-wrap;overflow-wrap:anywhere;overflow:visible;font-size:7pt}
+figure,tr,pre{break-inside:avoid} h2,h3,h4,summary{break-after:avoid}
+details.analysis{border:0;padding:0} details.analysis>summary{font-size:1.1em;border-top:1px solid #999}
+}
+"""
+# Open a collapsed section when a link (or the address) points into it; open every section to print (and close
+# them again after), so a printout or PDF has the whole report (the print CSS does the same where it can).
+SCRIPT = """
+function openTarget(){var id=decodeURIComponent(location.hash.slice(1));if(!id)return;
+var el=document.getElementById(id);if(!el)return;var d=el.closest('details');while(d){d.open=true;
+d=d.parentElement?d.parentElement.closest('details'):null;}el.scrollIntoView();}
+window.addEventListener('hashchange',openTarget);document.addEventListener('DOMContentLoaded',openTarget);
+var closedForPrint=[];
+window.addEventListener('beforeprint',function(){document.querySelectorAll('details:not([open])').forEach(
+function(d){d.open=true;closedForPrint.push(d);});});
+window.addEventListener('afterprint',function(){closedForPrint.forEach(function(d){d.open=false;});closedForPrint=[];});
+"""
+FIGURE_TITLES = {
+    "funnel": "Contour-enhanced funnel plot", "cumulative": "Cumulative meta-analysis",
+    "leave1out": "Leave-one-out", "baujat": "Baujat plot",
+}  # fmt: skip
+MEASURE_WORDS = {
+    "SMD": "Hedges' g", "MD": "mean difference", "ROM": "ratio of means", "ZCOR": "correlation r", "GEN": "effect",
+}  # fmt: skip
+METHOD_WORDS = {
+    "EE": "an equal-effects model", "DL": "the DerSimonian–Laird estimator", "REML": "restricted maximum likelihood",
+    "ML": "maximum likelihood", "PM": "the Paule–Mandel estimator", "SJ": "the Sidik–Jonkman estimator",
+    "HE": "the Hedges estimator", "HS": "the Hunter–Schmidt estimator", "EB": "the empirical Bayes estimator",
+}  # fmt: skip
+REFERENCES = {
+    "metafor": "Viechtbauer W (2010). Conducting meta-analyses in R with the metafor package. J Stat Softw 36(3):1–48.",
+    "REML": "Viechtbauer W (2005). Bias and efficiency of meta-analytic variance estimators in the random-effects "
+            "model. J Educ Behav Stat 30:261–293.",
+    "DL": "DerSimonian R, Laird N (1986). Meta-analysis in clinical trials. Control Clin Trials 7:177–188.",
+    "PM": "Paule RC, Mandel J (1982). Consensus values and weighting factors. J Res Natl Bur Stand 87:377–385.",
+    "knha": "Knapp G, Hartung J (2003). Improved tests for a random effects meta-regression with a single covariate. "
+            "Stat Med 22:2693–2710.",
+    "qprofile": "Viechtbauer W (2007). Confidence intervals for the amount of heterogeneity in meta-analysis. "
+                "Stat Med 26:37–52.",
+    "I2": "Higgins JPT, Thompson SG (2002). Quantifying heterogeneity in a meta-analysis. Stat Med 21:1539–1558.",
+    "handbook": "Deeks JJ, Higgins JPT, Altman DG (eds) (2023). Chapter 10: Analysing data and undertaking "
+                "meta-analyses (§10.10.2, Identifying and measuring heterogeneity). In: Higgins JPT, Thomas J, "
+                "Chandler J, et al. (eds). Cochrane Handbook for Systematic Reviews of Interventions, version 6.4. "
+                "Cochrane.",
+    "PI": "Riley RD, Higgins JPT, Deeks JJ (2011). Interpretation of random effects meta-analyses. BMJ 342:d549.",
+    "SMD": "Hedges LV (1981). Distribution theory for Glass's estimator of effect size and related estimators. "
+           "J Educ Stat 6:107–128.",
+    "ROM": "Hedges LV, Gurevitch J, Curtis PS (1999). The meta-analysis of response ratios in experimental ecology. "
+           "Ecology 80:1150–1156.",
+    "multilevel": "Konstantopoulos S (2011). Fixed effects and variance components estimation in three-level "
+                  "meta-analysis. Res Synth Methods 2:61–76.",
+    "multilevel2": "Van den Noortgate W, López-López JA, Marín-Martínez F, Sánchez-Meca J (2013). Three-level "
+                   "meta-analysis of dependent effect sizes. Behav Res Methods 45:576–594.",
+    "multivariate": "Berkey CS, Hoaglin DC, Antczak-Bouckoms A, Mosteller F, Colditz GA (1998). Meta-analysis of "
+                    "multiple outcomes by regression with random effects. Stat Med 17:2537–2550.",
+    "shared_controls": "Gleser LJ, Olkin I (2009). Stochastically dependent effect sizes. In: Cooper H, Hedges LV, "
+                       "Valentine JC (eds). The Handbook of Research Synthesis and Meta-Analysis, 2nd ed. "
+                       "Russell Sage Foundation, 357–376.",
+    "CR1": "Hedges LV, Tipton E, Johnson MC (2010). Robust variance estimation in meta-regression with dependent "
+           "effect size estimates. Res Synth Methods 1:39–65.",
+    "CR2": "Pustejovsky JE, Tipton E (2018). Small-sample methods for cluster-robust variance estimation and "
+           "hypothesis testing in fixed effects models. J Bus Econ Stat 36:672–683.",
+    "CR2b": "Tipton E (2015). Small sample adjustments for robust variance estimation with meta-regression. "
+            "Psychol Methods 20:375–393.",
+}  # fmt: skip
+
+
+@dataclass
+class AnalysisSection:
+    name: str
+    title: str
+    pooled: dict
+    effects: pd.DataFrame
+    forest_svg: str
+    config: dict = field(default_factory=dict)  # the analysis's config entry (where, subgroups, ...)
+    estimators: pd.DataFrame | None = None
+    bias: dict | None = None
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # subgroups, metareg, influence, ...
+    figures: dict[str, str] = field(default_factory=dict)  # name -> SVG text
+
+    @property
+    def marker(self) -> str:
+        where = self.config.get("where") or {}
+        value = where.get("marker")
+        return str(value if not isinstance(value, list) else ", ".join(map(str, value))) if value else self.title
+
+
+# ------------------------------------------------------------------------------------------------------------
+# small formatting helpers
+
+
+def esc(value) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _finite(x) -> bool:
+    try:
+        return x is not None and np.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def num(value, digits=None) -> str:
+    """A table cell: NA for missing, yes/no for booleans, 4 significant digits for floats."""
+    if value is None or (isinstance(value, float | np.floating) and not np.isfinite(value)):
+        return "NA"
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, int | np.integer):
+        return str(value)
+    if isinstance(value, float | np.floating):
+        if digits is not None:
+            return f"{value:.{digits}f}"
+        return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+    return esc(value)
+
+
+def _p(p) -> str:
+    if not _finite(p):
+        return "p = NA"
+    return "p < 0.0001" if p < 1e-4 else f"p = {p:.2g}" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _shown(record: dict, name: str) -> float:
+    """A pooled value on the reader's scale: the ratio for ROM, r for ZCOR (pooled.json's *_ratio, *_r)."""
+    for suffix in ("_ratio", "_r"):
+        if record.get(name + suffix) is not None:
+            return record[name + suffix]
+    return record.get(name)
+
+
+def estimate_text(record: dict, digits=2) -> str:
+    est, lo, hi = (_shown(record, n) for n in ("estimate", "ci_low", "ci_high"))
+    if not _finite(est):
+        return "NA"
+    return f"{est:.{digits}f} ({record.get('level', 95):g}% CI {lo:.{digits}f} to {hi:.{digits}f})"
+
+
+def _measure_name(record: dict) -> str:
+    name = MEASURE_WORDS.get(record.get("measure"), "effect")
+    if record.get("measure") == "MD" and record.get("unit"):
+        name += f" in {record['unit']}"
+    return name
+
+
+def table_html(frame: pd.DataFrame, text_columns=(), classes="") -> str:
+    head = "".join(f'<th class="{"text" if c in text_columns else ""}">{esc(c)}</th>' for c in frame.columns)
+    body = []
+    for row in frame.itertuples(index=False):
+        cells = "".join(
+            f'<td class="text">{esc("" if pd.isna(v) else v) if not isinstance(v, str) else esc(v)}</td>'
+            if c in text_columns else f"<td>{num(v)}</td>"
+            for c, v in zip(frame.columns, row, strict=True)
+        )  # fmt: skip
+        body.append(f"<tr>{cells}</tr>")
+    table = f'<table class="{classes}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    return f'<div class="wide">{table}</div>'
+
+
+def compact_svg(svg: str) -> str:
+    """An SVG file as an inline element: no XML prolog, DOCTYPE or metadata, no indentation, coordinates to 0.1 pt
+    (a tenth of a pixel at 96 dpi; together a third smaller)."""
+    svg = re.sub(r"^.*?(<svg\b)", r"\1", svg, count=1, flags=re.S)
+    svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
+    svg = re.sub(r">\s+<", "><", svg)
+    svg = re.sub(r' transform="rotate\(-?0 [^)]*\)"', "", svg)  # a rotation by 0 degrees
+    # round numbers inside attribute values only (coordinates), never in the text a reader sees
+    return re.sub(r'="[^"]*"', lambda m: re.sub(r"(\d+\.\d)\d+", r"\1", m.group(0)), svg)
+
+
+def shared_styles(page: str) -> tuple[str, str]:
+    """Replace each distinct inline ``style="..."`` of the page's SVGs by a class, defined once in CSS: the same
+    few dozen styles repeat thousands of times across the figures."""
+    classes: dict[str, str] = {}
+
+    def to_class(match):
+        css = match.group(1)
+        name = classes.setdefault(css, f"s{len(classes)}")
+        return f'class="{name}"'
+
+    page = re.sub(r'style="([^"]*)"', to_class, page)
+    return page, "".join(f".{name}{{{css}}}" for css, name in classes.items())
+
+
+def figure_html(svg: str, caption: str = "") -> str:
+    cap = f"<figcaption class=\"muted\">{esc(caption)}</figcaption>" if caption else ""
+    return f'<figure class="figure">{compact_svg(svg)}{cap}</figure>'
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the fit, as metafor's print.rma shows it
+
+
+NOT_APPLICABLE_K1 = "not applicable (k = 1: one study has no between-study variability)"
+K1_CELL = "n/a (k = 1)"  # a table cell of τ², I² or Q for a fit to one study
+
+
+def f4(x) -> str:
+    """A number as metafor's print methods show it (4 decimals), NA when missing."""
+    return "NA" if not _finite(x) else f"{x:.4f}"
+
+
+def p_words(p) -> str:
+    """A p-value after "p-val", as metafor prints it: "< .0001" or "= 0.1234"."""
+    return "< .0001" if _finite(p) and p < 1e-4 else "= " + f4(p)
+
+
+def p_cell(p) -> str:
+    """A p-value in metafor's results table: "<.0001" or 0.1234."""
+    return "<.0001" if _finite(p) and p < 1e-4 else f4(p)
+
+
+def _dependent_block(record: dict) -> str:
+    """A dependent analysis's fit in the spirit of metafor's ``print.rma.mv``: model, variance components with their
+    profile CIs and I², QE, coefficients, the robust result."""
+    dep = record["dependence"]
+
+    level = record.get("level", 95)
+    clusters = ", ".join(f"{n} {c}" for c, n in dep["clusters"].items())
+    lines = [f"{dep['model'].capitalize()} model: {dep['k_effects']} effects in {clusters} clusters", dep["formula"]]
+    if dep["model"] == "aggregate":
+        return fit_block({**record, "dependence": None}) + f"<pre>{esc(chr(10).join(lines))}</pre>" + _robust_pre(dep)
+    lines += ["", f"  logLik = {f4(dep['logLik'])}, AIC = {f4(dep['AIC'])}, BIC = {f4(dep['BIC'])}, "
+              f"AICc = {f4(dep['AICc'])} ({record['method']})", "",
+              f"Variance Components (profile-likelihood {level:g}% CIs; I² as in Viechtbauer's FAQ):"]  # fmt: skip
+
+    def ci(c):
+        return f"[{f4(c.get('ci_low'))}, {f4(c.get('ci_high'))}]" if "ci_low" in c else ""
+
+    for c in dep.get("sigma2", []):
+        lines.append(f"  sigma^2 {c['formula_level']:<28} {f4(c['estimate'])} {ci(c)}  nlvls {c['nlevels']}  "
+                     f"I² = {num(c['I2'], 1)}%")  # fmt: skip
+    if "I2_total" in dep:
+        lines.append(f"  I² total = {num(dep['I2_total'], 1)}%")
+    for c in dep.get("tau2", []):
+        lines.append(f"  tau^2 ({c['level']})  {f4(c['estimate'])} {ci(c)}  I² = {num(c['I2'], 1)}%")
+    for c in dep.get("rho", []):
+        lines.append(f"  rho ({c['pair']})  {f4(c['estimate'])} {ci(c)}")
+    lines += ["", "Test for Residual Heterogeneity:",
+              f"QE(df = {dep['QE_df']}) = {f4(dep['QE'])}, p-val {p_words(dep['QE_p'])}",
+              "", "Model Results:", ""]  # fmt: skip
+    t = record["test"] == "t"
+    lines.append(f"{'':14} {'estimate':>9} {'se':>8} {'tval' if t else 'zval':>8} {'df' if t else '':>5} {'pval':>8} "
+                 f"{'ci.lb':>8} {'ci.ub':>8}")  # fmt: skip
+    coefs = dep.get("coefficients") or [{"name": "intrcpt", **record}]
+    for c in coefs:
+        df = f"{c['df']:5.0f}" if t and _finite(c.get("df")) else " " * 5
+        lines.append(f"{str(c['name'])[:14]:14} {f4(c['estimate']):>9} {f4(c['se']):>8} {f4(c['zval']):>8} {df} "
+                     f"{p_cell(c.get('pval')):>8} {f4(c['ci_low']):>8} {f4(c['ci_high']):>8}")  # fmt: skip
+    if dep.get("primary"):
+        lines.append(f"(primary: {dep['primary']}, the estimate the summary and headline report)")
+    if _finite(record.get("pi_low")):
+        lines.append(f"Prediction interval: [{f4(_shown(record, 'pi_low'))}, {f4(_shown(record, 'pi_high'))}]")
+    if dep.get("test_note"):
+        lines.append(f"Note: {dep['test_note']}.")
+    if not dep.get("converged", True):
+        lines.append("Warning: the rma.mv optimiser did not converge.")
+    return f"<pre>{esc(chr(10).join(lines))}</pre>" + _robust_pre(dep)
+
+
+def _robust_pre(dep: dict) -> str:
+    """The cluster-robust result of a dependent analysis (metafor ``robust()``), or why there is none."""
+    r = dep.get("robust")
+    if not r:
+        return ""
+    if "se" not in r:
+        return f"<p>Cluster-robust {esc(r['type'])}: not computed ({esc(r.get('note', ''))}).</p>"
+    text = (f"Cluster-robust inference ({r['type']}, {r['clusters']} clusters of {dep['cluster_column']}):\n"
+            f"estimate {r['estimate']:.4f}, se {r['se']:.4f}, t = {r['tval']:.4f}, df = {r['df']:.2f}, "
+            f"p-val {p_words(r['pval'])}, CI [{r['ci_low']:.4f}, {r['ci_high']:.4f}]")
+    return f"<pre>{esc(text)}</pre>"
+
+
+def fit_block(record: dict) -> str:
+    """The primary fit in metafor's ``print.rma`` layout (plain text), from a pooled.json record."""
+    if record.get("dependence"):
+        return _dependent_block(record)
+    k, method, test = record["k"], record["method"], record["test"]
+    model = "Equal-Effects Model" if method == "EE" else "Random-Effects Model"
+    lines = [f"{model} (k = {k}; tau^2 estimator: {method})" if method != "EE" else f"{model} (k = {k})", ""]
+
+    if method != "EE" and k == 1:  # metafor prints tau^2 = 0, I^2 = 0%: values no single study can give
+        lines += [f"tau^2, tau, I^2, H^2: {NOT_APPLICABLE_K1}", ""]
+    elif method != "EE":
+        # a bound not found within the search limit is shown as "> limit" / "< limit", never as a found number
+        low = ("< " if record.get("tau2_ci_low_capped") else "") + f4(record.get("tau2_ci_low"))
+        high = ("> " if record.get("tau2_ci_high_capped") else "") + f4(record.get("tau2_ci_high"))
+        lines += [
+            f"tau^2 (estimated amount of total heterogeneity): {f4(record.get('tau2'))} "
+            f"(SE = {f4(record.get('tau2_se'))})",
+            f"tau (square root of estimated tau^2 value):      {f4(record.get('tau'))}",
+            f"I^2 (total heterogeneity / total variability):   {num(record.get('i2'), 2)}%",
+            f"H^2 (total variability / sampling variability):  {num(record.get('h2'), 2)}",
+            f"tau^2 {record.get('level', 95):g}% CI (Q-profile): [{low}, {high}]; "
+            f"I^2 [{low[:2] if low.startswith('<') else ''}{num(record.get('i2_ci_low'), 2)}%, "
+            f"{high[:2] if high.startswith('>') else ''}{num(record.get('i2_ci_high'), 2)}%]",
+            "",
+        ]  # fmt: skip
+    q_df = record.get("q_df")
+    q_text = f"Q(df = {int(q_df) if _finite(q_df) else 'NA'}) = {f4(record.get('q'))}"
+    q_line = f"Q: {NOT_APPLICABLE_K1}" if k == 1 else f"{q_text}, p-val {p_words(record.get('q_p'))}"
+    lines += ["Test for Heterogeneity:", q_line, "", "Model Results:", ""]
+    knha = test == "knha" and k > 1  # with one study metafor sets test = "z" (the record's warning says so)
+    stat = "tval" if knha else "zval"
+    df_head = "df" if knha else ""
+    header = f"{'estimate':>9} {'se':>8} {stat:>8} {df_head:>4} {'pval':>8} {'ci.lb':>8} {'ci.ub':>8}"
+    df = f"{k - 1:>4}" if knha else " " * 4
+    row = (f"{f4(record['estimate']):>9} {f4(record.get('se')):>8} {f4(record.get('zval')):>8} {df} "
+           f"{p_cell(record.get('pval')):>8} {f4(record['ci_low']):>8} {f4(record['ci_high']):>8}")  # fmt: skip
+    lines += [header, row]
+    if record.get("measure") in ("ROM", "ZCOR"):
+        lines += ["", f"Back-transformed ({'ratio of means' if record['measure'] == 'ROM' else 'r'}): "
+                  f"{estimate_text(record, 4)}"]  # fmt: skip
+    if _finite(record.get("pi_low")):
+        lines += [f"Prediction interval: [{f4(_shown(record, 'pi_low'))}, {f4(_shown(record, 'pi_high'))}]"
+                  + (" (back-transformed)" if record.get("measure") in ("ROM", "ZCOR") else "")]  # fmt: skip
+    for warning in record.get("warnings") or []:
+        lines.append(f"Warning: {warning}")
+    if record.get("converged") is False:
+        lines.append("Warning: the estimator did not converge.")
+    return f"<pre>{esc(chr(10).join(lines))}</pre>"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# headline
+
+
+# The Cochrane Handbook's ranges for I² (§10.10.2), closed and overlapping, and what it says of each.
+I2_RANGES = ((0, 40, "might not be important"), (30, 60, "moderate"), (50, 90, "substantial"),
+             (75, 100, "considerable"))  # fmt: skip
+I2_PHRASES = {  # with the Handbook's own hedging ("might not be", "may represent")
+    ("might not be important",): "heterogeneity that might not be important",
+    ("might not be important", "moderate"): "heterogeneity that might not be important or may be moderate",
+    ("moderate",): "heterogeneity that may be moderate",
+    ("moderate", "substantial"): "heterogeneity that may be moderate to substantial",
+    ("substantial",): "heterogeneity that may be substantial",
+    ("substantial", "considerable"): "substantial to considerable heterogeneity",
+    ("considerable",): "considerable heterogeneity",
+}
+I2_NOTE = ("Heterogeneity is described by the Cochrane Handbook's overlapping ranges for I² (Deeks, Higgins & Altman "
+           "2023, §10.10.2; see References): 0–40% might "
+           "not be important, 30–60% may represent moderate, 50–90% substantial and 75–100% considerable "
+           "heterogeneity; the Handbook warns that such thresholds can mislead, as the importance of inconsistency "
+           "depends on the size and direction of effects and the strength of evidence for heterogeneity (Q's p, "
+           "the CI of I²).")  # fmt: skip
+
+
+def heterogeneity_words(i2) -> str:
+    """I² in the Handbook's words, every range it falls in: "moderate to substantial heterogeneity (I² = 55%)".
+    The ranges are read at the I² shown (whole percent), so the words agree with the number beside them."""
+    if not _finite(i2):
+        return "heterogeneity not estimable"
+    shown = float(f"{i2:.0f}")
+    words = tuple(word for low, high, word in I2_RANGES if low <= shown <= high)
+    overlap = ", in overlapping Handbook ranges" if len(words) > 1 else ""
+    return f"{I2_PHRASES[words]} (I² = {shown:.0f}%{overlap})"
+
+
+def marker_sentence(section: AnalysisSection, others: list[AnalysisSection], labels: dict) -> str:
+    """One sentence (with its caveats) on the first analysis of a marker; the marker's other analyses after it."""
+    r = section.pooled
+    verdict = _conclusion(r, labels)
+    n = _participants(r)
+    text = (f"<strong>{esc(section.marker)}</strong> is {esc(verdict)}: {esc(_measure_name(r))} "
+            f"{esc(estimate_text(r))}, {esc(_p(r.get('pval')))}; {esc(k_text(r))}{esc(n)} "
+            f"(<a href=\"#{esc(section.name)}\">{esc(section.name)}</a>).")  # fmt: skip
+    # the fit without the rows a quality rule flags, with the same weight as the primary (issue 17)
+    text += "".join(f" {esc(part)}" for part in _without_flagged_sentence(section.effects, r, verdict, labels))
+    caveats = []
+    if r["k"] > 1 and r.get("method") != "EE":
+        caveats.append(heterogeneity_words(r.get("i2")))
+        if _finite(r.get("pi_low")):
+            pl, ph = _shown(r, "pi_low"), _shown(r, "pi_high")
+            caveats.append(f"prediction interval {pl:.2f} to {ph:.2f}")
+    if _clusters(r) < 10:
+        caveats.append(f"only {_clusters(r)} studies")
+    caveats += _small_study_caveat(section.bias)
+    if r.get("dependence") and r["dependence"].get("primary"):
+        caveats.append(f"the estimate of {r['dependence']['primary']} in a multivariate model")
+    for warning in r.get("warnings") or []:
+        caveats.append(warning)
+    out = text
+    if caveats:
+        out += f' <span class="caveat">Caveats: {esc("; ".join(caveats))}.</span>'
+    if others:
+        parts = [f"{esc(_measure_name(o.pooled))} {esc(estimate_text(o.pooled))} "
+                 f"(<a href=\"#{esc(o.name)}\">{esc(o.name)}</a>)" for o in others]  # fmt: skip
+        out += f' <span class="muted">Other analyses: {"; ".join(parts)}.</span>'
+    return f"<li>{out}</li>"
+
+
+FLAG_DEFINITION = (
+    f"A row is flagged when it trips one of the pre-specified quality rules ({', '.join(RULES)}; thresholds in "
+    "data/raw/README.md); flagged rows stay in the primary fit and are left out of the fit \"without flagged "
+    "rows\". The row account's other checks (e.g. SD > mean) are not flags."
+)  # fmt: skip
+
+
+def _conclusion(record, labels) -> str:
+    """"higher in MDD than in controls" / "not clearly different between ..." from a fit's CI."""
+    cases, controls = labels.get("cases", "cases"), labels.get("controls", "controls")
+    null = 1.0 if record.get("measure") == "ROM" else 0.0
+    est, lo, hi = (_shown(record, n) for n in ("estimate", "ci_low", "ci_high"))
+    direction = "higher" if _finite(est) and est > null else "lower"
+    if _finite(lo) and (lo > null or hi < null):
+        return f"{direction} in {cases} than in {controls}"
+    return f"not clearly different between {cases} and {controls}"
+
+
+def _without_flagged_sentence(effects: pd.DataFrame, record: dict, verdict: str, labels: dict) -> list[str]:
+    """How many pooled rows a quality rule flagged, and the fit without exactly those rows (pooled.json's
+    ``without_flagged`` drops the same rows, :func:`metarepro.quality.flagged_included`), with its conclusion."""
+    flagged = int(flagged_included(effects).sum())
+    if not flagged:
+        return []
+    pooled = int(effects["included"].astype(bool).sum())
+    text = f"{flagged} of {pooled} pooled rows are flagged by a pre-specified quality rule (see the row account)"
+    without = record.get("without_flagged")
+    if isinstance(without, dict) and _finite(without.get("estimate")):
+        fit = {**record, **without}
+        other = _conclusion(fit, labels)
+        said = f"also {other}" if other == verdict else f"then {other}"
+        text += (f"; without them: {_measure_name(record)} {estimate_text(fit)}, {_p(without.get('pval'))}; "
+                 f"k = {without.get('k')}, {said}.")
+    elif isinstance(without, dict) and without.get("k") == 0:
+        text += "; no row is left without them."
+    else:
+        text += "."
+    return [text]
+
+
+EGGER_ALPHA = 0.10  # Egger et al. 1997 (BMJ 315:629) read funnel asymmetry at p < 0.10: the test has low power
+
+
+def _small_study_caveat(bias: dict | None) -> list[str]:
+    """Funnel asymmetry by Egger's (mixed-effects) test at p < 0.10, with the test as metafor prints it, and the
+    Cochrane Handbook's low-power warning when k < 10."""
+    if not bias or not _finite(bias.get("egger_p")) or bias["egger_p"] >= EGGER_ALPHA:
+        return []
+    test = regtest_statistic(bias.get("egger_statistic") or "z", bias.get("egger_z"), bias.get("egger_df"))
+    text = f"funnel asymmetry by Egger's test ({test}, {_p(bias['egger_p'])}): small-study effects or publication bias"
+    if bias.get("low_power_note"):
+        text += " (fewer than 10 studies: the test has low power)"
+    return [text]
+
+
+def k_text(record) -> str:
+    """"k = 20"; for a dependent analysis "k = 22 effects in 20 clusters" (aggregate: "20 clusters of 22 effects")."""
+    dep = record.get("dependence")
+    if not dep:
+        return f"k = {record['k']}"
+    clusters = dep["clusters"][dep["cluster_column"]]
+    if dep["model"] == "aggregate":
+        return f"k = {clusters} clusters of {dep['k_effects']} effects"
+    return f"k = {dep['k_effects']} effects in {clusters} clusters"
+
+
+def _clusters(record) -> int:
+    dep = record.get("dependence")
+    return dep["clusters"][dep["cluster_column"]] if dep else record["k"]
+
+
+def _participants(record) -> str:
+    n1, n2 = record.get("n_cases"), record.get("n_controls")
+    return f", {int(n1 + n2):,} participants" if _finite(n1) and _finite(n2) else ""
+
+
+def headline(sections: list[AnalysisSection], atlas: list[str], labels: dict) -> str:
+    by_marker: dict[str, list[AnalysisSection]] = {}
+    for s in sections:
+        by_marker.setdefault(s.marker, []).append(s)
+    sentences = "".join(marker_sentence(group[0], group[1:], labels) for group in by_marker.values())
+    figures = "".join(figure_html(svg) for svg in atlas)
+    return f"""<section id="headline"><h2>Headline</h2>
+<ul class="lede">{sentences}</ul>
+<p class="muted">Each sentence reports the first analysis of the marker in the config; estimates are on the
+analysis's own scale (ratios for ROM, r for ZCOR). {esc(I2_NOTE)} {esc(FLAG_DEFINITION)}</p>
+{figures}</section>"""
+
+
+# ------------------------------------------------------------------------------------------------------------
+# published vs reproduced
+
+
+def _ci_text(est, lo, hi) -> str:
+    if not _finite(est):
+        return "NA"
+    return f"{est:.2f} ({lo:.2f} to {hi:.2f})" if _finite(lo) and _finite(hi) else f"{est:.2f} (no CI)"
+
+
+def _verdict(verdict) -> str:
+    verdict = "" if verdict is None or (isinstance(verdict, float) and np.isnan(verdict)) else str(verdict)
+    css = "verdict-" + re.sub(r"[^a-z]+", "-", verdict.lower()).strip("-")
+    return f'<span class="{esc(css)}">{esc(verdict) or "—"}</span>'
+
+
+def reproduction_counts(table: pd.DataFrame, study_sentences=()) -> str:
+    """The reproduction section's first sentence: the verdicts counted, how many pairs are updates, and each
+    study-level comparison's counts."""
+    verdicts = table["verdict"].fillna("").value_counts()
+    from metarepro.pipeline.reproduction import VERDICTS
+
+    counted = ", ".join(f"{verdicts[v]} {v}" for v in VERDICTS if verdicts.get(v))
+    plural = "s" if len(table) != 1 else ""
+    text = f"{len(table)} comparison{plural} of our primary fits with published results: {counted}"
+    if "comparison_type" in table:
+        updates = int((table["comparison_type"] == "update").sum())
+        if updates:
+            text += (f"; {updates} of them are updates (some of our pooled studies appeared after the published "
+                     "search ended)")
+    text += "."
+    for name, sentence in study_sentences:
+        text += f" Study by study ({name}): {sentence}"
+    return text
+
+
+def reproduction_section(table: pd.DataFrame | None, figures: list[str], study_sentences=()) -> str:
+    if table is None or table.empty:
+        return ""
+    rows = []
+    for r in table.itertuples():
+        sens = ""
+        if _finite(getattr(r, "estimate_without_flagged", None)):
+            sens = (f"{esc(_ci_text(r.estimate_without_flagged, r.ci_low_without_flagged, r.ci_high_without_flagged))}"
+                    f", k = {num(r.k_without_flagged)}<br>{_verdict(r.verdict_without_flagged)}")  # fmt: skip
+        rows.append(
+            f"<tr><td class=\"text\"><a href=\"#{esc(r.analysis)}\">{esc(r.analysis)}</a></td>"
+            f"<td class=\"text\">{esc(r.source)}</td><td class=\"text\">{esc(r.marker)}</td>"
+            f"<td>{esc(r.measure_ours)} {esc(_ci_text(r.estimate_ours, r.ci_low_ours, r.ci_high_ours))}, k = "
+            f"{num(r.k_ours)}</td>"
+            f"<td>{esc(r.measure_published)} "
+            f"{esc(_ci_text(r.estimate_published, r.ci_low_published, r.ci_high_published))}"
+            f"{', k = ' + num(r.k_published) if _finite(r.k_published) else ''}</td>"
+            f"<td class=\"text\">{_verdict(getattr(r, 'verdict', ''))}</td>"
+            f"<td class=\"text\">{esc(getattr(r, 'verdict_reason', '') or '')}</td><td>{sens}</td></tr>"
+        )  # fmt: skip
+    head = "".join(f'<th class="text">{h}</th>' for h in
+                   ("analysis", "published", "marker", "ours (primary)", "published result", "verdict", "why",
+                    "ours without flagged rows"))  # fmt: skip
+    figs = "".join(figure_html(svg) for svg in figures)
+    return f"""<section id="reproduction"><h2>Published vs reproduced</h2>
+<p><strong>{esc(reproduction_counts(table, study_sentences))}</strong></p>
+<p>Our pooled estimate beside each published one it is compared with (config <code>compare_with</code>; published
+values from the published-results sheet, each confirmed against its source). Verdicts, first that applies:
+<em>not comparable</em> (another scale or population); <em>insufficient information</em>; <em>reproduced</em>
+(our numbers round to the published ones at their precision); <em>reproduced, approximately</em> (SMD: estimate
+and CI bounds within 0.1, Gøtzsche 2007, Lee 2023; other scales: estimate and CI width within 10%, REPRISE);
+<em>meaningfully different</em> (the direction differs, or only one CI includes the null); otherwise
+<em>discrepant, same conclusion</em>. CIs are compared at the published level; <code>reproduction.csv</code> adds
+the differences, a 5% flag and the Altman–Bland test of the difference (definitions: <code>data/raw/README.md</code>).
+Where our study set is not the published one (a later search, other criteria), a difference is an update rather
+than a failed reproduction.</p>
+{figs}<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>
+</section>"""
+
+
+# ------------------------------------------------------------------------------------------------------------
+# one analysis
+
+
+FSN_NOTE = ("Not recommended: the Cochrane Handbook (v5.1.0, §10.4.4.3) advises against fail-safe N, whose value "
+            "depends heavily on the effect assumed for the unpublished studies and which asks whether p crosses a "
+            "threshold rather than how large the effect is; shown for comparison with published reviews.")
+
+
+def regtest_statistic(statistic: str, value, df) -> str:
+    """An Egger test's statistic as metafor's ``print.regtest`` shows it: "t = 3.4000, df = 18" under
+    Knapp–Hartung and for the classic test, "z = 3.4000" otherwise (its p follows in the p column)."""
+    shown_df = statistic == "t" and _finite(df)  # a bias.json without df (an older metarepro) shows none
+    return f"{statistic} = {f4(value)}" + (f", df = {round(float(df), 2):g}" if shown_df else "")
+
+
+def _bias(bias: dict | None, measure: str | None = None) -> str:
+    """The small-study tests in one short table: test, result, p. Adjusted estimates (trim-and-fill, PET-PEESE) are
+    shown on the reader's scale (ratios for ROM, r for ZCOR), as the pooled estimate is, not on the log scale."""
+    if not bias:
+        return ""
+    b = bias.get
+    back = transform_back(measure, 0.0) is not None
+
+    def ci(prefix):
+        values = [b(prefix + suffix) for suffix in ("_estimate", "_ci_low", "_ci_high")]
+        if back:
+            values = [transform_back(measure, v) if _finite(v) else v for v in values]
+        return f"{num(values[0])} [{num(values[1])}, {num(values[2])}]"
+
+    rows = []
+    if "egger_z" in bias:
+        rows += [
+            ("Egger (mixed-effects, sei as predictor)",
+             regtest_statistic(b("egger_statistic"), b("egger_z"), b("egger_df")), p_cell(b("egger_p"))),
+            ("Egger (classic weighted regression)", regtest_statistic("t", b("egger_t"), b("egger_t_df")),
+             p_cell(b("egger_t_p"))),
+            ("Begg rank correlation", f"Kendall's τ = {num(b('begg_tau'))}" + (
+                f"; p: {esc(b('begg_method'))}" if b("begg_method") else ""), p_cell(b("begg_p"))),
+            ("Trim-and-fill (L0)", f"{num(b('trimfill_k0'))} missing on the {esc(b('trimfill_side'))}; "
+             f"adjusted {ci('trimfill')}", ""),
+            ("Trim-and-fill (R0)", f"{num(b('trimfill_r0_k0'))} missing; adjusted {ci('trimfill_r0')}", ""),
+            ("Fail-safe N", f"Rosenthal {num(b('fsn_rosenthal'))}, Orwin {num(b('fsn_orwin'))}, "
+             f"Rosenberg {num(b('fsn_rosenberg'))}. <span class=\"caveat\">{esc(FSN_NOTE)}</span>", ""),
+            ("PET-PEESE", f"uses {esc(b('pet_peese_uses'))}: {ci('pet_peese')}", ""),
+        ]  # fmt: skip
+    body = "".join(f'<tr><td class="text">{esc(a)}</td><td class="text">{c}</td><td>{p}</td></tr>' for a, c, p in rows)
+    notes = "".join(f"<p><em>{esc(bias[k])}</em></p>" for k in ("low_power_note", "note", "skipped") if bias.get(k))
+    scale = {"ROM": "adjusted estimates as ratios of means", "ZCOR": "adjusted estimates as r"}.get(
+        measure if back else "", "analysis scale")
+    head = f'<tr><th class="text">test</th><th class="text">result ({scale})</th><th>p</th></tr>'
+    table = f"<table><thead>{head}</thead><tbody>{body}</tbody></table>" if body else ""
+    return f"<h4>Small-study effects and publication bias (k = {bias.get('k', 'NA')})</h4>{notes}{table}"
+
+
+def _subgroups(table: pd.DataFrame) -> str:
+    parts = []
+    for column, block in table.groupby("column", sort=False):
+        shown = pd.DataFrame({
+            "subgroup": block["subgroup"], "k": block["k"],
+            "estimate [CI]": [f"{num(e)} [{num(a)}, {num(b)}]" for e, a, b in
+                              zip(block["estimate"], block["ci_low"], block["ci_high"], strict=True)],
+            "p": block["pval"], "τ²": block["tau2"], "I² (%)": block["i2"],
+        })  # fmt: skip
+        one_study = block["k"].to_numpy() == 1
+        for statistic in ("τ²", "I² (%)"):  # not `column`: that names the grouping column in the heading below
+            shown[statistic] = shown[statistic].astype(object).where(~one_study, K1_CELL)
+        first = block.iloc[0]
+        qm = moderator_test(first["test_moderator_QM"], first["test_moderator_df"], first.get("test_moderator_df2"))
+        tests = (f"Test of subgroup differences (common τ²): {qm}, p = {num(first['test_moderator_p'])}; "
+                 f"between-subgroup Q (separate τ²) = {num(first['test_between_Q'])} "
+                 f"(df = {num(first['test_between_df'])}), p = {num(first['test_between_p'])}.")  # fmt: skip
+        left_out = str(first.get("left_out_lines")).split() if (first.get("left_out") or 0) > 0 else []
+        if left_out:  # rows without a value are in no subgroup: say which, rather than drop them silently
+            tests += (f" {len(left_out)} pooled row(s) have no {column} and are in no subgroup: line(s) "
+                      f"{' '.join(left_out)}.")  # fmt: skip
+        parts.append(f"<p><strong>By {esc(column)}</strong></p>{table_html(shown, ('subgroup', 'estimate [CI]'))}"
+                     f"<p class=\"muted\">{tests}</p>")  # fmt: skip
+    return "".join(parts)
+
+
+def moderator_test(value, df1, df2=None) -> str:
+    """The omnibus test of moderators as metafor prints it: under Knapp–Hartung an F on (df1, df2),
+    "F(df1 = 1, df2 = 44) = 3.859"; otherwise a chi-square, "QM(df = 3) = 1.878"."""
+    if _finite(df2):
+        return f"F(df1 = {num(df1)}, df2 = {num(df2)}) = {num(value)}"
+    return f"QM(df = {num(df1)}) = {num(value)}"
+
+
+def _metareg(table: pd.DataFrame) -> str:
+    shown = table[[c for c in ("coefficient", "estimate", "se", "ci_low", "ci_high", "pval", "permutation_p")
+                   if c in table]]  # fmt: skip
+    first = table.iloc[0]
+    left_out = str(first.get("left_out_lines") or "").split()
+    model = (f"k = {num(first['k'])}; residual τ² = {num(first['tau2'])}; R² = {num(first['R2'])}%; "
+             f"{moderator_test(first['QM'], first['QM_df'], first.get('QM_df2'))}, p = {num(first['QM_p'])}"
+             + (f", permutation p = {num(first['QM_permutation_p'])} ({num(first['permutations'])} permutations)"
+                if _finite(first.get("QM_permutation_p")) else "")
+             + (f"; {esc(first['permutation_note'])}" if isinstance(first.get("permutation_note"), str) else "")
+             + f"; QE = {num(first['QE'])} (df = {num(first['QE_df'])})."
+             + (f" Left out for a missing moderator: line(s) {esc(' '.join(left_out))}." if left_out
+                else ""))  # fmt: skip
+    return f"{table_html(shown, ('coefficient',))}<p class=\"muted\">{model}</p>"
+
+
+def _reason_category(reason: str) -> str:
+    """Exclusion reasons grouped for counting: row-specific parts (ids, line numbers, quoted values) removed."""
+    text = reason.split(";")[0]
+    text = re.sub(r"study_id \S+", "study_id …", text)
+    text = re.sub(r"lines? [\d, ]+", "line …", text)
+    text = re.sub(r"'[^']*'", "'…'", text)
+    return text.strip()
+
+
+def _rows_html(frame: pd.DataFrame, text_columns, file: str, what: str, max_rows: int) -> str:
+    """A study-level table, or beyond ``max_rows`` rows (:data:`~metarepro._core.limits.SECTION_MAX_ROWS`) a sentence
+    naming the CSV file that holds them: the section stays a few hundred kB whatever k."""
+    if len(frame) <= max_rows:
+        return table_html(frame.astype(object).fillna(""), text_columns)
+    return (f'<p class="muted">The {len(frame):,} {what} are not listed here (more than {max_rows:,} rows): '
+            f"they are in {esc(file)}.</p>")
+
+
+def row_account(effects: pd.DataFrame, max_rows: int = SECTION_MAX_ROWS) -> str:
+    """PRISMA-like: counts per reason; included rows (with their flags) first, excluded rows collapsed; each list
+    only up to ``max_rows`` rows (then named by its file, effects.csv)."""
+    included = effects[effects["included"].astype(bool)]
+    excluded = effects[~effects["included"].astype(bool)]
+    counts = excluded["reason"].astype(object).fillna("").astype(str).map(_reason_category).value_counts()
+    items = "".join(f"<li>{n} excluded: {esc(reason)}</li>" for reason, n in counts.items())
+    flags = [c for c in ("checks", "flags") if c in effects]
+    inc_cols = [c for c in ("line", "study_id", "study", "input", "conversion", "yi", "vi", "weight", *flags)
+                if c in effects]  # fmt: skip
+    exc_cols = [c for c in ("line", "study_id", "study", "input", "reason", *flags) if c in effects]
+    text_cols = ("study_id", "study", "input", "conversion", "reason", "checks", "flags")
+    excluded_html = ""
+    if len(excluded):
+        summary = f"<summary>{len(excluded)} excluded rows</summary>"
+        shown = _rows_html(excluded[exc_cols], text_cols, "effects.csv (included = False)", "excluded rows", max_rows)
+        excluded_html = f"<details>{summary}{shown}</details>"
+    included_html = _rows_html(included[inc_cols], text_cols, "effects.csv", "pooled rows", max_rows)
+    return f"""<h4>Row account</h4>
+<ul><li>{len(effects)} rows selected from the sheet</li><li>{len(included)} pooled</li>{items}</ul>
+{included_html}{excluded_html}"""
+
+
+ESTIMATOR_COLUMNS = ("method", "test", "estimate", "ci_low", "ci_high", "pval", "tau2", "i2", "converged")
+
+
+def _outside_pi(record: dict, effects: pd.DataFrame) -> str:
+    """"leaves out 6 of 11 observed studies": the pooled rows whose estimate lies outside the prediction interval."""
+    used = effects[effects["included"].astype(bool)]
+    yi = used["yi"].to_numpy(dtype=float)
+    outside = int(((yi < record["pi_low"]) | (yi > record["pi_high"])).sum())
+    return f"leaves out {outside} of {len(yi)} observed studies"
+
+
+def tau2_outside_ci_note(record: dict, effects: pd.DataFrame, estimators: pd.DataFrame | None) -> str:
+    """Said beside a fit whose τ² lies outside its own Q-profile CI (a moment estimator such as DerSimonian–Laird
+    can fall far below it, and its CI and prediction interval are then too narrow), with the REML fit of the same
+    rows and test next to it (from the estimator table), as a reader should weigh both (issue 20)."""
+    tau2, low, high = (record.get(n) for n in ("tau2", "tau2_ci_low", "tau2_ci_high"))
+    if not (_finite(tau2) and _finite(low) and _finite(high)) or low <= tau2 <= high or record.get("k", 0) < 2:
+        return ""
+    side = "below" if tau2 < low else "above"
+    method = METHOD_WORDS.get(record.get("method"), record.get("method"))
+    text = (f"τ² = {tau2:.4g} ({method}) lies {side} its own Q-profile {record.get('level', 95):g}% CI "
+            f"({low:.4g} to {high:.4g}), so this fit's CI and prediction interval are "
+            f"{'too narrow' if side == 'below' else 'too wide'}")
+    if _finite(record.get("pi_low")):
+        text += f" (its prediction interval {_outside_pi(record, effects)})"
+    rows = pd.DataFrame() if estimators is None else estimators
+    reml = rows[(rows["method"] == "REML") & (rows["test"] == record.get("test"))] if len(rows) else rows
+    if record.get("method") != "REML" and len(reml):
+        fit = {**record, **reml.iloc[0].to_dict()}
+        text += (f". REML on the same rows ({fit['test']} test): {_measure_name(record)} {estimate_text(fit)}, "
+                 f"{_p(fit.get('pval'))}, τ² = {fit['tau2']:.4g}")
+        if _finite(fit.get("pi_low")):
+            text += f"; its prediction interval {_outside_pi(fit, effects)}"
+    return f'<p class="caveat">{esc(text)}.</p>'
+
+
+def _estimators(table: pd.DataFrame | None, record: dict) -> str:
+    if table is None or table.empty:
+        return ""
+    shown = table[[c for c in ESTIMATOR_COLUMNS if c in table]].copy()
+    if record.get("k") == 1:
+        shown[[c for c in ("tau2", "i2") if c in shown]] = K1_CELL
+    if transform_back(record.get("measure"), 0.0) is not None:  # ROM as ratios, ZCOR as r
+        for c in ("estimate", "ci_low", "ci_high"):
+            shown[c] = transform_back(record["measure"], shown[c].to_numpy(dtype=float))
+    which = ("REML and ML (what rma.mv estimates)" if (record.get("dependence") or {}).get("model") in
+             ("multilevel", "multivariate") else f"all {table['method'].nunique()} τ² estimators")  # fmt: skip
+    return (f"<details><summary>Estimator sensitivity: {which} × both tests"
+            f"</summary>{table_html(shown, ('method', 'test'))}</details>")  # fmt: skip
+
+
+def _extras(section: AnalysisSection, max_rows: int = SECTION_MAX_ROWS) -> str:
+    notes = [t["dependence"].iloc[0] for t in section.tables.values() if "dependence" in t and len(t)]
+    notes += [section.bias["dependence"]] if section.bias and section.bias.get("dependence") else []
+    parts = [f'<p class="muted">Sensitivity analyses: {esc(notes[0])}.</p>' if notes else "",
+             _bias(section.bias, section.pooled.get("measure"))]
+    tables = {name: t.drop(columns="dependence") if "dependence" in t else t for name, t in section.tables.items()}
+    for name, table in tables.items():
+        if name == "influence" and "note" in table:  # not computed (too many studies): the table says why
+            parts.append(f"<h4>Influence diagnostics</h4><p>{esc(str(table['note'].iloc[0]).capitalize())}.</p>")
+            continue
+        if name == "influence":
+            flagged = table[table["influential"].astype(bool)]
+            names = flagged["study"].astype(str)
+            text = "none" if flagged.empty else ", ".join(names) if len(names) <= max_rows // 10 else (
+                f"{len(names):,} studies (flagged in the column 'influential' of influence.csv)")  # fmt: skip
+            parts.append(f"<h4>Influence diagnostics</h4><p>Influential by metafor's rule: {esc(text)}.</p>")
+            table = table.drop(columns=[c for c in ("line",) if c in table])
+            # text (object or pandas' str dtype) left-aligned and wrapping; numbers and yes/no right-aligned
+            text_columns = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
+            shown = _rows_html(table, text_columns, "influence.csv", "rows of the influence table", max_rows)
+            parts.append(f"<details><summary>influence table</summary>{shown}</details>")
+            continue
+        if name == "subgroups":
+            parts.append(f"<h4>Subgroups</h4>{_subgroups(table)}")
+        elif name == "metareg":
+            parts.append(f"<h4>Meta-regression</h4>{_metareg(table)}")
+    for name, svg in section.figures.items():
+        if name == "study_level":  # shown with its table by study_level_section
+            continue
+        title = FIGURE_TITLES.get(name, name.replace("_", " ").capitalize())
+        parts.append(f"<h4>{esc(title)}</h4>{figure_html(svg)}")
+    return "".join(parts)
+
+
+STUDY_LEVEL_SHOWN = ["study", "matched_by", "estimate_published", "estimate_ours", "difference", "status",
+                     "suggested_error", "note"]  # fmt: skip
+
+
+def study_level_section(section: AnalysisSection) -> str:
+    """The study-level reproduction (config ``compare_studies``): one sentence with the counts, the figure and the
+    table of study_level.csv; empty for an analysis without it."""
+    from metarepro.pipeline.study_level import study_counts, summary_sentence
+
+    table = section.tables.get("study_level")
+    if table is None:
+        return ""
+    settings = section.config.get("compare_studies") or {}
+    name = settings.get("published_id") or settings.get("sheet") or "the published meta-analysis"
+    sentence = summary_sentence(study_counts(table), section.pooled.get("measure", ""), name)
+    svg = section.figures.get("study_level")
+    text_columns = ("study", "matched_by", "status", "suggested_error", "note")
+    return (f"<h4>Study by study: ours vs {esc(name)}</h4><p>{esc(sentence)} Error types are suggestions read off "
+            "the numbers, not findings.</p>" + (figure_html(svg) if svg else "")
+            + f"<details><summary>study_level.csv</summary>{table_html(table[STUDY_LEVEL_SHOWN], text_columns)}"
+            "</details>")  # fmt: skip
+
+
+def analysis_section(section: AnalysisSection) -> str:
+    r = section.pooled
+    keys = ("measure", "preset", "method", "test", "level", "vtype", "unit")
+    settings = ", ".join(f"{key} = {r[key]}" for key in keys if r.get(key) is not None)
+    dep = r.get("dependence")
+    if dep:
+        settings += f", dependence = {dep['model']}" + (f", robust = {dep['robust']['type']}" if dep.get("robust")
+                                                         else "")  # fmt: skip
+    return f"""<details class="analysis" id="{esc(section.name)}"><summary>{esc(section.title)}
+<span class="muted">({esc(section.name)}): {esc(_measure_name(r))} {esc(estimate_text(r))},
+{esc(k_text(r))}</span></summary>
+<p class="muted">{esc(settings)}</p>
+{figure_html(section.forest_svg)}
+<h4>Fit</h4>{fit_block(r)}
+{tau2_outside_ci_note(r, section.effects, section.estimators)}
+{_estimators(section.estimators, r)}
+{_extras(section)}
+{study_level_section(section)}
+{row_account(section.effects)}
+</details>"""
+
+
+# ------------------------------------------------------------------------------------------------------------
+# methods and provenance
+
+
+MODEL_WORDS = {
+    "multilevel": "a multilevel (three-level) random-effects model, metafor's rma.mv with nested random intercepts",
+    "multivariate": "a multivariate random-effects model, metafor's rma.mv with one coefficient per outcome",
+    "aggregate": "a random-effects model on effects aggregated to one per cluster (metafor's aggregate())",
+}
+
+
+def _dependent_methods(members, measure, vtype, level, cited) -> str:
+    """The methods paragraph of analyses with dependent effects (one paragraph per model signature)."""
+    r = members[0].pooled
+    dep = r["dependence"]
+    names = ", ".join(s.name for s in members)
+    cited |= {"metafor", "multilevel", "multilevel2"} if dep["model"] == "multilevel" else {"metafor"}
+    cited |= {"multivariate"} if dep["model"] == "multivariate" else set()
+    cited |= {measure} if measure in REFERENCES else set()
+    parts = [f"The analysis pooled {MEASURE_WORDS.get(measure, measure)} of {dep['k_effects']} effects from "
+             f"{dep['clusters'][dep['cluster_column']]} clusters ({dep['cluster_column']}) with "
+             f"{MODEL_WORDS[dep['model']]}: {dep['formula']}."]  # fmt: skip
+    if dep["model"] != "aggregate":
+        parts.append(f"Variance components were estimated by {METHOD_WORDS.get(r['method'], r['method'])}, with "
+                     f"{level:g}% profile-likelihood CIs and I² per level as in Viechtbauer's FAQ.")  # fmt: skip
+    if dep.get("shared_controls"):
+        cited.add("shared_controls")
+        parts.append("Effects of case groups compared with one control group were given the covariance implied by "
+                     "the shared controls (Gleser & Olkin 2009; metafor vcalc with the group sizes).")  # fmt: skip
+    if dep.get("vcalc_rho") is not None:
+        parts.append(f"Sampling errors of rows of one cluster measured on the same participants were assumed to "
+                     f"correlate with ρ = {dep['vcalc_rho']:g}.")  # fmt: skip
+    if dep.get("test_note"):
+        parts.append(f"Tests and CIs use t distributions ({dep['test_note'].split('; ')[-1]}).")
+    robust = dep.get("robust")
+    if robust:
+        cited |= {"CR1"} if robust["type"] == "CR1" else {"CR1", "CR2", "CR2b"}
+        parts.append(f"Cluster-robust inference over {dep['cluster_column']} used {robust['type']}"
+                     + (" with Satterthwaite degrees of freedom (clubSandwich)" if robust["type"] == "CR2" else "")
+                     + ".")  # fmt: skip
+    parts.append("Leave-one-out, influence, cumulative, small-study, subgroup and meta-regression analyses ran on the "
+                 "effects aggregated to one per cluster with the same sampling covariance.")  # fmt: skip
+    return f"<p><strong>{esc(names)}.</strong> {esc(' '.join(parts))}</p>"
+
+
+def methods_section(sections: list[AnalysisSection]) -> str:
+    """A paragraph per distinct set of settings, in the words of metafor's ``reporter()``, to paste into a paper."""
+    groups: dict[tuple, list[AnalysisSection]] = {}
+    for s in sections:
+        r = s.pooled
+        dep = r.get("dependence") or {}
+        signature = (dep.get("formula"), dep.get("shared_controls"), dep.get("vcalc_rho"),
+                     (dep.get("robust") or {}).get("type"), dep.get("cluster_column")) if dep else None  # fmt: skip
+        key = (r.get("measure"), r.get("method"), r.get("test"), r.get("level"), r.get("preset"), r.get("vtype"),
+               signature)  # fmt: skip
+        groups.setdefault(key, []).append(s)
+    paragraphs, cited = [], {"metafor", "qprofile", "I2", "handbook"}  # handbook: the headline's I² words
+    for (measure, method, test, level, preset, vtype, signature), members in groups.items():
+        if signature is not None:
+            paragraphs.append(_dependent_methods(members, measure, vtype, level, cited))
+            continue
+        names = ", ".join(s.name for s in members)
+        measure_text = {
+            "SMD": "standardized mean differences (Hedges' g with the exact small-sample correction"
+                   + (", variances as in Review Manager 5" if vtype == "RM5" else ", large-sample variances")
+                   + ")",
+            "MD": "raw mean differences (rows converted to one unit)", "ROM": "log-transformed ratios of means",
+            "ZCOR": "Fisher r-to-z transformed correlations", "GEN": "the effect sizes given in the sheet",
+        }.get(measure, measure)  # fmt: skip
+        cited |= {measure} if measure in REFERENCES else set()
+        if method == "EE":
+            model = "An equal-effects model was fitted"
+        else:
+            model = f"A random-effects model was fitted; τ² was estimated by {METHOD_WORDS.get(method, method)}"
+            cited |= {method} if method in REFERENCES else set()
+        test_text = ("the Knapp–Hartung method (t with k − 1 degrees of freedom) for tests and confidence intervals"
+                     if test == "knha" else "Wald z tests and confidence intervals")  # fmt: skip
+        if test == "knha":
+            cited.add("knha")
+        paragraphs.append(
+            f"<p><strong>{esc(names)}.</strong> The analysis pooled {esc(measure_text)}. {esc(model)}, with "
+            f"{esc(test_text)} ({level:g}% level). Heterogeneity was assessed with Cochran's Q and I²; the "
+            f"{level:g}% CI of τ² is the Q-profile interval, and a {level:g}% prediction interval is given"
+            f"{' (t with k − 1 df)' if test == 'knha' else ''}."
+            f"{' Settings follow Review Manager 5 (preset revman).' if preset == 'revman' else ''}"
+            " Converted inputs (SEM, CI, median/IQR, t, p) are named per row in the row account.</p>"
+        )  # fmt: skip
+    cited.add("PI")
+    refs = "".join(f"<li>{esc(REFERENCES[key])}</li>" for key in REFERENCES if key in cited)
+    return f"""<section id="methods"><h2>Methods</h2>{"".join(paragraphs)}
+<p>Analyses were run with metarepro {esc(__version__)}, whose estimates agree with R metafor (Viechtbauer 2010) to
+1e-8 in its test suite; software versions are listed under Provenance.</p>
+<h4>References</h4><ol>{refs}</ol></section>"""
+
+
+def provenance_section(provenance: dict | None) -> str:
+    if not provenance:
+        return ""
+    rows = [(k, v) for k, v in provenance.get("software", {}).items()]
+    software = "".join(f'<tr><td class="text">{esc(k)}</td><td class="text">{esc(v)}</td></tr>' for k, v in rows)
+    files = "".join(f'<tr><td class="text">{esc(path)}</td><td class="text"><code>{esc(digest)}</code></td></tr>'
+                    for path, digest in provenance.get("files", {}).items())  # fmt: skip
+    return f"""<section id="provenance"><h2>Provenance</h2>
+<table><thead><tr><th class="text">software</th><th class="text">version</th></tr></thead>
+<tbody>{software}</tbody></table>
+<div class="wide"><table><thead><tr><th class="text">input</th><th class="text">sha256</th></tr></thead>
+<tbody>{files}</tbody></table></div></section>"""
+
+
+# ------------------------------------------------------------------------------------------------------------
+
+
+def data_paragraph(sheets: list[dict], note: str = "") -> str:
+    """What the data are, once, near the top: per sheet its rows, samples, sources and markers
+    (:func:`metarepro.jobs.overview.data_summary`), and the config's ``data_note`` (what the data are and cannot
+    show)."""
+    def one(s):
+        markers = f", markers {', '.join(s['markers'])}" if s["markers"] else ""
+        sources = f" from {s['sources']:,} sources" if s["sources"] else ""
+        return f"{s['rows']:,} rows ({s['samples']:,} samples{sources}{markers}) in {s['sheet']}"
+
+    counts = "; ".join(one(s) for s in sheets)
+    return f'<p id="data"><strong>Data</strong>: {esc(counts)}.{" " + esc(note) if note else ""}</p>'
+
+
+def render_report(sections: list[AnalysisSection], reproduction: pd.DataFrame | None = None, *,
+                  atlas_svgs=(), reproduction_svgs=(), provenance: dict | None = None, labels=None,
+                  title="metarepro report", bodies=None, data=None, study_sentences=()) -> str:  # fmt: skip
+    """The whole page. ``atlas_svgs``/``reproduction_svgs``: the overview figures (SVG text), drawn by
+    :mod:`metarepro.present.plots.overview` from the same records and table shown here. ``bodies``: each section's
+    :func:`analysis_section`, when already rendered (by the analysis's own job); else they are rendered here."""
+    labels = labels or {}
+    toc = "".join(f'<li><a href="#{esc(s.name)}">{esc(s.title)}</a></li>' for s in sections)
+    has_repro = reproduction is not None and not reproduction.empty
+    nav = ('<nav><strong>Contents</strong>: <a href="#headline">Headline</a>'
+           + (' · <a href="#reproduction">Published vs reproduced</a>' if has_repro else "")
+           + ' · <a href="#analyses">Analyses</a> · <a href="#methods">Methods</a>'
+           + (' · <a href="#provenance">Provenance</a>' if provenance else "")
+           + f"<ol>{toc}</ol></nav>")  # fmt: skip
+    body = "".join(bodies if bodies is not None else map(analysis_section, sections))
+    content, svg_css = shared_styles(f"""{headline(sections, list(atlas_svgs), labels)}
+{reproduction_section(reproduction, list(reproduction_svgs), study_sentences)}
+<section id="analyses"><h2>Analyses</h2>{body}</section>""")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{esc(title)}</title><style>{STYLE}{svg_css}</style><script>{SCRIPT}</script></head>
+<body>
+<h1>{esc(title)}</h1>
+<p class="muted">{len(sections)} analyses; metarepro {esc(__version__)}. Click an analysis to open it.</p>
+{data_paragraph(*data) if data else ""}
+{nav}
+{content}
+{methods_section(sections)}
+{provenance_section(provenance)}
+</body></html>
+"""

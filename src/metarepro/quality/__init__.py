@@ -1,0 +1,472 @@
+"""Pre-specified quality rules for extraction rows (documented, with their thresholds, in data/raw/README.md).
+
+Each rule is a pure function over the arrays of one analysis's rows and returns one text per row: empty,
+or a flag that starts with the rule's name and gives the numbers that tripped it. :func:`flag_rows`
+runs them all and returns a :class:`QualityFlags`. A flag never excludes a row from the primary fit;
+the pipeline refits without flagged rows as a sensitivity analysis.
+
+Rules: ``low_dispersion``, ``likely_sem`` / ``inconsistent_test``, ``extreme_effect``,
+``implausible_value``, ``eligibility_unclear``, ``not_double_checked``, ``overlap``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from metarepro.inputs.sheet import LINE
+from metarepro.stats import conversions as cv
+from metarepro.stats import effects as es
+
+LOW_CV = 0.10  # SD/mean at or below this: an SEM printed as an SD?
+TEST_FACTOR = 2.0  # recomputed and reported t disagree when their ratio is outside [1/2, 2]
+G_LIMIT = 2.0  # |g| above this is an extreme effect
+SEM_PROOF = 1.25  # a reading agrees with the reported t when their ratio is in [1/1.25, 1.25] = [0.8, 1.25]
+SEM_PROOF_COLUMN = "_sem_proof"  # the sheet column run_analysis fills with sem_proof over the whole sheet
+VALUE_ROBUST_Z = 3.5  # a control mean this many robust SDs (1.4826 MAD, log10 scale) from the others' median
+VALUE_MIN_ROWS = 5  # control means needed before the value rule says anything
+RULES = (
+    "low_dispersion", "likely_sem", "inconsistent_test", "extreme_effect", "implausible_value",
+    "eligibility_unclear", "not_double_checked", "overlap",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class QualityFlags:
+    """Flags per row (a tuple of texts per row, in rule order)."""
+
+    items: tuple[tuple[str, ...], ...]
+
+    @property
+    def flagged(self) -> np.ndarray:
+        return np.array([bool(row) for row in self.items], dtype=bool)
+
+    @property
+    def text(self) -> np.ndarray:
+        return np.array(["; ".join(row) for row in self.items], dtype=object)
+
+
+def _f(x):
+    return np.asarray(x, dtype=float)
+
+
+def _empty(k):
+    return np.full(k, "", dtype=object)
+
+
+def _g(x):
+    return f"{x:.3g}"
+
+
+def low_dispersion(n1, mean1, sd1, n2, mean2, sd2, limit=LOW_CV):
+    """SD/mean ≤ ``limit`` in either group (positive means only)."""
+    out = _empty(len(_f(mean1)))
+    parts = []
+    for name, mean, sd in (("cases", _f(mean1), _f(sd1)), ("controls", _f(mean2), _f(sd2))):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = sd / mean
+        # round so that 0.3/3.0 (= 0.09999999999999999 or 0.1000...02 in binary) counts as 0.10
+        low = (mean > 0) & np.isfinite(ratio) & (np.round(ratio, 12) <= limit)
+        parts.append((name, mean, sd, ratio, low))
+    for i in range(len(out)):
+        hits = [f"{name} SD/mean {_g(sd[i])}/{_g(mean[i])} = {ratio[i]:.3f}" for name, mean, sd, ratio, low in parts
+                if low[i]]  # fmt: skip
+        if hits:
+            out[i] = f"low_dispersion: {', '.join(hits)} (≤ {limit:g}: an SEM printed as SD?)"
+    return out
+
+
+def two_sample_t(n1, mean1, sd1, n2, mean2, sd2):
+    """Student's t (pooled SD, cases − controls)."""
+    n1, n2 = _f(n1), _f(n2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (_f(mean1) - _f(mean2)) / (es.pooled_sd(n1, sd1, n2, sd2) * np.sqrt(1 / n1 + 1 / n2))
+
+
+def reported_t(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The t (cases − controls) a row's reported test implies, and which column it came from.
+
+    In order: ``t``; ``F`` with ``direction`` (|t| = √F); ``d`` (t = d/√(1/n1 + 1/n2));
+    exact ``p`` with ``direction``. A z statistic is not used (it often comes from a rank test).
+    """
+    k = len(rows)
+
+    def col(name):
+        return rows[name].to_numpy(dtype=float) if name in rows else np.full(k, np.nan)
+
+    n1, n2 = col("n_cases"), col("n_controls")
+    text = rows["direction"].fillna("").astype(str).str.strip().to_numpy() if "direction" in rows else _empty(k)
+    sign = np.select([text == "cases_higher", text == "cases_lower"], [1.0, -1.0], np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        candidates = (
+            ("t", col("t")),
+            ("F", sign * np.sqrt(col("F"))),
+            ("d", col("d") / np.sqrt(1 / n1 + 1 / n2)),
+            ("p", cv.t_from_p(col("p"), sign, n1, n2)),
+        )
+    t, source = np.full(k, np.nan), _empty(k)
+    for name, value in candidates:
+        take = np.isnan(t) & np.isfinite(value)
+        t[take], source[take] = value[take], name
+    return t, source
+
+
+def test_consistency(n1, mean1, sd1, n2, mean2, sd2, t_reported, source=None, sd_reported=None, factor=TEST_FACTOR):
+    """``likely_sem`` / ``inconsistent_test``: does the reported test agree with the means and SDs?
+
+    ``sd_reported`` marks rows whose SDs were printed as SDs (not converted from SEMs or CIs); only
+    those are re-read as SEMs.
+    """
+    n1, n2, t_rep = _f(n1), _f(n2), _f(t_reported)
+    k = len(t_rep)
+    source = _empty(k) if source is None else np.asarray(source, dtype=object)
+    sd_reported = np.ones(k, dtype=bool) if sd_reported is None else np.asarray(sd_reported, dtype=bool)
+    t_sd = two_sample_t(n1, mean1, sd1, n2, mean2, sd2)
+    t_sem = two_sample_t(n1, mean1, _f(sd1) * np.sqrt(n1), n2, mean2, _f(sd2) * np.sqrt(n2))
+
+    def agree(t):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = t / t_rep
+        return (ratio >= 1 / factor) & (ratio <= factor)
+
+    checkable = np.isfinite(t_sd) & np.isfinite(t_rep) & (t_rep != 0)
+    bad = checkable & ~agree(t_sd)
+    sem = bad & sd_reported & agree(t_sem)
+    out = _empty(k)
+    for i in np.flatnonzero(bad):
+        given = f"reported {_g(t_rep[i])}" + (f" (from {source[i]})" if source[i] else "")
+        if sem[i]:
+            alt = f"{_g(t_sem[i])} if the dispersions are SEMs"
+            out[i] = f"likely_sem: t from means/SDs {_g(t_sd[i])} vs {given}, {alt}"
+        else:
+            out[i] = f"inconsistent_test: t from means/SDs {_g(t_sd[i])} vs {given} (beyond a factor {factor:g})"
+    return out
+
+
+def _source_key(rows: pd.DataFrame) -> np.ndarray:
+    """The publication a row comes from (``pmid``, else ``doi``, else ``source_url``), "" when none is given."""
+    key = np.full(len(rows), "", dtype=object)
+    for name in ("source_url", "doi", "pmid"):  # the last given wins: pmid over doi over url
+        if name in rows:
+            text = rows[name].fillna("").astype(str).str.strip().str.lower().to_numpy()
+            key = np.where(text != "", name + ":" + text, key)
+    return key
+
+
+def sem_proof(rows: pd.DataFrame, factor=TEST_FACTOR, close=SEM_PROOF) -> np.ndarray:
+    """Per row, the evidence that its printed ``sd_*`` cells are SEMs, or "" (data/raw/README.md, "Dispersions
+    proven to be SEMs").
+
+    A row's reported t (:func:`reported_t`) proves SEMs when the t recomputed with the cells read as SEMs is within
+    the ratio ``close`` of it and the t with them read as SDs is beyond ``factor``; SDs in the mirror case. A proof
+    covers every row of the same source (:func:`_source_key`) that prints SDs, unless a row of it proves SDs."""
+    k = len(rows)
+
+    def col(name):
+        return rows[name].to_numpy(dtype=float) if name in rows else np.full(k, np.nan)
+
+    n1, m1, sd1, n2, m2, sd2 = (col(c) for c in ("n_cases", "mean_cases", "sd_cases", "n_controls",
+                                                 "mean_controls", "sd_controls"))  # fmt: skip
+    t_rep, source = reported_t(rows)
+    t_sd = two_sample_t(n1, m1, sd1, n2, m2, sd2)
+    with np.errstate(invalid="ignore", over="ignore"):
+        t_sem = two_sample_t(n1, m1, sd1 * np.sqrt(n1), n2, m2, sd2 * np.sqrt(n2))
+
+    def ratio_in(t, limit):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = t / t_rep
+        return np.isfinite(ratio) & (ratio >= 1 / limit) & (ratio <= limit)
+
+    sem = ratio_in(t_sem, close) & ~ratio_in(t_sd, factor)
+    sd = ratio_in(t_sd, close) & ~ratio_in(t_sem, factor)
+    lines = rows[LINE].to_numpy() if LINE in rows else np.arange(1, k + 1)
+    evidence = {i: f"line {lines[i]}: the reported {source[i]} gives t {_g(t_rep[i])}; as SEMs {_g(t_sem[i])}, "
+                   f"as SDs {_g(t_sd[i])}" for i in np.flatnonzero(sem)}  # fmt: skip
+    printed = np.isfinite(sd1) & np.isfinite(sd2)
+    out = _empty(k)
+    for i in np.flatnonzero(sem & printed):
+        out[i] = evidence[i]
+    keys = _source_key(rows)
+    for key in set(keys[sem]) - set(keys[sd]) - {""}:  # one way of printing ± per source, when its proofs agree
+        members = np.flatnonzero(keys == key)
+        proof = evidence[next(i for i in members if sem[i])]
+        for i in members:
+            if printed[i] and not out[i] and not sd[i]:
+                out[i] = proof
+    for i in np.flatnonzero((out != "") & np.isin(keys, list(set(keys[sem]) & set(keys[sd]) - {""}))):
+        out[i] = ""  # the source proves both readings somewhere: leave its rows to the flags
+    return out
+
+
+def extreme_effect(g, limit=G_LIMIT):
+    g = _f(g)
+    out = _empty(len(g))
+    hit = np.isfinite(g) & (np.abs(g) > limit)
+    out[hit] = [f"extreme_effect: g = {x:.2f} (|g| > {limit:g})" for x in g[hit]]
+    return out
+
+
+def implausible_value(mean_controls, units, robust_z=VALUE_ROBUST_Z, min_rows=VALUE_MIN_ROWS):
+    """Control means far from the other controls' (log10 scale, median and 1.4826·MAD), in pg/mL.
+
+    The threshold is the modified z-score cut-off of Iglewicz & Hoaglin (1993); the scale is the controls' own
+    spread, so the rule says nothing when that spread is 0. A sheet that states no unit at all is taken as one unit;
+    otherwise rows whose unit cannot be converted to a mass concentration are left out (and never flagged).
+    """
+    mean = _f(mean_controls)
+    units = np.asarray(units, dtype=object)
+    out = _empty(len(mean))
+    if all(str(u).strip() == "" for u in units):
+        scale = np.ones(len(mean))
+    else:
+        scale = np.array([cv.unit_factor(u, "pg/mL") if str(u).strip() else np.nan for u in units])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = np.log10(mean * scale)
+    use = np.isfinite(value) & (mean > 0)
+    if use.sum() < min_rows:
+        return out
+    centre = np.median(value[use])
+    spread = 1.4826 * np.median(np.abs(value[use] - centre))
+    distance = np.abs(value - centre)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = distance / spread
+    if not spread > 0:
+        return out
+    hit = use & (z > robust_z)
+    unit = "pg/mL" if np.any(scale != 1) else str(units[0]).strip()
+    for i in np.flatnonzero(hit):
+        out[i] = (
+            f"implausible_value: control mean {_g(mean[i])} {units[i]} is {10 ** (value[i] - centre):.3g}× the "
+            f"median of {use.sum()} control means ({_g(10**centre)} {unit}; robust z {z[i]:.1f})"
+        ).replace("  ", " ")
+    return out
+
+
+def rounding_allowance(value) -> float:
+    """Half a unit of the last decimal a number shows: as written when given as text ("1.0": 0.05), else in its
+    shortest form (0.005 for 13.05; 0.5 for 75). A cell printed 13.10 but read as the number 13.1 gets the larger
+    allowance 0.05: never too small."""
+    text = value.strip() if isinstance(value, str) else np.format_float_positional(float(value), trim="-")
+    decimals = len(text.split(".")[1]) if "." in text else 0
+    return 0.5 * 10.0**-decimals
+
+
+def _subgroup_numbers(text, column):
+    """The numbers of one subgroup cell (separated by spaces or ';'), or a reason it cannot be read."""
+    tokens = [x for x in re.split(r"[\s;]+", str(text).strip()) if x]
+    numbers = []
+    for token in tokens:  # the tokens' decimals set the rounding allowance: keep them with the numbers
+        try:
+            numbers.append(float(token))
+        except ValueError:
+            return None, (f"{column} '{text}' is not a list of numbers: write the subgroups' values as printed, "
+                          "separated by spaces or ';', with '.' as the decimal mark")  # fmt: skip
+    if any(not np.isfinite(x) for x in numbers):
+        return None, f"{column} '{text}' holds a number that is not finite: write the values as printed"
+    return (numbers, max((rounding_allowance(x) for x in tokens), default=0.0)), ""
+
+
+def subgroup_sd_bound(n, mean, subgroup_means, subgroup_n=None, allowance=None):
+    """The least SD a group of ``n`` with overall ``mean`` can have, given its subgroups' means (and sizes).
+
+    Law of total variance: (n − 1)·SD² = Σ (n_j − 1)·SD_j² + Σ n_j (m_j − m̄)², so SD ≥ √(Σ n_j (m_j − m̄)² / (n − 1)),
+    with m̄ = Σ n_j m_j / n. Printed numbers are rounded; the bound is lowered by what rounding can explain:
+    with sizes, by u·√(n/(n − 1)) (u: half a unit of the means' last digit); without sizes it is the minimum over
+    every split of n whose mean is ``mean`` (± its rounding): n/(n − 1)·(m − a)(b − m), a ≤ m ≤ b the subgroup means
+    adjacent to m, each moved towards m by u (data/raw/README.md, "Numbers that no data could produce").
+    ``allowance``: the means' u (by default from the numbers' shortest form). Returns (bound, m̄ or nan); the bound
+    is nan when ``mean`` lies outside the subgroup means (no split gives it).
+    """
+    means = np.asarray(subgroup_means, dtype=float)
+    u = max(rounding_allowance(x) for x in means) if allowance is None else allowance
+    if subgroup_n is not None:
+        sizes = np.asarray(subgroup_n, dtype=float)
+        centre = float(np.sum(sizes * means) / n)
+        between = float(np.sum(sizes * (means - centre) ** 2))
+        return max(np.sqrt(between / (n - 1)) - u * np.sqrt(n / (n - 1)), 0.0), centre
+    u_mean = rounding_allowance(mean)
+    if np.any(np.abs(means - mean) <= u + u_mean):
+        return 0.0, np.nan
+    least = np.inf
+    for m in (mean - u_mean, mean + u_mean):
+        below, above = means[means <= m], means[means >= m]
+        if not len(below) or not len(above):
+            return np.nan, np.nan  # the mean lies outside its subgroups' range: reported by the caller
+        a, b = below.max() + u, above.min() - u
+        least = min(least, max(m - a, 0.0) * max(b - m, 0.0))
+    return float(np.sqrt(n / (n - 1) * least)), np.nan
+
+
+def impossible_numbers(rows: pd.DataFrame, groups=("cases", "controls")) -> np.ndarray:
+    """Per row, the numbers that no data could produce, or "" (data/raw/README.md, "Numbers that no data could
+    produce"): an SD below the bound its subgroup means set (:func:`subgroup_sd_bound`), subgroup sizes that do not
+    sum to the group or whose weighted mean is not the group's, a group mean outside its subgroups' range, ``n`` ≠
+    ``n_cases + n_controls``, a ``vi`` or ``sei`` of 0; or a subgroup cell that cannot be read."""
+    k = len(rows)
+
+    def col(name):
+        return rows[name].to_numpy(dtype=float) if name in rows else np.full(k, np.nan)
+
+    def text(name):
+        return rows[name].fillna("").astype(str).str.strip().to_numpy() if name in rows else _empty(k)
+
+    found = [[] for _ in range(k)]
+    for group in groups:
+        n, mean, sd = col(f"n_{group}"), col(f"mean_{group}"), col(f"sd_{group}")
+        means_text, sizes_text = text(f"subgroup_means_{group}"), text(f"subgroup_n_{group}")
+        for i in np.flatnonzero((means_text != "") | (sizes_text != "")):
+            found[i].extend(_subgroup_problems(group, n[i], mean[i], sd[i], means_text[i], sizes_text[i]))
+    n_total, n1, n2 = col("n"), col("n_cases"), col("n_controls")
+    for i in np.flatnonzero(np.isfinite(n_total) & np.isfinite(n1 + n2) & (n_total != n1 + n2)):
+        found[i].append(f"n {n_total[i]:g} ≠ n_cases + n_controls = {n1[i]:g} + {n2[i]:g}")
+    for name in ("vi", "sei"):
+        for i in np.flatnonzero(col(name) == 0):
+            found[i].append(f"{name} is 0: a sampling variance cannot be")
+    return np.array(["; ".join(x) for x in found], dtype=object)
+
+
+def _subgroup_problems(group, n, mean, sd, means_text, sizes_text):
+    means_column, sizes_column = f"subgroup_means_{group}", f"subgroup_n_{group}"
+    parsed, problem = _subgroup_numbers(means_text, means_column)
+    if problem:
+        return [problem]
+    means, u = parsed
+    sizes = None
+    if sizes_text:
+        parsed, problem = _subgroup_numbers(sizes_text, sizes_column)
+        if problem:
+            return [problem]
+        sizes = parsed[0]
+        if any(x < 1 or x != np.floor(x) for x in sizes):
+            return [f"{sizes_column} '{sizes_text}' must hold whole numbers ≥ 1 (the subgroups' sizes)"]
+        if len(sizes) != len(means):
+            return [f"{sizes_column} has {len(sizes)} sizes but {means_column} {len(means)} means: give one size "
+                    "per mean, in the same order, or leave the sizes empty"]  # fmt: skip
+    if len(means) < 2:
+        return [f"{means_column} '{means_text}' needs the means of at least two subgroups that make up the group"]
+    problems = []
+    if sizes is not None and np.isfinite(n) and sum(sizes) != n:
+        problems.append(f"{sizes_column} {' + '.join(f'{x:g}' for x in sizes)} = {sum(sizes):g} ≠ n_{group} {n:g}")
+        return problems
+    if not (np.isfinite(n) and np.isfinite(mean) and n >= 2):
+        return problems  # nothing to check the subgroups against
+    listed = ", ".join(f"{x:g}" for x in means)
+    bound, centre = subgroup_sd_bound(n, mean, means, sizes, u)
+    if sizes is not None:
+        allowed = rounding_allowance(mean) + u
+        if abs(centre - mean) > allowed:
+            problems.append(f"mean_{group} {mean:g} ≠ {centre:.4g}, the mean of subgroup means {listed} weighted by "
+                            f"their sizes")  # fmt: skip
+    elif np.isnan(bound):
+        problems.append(f"mean_{group} {mean:g} lies outside its subgroup means {listed}")
+    if np.isfinite(sd) and np.isfinite(bound) and sd + rounding_allowance(sd) < bound:
+        sizes_said = f" (sizes {sizes_text})" if sizes is not None else " (any sizes)"
+        problems.append(f"sd_{group} {sd:g} < {bound:.3g}, the least SD that subgroup means {listed}{sizes_said} "
+                        f"allow with mean_{group} {mean:g} and n_{group} {n:g}")  # fmt: skip
+    return problems
+
+
+def eligibility_unclear(eligibility, comment):
+    eligibility, comment = np.asarray(eligibility, dtype=object), np.asarray(comment, dtype=object)
+    out = _empty(len(eligibility))
+    for i in np.flatnonzero(eligibility == "unclear"):
+        out[i] = "eligibility_unclear: " + (comment[i] or "second extractor found eligibility unclear")
+    return out
+
+
+def not_double_checked(verification):
+    verification = np.asarray(verification, dtype=object)
+    out = _empty(len(verification))
+    bad = (verification != "") & ~np.isin(verification, ("confirmed", "resolved"))
+    out[bad] = [f"not_double_checked: verification '{v}'" for v in verification[bad]]
+    return out
+
+
+def _first_author(study):
+    words = re.findall(r"[^\W\d_]+", str(study).lower())
+    return words[0] if words else ""
+
+
+def overlaps(study_id, study, pmid, doi, n1, n2, lines, shown=5):
+    """Rows with another ``study_id`` but the same PMID/DOI, or the same group sizes and first author.
+
+    Rows are grouped by each key once (a dict of key -> rows), so the check is linear in the number of
+    rows; a row lists at most ``shown`` others per key.
+    """
+    study_id = np.asarray(study_id, dtype=object)
+    pmid = [str(x).strip() for x in pmid]
+    doi = [str(x).strip().lower() for x in doi]
+    author = [_first_author(s) for s in study]
+    n1, n2 = _f(n1), _f(n2)
+    k = len(study_id)
+    keys = {
+        "PMID": [(p,) if p else None for p in pmid],
+        "DOI": [(d,) if d else None for d in doi],
+        "author": [(a, n1[i], n2[i]) if a and np.isfinite(n1[i]) and np.isfinite(n2[i]) else None
+                   for i, a in enumerate(author)],
+    }  # fmt: skip
+    reasons = [[] for _ in range(k)]
+    for label, values in keys.items():
+        groups: dict = {}
+        for i, key in enumerate(values):
+            if key is not None:
+                groups.setdefault(key, []).append(i)
+        for key, members in groups.items():
+            if len({study_id[i] for i in members}) < 2:
+                continue
+            for i in members:
+                others = itertools.islice((j for j in members if study_id[j] != study_id[i]), shown)
+                for j in others:
+                    if label == "author":
+                        reasons[i].append(
+                            f"same first author and n {n1[i]:.0f}/{n2[i]:.0f} as line {lines[j]} ({study_id[j]})"
+                        )
+                    else:
+                        reasons[i].append(f"same {label} {key[0]} as line {lines[j]} ({study_id[j]})")
+    out = _empty(k)
+    for i in range(k):
+        if reasons[i]:
+            out[i] = "overlap: " + ", ".join(dict.fromkeys(reasons[i]))
+    return out
+
+
+def hedges_g(n1, mean1, sd1, n2, mean2, sd2):
+    """Hedges' g (metafor's exact correction) from group summaries, for the extreme-effect rule."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = (_f(mean1) - _f(mean2)) / es.pooled_sd(n1, sd1, n2, sd2)
+        return es.smd_from_d(d, n1, n2)[0]
+
+
+def flag_rows(rows: pd.DataFrame, cases, controls, g, sd_reported=None) -> QualityFlags:
+    """All rules on one analysis's rows. ``cases``/``controls``: (n, mean, sd) arrays; ``g``: each row's g."""
+    k = len(rows)
+
+    def text(name):
+        return rows[name].fillna("").astype(str).str.strip().to_numpy() if name in rows else _empty(k)
+
+    t_rep, source = reported_t(rows)
+    columns = (
+        low_dispersion(*cases, *controls),
+        test_consistency(*cases, *controls, t_rep, source, sd_reported),
+        extreme_effect(g),
+        implausible_value(controls[1], text("unit")),
+        eligibility_unclear(text("eligibility_second_pass"), text("eligibility_comment")),
+        not_double_checked(text("verification")),
+        overlaps(rows["study_id"].to_numpy(), text("study"), text("pmid"), text("doi"), cases[0], controls[0],
+                 rows[LINE].to_numpy()),
+    )  # fmt: skip
+    # items are joined with "; ", so an item's own semicolons (e.g. in a quoted comment) become commas
+    return QualityFlags(tuple(tuple(x.replace(";", ",") for x in row if x) for row in zip(*columns, strict=True)))
+
+
+def flagged_included(effects: pd.DataFrame) -> np.ndarray:
+    """The pooled rows a rule here flagged (non-empty ``flags``): the rows the sensitivity fit "without flagged
+    rows" leaves out and the headline counts. Soft checks (``checks``, e.g. "SD > mean") are not flags."""
+    included = effects["included"].to_numpy(dtype=bool)
+    if "flags" not in effects:
+        return np.zeros(len(effects), dtype=bool)
+    return included & (effects["flags"].astype(object).fillna("").astype(str).str.strip().to_numpy() != "")
