@@ -103,7 +103,7 @@ def main():
         trials.setdefault(r["study_id"], []).append(r)
     print(f"{len(rows)} rows, {len(trials)} trials -> {TARGET}")
     by_class = collections.defaultdict(lambda: collections.Counter())
-    for study, trial_rows in trials.items():
+    for trial_rows in trials.values():
         agent = trial_rows[0]["agent_class"]
         counts = by_class[agent]
         counts["trials"] += 1
