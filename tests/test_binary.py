@@ -97,13 +97,17 @@ def typical_v(vi):
     return (w.size - 1) * w.sum() / (w.sum() ** 2 - (w**2).sum())
 
 
-@pytest.mark.parametrize("fit", REFERENCE["rma"], ids=lambda f: f"{f['dataset']}-{f['measure']}-{f['method']}-{f['test']}")
+def fit_id(fit):
+    return f"{fit['dataset']}-{fit['measure']}-{fit['method']}-{fit['test']}"
+
+
+@pytest.mark.parametrize("fit", REFERENCE["rma"], ids=fit_id)
 def test_rma_on_binary_effects_matches_metafor(fit):
     case, yi, vi = default_effects(fit["dataset"], fit["measure"])
     ours = quietly(rma, yi, vi, method=fit["method"], test=fit["test"])
     v = typical_v(vi[np.isfinite(vi)])
     for name in ("beta", "se", "zval", "ci.lb", "ci.ub", "QE", "tau2", "k"):
-        assert_close(rma_field(ours, name), fit[name], f"{case_id(fit)}-{fit['method']}-{fit['test']} {name}")
+        assert_close(rma_field(ours, name), fit[name], f"{fit_id(fit)} {name}")
     for name, scale in (("I2", 100 / v), ("H2", 1 / v)):  # functions of τ²: its absolute tolerance, carried through
         assert_close(rma_field(ours, name), fit[name], name, atol=ITERATIVE["atol"] * scale)
     assert log_p_close(rma_field(ours, "pval"), fit["pval"], rma_field(ours, "zval"))
@@ -111,7 +115,7 @@ def test_rma_on_binary_effects_matches_metafor(fit):
         ni = data_of("proportion", fit["dataset"])["ni"]
         for name in ("pred", "ci.lb", "ci.ub"):
             x = rma_field(ours, "beta" if name == "pred" else name)
-            assert_close(transf_ipft_hm(x, ni), fit["back"][name], f"{case_id(fit)} back-transformed {name}")
+            assert_close(transf_ipft_hm(x, ni), fit["back"][name], f"{fit_id(fit)} back-transformed {name}")
 
 
 def assert_pooled_matches(ours, reference, fields):
@@ -194,7 +198,8 @@ def test_a_hand_calculation():
     log RR = ln(0.4/0.2), variance 1/4 − 1/10 + 1/2 − 1/10; RD = 0.2, variance 0.4·0.6/10 + 0.2·0.8/10;
     Peto: E = 6·10/20 = 3, V = 6·14·(1/2)(1/2)/19, yi = (4 − 3)/V."""
     table = {"ai": [4], "bi": [6], "ci": [2], "di": [8]}
-    expected = {"OR": (np.log(32 / 12), 1 / 4 + 1 / 6 + 1 / 2 + 1 / 8), "RR": (np.log(2), 1 / 4 - 1 / 10 + 1 / 2 - 1 / 10),
+    expected = {"OR": (np.log(32 / 12), 1 / 4 + 1 / 6 + 1 / 2 + 1 / 8),
+                "RR": (np.log(2), 1 / 4 - 1 / 10 + 1 / 2 - 1 / 10),
                 "RD": (0.2, 0.024 + 0.016), "PETO": (19 / 21, 19 / 21)}  # fmt: skip
     for measure, (y, v) in expected.items():
         yi, vi = escalc(measure, **table)
