@@ -279,6 +279,9 @@ class PooledTables:
     yi_f: np.ndarray
     vi_f: np.ndarray
     warnings: tuple
+    add: tuple
+    to: tuple
+    drop00: tuple
 
     @property
     def yi(self):
@@ -291,7 +294,9 @@ class PooledTables:
 
 def pooled_tables(measure, ai, bi, ci, di, n1i, n2i, add, to, drop00) -> PooledTables:
     """The preparation ``rma.mh`` and ``rma.peto`` share (metafor 3.8-1): the studies' yi, vi by ``escalc`` with the
-    first of ``add``/``to``/``drop00``; then the tables without missing cells, corrected by the second ones."""
+    first of ``add``/``to``/``drop00`` (see :func:`pair`); then the tables without missing cells, corrected by the
+    second ones."""
+    add, to, drop00 = pair(add, 0.0, "add"), pair(to, "none", "to"), pair(drop00, False, "drop00")
     ai, bi, ci, di = tables(ai, bi, ci, di, n1i, n2i)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a ±Inf becomes NaN: reported below as metafor's rma.mh reports it
@@ -311,4 +316,4 @@ def pooled_tables(measure, ai, bi, ci, di, n1i, n2i, add, to, drop00) -> PooledT
     cells = add_to_cells(tuple(c[used] for c in (ai, bi, ci, di)), add[1], to[1])
     for message in messages:
         warnings.warn(message, stacklevel=3)
-    return PooledTables(*cells, used, yi_f, vi_f, tuple(messages))
+    return PooledTables(*cells, used, yi_f, vi_f, tuple(messages), add, to, drop00)

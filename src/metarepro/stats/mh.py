@@ -23,21 +23,23 @@ table (NaN for a table left out).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from metarepro._core import dist
 from metarepro._core.printing import Printable
 from metarepro._core.spellings import percent_level
-from metarepro.stats.effects_binary import pair, pooled_tables
+from metarepro.stats.effects_binary import pooled_tables
 
 MH_MEASURES = ("OR", "RR", "RD")
 
 
-@dataclass(repr=False)  # printing.Printable gives metafor's print.rma.mh
-class RmaMhResult(Printable):
-    """A Mantel–Haenszel fit, with metafor's field names (``ci.lb`` → ``ci_lb``, ``k.yi`` → ``k_yi``)."""
+@dataclass(repr=False)
+class TablesFit(Printable):
+    """What a Mantel–Haenszel and a Peto fit share, with metafor's field names (``ci.lb`` → ``ci_lb``, ``k.yi`` →
+    ``k_yi``): ``k`` tables pooled, ``k_yi`` study effects in Q, ``k_pos`` tables in Tarone's (MH) or Peto's
+    heterogeneity test; ``yi, vi`` those studies' effects; ``yi_f, vi_f`` and ``weights`` one per input table."""
 
     measure: str
     level: float
@@ -54,6 +56,25 @@ class RmaMhResult(Printable):
     QEp: float
     I2: float
     H2: float
+    yi: np.ndarray
+    vi: np.ndarray
+    yi_f: np.ndarray
+    vi_f: np.ndarray
+    weights: np.ndarray
+    add: tuple
+    to: tuple
+    drop00: tuple
+    warnings: tuple
+    method: str = "FE"  # metafor's name of the equal-effects model here
+    test: str = "z"
+    tau2: float = 0.0
+
+
+@dataclass(repr=False, kw_only=True)  # printing.Printable gives metafor's print.rma.mh
+class RmaMhResult(TablesFit):
+    """A Mantel–Haenszel fit: the shared fields and the tests of the OR (NaN for RR and RD, and ``k_pos`` 0)."""
+
+    correct: bool
     CO: float
     COp: float
     MH: float
@@ -62,19 +83,6 @@ class RmaMhResult(Printable):
     BDp: float
     TA: float
     TAp: float
-    yi: np.ndarray
-    vi: np.ndarray
-    weights: np.ndarray
-    add: tuple
-    to: tuple
-    drop00: tuple
-    correct: bool
-    warnings: tuple
-    method: str = "FE"  # metafor's name of the equal-effects model here
-    test: str = "z"
-    tau2: float = 0.0
-    yi_f: np.ndarray = field(default=None, repr=False)
-    vi_f: np.ndarray = field(default=None, repr=False)
 
 
 def wald(beta, se, level):
@@ -94,6 +102,19 @@ def heterogeneity_q(yi, vi, beta):
     q = max(0.0, float(np.sum((yi - beta) ** 2 / vi)))
     with np.errstate(invalid="ignore", divide="ignore"):
         return q, float(dist.chi2_sf(q, k - 1)), max(0.0, 100 * (q - (k - 1)) / q), q / (k - 1)
+
+
+def shared_fields(t, measure, level, beta, se, k_pos, heterogeneity, weight) -> dict:
+    """The :class:`TablesFit` fields of a fit of the tables ``t`` (:func:`pooled_tables`): the Wald test and CI of
+    ``beta``, ``heterogeneity`` (QE, QEp, I2, H2) and the tables' ``weight`` in percent, one per input table."""
+    zval, pval, ci_lb, ci_ub = wald(float(beta), float(se), level)
+    weights = np.full(t.used.shape, np.nan)
+    weights[t.used] = 100 * weight / weight.sum()
+    return dict(zip(("QE", "QEp", "I2", "H2"), heterogeneity, strict=True)) | {
+        "measure": measure, "level": level, "k": int(t.used.sum()), "k_yi": int(t.yi.size), "k_pos": k_pos,
+        "beta": float(beta), "se": float(se), "zval": float(zval), "pval": float(pval), "ci_lb": float(ci_lb),
+        "ci_ub": float(ci_ub), "yi": t.yi, "vi": t.vi, "yi_f": t.yi_f, "vi_f": t.vi_f, "weights": weights,
+        "add": t.add, "to": t.to, "drop00": t.drop00, "warnings": t.warnings}  # fmt: skip
 
 
 def _odds_ratio(a, b, c, d, n1, n2, n, correct):
@@ -146,7 +167,6 @@ def rma_mh(ai, bi=None, ci=None, di=None, n1i=None, n2i=None, measure="OR", add=
         raise ValueError(f"measure must be one of {', '.join(MH_MEASURES)} for the Mantel-Haenszel method (metafor "
                          f"rma.mh), not {measure!r}")  # fmt: skip
     level = percent_level(level)
-    add, to, drop00 = pair(add, 0.0, "add"), pair(to, "none", "to"), pair(drop00, False, "drop00")
     t = pooled_tables(measure, ai, bi, ci, di, n1i, n2i, add, to, drop00)
     a, b, c, d = t.ai, t.bi, t.ci, t.di
     n1, n2 = a + b, c + d
@@ -170,13 +190,5 @@ def rma_mh(ai, bi=None, ci=None, di=None, n1i=None, n2i=None, measure="OR", add=
         spread = np.sum(c * (n1 / n) ** 2 - a * (n2 / n) ** 2 + (n1 / n) * (n2 / n) * (n2 - n1) / 2)
         se = np.sqrt((beta * spread + np.sum(a * (n2 - c) / n + c * (n1 - a) / n) / 2) / total**2)
         weight = n1 / n * n2
-    zval, pval, ci_lb, ci_ub = wald(float(beta), float(se), level)
-    QE, QEp, I2, H2 = heterogeneity_q(t.yi, t.vi, beta)
-    weights = np.full(t.used.shape, np.nan)
-    weights[t.used] = 100 * weight / weight.sum()
-    return RmaMhResult(
-        measure=measure, level=level, k=int(t.used.sum()), k_yi=int(t.yi.size), k_pos=k_pos, beta=float(beta),
-        se=float(se), zval=float(zval), pval=float(pval), ci_lb=float(ci_lb), ci_ub=float(ci_ub), QE=QE, QEp=QEp,
-        I2=I2, H2=H2, **{key: float(value) for key, value in tests.items()}, yi=t.yi, vi=t.vi, weights=weights,
-        add=add, to=to, drop00=drop00, correct=correct, warnings=t.warnings, yi_f=t.yi_f, vi_f=t.vi_f,
-    )  # fmt: skip
+    fields = shared_fields(t, measure, level, beta, se, k_pos, heterogeneity_q(t.yi, t.vi, beta), weight)
+    return RmaMhResult(**fields, correct=correct, **{key: float(value) for key, value in tests.items()})
