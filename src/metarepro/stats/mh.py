@@ -10,7 +10,7 @@ zero cells need no correction:
   ``k_pos`` tables with events and non-events.
 * ``RR``: Σ aᵢn2ᵢ/Nᵢ / Σ cᵢn1ᵢ/Nᵢ with the Greenland & Robins (1985) variance of its log.
 * ``RD``: Σ (aᵢn2ᵢ − cᵢn1ᵢ)/Nᵢ / Σ n1ᵢn2ᵢ/Nᵢ with the Sato, Greenland & Robins (1989) variance, which holds in both
-  large-stratum and sparse-data limits (metafor since 1.x; Greenland & Robins 1985 for the estimate).
+  large-stratum and sparse-data limits, as metafor (Greenland & Robins 1985 for the estimate).
 
 Q, I² and H² are metafor's: Q = Σ wᵢ(yᵢ − β̂)², wᵢ = 1/vᵢ, over the studies whose yᵢ, vᵢ (from ``escalc`` with
 ``add[0]``, ``to[0]``, ``drop00[0]``) are not missing; I² = max(0, 100(Q − df)/Q), H² = Q/df, df = k_yi − 1.
