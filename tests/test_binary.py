@@ -17,8 +17,9 @@ import json
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
-from conftest import assert_close, load_reference
+from conftest import REPO, assert_close, load_reference
 from test_printing import assert_prints_like_metafor
 from tolerances import FORMULA, ITERATIVE, difference_atol, log_p_close
 
@@ -255,3 +256,20 @@ def test_public_names():
     for name in ("escalc", "rma_mh", "rma_peto", "RmaMhResult", "RmaPetoResult"):
         assert name in metarepro.__all__ and getattr(metarepro, name)
     assert {"OR", "RR", "RD", "PETO", "PFT", "VR", "CVR"} <= set(metarepro.MEASURES)
+
+
+@pytest.mark.parametrize(("file", "dataset", "columns"), [
+    ("linde2005_st_johns_wort.csv", "linde2005", ("ai", "n1i", "ci", "n2i")),
+    ("moore1998_topical_nsaids.csv", "moore1998", ("Ee", "Ne", "Ec", "Nc")),
+])  # fmt: skip
+def test_exported_datasets_are_the_ones_metafor_ran_on(file, dataset, columns):
+    """data/raw's exports (data/raw/export_metadat_binary.R) hold the counts of the reference tables, and every row
+    names its source."""
+    sheet = pd.read_csv(REPO / "data" / "raw" / file)
+    ai, n1i, ci, n2i = (sheet[c].to_numpy(dtype=float) for c in columns)
+    table = TABLES[dataset]
+    np.testing.assert_array_equal(ai, table["ai"])
+    np.testing.assert_array_equal(n1i - ai, table["bi"])
+    np.testing.assert_array_equal(ci, table["ci"])
+    np.testing.assert_array_equal(n2i - ci, table["di"])
+    assert sheet["source"].str.contains("doi:10.").all() and sheet["location"].notna().all()
