@@ -13,7 +13,6 @@ SVG drawn by :mod:`metarepro.present.plots`), so no user-supplied string can bec
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,16 +32,10 @@ from metarepro.stats.effects import transform_back
 TEMPLATES = Path(__file__).with_name("templates")
 
 
-def _finalize(value):
-    """What ``{{ value }}`` prints: nothing for None; other values escaped with :func:`html.escape`'s entities
-    (``&#x27;``, ``&quot;``), as the page had them before it was templated."""
-    if isinstance(value, Markup):
-        return value
-    return Markup(html.escape("" if value is None else str(value)))
-
-
+# autoescape: {{ value }} is escaped (MarkupSafe) unless it is Markup; None prints as nothing; an undefined name
+# is an error, not an empty string
 ENV = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined, trim_blocks=True,
-                  lstrip_blocks=True, keep_trailing_newline=True, finalize=_finalize)  # fmt: skip
+                  lstrip_blocks=True, keep_trailing_newline=True, finalize=lambda v: "" if v is None else v)
 
 
 def _part(template: str, macro: str, **context) -> Markup:
@@ -591,8 +584,8 @@ def _bias(bias: dict | None, measure: str | None = None) -> Markup | str:
              regtest_statistic(b("egger_statistic"), b("egger_z"), b("egger_df")), pval(b("egger_p")), ""),
             ("Egger (classic weighted regression)", regtest_statistic("t", b("egger_t"), b("egger_t_df")),
              pval(b("egger_t_p")), ""),
-            ("Begg rank correlation", Markup("Kendall's τ = {}{}").format(num(b("begg_tau")), _finalize(
-                f"; p: {b('begg_method')}" if b("begg_method") else "")), pval(b("begg_p")), ""),
+            ("Begg rank correlation", f"Kendall's τ = {num(b('begg_tau'))}" + (
+                f"; p: {b('begg_method')}" if b("begg_method") else ""), pval(b("begg_p")), ""),
             ("Trim-and-fill (L0)", f"{num(b('trimfill_k0'))} missing on the {b('trimfill_side')}; "
              f"adjusted {ci('trimfill')}", "", ""),
             ("Trim-and-fill (R0)", f"{num(b('trimfill_r0_k0'))} missing; adjusted {ci('trimfill_r0')}", "", ""),
