@@ -48,9 +48,28 @@ def _asset(name: str) -> Markup:
     return Markup((TEMPLATES / name).read_text())
 
 
+ATLAS_CAPTION = ("The primary estimate of every analysis on this scale with its CI, one row per analysis; the numbers "
+                 "are in the sentences above and in each analysis's section.")
+REPRODUCTION_CAPTION = ("Our primary estimate beside each published one it is compared with, with their CIs; the "
+                        "numbers and verdicts are in the table below.")
 FIGURE_TITLES = {
     "funnel": "Contour-enhanced funnel plot", "cumulative": "Cumulative meta-analysis",
-    "leave1out": "Leave-one-out", "baujat": "Baujat plot",
+    "leave1out": "Leave-one-out", "baujat": "Baujat plot", "forest": "Forest plot",
+    "study_level": "Study by study, ours vs published", "forest_subgroups": "Forest plot by {}",
+    "bubble": "Bubble plot of the meta-regression on {}",
+}  # fmt: skip
+# what each figure of an analysis shows, said under it (its text alternative, with its title and the tables)
+FIGURE_CAPTIONS = {
+    "forest": "Each pooled row's estimate with its CI, and the pooled estimate",
+    "funnel": "Each study's estimate against its standard error, with the regions where a study's own test is "
+              "significant shaded; asymmetry can mean small-study effects or publication bias",
+    "cumulative": "The pooled estimate as the studies are added one at a time (order: the config's "
+                  "cumulative_order, default year)",
+    "leave1out": "The pooled estimate with each study left out in turn",
+    "baujat": "Each study's contribution to the heterogeneity statistic Q against its influence on the pooled estimate",
+    "forest_subgroups": "A pooled estimate per subgroup of {}, with the test of subgroup differences",
+    "bubble": "Meta-regression on {}: each study's estimate against the moderator, with the fitted line",
+    "study_level": "Each study's reproduced estimate beside the published one",
 }  # fmt: skip
 MEASURE_WORDS = {
     "SMD": "Hedges' g", "MD": "mean difference", "ROM": "ratio of means", "ZCOR": "correlation r", "GEN": "effect",
@@ -211,9 +230,55 @@ def shared_styles(page: str) -> tuple[str, str]:
     return page, "".join(f".{name}{{{css}}}" for css, name in classes.items())
 
 
-def figure_html(svg: str, caption: str = "") -> Markup:
-    """A figure drawn by :mod:`metarepro.present.plots` (SVG text: markup we made) with its caption (text)."""
-    return _part("macros.html", "figure", svg=Markup(compact_svg(svg)), caption=caption)
+# a reference to an element of the same SVG: xlink:href="#id" (markers), url(#id) (clip paths)
+SVG_REFERENCE = re.compile(r'(href="#|url\(#)([^")]+)')
+
+
+def unique_ids(svg: str, uid: str) -> str:
+    """An SVG's ids made unique on the page: matplotlib numbers the elements of every figure alike (figure_1,
+    patch_1, ...) and names markers and clip paths by a hash of their content (alike in alike figures), so the
+    inlined figures repeated each other's ids. Ids nothing refers to are dropped; the others become
+    ``<uid>-1``, ``<uid>-2``, ... with their references (shorter, too)."""
+    names: dict[str, str] = {}
+    for _, old in SVG_REFERENCE.findall(svg):
+        names.setdefault(old, f"{uid}-{len(names) + 1}")
+    svg = re.sub(r' id="([^"]*)"', lambda m: f' id="{names[m.group(1)]}"' if m.group(1) in names else "", svg)
+    return SVG_REFERENCE.sub(lambda m: m.group(1) + names[m.group(2)], svg)
+
+
+def figure_html(svg: str, uid: str, title: str, caption: str = "") -> Markup:
+    """A figure drawn by :mod:`metarepro.present.plots` (SVG text: markup we made), inlined with its ids prefixed
+    by ``uid`` (unique on the page, :func:`unique_ids`), ``title`` as the image's accessible name (its ``<title>``)
+    and ``caption`` (what it shows; default the title) under it."""
+    head, closed, body = re.match(r"(<svg\b[^>]*?)\s*(/?)>(.*)", unique_ids(compact_svg(svg), uid), re.S).groups()
+    return _part("macros.html", "figure", head=Markup(head), body=Markup("</svg>" if closed else body), uid=uid,
+                 title=title, caption=caption or title)
+
+
+def _figure_kind(name: str) -> tuple[str, str]:
+    """A figure's file stem as (kind, column): ("bubble", "year") for bubble_year, ("funnel", "") for funnel."""
+    for kind in ("forest_subgroups", "bubble"):
+        if name.startswith(kind + "_"):
+            return kind, name[len(kind) + 1:]
+    return name, ""
+
+
+def figure_title(name: str) -> str:
+    """A figure of an analysis by its file stem: "Contour-enhanced funnel plot", "Forest plot by sample"."""
+    kind, column = _figure_kind(name)
+    return FIGURE_TITLES.get(kind, name.replace("_", " ").capitalize()).format(column)
+
+
+def _section_figure(section: AnalysisSection, name: str) -> Markup:
+    """One figure of an analysis's section (``forest`` or a stem of ``section.figures``), titled with the analysis
+    and captioned with what it shows (the forest plot also with the pooled estimate)."""
+    kind, column = _figure_kind(name)
+    caption = FIGURE_CAPTIONS.get(kind, figure_title(name)).format(column)
+    if name == "forest":
+        r = section.pooled
+        caption += f": {_measure_name(r)} {estimate_text(r)}, {k_text(r)}"
+    svg = section.forest_svg if name == "forest" else section.figures[name]
+    return figure_html(svg, f"{section.name}-{name}", f"{figure_title(name)}: {section.title}", caption + ".")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -480,13 +545,20 @@ def _participants(record) -> str:
     return f", {int(n1 + n2):,} participants" if _finite(n1) and _finite(n2) else ""
 
 
-def headline(sections: list[AnalysisSection], atlas: list[str], labels: dict) -> Markup:
+def headline(sections: list[AnalysisSection], atlas: list, labels: dict) -> Markup:
     by_marker: dict[str, list[AnalysisSection]] = {}
     for s in sections:
         by_marker.setdefault(s.marker, []).append(s)
     sentences = [marker_sentence(group[0], group[1:], labels) for group in by_marker.values()]
-    return _part("headline.html", "headline", sentences=sentences, figures=[figure_html(svg) for svg in atlas],
+    figures = [figure_html(svg, f"atlas{i}", title, ATLAS_CAPTION)
+               for i, (title, svg) in enumerate(map(_titled, atlas), 1)]  # fmt: skip
+    return _part("headline.html", "headline", sentences=sentences, figures=figures,
                  note=f"{I2_NOTE} {FLAG_DEFINITION}")
+
+
+def _titled(figure) -> tuple[str, str]:
+    """An overview figure as (title, SVG text); given as SVG text alone, a generic title."""
+    return figure if isinstance(figure, tuple) else ("Pooled estimates", figure)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -544,7 +616,8 @@ def reproduction_section(table: pd.DataFrame | None, figures: list[str], study_s
             "without_flagged": without,
         })  # fmt: skip
     return _part("reproduction.html", "reproduction", counts=reproduction_counts(table, study_sentences),
-                 figures=[figure_html(svg) for svg in figures], rows=rows)
+                 figures=[figure_html(svg, f"reproduction{i}", title, REPRODUCTION_CAPTION)
+                          for i, (title, svg) in enumerate(map(_titled, figures), 1)], rows=rows)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -756,8 +829,7 @@ def _extras(section: AnalysisSection, max_rows: int = SECTION_MAX_ROWS) -> Marku
             parts.append(("subgroups", _subgroups(table)))
         elif name == "metareg":
             parts.append(("metareg", _metareg(table)))
-    figures = [(FIGURE_TITLES.get(name, name.replace("_", " ").capitalize()), figure_html(svg))
-               for name, svg in section.figures.items()
+    figures = [(figure_title(name), _section_figure(section, name)) for name in section.figures
                if name != "study_level"]  # shown with its table by study_level_section  # fmt: skip
     return _part("analysis.html", "extras", note=notes[0] if notes else "",
                  bias=_bias(section.bias, section.pooled.get("measure")), parts=parts, figures=figures)
@@ -781,7 +853,8 @@ def study_level_section(section: AnalysisSection) -> Markup | str:
     svg = section.figures.get("study_level")
     text_columns = ("study", "matched_by", "status", "suggested_error", "note")
     return _part("analysis.html", "study_level", name=name, sentence=sentence,
-                 figure=figure_html(svg) if svg else "", table=table_html(table[STUDY_LEVEL_SHOWN], text_columns))
+                 figure=_section_figure(section, "study_level") if svg else "",
+                 table=table_html(table[STUDY_LEVEL_SHOWN], text_columns))
 
 
 def analysis_section(section: AnalysisSection) -> Markup:
@@ -794,7 +867,7 @@ def analysis_section(section: AnalysisSection) -> Markup:
                                                          else "")  # fmt: skip
     return _part("analysis.html", "analysis", name=section.name, title=section.title, settings=settings,
                  summary=f"{_measure_name(r)} {estimate_text(r)},", k=k_text(r),
-                 forest=figure_html(section.forest_svg), fit=fit_block(r),
+                 forest=_section_figure(section, "forest"), fit=fit_block(r),
                  tau2_note=tau2_outside_ci_note(r, section.effects, section.estimators),
                  estimators=_estimators(section.estimators, r), extras=_extras(section),
                  study_level=study_level_section(section), row_account=row_account(section.effects))
@@ -911,10 +984,10 @@ def data_paragraph(sheets: list[dict], note: str = "") -> Markup:
 def render_report(sections: list[AnalysisSection], reproduction: pd.DataFrame | None = None, *,
                   atlas_svgs=(), reproduction_svgs=(), provenance: dict | None = None, labels=None,
                   title="metarepro report", bodies=None, data=None, study_sentences=()) -> str:  # fmt: skip
-    """The whole page. ``atlas_svgs``/``reproduction_svgs``: the overview figures (SVG text), drawn by
-    :mod:`metarepro.present.plots.overview` from the same records and table shown here. ``bodies``: each section's
-    :func:`analysis_section`, when already rendered (by the analysis's own job: HTML); else they are rendered
-    here."""
+    """The whole page. ``atlas_svgs``/``reproduction_svgs``: the overview figures, each (title, SVG text) or SVG
+    text alone, drawn by :mod:`metarepro.present.plots.overview` from the same records and table shown here.
+    ``bodies``: each section's :func:`analysis_section`, when already rendered (by the analysis's own job: HTML);
+    else they are rendered here."""
     labels = labels or {}
     body = map(Markup, bodies) if bodies is not None else map(analysis_section, sections)
     content = _part("page_parts.html", "content", headline=headline(sections, list(atlas_svgs), labels),
