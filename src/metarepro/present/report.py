@@ -69,7 +69,8 @@ FIGURE_CAPTIONS = {
     "baujat": "Each study's contribution to the heterogeneity statistic Q against its influence on the pooled estimate",
     "forest_subgroups": "A pooled estimate per subgroup of {}, with the test of subgroup differences",
     "bubble": "Meta-regression on {}: each study's estimate against the moderator, with the fitted line",
-    "study_level": "Each study's reproduced estimate beside the published one",
+    "study_level": "Per study, the published estimate and ours, each with its CI, over the band in which ours "
+                   "would agree",
 }  # fmt: skip
 MEASURE_WORDS = {
     "SMD": "Hedges' g", "MD": "mean difference", "ROM": "ratio of means", "ZCOR": "correlation r", "GEN": "effect",
