@@ -26,9 +26,12 @@ SIGNIF = "---\nSignif. codes:  0 ‘***’ 0.001 ‘**’ 0.01 ‘*’ 0.05 ‘.
 
 
 def _f(x, digits=DIGITS) -> str:
-    """A number with ``digits`` decimals; NA when missing (None, NaN) or infinite. The report's formatter too."""
+    """A number with ``digits`` decimals; NA when missing (None, NaN), Inf/-Inf as R prints them. The report's
+    formatter too."""
     x = math.nan if x is None else float(x)
-    return f"{x:.{digits}f}" if math.isfinite(x) else "NA"
+    if math.isinf(x):
+        return "Inf" if x > 0 else "-Inf"
+    return "NA" if math.isnan(x) else f"{x:.{digits}f}"
 
 
 def _p(p, digits=DIGITS, sep=False) -> str:
