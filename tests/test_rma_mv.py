@@ -17,7 +17,7 @@ import pytest
 from conftest import assert_close, load_reference
 from tolerances import FORMULA, ITERATIVE, log_p_close
 
-from metarepro.stats.rma_mv import BlockV, MVControl, anova, confint, rma_mv
+from metarepro.stats.mv import BlockV, MVControl, anova, confint, rma_mv
 
 REFERENCE = load_reference("rma_mv_reference.json")
 CASES = REFERENCE["cases"]
@@ -291,7 +291,7 @@ def test_profile_ci_of_a_zero_component_starts_at_zero():
     # the upper bound solves the profile equation: 2(ll̂ − ll(bound)) = χ²₁(0.95)
     from scipy import stats
 
-    from metarepro.stats.rma_mv import _profile_ll
+    from metarepro.stats.mv.inference import _profile_ll
 
     ll, converged = _profile_ll(fit, 1, np.log(ci["ci_high"]), MVControl())
     assert converged
