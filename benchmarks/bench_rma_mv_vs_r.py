@@ -98,8 +98,9 @@ CASES = [
     Case("konst. ~ factor(study) | district, CS (56 levels)", KONST,
          'rma.mv(yi, vi, random = ~ factor(study) | district, struct = "CS", data = dat)',
          ["study", "district"], lambda d: {"inner": d["study"], "outer": d["district"], "struct": "CS"}),
-    Case("simulated k = 2,000 ~ 1 | study/esid, mods", SIM, "rma.mv(yi, vi, mods = ~ x, random = ~ 1 | study/esid, data = dat)",
-         ["study", "esid"], lambda d: {"nested": [d["study"], d["esid"]]}),
+    Case("simulated k = 2,000 ~ 1 | study/esid, mods", SIM,
+         "rma.mv(yi, vi, mods = ~ x, random = ~ 1 | study/esid, data = dat)", ["study", "esid"],
+         lambda d: {"nested": [d["study"], d["esid"]]}),
 ]  # fmt: skip
 
 R_HEAD = r"""
@@ -109,7 +110,8 @@ reps <- as.integer(args[2]); min_seconds <- as.numeric(args[3])
 seconds_per_fit <- function(f) {
   t0 <- proc.time()[["elapsed"]]; f(); first <- proc.time()[["elapsed"]] - t0
   n <- max(1L, as.integer(ceiling(min_seconds / max(first, 1e-4))))
-  median(replicate(reps, {t0 <- proc.time()[["elapsed"]]; for (i in seq_len(n)) f(); proc.time()[["elapsed"]] - t0})) / n
+  batch <- function() {t0 <- proc.time()[["elapsed"]]; for (i in seq_len(n)) f(); proc.time()[["elapsed"]] - t0}
+  median(replicate(reps, batch())) / n
 }
 out <- list()
 """
