@@ -5,8 +5,9 @@ The model is ``y = Xβ + u + e`` with ``e ~ N(0, V)`` (V known, block-diagonal b
 * nested random intercepts of any depth (metafor ``random = ~ 1 | study/sample/effect``): ``nested=[study,
   sample, effect]`` gives one variance component σ²_l per level, where level l is the combination of the first
   l factors, as metafor's ``study/sample`` means ``study`` and ``study:sample``;
-* ``~ inner | outer`` (``inner=marker, outer=sample``) with ``struct`` ``ID``, ``DIAG``, ``CS``, ``HCS`` or
-  ``UN``: effects in the same outer group covary by G[inner_i, inner_j];
+* ``~ inner | outer`` (``inner=marker, outer=sample``) with ``struct`` ``ID``, ``DIAG``, ``CS``, ``HCS``, ``UN``
+  or ``AR`` (τ²ρ^|a−b| over the sorted inner levels a, b, as metafor's): effects in the same outer group covary
+  by G[inner_i, inner_j];
 * both together.
 
 Defaults as metafor: ``method="REML"``, ``test="z"``, ``dfs="residual"``, ``level=95``.

@@ -1,4 +1,4 @@
-"""The model as independent blocks: rows split into connected components, stacked by size."""
+"""The model as independent blocks: rows split into connected components, stacked (padded) by size."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from metarepro.stats.mv.structures import STRUCTS, _as_blockv, _codes, _GSpec, _
 
 @dataclass
 class _Group:
-    """Independent blocks of one size s, stacked: rows and y (nb, s), X (nb, s, p), V (nb, s, s), the nested
-    levels' structure matrices E (n_sigma, nb, s, s), and for a ``~ inner | outer`` term each row's inner level
-    ``inn`` (nb, s) and the same-outer indicator ``same`` (nb, s, s)."""
+    """Independent blocks padded to one size s (row −1: padding, see _padded) and stacked: rows and y (nb, s),
+    X (nb, s, p), V (nb, s, s), the nested levels' structure matrices E (n_sigma, nb, s, s), and for a
+    ``~ inner | outer`` term each row's inner level ``inn`` (nb, s) and the same-outer indicator ``same``."""
 
     rows: np.ndarray
     y: np.ndarray
@@ -56,7 +56,7 @@ class _Model:
         G = self.gspec.G(theta[self.n_sigma :]) if self.gspec else None
         out = []
         for grp in self.groups:
-            M = grp.V + np.tensordot(sigma2, grp.E, axes=1) if self.n_sigma else grp.V.copy()
+            M = grp.V + (sigma2 @ grp.E.reshape(sigma2.size, -1)).reshape(grp.V.shape) if self.n_sigma else grp.V.copy()
             if G is not None:
                 M += grp.lift(G)
             out.append(M)
@@ -94,6 +94,34 @@ class _Model:
             return out
 
         return contract
+
+
+PAD_SLACK = 4096  # matrix entries of padding always allowed in a stack (small models: one stack, one pass)
+
+
+def _padded(by_size):
+    """Blocks stacked by size, consecutive sizes merged into one stack padded to its largest size (row index
+    −1) while the padded entries stay within twice the real ones plus ``PAD_SLACK``: few stacks (each is a
+    pass of Python-level work per evaluation) at a bounded cost in flops. A padding row has variance 1, no
+    covariance with any row, y = 0 and X = 0, so it adds nothing to any likelihood term."""
+    stacks, current, real = [], [], 0
+    for s, blocks in sorted(by_size.items()):
+        n = sum(len(c) for c in current) + len(blocks)
+        if current and n * s * s > 2 * (real + len(blocks) * s * s) + PAD_SLACK:
+            stacks.append(current)
+            current, real = [], 0
+        current.append(blocks)
+        real += len(blocks) * s * s
+    stacks.append(current)
+    out = []
+    for parts in stacks:
+        blocks = [b for part in parts for b in part]
+        s = max(b.size for b in blocks)
+        rows = np.full((len(blocks), s), -1, dtype=np.int64)
+        for i, b in enumerate(blocks):
+            rows[i, : b.size] = b
+        out.append(rows)
+    return out
 
 
 def _build(yi, V, X, nested, inner, outer, struct):
@@ -157,30 +185,31 @@ def _build(yi, V, X, nested, inner, outer, struct):
     by_size = {}
     for c in range(sizes.size):
         by_size.setdefault(int(sizes[c]), []).append(order[starts[c] : starts[c + 1]])
-    for s, blocks in sorted(by_size.items()):
-        rows = np.stack(blocks)  # (nb, s)
-        nb = rows.shape[0]
+    for rows in _padded(by_size):
+        nb, s = rows.shape
+        real = rows >= 0
+        pair = real[:, :, None] & real[:, None, :]
+        at = np.where(real, rows, 0)
         Vg = np.zeros((nb, s, s))
-        if Vb is None:
-            Vg[:, np.arange(s), np.arange(s)] = vdiag[rows]
-        else:
+        Vg[:, np.arange(s), np.arange(s)] = np.where(real, vdiag[at], 1.0)  # a padding row: variance 1, alone
+        if Vb is not None:
             for b in range(nb):
-                vc, vp = vcode[rows[b]], vpos[rows[b]]
+                n = int(real[b].sum())
+                vc, vp = vcode[rows[b, :n]], vpos[rows[b, :n]]
                 if np.all(vc == vc[0]):  # the model block is one V block (possibly reordered)
-                    Vg[b] = Vb.blocks[labels[vc[0]]][np.ix_(vp, vp)]
+                    Vg[b, :n, :n] = Vb.blocks[labels[vc[0]]][np.ix_(vp, vp)]
                     continue
-                for a1 in range(s):
-                    for a2 in range(s):
-                        if vc[a1] == vc[a2]:
-                            Vg[b, a1, a2] = Vb.blocks[labels[vc[a1]]][vp[a1], vp[a2]]
+                for a1 in range(n):
+                    for a2 in range(n):
+                        Vg[b, a1, a2] = Vb.blocks[labels[vc[a1]]][vp[a1], vp[a2]] if vc[a1] == vc[a2] else 0.0
         E = np.zeros((len(sigma_codes), nb, s, s))
         for level, codes in enumerate(sigma_codes):
-            c = codes[rows]
-            E[level] = c[:, :, None] == c[:, None, :]
-        grp = _Group(rows, yi[rows], X[rows], Vg, E)
+            c = codes[at]
+            E[level] = (c[:, :, None] == c[:, None, :]) & pair
+        grp = _Group(rows, np.where(real, yi[at], 0.0), X[at] * real[:, :, None], Vg, E)
         if gspec:
-            o = gspec.outer[rows]
-            grp.inn = gspec.inner[rows]
-            grp.same = (o[:, :, None] == o[:, None, :]).astype(float)
+            o = gspec.outer[at]
+            grp.inn = gspec.inner[at]
+            grp.same = ((o[:, :, None] == o[:, None, :]) & pair).astype(float)
         model.groups.append(grp)
     return model, sigma_codes

@@ -75,9 +75,13 @@ class RmaMvResult:
         return self.fit_stats[self.method]["AICc"]
 
     def marginal_blocks(self):
-        """(rows, M) per stacked group at the estimates: M = V + Σ γ E, one (nb, s, s) array per block size."""
-        Ms = self._model.marginal(self._theta)
-        return [(g.rows, M) for g, M in zip(self._model.groups, Ms, strict=True)]
+        """(rows, M) at the estimates, one pair per block size: rows (nb, s) and the marginal covariance M
+        (nb, s, s) of each block."""
+        out = []
+        for grp, M in zip(self._model.groups, self._model.marginal(self._theta), strict=True):
+            n = (grp.rows >= 0).sum(axis=1)  # a block's rows come first, then its padding
+            out += [(grp.rows[n == s, :s], M[n == s, :s, :s]) for s in np.unique(n)]
+        return out
 
     def predict(self, x=None, tau2_level=None):
         """predict.rma.mv at moderator values x (with the intercept column; default: the intercept-only model's
@@ -126,7 +130,7 @@ class RmaMvResult:
             X = grp.X
             W = np.linalg.inv(grp.V)
             WX = W @ X
-            trW += float(np.einsum("bss->", W))
+            trW += float(np.sum(np.diagonal(W, axis1=1, axis2=2)[grp.rows >= 0]))  # not the padding's 1s
             XtWX += np.einsum("bsi,bsj->ij", X, WX)
             XtWWX += np.einsum("bsi,bsj->ij", WX, WX)
         trP = trW - float(np.trace(np.linalg.solve(XtWX, XtWWX)))

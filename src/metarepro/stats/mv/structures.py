@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-STRUCTS = ("ID", "DIAG", "CS", "HCS", "UN")
+STRUCTS = ("ID", "DIAG", "CS", "HCS", "UN", "AR")
 
 def _codes(values, name="grouping"):
     """Integer codes of a grouping column, levels sorted as R's factor() sorts them."""
@@ -80,7 +80,7 @@ class _GSpec:
 
     def n_theta(self):
         m = self.m
-        return {"ID": 1, "DIAG": m, "CS": 2, "HCS": m + 1, "UN": m + m * (m - 1) // 2}[self.struct]
+        return {"ID": 1, "DIAG": m, "CS": 2, "HCS": m + 1, "UN": m + m * (m - 1) // 2, "AR": 2}[self.struct]
 
     def natural(self, theta):
         """(tau2, rho) in metafor's order from θ (rho in lower.tri column-major order for UN)."""
@@ -89,7 +89,7 @@ class _GSpec:
             return np.full(1, np.exp(theta[0])), np.zeros(1)
         if s == "DIAG":
             return np.exp(theta[:m]), np.zeros(1)
-        if s == "CS":
+        if s in ("CS", "AR"):
             return np.exp(theta[:1]), np.tanh(theta[1:2])
         if s == "HCS":
             return np.exp(theta[:m]), np.tanh(theta[m : m + 1])
@@ -99,12 +99,15 @@ class _GSpec:
     def G(self, theta):
         m, s = self.m, self.struct
         tau2, rho = self.natural(theta)
-        tau2 = np.broadcast_to(tau2, (m,)) if s in ("ID", "CS") else tau2
+        tau2 = np.broadcast_to(tau2, (m,)) if s in ("ID", "CS", "AR") else tau2
         sd = np.sqrt(tau2)
         if s in ("ID", "DIAG"):
             corr = np.eye(m, dtype=theta.dtype)
         elif s in ("CS", "HCS"):
             corr = rho[0] * np.ones((m, m), dtype=theta.dtype) + (1 - rho[0]) * np.eye(m)
+        elif s == "AR":  # metafor: rho^|a − b| over the sorted inner levels a, b (not their values)
+            lag = np.arange(m)
+            corr = rho[0] ** np.abs(lag[:, None] - lag[None, :])
         else:
             corr = _cpc_corr(np.tanh(theta[m:]), m)
         return corr * sd[:, None] * sd[None, :]
