@@ -1,6 +1,7 @@
 """rma_mv against R metafor's rma.mv, structure by structure (run on demand; not a test).
 
     .venv/bin/python benchmarks/bench_rma_mv_vs_r.py [--repeats 5] [--min-seconds 0.2] [--only NAME ...]
+                                                      [--r-json FILE]
     .venv/bin/python benchmarks/bench_rma_mv_vs_r.py --scale [--k 100000]   # k = 100,000: ours only (memory too)
 
 One Rscript run loads (metadat) or simulates every data set, fits each model with metafor's defaults and times
@@ -9,6 +10,8 @@ as JSON; Python then fits the same data with ``rma_mv`` (defaults; import exclud
 n fits (n chosen on the first fit so that a batch lasts at least ``--min-seconds``) ``--repeats`` times; the
 figure is the median seconds per fit. Printed per model: k, ours (s), metafor (s), ratio ours/metafor (below 1:
 faster than metafor), and |Δ logLik| to metafor's optimum as a check that both fitted the same model.
+``--r-json FILE`` keeps R's side (data, estimates, timings) in FILE and reuses it when it exists, so that two
+versions of the package can be timed against the same R run.
 
 ``--scale`` times a three-level model and a multivariate UN model at k = 100,000 (ours only: metafor's dense
 k×k marginal covariance does not fit in memory there), with peak memory traced by tracemalloc.
@@ -69,6 +72,11 @@ yi <- 0.3 + 0.1 * x + rnorm(length(sizes), 0, sqrt(0.05))[study] + rnorm(2000, 0
 dat <- data.frame(study = study, esid = esid, yi = yi, vi = vi, x = x)"""
 
 
+def _num(column):
+    """An exported (character) column as numbers, so that AR's levels sort as R's factor() sorts numbers."""
+    return column.astype(float)
+
+
 def _X(d):
     return np.asarray(d["X"], dtype=float)
 
@@ -94,7 +102,10 @@ CASES = [
       for s in ("CS", "HCS", "UN")],  # fmt: skip
     Case("ishak2007 ~ time | study, AR", ISHAK,
          'rma.mv(yi, vi, mods = ~ factor(time) - 1, random = ~ time | study, struct = "AR", data = dat)',
-         ["study", "time"], lambda d: {"inner": d["time"], "outer": d["study"], "struct": "AR"}),
+         ["study", "time"], lambda d: {"inner": _num(d["time"]), "outer": d["study"], "struct": "AR"}),
+    Case("konst. ~ school | district, AR (11 levels)", KONST,
+         'rma.mv(yi, vi, random = ~ school | district, struct = "AR", data = dat)',
+         ["school", "district"], lambda d: {"inner": _num(d["school"]), "outer": d["district"], "struct": "AR"}),
     Case("konst. ~ factor(study) | district, CS (56 levels)", KONST,
          'rma.mv(yi, vi, random = ~ factor(study) | district, struct = "CS", data = dat)',
          ["study", "district"], lambda d: {"inner": d["study"], "outer": d["district"], "struct": "CS"}),
@@ -177,9 +188,14 @@ def seconds_per_fit(fn, repeats, min_seconds):
 
 def compare(args):
     cases = [c for c in CASES if not args.only or any(o.lower() in c.name.lower() for o in args.only)]
-    ref = run_r(cases, args.repeats, args.min_seconds)
-    if ref is None:
-        sys.exit("Rscript with metafor is needed for the comparison (or run --scale)")
+    if args.r_json and Path(args.r_json).exists():  # R's side from an earlier run (e.g. to time two commits)
+        ref = json.loads(Path(args.r_json).read_text())
+    else:
+        ref = run_r(cases, args.repeats, args.min_seconds)
+        if ref is None:
+            sys.exit("Rscript with metafor is needed for the comparison (or run --scale)")
+        if args.r_json:
+            Path(args.r_json).write_text(json.dumps(ref))
     print(f"{'model':54s} {'k':>5s} {'ours s':>9s} {'metafor s':>10s} {'ratio':>7s} {'|dlogLik|':>10s} conv")
     for c in cases:
         rec = ref[c.name]
@@ -260,6 +276,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--min-seconds", type=float, default=0.2, help="shortest timed batch of fits")
     parser.add_argument("--only", nargs="*", help="models whose name contains one of these (case-insensitive)")
+    parser.add_argument("--r-json", help="R's records: read from this file if it exists, else written to it")
     parser.add_argument("--scale", action="store_true", help="k = --k three-level and UN fits, ours only")
     parser.add_argument("--k", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)

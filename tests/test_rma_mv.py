@@ -2,8 +2,8 @@
 
 Reference: tests/reference/rma_mv_reference.json, written by tests/reference/generate_rma_mv_reference.R on
 metadat's dat.konstantopoulos2011 (three-level), dat.assink2016 (three-level with moderators),
-dat.berkey1998 (multivariate, known V, struct UN/CS/HCS), dat.knapp2017 (V from vcalc with shared controls) and
-dat.ishak2007 (longitudinal, struct AR); konstantopoulos2011 also with struct CS over 56 inner levels.
+dat.berkey1998 (multivariate, known V, struct UN/CS/HCS/AR) and dat.knapp2017 (V from vcalc with shared controls);
+konstantopoulos2011 also with struct CS over 56 inner levels and struct AR over 11 (schools within districts).
 
 R's own optimum (nlminb on log-likelihood values) is good to only ~1e-8..1e-7 relative in the variance
 components (the likelihood is flat to EPS·|ll| there; optimizers disagree in the 8th digit). The generator
@@ -43,6 +43,8 @@ def setup(case_name, fit_name):
     if case_name == "konstantopoulos2011":
         if fit_name.startswith("cs_study_district"):  # ~ factor(study) | district, struct CS: 56 inner levels
             return d["yi"], d["vi"], {"inner": d["study"], "outer": d["district"], "struct": "CS"}
+        if fit_name.startswith("ar_school_district"):  # ~ school | district, struct AR: 11 inner levels
+            return d["yi"], d["vi"], {"inner": d["school"], "outer": d["district"], "struct": "AR"}
         nested = [d["study"]] if fit_name.startswith("two_level") else [d["district"], d["school"]]
         return d["yi"], d["vi"], {"nested": nested}
     if case_name == "assink2016":
@@ -59,8 +61,6 @@ def setup(case_name, fit_name):
         return d["yi"], berkey_V(d), {"inner": d["outcome"], "outer": d["trial"], "struct": struct}
     if case_name == "knapp2017":
         return d["yi"], knapp_V(case), {"nested": [d["study"], d["comp"]]}
-    if case_name == "ishak2007":
-        return d["yi"], d["vi"], {"inner": d["time"], "outer": d["study"], "struct": "AR"}
     raise KeyError(case_name)
 
 

@@ -44,12 +44,15 @@ k3$two_level_reml <- fit_mv(yi, vi, random = ~ 1 | study, data = dat)
 k3$two_level_ml <- fit_mv(yi, vi, random = ~ 1 | study, data = dat, method = "ML")
 # issue 18's slow case: compound symmetry over 56 inner levels (each study its own level within its district)
 k3$cs_study_district_reml <- fit_mv(yi, vi, random = ~ factor(study) | district, struct = "CS", data = dat)
+# struct AR over 11 inner levels (lags 1..10): schools numbered within their district as the ordered levels
+k3$ar_school_district_reml <- fit_mv(yi, vi, random = ~ school | district, struct = "AR", data = dat)
 cases$konstantopoulos2011 <- list(
   source = "metadat::dat.konstantopoulos2011",
   data = list(yi = arr(dat$yi), vi = arr(dat$vi), district = arr(dat$district), school = arr(dat$school),
               study = arr(dat$study), year = arr(dat$year)),
   fits = lapply(k3, fit_record),
-  profile = list(reml_z = profile_record(k3$reml_z), ml_z = profile_record(k3$ml_z)),
+  profile = list(reml_z = profile_record(k3$reml_z), ml_z = profile_record(k3$ml_z),
+                 ar_school_district_reml = profile_record(k3$ar_school_district_reml)),
   robust = list(reml_z = robust_record(k3$reml_z, dat$district),
                 year_reml_z = robust_record(k3$year_reml_z, dat$district)),
   anova = list(three_vs_two_reml = anova_record(k3$reml_z, k3$two_level_reml),
@@ -96,7 +99,7 @@ message("berkey1998")
 dat <- dat.berkey1998
 V <- bldiag(lapply(split(dat[c("v1i", "v2i")], dat$trial), as.matrix))
 b2 <- list()
-for (st in c("UN", "CS", "HCS")) for (m in c("REML", "ML")) {
+for (st in c("UN", "CS", "HCS", "AR")) for (m in c("REML", "ML")) {
   b2[[paste0(tolower(st), "_", tolower(m))]] <- fit_mv(yi, V, mods = ~ outcome - 1, random = ~ outcome | trial,
                                                        struct = st, data = dat, method = m)
 }
@@ -153,23 +156,6 @@ cases$knapp2017 <- list(
   aggregate = list(V = list(yi = arr(agg_V$yi), vi = arr(agg_V$vi)),
                    rho = list(yi = arr(agg_rho$yi), vi = arr(agg_rho$vi)),
                    unweighted = list(yi = arr(agg_unw$yi), vi = arr(agg_unw$vi))))
-
-## dat.ishak2007: change in UPDRS score at up to four time points per study (longitudinal, struct AR), long
-## format as on metafor's help page of dat.ishak2007
-message("ishak2007")
-dat <- reshape(dat.ishak2007, direction = "long", idvar = "study", v.names = c("yi", "vi"),
-               varying = list(c(2, 4, 6, 8), c(3, 5, 7, 9)))
-dat <- dat[order(dat$study, dat$time), ]
-dat <- dat[!is.na(dat$yi), ]
-ar <- list()
-ar$ar_reml <- fit_mv(yi, vi, mods = ~ factor(time) - 1, random = ~ time | study, struct = "AR", data = dat)
-ar$ar_ml <- fit_mv(yi, vi, mods = ~ factor(time) - 1, random = ~ time | study, struct = "AR", data = dat,
-                   method = "ML")
-cases$ishak2007 <- list(
-  source = "metadat::dat.ishak2007 (long format)",
-  data = list(yi = arr(dat$yi), vi = arr(dat$vi), study = I(as.character(dat$study)), time = arr(dat$time)),
-  fits = lapply(ar, fit_record),
-  profile = list(ar_reml = profile_record(ar$ar_reml)))
 
 out <- list(
   generator = "tests/reference/generate_rma_mv_reference.R",

@@ -35,9 +35,11 @@ def rma_mv(
 
     ``V``: 1-D sampling variances or a :class:`BlockV` (e.g. from :func:`metarepro.stats.vcalc.vcalc`).
     ``X``: (k, p) design (default: intercept only). ``nested``: list of grouping columns, outermost first.
-    ``inner``/``outer``/``struct``: the ``~ inner | outer`` term. ``btt``: 0-based coefficients for QM
-    (default: all but an intercept column). ``start``: θ to start from (log variances, Fisher-z correlations;
-    an entry of -inf holds that variance at 0, as metafor's ``sigma2 = c(0, NA)``).
+    ``inner``/``outer``/``struct``: the ``~ inner | outer`` term, ``struct`` one of ``ID``, ``DIAG``, ``CS``
+    (default, as metafor), ``HCS``, ``UN``, ``AR`` (levels ordered as R's factor() orders them). ``btt``:
+    0-based coefficients for QM (default: all but an intercept column). ``start``: θ to start from (log
+    variances, Fisher-z correlations; an entry of -inf holds that variance at 0, as metafor's
+    ``sigma2 = c(0, NA)``).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
