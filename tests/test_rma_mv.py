@@ -247,6 +247,55 @@ def test_row_order_does_not_matter():
     assert_close(fit.beta, base.beta, "beta", rtol=1e-10, atol=0)
 
 
+def test_padded_stacks_give_the_unpadded_fit(monkeypatch):
+    """Blocks of several sizes stacked with padding rows (the default for small models) give the fit of one
+    stack per size: the padding adds nothing to any likelihood term, and marginal_blocks() leaves it out."""
+    from metarepro.stats.mv import model
+
+    d = CASES["assink2016"]["data"]
+    args = (d["yi"], d["vi"])
+    kwargs = {"nested": [d["study"]], "inner": d["deltype"], "outer": d["study"], "struct": "ID"}
+    padded = rma_mv(*args, **kwargs)
+    monkeypatch.setattr(model, "PAD_SLACK", -np.inf)  # no merging: one stack per block size
+    unpadded = rma_mv(*args, **kwargs)
+    assert len(padded._model.groups) < len(unpadded._model.groups)
+    assert_close(padded.logLik, unpadded.logLik, "ll", rtol=1e-12, atol=0)
+    for name in ("beta", "se", "sigma2", "tau2", "rho", "QE"):
+        assert_close(getattr(padded, name), getattr(unpadded, name), name, rtol=1e-9, atol=0)
+    blocks = {rows.shape[1]: (rows, M) for rows, M in padded.marginal_blocks()}
+    for rows, M in unpadded.marginal_blocks():
+        np.testing.assert_array_equal(blocks[rows.shape[1]][0], rows)
+        assert_close(blocks[rows.shape[1]][1], M, "marginal blocks", rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("case", ["three-level", "UN", "AR-11"])
+@pytest.mark.parametrize("method", ["REML", "ML"])
+def test_observed_information_is_the_derivative_of_the_score(case, method):
+    """The analytic observed information (the solver's Newton matrix) against central differences of the
+    analytic score, −∂score/∂θ (step 1e-5, error ~1e-10 relative)."""
+    from metarepro.stats.mv.likelihood import evaluate
+    from metarepro.stats.mv.model import _build
+    from metarepro.stats.mv.solver import _derivatives
+
+    d = CASES["konstantopoulos2011"]["data"]
+    yi, V, X = np.asarray(d["yi"]), np.asarray(d["vi"]), np.ones((len(d["yi"]), 1))
+    if case == "three-level":
+        args, theta = ([d["district"], d["school"]], None, None, "CS"), np.log([0.06, 0.03])
+    elif case == "AR-11":
+        args, theta = (None, d["school"], d["district"], "AR"), np.array([np.log(0.09), 0.9])
+    else:
+        b = CASES["berkey1998"]["data"]
+        yi, V = np.asarray(b["yi"]), berkey_V(b)
+        X = np.array(CASES["berkey1998"]["fits"]["un_reml"]["X"], dtype=float)
+        args, theta = (None, b["outcome"], b["trial"], "UN"), np.array([np.log(0.01), np.log(0.03), 0.5])
+    model, _ = _build(yi, V, X, *args)
+    score = lambda t: _derivatives(model, evaluate(model, model.marginal(t)), t, method)[0]  # noqa: E731
+    _, _, observed = _derivatives(model, evaluate(model, model.marginal(theta)), theta, method, observed=True)
+    h = 1e-5
+    numeric = np.stack([(score(theta - h * e) - score(theta + h * e)) / (2 * h) for e in np.eye(theta.size)])
+    assert_close(observed, (numeric + numeric.T) / 2, "observed information", rtol=1e-6, atol=1e-8)
+
+
 def test_zero_component_is_reported_at_the_boundary():
     """Identical effects within each district: the school-level variance has its maximum at 0."""
     d = CASES["konstantopoulos2011"]["data"]
