@@ -56,7 +56,9 @@ class _Model:
         G = self.gspec.G(theta[self.n_sigma :]) if self.gspec else None
         out = []
         for grp in self.groups:
-            M = grp.V + (sigma2 @ grp.E.reshape(sigma2.size, -1)).reshape(grp.V.shape) if self.n_sigma else grp.V.copy()
+            M = grp.V.copy()
+            if self.n_sigma:
+                M += (sigma2 @ grp.E.reshape(sigma2.size, -1)).reshape(M.shape)
             if G is not None:
                 M += grp.lift(G)
             out.append(M)

@@ -1,7 +1,8 @@
-"""The shared solver: Fisher scoring in θ with step halving, boundaries, convergence checks.
+"""The shared solver: Newton / Fisher scoring in θ with step halving, boundaries, convergence checks.
 
-Fisher scoring on an unconstrained parametrisation θ (log variances; Fisher z of canonical partial correlations,
-which keeps G positive definite for any θ), with the analytic score and information of likelihood.py. A step
+Newton steps on an unconstrained parametrisation θ (log variances; Fisher z of canonical partial correlations,
+which keeps G positive definite for any θ) with the analytic score and observed information of likelihood.py
+where that information is positive definite, Fisher scoring (expected information) where it is not. A step
 must raise the log-likelihood (only a full step may leave it unchanged to its rounding, 64·EPS·|ll|); it is
 halved at most ``max_halvings`` times, then the scaled gradient is tried, and a step that cannot raise the
 likelihood ends the search (it never loops). An iteration cap, and stopping rules free of the data's scale (θ
@@ -73,7 +74,7 @@ def _derivatives(model, ev, theta, method, observed=False):
 
 
 def _solve(model: _Model, method, theta0, control: MVControl, fixed=None):
-    """Fisher scoring in θ with step halving; ``fixed`` is a boolean mask of θ held at theta0."""
+    """Newton / Fisher scoring in θ with step halving; ``fixed`` is a boolean mask of θ held at theta0."""
     theta = np.array(theta0, dtype=float)
     n = theta.size
     fixed = np.zeros(n, bool) if fixed is None else np.asarray(fixed, bool)
