@@ -1,5 +1,5 @@
 # Golden reference values from R metafor (rma.mv, vcalc, aggregate.escalc, robust, anova, confint) and
-# clubSandwich (coef_test, Wald_test HTZ) for the Python dependent-effects engine (rma_mv.py, vcalc.py, robust.py).
+# clubSandwich (coef_test, Wald_test HTZ) for the Python dependent-effects engine (stats/mv/, vcalc.py, robust.py).
 #
 # How to run (from the repository root):
 #     Rscript tests/reference/generate_rma_mv_reference.R
