@@ -64,10 +64,20 @@ class _Model:
             out.append(M)
         return out
 
+    def _at_zero_linear(self, theta):
+        """θ with a variance held at 0 that enters M linearly (σ², τ² of ID/DIAG) set to 0, so that its
+        derivative is the one in the variance itself; a τ² of CS/HCS/UN/AR held at 0 stays −inf (G is not linear
+        in it, and the other derivatives must be taken where G really is)."""
+        linear = np.ones(theta.size, bool)
+        if self.gspec and self.gspec.struct not in ("ID", "DIAG"):
+            linear[self.n_sigma :] = False
+        return np.where(np.isfinite(theta) | ~linear, theta, 0.0)
+
     def gradients(self, theta):
-        """dM/dθ per group, (n_theta, nb, s, s), and dG/dθ_G (or None). A variance held at 0 (θ = −inf) is
-        differentiated at θ = 0, i.e. in σ² itself (dM/dσ² = E), which the boundary checks need."""
-        theta = np.where(np.isfinite(theta), theta, 0.0)
+        """dM/dθ per group, (n_theta, nb, s, s), and dG/dθ_G (or None). A variance held at 0 (θ = −inf) that
+        enters M linearly is differentiated at θ = 0, i.e. in σ² itself (dM/dσ² = E), which the boundary checks
+        need."""
+        theta = self._at_zero_linear(theta)
         sigma2 = np.exp(theta[: self.n_sigma])
         dG = self.gspec.dG(theta[self.n_sigma :]) if self.gspec else None
         out = []
@@ -81,7 +91,7 @@ class _Model:
     def second(self, theta, dG):
         """``Rs ↦ Σ_blocks <R, ∂²M/∂θ_j∂θ_l>`` (n × n) at θ: log σ² gives σ²E on the diagonal, θ_G gives
         <project(R), ∂²G/∂θ_j∂θ_l>; the two never mix."""
-        theta = np.where(np.isfinite(theta), theta, 0.0)
+        theta = self._at_zero_linear(theta)
         ns = self.n_sigma
         sigma2 = np.exp(theta[:ns])
         d2G = self.gspec.d2G(theta[ns:]) if self.gspec else None

@@ -140,10 +140,11 @@ def _solve(model: _Model, method, theta0, control: MVControl, fixed=None):
         new = new[:2]
         moved = np.max(np.abs(new[0][active] - theta[active]))
         theta, ev = new
-        newly = active & (((kinds == "pin0") & (theta < log_floor)) | ((kinds == "cor") & (np.abs(theta) >= CORR_EDGE)))
+        variance = (kinds == "pin0") | (kinds == "var")
+        newly = active & ((variance & (theta < log_floor)) | ((kinds == "cor") & (np.abs(theta) >= CORR_EDGE)))
         if newly.any():
             pinned |= newly
-            theta[newly & (kinds == "pin0")] = -np.inf
+            theta[newly & variance] = -np.inf
             ev = evaluate(model, model.marginal(theta))
             continue
         if full_step and moved < control.step_tol:
@@ -163,7 +164,14 @@ def _solve(model: _Model, method, theta0, control: MVControl, fixed=None):
         except np.linalg.LinAlgError:
             ok, scaled = False, np.inf
         ok = ok and scaled < control.score_tol
-    for i in np.flatnonzero(pinned):
+    for i in np.flatnonzero(pinned & (kinds == "var")):
+        # a τ² of CS/HCS/UN/AR at 0: G moves with its square root, so the one-sided score is not finite; instead
+        # the likelihood must not rise when the variance is raised to the boundary
+        up = theta.copy()
+        up[i] = log_floor
+        uev = evaluate(model, model.marginal(up))
+        ok = ok and (uev is None or uev.ll(method) <= ev.ll(method) + 64 * EPS * max(1.0, abs(ev.ll(method))))
+    for i in np.flatnonzero(pinned & (kinds != "var")):
         # in the natural parameter (σ² at 0: the derivative at θ = 0 is in σ²; ρ at ±1: divide by tanh' = sech²)
         d = 1.0 if kinds[i] == "pin0" else 1 / np.cosh(theta[i]) ** 2
         outward = -1.0 if kinds[i] == "pin0" else np.sign(theta[i])
