@@ -128,11 +128,10 @@ class _GSpec:
         n = theta.size
         out = np.empty((n, n, self.m, self.m))
         h = 1e-4
-        with np.errstate(invalid="ignore"):  # a correlation at ±1 ± h: NaN, and the solver falls back to scoring
-            for j in range(n):
-                e = np.zeros(n)
-                e[j] = h
-                out[:, j] = (self.dG(theta + e) - self.dG(theta - e)) / (2 * h)
+        for j in range(n):
+            e = np.zeros(n)
+            e[j] = h
+            out[:, j] = (self.dG(theta + e) - self.dG(theta - e)) / (2 * h)  # NaN at ρ = ±1: scoring instead
         return (out + out.transpose(1, 0, 2, 3)) / 2
 
 
@@ -145,10 +144,11 @@ def _cpc_corr(z, m):
     for i in range(m):
         for j in range(i + 1, m):
             cpc[i, j] = next(it)
-    for j in range(1, m):
-        rest = 1.0
-        for i in range(j):
-            w[i, j] = cpc[i, j] * np.sqrt(rest)
-            rest = rest - w[i, j] ** 2
-        w[j, j] = np.sqrt(rest)
+    with np.errstate(invalid="ignore"):  # rounding at a partial correlation of ±1: NaN, and no step goes there
+        for j in range(1, m):
+            rest = 1.0
+            for i in range(j):
+                w[i, j] = cpc[i, j] * np.sqrt(rest)
+                rest = rest - w[i, j] ** 2
+            w[j, j] = np.sqrt(rest)
     return w.T @ w
