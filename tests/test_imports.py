@@ -65,7 +65,7 @@ def test_the_lazy_names_are_all_of_the_modules_public_names():
     import metarepro
 
     assert set(metarepro.__all__) == set(metarepro._EXPORTS)
-    code = ("import metarepro.stats.rma, metarepro.stats.rma_mv, metarepro\n"
+    code = ("import metarepro.stats.rma, metarepro.stats.mv, metarepro\n"
             "print(type(metarepro.rma).__name__, type(metarepro.rma_mv).__name__)")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["function", "function"]  # importing the submodule first does not shadow them

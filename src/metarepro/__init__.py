@@ -29,7 +29,7 @@ lazy_exports(__name__, {
     "RmaResult": "stats.rma",
     "rma": "stats.rma",
     "rma_batch": "stats.rma",
-    **dict.fromkeys(["BlockV", "MVControl", "RmaMvResult", "anova", "confint", "rma_mv"], "stats.rma_mv"),
+    **dict.fromkeys(["BlockV", "MVControl", "RmaMvResult", "anova", "confint", "rma_mv"], "stats.mv"),
     **dict.fromkeys(["RobustResult", "robust"], "stats.robust"),
     **dict.fromkeys(["aggregate", "vcalc"], "stats.vcalc"),
 })  # fmt: skip
