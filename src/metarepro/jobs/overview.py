@@ -22,11 +22,16 @@ def reproduction(published_path, compare: dict, names, records) -> pd.DataFrame:
 
 
 def summary_table(names, records) -> pd.DataFrame:
-    """One row per analysis with its primary fit (``records``: each analysis's pooled.json record)."""
-    rows = [{"analysis": name, **record} for name, record in zip(names, records, strict=True)]
+    """One row per analysis with its primary fit (``records``: each analysis's
+    :class:`~metarepro.pipeline.record.PooledRecord`, or pooled.json's dict)."""
+    rows = [{"analysis": name, **_as_dict(record)} for name, record in zip(names, records, strict=True)]
     # the sheet's sha256 is provenance (the report shows it) and the pooled studies' years are for the reproduction
     # table: neither is a result of its own
     return pd.DataFrame.from_records(rows).drop(columns=["sheet_sha256", "study_years"], errors="ignore")
+
+
+def _as_dict(record) -> dict:
+    return record.to_dict() if hasattr(record, "to_dict") else dict(record)
 
 
 # The tables an analysis's report section shows (in the order its job writes them).
@@ -156,7 +161,7 @@ def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, co
     sections, records_by_name, bodies, read = [], {}, [], {}
     for i, name in enumerate(names):
         record = records_by_name[name] = read_json(inputs["pooled"][i]) if records is None else records[i]
-        sections.append(AnalysisSection(name, analyses[name].get("title", name), record,
+        sections.append(AnalysisSection(name, analyses[name].get("title", name), _as_dict(record),
                                         read_effects(inputs["effects"][i]), "", config=analyses[name],
                                         bias=read_json(inputs["bias"][i])))  # fmt: skip
         bodies.append(Path(inputs["section"][i]).read_text())

@@ -30,6 +30,7 @@ from metarepro.pipeline.analysis import (
     fit_analysis,
     pooled_record,
 )
+from metarepro.pipeline.record import PooledRecord
 from metarepro.quality import flagged_included
 from metarepro.stats.rma import RmaResult, rma
 
@@ -43,7 +44,7 @@ class AnalysisResult:
 
     settings: Settings
     effects: pd.DataFrame
-    pooled: dict
+    pooled: PooledRecord
     estimators: pd.DataFrame
     rows: pd.DataFrame | None = None
     fit: RmaResult | None = None
@@ -86,8 +87,8 @@ def run_analysis(sheet_path, analysis: dict, defaults: dict | None = None) -> An
     sensitivity = without_flagged(effects, settings)
     if sensitivity is not None:
         pooled["without_flagged"] = sensitivity
-    return AnalysisResult(settings, effects, pooled, estimators, rows.drop(columns=quality.SEM_PROOF_COLUMN), fit,
-                          sheet.attrs.get("sha256"))  # fmt: skip
+    return AnalysisResult(settings, effects, PooledRecord.from_dict(pooled), estimators,
+                          rows.drop(columns=quality.SEM_PROOF_COLUMN), fit, sheet.attrs.get("sha256"))
 
 
 def study_years(rows: pd.DataFrame, used: pd.DataFrame) -> list:
@@ -160,5 +161,5 @@ def forest_figure(rows: pd.DataFrame, config: dict, effects: pd.DataFrame, poole
 
 def write_analysis(result: AnalysisResult, effects_path, pooled_path, estimators_path):
     write_table(result.effects, effects_path)
-    write_json(result.pooled, pooled_path)
+    write_json(result.pooled.to_dict(), pooled_path)
     write_table(result.estimators, estimators_path)

@@ -52,7 +52,7 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
         svgs[stem] = save_figure(drawn, [folder / f"{stem}.{fmt}" for fmt in formats])
 
     result = run_analysis(sheet, analysis, config["defaults"])  # the sheet's bytes, read once
-    result.pooled["sheet_sha256"] = result.sheet_sha256
+    result.pooled.sheet_sha256 = result.sheet_sha256
     write_analysis(result, folder / "effects.csv", folder / "pooled.json", folder / "estimators.csv")
     settings, effects, labels = result.settings, result.effects, steps.figure_labels(config)
     figure(forest_figure(result.rows, config, effects, result.pooled), "forest")
@@ -88,7 +88,7 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
         figure(steps.study_level_figure(tables["study_level"], analysis["compare_studies"], measure, labels),
                "study_level")  # fmt: skip
     section = AnalysisSection(
-        config["name"], title, as_json(result.pooled), effects, svgs.pop("forest"), config=analysis,
+        config["name"], title, as_json(result.pooled.to_dict()), effects, svgs.pop("forest"), config=analysis,
         estimators=result.estimators, bias=as_json(bias.record),
         tables={name: frame for name, frame in tables.items() if name in REPORT_TABLES},
         figures={stem: svgs[stem] for stem in analysis_figures(analysis) if stem in svgs},
@@ -105,10 +105,12 @@ def overview_job(names, analyses: dict, folders, out: dict, published=None, conf
     from metarepro.jobs.files import read_json, write_table
     from metarepro.jobs.outputs import REPORT_INPUTS
     from metarepro.jobs.overview import build_report, reproduction, summary_table
+    from metarepro.pipeline.record import PooledRecord
 
     folders = [Path(folder) for folder in folders]
     inputs = {kind: [folder / file for folder in folders] for kind, file in REPORT_INPUTS.items()}
-    records = [read_json(path) for path in inputs["pooled"]]  # each read once, for the summary, reproduction, page
+    # each record read once, for the summary, the reproduction table and the page
+    records = [PooledRecord.from_dict(read_json(path)) for path in inputs["pooled"]]
     write_table(summary_table(names, records), out["summary"])
     compare = {name: analyses[name]["compare_with"] for name in names if analyses[name].get("compare_with")}
     write_table(reproduction(published, compare, names, records), out["reproduction"])
