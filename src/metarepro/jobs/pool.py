@@ -145,7 +145,7 @@ def _unusable(sheet_path, sheet, effects, shown=5) -> str:
     return message
 
 
-def forest_figure(rows: pd.DataFrame, config: dict, effects: pd.DataFrame, pooled: dict):
+def forest_figure(rows: pd.DataFrame, config: dict, effects: pd.DataFrame, pooled: PooledRecord | dict):
     """The analysis forest plot, with each group's n and, where the sheet reports them, mean (SD); ``rows``: the
     sheet's rows of the analysis (:attr:`AnalysisResult.rows`)."""
     from metarepro.jobs.sensitivity import figure_labels
