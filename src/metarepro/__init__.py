@@ -15,6 +15,7 @@ from metarepro._core.lazy import lazy_exports
 
 __all__ = ["MEASURES", "METHODS", "BlockV", "Control", "MVControl", "RmaMvResult", "RmaResult", "RobustResult",
            "aggregate", "anova", "confint", "rma", "rma_batch", "rma_mv", "robust", "vcalc"]  # fmt: skip
+__all__ += ["RmaGlmmResult", "rma_glmm"]
 __version__ = "0.1.0"
 
 # Imported from their modules when first used (metarepro._core.lazy); tests/test_imports.py checks this table.
@@ -28,4 +29,5 @@ lazy_exports(__name__, {
     **dict.fromkeys(["BlockV", "MVControl", "RmaMvResult", "anova", "confint", "rma_mv"], "stats.rma_mv"),
     **dict.fromkeys(["RobustResult", "robust"], "stats.robust"),
     **dict.fromkeys(["aggregate", "vcalc"], "stats.vcalc"),
+    **dict.fromkeys(["RmaGlmmResult", "rma_glmm"], "stats.glmm"),
 })  # fmt: skip
