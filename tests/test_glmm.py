@@ -15,6 +15,7 @@ What is compared, and to what tolerance (the largest differences observed are in
 """
 
 import json
+import re
 from functools import cache
 from pathlib import Path
 
@@ -23,7 +24,8 @@ import pytest
 from tolerances import ITERATIVE
 
 from metarepro import rma_glmm
-from metarepro.stats.glmm import _nchg
+from metarepro.stats.glmm import _nchg, loglik, ml_data
+from metarepro.stats.glmm._glm import binomial_loglik
 
 REF = json.loads((Path(__file__).parent / "reference" / "glmm_reference.json").read_text())
 DATA = REF["datasets"]
@@ -102,3 +104,176 @@ def test_noncentral_hypergeometric_pmf_sums_to_one_and_matches_the_central_case(
     assert close(np.exp(table.moments(0.0)[0]), hypergeom.pmf(3, 25, 12, 8), rtol=1e-13)
     total = sum(np.exp(_nchg.Table(float(x), table.support, table.log_w).moments(0.7)[0][0]) for x in table.support)
     assert close(total, 1.0, rtol=1e-13)
+
+
+# ---- the glmer fits: same likelihood, a better optimum, estimates within lme4's stopping error ------------------
+
+GLMER_ML = [("bcg", "UM.FS"), ("nielweise2007", "UM.FS"), ("bcg", "UM.RS"), ("nielweise2007", "UM.RS"),
+            ("bcg", "CM.AL"), ("nielweise2007", "CM.AL"), ("pritz1997", "UM.FS")]  # fmt: skip
+
+
+def cells(dataset):
+    """The tables metafor fits: OR tables without the double-zero ones (drop00), or PLO's (xi, mi)."""
+    d = DATA[dataset]
+    if d["measure"] == "PLO":
+        return [np.asarray(d["xi"], dtype=float), np.asarray(d["mi"], dtype=float)]
+    a, b, c, e = (np.asarray(d[x], dtype=float) for x in ("ai", "bi", "ci", "di"))
+    keep = ~(((a == 0) & (c == 0)) | ((b == 0) & (e == 0)))
+    return [a[keep], b[keep], c[keep], e[keep]]
+
+
+def lme4_loglik_at(dataset, model, merfit):
+    """Our likelihood at lme4's final (β, θ), on lme4's logLik scale: the saturated binomial log-likelihood is
+    left out with nAGQ > 1 (lme4's quadrature deviance) and kept with nAGQ = 1 (its Laplace deviance)."""
+    d = DATA[dataset]
+    data = ml_data(d["measure"], model, cells(dataset))
+    value = loglik(data, merfit["fixef"], merfit["theta"], merfit["nAGQ"])
+    if merfit["nAGQ"] > 1:
+        value -= binomial_loglik(data.x, data.n, np.clip(data.x / data.n, 1e-300, 1 - 1e-16))
+    return value
+
+
+@pytest.mark.parametrize(("dataset", "model"), GLMER_ML)
+@pytest.mark.parametrize("control", ["default", "tight"])
+def test_same_likelihood_as_lme4_at_its_estimates(dataset, model, control):
+    """(1) lme4's Laplace (UM.RS) / 7-point adaptive Gauss-Hermite (the others) log-likelihood, recomputed here at
+    lme4's own estimates; observed: 2e-10 relative (the difference is lme4's PIRLS stopping at tolPwrss)."""
+    merfit = reference(dataset, model, "ML", control)["glmer"]["ML"]
+    assert close(lme4_loglik_at(dataset, model, merfit), merfit["logLik"], rtol=1e-7)
+
+
+@pytest.mark.parametrize(("dataset", "model"), GLMER_ML)
+def test_optimum_at_least_as_high_as_lme4s(dataset, model):
+    """(2) lme4 stops early; our optimum is at least as high as lme4's best (tight or default control)."""
+    fit = ours(dataset, model, "ML")
+    data = ml_data(DATA[dataset]["measure"], model, cells(dataset))
+    for control in ("default", "tight"):
+        merfit = reference(dataset, model, "ML", control)["glmer"]["ML"]
+        theirs = loglik(data, merfit["fixef"], merfit["theta"], merfit["nAGQ"])
+        assert fit.optimum >= theirs - 1e-9 * abs(theirs)
+
+
+# lme4's stopping rule: Nelder-Mead ends when the deviance (-2 loglik) changes by less than FtolAbs = 1e-5, so its
+# deviance may lie ~1e-5 above the minimum and its β up to ~√1e-5 ≈ 0.003 standard errors from the optimum (a
+# deviance 1e-5 above the minimum is (δ/se)² = 1e-5 away). Allowed: a deviance gap of 1e-4 and 0.01 se in β; τ²,
+# σ², I² and se to 1% (lme4's se comes from a finite-difference Hessian of a deviance computed only to tolPwrss).
+DEVIANCE_GAP, BETA_SE, VARIANCE_RTOL = 1e-4, 0.01, 0.01
+
+
+@pytest.mark.parametrize(("dataset", "model"), GLMER_ML)
+@pytest.mark.parametrize("control", ["default", "tight"])
+def test_estimates_within_lme4s_stopping_error(dataset, model, control):
+    """(3) observed (default control): β 3.5e-4 relative (0.0015 se, nielweise2007 UM.FS), τ² 8.8e-4, se 3.7e-3
+    (bcg UM.RS, the Laplace fit with two random effects); the deviance gap at most 2e-5."""
+    fit, ref = ours(dataset, model, "ML"), reference(dataset, model, "ML", control)
+    merfit = ref["glmer"]["ML"]
+    data = ml_data(DATA[dataset]["measure"], model, cells(dataset))
+    gap = -2 * (loglik(data, merfit["fixef"], merfit["theta"], merfit["nAGQ"]) - fit.optimum)
+    assert -1e-9 <= gap <= DEVIANCE_GAP
+    assert abs(fit.beta[0] - ref["beta"][0]) <= BETA_SE * ref["se"][0]
+    for name in ("tau2", "sigma2", "I2", "se"):
+        if ref[name] is not None:
+            assert close(getattr(fit, name), ref[name], rtol=VARIANCE_RTOL), name
+
+
+# ---- CM.EL: exact likelihood, R's nlminb stopping point --------------------------------------------------------
+# metafor maximizes CM.EL's likelihood with nlminb (rel.tol = 1e-10 on the function value), so its log-likelihood may
+# lie 1e-10·|ll| below the maximum and β up to se·√(2·1e-10·|ll|) from it (observed 8e-7 relative on dat.bcg, where
+# that bound is 6e-6/0.48). Here β solves the score equation (Newton, exact derivatives: Σ aᵢ - E(aᵢ|β) = 0).
+# References: metafor's own exact pmf (dnchgcalc = "dnoncenhypergeom"); with BiasedUrn's (the default) numDeriv's
+# Richardson steps amplify the pmf's 1e-10 truncation into se 1.4e-4 and QE.Wld 268.6 instead of 162.9 (dat.bcg).
+
+
+@pytest.mark.parametrize(("dataset", "method"), [("bcg", "EE"), ("nielweise2007", "EE"), ("nielweise2007", "ML")])
+def test_conditional_exact_likelihood_matches_metafor(dataset, method):
+    fit, ref = ours(dataset, "CM.EL", method), reference(dataset, "CM.EL", method, "exact_pmf")
+    ll = ref["fit_stats"][0]
+    assert fit.fit_stats["ll"] >= ll - 1e-9 * abs(ll)  # at least as high (observed: equal to 5e-11 absolute)
+    assert abs(fit.beta[0] - ref["beta"][0]) <= ref["se"][0] * np.sqrt(2e-10 * abs(ll))
+    assert close(fit.QE_LRT, ref["QE_LRT"], rtol=1e-8)  # both maxima are flat: ll to 1e-10
+    # the Wald test sits at R's nlminb stopping point of the 13-17-parameter saturated fit, with a numDeriv Hessian
+    # there: observed 1e-3 relative (dat.bcg); here each study's conditional maximum is exact
+    assert close(fit.QE_Wld, ref["QE_Wld"], rtol=1e-2)
+    assert close(fit.se, ref["se"], rtol=1e-5)  # numDeriv at R's β: observed 8e-7
+    if method == "ML":
+        assert close(fit.tau2, ref["tau2"], rtol=1e-4) and close(fit.se_tau2, ref["se_tau2"], rtol=1e-4)
+
+
+def test_conditional_exact_likelihood_is_maximized():
+    """The ML fit is a stationary point of our integrated likelihood and its value is the reported optimum."""
+    d = cells("bcg")
+    fit = ours("bcg", "CM.EL", "ML")
+    studies = _nchg.tables(*d)
+
+    def ll(beta, tau2):
+        return _nchg.loglik_random(studies, np.full(len(studies), beta), tau2)
+
+    assert close(ll(fit.beta[0], fit.tau2), fit.optimum, rtol=1e-12)
+    for step in (1e-4, -1e-4):
+        assert ll(fit.beta[0] + step, fit.tau2) < fit.optimum
+        assert ll(fit.beta[0], fit.tau2 * (1 + step)) < fit.optimum
+
+
+# ---- print.rma.glmm --------------------------------------------------------------------------------------------
+
+NUMBER = re.compile(r"[(]?([-+]?\d+\.\d+)[%),]*")
+
+
+def same_token(ours_token, theirs, rtol):
+    a, b = NUMBER.fullmatch(ours_token), NUMBER.fullmatch(theirs)
+    if a and b:
+        x, y = float(a.group(1)), float(b.group(1))
+        return abs(x - y) <= max(1.5e-4, rtol * abs(y))
+    return ours_token == theirs
+
+
+@pytest.mark.parametrize(("dataset", "model", "method", "control"), [
+    ("bcg", "UM.FS", "EE", "default"), ("bcg", "UM.RS", "EE", "default"), ("nielweise2007", "CM.AL", "EE", "default"),
+    ("pritz1997", "UM.FS", "EE", "default"), ("pritz1997", "UM.FS", "ML", "tight"), ("bcg", "UM.FS", "ML", "tight"),
+    ("bcg", "UM.RS", "ML", "default"), ("nielweise2007", "CM.EL", "ML", "exact_pmf"),
+])  # fmt: skip
+def test_prints_like_metafor(dataset, model, method, control):
+    """Token by token, whitespace collapsed; numbers to the 4 decimals shown (1.5e-4), or to the relative tolerance
+    of the comparisons above where lme4's or nlminb's stopping error shows in the 4th decimal (1% for UM.RS's se and
+    the Wald test of its saturated glmer fit; 1e-2 for CM.EL's Wald test)."""
+    ours_lines = [" ".join(line.split()) for line in str(ours(dataset, model, method)).splitlines() if line.strip()]
+    theirs = [" ".join(line.split()) for line in reference(dataset, model, method, control)["printed"].splitlines()
+              if line.strip()]  # fmt: skip
+    rtol = 1e-2 if model in ("UM.RS", "CM.EL") else 0.0
+    assert len(ours_lines) == len(theirs), "\n".join(ours_lines)
+    for mine, reference_line in zip(ours_lines, theirs, strict=True):
+        a, b = mine.split(), reference_line.split()
+        assert len(a) == len(b) and all(same_token(x, y, rtol) for x, y in zip(a, b, strict=True)), (
+            f"\n ours:    {mine}\n metafor: {reference_line}")
+
+
+# ---- bad input -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"ai": [1, -2], "bi": [3, 4], "ci": [1, 2], "di": [3, 4]}, r"ai\[1\] = -2.0 is not a count"),
+    ({"ai": [1, 2.5], "bi": [3, 4], "ci": [1, 2], "di": [3, 4]}, r"ai\[1\] = 2.5 is not a count"),
+    ({"ai": [1, 9], "n1i": [5, 8], "ci": [1, 2], "n2i": [4, 4]}, r"ai\[1\] = 9 exceeds n1i\[1\] = 8"),
+    ({"ai": [1, 2], "bi": [3], "ci": [1, 2], "di": [3, 4]}, "bi has 1 values but the other counts have 2"),
+    ({"ai": [0, 2], "bi": [0, 4], "ci": [1, 2], "di": [3, 4]}, "empty group"),
+    ({"ai": [1, 2], "bi": [3, 4], "ci": [1, 2], "di": [3, 4], "model": "CM.XX"}, "model must be one of"),
+    ({"ai": [1, 2], "bi": [3, 4], "ci": [1, 2], "di": [3, 4], "method": "REML"}, "method must be 'EE' or 'ML'"),
+    ({"ai": [1], "bi": [3], "ci": [1], "di": [3]}, "1 studies are too few for method 'ML'"),
+])  # fmt: skip
+def test_bad_input_gets_one_clear_message(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        rma_glmm(measure="OR", **kwargs)
+
+
+def test_measure_is_required_and_checked():
+    with pytest.raises(ValueError, match="measure must be one of OR, PLO, not 'RR'"):
+        rma_glmm([1, 2], [3, 4], [1, 2], [3, 4], measure="RR")
+    with pytest.raises(ValueError, match=r"xi\[0\] = 5 exceeds|mi\[0\]|ni\[0\]"):
+        rma_glmm(xi=[5, 2], ni=[4, 4], measure="PLO")
+
+
+def test_double_zero_tables_are_left_out_and_said_so():
+    """drop00 (metafor's default): a table with no events in either group carries no information on the OR."""
+    d = DATA["nielweise2007"]
+    fit = ours("nielweise2007", "UM.FS", "EE")
+    assert fit.k == len(d["ai"]) - 1 == 17 and "left out" in fit.warnings[0]

@@ -95,6 +95,7 @@ class RmaGlmmResult(Printable):
     fit_stats: dict
     yi: np.ndarray
     vi: np.ndarray
+    optimum: float  # the maximized (approximate) log-likelihood of the ML model, binomial constants included
     warnings: tuple = field(default=())
 
     def __str__(self) -> str:
@@ -195,82 +196,92 @@ def _wald(b2, vb2) -> float:
     return float(b2 @ np.linalg.solve(vb2, b2))
 
 
-def _binomial_rows(x, n, X, offset, nagq):
-    """EE (glm), saturated (glm with study dummies) and ML (glmer, random intercept) fits of one binomial count
-    per study: CM.AL and PLO."""
-    k, p = X.shape
-    fe = glm_binomial(x, n, X, offset)
-    qe = glm_binomial(x, n, np.column_stack([X, np.eye(k)]), offset) if k > 1 else fe
-    b2, vb2 = qe.coef[p:], qe.vcov[p:, p:]
-    data = GroupedBinomial(x, n, X, np.ones((k, 1)), np.arange(k), offset)
-    return fe, qe, _wald(b2, vb2), data
+def _per_study(measure, cells):
+    """One binomial count per study (CM.AL, CM.EL's starting glm, PLO): events, trials, offset."""
+    if measure == "PLO":
+        x, m = cells
+        return x, x + m, np.zeros(len(x))
+    a, b, c, d = cells
+    return a, a + c, np.log((a + b) / (c + d))
+
+
+def _per_group(cells):
+    """Two binomial counts per study (UM.FS, UM.RS): events, trials, study, group1 (1, 0) and group (½, -½)."""
+    a, b, c, d = cells
+    k = len(a)
+    x, n = np.column_stack([a, c]).ravel(), np.column_stack([a + b, c + d]).ravel()
+    return x, n, np.repeat(np.arange(k), 2), np.tile([1.0, 0.0], k), np.tile([0.5, -0.5], k)
+
+
+def ml_data(measure, model, cells) -> GroupedBinomial:
+    """The rows, fixed and random designs of the ML model as metafor passes them to ``glmer``: study dummies and a
+    random treatment effect (UM.FS), an intercept, a random study effect and a random treatment effect (UM.RS), a
+    random effect per study (CM.AL, PLO). The fixed effects are in lme4's order (X.fit first)."""
+    if measure == "PLO" or model in ("CM.AL", "CM.EL"):
+        x, n, offset = _per_study(measure, cells)
+        k = len(x)
+        return GroupedBinomial(x, n, np.ones((k, 1)), np.ones((k, 1)), np.arange(k), offset)
+    x, n, study, group1, group12 = _per_group(cells)
+    k, zero = len(cells[0]), np.zeros(len(x))
+    if model == "UM.FS":
+        return GroupedBinomial(x, n, np.column_stack([group1, _dummies(k, 2)]), group12[:, None], study, zero)
+    return GroupedBinomial(x, n, np.column_stack([group1, np.ones(2 * k)]), np.column_stack([np.ones(2 * k), group12]),
+                           study, zero)  # fmt: skip
 
 
 def _fit(measure, model, method, cells, nagq):
     """The fits of one model: returns beta, vb, tau2, se_tau2, sigma2, ll_FE, ll_QE, QE_Wld, ll_ML, parms, k_eff."""
     ee = method == "EE"
-    out = {"se_tau2": math.nan, "sigma2": math.nan, "tau2": 0.0, "ll_ML": math.nan}
+    out = {"se_tau2": math.nan, "sigma2": math.nan, "tau2": 0.0, "ll_ML": math.nan, "optimum": math.nan}
+    k = len(cells[0])
+    data = ml_data(measure, model, cells)
     if measure == "PLO" or model in ("CM.AL", "CM.EL"):
-        if measure == "PLO":
-            x, m = cells
-            n, offset = x + m, np.zeros(len(x))
-        else:
-            a, b, c, d = cells
-            x, n, offset = a, a + c, np.log((a + b) / (c + d))
-        k = len(x)
-        X = np.ones((k, 1))
-        fe, qe, wald, data = _binomial_rows(x, n, X, offset, nagq)
-        out.update(ll_FE=fe.loglik, ll_QE=qe.loglik, QE_Wld=wald, parms=1 + (not ee), k_eff=k)
+        x, n, offset = _per_study(measure, cells)
+        X = data.X
+        fe = glm_binomial(x, n, X, offset)
+        qe = glm_binomial(x, n, np.column_stack([X, np.eye(k)]), offset) if k > 1 else fe
+        out.update(ll_FE=fe.loglik, ll_QE=qe.loglik, QE_Wld=_wald(qe.coef[1:], qe.vcov[1:, 1:]), parms=1 + (not ee),
+                   k_eff=k)  # fmt: skip
         if model == "CM.EL":
             return {**out, **_cm_el(cells, X, fe.coef, ee)}
         if ee:
             return {**out, "beta": fe.coef, "vb": fe.vcov}
         fit = glmer(data, nagq, fe.coef, [0.5])
         ll = qe.loglik - conditional_deviance(data, fit.beta, fit.theta) / 2
-        return {**out, "beta": fit.beta, "vb": fit.vcov, "tau2": float(fit.theta[0] ** 2), "ll_ML": ll}
-    a, b, c, d = cells
-    k = len(a)
-    x, n = np.column_stack([a, c]).ravel(), np.column_stack([a + b, c + d]).ravel()
-    group1 = np.tile([1.0, 0.0], k)
-    group12 = np.tile([0.5, -0.5], k)
-    study = np.repeat(np.arange(k), 2)
-    x_fit = group1[:, None]  # X.fit = group1 · X for the intercept-only X
-    zero = np.zeros(2 * k)
+        return {**out, "beta": fit.beta, "vb": fit.vcov, "tau2": float(fit.theta[0] ** 2), "ll_ML": ll,
+                "optimum": fit.loglik}
+    x, n, study, group1, _ = _per_group(cells)
+    interactions = _dummies(k, 2) * group1[:, None]  # study:group1, the saturated model's extra terms
     if model == "UM.FS":
-        design = np.column_stack([x_fit, _dummies(k, 2)])
-        fe = glm_binomial(x, n, design)
-        qe = glm_binomial(x, n, np.column_stack([design, _dummies(k, 2) * group1[:, None]])) if k > 1 else fe
+        fe = glm_binomial(x, n, data.X)
+        qe = glm_binomial(x, n, np.column_stack([data.X, interactions])) if k > 1 else fe
         out.update(ll_FE=fe.loglik, ll_QE=qe.loglik, QE_Wld=_wald(qe.coef[k + 1:], qe.vcov[k + 1:, k + 1:]),
                    parms=1 + k + (not ee), k_eff=2 * k)  # fmt: skip
         if ee:
             return {**out, "beta": fe.coef[:1], "vb": fe.vcov[:1, :1]}
-        data = GroupedBinomial(x, n, design, group12[:, None], study, zero)
         fit = glmer(data, nagq, fe.coef, [0.5])
         ll = qe.loglik - conditional_deviance(data, fit.beta, fit.theta) / 2
-        return {**out, "beta": fit.beta[:1], "vb": fit.vcov[:1, :1], "tau2": float(fit.theta[0] ** 2), "ll_ML": ll}
+        return {**out, "beta": fit.beta[:1], "vb": fit.vcov[:1, :1], "tau2": float(fit.theta[0] ** 2), "ll_ML": ll,
+                "optimum": fit.loglik}
     # UM.RS: metafor takes lme4's logLik, which with nAGQ > 1 is -½ of the quadrature deviance (the saturated
     # log-likelihood left out) but with nAGQ = 1 the full Laplace log-likelihood (lme4's devcomp "dev" = aic + ussq
     # + ldL2); the LRT is the same either way
     saturated = binomial_loglik(x, n, np.clip(x / n, 1e-300, 1 - 1e-16)) if nagq > 1 else 0.0
-    design = np.column_stack([x_fit, np.ones(2 * k)])
-    intercept = GroupedBinomial(x, n, design, np.ones((2 * k, 1)), study, zero)
-    start = glm_binomial(x, n, design)
-    fe = glmer(intercept, nagq, start.coef, [1.0])
-    out.update(ll_FE=fe.loglik - saturated, sigma2=float(fe.theta[0] ** 2), parms=1 + 2 + (not ee), k_eff=2 * k)
-    out.update(ll_QE=math.nan, QE_Wld=math.nan)
+    zero, random_study = np.zeros(2 * k), np.ones((2 * k, 1))
+    intercept = GroupedBinomial(x, n, data.X, random_study, study, zero)
+    fe = glmer(intercept, nagq, glm_binomial(x, n, data.X).coef, [1.0])
+    out.update(ll_FE=fe.loglik - saturated, sigma2=float(fe.theta[0] ** 2), parms=1 + 2 + (not ee), k_eff=2 * k,
+               ll_QE=math.nan, QE_Wld=math.nan)  # fmt: skip
     if k > 1:
-        interactions = np.column_stack([design, _dummies(k, 2) * group1[:, None]])
-        keep = glm_binomial(x, n, interactions).columns
-        qe_data = GroupedBinomial(x, n, interactions[:, keep], np.ones((2 * k, 1)), study, zero)
-        qe_start = glm_binomial(x, n, interactions[:, keep]).coef
-        qe = glmer(qe_data, nagq, qe_start, fe.theta)
+        saturated_fit = glm_binomial(x, n, np.column_stack([data.X, interactions]))  # R drops its aliased column
+        X_qe = np.column_stack([data.X, interactions])[:, saturated_fit.columns]
+        qe = glmer(GroupedBinomial(x, n, X_qe, random_study, study, zero), nagq, saturated_fit.coef, fe.theta)
         out.update(ll_QE=qe.loglik - saturated, QE_Wld=_wald(qe.beta[2:], qe.vcov[2:, 2:]))
     if ee:
         return {**out, "beta": fe.beta[:1], "vb": fe.vcov[:1, :1]}
-    both = GroupedBinomial(x, n, design, np.column_stack([np.ones(2 * k), group12]), study, zero)
-    fit = glmer(both, 1, fe.beta, [math.sqrt(out["sigma2"]), 0.5])
+    fit = glmer(data, 1, fe.beta, [math.sqrt(out["sigma2"]), 0.5])
     return {**out, "beta": fit.beta[:1], "vb": fit.vcov[:1, :1], "tau2": float(fit.theta[1] ** 2),
-            "sigma2": float(fit.theta[0] ** 2), "ll_ML": fit.loglik - saturated}  # fmt: skip
+            "sigma2": float(fit.theta[0] ** 2), "ll_ML": fit.loglik - saturated, "optimum": fit.loglik}  # fmt: skip
 
 
 def _cm_el(cells, X, start, ee):
@@ -304,7 +315,8 @@ def _cm_el(cells, X, start, ee):
     vb_full = np.linalg.inv(H)
     tau2 = math.exp(par[p])
     se_tau2 = math.sqrt(vb_full[p, p]) * tau2 if vb_full[p, p] >= 0 else math.nan
-    return {**out, "beta": par[:p], "vb": vb_full[:p, :p], "tau2": tau2, "se_tau2": se_tau2, "ll_ML": -value}
+    return {**out, "beta": par[:p], "vb": vb_full[:p, :p], "tau2": tau2, "se_tau2": se_tau2, "ll_ML": -value,
+            "optimum": -value}
 
 
 def rma_glmm(ai=None, bi=None, ci=None, di=None, n1i=None, n2i=None, xi=None, mi=None, ni=None, *, measure,
@@ -412,8 +424,8 @@ def rma_glmm(ai=None, bi=None, ci=None, di=None, n1i=None, n2i=None, xi=None, mi
         se=se, zval=zval, pval=np.asarray(pval, dtype=float), ci_lb=beta - crit * se, ci_ub=beta + crit * se, vb=vb,
         tau2=tau2, se_tau2=res["se_tau2"], sigma2=res["sigma2"], I2=I2, H2=H2, vt=vt, QE_Wld=wld, QEp_Wld=qep_wld,
         QE_LRT=lrt, QEp_LRT=qep_lrt, QE_df=qe_df, QM=QM, QMp=QMp, k_eff=k_eff, parms=parms, fit_stats=fit_stats,
-        yi=yi, vi=vi, warnings=tuple(warnings),
+        yi=yi, vi=vi, optimum=res["optimum"], warnings=tuple(warnings),
     )  # fmt: skip
 
 
-__all__ = ["GLMM_MEASURES", "MODELS", "RmaGlmmResult", "loglik", "rma_glmm"]
+__all__ = ["GLMM_MEASURES", "MODELS", "RmaGlmmResult", "loglik", "ml_data", "rma_glmm"]
