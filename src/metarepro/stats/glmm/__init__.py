@@ -48,7 +48,7 @@ from metarepro._core import dist
 from metarepro._core.printing import SIGNIF, Printable, _f, _p, _stars, _table
 from metarepro.stats.glmm import _nchg
 from metarepro.stats.glmm._glm import binomial_loglik, glm_binomial
-from metarepro.stats.glmm._glmer import GroupedBinomial, conditional_deviance, glmer, loglik, minimize_smooth
+from metarepro.stats.glmm._glmer import GroupedBinomial, conditional_deviance, glmer, loglik, minimize_smooth, wald
 
 MODELS = ("UM.FS", "UM.RS", "CM.EL", "CM.AL")
 GLMM_MEASURES = ("OR", "PLO")
@@ -276,7 +276,9 @@ def _fit(measure, model, method, cells, nagq):
         saturated_fit = glm_binomial(x, n, np.column_stack([data.X, interactions]))  # R drops its aliased column
         X_qe = np.column_stack([data.X, interactions])[:, saturated_fit.columns]
         qe = glmer(GroupedBinomial(x, n, X_qe, random_study, study, zero), nagq, saturated_fit.coef, fe.theta)
-        out.update(ll_QE=qe.loglik - saturated, QE_Wld=_wald(qe.beta[2:], qe.vcov[2:, 2:]))
+        # zero cells: the saturated fit's interaction terms diverge (their information vanishes); the Wald test
+        # from the information matrix is then its limit, where metafor's is wherever lme4 stopped
+        out.update(ll_QE=qe.loglik - saturated, QE_Wld=wald(qe.beta[2:], qe.information, np.arange(2, len(qe.beta))))
     if ee:
         return {**out, "beta": fe.beta[:1], "vb": fe.vcov[:1, :1]}
     fit = glmer(data, 1, fe.beta, [math.sqrt(out["sigma2"]), 0.5])

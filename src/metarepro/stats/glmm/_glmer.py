@@ -180,18 +180,24 @@ def minimize_smooth(objective, start):
     x = res.x
     H = numerical_hessian(objective, x)
     for _ in range(50):
-        step = np.linalg.solve(H, numerical_gradient(objective, x))
+        try:
+            step = np.linalg.solve(H, numerical_gradient(objective, x))
+        except np.linalg.LinAlgError:  # a diverging coefficient (zero cell): BFGS's point is as far as it goes
+            break
         f0, scale = objective(x), 1.0
-        while objective(x - scale * step) > f0 + 1e-12 * abs(f0) and scale > 1e-6:
+        while not objective(x - scale * step) <= f0 + 1e-12 * abs(f0):
             scale /= 2
-        x = x - scale * step
-        if np.max(np.abs(step)) < 1e-10:
+            if scale < 1e-6:
+                break
+        else:
+            x = x - scale * step
+        if scale < 1e-6 or np.max(np.abs(step)) < 1e-10:
             break
     return x, objective(x), numerical_hessian(objective, x)
 
 
-def rx_vcov(data: GroupedBinomial, beta, theta) -> np.ndarray:
-    """lme4's fallback covariance of β (``pp$unsc()``): the inverse of X'WX - X'WZ̃(Z̃'WZ̃ + I)⁻¹Z̃'WX at the
+def rx_information(data: GroupedBinomial, beta, theta) -> np.ndarray:
+    """lme4's fallback information for β (the inverse of ``pp$unsc()``): X'WX - X'WZ̃(Z̃'WZ̃ + I)⁻¹Z̃'WX at the
     conditional modes (Z̃ = ZΛ), used when the finite-difference Hessian is singular or not positive definite."""
     eta0 = data.X @ np.asarray(beta, dtype=float) + data.offset
     ZT = data.Z * np.asarray(theta, dtype=float)
@@ -203,7 +209,19 @@ def rx_vcov(data: GroupedBinomial, beta, theta) -> np.ndarray:
         rows = data.group == g
         B = ZT[rows].T @ (w[rows, None] * data.X[rows])
         schur -= B.T @ np.linalg.solve(A[g], B)
-    return np.linalg.inv(schur)
+    return schur
+
+
+def wald(b, information, tested) -> float:
+    """b'·Cov(b)⁻¹·b for the coefficients ``tested`` (indices into the information matrix), with Cov(b)⁻¹ the
+    Schur complement of the other parameters' block: the same as inverting the whole information where that is
+    possible, and finite where a coefficient diverged (a zero cell: its information is 0 and it adds nothing)."""
+    if len(tested) == 0:
+        return 0.0
+    rest = np.setdiff1d(np.arange(information.shape[0]), tested)
+    I_tt = information[np.ix_(tested, tested)]
+    I_tr, I_rr = information[np.ix_(tested, rest)], information[np.ix_(rest, rest)]
+    return float(b @ (I_tt - I_tr @ np.linalg.solve(I_rr, I_tr.T)) @ b)
 
 
 @dataclass
@@ -211,8 +229,20 @@ class GlmerFit:
     beta: np.ndarray
     theta: np.ndarray
     loglik: float
-    vcov: np.ndarray  # of beta
+    vcov: np.ndarray  # of beta (NaN where the information is singular)
+    information: np.ndarray  # Hessian of -loglik in (β, log θ), or lme4's RX information in β
     vcov_from: str  # "hessian", or "RX" (lme4's fallback when the Hessian is singular or not positive definite)
+
+
+def _inverse(matrix, p):
+    try:
+        inverse = np.linalg.inv(matrix)[:p, :p]
+    except np.linalg.LinAlgError:
+        return None
+    symmetric = (inverse + inverse.T) / 2
+    if not np.all(np.isfinite(inverse)) or np.linalg.eigvalsh(symmetric).min() <= 0:
+        return None
+    return inverse
 
 
 def glmer(data: GroupedBinomial, nagq: int, beta_start, theta_start) -> GlmerFit:
@@ -226,11 +256,9 @@ def glmer(data: GroupedBinomial, nagq: int, beta_start, theta_start) -> GlmerFit
     start = np.concatenate([np.asarray(beta_start, float), np.log(np.asarray(theta_start, float))])
     v, value, H = minimize_smooth(objective, start)
     beta, theta = v[:p], np.exp(v[p:])
-    try:
-        vcov = np.linalg.inv(H)[:p, :p]
-        good = bool(np.all(np.isfinite(vcov)) and np.linalg.eigvalsh((vcov + vcov.T) / 2).min() > 0)
-    except np.linalg.LinAlgError:
-        good = False
-    if not good:
-        return GlmerFit(beta, theta, -value, rx_vcov(data, beta, theta), "RX")
-    return GlmerFit(beta, theta, -value, vcov, "hessian")
+    vcov = _inverse(H, p)
+    if vcov is not None:
+        return GlmerFit(beta, theta, -value, vcov, H, "hessian")
+    info = rx_information(data, beta, theta)
+    vcov = _inverse(info, p)
+    return GlmerFit(beta, theta, -value, np.full((p, p), np.nan) if vcov is None else vcov, info, "RX")
