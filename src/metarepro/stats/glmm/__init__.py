@@ -145,7 +145,7 @@ def _counts(name, values, k=None) -> np.ndarray:
         raise ValueError(f"rma_glmm: {name} has {len(arr)} values but the other counts have {k}; give one per study")
     bad = np.flatnonzero(~np.isfinite(arr) | (arr < 0) | (arr != np.round(arr)))
     if len(bad):
-        raise ValueError(f"rma_glmm: {name}[{bad[0]}] = {arr[bad[0]]!r} is not a count (a whole number >= 0); "
+        raise ValueError(f"rma_glmm: {name}[{bad[0]}] = {arr[bad[0]]:g} is not a count (a whole number >= 0); "
                          "correct that study's counts")  # fmt: skip
     return arr
 
