@@ -285,3 +285,16 @@ def test_double_zero_tables_are_left_out_and_said_so():
     d = DATA["nielweise2007"]
     fit = ours("nielweise2007", "UM.FS", "EE")
     assert fit.k == len(d["ai"]) - 1 == 17 and "left out" in fit.warnings[0]
+
+
+def test_t_test_uses_k_minus_p_degrees_of_freedom():
+    """metafor's test = "t" for rma.glmm: t with k - p df for β, its p-value and CI (hand calculation with scipy)."""
+    from scipy import stats
+
+    z = ours("pritz1997", "UM.FS", "EE")
+    t = rma_glmm(xi=DATA["pritz1997"]["xi"], mi=DATA["pritz1997"]["mi"], measure="PLO", method="EE", test="t")
+    df = z.k - 1
+    assert close(t.beta, z.beta, rtol=1e-15) and close(t.pval, 2 * stats.t.sf(abs(z.zval), df), rtol=1e-12)
+    half = stats.t.isf(0.025, df) * z.se
+    assert close(t.ci_lb, z.beta - half, rtol=1e-12) and close(t.ci_ub, z.beta + half, rtol=1e-12)
+    assert " tval  df " in str(t) and f"  {df}  " in str(t)

@@ -27,11 +27,20 @@ the glmer-based ML fits metafor's log-likelihood is ``ll.QE - deviance/2`` with 
 ``I² = 100·τ²/(τ² + vt)``, ``vt = (k - p)/tr(P)`` from the studies' escalc yi, vi (``add = 1/2`` to tables with a
 zero cell, ``to = "only0"``; double-zero tables have none, ``drop00 = True``).
 
-How exact: the EE fits by glm and CM.EL's likelihood are computed exactly (R's glm iteration; the noncentral
-hypergeometric pmf in log space) and agree with metafor to 1e-8. Where lme4 fits the model the likelihood is
-lme4's (Laplace / adaptive quadrature: same value to ~1e-14 at the same parameters), but this optimum is exact
-(~1e-10) while lme4 stops by its own rules (Nelder-Mead ``FtolAbs = 1e-5``): differences of up to ~1e-4 relative
-in β and τ² are lme4's, and lme4's log-likelihood is never higher than ours (tests/test_glmm.py).
+How exact (tests/test_glmm.py, against metafor 3.8-1 / lme4 1.1-31): the EE fits by glm and the saturated fits
+behind QE.Wld and QE.LRT reproduce R's glm iteration (observed 7e-15 in β and se, 6e-13 in QE.Wld); CM.EL's
+likelihood at fixed parameters agrees with metafor's ``.dnchg`` to 5e-12. Where lme4 fits the model the
+likelihood is lme4's (Laplace / adaptive quadrature: the same value at lme4's estimates to ~1e-10), but the
+optimum here is exact (~1e-10) while lme4 stops by its own rules (bobyqa, then Nelder-Mead with ``FtolAbs =
+1e-5``): with metafor's default control the largest differences are 3.5e-4 relative in β (0.0015 se), 8.8e-4 in
+τ², 3.7e-3 in se (UM.RS's Laplace fit: lme4's finite-difference Hessian), and lme4's log-likelihood is never
+higher than ours. CM.EL's β, τ² agree with metafor's nlminb to its stopping rule (8e-7); its se and QE.Wld come
+from numDeriv Hessians that amplify BiasedUrn's 1e-10 truncation (se 1.4e-4, QE.Wld 268.6 against 163.1 here
+on dat.bcg; with metafor's exact pmf, ``dnchgcalc = "dnoncenhypergeom"``, 8e-7 and 1e-3).
+
+Not (yet) as metafor: moderators (``mods``), ``cor = TRUE`` for UM.RS, ``coding`` other than 1/2, measures RR, RD,
+PR, PLN, IRR, IRLN; a τ² on the boundary shows as ~1e-12 rather than lme4's 0; metafor's warning that the CM.EL
+standard errors look unusually small or large (a comparison with a Peto fit) is not issued.
 
 The yi, vi for I² are computed here (``_escalc``) until the binary-outcome effect sizes (``effects_binary``,
 another branch) land; then they should come from there.
