@@ -298,3 +298,16 @@ def test_t_test_uses_k_minus_p_degrees_of_freedom():
     half = stats.t.isf(0.025, df) * z.se
     assert close(t.ci_lb, z.beta - half, rtol=1e-12) and close(t.ci_ub, z.beta + half, rtol=1e-12)
     assert " tval  df " in str(t) and f"  {df}  " in str(t)
+
+
+@pytest.mark.parametrize("model", ["UM.FS", "UM.RS", "CM.AL"])
+def test_tau2_on_the_boundary(model):
+    """dat.bcg's first 3 trials: lme4 puts τ² at 0 (UM.RS: 1.3e-8); ours is ~1e-11 (θ optimized on the log scale),
+    and β, se and the heterogeneity tests are then those at τ² = 0. Observed: UM.FS, CM.AL β 1e-12, se 1e-8;
+    UM.RS β 1.9e-5, se 1.2e-3, QE.LRT 2e-6 (lme4's stopping and finite-difference Hessian)."""
+    fit, ref = ours("bcg_first3", model, "ML"), reference("bcg_first3", model, "ML", "default")
+    assert fit.tau2 < 1e-8 and ref["tau2"] < 1e-7
+    assert abs(fit.beta[0] - ref["beta"][0]) <= BETA_SE * ref["se"][0]
+    assert close(fit.se, ref["se"], rtol=VARIANCE_RTOL)
+    exact = {"rtol": VARIANCE_RTOL} if model == "UM.RS" else ITERATIVE  # glm fits except for UM.RS
+    assert close(fit.QE_LRT, ref["QE_LRT"], **exact) and close(fit.QE_Wld, ref["QE_Wld"], **exact)

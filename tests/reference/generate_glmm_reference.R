@@ -71,6 +71,9 @@ datasets <- list(
   nielweise2007 = list(source = "metadat::dat.nielweise2007: anti-infective catheters, ai/n1i/ci/n2i (zero cells, one double zero)",
                        measure = "OR", ai = num(niel$ai), bi = num(niel$n1i - niel$ai),
                        ci = num(niel$ci), di = num(niel$n2i - niel$ci)),
+  bcg_first3 = list(source = "metadat::dat.bcg, its first 3 trials: tau^2 on the boundary (0)",
+                    measure = "OR", ai = num(bcg$tpos[1:3]), bi = num(bcg$tneg[1:3]), ci = num(bcg$cpos[1:3]),
+                    di = num(bcg$cneg[1:3])),
   pritz1997 = list(source = "metadat::dat.pritz1997: proportion of good outcome, xi/ni",
                    measure = "PLO", xi = num(pritz$xi), mi = num(pritz$ni - pritz$xi)))
 
@@ -95,6 +98,7 @@ for (ctl in c("tight", "default")) {
     for (method in c("EE", "ML")) fits[[length(fits) + 1]] <- fit_one(name, model, method, ctl)
   for (method in c("EE", "ML")) fits[[length(fits) + 1]] <- fit_one("pritz1997", "UM.FS", method, ctl)
 }
+for (model in c("UM.FS", "UM.RS", "CM.AL")) fits[[length(fits) + 1]] <- fit_one("bcg_first3", model, "ML", "default")
 # (ML only on nielweise2007: with R's own pmf, integrate() over dat.bcg's tables of up to 1,000 events takes hours)
 for (name in c("bcg", "nielweise2007")) fits[[length(fits) + 1]] <- fit_one(name, "CM.EL", "EE", "exact_pmf")
 fits[[length(fits) + 1]] <- fit_one("nielweise2007", "CM.EL", "ML", "exact_pmf")
