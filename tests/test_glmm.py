@@ -136,10 +136,13 @@ def lme4_loglik_at(dataset, model, merfit):
 @pytest.mark.parametrize(("dataset", "model"), GLMER_ML)
 @pytest.mark.parametrize("control", ["default", "tight"])
 def test_same_likelihood_as_lme4_at_its_estimates(dataset, model, control):
-    """(1) lme4's Laplace (UM.RS) / 7-point adaptive Gauss-Hermite (the others) log-likelihood, recomputed here at
-    lme4's own estimates; observed: 2e-10 relative (the difference is lme4's PIRLS stopping at tolPwrss)."""
+    """(1) lme4's 7-point adaptive Gauss-Hermite (UM.FS, CM.AL, PLO) / Laplace (UM.RS) log-likelihood, recomputed
+    here at lme4's own estimates. Observed: 1.3e-12 relative for the quadrature fits; 8.7e-8 (1e-5 absolute) for
+    UM.RS's Laplace fit with two random effects, with tolPwrss = 1e-7 and 1e-10 alike -- not explained; our guess
+    is that lme4's logLik is read from its PIRLS state after the finite-difference Hessian, not at the mode."""
     merfit = reference(dataset, model, "ML", control)["glmer"]["ML"]
-    assert close(lme4_loglik_at(dataset, model, merfit), merfit["logLik"], rtol=1e-7)
+    rtol = 1e-6 if merfit["nAGQ"] == 1 else 1e-10
+    assert close(lme4_loglik_at(dataset, model, merfit), merfit["logLik"], rtol=rtol)
 
 
 @pytest.mark.parametrize(("dataset", "model"), GLMER_ML)
@@ -165,8 +168,9 @@ DEVIANCE_GAP, BETA_SE, VARIANCE_RTOL = 1e-4, 0.01, 0.01
 def test_estimates_within_lme4s_stopping_error(dataset, model, control):
     """(3) observed (default control): β 3.5e-4 relative (0.0015 se, nielweise2007 UM.FS), τ² 8.8e-4, se 3.7e-3
     (bcg UM.RS, the Laplace fit with two random effects); tight control (nloptwrap): β 9e-5, τ² 7e-5, se 3.7e-3.
-    The deviance gap is within 1e-4 except where lme4 itself warns that it did not converge (nielweise2007 UM.FS,
-    default control: "Model failed to converge with max|grad| = 0.0089", gap 1.5e-4): there 1e-3."""
+    The deviance gap (observed 4e-7 at most, 2e-9 with the tight control) is within 1e-4 except where lme4 itself
+    warns that it did not converge (nielweise2007 UM.FS, default control: "Model failed to converge with max|grad|
+    = 0.0089", gap 1.5e-4): there 1e-3."""
     fit, ref = ours(dataset, model, "ML"), reference(dataset, model, "ML", control)
     merfit = ref["glmer"]["ML"]
     data = ml_data(DATA[dataset]["measure"], model, cells(dataset))

@@ -30,7 +30,7 @@ zero cell, ``to = "only0"``; double-zero tables have none, ``drop00 = True``).
 How exact (tests/test_glmm.py, against metafor 3.8-1 / lme4 1.1-31): the EE fits by glm and the saturated fits
 behind QE.Wld and QE.LRT reproduce R's glm iteration (observed 7e-15 in β and se, 6e-13 in QE.Wld); CM.EL's
 likelihood at fixed parameters agrees with metafor's ``.dnchg`` to 5e-12. Where lme4 fits the model the
-likelihood is lme4's (Laplace / adaptive quadrature: the same value at lme4's estimates to ~1e-10), but the
+likelihood is lme4's (adaptive quadrature: the same value at lme4's estimates to 1e-12; UM.RS's Laplace: 9e-8), but the
 optimum here is exact (~1e-10) while lme4 stops by its own rules (bobyqa, then Nelder-Mead with ``FtolAbs =
 1e-5``): with metafor's default control the largest differences are 3.5e-4 relative in β (0.0015 se), 8.8e-4 in
 τ², 3.7e-3 in se (UM.RS's Laplace fit: lme4's finite-difference Hessian), and lme4's log-likelihood is never

@@ -12,8 +12,9 @@ integral over ``u_g``, approximated as lme4 approximates it:
 * ``nagq > 1`` (q = 1 only, as in lme4): adaptive Gauss-Hermite quadrature with nodes ``u0 + z_k/√H``:
   ``f(u0) - ½·log H + log Σ_k w_k·exp(f(u_k) - f(u0) + z_k²/2)`` (lme4's ``glmerAGQ``, ``GHrule(nagq)``).
 
-The values are the full log-likelihoods (binomial coefficients included), lme4's ``logLik``; lme4's
-``deviance()`` is ``-2·(loglik - saturated loglik)``.
+The values are the full log-likelihoods (binomial coefficients included). lme4's ``logLik`` is that with
+``nAGQ = 1`` but leaves the saturated binomial log-likelihood out with ``nAGQ > 1`` (-½ of its quadrature
+deviance); its ``deviance()`` is the conditional deviance at the modes (:func:`conditional_deviance`).
 
 The optimum is found here to ~1e-10 in the parameters (BFGS on (β, log θ) then Newton steps on a numerical
 Hessian); lme4 stops earlier (bobyqa then Nelder-Mead, ``FtolAbs = 1e-5`` by default), so its estimates differ
