@@ -13,9 +13,9 @@ rules call; no Snakemake import).
 
 from metarepro._core.lazy import lazy_exports
 
-__all__ = ["MEASURES", "METHODS", "BlockV", "Control", "MVControl", "RmaMhResult", "RmaMvResult", "RmaPetoResult",
-           "RmaResult", "RobustResult", "aggregate", "anova", "confint", "escalc", "rma", "rma_batch", "rma_mh",
-           "rma_mv", "rma_peto", "robust", "vcalc"]  # fmt: skip
+__all__ = ["MEASURES", "METHODS", "BlockV", "Control", "MVControl", "RmaGlmmResult", "RmaMhResult", "RmaMvResult",
+           "RmaPetoResult", "RmaResult", "RobustResult", "aggregate", "anova", "confint", "escalc", "rma", "rma_batch",
+           "rma_glmm", "rma_mh", "rma_mv", "rma_peto", "robust", "vcalc"]  # fmt: skip
 __version__ = "0.1.0"
 
 # Imported from their modules when first used (metarepro._core.lazy); tests/test_imports.py checks this table.
@@ -32,4 +32,5 @@ lazy_exports(__name__, {
     **dict.fromkeys(["BlockV", "MVControl", "RmaMvResult", "anova", "confint", "rma_mv"], "stats.mv"),
     **dict.fromkeys(["RobustResult", "robust"], "stats.robust"),
     **dict.fromkeys(["aggregate", "vcalc"], "stats.vcalc"),
+    **dict.fromkeys(["RmaGlmmResult", "rma_glmm"], "stats.glmm"),
 })  # fmt: skip
