@@ -74,10 +74,10 @@ def _heterogeneity(fit, residual: bool) -> list[str]:
     pairs = []
     if fit.method != "EE":
         pairs += [
-            (f"tau^2 (estimated amount of {amount} heterogeneity)", f"{_f(fit.tau2)} (SE = {_f(fit.tau2_se)})"),
+            (f"tau^2 (estimated amount of {amount} heterogeneity)", f"{_f(fit.tau2)} (SE = {_f(fit.se_tau2)})"),
             ("tau (square root of estimated tau^2 value)", _f(np.sqrt(fit.tau2))),
         ]
-    i2, h2 = (fit.I2, fit.H2) if residual else (fit.i2, fit.h2)
+    i2, h2 = fit.I2, fit.H2
     if residual:
         pairs += [("I^2 (residual heterogeneity / unaccounted variability)", f"{_f(i2, 2)}%"),
                   ("H^2 (unaccounted variability / sampling variability)", _f(h2, 2))]  # fmt: skip
@@ -92,13 +92,12 @@ def _heterogeneity(fit, residual: bool) -> list[str]:
 def _results(names, fit, df=None) -> str:
     stat = "tval" if fit.test == "knha" else "zval"
     pvals = np.atleast_1d(fit.pval)
-    estimates = np.atleast_1d(fit.beta if hasattr(fit, "beta") else fit.estimate)
-    columns = {"estimate": [_f(b) for b in estimates], "se": [_f(s) for s in np.atleast_1d(fit.se)],
+    columns = {"estimate": [_f(b) for b in np.atleast_1d(fit.beta)], "se": [_f(s) for s in np.atleast_1d(fit.se)],
                stat: [_f(z) for z in np.atleast_1d(fit.zval)]}  # fmt: skip
     if df is not None:
         columns["df"] = [str(int(df))] * len(pvals)
-    columns.update({"pval": [_p(p) for p in pvals], "ci.lb": [_f(x) for x in np.atleast_1d(fit.ci_low)],
-                    "ci.ub": [_f(x) for x in np.atleast_1d(fit.ci_high)], "": [_stars(p) for p in pvals]})  # fmt: skip
+    columns.update({"pval": [_p(p) for p in pvals], "ci.lb": [_f(x) for x in np.atleast_1d(fit.ci_lb)],
+                    "ci.ub": [_f(x) for x in np.atleast_1d(fit.ci_ub)], "": [_stars(p) for p in pvals]})  # fmt: skip
     return _table(columns, index=names)
 
 
@@ -111,11 +110,11 @@ def _head(fit, equal: str, random: str) -> str:
 def rma_text(fit) -> str:
     """metafor's ``print.rma.uni`` for an intercept-only fit (:class:`metarepro.stats.rma.RmaResult`)."""
     head = _head(fit, "Equal-Effects Model", "Random-Effects Model")
-    df = fit.q_df if fit.test == "knha" else None
+    df = fit.QE_df if fit.test == "knha" else None
     return "\n".join(
         [
             head, "", *_heterogeneity(fit, residual=False), "", "Test for Heterogeneity:",
-            f"Q(df = {int(fit.q_df)}) = {_f(fit.q)}, p-val {_p(fit.q_p, sep=True)}", "", "Model Results:", "",
+            f"Q(df = {int(fit.QE_df)}) = {_f(fit.QE)}, p-val {_p(fit.QEp, sep=True)}", "", "Model Results:", "",
             _results(None, fit, df), "", SIGNIF,
         ]
     )  # fmt: skip
@@ -133,16 +132,16 @@ def _coefficients(btt) -> str:
 def mods_text(fit) -> str:
     """metafor's ``print.rma.uni`` for a meta-regression (:class:`metarepro.stats.metareg.MetaregResult`)."""
     head = _head(fit, "Fixed-Effects with Moderators Model", "Mixed-Effects Model")
-    df1, df2 = np.atleast_1d(fit.QM_df)[0], np.atleast_1d(fit.QM_df)[-1]
+    df1, df2 = np.atleast_1d(fit.QMdf)[0], np.atleast_1d(fit.QMdf)[-1]
     if fit.test == "knha":
-        qm = f"F(df1 = {int(df1)}, df2 = {int(df2)}) = {_f(fit.QM)}, p-val {_p(fit.QM_p, sep=True)}"
+        qm = f"F(df1 = {int(df1)}, df2 = {int(df2)}) = {_f(fit.QM)}, p-val {_p(fit.QMp, sep=True)}"
     else:
-        qm = f"QM(df = {int(df1)}) = {_f(fit.QM)}, p-val {_p(fit.QM_p, sep=True)}"
+        qm = f"QM(df = {int(df1)}) = {_f(fit.QM)}, p-val {_p(fit.QMp, sep=True)}"
     moderators = [f"Test of Moderators ({_coefficients(fit.btt)}):", qm, ""] if len(fit.btt) else []
     return "\n".join(
         [
             head, "", *_heterogeneity(fit, residual=True), "", "Test for Residual Heterogeneity:",
-            f"QE(df = {int(fit.QE_df)}) = {_f(fit.QE)}, p-val {_p(fit.QE_p, sep=True)}", "", *moderators,
+            f"QE(df = {int(fit.QE_df)}) = {_f(fit.QE)}, p-val {_p(fit.QEp, sep=True)}", "", *moderators,
             "Model Results:", "", _results(list(fit.names), fit, df2 if fit.test == "knha" else None), "", SIGNIF,
         ]
     )  # fmt: skip

@@ -33,3 +33,9 @@ def percent_level(level) -> float:
 def metafor_spellings(method, level):
     """(method, level) with metafor's aliases resolved; the level in percent."""
     return ALIASES.get(method, method), percent_level(level)
+
+
+def alias(name: str) -> property:
+    """A read-only attribute that reads the attribute ``name``: an older spelling of a result's field, kept for the
+    code and files that use it (metafor's name is the field)."""
+    return property(lambda self: getattr(self, name), doc=f"The older name of ``{name}``.")
