@@ -186,8 +186,8 @@ def pet_peese(yi, vi, model="rma", method="REML", test="z", level=95, control: C
 # ---------------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Ranktest:
+@dataclass(repr=False)  # printing.Printable gives metafor's print.ranktest
+class Ranktest(Printable):
     """metafor ``ranktest``: Kendall's τ between standardized effects and variances, and its two-sided p.
 
     ``exact``: whether the p value is from the exact null distribution (no ties) or the normal

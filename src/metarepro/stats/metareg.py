@@ -1,37 +1,18 @@
 """Mixed-effects meta-regression, metafor's ``rma(yi, vi, mods = ...)``, vectorized over a batch.
 
-``rma_mods(yi, vi, X)`` fits y = Xβ + u + e with u ~ N(0, τ²) and e ~ N(0, v). ``X`` is the full k×p design
-matrix *including* the intercept column (build it with :func:`design_matrix`). ``yi``/``vi`` may be (k,) for one
-fit or (B, k) for B fits sharing k; ``X`` is then (k, p) (shared) or (B, k, p). Rows with a missing value in
-``yi``, ``vi`` or ``X`` are left out, as metafor's ``na.action = "na.omit"`` does, so a batch may be ragged
+``rma_mods(yi, vi, X)`` fits y = Xβ + u + e with u ~ N(0, τ²) and e ~ N(0, v). A 2-D ``X`` is the full k×p design
+matrix *including* the intercept column (build it with :func:`design_matrix` from a data frame's columns, or
+:func:`model_matrix` from values); a 1-D ``X`` is one moderator and gets an intercept, as metafor's
+``rma(yi, vi, mods = x)`` (``metarepro.rma(yi, vi, mods=x)`` is the metafor-shaped way in). ``yi``/``vi`` may be
+(k,) for one fit or (B, k) for B fits sharing k; ``X`` is then (k, p) (shared) or (B, k, p). Rows with a missing
+value in ``yi``, ``vi`` or ``X`` are left out, as metafor's ``na.action = "na.omit"`` does, so a batch may be ragged
 (NaN-padded); ``k`` reports the studies used.
 
-Nothing forms a k×k matrix. With W = diag(w), S = W^½ and the thin QR decomposition S X = Q R, the residual
-maker P = W − WX(XᵀWX)⁻¹XᵀW is S(I − QQᵀ)S, so (h = row sums of Q², the leverages):
-
-* β̂ = R⁻¹Qᵀ S y, Var(β̂) = (XᵀWX)⁻¹ = R⁻¹R⁻ᵀ, Py = w∘(y − Xβ̂), yᵀPy = Σw(y − Xβ̂)²
-* tr P = Σw(1 − h); for diagonal D₁, D₂ with e = w∘d: tr(PD₁PD₂) = Σe₁e₂ − 2Σe₁e₂h + tr(QᵀE₁Q·QᵀE₂Q)
-
-τ² estimators (metafor's formulas with moderators, see shared/reference/metafor_internals.md §2):
-
-* ``EE`` 0. ``DL`` (Q_E − (k−p))/tr P_FE. ``HS`` (Q_E − k)/Σw (k, not k−p, as metafor).
-* ``HE`` (yᵀP₀y − tr(P₀V))/(k−p) with the unweighted P₀ = I − X(XᵀX)⁻¹Xᵀ.
-* ``SJ`` τ₀²·Q(W(τ₀²))/(k−p), τ₀² = Σ(y − ȳ)²/k (ignores X, as metafor).
-* ``PM`` the root of Q(W(τ²)) = k − p (0 if Q(W(0)) < k − p).
-* ``EB`` metafor iterates Fisher scoring with the update (k/(k−p)·Q(W(τ²)) − k)/Σw, whose fixed point is
-  Q(W(τ²)) = k − p, the PM equation. That iteration can oscillate, so EB is solved like PM.
-* ``ML``/``REML`` the root of metafor's score equation (yᵀP²y − Σw for ML, yᵀP²y − tr P for REML) nearest
-  metafor's start (the HE estimate floored at 0), then the ll(0) check (τ² = 0 if the likelihood at 0 is higher
-  by more than ``control.ll0_tol`` and 0 is itself a maximum), then the global check of
-  :func:`metarepro.stats.tau2.maximize_likelihood` (the global maximum over τ² ≥ 0; where the likelihood has more
-  than one local maximum, ``tau2_local`` holds a lower one, where metafor may stop).
-
-Every iterative τ² is solved by the same safeguarded Newton as the intercept-only model
-(:func:`metarepro._core.batch.solve_decreasing`: bracketed, scale-free stopping, an iteration cap, a checked
-solution; ``converged`` reports it).
-
-As metafor, all τ² equations, Q_E and the ll(0) check use the mean-centred y (immaterial with an intercept).
-Every estimate is truncated at 0.
+The weighted sums come from :class:`metarepro._core.wls.Design` (the thin QR of W^½X; nothing k×k) and τ² from
+the estimators of :mod:`metarepro.stats.tau2`, written once for this case and the intercept-only model (the
+formulas with k − p there; the ML/REML global check; ``tau2_local`` holds a lower local maximum, where metafor
+may stop). As metafor, all τ² equations, Q_E and the ll(0) check use the mean-centred y (immaterial with an
+intercept). Every estimate is truncated at 0.
 
 Tests (``test``): ``"z"`` Wald z and χ²(m) for QM; ``"knha"`` Knapp–Hartung: Var(β̂) × s², s² = yᵀPy/(k−p) with
 the final weights (0 if that RSS ≤ machine ε), t(k−p) for coefficients and QM/m ~ F(m, k−p). QM tests the
@@ -101,6 +82,25 @@ def design_matrix(frame: pd.DataFrame, moderators, intercept: bool = True) -> pd
             columns[f"factor({name}){level}"] = np.where(missing, np.nan, (labels == level).astype(float))
         full_coding = False
     return pd.DataFrame(columns, index=frame.index)
+
+
+def model_matrix(mods, intercept: bool = True) -> pd.DataFrame:
+    """The design matrix of metafor's ``rma(yi, vi, mods = ...)`` for moderators given as values.
+
+    ``mods``: a vector (one moderator, named ``"mods"`` as metafor names it), a k×m matrix (columns ``"mods1"``...
+    ``"modsm"``), or a DataFrame / named Series (its columns, coded by :func:`design_matrix`: numeric as they are,
+    text as treatment-coded factors). The intercept column ``"intrcpt"`` comes first unless ``intercept=False``
+    (metafor's ``intercept=TRUE`` default; ``mods = ~ 0 + x`` in a formula).
+    """
+    if isinstance(mods, pd.Series):
+        mods = mods.to_frame(name=mods.name if mods.name is not None else "mods")
+    if not isinstance(mods, pd.DataFrame):
+        values = np.asarray(mods, dtype=float)
+        if values.ndim not in (1, 2):
+            raise ValueError(f"mods must be a vector or a k×m matrix, not an array of shape {values.shape}")
+        names = ["mods"] if values.ndim == 1 else [f"mods{j + 1}" for j in range(values.shape[1])]
+        mods = pd.DataFrame(values.reshape(values.shape[0], -1), columns=names)
+    return design_matrix(mods, list(mods.columns), intercept)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -253,10 +253,16 @@ def _default_btt(p, is_int):
 def rma_mods(yi, vi, X, method="REML", test="z", level=95, control: Control | None = None, btt=None) -> MetaregResult:
     """Fit the meta-regression of ``yi`` (sampling variances ``vi``) on the design matrix ``X`` (see module doc).
 
+    A 2-D ``X`` is the whole design matrix, the intercept column included where the model has one (build it with
+    :func:`design_matrix` or :func:`model_matrix`; a model without intercept is an X without that column). A 1-D
+    ``X`` is one moderator, and the model gets an intercept, as metafor's ``rma(yi, vi, mods = x)``.
+
     Defaults as metafor: ``method="REML"``, ``test="z"``, ``level=95``, ``btt`` = every coefficient but the
     intercept; ``control`` defaults to ``Control()`` (tight convergence). X must be of full rank (metafor's
     eigenvalue check) and k must exceed p (k ≥ p for ``EE``).
     """
+    if not isinstance(X, pd.DataFrame) and np.ndim(X) == 1:
+        X = model_matrix(X)
     return _fit(yi, vi, X, method, test, level, control, btt, with_r2=True)
 
 
@@ -346,4 +352,4 @@ def _pseudo_r2(data, method, tau2, qe, control):
     return np.where(tau2_re == 0, 0.0, np.maximum(0.0, 100 * (tau2_re - tau2) / tau2_re))
 
 
-__all__ = ["MetaregResult", "design_matrix", "loglik", "rma_mods", "TESTS", "INTERCEPT"]
+__all__ = ["MetaregResult", "design_matrix", "model_matrix", "loglik", "rma_mods", "TESTS", "INTERCEPT"]

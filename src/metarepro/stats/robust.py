@@ -18,17 +18,21 @@ requires; nothing k×k is formed, each cluster is handled on its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from metarepro._core import dist
+from metarepro._core.printing import Printable
+from metarepro._core.spellings import alias
 from metarepro.stats.rma_mv import RmaMvResult
 
 
-@dataclass
-class RobustResult:
-    """Cluster-robust tests of a fit's coefficients (metafor's ``robust.rma`` fields)."""
+@dataclass(repr=False)  # printing.Printable gives metafor's print.robust.rma
+class RobustResult(Printable):
+    """Cluster-robust tests of a fit's coefficients (metafor's ``robust.rma`` fields; ``ci_lb``/``ci_ub``,
+    ``QMp`` and ``QMdf`` read ``ci_low``/``ci_high``, ``QM_p`` and ``QM_df``). ``fit``: the model, and
+    ``cluster_sizes`` the number of estimates per cluster, which the print shows as metafor's."""
 
     vbest: str
     n: int
@@ -44,13 +48,25 @@ class RobustResult:
     QM_df: tuple
     QM_p: float
     btt: np.ndarray
+    fit: object = field(default=None, compare=False)
+    cluster_sizes: np.ndarray | None = None
+
+    @property
+    def test(self):
+        return "t"
 
     def to_dict(self):
         out = {}
         for name, value in vars(self).items():
+            if name == "fit":
+                continue
             out[name] = np.asarray(value).tolist() if isinstance(value, np.ndarray) else value
         out["QM_df"] = list(self.QM_df)
         return out
+
+
+for _new, _old in {"ci_lb": "ci_low", "ci_ub": "ci_high", "QMp": "QM_p", "QMdf": "QM_df"}.items():
+    setattr(RobustResult, _new, alias(_old))
 
 
 @dataclass(eq=False)
@@ -131,7 +147,19 @@ def _clusters_uni(fit, cluster, yi, vi, X):
 
 
 def robust(fit, cluster, *, yi=None, vi=None, X=None, clubSandwich=False, adjust=True, level=None) -> RobustResult:
-    """Cluster-robust tests (see module doc); ``cluster`` gives each effect's cluster (e.g. its study)."""
+    """Cluster-robust tests (see module doc); ``cluster`` gives each effect's cluster (e.g. its study).
+
+    ``yi``/``vi`` (and ``X``) are the data of an ``rma_mods`` fit; an ``rma()`` fit keeps its own. Defaults as
+    metafor: ``clubSandwich=False`` (CR1), ``adjust=True``, ``level`` the fit's. ``print()`` of the result reads as
+    metafor's ``print.robust.rma``.
+    """
+    if yi is None and getattr(fit, "yi", None) is not None:  # an rma() fit keeps its data
+        yi, vi = fit.yi, fit.vi
+    result = _robust(fit, cluster, yi, vi, X, clubSandwich, adjust, level)
+    return replace(result, fit=fit, cluster_sizes=np.unique(np.asarray(cluster), return_counts=True)[1])
+
+
+def _robust(fit, cluster, yi, vi, X, clubSandwich, adjust, level) -> RobustResult:
     if isinstance(fit, RmaMvResult):
         groups, n, beta, btt = _clusters_mv(fit, cluster)
     else:
