@@ -19,6 +19,7 @@ from tolerances import ITERATIVE
 from metarepro import MetaregResult, RmaResult, rma, rma_mv, robust
 from metarepro.stats import bias, influence
 from metarepro.stats.metareg import model_matrix, rma_mods
+from metarepro.stats.permutation import permutest
 
 REFERENCE = load_reference("api_reference.json")
 NORMAND, KNAPP = REFERENCE["data"]["normand1999"], REFERENCE["data"]["knapp2017"]
@@ -109,7 +110,7 @@ def test_a_batch_has_no_data_for_the_methods():
         batch[0].leave1out()
 
 
-KNAPP_PRINT, KON = DATA["knapp2017"], DATA["konstantopoulos2011"]
+KNAPP_PRINT, KON, NORM_PRINT = DATA["knapp2017"], DATA["konstantopoulos2011"], DATA["normand1999"]
 YEAR_C = np.asarray(KON["year"]) - np.mean(KON["year"])
 PRINTS = {
     "mods_vector_knha": lambda: rma(KNAPP_PRINT["yi"], KNAPP_PRINT["vi"], mods=KNAPP_PRINT["difficulty"], test="knha"),
@@ -124,6 +125,15 @@ PRINTS = {
     "rma_mv_year": lambda: rma_mv(KON["yi"], KON["vi"], np.column_stack([np.ones(len(KON["yi"])), YEAR_C]),
                                   X_names=["intrcpt", "year_c"], test="t",
                                   nested={"district": KON["district"], "school": KON["school"]}),
+    "influence": lambda: rma(NORM_PRINT["yi"], NORM_PRINT["vi"]).influence(),
+    "fsn_rosenthal": lambda: bias.fsn(NORM_PRINT["yi"], NORM_PRINT["vi"]),
+    "fsn_orwin": lambda: bias.fsn(NORM_PRINT["yi"], NORM_PRINT["vi"], type="Orwin"),
+    "fsn_rosenberg": lambda: bias.fsn(NORM_PRINT["yi"], NORM_PRINT["vi"], type="Rosenberg"),
+    "permutest_mods": lambda: permutest(KNAPP_PRINT["yi"][:8], KNAPP_PRINT["vi"][:8],
+                                        model_matrix(pd.DataFrame({"difficulty": KNAPP_PRINT["difficulty"][:8]})),
+                                        exact=True),
+    "permutest_intercept": lambda: permutest(NORM_PRINT["yi"], NORM_PRINT["vi"], exact=True),
+    "ranktest": lambda: rma(NORM_PRINT["yi"], NORM_PRINT["vi"]).ranktest(),
 }  # fmt: skip
 
 

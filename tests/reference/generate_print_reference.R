@@ -21,7 +21,10 @@ OUT <- file.path("tests", "reference", "print")
 CTRL <- list(threshold = 1e-13, tol = 1e-13, maxiter = 10000)
 dir.create(OUT, showWarnings = FALSE)
 options(width = 200)
-save <- function(name, x) writeLines(capture.output(print(x)), file.path(OUT, paste0(name, ".txt")), useBytes = TRUE)
+save <- function(name, x) {
+  force(x)  # fitted before the capture: permutest() reports its iterations while it runs
+  writeLines(capture.output(print(x)), file.path(OUT, paste0(name, ".txt")), useBytes = TRUE)
+}
 
 norm <- escalc("SMD", m1i = m1i, sd1i = sd1i, n1i = n1i, m2i = m2i, sd2i = sd2i, n2i = n2i, data = dat.normand1999)
 hack <- dat.hackshaw1998
@@ -43,6 +46,14 @@ knapp_re <- rma(yi, vi, data = knapp, control = CTRL)
 save("robust_cr1", robust(knapp_re, cluster = knapp$study))
 save("robust_cr2", robust(knapp_re, cluster = knapp$study, clubSandwich = TRUE))
 save("robust_mods_cr1", robust(rma(yi, vi, mods = ~ difficulty, data = knapp, control = CTRL), cluster = knapp$study))
+# the other diagnostics of a fit: influence, fail-safe N, permutation tests (exact), Begg's rank test
+save("influence", influence(rma(yi, vi, data = norm, control = CTRL)))
+save("fsn_rosenthal", fsn(yi, vi, data = norm))
+save("fsn_orwin", fsn(yi, vi, data = norm, type = "Orwin"))
+save("fsn_rosenberg", fsn(yi, vi, data = norm, type = "Rosenberg"))
+save("permutest_mods", permutest(rma(yi, vi, mods = ~ difficulty, data = knapp[1:8, ], control = CTRL), exact = TRUE))
+save("permutest_intercept", permutest(rma(yi, vi, data = norm, control = CTRL), exact = TRUE))
+save("ranktest", ranktest(rma(yi, vi, data = norm, control = CTRL)))
 # print.rma.mv: a three-level model (metafor's default optimizer; printing rounds to 4 decimals)
 kon <- dat.konstantopoulos2011
 save("rma_mv_multilevel", rma.mv(yi, vi, random = ~ 1 | district/school, data = kon))

@@ -94,18 +94,20 @@ def _df(x) -> str:
     return f"{round(float(x), 2):g}"
 
 
-def _results(names, fit, df=None, mark="") -> str:
+def _results(names, fit, df=None, mark="", pval=None) -> str:
     """The table of coefficients (``fit``: beta, se, zval, pval, ci_lb, ci_ub; ``df`` one value per coefficient or
-    None); ``mark`` is the footnote sign of a robust fit's columns."""
+    None); ``mark`` is the footnote sign of a robust fit's columns, or, with ``pval`` (permutation p-values), of
+    the pval column alone."""
     stat = "tval" if fit.test in ("knha", "t") or df is not None else "zval"
-    pvals = np.atleast_1d(fit.pval)
+    pvals = np.atleast_1d(fit.pval if pval is None else pval)
+    other = mark if pval is None else ""
     columns = {"estimate": [_f(b) for b in np.atleast_1d(fit.beta)],
-               "se" + mark: [_f(s) for s in np.atleast_1d(fit.se)],
-               stat + mark: [_f(z) for z in np.atleast_1d(fit.zval)]}  # fmt: skip
+               "se" + other: [_f(s) for s in np.atleast_1d(fit.se)],
+               stat + other: [_f(z) for z in np.atleast_1d(fit.zval)]}  # fmt: skip
     if df is not None:
-        columns["df" + mark] = [_df(d) for d in np.broadcast_to(df, pvals.shape)]
-    columns.update({"pval" + mark: [_p(p) for p in pvals], "ci.lb" + mark: [_f(x) for x in np.atleast_1d(fit.ci_lb)],
-                    "ci.ub" + mark: [_f(x) for x in np.atleast_1d(fit.ci_ub)],
+        columns["df" + other] = [_df(d) for d in np.broadcast_to(df, pvals.shape)]
+    columns.update({"pval" + mark: [_p(p) for p in pvals], "ci.lb" + other: [_f(x) for x in np.atleast_1d(fit.ci_lb)],
+                    "ci.ub" + other: [_f(x) for x in np.atleast_1d(fit.ci_ub)],
                     "": [_stars(p) for p in pvals]})  # fmt: skip
     return _table(columns, index=names)
 
@@ -197,6 +199,45 @@ def model_text(fit, robust=None) -> str:
     return "\n".join(lines)
 
 
+def permutest_text(result) -> str:
+    """metafor's ``print.permutest.rma.uni``: the omnibus test and the coefficients with permutation p-values."""
+    fit = result.fit
+    moderators = fit.p > 1 or tuple(fit.names) != ("intrcpt",)
+    names = list(result.names) if moderators else None
+    df = np.full(fit.p, fit.QE_df) if fit.test == "knha" else None
+    lines = []
+    if moderators and len(fit.btt):
+        df1, df2 = np.atleast_1d(fit.QMdf)[0], np.atleast_1d(fit.QMdf)[-1]
+        stat = (f"F(df1 = {_df(df1)}, df2 = {_df(df2)})" if fit.test == "knha" else f"QM(df = {_df(df1)})")
+        lines += [f"Test of Moderators ({_coefficients(fit.btt)}):¹",
+                  f"{stat} = {_f(result.QM)}, p-val {_p(result.QM_p, sep=True)}", ""]  # fmt: skip
+    footnote = "1) p-values based on permutation testing" if moderators else "1) p-value based on permutation testing"
+    return "\n".join([*lines, "Model Results:", "", _results(names, fit, df, "¹", pval=result.pval), "", SIGNIF, "",
+                      footnote])  # fmt: skip
+
+
+def influence_text(result) -> str:
+    """metafor's ``print.infl.rma.uni``: one row per study, ``*`` marking the influential."""
+    columns = {"rstudent": result.rstudent, "dffits": result.dffits, "cook.d": result.cook_d, "cov.r": result.cov_r,
+               "tau2.del": result.tau2_del, "QE.del": result.qe_del, "hat": result.hat, "weight": result.weight,
+               "dfbs": result.dfbs}  # fmt: skip
+    table = {name: [_f(x) for x in values] for name, values in columns.items()}
+    table["inf"] = ["*" if flag else "" for flag in result.inf]
+    return _table(table, index=[str(i + 1) for i in range(len(result.inf))])
+
+
+def fsn_text(result) -> str:
+    """metafor's ``print.fsn``."""
+    pairs = {"Rosenthal": [("Observed Significance Level", _p(result.pval)), ("Target Significance Level",
+                                                                             f"{result.alpha:g}")],
+             "Orwin": [("Average Effect Size", _f(result.meanes)), ("Target Effect Size", _f(result.target))],
+             "Rosenberg": [("Average Effect Size", _f(result.meanes)), ("Observed Significance Level",
+                                                                       _p(result.pval)),
+                           ("Target Significance Level", f"{result.alpha:g}")]}[result.type]  # fmt: skip
+    return "\n".join([f"Fail-safe N Calculation Using the {result.type} Approach", "", *_labelled(pairs), "",
+                      f"Fail-safe N: {result.fsnum:g}"])  # fmt: skip
+
+
 def robust_text(result) -> str:
     """metafor's ``print.robust.rma`` (:class:`~metarepro.stats.robust.RobustResult` with its fit)."""
     if result.fit is None:
@@ -260,7 +301,8 @@ def _batch_text(fit) -> str:
 
 _TEXT = {"RmaResult": model_text, "MetaregResult": model_text, "RmaMvResult": model_text,
          "RobustResult": robust_text, "Regtest": regtest_text, "Ranktest": ranktest_text, "Trimfill": trimfill_text,
-         "FitTable": fit_table_text}  # fmt: skip
+         "FitTable": fit_table_text, "PermutationResult": permutest_text, "Influence": influence_text,
+         "Fsn": fsn_text}  # fmt: skip
 
 
 def _plain(value):

@@ -350,8 +350,8 @@ def trimfill(yi, vi=None, estimator="L0", side=None, method="REML", test="z", le
 FSN_TYPES = ("Rosenthal", "Orwin", "Rosenberg")
 
 
-@dataclass
-class Fsn:
+@dataclass(repr=False)  # printing.Printable gives metafor's print.fsn
+class Fsn(Printable):
     """metafor ``fsn``: the number of null studies needed to bring the result to ``target``/non-significance.
 
     ``pval`` (Rosenthal: one-sided Stouffer p; Rosenberg: two-sided p of the equal-effects estimate; NaN

@@ -166,8 +166,8 @@ def cumul(yi, vi=None, order=None, method="REML", test="z", level=95, control: C
     return _table(_by_chunks(refit, k, k), idx, method, test, level)
 
 
-@dataclass
-class Influence:
+@dataclass(repr=False)  # printing.Printable gives metafor's print.infl.rma.uni
+class Influence(Printable):
     """metafor ``influence.rma.uni`` for the intercept-only model (arrays of length k, original order).
 
     ``rstudent`` externally studentized residuals; ``dffits``; ``cook_d`` Cook's distance (full-model
