@@ -1,8 +1,8 @@
 """Cluster-robust inference, metafor's ``robust()`` (with and without ``clubSandwich = TRUE``).
 
-``robust(fit, cluster)`` takes an :func:`~metarepro.stats.rma_mv.rma_mv` fit, or an :func:`~metarepro.stats.rma.rma` /
-:func:`~metarepro.stats.metareg.rma_mods` fit together with its ``yi``, ``vi`` (and ``X``), and returns the
-coefficients' sandwich variance and tests:
+``robust(fit, cluster)`` takes an :func:`~metarepro.stats.rma_mv.rma_mv` or :func:`~metarepro.stats.rma.rma` fit
+(which keeps its data), or an :func:`~metarepro.stats.metareg.rma_mods` fit together with its ``yi``, ``vi`` and
+``X``, and returns the coefficients' sandwich variance and tests (``print()`` shows metafor's ``print.robust.rma``):
 
 * ``clubSandwich=False`` (metafor's default): CR1, the sandwich ``B (Σ_j X_j'W_j e_j e_j'W_j X_j) B`` with
   ``B = (X'WX)⁻¹`` and W the model's inverse marginal covariance, times ``n/(n − p)`` (n clusters), with t tests
