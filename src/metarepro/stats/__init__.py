@@ -1,4 +1,5 @@
-"""Statistics on arrays: effect sizes (``effects``, ``conversions``), τ² estimators (``tau2``), random-effects
-fits (``rma``, ``heterogeneity``), meta-regression (``metareg``), subgroups, influence and leave-one-out,
-publication bias (``bias``), permutation tests, multilevel/multivariate models (``rma_mv``), sampling
-covariances (``vcalc``) and cluster-robust inference (``robust``). Arrays in, fitted objects out; no files."""
+"""Statistics on arrays: effect sizes (``effects``, ``conversions``), τ² estimators (``tau2``, written once for the
+intercept-only model and a design matrix), random-effects fits (``rma``, ``heterogeneity``), meta-regression
+(``metareg``), subgroups, influence and leave-one-out, publication bias (``bias``), permutation tests,
+multilevel/multivariate models (``rma_mv``), sampling covariances (``vcalc``) and cluster-robust inference
+(``robust``). Arrays in, fitted objects out (metafor's names and methods); no files."""
