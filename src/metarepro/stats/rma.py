@@ -1,7 +1,10 @@
-"""Random-effects (and equal-effects) meta-analysis, metafor's ``rma()`` for the intercept-only model.
+"""Random-effects (and equal-effects) meta-analysis, metafor's ``rma()``.
 
-``rma(yi, vi)`` fits one meta-analysis; ``rma_batch(Y, V)`` fits many at once: Y and V are
-(B, K) arrays padded with NaN, and every field of the result is then an array of length B.
+``rma(yi, vi)`` (or ``rma(yi, sei=...)``) fits one meta-analysis; with ``mods=`` it is the meta-regression of
+:mod:`metarepro.stats.metareg` (an intercept added, as metafor). ``rma_batch(Y, V)`` fits many intercept-only
+models at once: Y and V are (B, K) arrays padded with NaN, and every field of the result is then an array of
+length B. The result, :class:`RmaResult`, has metafor's names (``beta``, ``ci_lb``, ``QE``, ``I2``, ...) and
+methods (``leave1out()``, ``influence()``, ``regtest()``, ``trimfill()``, ``confint()``, ``predict()``, ...).
 
 Defaults, as metafor: ``method="REML"``, ``test="z"``, ``level=95``. ``test="knha"`` is the
 Hartung–Knapp–Sidik–Jonkman adjustment: the variance of the estimate is multiplied by
@@ -12,7 +15,7 @@ and says so in ``warnings``.
 
 ``warnings`` (a tuple of messages per fit) reports what a reader must know: the z fallback, a τ² or
 τ² CI bound that did not converge, a Q-profile bound not found below the search limit (then also
-``tau2_ci_low_capped`` / ``tau2_ci_high_capped``: the bound is that limit, i.e. "> x"), an ML/REML/PM/EB
+``tau2_ci_lb_capped`` / ``tau2_ci_ub_capped``: the bound is that limit, i.e. "> x"), an ML/REML/PM/EB
 estimate on the boundary τ² = 0, an ML/REML likelihood with more than one local maximum (the global one is
 reported; the message names a lower one, where metafor's ``rma()`` may stop; see :mod:`metarepro.stats.tau2`).
 """
