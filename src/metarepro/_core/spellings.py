@@ -35,7 +35,9 @@ def metafor_spellings(method, level):
     return ALIASES.get(method, method), percent_level(level)
 
 
-def alias(name: str) -> property:
-    """A read-only attribute that reads the attribute ``name``: an older spelling of a result's field, kept for the
-    code and files that use it (metafor's name is the field)."""
-    return property(lambda self: getattr(self, name), doc=f"The older name of ``{name}``.")
+def add_aliases(cls, names: dict) -> None:
+    """Give ``cls`` read-only attributes ``new`` that read the attribute ``names[new]``: another spelling of a
+    result's field (metafor's, or an older one kept for the code and files that use it)."""
+    for new, existing in names.items():
+        setattr(cls, new, property(lambda self, existing=existing: getattr(self, existing),
+                                   doc=f"Another name of ``{existing}``."))  # fmt: skip

@@ -47,8 +47,8 @@ class Design:
     def at(self, tau2, rows=None, level=1, centred=True):
         """The weighted fit at τ² = ``tau2`` (one value per row, of ``rows`` if given); ``level`` 2 adds
         Σlog(v + τ²). ``centred=False``: of y itself (for β̂), not of the centred y."""
-        data = self if rows is None or rows.size == self.k.size and np.array_equal(rows, np.arange(rows.size)) else (
-            self.subset(rows))  # fmt: skip
+        every = rows is None or (rows.size == self.k.size and np.array_equal(rows, np.arange(rows.size)))
+        data = self if every else self.subset(rows)
         fit = WLS.fit(data.X, data.ymc if centred else data.y, data.weights(tau2))
         fit.tau2 = np.asarray(tau2, dtype=float)
         if level == 2:

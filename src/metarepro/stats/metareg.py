@@ -36,7 +36,7 @@ import pandas as pd
 from metarepro._core import dist
 from metarepro._core.batch import EPS
 from metarepro._core.printing import Printable
-from metarepro._core.spellings import alias, metafor_spellings
+from metarepro._core.spellings import add_aliases, metafor_spellings
 from metarepro._core.wls import Design
 from metarepro.stats.rma import TESTS, check_options
 from metarepro.stats.tau2 import Control, estimate_tau2, loglik, tau2_se
@@ -196,8 +196,7 @@ class MetaregResult(Printable):
                              "pi_low": pred - pi_half, "pi_high": pred + pi_half})  # fmt: skip
 
 
-for _old, _new in ALIASES.items():
-    setattr(MetaregResult, _old, alias(_new))
+add_aliases(MetaregResult, ALIASES)
 
 
 def _critical(test, level, df):

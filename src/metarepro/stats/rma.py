@@ -30,7 +30,7 @@ import numpy as np
 from metarepro._core.batch import EPS, Batch, at_tau2, percent_weights
 from metarepro._core.dist import special
 from metarepro._core.printing import Printable
-from metarepro._core.spellings import alias, metafor_spellings
+from metarepro._core.spellings import add_aliases, metafor_spellings
 from metarepro.stats import heterogeneity
 from metarepro.stats.tau2 import METHODS, Control, estimate_tau2, tau2_se
 
@@ -227,8 +227,7 @@ class RmaResult(Printable):
             raise ValueError(f"{what} is for a single fit; index a batch with result[i] first")
 
 
-for _old, _new in ALIASES.items():
-    setattr(RmaResult, _old, alias(_new))
+add_aliases(RmaResult, ALIASES)
 
 
 def check_options(method, test, level):

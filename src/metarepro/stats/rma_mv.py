@@ -34,7 +34,7 @@ import numpy as np
 
 from metarepro._core import dist
 from metarepro._core.printing import Printable
-from metarepro._core.spellings import alias
+from metarepro._core.spellings import add_aliases
 
 METHODS = ("REML", "ML")
 TESTS = ("z", "t")
@@ -747,8 +747,7 @@ class RmaMvResult(Printable):
         return out
 
 
-for _new, _old in {"ci_lb": "ci_low", "ci_ub": "ci_high", "QEp": "QE_p", "QMp": "QM_p", "QMdf": "QM_df"}.items():
-    setattr(RmaMvResult, _new, alias(_old))
+add_aliases(RmaMvResult, {"ci_lb": "ci_low", "ci_ub": "ci_high", "QEp": "QE_p", "QMp": "QM_p", "QMdf": "QM_df"})
 
 
 def _contain_ddf(X, sigma_codes, gspec, k, p):

@@ -24,7 +24,7 @@ import numpy as np
 
 from metarepro._core import dist
 from metarepro._core.printing import Printable
-from metarepro._core.spellings import alias
+from metarepro._core.spellings import add_aliases
 from metarepro.stats.rma_mv import RmaMvResult
 
 
@@ -65,8 +65,7 @@ class RobustResult(Printable):
         return out
 
 
-for _new, _old in {"ci_lb": "ci_low", "ci_ub": "ci_high", "QMp": "QM_p", "QMdf": "QM_df"}.items():
-    setattr(RobustResult, _new, alias(_old))
+add_aliases(RobustResult, {"ci_lb": "ci_low", "ci_ub": "ci_high", "QMp": "QM_p", "QMdf": "QM_df"})
 
 
 @dataclass(eq=False)
