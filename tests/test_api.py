@@ -118,8 +118,7 @@ PRINTS = {
     "robust_cr2": lambda: robust(rma(KNAPP_PRINT["yi"], KNAPP_PRINT["vi"]), KNAPP_PRINT["study"], clubSandwich=True),
     "robust_mods_cr1": lambda: robust(
         rma(KNAPP_PRINT["yi"], KNAPP_PRINT["vi"], mods=pd.DataFrame({"difficulty": KNAPP_PRINT["difficulty"]})),
-        KNAPP_PRINT["study"], yi=KNAPP_PRINT["yi"], vi=KNAPP_PRINT["vi"],
-        X=np.column_stack([np.ones(len(KNAPP_PRINT["yi"])), KNAPP_PRINT["difficulty"]])),
+        KNAPP_PRINT["study"]),
     "rma_mv_multilevel": lambda: rma_mv(KON["yi"], KON["vi"], nested={"district": KON["district"],
                                                                       "school": KON["school"]}),
     "rma_mv_year": lambda: rma_mv(KON["yi"], KON["vi"], np.column_stack([np.ones(len(KON["yi"])), YEAR_C]),

@@ -28,7 +28,7 @@ for EE metafor's weighted adjusted R² of the regression, max(0, 100(1 − (Q_E/
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -159,6 +159,10 @@ class MetaregResult(Printable):
     # ML/REML: where the likelihood has more than one local maximum, a lower one (tau2 is the global one), where
     # metafor's rma() may stop from its default start; else NaN
     tau2_local: np.ndarray = field(repr=False, default=None)
+    # a single fit's studies (those used) and design matrix, which robust() reuses; None for a batch
+    yi: np.ndarray | None = field(repr=False, default=None)
+    vi: np.ndarray | None = field(repr=False, default=None)
+    X: np.ndarray | None = field(repr=False, default=None)
 
     def __getitem__(self, i):
         """The i-th fit of a batch."""
@@ -332,7 +336,10 @@ def _fit(yi, vi, X, method, test, level, control, btt, with_r2):
         QM=qm, QMdf=qm_df, QMp=qm_p, I2=i2, H2=h2, R2=r2, s2=s2,
         converged=est.converged, iterations=est.iterations, tau2_local=est.local_tau2,
     )  # fmt: skip
-    return result[0] if single else result
+    if not single:
+        return result
+    used = data.mask[0]
+    return replace(result[0], yi=data.y[0, used], vi=data.v[0, used], X=data.X[0, used])
 
 
 def _pseudo_r2(data, method, tau2, qe, control):

@@ -1,8 +1,8 @@
 """Cluster-robust inference, metafor's ``robust()`` (with and without ``clubSandwich = TRUE``).
 
-``robust(fit, cluster)`` takes an :func:`~metarepro.stats.rma_mv.rma_mv` or :func:`~metarepro.stats.rma.rma` fit
-(which keeps its data), or an :func:`~metarepro.stats.metareg.rma_mods` fit together with its ``yi``, ``vi`` and
-``X``, and returns the coefficients' sandwich variance and tests (``print()`` shows metafor's ``print.robust.rma``):
+``robust(fit, cluster)`` takes an :func:`~metarepro.stats.rma_mv.rma_mv`, :func:`~metarepro.stats.rma.rma` or
+:func:`~metarepro.stats.metareg.rma_mods` fit (a single fit keeps its data) and returns the coefficients' sandwich
+variance and tests (``print()`` shows metafor's ``print.robust.rma``):
 
 * ``clubSandwich=False`` (metafor's default): CR1, the sandwich ``B (Σ_j X_j'W_j e_j e_j'W_j X_j) B`` with
   ``B = (X'WX)⁻¹`` and W the model's inverse marginal covariance, times ``n/(n − p)`` (n clusters), with t tests
@@ -148,12 +148,13 @@ def _clusters_uni(fit, cluster, yi, vi, X):
 def robust(fit, cluster, *, yi=None, vi=None, X=None, clubSandwich=False, adjust=True, level=None) -> RobustResult:
     """Cluster-robust tests (see module doc); ``cluster`` gives each effect's cluster (e.g. its study).
 
-    ``yi``/``vi`` (and ``X``) are the data of an ``rma_mods`` fit; an ``rma()`` fit keeps its own. Defaults as
+    ``yi``/``vi`` (and ``X``): the fit's data, where it does not keep them (a fit from a batch); a single fit of
+    ``rma()`` or ``rma_mods()`` keeps its own. Defaults as
     metafor: ``clubSandwich=False`` (CR1), ``adjust=True``, ``level`` the fit's. ``print()`` of the result reads as
     metafor's ``print.robust.rma``.
     """
-    if yi is None and getattr(fit, "yi", None) is not None:  # an rma() fit keeps its data
-        yi, vi = fit.yi, fit.vi
+    if yi is None and getattr(fit, "yi", None) is not None:  # an rma() / rma_mods() fit keeps its data
+        yi, vi, X = fit.yi, fit.vi, getattr(fit, "X", None)
     result = _robust(fit, cluster, yi, vi, X, clubSandwich, adjust, level)
     return replace(result, fit=fit, cluster_sizes=np.unique(np.asarray(cluster), return_counts=True)[1])
 
