@@ -3,7 +3,8 @@ metafor's methods on the fit (``leave1out()``, ``influence()``, ``regtest()``, .
 ``robust()`` and ``rma_mv()``.
 
 References: tests/reference/api_reference.json (tests/reference/generate_api_reference.R: metafor 3.8-1's ``rma``
-with ``sei``, a moderator vector, ``intercept = FALSE`` and a moderator matrix, tight control) and the printed
+with ``sei``, a moderator vector, ``intercept = FALSE`` and a moderator matrix, and ``confint`` of each, tight
+control) and the printed
 text in tests/reference/print/ (tests/reference/generate_print_reference.R). Fitted values are τ² roots and smooth
 functions of them: ITERATIVE (tests/tolerances.py). The methods on a fit must give exactly the values of the
 functions they delegate to (the same computation from the same τ²), so those are compared for equality.
@@ -46,6 +47,11 @@ def test_rma_as_metafor_calls_it(name):
     if isinstance(fit, MetaregResult):
         for ours, theirs in (("QM", "QM"), ("QMp", "QMp"), ("QMdf", "QMdf"), ("R2", "R2")):
             assert_close(np.ravel(getattr(fit, ours)), ref[theirs], f"{name} {ours}", **ITERATIVE)
+    # confint(fit): the Q-profile CIs of the (residual) τ², with χ²(k − p) quantiles for a meta-regression
+    ci = fit.confint()
+    assert list(ci.index) == ref["confint"]["rows"]
+    for column in ("estimate", "ci_lb", "ci_ub"):
+        assert_close(ci[column], ref["confint"][column], f"{name} confint {column}", **ITERATIVE)
 
 
 def test_a_moderator_vector_gets_an_intercept_in_rma_mods_too():

@@ -6,7 +6,7 @@
 # Requirements: R with metafor (values produced with 3.8-1), metadat, jsonlite.
 #
 # Writes tests/reference/api_reference.json: {generator, R_version, metafor_version, control, data: {...},
-# fits: {name: {call, names, b, se, zval, pval, ci_lb, ci_ub, tau2, se_tau2, QE, QEp, QM, QMp, QMdf, I2, H2, R2,
+# fits: {name: {call, confint: {rows, estimate, ci_lb, ci_ub} (confint(res)$random), names, b, se, zval, pval, ci_lb, ci_ub, tau2, se_tau2, QE, QEp, QM, QMp, QMdf, I2, H2, R2,
 # k, p}}}. Fits use control = list(threshold = 1e-13, tol = 1e-13, maxiter = 10000).
 
 suppressPackageStartupMessages({
@@ -23,7 +23,9 @@ difficulty <- knapp$difficulty
 year <- knapp$year
 
 record <- function(call, res) {
-  list(call = call, names = rownames(res$beta), b = arr(as.numeric(res$beta)), se = arr(res$se),
+  ci <- confint(res, control = CTRL)$random  # Q-profile CIs of tau^2, tau, I^2 and H^2
+  list(call = call, confint = list(rows = rownames(ci), estimate = arr(ci[, "estimate"]), ci_lb = arr(ci[, "ci.lb"]),
+                                   ci_ub = arr(ci[, "ci.ub"])), names = rownames(res$beta), b = arr(as.numeric(res$beta)), se = arr(res$se),
        zval = arr(res$zval), pval = arr(res$pval), ci_lb = arr(res$ci.lb), ci_ub = arr(res$ci.ub), tau2 = res$tau2,
        se_tau2 = res$se.tau2, QE = res$QE, QEp = res$QEp, QM = res$QM, QMp = res$QMp, QMdf = arr(res$QMdf),
        I2 = res$I2, H2 = res$H2, R2 = if (is.null(res$R2)) NA else res$R2, k = res$k, p = res$p)

@@ -38,6 +38,7 @@ from metarepro._core.batch import EPS
 from metarepro._core.printing import Printable
 from metarepro._core.spellings import add_aliases, metafor_spellings
 from metarepro._core.wls import Design
+from metarepro.stats import heterogeneity
 from metarepro.stats.rma import TESTS, check_options
 from metarepro.stats.tau2 import Control, estimate_tau2, loglik, tau2_se
 
@@ -163,6 +164,7 @@ class MetaregResult(Printable):
     yi: np.ndarray | None = field(repr=False, default=None)
     vi: np.ndarray | None = field(repr=False, default=None)
     X: np.ndarray | None = field(repr=False, default=None)
+    control: Control | None = field(repr=False, default=None)
 
     def __getitem__(self, i):
         """The i-th fit of a batch."""
@@ -183,6 +185,25 @@ class MetaregResult(Printable):
              "ci_low": self.ci_lb, "ci_high": self.ci_ub},
             index=list(self.names),
         )  # fmt: skip
+
+    def confint(self):
+        """metafor's ``confint(fit)`` of a single fit: the residual τ², τ, I² (percent) and H² with their Q-profile
+        CIs: the τ² at which Q(W(τ²)) of the residuals of y (not of the centred y) equals the χ²(k − p)
+        quantiles, by the search of the intercept-only model (:func:`metarepro.stats.heterogeneity.q_profile_ci`,
+        up to its limit). NaN for ``EE``, which metafor's confint refuses."""
+        if self.yi is None:
+            raise ValueError("confint() is for a single fit of rma_mods() (it keeps yi, vi and X)")
+        if self.method == "EE":
+            return heterogeneity.confint_table(self.tau2, (np.nan, np.nan), self.I2, (np.nan, np.nan), self.H2)
+        data = _prepare(self.yi, self.vi, self.X)[0]
+        data = replace(data, ymc=data.y)  # metafor's confint profiles Q of y itself (its estimators: of the centred y)
+        fe = data.at(np.zeros(1))
+        low, high, *_ = heterogeneity.q_profile_ci(data, np.atleast_1d(self.tau2), self.level,
+                                                   self.control or Control(), fe.q)  # fmt: skip
+        typical_v = (data.k - data.p) / fe.tr_p
+        bounds = (float(low[0]), float(high[0]))
+        i2 = tuple(float(heterogeneity.i2_from_tau2(b, typical_v)[0]) for b in bounds)
+        return heterogeneity.confint_table(self.tau2, bounds, self.I2, i2, self.H2)
 
     def predict(self, newmods):
         """Fitted values x β̂ for the rows of ``newmods`` (m×p, intercept column included) of a single fit.
@@ -339,7 +360,7 @@ def _fit(yi, vi, X, method, test, level, control, btt, with_r2):
     if not single:
         return result
     used = data.mask[0]
-    return replace(result[0], yi=data.y[0, used], vi=data.v[0, used], X=data.X[0, used])
+    return replace(result[0], yi=data.y[0, used], vi=data.v[0, used], X=data.X[0, used], control=control)
 
 
 def _pseudo_r2(data, method, tau2, qe, control):

@@ -200,17 +200,10 @@ class RmaResult(Printable):
 
     def confint(self):
         """metafor's ``confint(fit)``: τ², τ, I² (percent) and H² with their Q-profile CIs (computed with the fit;
-        NaN for ``EE``, which metafor's confint refuses). H² = 1/(1 − I²/100), so its bounds are the I² bounds'."""
-        import pandas as pd
-
+        NaN for ``EE``, which metafor's confint refuses); see :func:`heterogeneity.confint_table`."""
         self._single("confint()")
-        h2 = [100 / (100 - x) for x in (self.I2_ci_lb, self.I2_ci_ub)]
-        return pd.DataFrame(
-            {"estimate": [self.tau2, self.tau, self.I2, self.H2],
-             "ci_lb": [self.tau2_ci_lb, np.sqrt(self.tau2_ci_lb), self.I2_ci_lb, h2[0]],
-             "ci_ub": [self.tau2_ci_ub, np.sqrt(self.tau2_ci_ub), self.I2_ci_ub, h2[1]]},
-            index=["tau^2", "tau", "I^2(%)", "H^2"],
-        )  # fmt: skip
+        return heterogeneity.confint_table(self.tau2, (self.tau2_ci_lb, self.tau2_ci_ub), self.I2,
+                                           (self.I2_ci_lb, self.I2_ci_ub), self.H2)  # fmt: skip
 
     def predict(self):
         """metafor's ``predict(fit)``: the estimate with its CI and the prediction interval
