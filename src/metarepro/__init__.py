@@ -16,14 +16,17 @@ rules call; no Snakemake import).
 
 from metarepro._core.lazy import lazy_exports
 
-__all__ = ["MEASURES", "METHODS", "BlockV", "Control", "MVControl", "MetaregResult", "RmaMvResult", "RmaResult",
-           "RobustResult", "aggregate", "anova", "confint", "design_matrix", "rma", "rma_batch", "rma_mods", "rma_mv",
-           "robust", "vcalc"]  # fmt: skip
+__all__ = ["MEASURES", "METHODS", "BlockV", "Control", "MVControl", "MetaregResult", "RmaMhResult", "RmaMvResult",
+           "RmaPetoResult", "RmaResult", "RobustResult", "aggregate", "anova", "confint", "design_matrix", "escalc",
+           "rma", "rma_batch", "rma_mh", "rma_mods", "rma_mv", "rma_peto", "robust", "vcalc"]  # fmt: skip
 __version__ = "0.1.0"
 
 # Imported from their modules when first used (metarepro._core.lazy); tests/test_imports.py checks this table.
 lazy_exports(__name__, {
     "MEASURES": "stats.effects",
+    "escalc": "stats.effects",
+    **dict.fromkeys(["RmaMhResult", "rma_mh"], "stats.mh"),
+    **dict.fromkeys(["RmaPetoResult", "rma_peto"], "stats.peto"),
     "METHODS": "stats.tau2",
     "Control": "stats.tau2",
     "RmaResult": "stats.rma",
