@@ -2,8 +2,11 @@
 
 >>> from metarepro import rma
 >>> fit = rma([0.3, 0.1, 0.5], [0.04, 0.02, 0.05], method="REML", test="knha")
->>> round(fit.estimate, 4)
+>>> round(fit.beta, 4)
 0.2303
+>>> fit = rma([0.3, 0.1, 0.5, 0.4], sei=[0.2, 0.14, 0.22, 0.1], mods=[1, 2, 3, 4])  # an intercept is added
+>>> fit.names
+('intrcpt', 'mods')
 
 The package's layers (each imports only from the ones above it): ``_core`` (private numerical core), ``stats``
 (arrays in, fitted objects out), ``inputs`` (sheets and config), ``quality`` (row rules), ``pipeline`` (one
@@ -13,9 +16,10 @@ rules call; no Snakemake import).
 
 from metarepro._core.lazy import lazy_exports
 
-__all__ = ["MEASURES", "METHODS", "BlockV", "Control", "MVControl", "RmaGlmmResult", "RmaMhResult", "RmaMvResult",
-           "RmaPetoResult", "RmaResult", "RobustResult", "aggregate", "anova", "confint", "escalc", "rma", "rma_batch",
-           "rma_glmm", "rma_mh", "rma_mv", "rma_peto", "robust", "vcalc"]  # fmt: skip
+__all__ = ["MEASURES", "METHODS", "BlockV", "Control", "MVControl", "MetaregResult", "RmaGlmmResult", "RmaMhResult",
+           "RmaMvResult", "RmaPetoResult", "RmaResult", "RobustResult", "aggregate", "anova", "confint",
+           "design_matrix", "escalc", "rma", "rma_batch", "rma_glmm", "rma_mh", "rma_mods", "rma_mv", "rma_peto",
+           "robust", "vcalc"]  # fmt: skip
 __version__ = "0.1.0"
 
 # Imported from their modules when first used (metarepro._core.lazy); tests/test_imports.py checks this table.
@@ -29,6 +33,7 @@ lazy_exports(__name__, {
     "RmaResult": "stats.rma",
     "rma": "stats.rma",
     "rma_batch": "stats.rma",
+    **dict.fromkeys(["MetaregResult", "design_matrix", "rma_mods"], "stats.metareg"),
     **dict.fromkeys(["BlockV", "MVControl", "RmaMvResult", "anova", "confint", "rma_mv"], "stats.mv"),
     **dict.fromkeys(["RobustResult", "robust"], "stats.robust"),
     **dict.fromkeys(["aggregate", "vcalc"], "stats.vcalc"),

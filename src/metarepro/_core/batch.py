@@ -63,12 +63,18 @@ def kernel(work):
 @dataclass(frozen=True)
 class Batch:
     """Padded effect sizes: ``y``/``v`` hold finite values (from_arrays: 0/1) where ``mask`` is False, so sums
-    stay finite; every computation gives those studies weight 0."""
+    stay finite; every computation gives those studies weight 0.
+
+    The τ² estimators' view of the intercept-only model, X = 1 (the same methods as
+    :class:`metarepro._core.wls.Design`, the design-matrix case): ``k``, ``p`` = 1, ``at(tau2, rows, level)`` (the
+    sums of :class:`Weighted`), ``vmin``/``vmax``, ``sj_start``, ``unweighted``, ``v_traces`` and ``profile``.
+    """
 
     y: np.ndarray
     v: np.ndarray
     mask: np.ndarray
     k: np.ndarray  # number of studies per analysis, shape (B,)
+    p = 1  # one coefficient, the intercept
 
     @classmethod
     def from_arrays(cls, yi, vi):
@@ -113,6 +119,67 @@ class Batch:
     def top(self):
         """Per row, the study of smallest v: of largest weight whatever τ²."""
         return self._scales[4]
+
+    def sj_start(self):
+        """Σ(y − ȳ)²/k: SJ's τ₀² and the data's scale of a τ² search."""
+        return self.centred_ss() / self.k
+
+    def at(self, tau2, rows=None, level=1):
+        """The sums of :class:`Weighted` at τ² = ``tau2`` for all rows (or the rows ``rows``)."""
+        return Weighted.of(self, tau2, rows, level)
+
+    @cached_property
+    def unweighted(self):
+        """The unweighted fit, P₀ = I − 11ᵀ/k, in closed form (see :class:`_UnweightedMean`)."""
+        return _UnweightedMean(self)
+
+    def v_traces(self, wt):
+        """(tr(PVPV), tr(PVP)) for the intercept-only P of the sums ``wt`` (of all rows)."""
+        w, v, s = wt.w, self.v * self.mask, wt.s
+        sw2v = (w**2 * v).sum(axis=-1)
+        tr_pv2 = (w**2 * v**2).sum(axis=-1) - 2 * (w**3 * v**2).sum(axis=-1) / s + sw2v**2 / s**2
+        tr_pvp = sw2v - 2 * (w**3 * v).sum(axis=-1) / s + wt.s2 * sw2v / s**2
+        return tr_pv2, tr_pvp
+
+    def profile(self, grid, rows, reml):
+        """The log-likelihood up to a constant per row at the τ² values ``grid`` (see :func:`loglik_profile`)."""
+        return -0.5 * loglik_profile(self, grid, rows, reml)
+
+
+class _UnweightedMean:
+    """The unweighted fit of the intercept-only model in closed form (the quantities of
+    :class:`metarepro._core.wls.Unweighted`): yᵀP₀y = Σ(y − ȳ)², tr(P₀V)/(k − 1) = mean v,
+    tr(P₀V) = Σv(1 − 1/k), tr(P₀VP₀V) = Σv² − 2Σv²/k + (Σv)²/k², log|XᵀX| = log k."""
+
+    def __init__(self, batch):
+        self.batch = batch
+
+    @property
+    def rss(self):
+        return self.batch.centred_ss()
+
+    @property
+    def v_mean(self):
+        return self.batch.vmean()
+
+    @cached_property
+    def _sums(self):
+        v, m = self.batch.v, self.batch.mask
+        return v.sum(axis=-1, where=m), (v**2).sum(axis=-1, where=m)
+
+    @property
+    def tr_pv(self):
+        sv, k = self._sums[0], self.batch.k
+        return sv * (1 - 1 / k)
+
+    @property
+    def tr_pvpv(self):
+        (sv, sv2), k = self._sums, self.batch.k
+        return sv2 - 2 * sv2 / k + sv**2 / k**2
+
+    @property
+    def log_det_xtx(self):
+        return np.log(self.batch.k)
 
 
 @kernel(lambda yi, *_: yi.size)
@@ -399,6 +466,11 @@ class Weighted:
         batch = self.batch if self.rows is None else self.batch.subset(self.rows)
         return weights(batch, self.tau2)
 
+    @property
+    def logdet_xwx(self):
+        """log|XᵀWX| = log Σw for X = 1."""
+        return np.log(self.s)
+
 
 def at_tau2(batch, tau2, rows=None, level=1):
     """The sums of :class:`Weighted` at τ² = ``tau2`` for all rows of ``batch`` (or the rows ``rows``)."""
@@ -503,13 +575,3 @@ def solve_decreasing(fun, x, lo, hi, active, tol, maxiter, unit, cap):
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             _newton_update(rows, f, d, scale, info, x, lo, hi, unit, cap, tol, done, converged, capped, boundary, iters)
     return Root(x, converged & done, iters, capped, boundary)
-
-
-def rowwise(batch, evaluate):
-    """``fun(x, rows)`` for :func:`solve_decreasing` from ``evaluate(weighted_sums)`` on an intercept-only batch:
-    the sums are computed for the rows still iterating only (no copy of the data)."""
-
-    def fun(x, rows):
-        return evaluate(at_tau2(batch, x, rows))
-
-    return fun

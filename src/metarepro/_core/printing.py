@@ -1,9 +1,10 @@
 """Readable results for a notebook or a console, laid out as metafor prints them.
 
 ``print(rma(yi, vi))`` gives metafor's ``print.rma`` text (model, heterogeneity, the test of
-heterogeneity, the model results with significance codes); likewise ``rma_mods``, ``regtest``,
-``trimfill`` and ``leave1out``/``cumul``. Notebooks show the same text (``_repr_html_``);
-``to_frame()`` gives a pandas table and ``to_dict()`` plain values.
+heterogeneity, the model results with significance codes); likewise ``rma(..., mods=...)``/``rma_mods``,
+``rma_mv`` (``print.rma.mv``), ``robust`` (``print.robust.rma``), ``regtest``, ``ranktest``, ``trimfill`` and
+``leave1out``/``cumul``. One layout (:func:`model_text`) serves the models and their robust tests. Notebooks
+show the same text (``_repr_html_``); ``to_frame()`` gives a pandas table and ``to_dict()`` plain values.
 
 Result classes inherit :class:`Printable` (with ``@dataclass(repr=False)``, so that the dataclass
 does not replace ``__repr__``). Numbers are shown with 4 decimals as metafor's default ``digits``;
@@ -78,51 +79,41 @@ def _heterogeneity(fit, residual: bool) -> list[str]:
     pairs = []
     if fit.method != "EE":
         pairs += [
-            (f"tau^2 (estimated amount of {amount} heterogeneity)", f"{_f(fit.tau2)} (SE = {_f(fit.tau2_se)})"),
+            (f"tau^2 (estimated amount of {amount} heterogeneity)", f"{_f(fit.tau2)} (SE = {_f(fit.se_tau2)})"),
             ("tau (square root of estimated tau^2 value)", _f(np.sqrt(fit.tau2))),
         ]
-    i2, h2 = (fit.I2, fit.H2) if residual else (fit.i2, fit.h2)
     if residual:
-        pairs += [("I^2 (residual heterogeneity / unaccounted variability)", f"{_f(i2, 2)}%"),
-                  ("H^2 (unaccounted variability / sampling variability)", _f(h2, 2))]  # fmt: skip
+        pairs += [("I^2 (residual heterogeneity / unaccounted variability)", f"{_f(fit.I2, 2)}%"),
+                  ("H^2 (unaccounted variability / sampling variability)", _f(fit.H2, 2))]  # fmt: skip
         if fit.method != "EE" and np.isfinite(fit.R2):
             pairs.append(("R^2 (amount of heterogeneity accounted for)", f"{_f(fit.R2, 2)}%"))
     else:
-        pairs += [("I^2 (total heterogeneity / total variability)", f"{_f(i2, 2)}%"),
-                  ("H^2 (total variability / sampling variability)", _f(h2, 2))]  # fmt: skip
+        pairs += [("I^2 (total heterogeneity / total variability)", f"{_f(fit.I2, 2)}%"),
+                  ("H^2 (total variability / sampling variability)", _f(fit.H2, 2))]  # fmt: skip
     return _labelled(pairs)
 
 
-def _results(names, fit, df=None) -> str:
-    stat = "tval" if fit.test == "knha" else "zval"
-    pvals = np.atleast_1d(fit.pval)
-    estimates = np.atleast_1d(fit.beta if hasattr(fit, "beta") else fit.estimate)
-    columns = {"estimate": [_f(b) for b in estimates], "se": [_f(s) for s in np.atleast_1d(fit.se)],
-               stat: [_f(z) for z in np.atleast_1d(fit.zval)]}  # fmt: skip
+def _df(x) -> str:
+    """A degrees-of-freedom value as metafor prints it: rounded to 2 decimals, without trailing zeros."""
+    return f"{round(float(x), 2):g}"
+
+
+def _results(names, fit, df=None, mark="", pval=None) -> str:
+    """The table of coefficients (``fit``: beta, se, zval, pval, ci_lb, ci_ub; ``df`` one value per coefficient or
+    None); ``mark`` is the footnote sign of a robust fit's columns, or, with ``pval`` (permutation p-values), of
+    the pval column alone."""
+    stat = "tval" if fit.test in ("knha", "t") or df is not None else "zval"
+    pvals = np.atleast_1d(fit.pval if pval is None else pval)
+    other = mark if pval is None else ""
+    columns = {"estimate": [_f(b) for b in np.atleast_1d(fit.beta)],
+               "se" + other: [_f(s) for s in np.atleast_1d(fit.se)],
+               stat + other: [_f(z) for z in np.atleast_1d(fit.zval)]}  # fmt: skip
     if df is not None:
-        columns["df"] = [str(int(df))] * len(pvals)
-    columns.update({"pval": [_p(p) for p in pvals], "ci.lb": [_f(x) for x in np.atleast_1d(fit.ci_low)],
-                    "ci.ub": [_f(x) for x in np.atleast_1d(fit.ci_high)], "": [_stars(p) for p in pvals]})  # fmt: skip
+        columns["df" + other] = [_df(d) for d in np.broadcast_to(df, pvals.shape)]
+    columns.update({"pval" + mark: [_p(p) for p in pvals], "ci.lb" + other: [_f(x) for x in np.atleast_1d(fit.ci_lb)],
+                    "ci.ub" + other: [_f(x) for x in np.atleast_1d(fit.ci_ub)],
+                    "": [_stars(p) for p in pvals]})  # fmt: skip
     return _table(columns, index=names)
-
-
-def _head(fit, equal: str, random: str) -> str:
-    if fit.method == "EE":
-        return f"{equal} (k = {int(fit.k)})"
-    return f"{random} (k = {int(fit.k)}; tau^2 estimator: {fit.method})"
-
-
-def rma_text(fit) -> str:
-    """metafor's ``print.rma.uni`` for an intercept-only fit (:class:`metarepro.stats.rma.RmaResult`)."""
-    head = _head(fit, "Equal-Effects Model", "Random-Effects Model")
-    df = fit.q_df if fit.test == "knha" else None
-    return "\n".join(
-        [
-            head, "", *_heterogeneity(fit, residual=False), "", "Test for Heterogeneity:",
-            f"Q(df = {int(fit.q_df)}) = {_f(fit.q)}, p-val {_p(fit.q_p, sep=True)}", "", "Model Results:", "",
-            _results(None, fit, df), "", SIGNIF,
-        ]
-    )  # fmt: skip
 
 
 def _coefficients(btt) -> str:
@@ -134,22 +125,128 @@ def _coefficients(btt) -> str:
     return f"coefficients {','.join(map(str, numbers))}"
 
 
-def mods_text(fit) -> str:
-    """metafor's ``print.rma.uni`` for a meta-regression (:class:`metarepro.stats.metareg.MetaregResult`)."""
-    head = _head(fit, "Fixed-Effects with Moderators Model", "Mixed-Effects Model")
-    df1, df2 = np.atleast_1d(fit.QM_df)[0], np.atleast_1d(fit.QM_df)[-1]
-    if fit.test == "knha":
-        qm = f"F(df1 = {int(df1)}, df2 = {int(df2)}) = {_f(fit.QM)}, p-val {_p(fit.QM_p, sep=True)}"
+def _qm(fit, f_test) -> str:
+    """The omnibus test line: F(df1, df2) under a t-type test, QM(df) otherwise."""
+    df = np.atleast_1d(fit.QMdf)
+    if f_test:
+        return f"F(df1 = {_df(df[0])}, df2 = {_df(df[-1])}) = {_f(fit.QM)}, p-val {_p(fit.QMp, sep=True)}"
+    return f"QM(df = {_df(df[0])}) = {_f(fit.QM)}, p-val {_p(fit.QMp, sep=True)}"
+
+
+def _variance_components(fit) -> list[str]:
+    """metafor's print.rma.mv variance components: the σ² of nested intercepts, then an ~ inner | outer term."""
+    lines = []
+    if fit.sigma2.size:
+        names = list(fit.s_names) or [f"grouping{i + 1}" for i in range(fit.sigma2.size)]
+        table = {"estim": [_f(x) for x in fit.sigma2], "sqrt": [_f(np.sqrt(x)) for x in fit.sigma2],
+                 "nlvls": [str(int(n)) for n in fit.s_nlevels], "fixed": ["no"] * fit.sigma2.size, "factor": names}
+        lines += [_table(table, index=[f"sigma^2.{i + 1}" for i in range(fit.sigma2.size)]), ""]  # fmt: skip
+    if fit.struct is not None:
+        levels = [str(x) for x in fit.g_levels]
+        lines += [f"inner factor: {len(levels)} levels (struct {fit.struct}): {', '.join(levels)}", ""]
+        tau2 = np.atleast_1d(fit.tau2)
+        rows = [f"tau^2.{i + 1}" for i in range(tau2.size)]
+        lines += [_table({"estim": [_f(x) for x in tau2], "sqrt": [_f(np.sqrt(x)) for x in tau2],
+                          "fixed": ["no"] * tau2.size, "level": levels[: tau2.size] if tau2.size > 1 else ["all"]},
+                         index=rows)]  # fmt: skip
+        if np.size(fit.rho):
+            rho = np.atleast_1d(fit.rho)
+            lines += ["", _table({"estim": [_f(x) for x in rho]}, index=[f"rho.{i + 1}" for i in range(rho.size)])]
+        lines.append("")
+    return lines
+
+
+def model_text(fit, robust=None) -> str:
+    """metafor's print of a fit: ``print.rma.uni`` (:class:`~metarepro.stats.rma.RmaResult`,
+    :class:`~metarepro.stats.metareg.MetaregResult`) or ``print.rma.mv`` (:class:`~metarepro.stats.mv.RmaMvResult`);
+    with ``robust`` (a :class:`~metarepro.stats.robust.RobustResult` of the fit), ``print.robust.rma``: the fit's
+    model and heterogeneity, the clusters, then the cluster-robust tests marked ¹ and their footnote."""
+    kind = type(fit).__name__
+    if kind == "RmaMvResult":
+        moderators = fit.p > 1 or fit.X_names[0] != "intrcpt"
+        lines = [f"Multivariate Meta-Analysis Model (k = {int(fit.k)}; method: {fit.method})", "",
+                 "Variance Components:", "", *_variance_components(fit)]  # fmt: skip
+        names = list(fit.X_names) if moderators else None
+        df = fit.ddf if fit.test == "t" else None
     else:
-        qm = f"QM(df = {int(df1)}) = {_f(fit.QM)}, p-val {_p(fit.QM_p, sep=True)}"
-    moderators = [f"Test of Moderators ({_coefficients(fit.btt)}):", qm, ""] if len(fit.btt) else []
-    return "\n".join(
-        [
-            head, "", *_heterogeneity(fit, residual=True), "", "Test for Residual Heterogeneity:",
-            f"QE(df = {int(fit.QE_df)}) = {_f(fit.QE)}, p-val {_p(fit.QE_p, sep=True)}", "", *moderators,
-            "Model Results:", "", _results(list(fit.names), fit, df2 if fit.test == "knha" else None), "", SIGNIF,
-        ]
-    )  # fmt: skip
+        moderators = kind == "MetaregResult"
+        equal, random = (("Fixed-Effects with Moderators Model", "Mixed-Effects Model") if moderators else
+                         ("Equal-Effects Model", "Random-Effects Model"))  # fmt: skip
+        head = (f"{equal} (k = {int(fit.k)})" if fit.method == "EE" else
+                f"{random} (k = {int(fit.k)}; tau^2 estimator: {fit.method})")  # fmt: skip
+        lines = [head, "", *_heterogeneity(fit, residual=moderators), ""]
+        names = list(fit.names) if moderators else None
+        df = np.full(fit.p, fit.QE_df) if fit.test == "knha" else None
+    residual, q = ("Residual ", "QE") if moderators else ("", "Q")
+    lines += [f"Test for {residual}Heterogeneity:", f"{q}(df = {_df(fit.QE_df)}) = {_f(fit.QE)}, p-val "
+              f"{_p(fit.QEp, sep=True)}", ""]  # fmt: skip
+    mark, tests = "", fit
+    if robust is not None:
+        sizes = np.asarray(robust.cluster_sizes)
+        per = (str(int(sizes[0])) if sizes.min() == sizes.max() else
+               f"{int(sizes.min())}-{int(sizes.max())} (mean: {_f(sizes.mean(), 2)}, median: {_df(np.median(sizes))})")
+        lines += [*_labelled([("Number of estimates", str(int(sizes.sum()))), ("Number of clusters", str(sizes.size)),
+                              ("Estimates per cluster", per)]), ""]  # fmt: skip
+        mark, tests, df = "¹", robust, robust.dfs
+    btt = list(np.atleast_1d(getattr(fit, "btt", ())))
+    if moderators and btt:
+        f_test = robust is not None or fit.test in ("knha", "t")
+        lines += [f"Test of Moderators ({_coefficients(btt)}):{mark}", _qm(tests, f_test), ""]
+    lines += ["Model Results:", "", _results(names, tests, df, mark), "", SIGNIF]
+    if robust is not None:
+        what = "t/F-tests and confidence intervals" if moderators and btt else "t-test and confidence interval"
+        how = "residual method" if robust.vbest in ("CR0", "CR1") else "Satterthwaite approx"
+        lines += ["", f"1) results based on cluster-robust inference (var-cov estimator: {robust.vbest},",
+                  f"   approx {what}, df: {how})"]  # fmt: skip
+    if kind == "RmaMvResult" and not fit.converged:
+        lines += ["", "WARNING: the optimiser did not converge (see .converged, .scaled_score)"]
+    return "\n".join(lines)
+
+
+def permutest_text(result) -> str:
+    """metafor's ``print.permutest.rma.uni``: the omnibus test and the coefficients with permutation p-values."""
+    fit = result.fit
+    moderators = fit.p > 1 or tuple(fit.names) != ("intrcpt",)
+    names = list(result.names) if moderators else None
+    df = np.full(fit.p, fit.QE_df) if fit.test == "knha" else None
+    lines = []
+    if moderators and len(fit.btt):
+        df1, df2 = np.atleast_1d(fit.QMdf)[0], np.atleast_1d(fit.QMdf)[-1]
+        stat = (f"F(df1 = {_df(df1)}, df2 = {_df(df2)})" if fit.test == "knha" else f"QM(df = {_df(df1)})")
+        lines += [f"Test of Moderators ({_coefficients(fit.btt)}):¹",
+                  f"{stat} = {_f(result.QM)}, p-val {_p(result.QM_p, sep=True)}", ""]  # fmt: skip
+    footnote = "1) p-values based on permutation testing" if moderators else "1) p-value based on permutation testing"
+    return "\n".join([*lines, "Model Results:", "", _results(names, fit, df, "¹", pval=result.pval), "", SIGNIF, "",
+                      footnote])  # fmt: skip
+
+
+def influence_text(result) -> str:
+    """metafor's ``print.infl.rma.uni``: one row per study, ``*`` marking the influential."""
+    columns = {"rstudent": result.rstudent, "dffits": result.dffits, "cook.d": result.cook_d, "cov.r": result.cov_r,
+               "tau2.del": result.tau2_del, "QE.del": result.qe_del, "hat": result.hat, "weight": result.weight,
+               "dfbs": result.dfbs}  # fmt: skip
+    table = {name: [_f(x) for x in values] for name, values in columns.items()}
+    table["inf"] = ["*" if flag else "" for flag in result.inf]
+    return _table(table, index=[str(i + 1) for i in range(len(result.inf))])
+
+
+def fsn_text(result) -> str:
+    """metafor's ``print.fsn``."""
+    pairs = {"Rosenthal": [("Observed Significance Level", _p(result.pval)), ("Target Significance Level",
+                                                                             f"{result.alpha:g}")],
+             "Orwin": [("Average Effect Size", _f(result.meanes)), ("Target Effect Size", _f(result.target))],
+             "Rosenberg": [("Average Effect Size", _f(result.meanes)), ("Observed Significance Level",
+                                                                       _p(result.pval)),
+                           ("Target Significance Level", f"{result.alpha:g}")]}[result.type]  # fmt: skip
+    return "\n".join([f"Fail-safe N Calculation Using the {result.type} Approach", "", *_labelled(pairs), "",
+                      f"Fail-safe N: {result.fsnum:g}"])  # fmt: skip
+
+
+def robust_text(result) -> str:
+    """metafor's ``print.robust.rma`` (:class:`~metarepro.stats.robust.RobustResult` with its fit)."""
+    if result.fit is None:
+        raise ValueError("this RobustResult does not hold its fit; robust() keeps it")
+    return model_text(result.fit, result)
 
 
 def regtest_text(test) -> str:
@@ -169,12 +266,18 @@ def regtest_text(test) -> str:
     )  # fmt: skip
 
 
+def ranktest_text(test) -> str:
+    """metafor's ``print.ranktest``."""
+    return "\n".join(["Rank Correlation Test for Funnel Plot Asymmetry", "",
+                      f"Kendall's tau = {_f(test.tau)}, p {_p(test.pval, sep=True)}"])  # fmt: skip
+
+
 def trimfill_text(tf) -> str:
     """metafor's ``print.rma.uni`` of a ``trimfill`` fit: the missing studies, then the filled fit."""
     lines = [f"Estimated number of missing studies on the {tf.side} side: {int(tf.k0)} (SE = {_f(tf.se_k0)})"]
     if tf.estimator == "R0":
         lines.append(f"Test of H0: no missing studies on the {tf.side} side:    p-val {_p(tf.p_k0, sep=True)}")
-    return "\n".join([*lines, "", rma_text(tf.fit)])
+    return "\n".join([*lines, "", model_text(tf.fit)])
 
 
 def _pooled_counts_text(fit, df) -> list[str]:
@@ -240,8 +343,10 @@ def _batch_text(fit) -> str:
     )
 
 
-_TEXT = {"RmaResult": rma_text, "MetaregResult": mods_text, "Regtest": regtest_text, "Trimfill": trimfill_text,
-         "FitTable": fit_table_text, "RmaMhResult": mh_text, "RmaPetoResult": peto_text}  # fmt: skip
+_TEXT = {"RmaResult": model_text, "MetaregResult": model_text, "RmaMvResult": model_text,
+         "RobustResult": robust_text, "Regtest": regtest_text, "Ranktest": ranktest_text, "Trimfill": trimfill_text,
+         "FitTable": fit_table_text, "PermutationResult": permutest_text, "Influence": influence_text,
+         "Fsn": fsn_text, "RmaMhResult": mh_text, "RmaPetoResult": peto_text}  # fmt: skip
 
 
 def _plain(value):
@@ -257,6 +362,10 @@ def to_frame(result) -> pd.DataFrame:
     name = type(result).__name__
     if name == "MetaregResult":
         return result.coefficients()
+    if name in ("RmaMvResult", "RobustResult"):  # the coefficients, named as MetaregResult.coefficients() names them
+        names = getattr(result, "X_names", None) or getattr(result.fit, "X_names", None)
+        return pd.DataFrame({"estimate": result.beta, "se": result.se, "zval": result.zval, "pval": result.pval,
+                             "ci_low": result.ci_lb, "ci_high": result.ci_ub}, index=names)  # fmt: skip
     if name == "FitTable":
         fields = ["order", "k", *FIT_TABLE_COLUMNS]
         return pd.DataFrame({f: np.asarray(getattr(result, f)) for f in fields})

@@ -33,3 +33,11 @@ def percent_level(level) -> float:
 def metafor_spellings(method, level):
     """(method, level) with metafor's aliases resolved; the level in percent."""
     return ALIASES.get(method, method), percent_level(level)
+
+
+def add_aliases(cls, names: dict) -> None:
+    """Give ``cls`` read-only attributes ``new`` that read the attribute ``names[new]``: another spelling of a
+    result's field (metafor's, or an older one kept for the code and files that use it)."""
+    for new, existing in names.items():
+        setattr(cls, new, property(lambda self, existing=existing: getattr(self, existing),
+                                   doc=f"Another name of ``{existing}``."))  # fmt: skip

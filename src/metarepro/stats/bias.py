@@ -40,6 +40,15 @@ def _as_1d(yi, vi, min_k):
     return yi, vi
 
 
+def _model(yi, vi, method, test, level, control):
+    """(yi, vi, fit or None, method, test, level, control): from a fit of :func:`~metarepro.stats.rma.rma`
+    (metafor's way: the fit's data and settings), or from the arrays and settings as given."""
+    if isinstance(yi, RmaResult):
+        fit = yi
+        return (*fit._data(), fit, fit.method, fit.test, fit.level, fit.control)
+    return yi, vi, None, method, test, level, control
+
+
 def low_power_note(k, threshold=LOW_POWER_K):
     """The Cochrane Handbook (ch. 13.3.5.4) warning when k < ``threshold`` (default 10), else None."""
     return LOW_POWER_NOTE if k < threshold else None
@@ -104,9 +113,10 @@ def _egger_lm(yi, vi, x, predictor, level):
     )  # fmt: skip
 
 
-def regtest(yi, vi, model="rma", predictor="sei", method="REML", test="z", level=95,
+def regtest(yi, vi=None, model="rma", predictor="sei", method="REML", test="z", level=95,
             control: Control | None = None) -> Regtest:  # fmt: skip
-    """Egger's regression test for funnel-plot asymmetry (metafor ``regtest(rma(yi, vi, ...), model=...)``).
+    """Egger's regression test for funnel-plot asymmetry (metafor ``regtest(rma(yi, vi, ...), model=...)``); ``yi``
+    may be that fit itself (``regtest(fit)``, as metafor: its data, τ² method, test and level).
 
     ``model="rma"`` (metafor's default): the mixed-effects meta-regression yi ~ 1 + predictor with the
     model's τ² ``method`` and ``test``. ``model="lm"``: the classic test, weighted least squares with weights
@@ -117,6 +127,7 @@ def regtest(yi, vi, model="rma", predictor="sei", method="REML", test="z", level
         raise ValueError(f"model must be 'rma' or 'lm', not {model!r}")
     if predictor not in PREDICTORS:
         raise ValueError(f"predictor must be one of {PREDICTORS}, not {predictor!r}")
+    yi, vi, _, method, test, level, control = _model(yi, vi, method, test, level, control)
     yi, vi = _as_1d(yi, vi, 3)
     x = np.sqrt(vi) if predictor == "sei" else vi
     if np.ptp(x) == 0:
@@ -131,8 +142,8 @@ def regtest(yi, vi, model="rma", predictor="sei", method="REML", test="z", level
     zval, pval = np.asarray(fit.zval, dtype=float), np.asarray(fit.pval, dtype=float)
     dfs = float(yi.size - 2) if test != "z" else np.nan
     return Regtest(
-        "rma", predictor, zval[1], pval[1], dfs, beta[0], float(np.asarray(fit.ci_low)[0]),
-        float(np.asarray(fit.ci_high)[0]), beta, se, zval[0], pval[0], float(fit.tau2), fit,
+        "rma", predictor, zval[1], pval[1], dfs, beta[0], float(np.asarray(fit.ci_lb)[0]),
+        float(np.asarray(fit.ci_ub)[0]), beta, se, zval[0], pval[0], float(fit.tau2), fit,
     )  # fmt: skip
 
 
@@ -177,8 +188,8 @@ def pet_peese(yi, vi, model="rma", method="REML", test="z", level=95, control: C
 # ---------------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Ranktest:
+@dataclass(repr=False)  # printing.Printable gives metafor's print.ranktest
+class Ranktest(Printable):
     """metafor ``ranktest``: Kendall's τ between standardized effects and variances, and its two-sided p.
 
     ``exact``: whether the p value is from the exact null distribution (no ties) or the normal
@@ -192,8 +203,9 @@ class Ranktest:
     method: str = ""
 
 
-def ranktest(yi, vi, exact=True, exact_max_k=BEGG_EXACT_MAX_K) -> Ranktest:
-    """Begg & Mazumdar's test (metafor ``ranktest``): y*ᵢ = (yᵢ − θ̂_FE)/√(vᵢ − 1/Σw) against vᵢ.
+def ranktest(yi, vi=None, exact=True, exact_max_k=BEGG_EXACT_MAX_K) -> Ranktest:
+    """Begg & Mazumdar's test (metafor ``ranktest``): y*ᵢ = (yᵢ − θ̂_FE)/√(vᵢ − 1/Σw) against vᵢ; ``yi`` may be a
+    fit of :func:`~metarepro.stats.rma.rma` (``ranktest(fit)``, as metafor: its data).
 
     As metafor 3.8-1 (which calls ``cor.test(..., exact = TRUE)``), the p value is exact when there are no
     ties; with ties R warns and uses the normal approximation, and so do we. The exact distribution costs
@@ -202,7 +214,7 @@ def ranktest(yi, vi, exact=True, exact_max_k=BEGG_EXACT_MAX_K) -> Ranktest:
     normal approximation is used, as ``ranktest(..., exact = FALSE)``; ``exact=False`` asks for it at every k.
     ``method`` of the result says which.
     """
-    yi, vi = _as_1d(yi, vi, 3)
+    yi, vi = _as_1d(*_model(yi, vi, None, None, None, None)[:2], 3)
     w = 1 / vi
     theta = (w * yi).sum() / w.sum()
     ystar = (yi - theta) / np.sqrt(vi - 1 / w.sum())
@@ -283,7 +295,7 @@ def _k0_estimate(centred, estimator):
     return k0, 4 * np.sqrt(var_sr) / (2 * k - 1)
 
 
-def trimfill(yi, vi, estimator="L0", side=None, method="REML", test="z", level=95, control: Control | None = None,
+def trimfill(yi, vi=None, estimator="L0", side=None, method="REML", test="z", level=95, control: Control | None = None,
              maxiter=100, fit: RmaResult | None = None, side_fit=None) -> Trimfill:  # fmt: skip
     """Duval & Tweedie's trim and fill, as metafor ``trimfill.rma.uni`` (intercept-only model).
 
@@ -294,19 +306,21 @@ def trimfill(yi, vi, estimator="L0", side=None, method="REML", test="z", level=9
     stops changing (at most ``maxiter`` steps, default 100, as metafor). The k0 most extreme studies are
     mirrored about the last trimmed estimate and the model is refitted to the k + k0 studies.
 
-    ``test``/``level`` apply to the reported fit. Note that metafor 3.8-1 refits the filled data with its
-    default ``test="z"`` whatever the model's test (it returns the original model when k0 = 0); to reproduce
-    ``trimfill(rma(..., test="knha"))`` with k0 > 0, pass ``test="z"``.
+    ``yi`` may be the fit itself (``trimfill(fit)``, as metafor: its data and settings). ``test``/``level`` apply
+    to the reported fit. Note that metafor 3.8-1 refits the filled data with its default ``test="z"`` whatever the
+    model's test (it returns the original model when k0 = 0); to reproduce ``trimfill(rma(..., test="knha"))`` with
+    k0 > 0, pass ``test="z"``.
 
-    Fits the caller already has are not refitted: ``fit``, the model (``rma(yi, vi, method, test, level,
-    control)``), is the result's fit when k0 = 0; ``side_fit``, the regression of yi on √vi with ``method`` (e.g.
-    the Egger test's, ``regtest(yi, vi, method=method).fit``: the slope does not depend on test or level), gives
-    the side when ``side`` is None.
+    Fits the caller already has are not refitted: the model (``yi`` as a fit, or ``fit``, i.e. ``rma(yi, vi,
+    method, test, level, control)``) is the result's fit when k0 = 0; ``side_fit``, the regression of yi on √vi
+    with ``method`` (e.g. the Egger test's, ``regtest(yi, vi, method=method).fit``: the slope does not depend on
+    test or level), gives the side when ``side`` is None.
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, not {estimator!r}")
     if side not in (None, "left", "right"):
         raise ValueError(f"side must be None, 'left' or 'right', not {side!r}")
+    yi, vi, given, method, test, level, control = _model(yi, vi, method, test, level, control)
     yi, vi = _as_1d(yi, vi, 3)
     control = control or Control()
     if side is None:
@@ -322,7 +336,7 @@ def trimfill(yi, vi, estimator="L0", side=None, method="REML", test="z", level=9
         iterations += 1
         if iterations > maxiter:
             raise RuntimeError(f"trim and fill did not converge in {maxiter} iterations")
-        beta = rma(ys[: k - k0], vs[: k - k0], method, "z", level, control).estimate
+        beta = rma(ys[: k - k0], vs[: k - k0], method, "z", level, control).beta
         raw, se_k0 = _k0_estimate(ys - beta, estimator)
         k0 = int(max(0, np.rint(raw)))  # np.rint rounds half to even, as R's round()
         se_k0 = max(0.0, float(se_k0))
@@ -332,8 +346,8 @@ def trimfill(yi, vi, estimator="L0", side=None, method="REML", test="z", level=9
         v_all = np.concatenate([vi, vs[k - k0 :]])
     else:
         y_all, v_all = yi.copy(), vi.copy()
-    if k0 > 0 or fit is None:
-        fit = rma(y_all, v_all, method, test, level, control)
+    given = fit if fit is not None else given
+    fit = given if k0 == 0 and given is not None else rma(y_all, v_all, method, test, level, control)
     p_k0 = 0.5 ** (k0 + 1) if estimator == "R0" else np.nan
     fill = np.r_[np.zeros(k, bool), np.ones(k0, bool)]
     return Trimfill(estimator, side, k0, se_k0, p_k0, y_all, v_all, fill, fit, iterations)
@@ -346,8 +360,8 @@ def trimfill(yi, vi, estimator="L0", side=None, method="REML", test="z", level=9
 FSN_TYPES = ("Rosenthal", "Orwin", "Rosenberg")
 
 
-@dataclass
-class Fsn:
+@dataclass(repr=False)  # printing.Printable gives metafor's print.fsn
+class Fsn(Printable):
     """metafor ``fsn``: the number of null studies needed to bring the result to ``target``/non-significance.
 
     ``pval`` (Rosenthal: one-sided Stouffer p; Rosenberg: two-sided p of the equal-effects estimate; NaN

@@ -55,13 +55,14 @@ def chi2_quantiles(df, level):
 
 
 def q_profile_ci(batch, tau2_hat, level, control, q0):
-    """Q-profile bounds for τ² (metafor ``confint.rma.uni``, type "QP"), vectorized.
+    """Q-profile bounds for τ² (metafor ``confint.rma.uni``, type "QP"), vectorized; ``batch`` is a model of
+    :mod:`metarepro.stats.tau2` (intercept-only or a design matrix: the quantiles of χ²(k − p)).
 
     ``q0`` is Q(W(0)) = Q_E. Returns (low, high, converged, low_capped, high_capped). Where even τ² = 0
     gives a Q below the lower quantile, both bounds are 0, as in metafor.
     """
-    df = (batch.k - 1).astype(float)
-    valid = batch.k > 1
+    df = (batch.k - batch.p).astype(float)
+    valid = batch.k > batch.p
     c_low, c_high = chi2_quantiles(np.where(valid, df, 1.0), level)  # Q = c_low at the upper τ² bound
     start = np.maximum(tau2_hat, 0.0)
     upper_inside = valid & (q0 > c_low)
@@ -102,3 +103,15 @@ def heterogeneity(batch, tau2, method, level, control, fe=None, tau2_ci=True) ->
             q, q_p, typical_v, i2, h2, low, high,
             i2_from_tau2(low, typical_v), i2_from_tau2(high, typical_v), converged, low_capped, high_capped,
         )  # fmt: skip
+
+
+def confint_table(tau2, tau2_ci, i2, i2_ci, h2):
+    """metafor's ``confint(fit)$random``: τ², τ, I² (percent) and H² with their CIs, as a DataFrame. H² =
+    1/(1 − I²/100) (the closed form of H² = 1 + τ²/ṽ and I² = 100τ²/(ṽ + τ²)), so its bounds are the I² bounds'."""
+    import pandas as pd  # only here: the fits do not need pandas
+
+    h2_ci = [100 / (100 - x) for x in i2_ci]
+    return pd.DataFrame({"estimate": [tau2, np.sqrt(tau2), i2, h2], "ci_lb": [tau2_ci[0], np.sqrt(tau2_ci[0]),
+                                                                            i2_ci[0], h2_ci[0]],
+                         "ci_ub": [tau2_ci[1], np.sqrt(tau2_ci[1]), i2_ci[1], h2_ci[1]]},
+                        index=["tau^2", "tau", "I^2(%)", "H^2"])  # fmt: skip

@@ -40,6 +40,18 @@ def _as_1d(yi, vi):
     return yi, vi
 
 
+def _model(yi, vi, method, test, level, control):
+    """(yi, vi, full fit or None, method, test, level, control): from a fit of :func:`~metarepro.stats.rma.rma`
+    (metafor's way: the fit's data and settings, and its τ² and weights reused, no refit), or from the arrays and
+    settings (the full model is then fitted where a diagnostic needs it)."""
+    if isinstance(yi, RmaResult):
+        fit = yi
+        yi, vi = _as_1d(*fit._data())
+        return yi, vi, fit, fit.method, fit.test, fit.level, fit.control
+    yi, vi = _as_1d(yi, vi)
+    return yi, vi, None, method, test, level, control
+
+
 def fit_rows(Y, V, method, test, level, control, tau2_start=None) -> RmaResult:
     """``rma_batch`` of the refits ``Y``/``V`` (NaN-padded arrays, or ``Y`` a prepared Batch and ``V`` None).
 
@@ -112,11 +124,13 @@ def _leave1out_batch(yi, vi, rows=None):
     return Batch(np.tile(yi, (rows.size, 1)), np.tile(vi, (rows.size, 1)), mask, np.full(rows.size, k - 1))
 
 
-def leave1out(yi, vi, method="REML", test="z", level=95, control: Control | None = None) -> FitTable:
+def leave1out(yi, vi=None, method="REML", test="z", level=95, control: Control | None = None) -> FitTable:
     """metafor ``leave1out(rma(yi, vi, method, test, level))``: the model refitted without each study in turn.
-    (:func:`influence` returns the same table as its ``leave1out``, from the same refits.)"""
-    yi, vi = _as_1d(yi, vi)
-    start = rma(yi, vi, method, test, level, control).tau2
+    ``yi`` may be that fit itself (``leave1out(fit)``, as metafor; its settings then apply). Every refit starts
+    its τ² search from the full fit's τ². (:func:`influence` returns the same table as its ``leave1out``, from the
+    same refits.)"""
+    yi, vi, full, method, test, level, control = _model(yi, vi, method, test, level, control)
+    start = (full or rma(yi, vi, method, test, level, control)).tau2
 
     def refit(rows):
         return _fields(fit_rows(_leave1out_batch(yi, vi, rows), None, method, test, level, control, start))
@@ -124,15 +138,16 @@ def leave1out(yi, vi, method="REML", test="z", level=95, control: Control | None
     return _table(_by_chunks(refit, yi.size, yi.size), np.arange(yi.size), method, test, level)
 
 
-def cumul(yi, vi, order=None, method="REML", test="z", level=95, control: Control | None = None,
+def cumul(yi, vi=None, order=None, method="REML", test="z", level=95, control: Control | None = None,
           decreasing=False) -> FitTable:  # fmt: skip
-    """metafor ``cumul(rma(yi, vi, ...), order=order)``: fits of the first 1, 2, ..., k studies.
+    """metafor ``cumul(rma(yi, vi, ...), order=order)``: fits of the first 1, 2, ..., k studies (``yi`` may be
+    that fit itself, as metafor).
 
     ``order`` is a sort key per study (e.g. publication year); None keeps the given order. Studies are
     sorted by it as R's ``order()`` does: stably (ties keep the original order), NaN keys last;
     ``decreasing=True`` reverses the key but still keeps ties in original order (R's radix sort).
     """
-    yi, vi = _as_1d(yi, vi)
+    yi, vi, _, method, test, level, control = _model(yi, vi, method, test, level, control)
     k = yi.size
     if order is None:
         idx = np.arange(k)
@@ -151,8 +166,8 @@ def cumul(yi, vi, order=None, method="REML", test="z", level=95, control: Contro
     return _table(_by_chunks(refit, k, k), idx, method, test, level)
 
 
-@dataclass
-class Influence:
+@dataclass(repr=False)  # printing.Printable gives metafor's print.infl.rma.uni
+class Influence(Printable):
     """metafor ``influence.rma.uni`` for the intercept-only model (arrays of length k, original order).
 
     ``rstudent`` externally studentized residuals; ``dffits``; ``cook_d`` Cook's distance (full-model
@@ -189,14 +204,15 @@ def _knha_scale(batch, tau2, test):
     return np.where(batch.k == 1, 1.0, s2)
 
 
-def influence(yi, vi, method="REML", test="z", level=95, control: Control | None = None,
+def influence(yi, vi=None, method="REML", test="z", level=95, control: Control | None = None,
               fit: RmaResult | None = None) -> Influence:  # fmt: skip
-    """metafor ``influence(rma(yi, vi, method, test, level))``: deletion diagnostics from one batch of k refits.
-    ``fit``: that model's fit (``rma(yi, vi, method, test, level, control)``), when the caller has it; else fitted
-    here."""
-    yi, vi = _as_1d(yi, vi)
+    """metafor ``influence(rma(yi, vi, method, test, level))``: deletion diagnostics from one batch of k refits
+    (``yi`` may be that fit itself, as metafor: its τ², estimate and weights are the full model's). ``fit``: that
+    model's fit (``rma(yi, vi, method, test, level, control)``) when the caller has it with the arrays; else
+    fitted here."""
+    yi, vi, full, method, test, level, control = _model(yi, vi, method, test, level, control)
     k = yi.size
-    full = rma(yi, vi, method, test, level, control) if fit is None else fit
+    full = full or fit or rma(yi, vi, method, test, level, control)
     full_data = Batch.from_arrays(yi, vi)
 
     def refit(rows):
@@ -208,7 +224,7 @@ def influence(yi, vi, method="REML", test="z", level=95, control: Control | None
         return {**_fields(dele), "s2w": _knha_scale(loo, dele.tau2, test), "vb_all": vb_all}
 
     dele = _by_chunks(refit, k, k)
-    beta, vb = full.estimate, full.se**2  # vb is KH-scaled under knha, as metafor's x$vb
+    beta, vb = full.beta, full.se**2  # vb is KH-scaled under knha, as metafor's x$vb
     beta_del, vb_del, tau2_del, s2w, vb_all = dele.estimate, dele.se**2, dele.tau2, dele.s2w, dele.vb_all
 
     w = 1 / (vi + full.tau2)
@@ -247,19 +263,20 @@ class Baujat:
     fit: RmaResult
 
 
-def baujat(yi, vi, method="REML", test="z", level=95, control: Control | None = None,
+def baujat(yi, vi=None, method="REML", test="z", level=95, control: Control | None = None,
            influence: Influence | None = None) -> Baujat:  # fmt: skip
     """Baujat plot coordinates from the full fit and the leave-one-out refits (those of ``influence``, the
-    :func:`influence` result of the same data and settings, when given; else refitted here)."""
-    yi, vi = _as_1d(yi, vi)
+    :func:`influence` result of the same data and settings, when given; else refitted here). ``yi`` may be the
+    full fit itself (``baujat(fit)``, as metafor)."""
+    yi, vi, full, method, test, level, control = _model(yi, vi, method, test, level, control)
     if influence is not None:
         full, dele = influence.fit, influence.leave1out
     else:
-        full = rma(yi, vi, method, test, level, control)
-        dele = leave1out(yi, vi, method, test, level, control)
-    x = (yi - full.estimate) ** 2 / (full.tau2 + vi)
+        full = full or rma(yi, vi, method, test, level, control)
+        dele = leave1out(full)
+    x = (yi - full.beta) ** 2 / (full.tau2 + vi)
     with np.errstate(divide="ignore", invalid="ignore"):
-        y = (dele.estimate - full.estimate) ** 2 / dele.se**2
+        y = (dele.estimate - full.beta) ** 2 / dele.se**2
     return Baujat(x, y, full)
 
 

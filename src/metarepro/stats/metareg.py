@@ -1,37 +1,18 @@
 """Mixed-effects meta-regression, metafor's ``rma(yi, vi, mods = ...)``, vectorized over a batch.
 
-``rma_mods(yi, vi, X)`` fits y = Xβ + u + e with u ~ N(0, τ²) and e ~ N(0, v). ``X`` is the full k×p design
-matrix *including* the intercept column (build it with :func:`design_matrix`). ``yi``/``vi`` may be (k,) for one
-fit or (B, k) for B fits sharing k; ``X`` is then (k, p) (shared) or (B, k, p). Rows with a missing value in
-``yi``, ``vi`` or ``X`` are left out, as metafor's ``na.action = "na.omit"`` does, so a batch may be ragged
+``rma_mods(yi, vi, X)`` fits y = Xβ + u + e with u ~ N(0, τ²) and e ~ N(0, v). A 2-D ``X`` is the full k×p design
+matrix *including* the intercept column (build it with :func:`design_matrix` from a data frame's columns, or
+:func:`model_matrix` from values); a 1-D ``X`` is one moderator and gets an intercept, as metafor's
+``rma(yi, vi, mods = x)`` (``metarepro.rma(yi, vi, mods=x)`` is the metafor-shaped way in). ``yi``/``vi`` may be
+(k,) for one fit or (B, k) for B fits sharing k; ``X`` is then (k, p) (shared) or (B, k, p). Rows with a missing
+value in ``yi``, ``vi`` or ``X`` are left out, as metafor's ``na.action = "na.omit"`` does, so a batch may be ragged
 (NaN-padded); ``k`` reports the studies used.
 
-Nothing forms a k×k matrix. With W = diag(w), S = W^½ and the thin QR decomposition S X = Q R, the residual
-maker P = W − WX(XᵀWX)⁻¹XᵀW is S(I − QQᵀ)S, so (h = row sums of Q², the leverages):
-
-* β̂ = R⁻¹Qᵀ S y, Var(β̂) = (XᵀWX)⁻¹ = R⁻¹R⁻ᵀ, Py = w∘(y − Xβ̂), yᵀPy = Σw(y − Xβ̂)²
-* tr P = Σw(1 − h); for diagonal D₁, D₂ with e = w∘d: tr(PD₁PD₂) = Σe₁e₂ − 2Σe₁e₂h + tr(QᵀE₁Q·QᵀE₂Q)
-
-τ² estimators (metafor's formulas with moderators, see shared/reference/metafor_internals.md §2):
-
-* ``EE`` 0. ``DL`` (Q_E − (k−p))/tr P_FE. ``HS`` (Q_E − k)/Σw (k, not k−p, as metafor).
-* ``HE`` (yᵀP₀y − tr(P₀V))/(k−p) with the unweighted P₀ = I − X(XᵀX)⁻¹Xᵀ.
-* ``SJ`` τ₀²·Q(W(τ₀²))/(k−p), τ₀² = Σ(y − ȳ)²/k (ignores X, as metafor).
-* ``PM`` the root of Q(W(τ²)) = k − p (0 if Q(W(0)) < k − p).
-* ``EB`` metafor iterates Fisher scoring with the update (k/(k−p)·Q(W(τ²)) − k)/Σw, whose fixed point is
-  Q(W(τ²)) = k − p, the PM equation. That iteration can oscillate, so EB is solved like PM.
-* ``ML``/``REML`` the root of metafor's score equation (yᵀP²y − Σw for ML, yᵀP²y − tr P for REML) nearest
-  metafor's start (the HE estimate floored at 0), then the ll(0) check (τ² = 0 if the likelihood at 0 is higher
-  by more than ``control.ll0_tol`` and 0 is itself a maximum), then the global check of
-  :func:`metarepro.stats.tau2.maximize_likelihood` (the global maximum over τ² ≥ 0; where the likelihood has more
-  than one local maximum, ``tau2_local`` holds a lower one, where metafor may stop).
-
-Every iterative τ² is solved by the same safeguarded Newton as the intercept-only model
-(:func:`metarepro._core.batch.solve_decreasing`: bracketed, scale-free stopping, an iteration cap, a checked
-solution; ``converged`` reports it).
-
-As metafor, all τ² equations, Q_E and the ll(0) check use the mean-centred y (immaterial with an intercept).
-Every estimate is truncated at 0.
+The weighted sums come from :class:`metarepro._core.wls.Design` (the thin QR of W^½X; nothing k×k) and τ² from
+the estimators of :mod:`metarepro.stats.tau2`, written once for this case and the intercept-only model (the
+formulas with k − p there; the ML/REML global check; ``tau2_local`` holds a lower local maximum, where metafor
+may stop). As metafor, all τ² equations, Q_E and the ll(0) check use the mean-centred y (immaterial with an
+intercept). Every estimate is truncated at 0.
 
 Tests (``test``): ``"z"`` Wald z and χ²(m) for QM; ``"knha"`` Knapp–Hartung: Var(β̂) × s², s² = yᵀPy/(k−p) with
 the final weights (0 if that RSS ≤ machine ε), t(k−p) for coefficients and QM/m ~ F(m, k−p). QM tests the
@@ -47,17 +28,19 @@ for EE metafor's weighted adjusted R² of the regression, max(0, 100(1 − (Q_E/
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from metarepro._core import dist
-from metarepro._core.batch import EPS, solve_decreasing
+from metarepro._core.batch import EPS
 from metarepro._core.printing import Printable
-from metarepro._core.spellings import metafor_spellings
+from metarepro._core.spellings import add_aliases, metafor_spellings
+from metarepro._core.wls import Design
+from metarepro.stats import heterogeneity
 from metarepro.stats.rma import TESTS, check_options
-from metarepro.stats.tau2 import SEARCH_CAP, Control, maximize_likelihood, q_terms, score_negative_above
+from metarepro.stats.tau2 import Control, estimate_tau2, loglik, tau2_se
 
 EVTOL = 1e-7  # metafor's rank check: an eigenvalue of XᵀX at or below this means X is not of full rank
 INTERCEPT = "intrcpt"
@@ -102,241 +85,23 @@ def design_matrix(frame: pd.DataFrame, moderators, intercept: bool = True) -> pd
     return pd.DataFrame(columns, index=frame.index)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# weighted least squares through the thin QR of W^½X
-# ---------------------------------------------------------------------------------------------------------------
+def model_matrix(mods, intercept: bool = True) -> pd.DataFrame:
+    """The design matrix of metafor's ``rma(yi, vi, mods = ...)`` for moderators given as values.
 
-
-@dataclass(frozen=True)
-class _Data:
-    """A batch of regressions: padding rows have y = 0, v = 1, X = 0 and mask False, so every sum ignores them."""
-
-    y: np.ndarray  # (B, k)
-    ymc: np.ndarray  # mean-centred y (metafor's Ymc), 0 on padding
-    v: np.ndarray
-    X: np.ndarray  # (B, k, p)
-    mask: np.ndarray
-    k: np.ndarray  # (B,)
-
-    @property
-    def p(self):
-        return self.X.shape[-1]
-
-    def subset(self, rows):
-        return _Data(self.y[rows], self.ymc[rows], self.v[rows], self.X[rows], self.mask[rows], self.k[rows])
-
-    def weights(self, tau2):
-        return self.mask / (self.v + np.asarray(tau2, dtype=float)[..., None])
-
-
-@dataclass(frozen=True)
-class _WLS:
-    w: np.ndarray  # (B, k)
-    q: np.ndarray  # (B, k, p), thin Q of W^½X
-    r: np.ndarray  # (B, p, p)
-    beta: np.ndarray  # (B, p)
-    resid: np.ndarray  # y − Xβ̂, 0 on padding
-
-    @classmethod
-    def fit(cls, X, y, w):
-        s = np.sqrt(w)
-        q, r = np.linalg.qr(s[..., None] * X)
-        qty = np.einsum("bkp,bk->bp", q, s * y)
-        beta = np.linalg.solve(r, qty[..., None])[..., 0]
-        resid = np.where(w > 0, y - np.einsum("bkp,bp->bk", X, beta), 0.0)
-        return cls(w, q, r, beta, resid)
-
-    @property
-    def h(self):
-        """Leverages diag(W^½X(XᵀWX)⁻¹XᵀW^½)."""
-        return (self.q**2).sum(axis=-1)
-
-    @property
-    def rss(self):
-        """yᵀPy = Σw(y − Xβ̂)²."""
-        return (self.w * self.resid**2).sum(axis=-1)
-
-    @property
-    def ypy2(self):
-        """yᵀP²y = |Py|², Py = w∘(y − Xβ̂)."""
-        return ((self.w * self.resid) ** 2).sum(axis=-1)
-
-    @property
-    def tr_p(self):
-        return (self.w * (1 - self.h)).sum(axis=-1)
-
-    def tr_pdpd(self, d1, d2):
-        """tr(P D₁ P D₂) for diagonal D₁ = diag(d1), D₂ = diag(d2)."""
-        e1, e2 = self.w * d1, self.w * d2
-        m1 = np.einsum("bki,bk,bkj->bij", self.q, e1, self.q)
-        m2 = np.einsum("bki,bk,bkj->bij", self.q, e2, self.q)
-        return (e1 * e2).sum(axis=-1) - 2 * (e1 * e2 * self.h).sum(axis=-1) + np.einsum("bij,bji->b", m1, m2)
-
-    @property
-    def tr_p2(self):
-        one = np.ones_like(self.w)
-        return self.tr_pdpd(one, one)
-
-    @property
-    def ypy3(self):
-        """yᵀP³y = uᵀPu with u = Py: |(I − QQᵀ)W^½u|² (the projected residual, not |W^½u|² − |QᵀW^½u|²,
-        which cancels when one weight dominates)."""
-        su = np.sqrt(self.w) * self.w * self.resid
-        proj = su - np.einsum("bkp,bp->bk", self.q, np.einsum("bkp,bk->bp", self.q, su))
-        return (proj**2).sum(axis=-1)
-
-    @property
-    def vb(self):
-        """(XᵀWX)⁻¹ = R⁻¹R⁻ᵀ."""
-        r_inv = np.linalg.inv(self.r)
-        return r_inv @ np.swapaxes(r_inv, -1, -2)
-
-    @property
-    def logdet(self):
-        """log |XᵀWX| = 2Σ log |R_jj|."""
-        return 2 * np.log(np.abs(np.diagonal(self.r, axis1=-2, axis2=-1))).sum(axis=-1)
-
-
-def _at(data, tau2, centred=True):
-    return _WLS.fit(data.X, data.ymc if centred else data.y, data.weights(tau2))
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# τ² estimators
-# ---------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Tau2:
-    tau2: np.ndarray
-    converged: np.ndarray
-    iterations: np.ndarray
-    local_tau2: np.ndarray | None = None  # ML/REML: the lower local maximum the global check replaced (else NaN)
-
-
-def _he(data, ols=None):
-    """HE; ``ols``: the unweighted fit of the centred y, if the caller has it."""
-    ols = _WLS.fit(data.X, data.ymc, data.mask.astype(float)) if ols is None else ols
-    tr_p0v = (data.v * (1 - ols.h) * data.mask).sum(axis=-1)
-    return (ols.rss - tr_p0v) / (data.k - data.p)
-
-
-def _sj_start(data):
-    return (data.ymc**2).sum(axis=-1) / data.k
-
-
-def _unit_cap(data):
-    """The data's own scale for the τ² searches (see tau2.search_cap): min vᵢ, and the search limit."""
-    vmin = np.where(data.mask, data.v, np.inf).min(axis=-1)
-    vmax = np.where(data.mask, data.v, 0.0).max(axis=-1)
-    return vmin, SEARCH_CAP * (vmax + (data.ymc**2).sum(axis=-1) / data.k)
-
-
-def _pm(data, control):
-    """Root of Q(W(τ²)) = k − p (0 if Q(W(0)) ≤ k − p), by tau2's safeguarded Newton on 1/Q."""
-    target = (data.k - data.p).astype(float)
-    active = _at(data, np.zeros(target.shape)).rss > target
-
-    def q_eq(sub, x, rows):
-        fit = _at(sub, x)
-        return q_terms(fit.rss, fit.ypy2, target[rows])
-
-    n = target.size
-    fun = lambda x, rows: q_eq(data if rows.size == n else data.subset(rows), x, rows)  # noqa: E731
-    unit, cap = _unit_cap(data)
-    root = solve_decreasing(
-        fun, np.zeros(n), np.zeros(n), np.full(n, np.inf), active, control.tol, control.maxiter, unit, cap
-    )
-    converged = np.where(active, root.converged & ~root.capped, True)
-    return _Tau2(np.where(active, root.x, 0.0), converged, root.iterations)
-
-
-def _score_terms(method, fit):
-    """ML/REML score f(τ²) with its derivative, the size of its terms and the expected information."""
-    ypy2 = fit.ypy2
-    if method == "REML":
-        trace, info = fit.tr_p, fit.tr_p2
-    else:
-        trace, info = fit.w.sum(axis=-1), (fit.w**2).sum(axis=-1)
-    return ypy2 - trace, info - 2 * fit.ypy3, ypy2 + trace, info
-
-
-def loglik(data, tau2, reml):
-    """(Restricted) log-likelihood on the centred y, without the constant ½ln|XᵀX| (it cancels in comparisons)."""
-    fit = _at(data, tau2)
-    log_v = np.log(data.v + np.asarray(tau2)[..., None]).sum(axis=-1, where=data.mask)
-    if reml:
-        return -0.5 * (data.k - data.p) * np.log(2 * np.pi) - 0.5 * log_v - 0.5 * fit.logdet - 0.5 * fit.rss
-    return -0.5 * data.k * np.log(2 * np.pi) - 0.5 * log_v - 0.5 * fit.rss
-
-
-def _maximum_likelihood(method, data, control):
-    """metafor's ML/REML estimate (start HE floored at 0, ll(0) check), solved as tau2.maximize_likelihood."""
-    ols = _WLS.fit(data.X, data.ymc, data.mask.astype(float))
-    start = np.maximum(0.0, np.nan_to_num(_he(data, ols)))
-    f0 = _score_terms(method, _at(data, np.zeros(start.shape)))[0]
-    unit, cap = _unit_cap(data)
-    reml = method == "REML"
-    vmax = np.where(data.mask, data.v, 0.0).max(axis=-1)
-    top = score_negative_above(unit, vmax, ols.rss, data.k, data.p if reml else 0)
-    est = maximize_likelihood(
-        lambda x, rows: _score_terms(method, _at(data.subset(rows), x)),
-        lambda t, rows: (loglik(data.subset(rows), t, reml), None), start, f0, unit, cap, control,
-        np.ones(start.shape, bool), top=top,
-    )  # fmt: skip
-    return _Tau2(est.tau2, est.converged, est.iterations, est.local_tau2)
-
-
-def _estimate_tau2(data, method, control):
-    n = data.k.shape[0]
-    if method in ("ML", "REML"):
-        est = _maximum_likelihood(method, data, control)
-    elif method in ("PM", "EB"):
-        est = _pm(data, control)
-    else:
-        if method == "EE":
-            raw = np.zeros(n)
-        elif method == "HE":
-            raw = _he(data)
-        elif method == "SJ":
-            tau0 = _sj_start(data)
-            raw = tau0 * _at(data, tau0).rss / (data.k - data.p)
-        else:
-            fe = _at(data, np.zeros(n))
-            raw = (fe.rss - (data.k - data.p)) / fe.tr_p if method == "DL" else (fe.rss - data.k) / fe.w.sum(axis=-1)
-        est = _Tau2(raw, np.ones(n, dtype=bool), np.zeros(n, dtype=int))
-    local = np.full(n, np.nan) if est.local_tau2 is None else est.local_tau2
-    return _Tau2(np.maximum(0.0, est.tau2), est.converged, est.iterations, local)
-
-
-def _tau2_se(data, method, tau2):
-    """metafor's ``se.tau2`` for models with moderators; NaN for EE."""
-    k, p = data.k.astype(float), data.p
-    t = np.maximum(tau2, 0.0)
-    v = data.v * data.mask
-    one = data.mask.astype(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if method in ("DL", "HS"):
-            fe = _at(data, np.zeros_like(t))
-            bracket = np.sqrt(2 * (k - p) + 4 * t * fe.tr_p + 2 * t**2 * fe.tr_p2)
-            return bracket / (fe.tr_p if method == "DL" else fe.w.sum(axis=-1))
-        if method == "HE":
-            ols = _WLS.fit(data.X, data.ymc, one)
-            tr_p0v = (v * (1 - ols.h)).sum(axis=-1)
-            return np.sqrt(2 * ols.tr_pdpd(v, v) + 4 * t * tr_p0v + 2 * t**2 * (k - p)) / (k - p)
-        if method == "SJ":
-            tau0 = _sj_start(data)
-            fit = _at(data, tau0)
-            bracket = 2 * fit.tr_pdpd(v, v) + 4 * t * fit.tr_pdpd(v, one) + 2 * t**2 * fit.tr_p2
-            return tau0 / (k - p) * np.sqrt(bracket)
-        fit = _at(data, t)
-        if method == "ML":
-            return np.sqrt(2 / (fit.w**2).sum(axis=-1))
-        if method == "REML":
-            return np.sqrt(2 / fit.tr_p2)
-        if method in ("PM", "EB"):
-            return np.sqrt(2 * k**2 / (k - p)) / fit.w.sum(axis=-1)
-    return np.full(k.shape, np.nan)
+    ``mods``: a vector (one moderator, named ``"mods"`` as metafor names it), a k×m matrix (columns ``"mods1"``...
+    ``"modsm"``), or a DataFrame / named Series (its columns, coded by :func:`design_matrix`: numeric as they are,
+    text as treatment-coded factors). The intercept column ``"intrcpt"`` comes first unless ``intercept=False``
+    (metafor's ``intercept=TRUE`` default; ``mods = ~ 0 + x`` in a formula).
+    """
+    if isinstance(mods, pd.Series):
+        mods = mods.to_frame(name=mods.name if mods.name is not None else "mods")
+    if not isinstance(mods, pd.DataFrame):
+        values = np.asarray(mods, dtype=float)
+        if values.ndim not in (1, 2):
+            raise ValueError(f"mods must be a vector or a k×m matrix, not an array of shape {values.shape}")
+        names = ["mods"] if values.ndim == 1 else [f"mods{j + 1}" for j in range(values.shape[1])]
+        mods = pd.DataFrame(values.reshape(values.shape[0], -1), columns=names)
+    return design_matrix(mods, list(mods.columns), intercept)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -344,18 +109,24 @@ def _tau2_se(data, method, tau2):
 # ---------------------------------------------------------------------------------------------------------------
 
 FIELDS = (
-    "k", "beta", "se", "zval", "pval", "ci_low", "ci_high", "vb", "tau2", "tau2_se", "QE", "QE_df", "QE_p",
-    "QM", "QM_df", "QM_p", "I2", "H2", "R2", "s2", "converged", "iterations", "tau2_local",
+    "k", "beta", "se", "zval", "pval", "ci_lb", "ci_ub", "vb", "tau2", "se_tau2", "QE", "QE_df", "QEp",
+    "QM", "QMdf", "QMp", "I2", "H2", "R2", "s2", "converged", "iterations", "tau2_local",
 )  # fmt: skip
+
+# older name -> metafor's name (the field); the older names stay readable for the code that spells them so
+ALIASES = {"ci_low": "ci_lb", "ci_high": "ci_ub", "tau2_se": "se_tau2", "QE_p": "QEp", "QM_p": "QMp", "QM_df": "QMdf"}
 
 
 @dataclass(repr=False)  # printing.Printable gives the metafor-like repr
 class MetaregResult(Printable):
     """One fit (``beta`` of shape (p,), scalars elsewhere) or a batch (a leading axis of length B on every field).
 
-    ``zval`` is z (``test="z"``) or t (``"knha"``); ``QM_df`` is metafor's ``QMdf``: (m, NaN) for z, (m, k−p) for
-    knha, where QM is then the F statistic. ``s2`` is the Knapp–Hartung scale (1 for z). ``btt`` are 0-based.
-    ``I2`` and ``R2`` are in percent as in metafor; ``R2`` is NaN for a model without moderators or intercept.
+    metafor's names: ``beta``, ``se``, ``zval`` (z for ``test="z"``, t for ``"knha"``), ``pval``, ``ci_lb``/``ci_ub``,
+    ``vb`` (Var(β̂)), ``tau2`` and ``se_tau2``, ``QE`` on ``QE_df`` = k − p df with ``QEp``, ``QM`` with ``QMdf``
+    ((m, NaN) for z, (m, k−p) for knha, where QM is then the F statistic) and ``QMp``, ``I2``, ``H2``, ``R2``.
+    ``s2`` is the Knapp–Hartung scale (1 for z). ``btt`` are 0-based. ``I2`` and ``R2`` are in percent as in
+    metafor; ``R2`` is NaN for a model without moderators or intercept. The older names of :data:`ALIASES`
+    (``ci_low``, ``QM_p``, ...) read the same values.
     """
 
     method: str
@@ -369,17 +140,17 @@ class MetaregResult(Printable):
     se: np.ndarray
     zval: np.ndarray
     pval: np.ndarray
-    ci_low: np.ndarray
-    ci_high: np.ndarray
+    ci_lb: np.ndarray
+    ci_ub: np.ndarray
     vb: np.ndarray = field(repr=False)
     tau2: np.ndarray
-    tau2_se: np.ndarray
+    se_tau2: np.ndarray
     QE: np.ndarray
     QE_df: np.ndarray
-    QE_p: np.ndarray
+    QEp: np.ndarray
     QM: np.ndarray
-    QM_df: np.ndarray
-    QM_p: np.ndarray
+    QMdf: np.ndarray
+    QMp: np.ndarray
     I2: np.ndarray
     H2: np.ndarray
     R2: np.ndarray
@@ -389,6 +160,11 @@ class MetaregResult(Printable):
     # ML/REML: where the likelihood has more than one local maximum, a lower one (tau2 is the global one), where
     # metafor's rma() may stop from its default start; else NaN
     tau2_local: np.ndarray = field(repr=False, default=None)
+    # a single fit's studies (those used) and design matrix, which robust() reuses; None for a batch
+    yi: np.ndarray | None = field(repr=False, default=None)
+    vi: np.ndarray | None = field(repr=False, default=None)
+    X: np.ndarray | None = field(repr=False, default=None)
+    control: Control | None = field(repr=False, default=None)
 
     def __getitem__(self, i):
         """The i-th fit of a batch."""
@@ -406,9 +182,28 @@ class MetaregResult(Printable):
         """metafor's coefficient table of a single fit."""
         return pd.DataFrame(
             {"estimate": self.beta, "se": self.se, "zval": self.zval, "pval": self.pval,
-             "ci_low": self.ci_low, "ci_high": self.ci_high},
+             "ci_low": self.ci_lb, "ci_high": self.ci_ub},
             index=list(self.names),
         )  # fmt: skip
+
+    def confint(self):
+        """metafor's ``confint(fit)`` of a single fit: the residual τ², τ, I² (percent) and H² with their Q-profile
+        CIs: the τ² at which Q(W(τ²)) of the residuals of y (not of the centred y) equals the χ²(k − p)
+        quantiles, by the search of the intercept-only model (:func:`metarepro.stats.heterogeneity.q_profile_ci`,
+        up to its limit). NaN for ``EE``, which metafor's confint refuses."""
+        if self.yi is None:
+            raise ValueError("confint() is for a single fit of rma_mods() (it keeps yi, vi and X)")
+        if self.method == "EE":
+            return heterogeneity.confint_table(self.tau2, (np.nan, np.nan), self.I2, (np.nan, np.nan), self.H2)
+        data = _prepare(self.yi, self.vi, self.X)[0]
+        data = replace(data, ymc=data.y)  # metafor's confint profiles Q of y itself (its estimators: of the centred y)
+        fe = data.at(np.zeros(1))
+        low, high, *_ = heterogeneity.q_profile_ci(data, np.atleast_1d(self.tau2), self.level,
+                                                   self.control or Control(), fe.q)  # fmt: skip
+        typical_v = (data.k - data.p) / fe.tr_p
+        bounds = (float(low[0]), float(high[0]))
+        i2 = tuple(float(heterogeneity.i2_from_tau2(b, typical_v)[0]) for b in bounds)
+        return heterogeneity.confint_table(self.tau2, bounds, self.I2, i2, self.H2)
 
     def predict(self, newmods):
         """Fitted values x β̂ for the rows of ``newmods`` (m×p, intercept column included) of a single fit.
@@ -424,6 +219,9 @@ class MetaregResult(Printable):
         pi_half = crit * np.sqrt(se**2 + self.tau2)
         return pd.DataFrame({"pred": pred, "se": se, "ci_low": pred - crit * se, "ci_high": pred + crit * se,
                              "pi_low": pred - pi_half, "pi_high": pred + pi_half})  # fmt: skip
+
+
+add_aliases(MetaregResult, ALIASES)
 
 
 def _critical(test, level, df):
@@ -457,7 +255,7 @@ def _prepare(yi, vi, X):
     ybar = y.sum(axis=-1) / np.maximum(k, 1)
     ymc = np.where(mask, y - ybar[:, None], 0.0)
     Xm = np.where(mask[..., None], X, 0.0)
-    data = _Data(y, ymc, np.where(mask, vi, 1.0), Xm, mask, k)
+    data = Design(y, ymc, np.where(mask, vi, 1.0), Xm, mask, k)
     p = X.shape[-1]
     is_int = np.all(np.where(mask[..., None], np.abs(Xm - 1) < 1e-8, True), axis=(0, 1))
     if names is None:
@@ -479,10 +277,16 @@ def _default_btt(p, is_int):
 def rma_mods(yi, vi, X, method="REML", test="z", level=95, control: Control | None = None, btt=None) -> MetaregResult:
     """Fit the meta-regression of ``yi`` (sampling variances ``vi``) on the design matrix ``X`` (see module doc).
 
+    A 2-D ``X`` is the whole design matrix, the intercept column included where the model has one (build it with
+    :func:`design_matrix` or :func:`model_matrix`; a model without intercept is an X without that column). A 1-D
+    ``X`` is one moderator, and the model gets an intercept, as metafor's ``rma(yi, vi, mods = x)``.
+
     Defaults as metafor: ``method="REML"``, ``test="z"``, ``level=95``, ``btt`` = every coefficient but the
     intercept; ``control`` defaults to ``Control()`` (tight convergence). X must be of full rank (metafor's
     eigenvalue check) and k must exceed p (k ≥ p for ``EE``).
     """
+    if not isinstance(X, pd.DataFrame) and np.ndim(X) == 1:
+        X = model_matrix(X)
     return _fit(yi, vi, X, method, test, level, control, btt, with_r2=True)
 
 
@@ -501,9 +305,9 @@ def _fit(yi, vi, X, method, test, level, control, btt, with_r2):
     b_idx = np.array(btt)
     m = len(btt)
 
-    est = _estimate_tau2(data, method, control)
+    est = estimate_tau2(data, method, control)
     tau2 = est.tau2
-    fit = _at(data, tau2, centred=False)
+    fit = data.at(tau2, centred=False)
     beta, vb = fit.beta, fit.vb
     df = (k - p).astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -532,7 +336,7 @@ def _fit(yi, vi, X, method, test, level, control, btt, with_r2):
             qm_df = np.stack([np.full(df.shape, float(m)), np.full(df.shape, np.nan)], axis=-1)
             qm_p = dist.chi2_sf(qm, m)
 
-        fe = _at(data, np.zeros(k.shape))
+        fe = data.at(np.zeros(k.shape))
         has_df = k > p
         qe = np.where(has_df, np.maximum(0.0, fe.rss), 0.0)
         qe_p = np.where(has_df, dist.chi2_sf(qe, df), 1.0)
@@ -548,12 +352,15 @@ def _fit(yi, vi, X, method, test, level, control, btt, with_r2):
 
     result = MetaregResult(
         method=method, test=test, level=level, names=names, btt=btt, p=p, k=k,
-        beta=beta, se=se, zval=zval, pval=pval, ci_low=beta - crit * se, ci_high=beta + crit * se, vb=vb,
-        tau2=tau2, tau2_se=_tau2_se(data, method, tau2), QE=qe, QE_df=df, QE_p=qe_p,
-        QM=qm, QM_df=qm_df, QM_p=qm_p, I2=i2, H2=h2, R2=r2, s2=s2,
+        beta=beta, se=se, zval=zval, pval=pval, ci_lb=beta - crit * se, ci_ub=beta + crit * se, vb=vb,
+        tau2=tau2, se_tau2=tau2_se(data, method, tau2), QE=qe, QE_df=df, QEp=qe_p,
+        QM=qm, QMdf=qm_df, QMp=qm_p, I2=i2, H2=h2, R2=r2, s2=s2,
         converged=est.converged, iterations=est.iterations, tau2_local=est.local_tau2,
     )  # fmt: skip
-    return result[0] if single else result
+    if not single:
+        return result
+    used = data.mask[0]
+    return replace(result[0], yi=data.y[0, used], vi=data.v[0, used], X=data.X[0, used], control=control)
 
 
 def _pseudo_r2(data, method, tau2, qe, control):
@@ -568,8 +375,8 @@ def _pseudo_r2(data, method, tau2, qe, control):
         return np.where(constant, 0.0, np.maximum(0.0, 100 * adj))
     # the intercept-only refit through the same code (the same solver for ML/REML)
     ones = data.mask[..., None].astype(float)
-    tau2_re = _estimate_tau2(_Data(data.y, data.ymc, data.v, ones, data.mask, k), method, control).tau2
+    tau2_re = estimate_tau2(Design(data.y, data.ymc, data.v, ones, data.mask, k), method, control).tau2
     return np.where(tau2_re == 0, 0.0, np.maximum(0.0, 100 * (tau2_re - tau2) / tau2_re))
 
 
-__all__ = ["MetaregResult", "design_matrix", "loglik", "rma_mods", "TESTS", "INTERCEPT"]
+__all__ = ["MetaregResult", "design_matrix", "model_matrix", "loglik", "rma_mods", "TESTS", "INTERCEPT"]

@@ -26,6 +26,7 @@ import numpy as np
 
 from metarepro._core import limits
 from metarepro._core.batch import EPS
+from metarepro._core.printing import Printable
 from metarepro.stats.metareg import INTERCEPT, MetaregResult, _fit
 from metarepro.stats.tau2 import Control
 
@@ -33,8 +34,8 @@ COMPTOL = EPS**0.5  # metafor's control$comptol
 CHUNK = 4096  # refits per vectorized batch at most; fewer for large k (see _chunk)
 
 
-@dataclass(frozen=True)
-class PermutationResult:
+@dataclass(frozen=True, repr=False)  # printing.Printable gives metafor's print.permutest
+class PermutationResult(Printable):
     """Permutation p-values next to the observed fit (``fit``)."""
 
     fit: MetaregResult

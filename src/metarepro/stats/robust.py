@@ -1,8 +1,8 @@
 """Cluster-robust inference, metafor's ``robust()`` (with and without ``clubSandwich = TRUE``).
 
-``robust(fit, cluster)`` takes an :func:`~metarepro.stats.mv.rma_mv` fit, or an :func:`~metarepro.stats.rma.rma` /
-:func:`~metarepro.stats.metareg.rma_mods` fit together with its ``yi``, ``vi`` (and ``X``), and returns the
-coefficients' sandwich variance and tests:
+``robust(fit, cluster)`` takes an :func:`~metarepro.stats.mv.rma_mv`, :func:`~metarepro.stats.rma.rma` or
+:func:`~metarepro.stats.metareg.rma_mods` fit (a single fit keeps its data) and returns the coefficients' sandwich
+variance and tests (``print()`` shows metafor's ``print.robust.rma``):
 
 * ``clubSandwich=False`` (metafor's default): CR1, the sandwich ``B (Σ_j X_j'W_j e_j e_j'W_j X_j) B`` with
   ``B = (X'WX)⁻¹`` and W the model's inverse marginal covariance, times ``n/(n − p)`` (n clusters), with t tests
@@ -18,17 +18,21 @@ requires; nothing k×k is formed, each cluster is handled on its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from metarepro._core import dist
+from metarepro._core.printing import Printable
+from metarepro._core.spellings import add_aliases
 from metarepro.stats.mv import RmaMvResult
 
 
-@dataclass
-class RobustResult:
-    """Cluster-robust tests of a fit's coefficients (metafor's ``robust.rma`` fields)."""
+@dataclass(repr=False)  # printing.Printable gives metafor's print.robust.rma
+class RobustResult(Printable):
+    """Cluster-robust tests of a fit's coefficients (metafor's ``robust.rma`` fields; ``ci_lb``/``ci_ub``,
+    ``QMp`` and ``QMdf`` read ``ci_low``/``ci_high``, ``QM_p`` and ``QM_df``). ``fit``: the model, and
+    ``cluster_sizes`` the number of estimates per cluster, which the print shows as metafor's."""
 
     vbest: str
     n: int
@@ -44,13 +48,24 @@ class RobustResult:
     QM_df: tuple
     QM_p: float
     btt: np.ndarray
+    fit: object = field(default=None, compare=False)
+    cluster_sizes: np.ndarray | None = None
+
+    @property
+    def test(self):
+        return "t"
 
     def to_dict(self):
         out = {}
         for name, value in vars(self).items():
+            if name == "fit":
+                continue
             out[name] = np.asarray(value).tolist() if isinstance(value, np.ndarray) else value
         out["QM_df"] = list(self.QM_df)
         return out
+
+
+add_aliases(RobustResult, {"ci_lb": "ci_low", "ci_ub": "ci_high", "QMp": "QM_p", "QMdf": "QM_df"})
 
 
 @dataclass(eq=False)
@@ -131,7 +146,20 @@ def _clusters_uni(fit, cluster, yi, vi, X):
 
 
 def robust(fit, cluster, *, yi=None, vi=None, X=None, clubSandwich=False, adjust=True, level=None) -> RobustResult:
-    """Cluster-robust tests (see module doc); ``cluster`` gives each effect's cluster (e.g. its study)."""
+    """Cluster-robust tests (see module doc); ``cluster`` gives each effect's cluster (e.g. its study).
+
+    ``yi``/``vi`` (and ``X``): the fit's data, where it does not keep them (a fit from a batch); a single fit of
+    ``rma()`` or ``rma_mods()`` keeps its own. Defaults as
+    metafor: ``clubSandwich=False`` (CR1), ``adjust=True``, ``level`` the fit's. ``print()`` of the result reads as
+    metafor's ``print.robust.rma``.
+    """
+    if yi is None and getattr(fit, "yi", None) is not None:  # an rma() / rma_mods() fit keeps its data
+        yi, vi, X = fit.yi, fit.vi, getattr(fit, "X", None)
+    result = _robust(fit, cluster, yi, vi, X, clubSandwich, adjust, level)
+    return replace(result, fit=fit, cluster_sizes=np.unique(np.asarray(cluster), return_counts=True)[1])
+
+
+def _robust(fit, cluster, yi, vi, X, clubSandwich, adjust, level) -> RobustResult:
     if isinstance(fit, RmaMvResult):
         groups, n, beta, btt = _clusters_mv(fit, cluster)
     else:

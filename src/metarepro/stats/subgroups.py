@@ -50,8 +50,8 @@ class SubgroupResult:
         """One row per subgroup: k, estimate, se, CI, p, τ², I², Q."""
         f = self.fits
         return pd.DataFrame(
-            {"k": f.k, "estimate": f.estimate, "se": f.se, "ci_low": f.ci_low, "ci_high": f.ci_high,
-             "pval": f.pval, "tau2": f.tau2, "i2": f.i2, "q": f.q, "q_p": f.q_p},
+            {"k": f.k, "estimate": f.beta, "se": f.se, "ci_low": f.ci_lb, "ci_high": f.ci_ub,
+             "pval": f.pval, "tau2": f.tau2, "i2": f.I2, "q": f.QE, "q_p": f.QEp},
             index=pd.Index(self.levels, name="subgroup"),
         )  # fmt: skip
 
@@ -101,14 +101,14 @@ def subgroup_analysis(
         if test != "z" and single.any():
             fits = _merge(fits, rma_batch(Y, V, method, "z", level, control), single)
 
-    q_b, df_b, p_b, pooled = between_q(fits.estimate, fits.se)
+    q_b, df_b, p_b, pooled = between_q(fits.beta, fits.se)
     G, k = len(levels), len(yi)
     moderator = None
     qm, qm_df, qm_p = np.nan, (np.nan, np.nan), np.nan
     if G > 1 and k > G:
         X = design_matrix(pd.DataFrame({"group": labels}), ["group"])
         moderator = rma_mods(yi, vi, X, method, test, level, control)
-        qm, qm_df, qm_p = float(moderator.QM), tuple(float(d) for d in moderator.QM_df), float(moderator.QM_p)
+        qm, qm_df, qm_p = float(moderator.QM), tuple(float(d) for d in moderator.QMdf), float(moderator.QMp)
     return SubgroupResult(
         method=method, test=test, level=level, levels=levels, fits=fits, moderator_test=moderator,
         QM=qm, QM_df=qm_df, QM_p=qm_p, Q_between=q_b, Q_between_df=df_b, Q_between_p=p_b, estimate_pooled=pooled,

@@ -1,17 +1,28 @@
-"""Estimators of the between-study variance τ² (metafor ``rma(method=...)``), vectorized over a batch.
+"""Estimators of the between-study variance τ² (metafor ``rma(method=...)``), written once for the model
+y = Xβ + u + e (k studies, p coefficients) and vectorized over a batch of fits.
+
+The estimators see the data through a *model* object with one interface and two implementations: the
+intercept-only model, X = 1 (:class:`metarepro._core.batch.Batch`: one fused compiled pass per row, accurate when
+one weight dwarfs the rest; the fast path of ``rma``, of every refit of the diagnostics and of the Q-profile CIs)
+and the design-matrix case (:class:`metarepro._core.wls.Design`: the thin QR of W^½X; ``rma_mods``). Both give
+``k``, ``p``, ``at(τ², rows, level)`` (the sums at τ²: Σw, Σw², Q = yᵀPy, yᵀP²y, yᵀP³y, tr P, tr P²,
+Σlog(v + τ²), log|XᵀWX|), ``vmin``/``vmax``, ``sj_start`` and ``unweighted`` (the unweighted fit, P₀). As metafor,
+every τ² equation uses the mean-centred y (immaterial with an intercept). P is the residual maker
+W − WX(XᵀWX)⁻¹XᵀW, P_FE that at τ² = 0.
 
 Every estimate is truncated at 0 as metafor does (``tau2.min = 0``). Iterative estimators converge
 tightly and report it: ``Tau2Estimate.converged`` and ``.iterations`` are part of the result.
 
-Methods (metafor names and defaults, see shared/reference/metafor_internals.md §2):
+Methods (metafor names and formulas, see shared/reference/metafor_internals.md §2):
 
 * ``EE``   equal (common) effect: τ² = 0.
-* ``DL``   DerSimonian–Laird: (Q_E − (k−1)) / tr P_FE.
-* ``HE``   Hedges: sample variance of y (divisor k−1) minus the mean of v.
-* ``HS``   Hunter–Schmidt: (Q_E − k) / Σw.
-* ``SJ``   Sidik–Jonkman: τ₀²·Q(W(τ₀²))/(k−1), τ₀² = Σ(y−ȳ)²/k.
-* ``PM``   Paule–Mandel: the root of Q(W(τ²)) = k−1 (0 if Q(W(0)) < k−1).
-* ``ML``, ``REML``: the global maximum of the (restricted) likelihood over τ² ≥ 0. First metafor's answer:
+* ``DL``   DerSimonian–Laird: (Q_E − (k−p)) / tr P_FE.
+* ``HE``   Hedges: (yᵀP₀y − tr(P₀V))/(k−p); for X = 1 the sample variance of y (divisor k−1) minus the mean of v.
+* ``HS``   Hunter–Schmidt: (Q_E − k) / Σw (k, not k−p, as metafor).
+* ``SJ``   Sidik–Jonkman: τ₀²·Q(W(τ₀²))/(k−p), τ₀² = Σ(y−ȳ)²/k (ignores X, as metafor).
+* ``PM``   Paule–Mandel: the root of Q(W(τ²)) = k−p (0 if Q(W(0)) < k−p), searched from the DL estimate.
+* ``ML``, ``REML``: the global maximum of the (restricted) likelihood over τ² ≥ 0; the score equations are
+  yᵀP²y − Σw (ML) and yᵀP²y − tr P (REML). First metafor's answer:
   the root of the score equation nearest metafor's start (the HE estimate floored at 0), a maximum
   (checked), or the boundary τ² = 0 where the score is ≤ 0 there; then metafor's check that the likelihood
   at τ² = 0 is not higher (see :func:`maximize_likelihood`). Then the global check (:func:`global_check`):
@@ -22,13 +33,13 @@ Methods (metafor names and defaults, see shared/reference/metafor_internals.md �
   peak of the scan is refined by the same solver, and a maximum higher by more than ``ll0_tol``·(1 + |ll|)
   replaces the answer. ``Tau2Estimate.local_tau2`` (and a warning in ``rma``) names a lower maximum where
   there is one. A fit whose answer is already the global maximum is unchanged to the bit.
-* ``EB``   empirical Bayes. Its estimating equation k/(k−1)·Q(W(τ²)) = k is, for the intercept-only
-  model, the PM equation, so it is solved by the same bracketed root finder. metafor iterates Fisher
-  scoring to the same point, but that iteration can oscillate (with variances 1e-4 and 10 it wanders
-  chaotically for thousands of steps); the root finder cannot.
+* ``EB``   empirical Bayes. metafor iterates Fisher scoring with the update (k/(k−p)·Q(W(τ²)) − k)/Σw, whose
+  fixed point is Q(W(τ²)) = k−p, the PM equation, so it is solved by the same bracketed root finder. metafor's
+  iteration can oscillate (with variances 1e-4 and 10 it wanders chaotically for thousands of steps); the root
+  finder cannot.
 
-Every iterative quantity (ML, REML, PM, EB here, the Q-profile bounds in heterogeneity.py, the
-meta-regression estimators in metareg.py) is solved by one design, :func:`metarepro._core.batch.solve_decreasing`:
+Every iterative quantity (ML, REML, PM, EB here and the Q-profile bounds in heterogeneity.py) is solved by one
+design, :func:`metarepro._core.batch.solve_decreasing`:
 safeguarded Newton inside a bracket, stopping rules relative to the data's own scale (so yᵢ·a, vᵢ·a²
 give estimates ·a and τ² ·a² at any a), an iteration cap that reports non-convergence, and a check at
 the reported point that it solves its equation.
@@ -40,16 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metarepro._core.batch import (
-    EPS,
-    Batch,
-    Root,
-    Weighted,
-    at_tau2,
-    loglik_profile,
-    rowwise,
-    solve_decreasing,
-)
+from metarepro._core.batch import EPS, Root, Weighted, solve_decreasing
 
 METHODS = ("EE", "DL", "REML", "ML", "PM", "SJ", "HE", "HS", "EB")
 
@@ -98,35 +100,33 @@ class Tau2Estimate:
     local_tau2: np.ndarray | None = None  # ML/REML: a lower local maximum, where there is one (else NaN)
 
 
-def _fe(batch):
-    return at_tau2(batch, np.zeros(batch.y.shape[0]))
+def _fe(model):
+    return model.at(np.zeros(model.k.shape))
 
 
-def _he(batch):
-    k = batch.k
-    return batch.centred_ss() / (k - 1) - batch.vmean()
+def _he(model):
+    """(yᵀP₀y − tr(P₀V))/(k − p) with the unweighted P₀, as the residual variance of the unweighted fit minus the
+    average sampling variance it leaves (for X = 1: the sample variance of y minus the mean of v)."""
+    unweighted = model.unweighted
+    return unweighted.rss / (model.k - model.p) - unweighted.v_mean
 
 
-def _dl(batch, fe):
-    return (fe.q - (batch.k - 1)) / fe.tr_p
+def _dl(model, fe):
+    return (fe.q - (model.k - model.p)) / fe.tr_p
 
 
-def _hs(batch, fe):
-    return (fe.q - batch.k) / fe.s
+def _hs(model, fe):
+    return (fe.q - model.k) / fe.s
 
 
-def sj_start(batch):
-    return batch.centred_ss() / batch.k
+def _sj(model):
+    tau0 = model.sj_start()
+    return tau0 * model.at(tau0).q / (model.k - model.p)
 
 
-def _sj(batch):
-    tau0 = sj_start(batch)
-    return tau0 * at_tau2(batch, tau0).q / (batch.k - 1)
-
-
-def search_cap(batch):
+def search_cap(model):
     """The documented limit of every τ² search (``SEARCH_CAP`` × (max vᵢ + Σ(y−ȳ)²/k))."""
-    return SEARCH_CAP * (batch.vmax() + sj_start(batch))
+    return SEARCH_CAP * (model.vmax() + model.sj_start())
 
 
 def q_terms(q, ypy2, target):
@@ -141,38 +141,39 @@ def q_terms(q, ypy2, target):
     return f, d, 1 / target, -d
 
 
-def q_equation(batch, target):
+def q_equation(model, target):
     """``fun(x, rows)`` of Q(W(τ²)) = target[rows]; ``target`` may list several targets per analysis (row
     j of the equations is analysis j mod B), so that both Q-profile bounds are one batch of roots."""
-    n = batch.k.size
+    n = model.k.size
 
     def fun(x, rows):
-        wt = at_tau2(batch, x, rows % n, level=0)
+        wt = model.at(x, rows % n, level=0)
         return q_terms(wt.q, wt.ypy2, target[rows])
 
     return fun
 
 
-def solve_q(batch, target, start, active, control) -> Root:
+def solve_q(model, target, start, active, control) -> Root:
     """The τ² at which Q(W(τ²)) = target, for rows where Q(W(0)) > target (so that a root exists).
 
     ``target``, ``start`` and ``active`` may be m·B long: m equations per analysis (see :func:`q_equation`).
     """
-    m = target.size // batch.k.size
+    m = target.size // model.k.size
     return solve_decreasing(
-        q_equation(batch, target), start, np.zeros(start.shape), np.full(start.shape, np.inf), active,
-        control.tol, control.maxiter, np.tile(batch.vmin(), m), np.tile(search_cap(batch), m),
+        q_equation(model, target), start, np.zeros(start.shape), np.full(start.shape, np.inf), active,
+        control.tol, control.maxiter, np.tile(model.vmin(), m), np.tile(search_cap(model), m),
     )  # fmt: skip
 
 
-def _pm(batch, control, fe):
-    target = (batch.k - 1).astype(float)
-    active = (fe.q > target) & (batch.k > 1)
+def _pm(model, control, fe):
+    """The root of Q(W(τ²)) = k − p from the DL estimate (0 where Q(W(0)) ≤ k − p: the boundary)."""
+    target = (model.k - model.p).astype(float)
+    active = (fe.q > target) & (model.k > model.p)
     with np.errstate(divide="ignore", invalid="ignore"):
-        start = np.where(active, np.maximum(0.0, _dl(batch, fe)), 0.0)
-    root = solve_q(batch, target, np.nan_to_num(start), active, control)
+        start = np.where(active, np.maximum(0.0, _dl(model, fe)), 0.0)
+    root = solve_q(model, target, np.nan_to_num(start), active, control)
     converged = np.where(active, root.converged & ~root.capped, True)
-    return Tau2Estimate(np.where(active, root.x, 0.0), converged, root.iterations, ~active & (batch.k > 1))
+    return Tau2Estimate(np.where(active, root.x, 0.0), converged, root.iterations, ~active & (model.k > model.p))
 
 
 def _score_terms(method, wt):
@@ -190,18 +191,19 @@ def _score_terms(method, wt):
     return ypy2 - trace, info - 2 * wt.ypy3, ypy2 + trace, info
 
 
-def _likelihood_score(method, batch):
-    return rowwise(batch, lambda wt: _score_terms(method, wt))
+def loglik(model, tau2, reml, wt=None, rows=None):
+    """(Restricted) log-likelihood (metafor's ``REMLf=TRUE``) of the fits ``rows`` (default all) of ``model`` at
+    ``tau2``; ``wt``: the sums at ``tau2`` with their logs (``model.at(..., level=2)``), if the caller has them.
 
-
-def loglik(batch, tau2, reml, wt=None, rows=None):
-    """(Restricted) log-likelihood of the intercept-only random-effects model (metafor's ``REMLf=TRUE``);
-    ``wt``: the sums at ``tau2`` with their logs (``at_tau2(..., level=2)``), if the caller has them
-    (for the analyses ``rows``)."""
-    wt = at_tau2(batch, tau2, level=2) if wt is None else wt
-    k = batch.k if rows is None else batch.k[rows]
+    ML: −½(k log 2π + Σlog(v + τ²) + yᵀPy); REML: −½((k − p) log 2π − log|XᵀX| + Σlog(v + τ²) + log|XᵀWX| + yᵀPy).
+    """
+    wt = model.at(tau2, rows, level=2) if wt is None else wt
+    k = model.k if rows is None else model.k[rows]
     if reml:
-        return -0.5 * (k - 1) * np.log(2 * np.pi) + 0.5 * np.log(k) - 0.5 * wt.log_det - 0.5 * np.log(wt.s) - 0.5 * wt.q
+        log_det_xtx = model.unweighted.log_det_xtx
+        log_det_xtx = log_det_xtx if rows is None else log_det_xtx[rows]
+        return (-0.5 * (k - model.p) * np.log(2 * np.pi) + 0.5 * log_det_xtx - 0.5 * wt.log_det - 0.5 * wt.logdet_xwx
+                - 0.5 * wt.q)  # fmt: skip
     return -0.5 * k * np.log(2 * np.pi) - 0.5 * wt.log_det - 0.5 * wt.q
 
 
@@ -367,57 +369,55 @@ def global_check(score, loglik_at, profile, tau2, unit, top, cap, control, valid
     return local, moved
 
 
-def _maximum_likelihood(method, batch, control, fe, start=None):
-    valid = batch.k > 1
+def _maximum_likelihood(method, model, control, fe, start=None):
+    valid = model.k > model.p
     f0 = _score_terms(method, fe)[0]
     with np.errstate(divide="ignore", invalid="ignore"):
-        he = _he(batch) if start is None else np.broadcast_to(np.asarray(start, dtype=float), valid.shape)
+        he = _he(model) if start is None else np.broadcast_to(np.asarray(start, dtype=float), valid.shape)
         start = np.where(valid, np.maximum(0.0, np.nan_to_num(he)), 0.0)
     reml = method == "REML"
-    ll0 = loglik(batch, None, reml, fe) if np.isfinite(fe.log_det).all() else None  # fe with its logs
+    ll0 = loglik(model, None, reml, fe) if fe.log_det is not None and np.isfinite(fe.log_det).all() else None
 
     def loglik_at(tau2, rows):
-        sums = at_tau2(batch, tau2, rows, level=2)
-        return loglik(batch, tau2, reml, sums, rows), sums
+        sums = model.at(tau2, rows, level=2)
+        return loglik(model, tau2, reml, sums, rows), sums
 
-    def profile(grid, rows):
-        return -0.5 * loglik_profile(batch, grid, rows, reml)
-
-    top = score_negative_above(batch.vmin(), batch.vmax(), batch.centred_ss(), batch.k, int(reml))
+    profile = None if model.profile is None else (lambda grid, rows: model.profile(grid, rows, reml))
+    top = score_negative_above(model.vmin(), model.vmax(), model.unweighted.rss, model.k, model.p if reml else 0)
     return maximize_likelihood(
-        _likelihood_score(method, batch), loglik_at, start, f0, batch.vmin(), search_cap(batch), control, valid, ll0,
-        top, profile,
+        lambda x, rows: _score_terms(method, model.at(x, rows)), loglik_at, start, f0, model.vmin(), search_cap(model),
+        control, valid, ll0, top, profile,
     )  # fmt: skip
 
 
-def estimate_tau2(
-    batch: Batch, method: str = "REML", control: Control | None = None, fe=None, start=None
-) -> Tau2Estimate:
-    """τ² for every meta-analysis in ``batch``, truncated at 0 (0 when k = 1).
+def estimate_tau2(model, method: str = "REML", control: Control | None = None, fe=None, start=None) -> Tau2Estimate:
+    """τ² for every fit in ``model`` (a :class:`~metarepro._core.batch.Batch` for the intercept-only model or a
+    :class:`~metarepro._core.wls.Design`), truncated at 0 (0 when k ≤ p).
 
-    ``fe``: the equal-effects sums (:func:`at_tau2` at τ² = 0) if the caller has them already. ``start``:
-    where the ML/REML search starts (default metafor's, the HE estimate floored at 0).
+    ``fe``: the equal-effects sums (``model.at`` at τ² = 0; with their logs, level 2, for the ll(0) check without
+    a refit) if the caller has them already. ``start``: where the ML/REML search starts (default metafor's, the HE
+    estimate floored at 0).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     control = control or Control()
-    n = batch.y.shape[0]
-    fe = _fe(batch) if fe is None else fe
+    n = model.k.shape[0]
+    fe = _fe(model) if fe is None else fe
     none = np.zeros(n, dtype=bool)
     if method in ("ML", "REML"):
-        est = _maximum_likelihood(method, batch, control, fe, start)
+        est = _maximum_likelihood(method, model, control, fe, start)
     elif method in ("PM", "EB"):
-        est = _pm(batch, control, fe)
+        est = _pm(model, control, fe)
     else:
         with np.errstate(divide="ignore", invalid="ignore"):
             if method == "EE":
                 raw = np.zeros(n)
             elif method in ("DL", "HS"):
-                raw = (_dl if method == "DL" else _hs)(batch, fe)
+                raw = (_dl if method == "DL" else _hs)(model, fe)
             else:
-                raw = (_he if method == "HE" else _sj)(batch)
-        est = Tau2Estimate(raw, np.isfinite(raw) | (batch.k == 1), np.zeros(n, dtype=int))
-    tau2 = np.where(batch.k > 1, np.maximum(0.0, est.tau2), 0.0)
+                raw = (_he if method == "HE" else _sj)(model)
+        est = Tau2Estimate(raw, np.isfinite(raw) | (model.k <= model.p), np.zeros(n, dtype=int))
+    tau2 = np.where(model.k > model.p, np.maximum(0.0, est.tau2), 0.0)
     boundary = none if est.boundary is None else est.boundary
     near_zero = none if est.higher_near_zero is None else est.higher_near_zero
     sums = est.sums if est.sums is not None and np.array_equal(est.sums.tau2, tau2) else None
@@ -425,41 +425,37 @@ def estimate_tau2(
     return Tau2Estimate(tau2, est.converged, est.iterations, boundary, near_zero, sums, local)
 
 
-def tau2_se(batch: Batch, method: str, tau2: np.ndarray, fe=None, wt=None) -> np.ndarray:
+def tau2_se(model, method: str, tau2: np.ndarray, fe=None, wt=None) -> np.ndarray:
     """Standard error of τ̂² as metafor reports it (``se.tau2``); NaN for ``EE``. ``fe``/``wt``: the sums at
-    τ² = 0 and at ``tau2``, if the caller has them."""
-    k = batch.k.astype(float)
+    τ² = 0 and at ``tau2``, if the caller has them.
+
+    DL, HS: √(2(k − p) + 4τ²·tr P + 2τ⁴·tr P²)/(tr P or Σw) at τ² = 0; HE: √(2 tr(P₀VP₀V) + 4τ² tr(P₀V) +
+    2τ⁴(k − p))/(k − p); SJ: τ₀²/(k − p)·√(2 tr(PVPV) + 4τ² tr(PVP) + 2τ⁴ tr P²) at τ₀²; ML √(2/Σw²); REML
+    √(2/tr P²); PM, EB √(2k²/(k − p))/Σw.
+    """
+    k, p = model.k.astype(float), model.p
     t = np.maximum(tau2, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         if method in ("DL", "HS"):
-            fe = _fe(batch) if fe is None else fe
-            bracket = np.sqrt(2 * (k - 1) + 4 * t * fe.tr_p + 2 * t**2 * fe.tr_p2)
+            fe = _fe(model) if fe is None else fe
+            bracket = np.sqrt(2 * (k - p) + 4 * t * fe.tr_p + 2 * t**2 * fe.tr_p2)
             return bracket / (fe.tr_p if method == "DL" else fe.s)
         if method == "HE":
-            v, m = batch.v, batch.mask
-            sv, sv2 = v.sum(axis=-1, where=m), (v**2).sum(axis=-1, where=m)
-            tr_p0v, tr_p0v2 = sv * (1 - 1 / k), sv2 - 2 * sv2 / k + sv**2 / k**2
-            return np.sqrt(2 * tr_p0v2 + 4 * t * tr_p0v + 2 * t**2 * (k - 1)) / (k - 1)
+            unweighted = model.unweighted
+            return np.sqrt(2 * unweighted.tr_pvpv + 4 * t * unweighted.tr_pv + 2 * t**2 * (k - p)) / (k - p)
         if method == "SJ":
-            tau0 = sj_start(batch)
-            return tau0 / (k - 1) * np.sqrt(_quadratic_form_traces(batch, at_tau2(batch, tau0), t))
-        wt = at_tau2(batch, t) if wt is None else wt
+            tau0 = model.sj_start()
+            at_tau0 = model.at(tau0)
+            tr_pvpv, tr_pvp = model.v_traces(at_tau0)
+            return tau0 / (k - p) * np.sqrt(2 * tr_pvpv + 4 * t * tr_pvp + 2 * t**2 * at_tau0.tr_p2)
+        wt = model.at(t) if wt is None else wt
         if method == "ML":
             return np.sqrt(2 / wt.s2)
         if method == "REML":
             return np.sqrt(2 / wt.tr_p2)
         if method in ("EB", "PM"):
-            return np.sqrt(2 * k**2 / (k - 1)) / wt.s
+            return np.sqrt(2 * k**2 / (k - p)) / wt.s
     return np.full(k.shape, np.nan)
-
-
-def _quadratic_form_traces(batch, wt: Weighted, t):
-    """2·tr((PV)²) + 4t·tr(PVP) + 2t²·tr(P²) for the intercept-only P of weights ``wt.w``."""
-    w, v, s = wt.w, batch.v * batch.mask, wt.s
-    sw2v = (w**2 * v).sum(axis=-1)
-    tr_pv2 = (w**2 * v**2).sum(axis=-1) - 2 * (w**3 * v**2).sum(axis=-1) / s + sw2v**2 / s**2
-    tr_pvp = sw2v - 2 * (w**3 * v).sum(axis=-1) / s + wt.s2 * sw2v / s**2
-    return 2 * tr_pv2 + 4 * t * tr_pvp + 2 * t**2 * wt.tr_p2
 
 
 __all__ = ["METHODS", "Control", "Tau2Estimate", "estimate_tau2", "tau2_se", "loglik", "solve_q", "search_cap", "EPS"]

@@ -34,7 +34,8 @@ def rma_mv(
     """Fit metafor's ``rma.mv``.
 
     ``V``: 1-D sampling variances or a :class:`BlockV` (e.g. from :func:`metarepro.stats.vcalc.vcalc`).
-    ``X``: (k, p) design (default: intercept only). ``nested``: list of grouping columns, outermost first.
+    ``X``: (k, p) design (default: intercept only). ``nested``: list of grouping columns, outermost first (or a
+    dict name -> column, or named pandas Series: the names label the variance components as metafor's print).
     ``inner``/``outer``/``struct``: the ``~ inner | outer`` term, ``struct`` one of ``ID``, ``DIAG``, ``CS``
     (default, as metafor), ``HCS``, ``UN``, ``AR`` (levels ordered as R's factor() orders them). ``btt``:
     0-based coefficients for QM (default: all but an intercept column). ``start``: θ to start from (log
@@ -62,6 +63,13 @@ def rma_mv(
         X_names = ["intrcpt"] if p == 1 and np.all(X == 1) else [f"x{j}" for j in range(p)]
     if np.linalg.matrix_rank(X) < p:
         raise ValueError("the design matrix X is not of full column rank")
+    s_names = None
+    if nested is not None:
+        # metafor names the component of level l by its factors, e.g. "district/school"
+        named = nested if isinstance(nested, dict) else {
+            str(getattr(c, "name", None) or f"grouping{i + 1}"): c for i, c in enumerate(nested)}  # fmt: skip
+        nested = list(named.values())
+        s_names = ["/".join(list(named)[: i + 1]) for i in range(len(named))]
     model, sigma_codes = _build(yi, V, X, nested, inner, outer, struct)
     vdiag = V.diag() if isinstance(V, BlockV) else np.asarray(V, dtype=float)
     theta0 = _start(model, yi, X, vdiag) if start is None else np.asarray(start, dtype=float)
@@ -69,4 +77,4 @@ def rma_mv(
     if start is not None and not np.all(np.isfinite(theta0)):
         fixed = ~np.isfinite(theta0)
     fit = _solve(model, method, theta0, control, fixed)
-    return _result(model, fit, sigma_codes, yi, X, X_names, method, test, dfs, level, btt)
+    return _result(model, fit, sigma_codes, yi, X, X_names, method, test, dfs, level, btt, s_names or [])

@@ -7,15 +7,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from metarepro._core import dist
+from metarepro._core.printing import Printable
+from metarepro._core.spellings import add_aliases
 from metarepro.stats.mv.likelihood import LOG2PI, evaluate
 from metarepro.stats.mv.model import _Model
 from metarepro.stats.mv.structures import _interaction
 
 
 # ---------------------------------------------------------------------------------------------- result
-@dataclass
-class RmaMvResult:
-    """A fitted ``rma.mv`` model; field names follow metafor (``b`` is ``beta``, ``ci_low`` is ``ci.lb``)."""
+@dataclass(repr=False)  # printing.Printable gives metafor's print.rma.mv
+class RmaMvResult(Printable):
+    """A fitted ``rma.mv`` model; field names follow metafor (``b`` is ``beta``); ``ci_lb``/``ci_ub``, ``QEp``,
+    ``QMp`` and ``QMdf`` read metafor's names of ``ci_low``/``ci_high``, ``QE_p``, ``QM_p`` and ``QM_df``."""
 
     method: str
     test: str
@@ -41,6 +44,7 @@ class RmaMvResult:
     QE_p: float
     sigma2: np.ndarray
     s_nlevels: np.ndarray
+    s_names: list  # the factors of each sigma² (metafor's "district/school"), from the names of ``nested``
     tau2: np.ndarray
     rho: np.ndarray
     G: np.ndarray | None
@@ -188,49 +192,8 @@ class RmaMvResult:
         )
         return out
 
-    def __str__(self):
-        lines = [f"Multivariate Meta-Analysis Model (k = {self.k}; method: {self.method})", ""]
-        fs = self.fit_stats[self.method]
-        lines.append("  logLik   Deviance        AIC        BIC       AICc")
-        lines.append(f"{fs['ll']:8.4f} {fs['dev']:10.4f} {fs['AIC']:10.4f} {fs['BIC']:10.4f} {fs['AICc']:10.4f}")
-        lines += ["", "Variance Components:", ""]
-        for i, s2 in enumerate(self.sigma2):
-            lines.append(f"sigma^2.{i + 1}  {s2:.4f}  sqrt {np.sqrt(s2):.4f}  nlvls {int(self.s_nlevels[i])}")
-        if self.struct is not None:
-            lines.append(f"outer factor, struct {self.struct}; inner levels: {', '.join(map(str, self.g_levels))}")
-            for lv, t2 in zip(self.g_levels if self.tau2.size > 1 else ["all"], self.tau2, strict=True):
-                lines.append(f"tau^2 ({lv})  {t2:.4f}  sqrt {np.sqrt(t2):.4f}")
-            if self.rho.size:
-                lines.append("rho  " + "  ".join(f"{r:.4f}" for r in self.rho))
-        if self.boundary:
-            lines.append(f"(variance component(s) {self.boundary} estimated at the boundary 0)")
-        lines += [
-            "",
-            f"Test for Residual Heterogeneity:\nQE(df = {self.QE_df}) = {self.QE:.4f}, p-val = {self.QE_p:.4g}",
-        ]
-        if self.p > 1 or self.btt.size and self.X_names[0] != "intrcpt":
-            df = f"df1 = {self.QM_df[0]}, df2 = {self.QM_df[1]}" if self.test == "t" else f"df = {self.QM_df[0]}"
-            stat = "F" if self.test == "t" else "QM"
-            lines.append(
-                f"\nTest of Moderators (coefficients {', '.join(str(b + 1) for b in self.btt)}):\n"
-                f"{stat}({df}) = {self.QM:.4f}, p-val = {self.QM_p:.4g}"
-            )
-        lines += ["", "Model Results:", ""]
-        lines.append(
-            f"{'':12s} {'estimate':>9s} {'se':>8s} {'tval' if self.test == 't' else 'zval':>8s} "
-            f"{'df' if self.test == 't' else '':>4s} {'pval':>8s} {'ci.lb':>8s} {'ci.ub':>8s}"
-        )
-        for i, name in enumerate(self.X_names):
-            df = f"{self.ddf[i]:4.0f}" if self.test == "t" else "    "
-            lines.append(
-                f"{name:12.12s} {self.beta[i]:9.4f} {self.se[i]:8.4f} {self.zval[i]:8.4f} {df} "
-                f"{self.pval[i]:8.4g} {self.ci_low[i]:8.4f} {self.ci_high[i]:8.4f}"
-            )
-        if not self.converged:
-            lines.append("\nWARNING: the optimiser did not converge (see .converged, .scaled_score)")
-        return "\n".join(lines)
 
-    __repr__ = __str__
+add_aliases(RmaMvResult, {"ci_lb": "ci_low", "ci_ub": "ci_high", "QEp": "QE_p", "QMp": "QM_p", "QMdf": "QM_df"})
 
 
 def _contain_ddf(X, sigma_codes, gspec, k, p):
@@ -251,7 +214,7 @@ def _contain_ddf(X, sigma_codes, gspec, k, p):
     return np.maximum(ddf - p, 1)
 
 
-def _result(model, fit, sigma_codes, yi, X, X_names, method, test, dfs, level, btt):
+def _result(model, fit, sigma_codes, yi, X, X_names, method, test, dfs, level, btt, s_names):
     k, p = model.k, model.p
     ev = fit.ev
     theta = fit.theta
@@ -335,6 +298,7 @@ def _result(model, fit, sigma_codes, yi, X, X_names, method, test, dfs, level, b
         QE_p=QE_p,
         sigma2=sigma2,
         s_nlevels=np.array([np.unique(c).size for c in sigma_codes]),
+        s_names=s_names,
         tau2=tau2,
         rho=rho,
         G=G,

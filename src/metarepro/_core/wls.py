@@ -1,0 +1,181 @@
+"""Array plumbing of the design-matrix case: a batch of meta-regressions and their weighted sums, through the thin
+QR decomposition of W^½X. The intercept-only model (X = 1) has its own, faster and more accurate, sums in
+:mod:`metarepro._core.batch`; both give the τ² estimators of :mod:`metarepro.stats.tau2` the same quantities.
+
+Nothing forms a k×k matrix. With W = diag(w), S = W^½ and S X = Q R, the residual maker
+P = W − WX(XᵀWX)⁻¹XᵀW is S(I − QQᵀ)S, so (h = row sums of Q², the leverages):
+
+* β̂ = R⁻¹Qᵀ S y, Var(β̂) = (XᵀWX)⁻¹ = R⁻¹R⁻ᵀ, Py = w∘(y − Xβ̂), yᵀPy = Σw(y − Xβ̂)²
+* tr P = Σw(1 − h); for diagonal D₁, D₂ with e = w∘d: tr(PD₁PD₂) = Σe₁e₂ − 2Σe₁e₂h + tr(QᵀE₁Q·QᵀE₂Q)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Design:
+    """A batch of regressions: padding rows have y = 0, v = 1, X = 0 and mask False, so every sum ignores them.
+
+    The τ² estimators' view of the data (the same methods as :class:`metarepro._core.batch.Batch`): ``k``, ``p``,
+    ``at(tau2, rows, level)`` (the weighted sums), ``vmin``/``vmax``, ``sj_start`` and ``unweighted`` (the
+    quantities of the unweighted fit the HE estimator uses). As metafor, every τ² equation uses the mean-centred
+    y (``ymc``; immaterial with an intercept).
+    """
+
+    y: np.ndarray  # (B, k)
+    ymc: np.ndarray  # mean-centred y (metafor's Ymc), 0 on padding
+    v: np.ndarray
+    X: np.ndarray  # (B, k, p)
+    mask: np.ndarray
+    k: np.ndarray  # (B,)
+
+    @property
+    def p(self):
+        return self.X.shape[-1]
+
+    def subset(self, rows):
+        return Design(self.y[rows], self.ymc[rows], self.v[rows], self.X[rows], self.mask[rows], self.k[rows])
+
+    def weights(self, tau2):
+        return self.mask / (self.v + np.asarray(tau2, dtype=float)[..., None])
+
+    def at(self, tau2, rows=None, level=1, centred=True):
+        """The weighted fit at τ² = ``tau2`` (one value per row, of ``rows`` if given); ``level`` 2 adds
+        Σlog(v + τ²). ``centred=False``: of y itself (for β̂), not of the centred y."""
+        every = rows is None or (rows.size == self.k.size and np.array_equal(rows, np.arange(rows.size)))
+        data = self if every else self.subset(rows)
+        fit = WLS.fit(data.X, data.ymc if centred else data.y, data.weights(tau2))
+        fit.tau2 = np.asarray(tau2, dtype=float)
+        if level == 2:
+            fit.log_det = np.log(data.v + fit.tau2[..., None]).sum(axis=-1, where=data.mask)
+        return fit
+
+    def vmin(self):
+        return np.where(self.mask, self.v, np.inf).min(axis=-1)
+
+    def vmax(self):
+        return np.where(self.mask, self.v, 0.0).max(axis=-1)
+
+    def sj_start(self):
+        """Σ(y − ȳ)²/k: SJ's τ₀² (it ignores X, as metafor) and the data's scale of a τ² search."""
+        return (self.ymc**2).sum(axis=-1) / self.k
+
+    @cached_property
+    def unweighted(self):
+        """The unweighted least-squares fit of the centred y (P₀ = I − X(XᵀX)⁻¹Xᵀ), see :class:`Unweighted`."""
+        ols = WLS.fit(self.X, self.ymc, self.mask.astype(float))
+        tr_pv = (self.v * (1 - ols.h) * self.mask).sum(axis=-1)
+        v = self.v * self.mask
+        return Unweighted(ols.rss, tr_pv, tr_pv / (self.k - self.p), ols.tr_pdpd(v, v), ols.logdet)
+
+    def v_traces(self, fit):
+        """(tr(PVPV), tr(PVP)) of the weighted fit ``fit`` (of all rows)."""
+        v = self.v * self.mask
+        return fit.tr_pdpd(v, v), fit.tr_pdpd(v, self.mask.astype(float))
+
+    profile = None  # no faster way to scan the likelihood than loglik at each τ²
+
+
+@dataclass(frozen=True)
+class Unweighted:
+    """What the unweighted fit (P₀ = I − X(XᵀX)⁻¹Xᵀ) gives the τ² estimators: ``rss`` yᵀP₀y, ``tr_pv`` tr(P₀V),
+    ``v_mean`` tr(P₀V)/(k − p) (the average sampling variance left after the fit), ``tr_pvpv`` tr(P₀VP₀V), and
+    ``log_det_xtx`` log|XᵀX| (the constant of the restricted likelihood)."""
+
+    rss: np.ndarray
+    tr_pv: np.ndarray
+    v_mean: np.ndarray
+    tr_pvpv: np.ndarray
+    log_det_xtx: np.ndarray
+
+
+@dataclass
+class WLS:
+    """The weighted least-squares fit of y on X with weights w, and the sums the τ² estimators need (named as in
+    :class:`metarepro._core.batch.Weighted`)."""
+
+    w: np.ndarray  # (B, k)
+    q_factor: np.ndarray  # (B, k, p), thin Q of W^½X
+    r: np.ndarray  # (B, p, p)
+    beta: np.ndarray  # (B, p)
+    resid: np.ndarray  # y − Xβ̂, 0 on padding
+    tau2: np.ndarray | None = None  # the τ² of the weights, where Design.at set them
+    log_det: np.ndarray | None = None  # Σ log(v + τ²), where Design.at was asked for it (level 2)
+
+    @classmethod
+    def fit(cls, X, y, w):
+        s = np.sqrt(w)
+        q, r = np.linalg.qr(s[..., None] * X)
+        qty = np.einsum("bkp,bk->bp", q, s * y)
+        beta = np.linalg.solve(r, qty[..., None])[..., 0]
+        resid = np.where(w > 0, y - np.einsum("bkp,bp->bk", X, beta), 0.0)
+        return cls(w, q, r, beta, resid)
+
+    @property
+    def h(self):
+        """Leverages diag(W^½X(XᵀWX)⁻¹XᵀW^½)."""
+        return (self.q_factor**2).sum(axis=-1)
+
+    @property
+    def rss(self):
+        """yᵀPy = Σw(y − Xβ̂)²."""
+        return (self.w * self.resid**2).sum(axis=-1)
+
+    q = rss  # the name of yᵀPy in the intercept-only sums (Q of the weights w)
+
+    @property
+    def s(self):
+        """Σw."""
+        return self.w.sum(axis=-1)
+
+    @property
+    def s2(self):
+        """Σw²."""
+        return (self.w**2).sum(axis=-1)
+
+    @property
+    def ypy2(self):
+        """yᵀP²y = |Py|², Py = w∘(y − Xβ̂)."""
+        return ((self.w * self.resid) ** 2).sum(axis=-1)
+
+    @property
+    def tr_p(self):
+        return (self.w * (1 - self.h)).sum(axis=-1)
+
+    def tr_pdpd(self, d1, d2):
+        """tr(P D₁ P D₂) for diagonal D₁ = diag(d1), D₂ = diag(d2)."""
+        e1, e2 = self.w * d1, self.w * d2
+        m1 = np.einsum("bki,bk,bkj->bij", self.q_factor, e1, self.q_factor)
+        m2 = np.einsum("bki,bk,bkj->bij", self.q_factor, e2, self.q_factor)
+        return (e1 * e2).sum(axis=-1) - 2 * (e1 * e2 * self.h).sum(axis=-1) + np.einsum("bij,bji->b", m1, m2)
+
+    @property
+    def tr_p2(self):
+        one = np.ones_like(self.w)
+        return self.tr_pdpd(one, one)
+
+    @property
+    def ypy3(self):
+        """yᵀP³y = uᵀPu with u = Py: |(I − QQᵀ)W^½u|² (the projected residual, not |W^½u|² − |QᵀW^½u|²,
+        which cancels when one weight dominates)."""
+        su = np.sqrt(self.w) * self.w * self.resid
+        proj = su - np.einsum("bkp,bp->bk", self.q_factor, np.einsum("bkp,bk->bp", self.q_factor, su))
+        return (proj**2).sum(axis=-1)
+
+    @property
+    def vb(self):
+        """(XᵀWX)⁻¹ = R⁻¹R⁻ᵀ."""
+        r_inv = np.linalg.inv(self.r)
+        return r_inv @ np.swapaxes(r_inv, -1, -2)
+
+    @property
+    def logdet(self):
+        """log |XᵀWX| = 2Σ log |R_jj|."""
+        return 2 * np.log(np.abs(np.diagonal(self.r, axis1=-2, axis2=-1))).sum(axis=-1)
+
+    logdet_xwx = logdet  # the name the estimators use
