@@ -36,7 +36,12 @@ if not workflow.overwrite_configfiles:
 
 SCHEMA = workflow.source_path("workflow/schemas/config.schema.yaml")
 try:
-    from metarepro.inputs.config import ConfigError, check_config, format_errors, load_config
+    from metarepro.inputs.config import (
+        ConfigError,
+        check_config,
+        format_errors,
+        load_config,
+    )
 except ImportError:
     # Parsing needs only Snakemake (e.g. with --sdm conda, metarepro is in the jobs' environment):
     # JSON Schema only, and the jobs' metarepro reads the sheets.

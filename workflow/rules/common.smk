@@ -10,7 +10,8 @@ wildcard_constraints:
 
 def load_outputs():
     """metarepro.jobs.outputs, the one list of the files an analysis writes and the report reads (the jobs
-    read the same module); without metarepro, the workflow's own copy of that file (plain Python)."""
+    read the same module); without metarepro, the workflow's own copy of that file (plain Python).
+    """
     try:
         from metarepro.jobs import outputs
     except ImportError:
