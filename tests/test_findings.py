@@ -320,3 +320,15 @@ def check_default_run(workdir):
 
 def test_findings_of_the_default_run(default_run):
     check_default_run(default_run)
+
+
+def test_decision_threshold_config_errors():
+    from metarepro.inputs.config import semantic_errors
+
+    config = {"analyses": {"a": {"data": "s.csv", "title": "A", "measure": "ROM", "decision_threshold": 0},
+                           "b": {"data": "s.csv", "title": "B", "measure": "ZCOR", "decision_threshold": 1.5},
+                           "c": {"data": "s.csv", "title": "C", "decision_threshold": -0.2}}}  # fmt: skip
+    errors = semantic_errors(config)
+    assert len(errors) == 2
+    assert "decision_threshold 0 is not a ratio; ROM thresholds are on the ratio scale" in errors[0]
+    assert "decision_threshold 1.5 is not a correlation" in errors[1]

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
+from metarepro._core import dist
 from metarepro.quality import flagged_included
 from metarepro.stats.effects import RATIO_MEASURES, transform_back
 
@@ -164,7 +164,7 @@ def optimal_information_size(measure: str, delta: float, sigma2: float | None = 
 
     Two groups: n per group = 2 (z₁₋α/₂ + z_power)² σ² / δ², total twice that; σ = 1 for SMD (δ in SD units),
     else ``sigma2``. ZCOR (δ = Fisher's z): n = ((z₁₋α/₂ + z_power) / δ)² + 3. Returns the unrounded total."""
-    z = sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)
+    z = dist.norm_ppf(1 - alpha / 2) + dist.norm_ppf(power)
     if delta == 0 or not np.isfinite(delta):
         return math.inf
     if measure == "ZCOR":
@@ -539,10 +539,10 @@ def influence_criteria(influence: pd.DataFrame, p: int = 1) -> pd.DataFrame:
     return pd.DataFrame({
         "study": influence["study"].to_numpy(),
         "dffits": np.abs(dffits) > 3 * math.sqrt(p / (k - p)),
-        "cook_d": sps.chi2.cdf(cook, p) > 0.5,
+        "cook_d": dist.chi2_cdf(cook, p) > 0.5,
         "hat": hat > 3 * p / k,
         "dfbetas": np.abs(dfb) > 1,
-        "outlier": np.abs(rs) >= sps.norm.isf(REPORTER_ALPHA / (2 * k)),
+        "outlier": np.abs(rs) >= dist.norm_isf(REPORTER_ALPHA / (2 * k)),
         "cook_spike": cook > np.nanmedian(cook) + 6 * (q3 - q1),
     })  # fmt: skip
 
@@ -595,7 +595,7 @@ def reporter_sentences(pooled: dict, bias: dict | None = None, influence: pd.Dat
                        f"(weight ≥ 3/k = {num(300 / k, 1)}%: {', '.join(num(w, 1) + '%' for w in big['weight'])}).")
     if influence is not None and len(influence) == k and k > 2:
         crit = influence_criteria(influence)
-        z = sps.norm.isf(REPORTER_ALPHA / (2 * k))
+        z = dist.norm_isf(REPORTER_ALPHA / (2 * k))
         hits = crit.loc[crit["outlier"], "study"]
         out.append("An examination of the studentized residuals revealed that "
                    + (f"none of the studies had a value larger than ±{num(z)} and hence there was no indication of "
