@@ -332,3 +332,48 @@ def test_decision_threshold_config_errors():
     assert len(errors) == 2
     assert "decision_threshold 0 is not a ratio; ROM thresholds are on the ratio scale" in errors[0]
     assert "decision_threshold 1.5 is not a correlation" in errors[1]
+
+
+# ------------------------------------------------------------------------------------ traffic light
+
+
+def test_flag_judgements_read_each_rule_and_the_overall():
+    eff = effects_frame([30.0, 30.0, 40.0], ["low_dispersion: cases SD/mean 1/20 = 0.050 (≤ 0.1: x); overlap: y",
+                                             "", "eligibility_unclear: abstract says; not_double_checked: z"])
+    eff.loc[3] = eff.loc[0]
+    eff.loc[3, ["included", "study", "flags"]] = [False, "S3", "overlap: excluded row"]  # not pooled: not shown
+    t = fd.flag_judgements(eff)
+    assert list(t.index) == ["S0", "S1", "S2"]
+    assert t.loc["S0", "low_dispersion"] == t.loc["S0", "overlap"] == "flagged"
+    # "not_double_checked: z" after "; " is that rule; the text "abstract says; not..." does not fool the others
+    assert t.loc["S2", "eligibility_unclear"] == t.loc["S2", "not_double_checked"] == "flagged"
+    assert t.loc["S2", "overlap"] == "not flagged" and (t.loc["S1"] == "not flagged").all()
+    assert t["overall"].tolist() == ["flagged", "not flagged", "flagged"]
+
+
+def test_rob_judgements_from_sheet_columns():
+    eff = effects_frame([50.0, 50.0], ["", ""])
+    sheet = pd.DataFrame({"line": [1, 2], "rob_selection": ["Low", "High"], "rob_measurement": ["unclear", "Moderate"]})
+    t = fd.rob_judgements(sheet, eff)
+    assert t.loc["S0"].tolist() == ["low", "no information", "low"]  # overall = worst rated domain
+    assert t.loc["S1"].tolist() == ["high", "some concerns", "high"]
+    assert fd.rob_judgements(sheet.drop(columns=["rob_selection", "rob_measurement"]), eff) is None
+    with pytest.raises(ValueError, match="line 2, column rob_selection: 'bad' is not a risk-of-bias judgement"):
+        fd.rob_judgements(sheet.assign(rob_selection=["low", "bad"]), eff)
+
+
+def test_traffic_light_draws_the_table():
+    from matplotlib.patches import Circle
+
+    from metarepro.present.plots.traffic_light import traffic_light_plot
+
+    eff = effects_frame([50.0, 50.0], ["extreme_effect: |g| 2.5", ""])
+    table = fd.flag_judgements(eff)
+    fig = traffic_light_plot(table, "t")
+    circles = {c.get_gid(): c.get_label() for c in fig.axes[0].patches if isinstance(c, Circle)}
+    assert len(circles) == table.size
+    for i in range(table.shape[0]):
+        for j in range(table.shape[1]):
+            assert circles[f"judgement-{i}-{j}"] == table.iat[i, j]
+    with pytest.raises(ValueError, match="unknown judgement"):
+        traffic_light_plot(table.replace("flagged", "red"))

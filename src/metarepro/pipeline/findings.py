@@ -635,3 +635,58 @@ def reporter_sentences(pooled: dict, bias: dict | None = None, influence: pd.Dat
         if k < BIAS_MIN_K:
             out[-1] = out[-1][:-1] + f"; with k = {k} < {BIAS_MIN_K} both tests have low power."
     return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Risk-of-bias / quality judgements per row (what the traffic-light figure draws)
+
+ROB_PREFIX = "rob_"  # sheet columns rob_<domain> hold risk-of-bias judgements (RoB 2 / ROBINS / NOS domains)
+ROB_LEVELS = {"low": "low", "some concerns": "some concerns", "moderate": "some concerns", "unclear": "no information",
+              "no information": "no information", "high": "high", "serious": "high", "critical": "high"}  # fmt: skip
+FLAGGED, NOT_FLAGGED = "flagged", "not flagged"
+
+
+def flag_judgements(effects: pd.DataFrame, rules=None) -> pd.DataFrame:
+    """Per pooled row (index: study label), per quality rule (columns: :data:`metarepro.quality.RULES`),
+    "flagged" when the row's ``flags`` text holds a flag of that rule, else "not flagged"; the last column
+    ``overall`` is "flagged" when any rule is (the rows the fit "without flagged rows" leaves out)."""
+    from metarepro.quality import RULES
+
+    rules = RULES if rules is None else rules
+    rows = effects[effects["included"].astype(bool)]
+    texts = rows["flags"].astype(object).fillna("").astype(str) if "flags" in rows else pd.Series("", rows.index)
+    # each flag starts with its rule's name and a colon; flags are joined by "; " (QualityFlags.text)
+    table = pd.DataFrame({rule: np.where(texts.str.contains(rf"(?:^|; ){rule}:", regex=True), FLAGGED, NOT_FLAGGED)
+                          for rule in rules}, index=rows["study"].astype(str).to_numpy())  # fmt: skip
+    table["overall"] = np.where(flagged_included(effects)[effects["included"].astype(bool).to_numpy()], FLAGGED,
+                                NOT_FLAGGED)  # fmt: skip
+    return table
+
+
+def rob_judgements(sheet: pd.DataFrame, effects: pd.DataFrame, line="line") -> pd.DataFrame | None:
+    """Per pooled row, the sheet's risk-of-bias columns (``rob_<domain>``: low / some concerns (moderate) / high
+    (serious, critical) / no information (unclear), any case), matched to effects.csv by ``line``; None when the
+    sheet has no such column. A value outside these words is an error naming the line and the column."""
+    columns = [c for c in sheet.columns if str(c).startswith(ROB_PREFIX)]
+    if not columns:
+        return None
+    rows = effects[effects["included"].astype(bool)]
+    by_line = sheet.set_index(line)
+    out = {}
+    for col in columns:
+        values = []
+        for ln in rows["line"]:
+            cell = by_line.at[ln, col]
+            text = "" if pd.isna(cell) else str(cell).strip().lower()
+            if text not in ROB_LEVELS and text:
+                raise ValueError(f"line {ln}, column {col}: '{cell}' is not a risk-of-bias judgement; write one of "
+                                 "low, some concerns, high, no information (or moderate, serious, critical, unclear)")
+            values.append(ROB_LEVELS.get(text, "no information"))
+        out[col[len(ROB_PREFIX):]] = values
+    table = pd.DataFrame(out, index=rows["study"].astype(str).to_numpy())
+    if "overall" not in table:
+        order = ["low", "some concerns", "high"]  # RoB 2: the overall judgement is the worst domain
+        worst = [max((v for v in r if v in order), key=order.index, default="no information")
+                 for r in table.itertuples(index=False)]  # fmt: skip
+        table["overall"] = worst
+    return table
