@@ -165,11 +165,15 @@ def test_questions_group_by_sheet_and_filter():
 # ------------------------------------------------------------------------------------- metafor's rules
 
 
+def r_influence(case):
+    """R's influence() diagnostics of one reference case as influence.csv holds them."""
+    return pd.DataFrame({"study": case["slab"], "rstudent": case["rstudent"], "dffits": case["dffits"],
+                         "cook_d": case["cook_d"], "hat": case["hat"], "dfbetas": case["dfbetas"]})  # fmt: skip
+
+
 @pytest.mark.parametrize("case", load_reference("findings_reference.json")["datasets"], ids=lambda c: c["name"])
 def test_influence_rules_match_metafor(case):
-    table = pd.DataFrame({"study": case["slab"], "rstudent": case["rstudent"], "dffits": case["dffits"],
-                          "cook_d": case["cook_d"], "hat": case["hat"], "dfbetas": case["dfbetas"]})  # fmt: skip
-    crit = fd.influence_criteria(table)
+    crit = fd.influence_criteria(r_influence(case))
     star = crit[["dffits", "cook_d", "hat", "dfbetas"]].any(axis=1).to_numpy()
     np.testing.assert_array_equal(star, case["is_infl"])
     np.testing.assert_array_equal(crit["outlier"], case["reporter_outlier"])
@@ -227,6 +231,9 @@ def test_reporter_prediction_interval_and_tests_flip():
     assert fd.reporter_sentences(pooled(q_p=0.05))[1].startswith("According to the Q-test, the true outcomes appear")
     # no PI sentence when tau2 = 0 (metafor: only "when any amount of heterogeneity is detected")
     assert not any("prediction interval" in x for x in fd.reporter_sentences(pooled(tau2=0.0)))
+    # τ² only for random-effects models (reporter: model == "RE")
+    assert "τ²" in fd.reporter_sentences(pooled())[1]
+    assert "τ²" not in fd.reporter_sentences(pooled(method="EE", tau2=0.0))[1]
 
 
 def test_reporter_on_a_ratio_speaks_of_1():
@@ -239,8 +246,7 @@ def test_reporter_on_a_ratio_speaks_of_1():
 
 def test_reporter_influence_sentences_name_the_rule_and_the_study():
     case = next(c for c in load_reference("findings_reference.json")["datasets"] if c["name"] == "magnesium_or_ee_z")
-    infl = pd.DataFrame({"study": case["slab"], "rstudent": case["rstudent"], "dffits": case["dffits"],
-                         "cook_d": case["cook_d"], "hat": case["hat"], "dfbetas": case["dfbetas"]})  # fmt: skip
+    infl = r_influence(case)
     k = case["k"]
     s = fd.reporter_sentences(pooled(k=k, measure="OR", tau2=0.0), None, infl)
     named = [n for n, hit in zip(case["slab"], case["is_infl"], strict=True) if hit]
@@ -310,11 +316,23 @@ def check_default_run(workdir):
         crit = fd.influence_criteria(rec.influence)
         np.testing.assert_array_equal(crit[["dffits", "cook_d", "hat", "dfbetas"]].any(axis=1),
                                       rec.influence["influential"].astype(bool))  # fmt: skip
+        reasons = {x.domain: x.reason for x in row.suggestions}
+        assert f"I² = {fd.num(p['i2'], 1)}%" in reasons["inconsistency"]
+        flagged = fd.flagged_included(rec.effects)
+        share = rec.effects.loc[flagged, "weight"].sum() / rec.effects.loc[rec.effects["included"], "weight"].sum()
+        assert f"{int(flagged.sum())} of {p['k']} pooled rows" in reasons["risk of bias"]
+        assert f"{fd.num(100 * share, 1)}% of the weight" in reasons["risk of bias"]
         first = out.reporter[row.analysis][0]
         assert f"was {fd.num(p['estimate'])} (95% CI: {fd.num(p['ci_low'])} to {fd.num(p['ci_high'])})" in first
         assert f"= {fd.num(p['zval'])}, {fd.p_text(p['pval'])})" in first
     il6 = out.sensitivity["IL-6"].set_index("label")
     assert il6.loc["multilevel (every case subgroup)", "analysis"] == "il6_smd_multilevel"
+    without = read_records(workdir / "results", "il6_smd").pooled["without_flagged"]
+    assert il6.loc["without flagged rows", ["k", "estimate", "low", "high"]].tolist() == [
+        without["k"], without["estimate"], without["ci_low"], without["ci_high"]]
+    rom = read_records(workdir / "results", "il6_rom").pooled
+    assert il6.loc["other scale: ROM (REML, knha)", ["estimate", "low", "high"]].tolist() == pytest.approx(
+        np.exp([rom["estimate"], rom["ci_low"], rom["ci_high"]]), rel=FORMULA)
     assert "IL-6: the primary analysis" in out.sensitivity_sentences["IL-6"]
 
 

@@ -572,7 +572,8 @@ def reporter_sentences(pooled: dict, bias: dict | None = None, influence: pd.Dat
                 "The Q-test for heterogeneity was not significant, but some heterogeneity may still be present in "
                 "the true outcomes" if qp > 0.05 else
                 "According to the Q-test, the true outcomes appear to be heterogeneous")  # fmt: skip
-        tau2 = f", τ² = {num(pooled['tau2'], 4)}" if _finite(pooled.get("tau2")) else ""
+        random = _finite(pooled.get("tau2")) and pooled.get("method") not in ("EE", "FE", "CE")  # reporter: RE only
+        tau2 = f", τ² = {num(pooled['tau2'], 4)}" if random else ""
         out.append(f"{head} (Q({int(pooled['q_df'])}) = {num(pooled['q'])}, {p_text(qp)}{tau2}, "
                    f"I² = {num(pooled['i2'])}%).")
     if _finite(pooled.get("tau2")) and pooled["tau2"] > 0 and _finite(pooled.get("pi_low")):
