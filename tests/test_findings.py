@@ -156,10 +156,13 @@ def test_questions_group_by_sheet_and_filter():
                 "a_rep": {"data": "s.csv", "where": {"marker": "A"}, "exclude_converted": True},
                 "a_rom": {"data": "s.csv", "where": {"marker": "A"}, "measure": "ROM"},
                 "a_ml": {"data": "s.csv", "where": {"marker": "A"}, "dependence": {"model": "multilevel"}},
-                "b_md": {"data": "s.csv", "where": {"marker": "B"}, "measure": "MD"}}  # fmt: skip
+                "a_dl": {"data": "s.csv", "where": {"marker": "A"}, "method": "DL"},
+                "b_md": {"data": "s.csv", "where": {"marker": "B", "medication": ["free", "naive"]}, "measure": "MD"},
+                "c": {"data": "s.csv"}}  # fmt: skip
     q = fd.questions(analyses, {"measure": "SMD"})
-    assert q == {"A": {"primary": "a_smd", "reported": "a_rep", "ROM": "a_rom", "multilevel": "a_ml"},
-                 "B": {"primary": "b_md"}}  # fmt: skip
+    assert q == {"A": {"primary": "a_smd", "reported": "a_rep", "ROM": "a_rom", "multilevel": "a_ml",
+                       "settings: a_dl": "a_dl"},
+                 "B, medication: free/naive": {"primary": "b_md"}, "c": {"primary": "c"}}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------- metafor's rules

@@ -364,29 +364,40 @@ def questions(analyses: dict, defaults: dict | None = None) -> dict[str, dict[st
     """Group a config's analyses by question (same sheet and same ``where`` filter) and name each one's role:
     ``primary`` (the first in config order that is neither reported-only nor dependent), ``reported``
     (``exclude_converted``), ``multilevel`` (``dependence``), or its measure (another scale, e.g. ``MD``).
-    Returns {question: {role: analysis name}}, the question named by its ``where`` values ("IL-6")."""
+    Returns {question: {role: analysis name}}, the question named by its ``where`` values ("IL-6", see
+    :func:`question_name`), else by its primary analysis's title."""
     defaults = defaults or {}
     groups: dict[tuple, list[str]] = {}
     for name, a in analyses.items():
         groups.setdefault((a.get("data"), _frozen(a.get("where"))), []).append(name)
     out = {}
     for (_, where), names in groups.items():
-        title = ", ".join(str(v) for _, v in where) or names[0]
         roles: dict[str, str] = {}
         for name in names:
             a = {**defaults, **analyses[name]}
+            measure = a.get("measure", "SMD")
             if a.get("dependence"):
                 role = "multilevel"
             elif a.get("exclude_converted"):
                 role = "reported"
             elif "primary" not in roles:
-                role = "primary"
-            else:
-                role = a.get("measure", "SMD")
+                role, primary_measure = "primary", measure
+            else:  # another scale, or the same scale with other settings (method, test, preset)
+                role = measure if measure != primary_measure else f"settings: {name}"
             roles.setdefault(role, name)
         if "primary" in roles:
-            out[title] = roles
+            out[question_name(where) or analyses[roles["primary"]].get("title", roles["primary"])] = roles
     return out
+
+
+def question_name(where) -> str:
+    """"IL-6" for {marker: IL-6} (the values of ``marker``/``outcome``), other filters as "column: value",
+    e.g. "IL-6, medication: drug-free/drug-naive"."""
+    items = dict(where) if not isinstance(where, dict) else where
+    text = lambda v: "/".join(str(x) for x in v) if isinstance(v, list | tuple) else str(v)  # noqa: E731
+    main = [text(v) for k, v in items.items() if k in ("marker", "outcome")]
+    rest = [f"{k}: {text(v)}" for k, v in items.items() if k not in ("marker", "outcome")]
+    return ", ".join(main + rest)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -454,7 +465,8 @@ def sensitivity_rows(roles: dict[str, str], records: dict[str, AnalysisRecords])
         if role in ("primary", "reported", "multilevel") or name not in records:
             continue
         r = records[name].pooled
-        rows.append(_fit_row(f"other scale: {r.get('measure')} ({r.get('method')}, {r.get('test')})", name, r))
+        kind = "other scale" if r.get("measure") != measure else "other settings"
+        rows.append(_fit_row(f"{kind}: {r.get('measure')} ({r.get('method')}, {r.get('test')})", name, r))
     est = primary.estimators
     if est is not None and len(est):
         same = est[est["test"] == p.get("test")] if "test" in est else est
