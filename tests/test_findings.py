@@ -213,8 +213,9 @@ def test_reporter_sentences_numbers_equal_the_records():
     assert "differed significantly from 0 (t(11) = 3.75, p = 0.0032)" in s[0]
     assert numbers(s[1]) == [p["q_df"], round(p["q"], 2), round(p["q_p"], 4), round(p["tau2"], 4), round(p["i2"], 2)]
     assert s[1].startswith("According to the Q-test, the true outcomes appear to be heterogeneous")
-    assert numbers(s[2]) == [95, round(p["pi_low"], 2), round(p["pi_high"], 2), 0, 0]
-    assert "includes 0. Hence, although the average outcome is estimated to be above 0" in s[2]
+    assert numbers(s[2]) == [95, round(p["pi_low"], 2), round(p["pi_high"], 2), 0]
+    assert "includes 0. Hence, although the average outcome is estimated to be positive, in some studies the " \
+           "true outcome may in fact be negative." in s[2]
     assert s[3] == ("The regression test indicated funnel plot asymmetry (regression test, t = 3.09, df = 10, "
                     "p = 0.0113) but not the rank correlation test (rank correlation test, Kendall's τ = 0.147, "
                     "p = 0.3859).")  # fmt: skip
@@ -244,7 +245,44 @@ def test_reporter_on_a_ratio_speaks_of_1():
                pi_low=math.log(0.9), pi_high=math.log(2.5))  # fmt: skip
     s = fd.reporter_sentences(p)
     assert "ratio of means was 1.50 (95% CI: 1.20 to 1.90)" in s[0] and "differed significantly from 1" in s[0]
-    assert "0.90 to 2.50; it includes 1" in s[2]
+    assert "0.90 to 2.50; it includes 1. Hence, although the average outcome is estimated to be above 1, in some " \
+           "studies the true outcome may in fact be below 1." in s[2]
+
+
+REPORTER_PHRASES = (
+    "differed significantly from zero", "did not differ significantly from zero",
+    "According to the $Q$-test, there was no significant amount of heterogeneity in the true outcomes",
+    "The $Q$-test for heterogeneity was not significant, but some heterogeneity may still be present",
+    "According to the $Q$-test, the true outcomes appear to be heterogeneous",
+    "Hence, although the average outcome is estimated to be negative, in some studies the true outcome may in fact "
+    "be positive.",
+    "Hence, although the average outcome is estimated to be positive, in some studies the true outcome may in fact "
+    "be negative.",
+    "Hence, even though there may be some heterogeneity, the true outcomes of the studies are generally in the same "
+    "direction as the estimated average outcome.",
+    "Neither the rank correlation nor the regression test indicated any funnel plot asymmetry",
+    "Both the rank correlation and the regression test indicated potential funnel plot asymmetry",
+    "The regression test indicated funnel plot asymmetry", "The rank correlation test indicated funnel plot asymmetry",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("case", load_reference("findings_reference.json")["datasets"], ids=lambda c: c["name"])
+def test_reporter_sentences_take_metafor_reporters_branches(case):
+    """metafor's reporter() text for the same fit (tests/reference/generate_findings_reference.R): each of its
+    branch phrases is in our sentences exactly when it is in reporter's, and the studies it names are ours."""
+    fit = {**case["fit"], "measure": "GEN"}  # GEN: the analysis scale, as reporter prints (log RR, log OR)
+    effects = pd.DataFrame({"study": case["slab"], "included": True, "weight": case["weight"]})
+    ours = " ".join(fd.reporter_sentences(fit, case["bias"], r_influence(case), effects))
+    ours = ours.replace("Q-test", "$Q$-test").replace("from 0 (", "from zero (")
+    theirs = case["reporter_text"]
+    for phrase in REPORTER_PHRASES:
+        assert (phrase in ours) == (phrase in theirs), phrase
+    for named in re.findall(r"((?:One|one|two|several) stud(?:y|ies) \([^)]*\) had [a-z ]+)", theirs):
+        assert named.lower().replace(" value", " value") in ours.lower(), named
+    cook = re.search(r"According to the Cook's distances, (.*?) could be considered", theirs).group(1)
+    assert f"), {cook} could be considered" in ours
+    bonferroni = re.search(r"\\pm (\d+\.\d+)", theirs).group(1)
+    assert f"±{float(bonferroni):.2f}" in ours
 
 
 def test_reporter_influence_sentences_name_the_rule_and_the_study():

@@ -591,11 +591,12 @@ def reporter_sentences(pooled: dict, bias: dict | None = None, influence: pd.Dat
     if _finite(pooled.get("tau2")) and pooled["tau2"] > 0 and _finite(pooled.get("pi_low")):
         lo, hi = reader_scale(m, [pooled["pi_low"], pooled["pi_high"]])
         text = f"A {level:g}% prediction interval for the true outcomes is given by {num(lo)} to {num(hi)}; "
-        positive = pooled["estimate"] > 0
+        # metafor's words for a difference ("positive"/"negative"); for a ratio, the side of 1
+        words = ("positive", "negative") if null == 0 else (f"above {num(null, 0)}", f"below {num(null, 0)}")
         if lo <= null <= hi:
-            side, other = ("above", "below") if positive else ("below", "above")
-            text += (f"it includes {num(null, 0)}. Hence, although the average outcome is estimated to be {side} "
-                     f"{num(null, 0)}, in some studies the true outcome may in fact be {other} it.")
+            side, other = words if pooled["estimate"] > 0 else words[::-1]
+            text += (f"it includes {num(null, 0)}. Hence, although the average outcome is estimated to be {side}, "
+                     f"in some studies the true outcome may in fact be {other}.")
         else:
             text += (f"it excludes {num(null, 0)}. Hence, even though there may be some heterogeneity, the true "
                      f"outcomes of the studies are generally in the same direction as the estimated average outcome.")
@@ -604,8 +605,10 @@ def reporter_sentences(pooled: dict, bias: dict | None = None, influence: pd.Dat
         rows = effects[effects["included"].astype(bool)]
         big = rows[rows["weight"].to_numpy(float) / 100 >= 3 / k]
         if len(big):
-            out.append(f"{_studies(big['study']).capitalize()} had relatively large weights compared to the rest "
-                       f"(weight ≥ 3/k = {num(300 / k, 1)}%: {', '.join(num(w, 1) + '%' for w in big['weight'])}).")
+            names = _studies(big["study"])
+            had = "had a relatively large weight" if len(big) == 1 else "had relatively large weights"
+            out.append(f"{names[0].upper()}{names[1:]} {had} compared to the rest of the studies (weight ≥ 3/k = "
+                       f"{num(300 / k, 1)}%: {', '.join(num(w, 1) + '%' for w in big['weight'])}).")
     if influence is not None and len(influence) == k and k > 2:
         crit = influence_criteria(influence)
         z = dist.norm_isf(REPORTER_ALPHA / (2 * k))
