@@ -52,8 +52,14 @@ def test_ois_correlation_and_md_by_hand():
 
 def test_outcome_variance_inverts_two_group_variance():
     # vi = σ² (1/n1 + 1/n2): with σ² = 9, n 20/30 -> vi = 9 · (1/20 + 1/30) = 0.75; another row n 10/10 -> 1.8
-    eff = pd.DataFrame({"included": [True, True, True], "n_cases": [20.0, 10.0, 40.0], "n_controls": [30.0, 10.0, 40.0],
-                        "vi": [0.75, 1.8, 9 * (2 / 40) * 4]})  # third row: σ² = 36
+    eff = pd.DataFrame(
+        {
+            "included": [True, True, True],
+            "n_cases": [20.0, 10.0, 40.0],
+            "n_controls": [30.0, 10.0, 40.0],
+            "vi": [0.75, 1.8, 9 * (2 / 40) * 4],
+        }
+    )  # third row: σ² = 36
     assert fd.outcome_variance(eff) == pytest.approx(9.0, rel=FORMULA)
 
 
@@ -105,8 +111,18 @@ def test_imprecision_ratio_threshold_is_on_the_reader_scale():
 
 
 def test_publication_bias_flips_at_egger_010_with_k10_and_on_trimfill():
-    bias = {"k": 10, "egger_z": 2.0, "egger_statistic": "t", "egger_df": 8.0, "egger_p": 0.0999, "trimfill_k0": 0,
-            "trimfill_side": "left", "trimfill_estimate": 0.5, "trimfill_ci_low": 0.28, "trimfill_ci_high": 0.72}
+    bias = {
+        "k": 10,
+        "egger_z": 2.0,
+        "egger_statistic": "t",
+        "egger_df": 8.0,
+        "egger_p": 0.0999,
+        "trimfill_k0": 0,
+        "trimfill_side": "left",
+        "trimfill_estimate": 0.5,
+        "trimfill_ci_low": 0.28,
+        "trimfill_ci_high": 0.72,
+    }
     s = fd.publication_bias(pooled(k=10), bias)
     assert s.concern is True and "t = 2.00, df = 8, p = 0.0999 (< 0.1, k = 10)" in s.reason
     assert fd.publication_bias(pooled(k=10), {**bias, "egger_p": 0.10}).concern is False
@@ -214,8 +230,10 @@ def test_reporter_sentences_numbers_equal_the_records():
     assert numbers(s[1]) == [p["q_df"], round(p["q"], 2), round(p["q_p"], 4), round(p["tau2"], 4), round(p["i2"], 2)]
     assert s[1].startswith("According to the Q-test, the true outcomes appear to be heterogeneous")
     assert numbers(s[2]) == [95, round(p["pi_low"], 2), round(p["pi_high"], 2), 0]
-    assert "includes 0. Hence, although the average outcome is estimated to be positive, in some studies the " \
-           "true outcome may in fact be negative." in s[2]
+    assert (
+        "includes 0. Hence, although the average outcome is estimated to be positive, in some studies the "
+        "true outcome may in fact be negative." in s[2]
+    )
     assert s[3] == ("The regression test indicated funnel plot asymmetry (regression test, t = 3.09, df = 10, "
                     "p = 0.0113) but not the rank correlation test (rank correlation test, Kendall's τ = 0.147, "
                     "p = 0.3859).")  # fmt: skip
@@ -245,8 +263,10 @@ def test_reporter_on_a_ratio_speaks_of_1():
                pi_low=math.log(0.9), pi_high=math.log(2.5))  # fmt: skip
     s = fd.reporter_sentences(p)
     assert "ratio of means was 1.50 (95% CI: 1.20 to 1.90)" in s[0] and "differed significantly from 1" in s[0]
-    assert "0.90 to 2.50; it includes 1. Hence, although the average outcome is estimated to be above 1, in some " \
-           "studies the true outcome may in fact be below 1." in s[2]
+    assert (
+        "0.90 to 2.50; it includes 1. Hence, although the average outcome is estimated to be above 1, in some "
+        "studies the true outcome may in fact be below 1." in s[2]
+    )
 
 
 REPORTER_PHRASES = (
@@ -318,10 +338,17 @@ def _records():
 def test_sensitivity_rows_and_sentence():
     rows = fd.sensitivity_rows({"primary": "a", "ROM": "a_rom"}, _records())
     table = fd.sensitivity_table(rows).set_index("label")
-    assert list(table.index) == ["primary", "without flagged rows", "other scale: ROM (REML, knha)",
-                                 "every τ² estimator (3, test knha)", "leave-one-out", "trim-and-fill (L0, left side)"]
+    assert list(table.index) == [
+        "primary",
+        "without flagged rows",
+        "other scale: ROM (REML, knha)",
+        "every τ² estimator (3, test knha)",
+        "leave-one-out",
+        "trim-and-fill (L0, left side)",
+    ]
     assert table.loc["other scale: ROM (REML, knha)", ["estimate", "low", "high"]].tolist() == pytest.approx(
-        [1.4, 1.1, 1.8], rel=FORMULA)
+        [1.4, 1.1, 1.8], rel=FORMULA
+    )
     # the estimator range uses the primary's test only (DL z's row is not in it): 0.41 (EE) to 0.52 (DL)
     est = table.loc["every τ² estimator (3, test knha)"]
     assert (est["low"], est["high"], est["conclusion"]) == (0.41, 0.52, 1)
@@ -370,10 +397,15 @@ def check_default_run(workdir):
     assert il6.loc["multilevel (every case subgroup)", "analysis"] == "il6_smd_multilevel"
     without = read_records(workdir / "results", "il6_smd").pooled["without_flagged"]
     assert il6.loc["without flagged rows", ["k", "estimate", "low", "high"]].tolist() == [
-        without["k"], without["estimate"], without["ci_low"], without["ci_high"]]
+        without["k"],
+        without["estimate"],
+        without["ci_low"],
+        without["ci_high"],
+    ]
     rom = read_records(workdir / "results", "il6_rom").pooled
     assert il6.loc["other scale: ROM (REML, knha)", ["estimate", "low", "high"]].tolist() == pytest.approx(
-        np.exp([rom["estimate"], rom["ci_low"], rom["ci_high"]]), rel=FORMULA)
+        np.exp([rom["estimate"], rom["ci_low"], rom["ci_high"]]), rel=FORMULA
+    )
     assert "IL-6: the primary analysis" in out.sensitivity_sentences["IL-6"]
 
 
@@ -397,8 +429,14 @@ def test_decision_threshold_config_errors():
 
 
 def test_flag_judgements_read_each_rule_and_the_overall():
-    eff = effects_frame([30.0, 30.0, 40.0], ["low_dispersion: cases SD/mean 1/20 = 0.050 (≤ 0.1: x); overlap: y",
-                                             "", "eligibility_unclear: abstract says; not_double_checked: z"])
+    eff = effects_frame(
+        [30.0, 30.0, 40.0],
+        [
+            "low_dispersion: cases SD/mean 1/20 = 0.050 (≤ 0.1: x); overlap: y",
+            "",
+            "eligibility_unclear: abstract says; not_double_checked: z",
+        ],
+    )
     eff.loc[3] = eff.loc[0]
     eff.loc[3, ["included", "study", "flags"]] = [False, "S3", "overlap: excluded row"]  # not pooled: not shown
     t = fd.flag_judgements(eff)

@@ -53,7 +53,7 @@ def p_text(p, digits=4) -> str:
     """metafor reporter's ``fpval``: "p < 0.0001" below 10^-digits, else "p = 0.0032"."""
     if p is None or not np.isfinite(float(p)):
         return "p = NA"
-    return f"p < {10 ** -digits:.{digits}f}" if p < 10**-digits else f"p = {p:.{digits}f}"
+    return f"p < {10**-digits:.{digits}f}" if p < 10**-digits else f"p = {p:.{digits}f}"
 
 
 def _finite(x) -> bool:
@@ -105,7 +105,7 @@ def conclusion_text(sign: int, labels: dict | None = None) -> str:
 
 
 def estimate_text(measure: str, est, lo, hi, level=95) -> str:
-    """"1.17 [0.44, 1.90]" on the reader's scale."""
+    """ "1.17 [0.44, 1.90]" on the reader's scale."""
     e, a, b = reader_scale(measure, [est, lo, hi])
     return f"{num(e)} [{num(a)}, {num(b)}]"
 
@@ -234,8 +234,10 @@ def imprecision(pooled: dict, effects: pd.DataFrame | None = None, decision_thre
         concern |= short
         basis = ("σ = 1" if measure in SMD_MEASURES else "Fisher's z" if measure == "ZCOR"
                  else f"σ² = {num(sigma2, 4)}, median over rows of vi/(1/n₁ + 1/n₂)")  # fmt: skip
-        parts.append(f"{int(n)} participants {'<' if short else '≥'} OIS {math.ceil(ois)} (one trial with "
-                     f"α = {alpha:g} two-sided, power {power:g}, to detect {which}; {basis})")
+        parts.append(
+            f"{int(n)} participants {'<' if short else '≥'} OIS {math.ceil(ois)} (one trial with "
+            f"α = {alpha:g} two-sided, power {power:g}, to detect {which}; {basis})"
+        )
     elif math.isinf(ois):
         parts.append(f"OIS not defined for {which}: an effect of zero")
     return Suggestion("imprecision", bool(concern), "; ".join(parts))
@@ -246,7 +248,7 @@ def _count(n: int, one: str, many: str) -> str:
 
 
 def _test_text(statistic: str | None, value, df) -> str:
-    """"t = 3.09, df = 18" or "z = 2.10" (metafor's regtest print)."""
+    """ "t = 3.09, df = 18" or "z = 2.10" (metafor's regtest print)."""
     if statistic == "t" and _finite(df):
         return f"t = {num(value)}, df = {int(df)}"
     return f"z = {num(value)}"
@@ -278,8 +280,10 @@ def publication_bias(pooled: dict, bias: dict | None) -> Suggestion:
         concern |= tf_changes
         text = estimate_text(measure, bias["trimfill_estimate"], bias.get("trimfill_ci_low"),
                              bias.get("trimfill_ci_high"))  # fmt: skip
-        parts.append(f"trim-and-fill adds {_count(int(k0), 'study', 'studies')} ({bias.get('trimfill_side', '')} "
-                     f"side): {text}, {'changes' if tf_changes else 'does not change'} the conclusion")
+        parts.append(
+            f"trim-and-fill adds {_count(int(k0), 'study', 'studies')} ({bias.get('trimfill_side', '')} "
+            f"side): {text}, {'changes' if tf_changes else 'does not change'} the conclusion"
+        )
     if k < BIAS_MIN_K and not tf_changes:
         return Suggestion("publication bias", None, "; ".join(parts))
     return Suggestion("publication bias", bool(concern), "; ".join(parts))
@@ -296,16 +300,20 @@ def risk_of_bias(pooled: dict, effects: pd.DataFrame | None) -> Suggestion:
     w = effects["weight"].to_numpy(dtype=float)
     share = float(np.nansum(w[flagged]) / np.nansum(w[included]) * 100)
     many = share >= ROB_WEIGHT_SHARE
-    reason = (f"{int(flagged.sum())} of {int(included.sum())} pooled rows flagged by a quality rule carry "
-              f"{num(share, 1)}% of the weight ({'≥' if many else '<'} {ROB_WEIGHT_SHARE:g}%)")
+    reason = (
+        f"{int(flagged.sum())} of {int(included.sum())} pooled rows flagged by a quality rule carry "
+        f"{num(share, 1)}% of the weight ({'≥' if many else '<'} {ROB_WEIGHT_SHARE:g}%)"
+    )
     changes = False
     without = pooled.get("without_flagged")
     if isinstance(without, dict) and _finite(without.get("estimate")):
         before = direction(pooled.get("estimate"), pooled.get("ci_low"), pooled.get("ci_high"))
         after = direction(without["estimate"], without.get("ci_low"), without.get("ci_high"))
         changes = before != after
-        reason += (f"; without them {estimate_text(pooled.get('measure', 'SMD'), without['estimate'], without['ci_low'], without['ci_high'])}"  # noqa: E501
-                   f", k = {without.get('k')}: {'changes' if changes else 'same'} conclusion")
+        reason += (
+            f"; without them {estimate_text(pooled.get('measure', 'SMD'), without['estimate'], without['ci_low'], without['ci_high'])}"  # noqa: E501
+            f", k = {without.get('k')}: {'changes' if changes else 'same'} conclusion"
+        )
     return Suggestion("risk of bias", bool(many or changes), reason)
 
 
@@ -391,7 +399,7 @@ def questions(analyses: dict, defaults: dict | None = None) -> dict[str, dict[st
 
 
 def question_name(where) -> str:
-    """"IL-6" for {marker: IL-6} (the values of ``marker``/``outcome``), other filters as "column: value",
+    """ "IL-6" for {marker: IL-6} (the values of ``marker``/``outcome``), other filters as "column: value",
     e.g. "IL-6, medication: drug-free/drug-naive"."""
     items = dict(where) if not isinstance(where, dict) else where
     text = lambda v: "/".join(str(x) for x in v) if isinstance(v, list | tuple) else str(v)  # noqa: E731
@@ -430,8 +438,18 @@ def _fit_row(label, analysis, record, note="") -> SensitivityRow:
     m = record.get("measure", "SMD")
     e, a, b = reader_scale(m, [record.get("estimate", np.nan), record.get("ci_low", np.nan),
                                record.get("ci_high", np.nan)])  # fmt: skip
-    return SensitivityRow(label, analysis, m, int(record.get("k") or 0), float(e), float(a), float(b), "ci",
-                          direction(record.get("estimate"), record.get("ci_low"), record.get("ci_high")), note)
+    return SensitivityRow(
+        label,
+        analysis,
+        m,
+        int(record.get("k") or 0),
+        float(e),
+        float(a),
+        float(b),
+        "ci",
+        direction(record.get("estimate"), record.get("ci_low"), record.get("ci_high")),
+        note,
+    )
 
 
 @dataclass
@@ -457,8 +475,14 @@ def sensitivity_rows(roles: dict[str, str], records: dict[str, AnalysisRecords])
     rows = [_fit_row("primary", primary.name, p, f"{p.get('measure')}, {p.get('method')}, test {p.get('test')}")]
     without = p.get("without_flagged")
     if isinstance(without, dict) and _finite(without.get("estimate")):
-        rows.append(_fit_row("without flagged rows", primary.name, {**p, **without},
-                             f"leaves out lines {', '.join(str(x) for x in without.get('excluded_lines', []))}"))
+        rows.append(
+            _fit_row(
+                "without flagged rows",
+                primary.name,
+                {**p, **without},
+                f"leaves out lines {', '.join(str(x) for x in without.get('excluded_lines', []))}",
+            )
+        )
     if "reported" in roles and roles["reported"] in records:
         rows.append(_fit_row("reported means and SDs only", roles["reported"], records[roles["reported"]].pooled))
     for role, name in roles.items():
@@ -490,11 +514,25 @@ def sensitivity_rows(roles: dict[str, str], records: dict[str, AnalysisRecords])
         signs = [direction(r.estimate, r.ci_low, r.ci_high) for r in l1o.itertuples()]
         main = direction(p["estimate"], p["ci_low"], p["ci_high"])
         changed = [str(s) for s, d in zip(l1o["study"], signs, strict=True) if d != main]
-        rows.append(SensitivityRow(
-            "leave-one-out", primary.name, measure, int(p["k"]) - 1, float(e), float(a), float(b), "range",
-            main if not changed else None,
-            f"lowest without {l1o['study'].iloc[lo_i]}, highest without {l1o['study'].iloc[hi_i]}; "
-            + (f"conclusion changes without: {'; '.join(changed)}" if changed else "no single row changes the conclusion")))  # noqa: E501
+        rows.append(
+            SensitivityRow(
+                "leave-one-out",
+                primary.name,
+                measure,
+                int(p["k"]) - 1,
+                float(e),
+                float(a),
+                float(b),
+                "range",
+                main if not changed else None,
+                f"lowest without {l1o['study'].iloc[lo_i]}, highest without {l1o['study'].iloc[hi_i]}; "
+                + (
+                    f"conclusion changes without: {'; '.join(changed)}"
+                    if changed
+                    else "no single row changes the conclusion"
+                ),
+            )
+        )  # noqa: E501
     b = primary.bias
     if b and _finite(b.get("trimfill_estimate")):
         rows.append(_fit_row(f"trim-and-fill ({b.get('trimfill_estimator', '')}, {b.get('trimfill_side', '')} side)",
@@ -519,8 +557,10 @@ def sensitivity_sentence(question: str, rows: list[SensitivityRow], labels: dict
     main, others = rows[0], rows[1:]
     said = conclusion_text(main.conclusion, labels)
     differ = [r.label for r in others if r.conclusion != main.conclusion]
-    text = (f"{question}: the primary analysis ({main.note}) gives {num(main.estimate)} [{num(main.low)}, "
-            f"{num(main.high)}], {said}")
+    text = (
+        f"{question}: the primary analysis ({main.note}) gives {num(main.estimate)} [{num(main.low)}, "
+        f"{num(main.high)}], {said}"
+    )
     if not others:
         return text + "; no sensitivity analysis was run."
     if not differ:
@@ -574,9 +614,11 @@ def reporter_sentences(pooled: dict, bias: dict | None = None, influence: pd.Dat
     what = MEASURE_WORDS.get(m, "outcome")
     df = pooled.get("df") if _finite(pooled.get("df")) else k - 1
     stat = "z" if pooled.get("test") == "z" else f"t({int(df)})"
-    out = [f"The estimated average {what} was {num(e)} ({level:g}% CI: {num(a)} to {num(b)}). Therefore, the "
-           f"average outcome {'did not differ' if pooled['pval'] > 0.05 else 'differed'} significantly from "
-           f"{num(null, 0)} ({stat} = {num(pooled['zval'])}, {p_text(pooled['pval'])})."]
+    out = [
+        f"The estimated average {what} was {num(e)} ({level:g}% CI: {num(a)} to {num(b)}). Therefore, the "
+        f"average outcome {'did not differ' if pooled['pval'] > 0.05 else 'differed'} significantly from "
+        f"{num(null, 0)} ({stat} = {num(pooled['zval'])}, {p_text(pooled['pval'])})."
+    ]
     if k > 1 and _finite(pooled.get("q")):
         qp = pooled["q_p"]
         head = ("According to the Q-test, there was no significant amount of heterogeneity in the true outcomes"
@@ -586,8 +628,9 @@ def reporter_sentences(pooled: dict, bias: dict | None = None, influence: pd.Dat
                 "According to the Q-test, the true outcomes appear to be heterogeneous")  # fmt: skip
         random = _finite(pooled.get("tau2")) and pooled.get("method") not in ("EE", "FE", "CE")  # reporter: RE only
         tau2 = f", τ² = {num(pooled['tau2'], 4)}" if random else ""
-        out.append(f"{head} (Q({int(pooled['q_df'])}) = {num(pooled['q'])}, {p_text(qp)}{tau2}, "
-                   f"I² = {num(pooled['i2'])}%).")
+        out.append(
+            f"{head} (Q({int(pooled['q_df'])}) = {num(pooled['q'])}, {p_text(qp)}{tau2}, I² = {num(pooled['i2'])}%)."
+        )
     if _finite(pooled.get("tau2")) and pooled["tau2"] > 0 and _finite(pooled.get("pi_low")):
         lo, hi = reader_scale(m, [pooled["pi_low"], pooled["pi_high"]])
         text = f"A {level:g}% prediction interval for the true outcomes is given by {num(lo)} to {num(hi)}; "
@@ -595,11 +638,15 @@ def reporter_sentences(pooled: dict, bias: dict | None = None, influence: pd.Dat
         words = ("positive", "negative") if null == 0 else (f"above {num(null, 0)}", f"below {num(null, 0)}")
         if lo <= null <= hi:
             side, other = words if pooled["estimate"] > 0 else words[::-1]
-            text += (f"it includes {num(null, 0)}. Hence, although the average outcome is estimated to be {side}, "
-                     f"in some studies the true outcome may in fact be {other}.")
+            text += (
+                f"it includes {num(null, 0)}. Hence, although the average outcome is estimated to be {side}, "
+                f"in some studies the true outcome may in fact be {other}."
+            )
         else:
-            text += (f"it excludes {num(null, 0)}. Hence, even though there may be some heterogeneity, the true "
-                     f"outcomes of the studies are generally in the same direction as the estimated average outcome.")
+            text += (
+                f"it excludes {num(null, 0)}. Hence, even though there may be some heterogeneity, the true "
+                f"outcomes of the studies are generally in the same direction as the estimated average outcome."
+            )
         out.append(text)
     if effects is not None and "weight" in effects:
         rows = effects[effects["included"].astype(bool)]
@@ -607,8 +654,10 @@ def reporter_sentences(pooled: dict, bias: dict | None = None, influence: pd.Dat
         if len(big):
             names = _studies(big["study"])
             had = "had a relatively large weight" if len(big) == 1 else "had relatively large weights"
-            out.append(f"{names[0].upper()}{names[1:]} {had} compared to the rest of the studies (weight ≥ 3/k = "
-                       f"{num(300 / k, 1)}%: {', '.join(num(w, 1) + '%' for w in big['weight'])}).")
+            out.append(
+                f"{names[0].upper()}{names[1:]} {had} compared to the rest of the studies (weight ≥ 3/k = "
+                f"{num(300 / k, 1)}%: {', '.join(num(w, 1) + '%' for w in big['weight'])})."
+            )
     if influence is not None and len(influence) == k and k > 2:
         crit = influence_criteria(influence)
         z = dist.norm_isf(REPORTER_ALPHA / (2 * k))
@@ -620,34 +669,54 @@ def reporter_sentences(pooled: dict, bias: dict | None = None, influence: pd.Dat
                       if len(hits) == 1 else
                       f"{_studies(hits)} had values larger than ±{num(z)} and may be potential outliers")
                    + " in the context of this model (Bonferroni, two-sided α = 0.05 over k studies).")  # fmt: skip
-        rules = {"dffits": f"|DFFITS| > {num(3 * math.sqrt(1 / (k - 1)))}", "cook_d": "Cook's distance above the "
-                 "median of χ²₁ (0.45)", "hat": f"hat > 3/k = {num(3 / k, 3)}", "dfbetas": "|DFBETAS| > 1"}
+        rules = {
+            "dffits": f"|DFFITS| > {num(3 * math.sqrt(1 / (k - 1)))}",
+            "cook_d": "Cook's distance above the median of χ²₁ (0.45)",
+            "hat": f"hat > 3/k = {num(3 / k, 3)}",
+            "dfbetas": "|DFBETAS| > 1",
+        }
         named = [f"{s} ({', '.join(r for c, r in rules.items() if row[c])})"
                  for s, row in zip(crit["study"], crit.to_dict("records"), strict=True)
                  if any(row[c] for c in rules)]  # fmt: skip
-        out.append("By metafor's influence() criteria, "
-                   + (f"{len(named)} {'study was' if len(named) == 1 else 'studies were'} influential: "
-                      + "; ".join(named) if named else "no study was influential") + ".")
+        out.append(
+            "By metafor's influence() criteria, "
+            + (
+                f"{len(named)} {'study was' if len(named) == 1 else 'studies were'} influential: " + "; ".join(named)
+                if named
+                else "no study was influential"
+            )
+            + "."
+        )
         spikes = crit.loc[crit["cook_spike"], "study"]
-        out.append("According to the Cook's distances (larger than the median plus six times the interquartile "
-                   f"range), {_studies(spikes) if len(spikes) else 'none of the studies'} could be considered to "
-                   "be overly influential.")
+        out.append(
+            "According to the Cook's distances (larger than the median plus six times the interquartile "
+            f"range), {_studies(spikes) if len(spikes) else 'none of the studies'} could be considered to "
+            "be overly influential."
+        )
     if bias and _finite(bias.get("begg_p")) and _finite(bias.get("egger_p")):
         rp, gp = bias["begg_p"], bias["egger_p"]
         reg = f"regression test, {_test_text(bias.get('egger_statistic'), bias.get('egger_z'), bias.get('egger_df'))}"
         rank = f"rank correlation test, Kendall's τ = {num(bias.get('begg_tau'), 3)}"
         if rp > REPORTER_ALPHA and gp > REPORTER_ALPHA:
-            out.append(f"Neither the rank correlation nor the regression test indicated any funnel plot asymmetry "
-                       f"({rank}, {p_text(rp)}; {reg}, {p_text(gp)}).")
+            out.append(
+                f"Neither the rank correlation nor the regression test indicated any funnel plot asymmetry "
+                f"({rank}, {p_text(rp)}; {reg}, {p_text(gp)})."
+            )
         elif rp <= REPORTER_ALPHA and gp <= REPORTER_ALPHA:
-            out.append(f"Both the rank correlation and the regression test indicated potential funnel plot "
-                       f"asymmetry ({rank}, {p_text(rp)}; {reg}, {p_text(gp)}).")
+            out.append(
+                f"Both the rank correlation and the regression test indicated potential funnel plot "
+                f"asymmetry ({rank}, {p_text(rp)}; {reg}, {p_text(gp)})."
+            )
         elif gp <= REPORTER_ALPHA:
-            out.append(f"The regression test indicated funnel plot asymmetry ({reg}, {p_text(gp)}) but not the "
-                       f"rank correlation test ({rank}, {p_text(rp)}).")
+            out.append(
+                f"The regression test indicated funnel plot asymmetry ({reg}, {p_text(gp)}) but not the "
+                f"rank correlation test ({rank}, {p_text(rp)})."
+            )
         else:
-            out.append(f"The rank correlation test indicated funnel plot asymmetry ({rank}, {p_text(rp)}) but not "
-                       f"the regression test ({reg}, {p_text(gp)}).")
+            out.append(
+                f"The rank correlation test indicated funnel plot asymmetry ({rank}, {p_text(rp)}) but not "
+                f"the regression test ({reg}, {p_text(gp)})."
+            )
         if k < BIAS_MIN_K:
             out[-1] = out[-1][:-1] + f"; with k = {k} < {BIAS_MIN_K} both tests have low power."
     return out
@@ -695,10 +764,12 @@ def rob_judgements(sheet: pd.DataFrame, effects: pd.DataFrame, line="line") -> p
             cell = by_line.at[ln, col]
             text = "" if pd.isna(cell) else str(cell).strip().lower()
             if text not in ROB_LEVELS and text:
-                raise ValueError(f"line {ln}, column {col}: '{cell}' is not a risk-of-bias judgement; write one of "
-                                 "low, some concerns, high, no information (or moderate, serious, critical, unclear)")
+                raise ValueError(
+                    f"line {ln}, column {col}: '{cell}' is not a risk-of-bias judgement; write one of "
+                    "low, some concerns, high, no information (or moderate, serious, critical, unclear)"
+                )
             values.append(ROB_LEVELS.get(text, "no information"))
-        out[col[len(ROB_PREFIX):]] = values
+        out[col[len(ROB_PREFIX) :]] = values
     table = pd.DataFrame(out, index=rows["study"].astype(str).to_numpy())
     if "overall" not in table:
         order = ["low", "some concerns", "high"]  # RoB 2: the overall judgement is the worst domain
