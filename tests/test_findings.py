@@ -474,3 +474,10 @@ def test_traffic_light_draws_the_table():
             assert circles[f"judgement-{i}-{j}"] == table.iat[i, j]
     with pytest.raises(ValueError, match="unknown judgement"):
         traffic_light_plot(table.replace("flagged", "red"))
+
+
+def test_conclusion_words_fit_the_measure():
+    assert fd.conclusion_text(1, {"cases": "MDD"}) == "higher in MDD"
+    assert fd.conclusion_text(-1, None, "ROM") == "lower in cases"
+    assert fd.conclusion_text(1, {"cases": "MDD"}, "ZCOR") == "positive correlation"
+    assert fd.conclusion_text(0, None, "ZCOR") == "CI includes no correlation"

@@ -95,7 +95,11 @@ def direction(est, lo, hi, null=0.0) -> int:
     return 1 if lo > null else -1 if hi < null else 0
 
 
-def conclusion_text(sign: int, labels: dict | None = None) -> str:
+def conclusion_text(sign: int, labels: dict | None = None, measure: str = "SMD") -> str:
+    """What the CI says in words: "higher in MDD" / "lower in MDD" for a two-group comparison, "positive" /
+    "negative correlation" for ZCOR/COR (no groups), "CI includes no difference" (or "no correlation")."""
+    if measure in ("ZCOR", "COR"):
+        return {1: "positive correlation", -1: "negative correlation"}.get(sign, "CI includes no correlation")
     g = {"cases": "cases", "controls": "controls", **(labels or {})}
     if sign > 0:
         return f"higher in {g['cases']}"
@@ -104,7 +108,7 @@ def conclusion_text(sign: int, labels: dict | None = None) -> str:
     return "CI includes no difference"
 
 
-def estimate_text(measure: str, est, lo, hi, level=95) -> str:
+def estimate_text(measure: str, est, lo, hi) -> str:
     """ "1.17 [0.44, 1.90]" on the reader's scale."""
     e, a, b = reader_scale(measure, [est, lo, hi])
     return f"{num(e)} [{num(a)}, {num(b)}]"
@@ -555,7 +559,7 @@ def sensitivity_sentence(question: str, rows: list[SensitivityRow], labels: dict
     """One sentence: the primary conclusion and whether each sensitivity analysis keeps it, naming those that
     do not (ranges count as keeping it only when every fit in them does)."""
     main, others = rows[0], rows[1:]
-    said = conclusion_text(main.conclusion, labels)
+    said = conclusion_text(main.conclusion, labels, main.measure)
     differ = [r.label for r in others if r.conclusion != main.conclusion]
     text = (
         f"{question}: the primary analysis ({main.note}) gives {num(main.estimate)} [{num(main.low)}, "
