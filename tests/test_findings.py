@@ -481,3 +481,21 @@ def test_conclusion_words_fit_the_measure():
     assert fd.conclusion_text(-1, None, "ROM") == "lower in cases"
     assert fd.conclusion_text(1, {"cases": "MDD"}, "ZCOR") == "positive correlation"
     assert fd.conclusion_text(0, None, "ZCOR") == "CI includes no correlation"
+
+
+def test_findings_html_shows_the_rows_numbers_escaped():
+    from metarepro.present.findings_html import reporter_html, sensitivity_html, sof_html
+
+    p = pooled(measure="ROM", estimate=math.log(1.3), ci_low=math.log(1.1), ci_high=math.log(1.5))
+    row = fd.sof_row("IL-6 <b>", "il6_rom", p, None, effects_frame([60.0, 40.0], ["", ""]))
+    html = sof_html([row])
+    assert "IL-6 &lt;b&gt;" in html and "IL-6 <b>" not in html
+    assert "Ratio of means 1.30 [1.10, 1.50]" in html and "<td>12</td><td>1200</td>" in html
+    for s in row.suggestions:
+        assert s.reason.replace("<", "&lt;").replace(">", "&gt;") in html
+    assert html.count("to be confirmed") >= 1 and "? not assessable" in html  # publication bias: no bias.json
+    rows = fd.sensitivity_rows({"primary": "a", "ROM": "a_rom"}, _records())
+    frag = sensitivity_html("A", fd.sensitivity_table(rows), fd.sensitivity_sentence("A", rows), {"cases": "MDD"})
+    assert "id='sensitivity-a'" in frag and "0.41 [0.41, 0.52]" not in frag and "0.50 [0.41, 0.52]" in frag
+    assert "conclusions differ" in frag and "higher in MDD" in frag
+    assert reporter_html(["A &", "B."]) == "<p class='reporter'>A &amp; B.</p>"
