@@ -26,14 +26,18 @@ SIGNIF = "---\nSignif. codes:  0 ‘***’ 0.001 ‘**’ 0.01 ‘*’ 0.05 ‘.
 
 
 def _f(x, digits=DIGITS) -> str:
-    x = float(x)
+    """A number with ``digits`` decimals; NA when missing (None, NaN), Inf/-Inf as R prints them. The report's
+    formatter too."""
+    x = math.nan if x is None else float(x)
+    if math.isinf(x):
+        return "Inf" if x > 0 else "-Inf"
     return "NA" if math.isnan(x) else f"{x:.{digits}f}"
 
 
 def _p(p, digits=DIGITS, sep=False) -> str:
     """metafor's ``.pval``: '<.0001' below 10^-digits; with ``sep``, '< .0001' / '= 0.0170'."""
-    p = float(p)
-    if math.isnan(p):
+    p = math.nan if p is None else float(p)
+    if not math.isfinite(p):
         return "= NA" if sep else "NA"
     if p < 10**-digits:
         return f"< .{'0' * (digits - 1)}1" if sep else f"<.{'0' * (digits - 1)}1"

@@ -165,7 +165,10 @@ def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, co
     plots += [(overview.reproduction_plot, rows, key)
               for key, rows in overview.reproduction_rows(table, titles).items()]  # fmt: skip
     svgs = forked_map([partial(_svg, plot, rows, key, labels) for plot, rows, key in plots], workers)
-    atlas, repro = svgs[:n_atlas], svgs[n_atlas:]
+    # each with its title, the figure's accessible name on the page
+    titled = [(f"{'Pooled estimates' if i < n_atlas else 'Published vs reproduced'}: {overview.scale_heading(key)}",
+               svg) for i, ((_, _, key), svg) in enumerate(zip(plots, svgs, strict=True))]  # fmt: skip
+    atlas, repro = titled[:n_atlas], titled[n_atlas:]
     return render_report(sections, table, atlas_svgs=atlas, reproduction_svgs=repro, labels=labels or {},
                          provenance=provenance(config_files, sheets, repo_dir, read), bodies=bodies,
                          data=(data_summary({name: analyses[name] for name in names}), data_note),
