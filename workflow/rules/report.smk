@@ -7,6 +7,10 @@ rule report:
         effects=[result_path(f"{name}/effects.csv") for name in ANALYSES],
         # the headline names a significant small-study test among a marker's caveats
         bias=[result_path(f"{name}/bias.json") for name in ANALYSES],
+        # the summary of findings and each marker's sensitivity summary and interpretation
+        estimators=[result_path(f"{name}/estimators.csv") for name in ANALYSES],
+        leave1out=[result_path(f"{name}/leave1out.csv") for name in ANALYSES],
+        influence=[result_path(f"{name}/influence.csv") for name in ANALYSES],
         sheets=input_sheets(),
         published=published_sheet(),
         # the study-level comparisons (config compare_studies): their counts open the reproduction section

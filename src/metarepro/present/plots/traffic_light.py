@@ -47,7 +47,7 @@ def traffic_light_plot(table: pd.DataFrame, title: str = "", domain_labels: dict
     ax.set_aspect("equal")
     ax.set_xticks(range(d), labels, fontsize=FONT_SIZE - 1, rotation=50, ha="left", rotation_mode="anchor")
     ax.xaxis.tick_top()
-    ax.set_yticks(range(k), [textwrap.shorten(str(s), 48, placeholder="…") for s in table.index], fontsize=FONT_SIZE)
+    ax.set_yticks(range(k), [textwrap.shorten(str(s), 44, placeholder="…") for s in table.index], fontsize=FONT_SIZE)
     for side in ax.spines.values():
         side.set_visible(False)
     ax.tick_params(length=0)
@@ -57,5 +57,6 @@ def traffic_light_plot(table: pd.DataFrame, title: str = "", domain_labels: dict
               bbox_to_anchor=(0.5, -0.02), frameon=False, fontsize=FONT_SIZE - 1, handlelength=1)  # fmt: skip
     if title:
         fig.suptitle(title, fontsize=FONT_SIZE + 1, **{k: v for k, v in TEXT.items() if k == "parse_math"})
-    tight_layout(fig)
+    # room on the left: in an inline SVG the browser draws the labels in its own font, often wider than DejaVu's
+    tight_layout(fig, rect=(0.06, 0, 1, 1))
     return fig
