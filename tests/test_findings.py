@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import load_reference
+from markupsafe import escape
 from tolerances import FORMULA
 
 from metarepro.pipeline import findings as fd
@@ -483,19 +484,23 @@ def test_conclusion_words_fit_the_measure():
     assert fd.conclusion_text(0, None, "ZCOR") == "CI includes no correlation"
 
 
-def test_findings_html_shows_the_rows_numbers_escaped():
-    from metarepro.present.findings_html import reporter_html, sensitivity_html, sof_html
+def test_report_parts_show_the_rows_numbers_escaped():
+    from metarepro.jobs.findings import Findings
+    from metarepro.present.report import findings_part, sof_section
 
     p = pooled(measure="ROM", estimate=math.log(1.3), ci_low=math.log(1.1), ci_high=math.log(1.5))
     row = fd.sof_row("IL-6 <b>", "il6_rom", p, None, effects_frame([60.0, 40.0], ["", ""]))
-    html = sof_html([row])
-    assert "IL-6 &lt;b&gt;" in html and "IL-6 <b>" not in html
-    assert "Ratio of means 1.30 [1.10, 1.50]" in html and "<td>12</td><td>1200</td>" in html
-    for s in row.suggestions:
-        assert s.reason.replace("<", "&lt;").replace(">", "&gt;") in html
-    assert html.count("to be confirmed") >= 1 and "? not assessable" in html  # publication bias: no bias.json
     rows = fd.sensitivity_rows({"primary": "a", "ROM": "a_rom"}, _records())
-    frag = sensitivity_html("A", fd.sensitivity_table(rows), fd.sensitivity_sentence("A", rows), {"cases": "MDD"})
-    assert "id='sensitivity-a'" in frag and "0.41 [0.41, 0.52]" not in frag and "0.50 [0.41, 0.52]" in frag
-    assert "conclusions differ" in frag and "higher in MDD" in frag
-    assert reporter_html(["A &", "B."]) == "<p class='reporter'>A &amp; B.</p>"
+    found = Findings(fd.sof_table([row]), [row], {"IL-6 <b>": fd.sensitivity_table(rows)},
+                     {"IL-6 <b>": fd.sensitivity_sentence("A", rows)}, {"il6_rom": ["A & B."]})  # fmt: skip
+    html = str(sof_section(found))
+    assert "IL-6 &lt;b&gt;" in html and "IL-6 <b>" not in html
+    assert "ratio of means 1.30 [1.10, 1.50] (95% CI)" in html and "<td>12</td><td>1200</td>" in html
+    for s in row.suggestions:
+        assert str(escape(s.reason)) in html
+    assert "? not assessable" in html  # publication bias: no bias.json
+    part = str(findings_part(found, row, {"cases": "MDD"}))
+    assert 'id="part-il6_rom"' in part and "A &amp; B." in part
+    assert "0.50 [0.41, 0.52]" in part and "conclusions differ" in part and "higher in MDD" in part
+
+
