@@ -461,18 +461,17 @@ def test_rob_judgements_from_sheet_columns():
 
 
 def test_traffic_light_draws_the_table():
-    from matplotlib.patches import Circle
-
     from metarepro.present.plots.traffic_light import traffic_light_plot
 
     eff = effects_frame([50.0, 50.0], ["extreme_effect: |g| 2.5", ""])
     table = fd.flag_judgements(eff)
     fig = traffic_light_plot(table, "t")
-    circles = {c.get_gid(): c.get_label() for c in fig.axes[0].patches if isinstance(c, Circle)}
-    assert len(circles) == table.size
-    for i in range(table.shape[0]):
-        for j in range(table.shape[1]):
-            assert circles[f"judgement-{i}-{j}"] == table.iat[i, j]
+    drawn = {}
+    for c in fig.axes[0].collections:
+        if (c.get_gid() or "").startswith("judgement-"):
+            for col, row in c.get_offsets():
+                drawn[(int(row), int(col))] = c.get_gid().removeprefix("judgement-")
+    assert drawn == {(i, j): table.iat[i, j] for i in range(table.shape[0]) for j in range(table.shape[1])}
     with pytest.raises(ValueError, match="unknown judgement"):
         traffic_light_plot(table.replace("flagged", "red"))
 

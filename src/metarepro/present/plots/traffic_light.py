@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import textwrap
 
+import numpy as np
 import pandas as pd
-from matplotlib.patches import Circle
+from matplotlib.lines import Line2D
 
 from metarepro.present.plots.style import FONT_SIZE, TEXT, new_figure, tight_layout
 
@@ -24,10 +25,14 @@ JUDGEMENTS = {
 }
 
 
+# the symbols as markers (mathtext paths, defined once per figure in SVG)
+SYMBOL_MARKERS = {"+": "P", "−": "_", "X": "X", "?": "$?$", "!": "$!$"}
+
+
 def traffic_light_plot(table: pd.DataFrame, title: str = "", domain_labels: dict | None = None):
     """Circles for ``table`` (index: studies; columns: domains, the last one ``overall`` when present; cells: keys
-    of :data:`JUDGEMENTS`). Each circle's ``gid`` is "judgement-<row>-<column>" and its label the judgement, so a
-    test can read the figure back against the table."""
+    of :data:`JUDGEMENTS`). The circles of one judgement are one scatter with ``gid`` "judgement-<judgement>" at
+    (column, row), so a test can read the figure back against the table."""
     unknown = sorted({str(v) for v in table.to_numpy().ravel()} - set(JUDGEMENTS))
     if unknown:
         raise ValueError(f"traffic_light_plot: unknown judgement(s) {unknown}; use {sorted(JUDGEMENTS)}")
@@ -35,13 +40,18 @@ def traffic_light_plot(table: pd.DataFrame, title: str = "", domain_labels: dict
     labels = [str((domain_labels or {}).get(c, c)).replace("_", " ") for c in table.columns]
     fig = new_figure((3.2 + 0.4 * d, 2.4 + 0.3 * k))
     ax = fig.subplots()
-    for i in range(k):
-        for j in range(d):
-            value = str(table.iat[i, j])
-            colour, symbol = JUDGEMENTS[value]
-            ax.add_patch(Circle((j, i), 0.36, facecolor=colour, edgecolor="black", linewidth=0.5,
-                                gid=f"judgement-{i}-{j}", label=value))  # fmt: skip
-            ax.text(j, i, symbol, ha="center", fontsize=FONT_SIZE, fontweight="bold", va="center", parse_math=False)
+    # one scatter per judgement (and one for its symbols): in SVG a marker is defined once and each circle is a
+    # <use> of it, a tenth of the bytes of a circle patch per cell
+    cells = table.astype(str).to_numpy()
+    for value, (colour, symbol) in JUDGEMENTS.items():
+        rows, cols = np.nonzero(cells == value)
+        if not len(rows):
+            continue
+        ax.scatter(cols, rows, s=260, c=colour, edgecolors="black", linewidths=0.5, gid=f"judgement-{value}",
+                   label=value, zorder=2)  # fmt: skip
+        marker = SYMBOL_MARKERS[symbol]
+        ax.scatter(cols, rows, s=130 if marker.startswith("$") else 60, c="black", marker=marker, linewidths=0,
+                   zorder=3)  # fmt: skip
     ax.set_xlim(-0.6, d - 0.4)
     ax.set_ylim(k - 0.5, -0.5)
     ax.set_aspect("equal")
@@ -51,8 +61,9 @@ def traffic_light_plot(table: pd.DataFrame, title: str = "", domain_labels: dict
     for side in ax.spines.values():
         side.set_visible(False)
     ax.tick_params(length=0)
-    used = [v for v in JUDGEMENTS if (table == v).to_numpy().any()]
-    handles = [Circle((0, 0), 1, facecolor=JUDGEMENTS[v][0], edgecolor="black", linewidth=0.5) for v in used]
+    used = [v for v in JUDGEMENTS if (cells == v).any()]
+    handles = [Line2D([], [], ls="", marker="o", markersize=8, markerfacecolor=JUDGEMENTS[v][0],
+                      markeredgecolor="black", markeredgewidth=0.5) for v in used]  # fmt: skip
     ax.legend(handles, [f"{JUDGEMENTS[v][1]}  {v}" for v in used], loc="upper center", ncol=len(used),
               bbox_to_anchor=(0.5, -0.02), frameon=False, fontsize=FONT_SIZE - 1, handlelength=1)  # fmt: skip
     if title:
