@@ -1,8 +1,7 @@
 rule report:
     input:
         # each analysis's section of the page (its own job renders it, with every table and figure), and what the
-        # headline and the overview figures read (pooled.json, effects.csv; bias.json: the headline names a
-        # significant small-study test among a marker's caveats)
+        # headline, the summary of findings and the overview figures read (jobs/outputs.py REPORT_INPUTS)
         **report_inputs(),
         sheets=input_sheets(),
         published=published_sheet(),

@@ -403,7 +403,26 @@ def semantic_errors(config: dict, files_lines=()) -> list[str]:
                 )
         if path[0] == "analyses":
             errors += _dependence_errors(path, entry, config.get("defaults") or {}, files_lines)
+            errors += _threshold_errors(path, entry, config.get("defaults") or {}, files_lines)
     return errors
+
+
+def _threshold_errors(path, analysis, defaults, files_lines) -> list[str]:
+    """``decision_threshold`` is on the reader's scale: a ratio (> 0) for log-ratio measures, an r in (−1, 1)
+    for ZCOR (metarepro.pipeline.findings.analysis_scale takes it to the analysis scale)."""
+    value = analysis.get("decision_threshold")
+    if not _number(value):
+        return []
+    from metarepro.stats.effects import RATIO_MEASURES  # here: most configs set no threshold, and it costs 0.4 s
+
+    measure = analysis.get("measure", defaults.get("measure", "SMD"))
+    where = _locate((*path, "decision_threshold"), list(files_lines))
+    if measure in RATIO_MEASURES and value <= 0:
+        return [f"{where}: decision_threshold {value:g} is not a ratio; {measure} thresholds are on the ratio scale "
+                "(e.g. 1.2), > 0"]
+    if measure == "ZCOR" and not -1 < value < 1:
+        return [f"{where}: decision_threshold {value:g} is not a correlation; ZCOR thresholds are an r in (−1, 1)"]
+    return []
 
 
 OUTSIDE_OPT_IN = "allow_results_outside_workdir"

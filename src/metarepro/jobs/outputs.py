@@ -14,7 +14,10 @@ FORMATS = ("svg", "png")
 DIAGNOSTIC_TABLES = ("leave1out", "influence", "cumulative")
 DIAGNOSTIC_FIGURES = ("leave1out", "cumulative", "baujat")
 # What the report job reads of each analysis (kind -> file in the analysis's folder); the report rule's inputs.
-REPORT_INPUTS = {"pooled": "pooled.json", "effects": "effects.csv", "section": "section.html", "bias": "bias.json"}
+# bias.json: the headline names a significant small-study test among a marker's caveats; estimators, leave1out and
+# influence: the summary of findings and each marker's sensitivity summary and interpretation.
+REPORT_INPUTS = {"pooled": "pooled.json", "effects": "effects.csv", "section": "section.html", "bias": "bias.json",
+                 "estimators": "estimators.csv", "leave1out": "leave1out.csv", "influence": "influence.csv"}
 
 
 def analysis_tables(analysis: dict) -> list[str]:

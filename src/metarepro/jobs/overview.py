@@ -168,6 +168,7 @@ def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, co
         if record.get("sheet_sha256"):  # absent in results of an older metarepro
             read[name] = (analyses[name]["data"], record["sheet_sha256"])
     titles = {name: analyses[name].get("title", name) for name in names}
+    found = _findings(names, analyses, inputs, records_by_name, sections, labels or {})
     table = read_table(reproduction_path) if reproduction_path else None
     plots = [(overview.atlas_plot, rows, key) for key, rows in overview.atlas_rows(records_by_name, titles).items()]
     n_atlas = len(plots)
@@ -181,4 +182,26 @@ def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, co
     return render_report(sections, table, atlas_svgs=atlas, reproduction_svgs=repro, labels=labels or {},
                          provenance=provenance(config_files, sheets, repo_dir, read), bodies=bodies,
                          data=(data_summary({name: analyses[name] for name in names}), data_note),
-                         study_sentences=study_level_sentences(study_levels, analyses, records_by_name))  # fmt: skip
+                         study_sentences=study_level_sentences(study_levels, analyses, records_by_name),
+                         findings=found)  # fmt: skip
+
+
+def _findings(names, analyses, inputs, records, sections, labels):
+    """The summary of findings, each question's sensitivity summary and reporter sentences
+    (:mod:`metarepro.jobs.findings`), and per question the traffic light of its primary analysis's quality flags."""
+    from metarepro.jobs.findings import findings_from_records
+    from metarepro.pipeline.findings import AnalysisRecords, flag_judgements
+    from metarepro.present.plots.style import svg_text
+    from metarepro.present.plots.traffic_light import traffic_light_plot
+
+    by_name = {}
+    for i, (name, section) in enumerate(zip(names, sections, strict=True)):
+        by_name[name] = AnalysisRecords(name, records[name], section.bias, section.effects,
+                                        read_table(inputs["estimators"][i]), read_effects(inputs["leave1out"][i]),
+                                        read_effects(inputs["influence"][i]))  # fmt: skip
+    found = findings_from_records(analyses, by_name, labels=labels)
+    for row in found.sof_rows:
+        effects = by_name[row.analysis].effects
+        if "flags" in effects and effects["included"].astype(bool).any():
+            found.figures[row.analysis] = svg_text(traffic_light_plot(flag_judgements(effects)))
+    return found

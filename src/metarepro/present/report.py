@@ -982,21 +982,90 @@ def data_paragraph(sheets: list[dict], note: str = "") -> Markup:
     return _part("page_parts.html", "data_paragraph", counts="; ".join(one(s) for s in sheets), note=note)
 
 
+# ------------------------------------------------------------------------------------------------------------
+# summary of findings, and each question's interpretation and sensitivity (metarepro.pipeline.findings)
+
+SOF_NOTE = (
+    "GRADE domains as the numbers of each question's primary analysis suggest them: every entry is a suggestion "
+    "that a person confirms or overrides, with the rule and the numbers that led to it; indirectness is not "
+    "computed. Rules: risk of bias, rows flagged by a quality rule carry ≥ 50% of the weight, or leaving them out "
+    "changes the conclusion (GRADE 4, Guyatt et al. 2011); inconsistency, I² ≥ 50% or a prediction interval that "
+    "includes the null while the CI does not (GRADE 7); imprecision, a CI that includes the null or the config's "
+    "decision_threshold, or fewer participants than the optimal information size of one trial with α = 0.05 and "
+    "power 0.8 (GRADE 6); publication bias, Egger's test p < 0.10 with k ≥ 10, or trim-and-fill changing the "
+    "conclusion (GRADE 5; Cochrane Handbook §13.3.5.4). Estimates on the reader's scale (ratios for ROM, r for "
+    "correlations). Cochrane Handbook ch. 14."
+)
+GRADE_MARKS = {True: ("concern", "⚠ consider rating down"), False: ("ok", "✓ no serious concern"),
+               None: ("na", "? not assessable")}  # fmt: skip
+
+
+def sof_section(found) -> Markup | str:
+    """The summary-of-findings table (:class:`metarepro.jobs.findings.Findings`), one row per question."""
+    from metarepro.pipeline.findings import num as fnum
+
+    if found is None or not found.sof_rows:
+        return ""
+    rows = []
+    for r in found.sof_rows:
+        measure = MEASURE_WORDS.get(r.measure, r.measure)
+        marks = [dict(zip(("kind", "mark"), GRADE_MARKS[s.concern], strict=True), reason=s.reason)
+                 for s in r.suggestions]  # fmt: skip
+        rows.append({"name": r.analysis, "question": r.question, "k": r.k,
+                     "estimate": f"{measure} {fnum(r.estimate)} [{fnum(r.ci_low)}, {fnum(r.ci_high)}] "
+                                 f"({r.level:g}% CI)",
+                     "participants": f"{r.participants:.0f}" if _finite(r.participants) else "NA",
+                     "suggestions": marks})  # fmt: skip
+    domains = [s.domain.capitalize() for s in found.sof_rows[0].suggestions]
+    return _part("findings.html", "sof", rows=rows, domains=domains, note=SOF_NOTE)
+
+
+def findings_part(found, row, labels: dict) -> Markup:
+    """One question's part, after its primary analysis: the reporter()-like sentences, the sensitivity table and
+    sentence, and the traffic light of the primary analysis's quality flags."""
+    from metarepro.pipeline.findings import conclusion_text
+    from metarepro.pipeline.findings import num as fnum
+
+    table = found.sensitivity[row.question]
+    rows = [{"label": r.label, "analysis": r.analysis, "k": "" if pd.isna(r.k) else int(r.k),
+             "estimate": f"{fnum(r.estimate)} [{fnum(r.low)}, {fnum(r.high)}]",
+             "what": "range of estimates" if r.kind == "range" else "CI",
+             "said": "conclusions differ" if pd.isna(r.conclusion)
+             else conclusion_text(int(r.conclusion), labels, r.measure), "note": r.note}
+            for r in table.itertuples(index=False)]  # fmt: skip
+    svg = found.figures.get(row.analysis)
+    figure = (figure_html(svg, f"{row.analysis}-quality", f"Quality rules per pooled row: {row.question}",
+                          f"{row.question}, {row.analysis}: which pre-specified quality rule flags each pooled row "
+                          "(red !: flagged; green +: not); overall: any flag, the rows the fit without flagged rows "
+                          "leaves out.") if svg else "")  # fmt: skip
+    return _part("findings.html", "part", name=row.analysis, question=row.question,
+                 reporter=found.reporter.get(row.analysis, []), sentence=found.sensitivity_sentences[row.question],
+                 rows=rows, figure=figure)  # fmt: skip
+
+
 def render_report(sections: list[AnalysisSection], reproduction: pd.DataFrame | None = None, *,
                   atlas_svgs=(), reproduction_svgs=(), provenance: dict | None = None, labels=None,
-                  title="metarepro report", bodies=None, data=None, study_sentences=()) -> str:  # fmt: skip
+                  title="metarepro report", bodies=None, data=None, study_sentences=(),
+                  findings=None) -> str:  # fmt: skip
     """The whole page. ``atlas_svgs``/``reproduction_svgs``: the overview figures, each (title, SVG text) or SVG
     text alone, drawn by :mod:`metarepro.present.plots.overview` from the same records and table shown here.
     ``bodies``: each section's :func:`analysis_section`, when already rendered (by the analysis's own job: HTML);
-    else they are rendered here."""
+    else they are rendered here. ``findings``: the summary of findings and each question's part
+    (:class:`metarepro.jobs.findings.Findings`; None: neither)."""
     labels = labels or {}
-    body = map(Markup, bodies) if bodies is not None else map(analysis_section, sections)
+    body = list(map(Markup, bodies) if bodies is not None else map(analysis_section, sections))
+    # each question's interpretation and sensitivity after its primary analysis (``findings``: a
+    # metarepro.jobs.findings.Findings)
+    parts = {row.analysis: findings_part(findings, row, labels) for row in (findings.sof_rows if findings else [])}
+    body = [b + parts.get(s.name, "") for s, b in zip(sections, body, strict=True)]
     content = _part("page_parts.html", "content", headline=headline(sections, list(atlas_svgs), labels),
+                    findings=sof_section(findings),
                     reproduction=reproduction_section(reproduction, list(reproduction_svgs), study_sentences),
-                    body=list(body))  # fmt: skip
+                    body=body)  # fmt: skip
     content, svg_css = shared_styles(content)
     return ENV.get_template("report.html").render(
         title=title, css=_asset("report.css"), js=_asset("report.js"), svg_css=Markup(svg_css), sections=sections,
         version=__version__, data=data_paragraph(*data) if data else "", content=Markup(content),
         has_reproduction=reproduction is not None and not reproduction.empty, provenance=provenance,
+        has_findings=bool(findings and findings.sof_rows),
         methods=methods_section(sections), provenance_section=provenance_section(provenance))  # fmt: skip
