@@ -27,7 +27,7 @@ def analysis_files(analysis: dict, formats=FORMATS) -> list[str]:
     """The names of the files :func:`analysis_job` writes for ``analysis`` (its config entry), in its folder.
 
     The workflow declares the same list (``workflow/rules/common.smk``, which may not import metarepro);
-    ``tests/test_workflow.py`` checks that the two agree.
+    ``tests/workflow/test_workflow.py`` checks that the two agree.
     """
     tables = ["effects.csv", "pooled.json", "estimators.csv", *[f"{t}.csv" for t in DIAGNOSTIC_TABLES], "bias.json",
               "section.html"]  # fmt: skip

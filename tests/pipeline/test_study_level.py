@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import math
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO
 from figure_readback import drawn_rows
 
 from metarepro.inputs.sheet import SheetError
@@ -25,8 +25,6 @@ from metarepro.pipeline.study_level import (
     study_counts,
     summary_sentence,
 )
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def ours(*rows) -> pd.DataFrame:

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,7 +21,7 @@ from metarepro.jobs import run_analysis, sensitivity
 from metarepro.pipeline.analysis import Settings, compute_effects
 from metarepro.stats.metareg import design_matrix, rma_mods
 
-DATA = Path(__file__).parent / "data" / "inputs"
+DATA = REPO / "tests" / "data" / "inputs"
 REFERENCE = load_reference("inputs_reference.json")  # tests/reference/generate_inputs_reference.R
 
 
@@ -370,7 +369,7 @@ def test_too_few_rows_with_every_moderator_is_a_message_not_a_traceback():
 
 
 def test_metaregression_of_equal_effects_reports_qm_as_na():
-    """Every yi equal with knha (metafor: se 0, QM NA; tests/test_metareg.py has its values): the meta-regression
+    """Every yi equal with knha (metafor: se 0, QM NA; tests/stats/test_metareg.py has its values): the meta-regression
     step and the bubble plot run, and the table says QM is not available instead of failing."""
     rows = pd.DataFrame({"line": range(2, 8), "study_id": list("abcdef"), "study": list("ABCDEF"), "yi": 0.3,
                          "vi": [0.01, 0.02, 0.03, 0.04, 0.05, 0.06],

@@ -8,17 +8,17 @@ value lies at a rounding boundary (e.g. 5.69866860 shown as 5.6986 by metafor): 
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REFERENCE_DIR
 
 from metarepro import rma
 from metarepro.stats import bias, influence
 from metarepro.stats.metareg import design_matrix, rma_mods
 
-PRINTS = Path(__file__).parent / "reference" / "print"
+PRINTS = REFERENCE_DIR / "print"
 DATA = json.loads((PRINTS / "data.json").read_text())
 NUMBER = re.compile(r"[(]?([-+]?\d+\.\d+)[%),]*")
 

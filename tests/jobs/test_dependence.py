@@ -4,8 +4,8 @@ Expected values: tests/reference/dependence_reference.json, written by tests/ref
 (R metafor 3.8-1 rma.mv/vcalc/aggregate/confint/robust and clubSandwich) from the rows the pipeline pools
 (tests/data/dependence_*.csv, exported by tests/reference/export_dependence_rows.py; the first test checks that
 the pipeline still pools exactly those rows). rma.mv references are polished to the root of the score equation
-(see tests/test_rma_mv.py's module docstring): fields agree at ITERATIVE, AIC/BIC come from the free nlminb fit, and
-profile bounds at rtol 1e-6 (test_rma_mv.test_profile_ci_matches_confint gives the reason).
+(see tests/stats/test_rma_mv.py's module docstring): fields agree at ITERATIVE, AIC/BIC come from the free nlminb
+fit, and profile bounds at rtol 1e-6 (test_rma_mv.test_profile_ci_matches_confint gives the reason).
 """
 
 import html
