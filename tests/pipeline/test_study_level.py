@@ -213,6 +213,7 @@ def test_figure_matches_its_table(tmp_path):
     assert agreement_band(0.5, "SMD") == pytest.approx((0.4, 0.6))
 
 
+@pytest.mark.workflow
 def test_pipeline_writes_study_level_table_figure_and_report(tmp_path, monkeypatch):
     """The Qin 2016 example's analysis with compare_studies, run by run_config: the files analysis_files lists,
     study_level.csv with one row per published study (Qin's forest plot has 13), the figure, the sentence."""

@@ -11,6 +11,8 @@ import subprocess
 
 import pytest
 
+# the page of the default run (conftest.default_run: the whole workflow) in a browser
+pytestmark = [pytest.mark.browser, pytest.mark.workflow]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]  # fmt: skip
