@@ -78,17 +78,13 @@ def il6_forest():
     """The il6_smd forest plot of the default config, drawn as the forest rule draws it."""
     import yaml
 
-    from metarepro.jobs import forest_figure, read_effects, run_analysis
+    from metarepro.jobs import forest_figure, run_analysis
 
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     analysis = config["analyses"]["il6_smd"]
-    sheet = ROOT / analysis["data"]
-    result = run_analysis(sheet, analysis, config["defaults"])
-    with tempfile.TemporaryDirectory() as tmp:
-        result.effects.to_csv(Path(tmp) / "effects.csv", index=False)
-        effects = read_effects(Path(tmp) / "effects.csv")
+    result = run_analysis(ROOT / analysis["data"], analysis, config["defaults"])
     settings = {"name": "il6_smd", "defaults": config["defaults"], "analysis": analysis}
-    return forest_figure(sheet, settings, effects, result.pooled)
+    return forest_figure(result.rows, settings, result.effects, result.pooled)
 
 
 def fresh(code: str, src: Path | None) -> tuple[float, list[str]] | None:

@@ -36,6 +36,8 @@ def test_the_probe_sees_an_import():
         # what the Snakefile imports while Snakemake parses the workflow (every run, also a no-op one)
         ("from metarepro.inputs.config import check_config, load_config",
          ("numpy", "scipy.special", "pandas", "matplotlib")),
+        # the files of a run, which common.smk reads while Snakemake parses the workflow
+        ("from metarepro.jobs.outputs import analysis_files", ("numpy", "scipy.special", "pandas", "matplotlib")),
         ("from metarepro import rma, rma_batch, rma_mv, robust, vcalc, aggregate", ("pandas", "matplotlib")),
         ("import metarepro.jobs", ("matplotlib",)),  # the pool job
         # the report job: it reads the analyses' records and draws the overview figures; it computes no p-value
@@ -65,7 +67,7 @@ def test_the_lazy_names_are_all_of_the_modules_public_names():
     import metarepro
 
     assert set(metarepro.__all__) == set(metarepro._EXPORTS)
-    code = ("import metarepro.stats.rma, metarepro.stats.rma_mv, metarepro\n"
+    code = ("import metarepro.stats.rma, metarepro.stats.mv, metarepro\n"
             "print(type(metarepro.rma).__name__, type(metarepro.rma_mv).__name__)")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["function", "function"]  # importing the submodule first does not shadow them

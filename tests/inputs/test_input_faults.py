@@ -146,9 +146,9 @@ def test_the_cumulative_figure_says_how_many_studies_had_no_year(tmp_path):
     text = rows("a,A,2001b,0.1,0.01", "b,B,2001a,0.2,0.02", "c,C,,0.3,0.03", "d,D,2000,0.4,0.04")
     path = sheet_text(tmp_path, text)
     config = {"name": "t", "defaults": {}, "analysis": {"data": str(path), "measure": "GEN"}}
-    effects = run_analysis(path, config["analysis"], {}).effects
-    model, kept = sensitivity.sensitivity_rows(path, effects, config)
-    out = sensitivity.diagnostics(kept, model)
+    result = run_analysis(path, config["analysis"], {})
+    kept = sensitivity.sensitivity_rows(result, config["analysis"])
+    out = sensitivity.diagnostics(kept, result.settings)
     assert out.tables["cumulative"]["study_id"].tolist() == ["d", "b", "a", "c"]
     title = out.figures["cumulative"].axes[0].get_title(loc="left") or out.figures["cumulative"].axes[0].get_title()
     texts = [t.get_text() for t in out.figures["cumulative"].findobj(lambda a: hasattr(a, "get_text"))]

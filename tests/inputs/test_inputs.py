@@ -218,7 +218,7 @@ def test_diagnostics_with_one_study_is_skipped_with_the_reason():
 
 def analysis_rows_of(path, analysis):
     result = run_analysis(path, analysis)
-    return result, sensitivity.analysis_rows(path, analysis, result.effects)
+    return result, sensitivity.analysis_rows(result)
 
 
 def test_na_in_a_numeric_moderator_leaves_the_model_as_in_metafor():

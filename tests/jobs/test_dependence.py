@@ -241,14 +241,10 @@ def test_sensitivity_steps_run_on_aggregated_clusters(multilevel):
     assert set(metaregression(agg, multilevel.settings, ["year"], permutations=0)["dependence"]) == {note}
 
 
-def test_sensitivity_rows_aggregate_a_dependent_analysis(tmp_path, multilevel):
-    from metarepro.jobs.files import read_effects
+def test_sensitivity_rows_aggregate_a_dependent_analysis(multilevel):
     from metarepro.jobs.sensitivity import sensitivity_rows
 
-    path = tmp_path / "effects.csv"
-    multilevel.effects.to_csv(path, index=False)
-    config = {"analysis": export.analyses()["il6_smd_multilevel"][0], "defaults": CONFIG["defaults"]}
-    _, rows = sensitivity_rows(SHEET, read_effects(path), config)  # as analysis_job: from the written effects.csv
+    rows = sensitivity_rows(multilevel, export.analyses()["il6_smd_multilevel"][0])  # as analysis_job
     assert len(rows) == 20 and "aggregated to 20 clusters" in rows.attrs["dependence_note"]
 
 

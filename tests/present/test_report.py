@@ -72,7 +72,7 @@ def test_every_user_string_is_escaped():
     s = section(name="evil", title=EVIL, study=EVIL)
     page = render_report([s], labels={"cases": EVIL})
     assert "<script>alert" not in page
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; Co" in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; Co" in page  # MarkupSafe's entities
 
 
 def test_five_parts_in_order_and_self_contained():
@@ -142,3 +142,23 @@ def test_the_reproduction_section_opens_with_the_counts():
                     "approximately, 2 meaningfully different; 2 of them are updates (some of our pooled studies "
                     "appeared after the published search ended). Study by study (q): 2 of 13 studies of Qin 2016 "
                     "agree with ours within 0.1.")
+
+
+def test_inlined_figures_keep_their_references_with_ids_unique_on_the_page():
+    """Caught: matplotlib writes alike ids in every figure (figure_1, patch_1, ...; markers and clip paths named by a
+    hash of their content), so the inlined figures repeated 408 ids. Two copies of one figure on a page: each
+    keeps its own references, renamed <uid>-1, <uid>-2 in order of first reference; ids nothing refers to are
+    dropped; the title names the image."""
+    from metarepro.present.report import figure_html
+
+    svg = ('<?xml version="1.0"?>\n<svg width="10pt" height="5pt">\n  <defs><path id="m1a" d="M0 0"/>'
+           '<clipPath id="p2b"><rect/></clipPath></defs>\n  <g id="figure_1"><g clip-path="url(#p2b)">'
+           '<use xlink:href="#m1a"/></g></g>\n</svg>')  # fmt: skip
+    one, two = (str(figure_html(svg, uid, f"Forest plot: {uid}", "what it shows")) for uid in ("a-forest", "b-forest"))
+    assert one == ('<figure class="figure"><svg width="10pt" height="5pt" role="img" aria-labelledby="a-forest-title">'
+                   '<title id="a-forest-title">Forest plot: a-forest</title><defs><path id="a-forest-2" d="M0 0"/>'
+                   '<clipPath id="a-forest-1"><rect/></clipPath></defs><g><g clip-path="url(#a-forest-1)">'
+                   '<use xlink:href="#a-forest-2"/></g></g></svg><figcaption class="muted">what it shows</figcaption>'
+                   "</figure>")  # fmt: skip
+    ids = re.findall(r' id="([^"]*)"', one + two)
+    assert len(ids) == len(set(ids)) == 6

@@ -3,13 +3,16 @@
 Checks: no console errors and no network requests; no horizontal overflow at 1280 px with every section open;
 every figure and every table-of-contents target present and visible; the page under 2 MB. Printed (Chromium's
 "save as PDF", read back with poppler's pdftotext): every analysis section is in the PDF, and in print layout at
-A4's printable width every table, fit and figure fits the page.
+A4's printable width every table, fit and figure fits the page. Accessible (issue 20): every figure named and
+captioned, headings that nest, ids unique on the page, readable at 800 px, and no serious or critical violation
+by axe-core (vendored in tests/vendor/axe-core with its version and licence).
 """
 
 import shutil
 import subprocess
 
 import pytest
+from conftest import REPO
 
 # the page of the default run (conftest.default_run: the whole workflow) in a browser
 pytestmark = [pytest.mark.browser, pytest.mark.workflow]
@@ -19,6 +22,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
 MAX_BYTES = 2 * 1024 * 1024
 PDFTOTEXT = shutil.which("pdftotext")
 A4_PRINT_WIDTH = 718  # CSS px: 210 mm less Chromium's default 0.4 in margins (Letter's is wider, 740)
+AXE = REPO / "tests" / "vendor" / "axe-core" / "axe.min.js"
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +122,117 @@ def test_print_layout_opens_every_section_and_fits_the_page(report, browser):
         assert page.evaluate(f"getComputedStyle(document.querySelector('{selector}')).breakInside") == "avoid"
     page.evaluate("window.dispatchEvent(new Event('afterprint'))")
     assert page.evaluate(closed) == before
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# accessibility (issue 20)
+
+
+def open_page(browser, report, width=1280):
+    """The report at ``width`` CSS px with every section open (and the handlers that follow opening run)."""
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.goto(report.as_uri())
+    page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+    page.evaluate("new Promise(done => setTimeout(done, 0))")  # the 'toggle' events queued by opening them
+    return page
+
+
+def test_every_figure_has_a_title_and_a_caption(report, browser):
+    """Caught: the inline SVGs had no accessible name (no <title>, no role) and only some figures a caption.
+    Expected: each figure's SVG is an image named by its own <title> (the figure's title; an analysis's figures
+    name the analysis), and a non-empty <figcaption> says what it shows."""
+    page = open_page(browser, report)
+    figures = page.evaluate("""[...document.querySelectorAll('figure')].map(f => {
+        const svg = f.querySelector('svg'), label = svg.getAttribute('aria-labelledby');
+        const title = label && document.getElementById(label);
+        return {role: svg.getAttribute('role'), title: title ? title.textContent : null,
+                inside: !!title && title.parentElement === svg, caption: f.querySelector('figcaption')?.textContent,
+                section: f.closest('details.analysis')?.querySelector('summary h3')?.textContent || null};
+    })""")
+    assert len(figures) > 20
+    for figure in figures:
+        assert figure["role"] == "img" and figure["inside"] and figure["title"].strip(), figure
+        assert figure["caption"] and figure["caption"].strip(), figure
+        if figure["section"]:  # "Forest plot: IL-6, Hedges' g ..." under the heading "IL-6, Hedges' g ... (il6_smd)"
+            assert figure["title"].split(": ", 1)[1] in figure["section"], figure
+
+
+def test_headings_nest_and_name_the_analyses(report, browser):
+    """Caught: the page went from h2 to h4 (192 h4 under the h2 "Analyses"; the analyses' names were in <summary>
+    text, not in headings). Expected: one h1; no heading more than one level below the one before it; each
+    analysis section's summary holds an h3 with the analysis's title and name."""
+    page = open_page(browser, report)
+    levels = page.evaluate("[...document.querySelectorAll('h1,h2,h3,h4,h5,h6')].map(h => +h.tagName[1])")
+    assert levels[0] == 1 and levels.count(1) == 1
+    assert [(a, b) for a, b in zip(levels, levels[1:], strict=False) if b > a + 1] == []
+    sections = page.evaluate("""[...document.querySelectorAll('details.analysis')].map(d =>
+        [d.id, d.querySelector(':scope > summary > h3')?.textContent || ''])""")
+    assert len(sections) >= 5
+    for name, heading in sections:
+        assert f"({name})" in heading, (name, heading)
+
+
+def test_element_ids_are_unique_and_every_reference_resolves(report, browser):
+    """Caught: 408 ids repeated across the inline SVGs (10,696 elements; matplotlib numbers every figure's
+    elements alike and names markers and clip paths by a hash of their content). Expected: every id once on the
+    page, and every in-page reference (links, SVG xlink:href, url(#...), aria-labelledby) to an id that exists;
+    an SVG's references stay inside that SVG."""
+    page = open_page(browser, report)
+    ids = page.evaluate("[...document.querySelectorAll('[id]')].map(e => e.id)")
+    assert len(ids) > 100
+    assert sorted({i for i in ids if ids.count(i) > 1}) == []
+    dangling = page.evaluate("""(() => {
+        const out = [];
+        for (const e of document.querySelectorAll('*')) {
+            for (const a of e.attributes) {
+                const ref = a.name === 'aria-labelledby' ? a.value
+                    : (a.value.match(/^#(.+)$/) || a.value.match(/url\\(#([^)]+)\\)/) || [])[1];
+                if (!ref || !/href|clip-path|mask|filter|aria-labelledby/.test(a.name)) continue;
+                const target = document.getElementById(ref);
+                const svg = e.closest('svg');
+                const outside = svg && a.name !== 'aria-labelledby' && !svg.contains(target);
+                if (!target || outside) out.push(a.name + '=' + ref);
+            }
+        }
+        return out;
+    })()""")
+    assert dangling == []
+
+
+def test_readable_at_800_px(report, browser):
+    """Expected at 800 px with every section open: no horizontal scrolling of the page; whatever is wider than the
+    window (a long table, a printed fit) scrolls inside its own box, which then takes the keyboard focus; the
+    table of contents does not run into its second column."""
+    page = open_page(browser, report, width=800)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 800
+    outside = page.evaluate("""[...document.querySelectorAll('body *')].filter(e => {
+        if (e.ownerSVGElement) return false;  // drawn inside a figure, which clips it; the <svg> itself counts
+        if (e.getBoundingClientRect().right <= document.documentElement.clientWidth + 0.5) return false;
+        for (let a = e.parentElement; a; a = a.parentElement)
+            if (['auto', 'scroll'].includes(getComputedStyle(a).overflowX)) return false;
+        return true;
+    }).map(e => e.tagName + ': ' + e.textContent.slice(0, 60))""")
+    assert outside == []
+    scrollers = page.evaluate("""[...document.querySelectorAll('.wide, pre')]
+        .filter(e => e.scrollWidth > e.clientWidth).map(e => e.tabIndex)""")
+    assert scrollers and set(scrollers) == {0}  # some tables scroll at 800 px, and each can be reached by keyboard
+    overlaps = page.evaluate("""(() => {
+        const items = [...document.querySelectorAll('nav ol li')].map(li => li.getBoundingClientRect());
+        return items.filter((a, i) => items.some((b, j) => i !== j && a.left < b.left && a.right > b.left - 20
+                                                        && a.top < b.bottom && b.top < a.bottom)).length;
+    })()""")
+    assert overlaps == 0
+
+
+def test_axe_finds_no_serious_or_critical_violation(report, browser):
+    """axe-core's WCAG 2.x rules on the page at 800 px with every section open. Caught: 62 scrollable tables that
+    a keyboard could not reach (scrollable-region-focusable, serious), besides the repeated ids and unnamed
+    figures above. Expected: no violation of impact serious or critical."""
+    if not AXE.exists():
+        pytest.skip("tests/vendor/axe-core/axe.min.js missing: npm pack axe-core@4.14.1 and copy package/axe.min.js")
+    page = open_page(browser, report, width=800)
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    serious = [(v["id"], v["impact"], len(v["nodes"]), v["nodes"][0]["target"]) for v in result["violations"]
+               if v["impact"] in ("serious", "critical")]  # fmt: skip
+    assert serious == []

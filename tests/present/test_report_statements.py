@@ -231,8 +231,8 @@ def test_subgroup_rows_without_a_value_are_named_in_the_table_and_the_figure(tmp
     sheet.write_text("study_id,sample,yi,vi\na,serum,0.1,0.02\nb,serum,0.3,0.03\nc,plasma,0.5,0.02\n"
                      "d,plasma,0.2,0.04\ne,,0.4,0.03\n")  # fmt: skip
     config = {"name": "t", "defaults": {}, "analysis": {"data": str(sheet), "measure": "GEN", "subgroups": ["sample"]}}
-    effects = run_analysis(sheet, config["analysis"]).effects
-    model, rows = sensitivity.sensitivity_rows(sheet, effects, config)
+    result = run_analysis(sheet, config["analysis"])
+    model, rows = result.settings, sensitivity.sensitivity_rows(result, config["analysis"])
     table = sensitivity.subgroups(rows, model, ["sample"])
     html = _subgroups(table)
     assert "<strong>By sample</strong>" in html  # the heading names the grouping column (it once said "By I² (%)")

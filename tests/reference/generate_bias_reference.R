@@ -35,19 +35,7 @@ TESTS <- c("z", "knha")
 
 source(file.path("tests", "reference", "reference_json.R"))
 
-num <- function(x) arr(unname(as.numeric(x)))
-
-# evaluate expr quietly; on error return list(error = msg); record warnings
-safely <- function(expr, extract) {
-  warns <- character(0)
-  value <- withCallingHandlers(
-    tryCatch(expr, error = function(e) structure(list(msg = conditionMessage(e)), class = "captured_error")),
-    warning = function(w) { warns <<- c(warns, conditionMessage(w)); invokeRestart("muffleWarning") })
-  if (inherits(value, "captured_error")) return(list(error = value$msg))
-  out <- extract(value)
-  out$warnings <- arr(unique(warns))
-  out
-}
+# num() and safely() are in reference_json.R
 
 # ---- records ---------------------------------------------------------------------------------------------
 

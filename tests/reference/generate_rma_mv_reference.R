@@ -1,5 +1,5 @@
 # Golden reference values from R metafor (rma.mv, vcalc, aggregate.escalc, robust, anova, confint) and
-# clubSandwich (coef_test, Wald_test HTZ) for the Python dependent-effects engine (rma_mv.py, vcalc.py, robust.py).
+# clubSandwich (coef_test, Wald_test HTZ) for the Python dependent-effects engine (stats/mv/, vcalc.py, robust.py).
 #
 # How to run (from the repository root):
 #     Rscript tests/reference/generate_rma_mv_reference.R
@@ -42,12 +42,17 @@ k3$year_reml_t_contain <- fit_mv(yi, vi, mods = ~ year_c, random = ~ 1 | distric
                                  test = "t", dfs = "contain")
 k3$two_level_reml <- fit_mv(yi, vi, random = ~ 1 | study, data = dat)
 k3$two_level_ml <- fit_mv(yi, vi, random = ~ 1 | study, data = dat, method = "ML")
+# issue 18's slow case: compound symmetry over 56 inner levels (each study its own level within its district)
+k3$cs_study_district_reml <- fit_mv(yi, vi, random = ~ factor(study) | district, struct = "CS", data = dat)
+# struct AR over 11 inner levels (lags 1..10): schools numbered within their district as the ordered levels
+k3$ar_school_district_reml <- fit_mv(yi, vi, random = ~ school | district, struct = "AR", data = dat)
 cases$konstantopoulos2011 <- list(
   source = "metadat::dat.konstantopoulos2011",
   data = list(yi = arr(dat$yi), vi = arr(dat$vi), district = arr(dat$district), school = arr(dat$school),
               study = arr(dat$study), year = arr(dat$year)),
   fits = lapply(k3, fit_record),
-  profile = list(reml_z = profile_record(k3$reml_z), ml_z = profile_record(k3$ml_z)),
+  profile = list(reml_z = profile_record(k3$reml_z), ml_z = profile_record(k3$ml_z),
+                 ar_school_district_reml = profile_record(k3$ar_school_district_reml)),
   robust = list(reml_z = robust_record(k3$reml_z, dat$district),
                 year_reml_z = robust_record(k3$year_reml_z, dat$district)),
   anova = list(three_vs_two_reml = anova_record(k3$reml_z, k3$two_level_reml),
@@ -94,7 +99,7 @@ message("berkey1998")
 dat <- dat.berkey1998
 V <- bldiag(lapply(split(dat[c("v1i", "v2i")], dat$trial), as.matrix))
 b2 <- list()
-for (st in c("UN", "CS", "HCS")) for (m in c("REML", "ML")) {
+for (st in c("UN", "CS", "HCS", "AR")) for (m in c("REML", "ML")) {
   b2[[paste0(tolower(st), "_", tolower(m))]] <- fit_mv(yi, V, mods = ~ outcome - 1, random = ~ outcome | trial,
                                                        struct = st, data = dat, method = m)
 }

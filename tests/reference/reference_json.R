@@ -30,3 +30,17 @@ write_json_file <- function(obj, path) {
   writeLines(txt, path, useBytes = TRUE)
   invisible(path)
 }
+
+num <- function(x) arr(unname(as.numeric(x)))  # a numeric vector, names dropped, always a JSON array
+
+# evaluate expr quietly; on error return list(error = msg); record warnings
+safely <- function(expr, extract) {
+  warns <- character(0)
+  value <- withCallingHandlers(
+    tryCatch(expr, error = function(e) structure(list(msg = conditionMessage(e)), class = "captured_error")),
+    warning = function(w) { warns <<- c(warns, conditionMessage(w)); invokeRestart("muffleWarning") })
+  if (inherits(value, "captured_error")) return(list(error = value$msg))
+  out <- extract(value)
+  out$warnings <- arr(unique(warns))
+  out
+}

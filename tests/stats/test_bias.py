@@ -17,6 +17,7 @@ from conftest import assert_close, load_reference
 from tolerances import FORMULA, conditioned_rtol, difference_atol
 
 from metarepro.stats.bias import LOW_POWER_NOTE, fsn, low_power_note, pet_peese, ranktest, regtest, trimfill
+from metarepro.stats.rma import rma
 
 EXTRA = load_reference("metafor_reference_extra.json")
 BIAS = load_reference("bias_reference.json")
@@ -169,6 +170,25 @@ def test_trimfill_metafor_defaults(ds, a, estimator):
     test = "z" if ref["k0"] > 0 else a["test"]
     ours = trimfill(yi, vi, estimator, method=a["method"], test=test)
     _check_trimfill(ours, {**ref, "zval": ref["zval"]})
+
+
+@pytest.mark.parametrize(("ds", "a"), _bias_cases())
+@pytest.mark.parametrize("estimator", ["L0", "R0"])
+def test_trimfill_and_pet_peese_take_the_fits_a_job_has(ds, a, estimator):
+    """An analysis job passes the fits it already has: the model (trim-and-fill's result when k0 = 0) and the
+    mixed-effects Egger regression (its slope is trim-and-fill's side; it is PET). The results are metafor's
+    (same reference as above) and exactly those of the functions fitting alone."""
+    yi, vi = _data(ds)
+    options = {"method": a["method"], "test": a["test"]}
+    egger = regtest(yi, vi, **options)
+    given = trimfill(yi, vi, estimator, **options, fit=rma(yi, vi, **options), side_fit=egger.fit)
+    _check_trimfill(given, a["trimfill"][estimator])
+    alone = trimfill(yi, vi, estimator, **options)
+    assert (given.k0, given.side, given.fit.estimate, given.fit.se) == (alone.k0, alone.side, alone.fit.estimate,
+                                                                         alone.fit.se)  # fmt: skip
+    shared, own = pet_peese(yi, vi, **options, pet=egger), pet_peese(yi, vi, **options)
+    assert shared.pet is egger and (shared.estimate, shared.ci_low, shared.use_peese) == (own.estimate, own.ci_low,
+                                                                                           own.use_peese)  # fmt: skip
 
 
 def test_trimfill_fills_both_sides():

@@ -19,6 +19,7 @@ from conftest import assert_close, load_reference
 from tolerances import FORMULA
 
 from metarepro.stats.influence import baujat, cumul, influence, leave1out
+from metarepro.stats.rma import rma
 
 EXTRA = load_reference("metafor_reference_extra.json")
 BIAS = load_reference("bias_reference.json")
@@ -92,6 +93,19 @@ def test_influence_extra(ds, a):
     np.testing.assert_array_equal(ours.inf, ref["is_infl"])
     assert_close(ours.fit.tau2, ref["tau2"], "tau2")
     assert_close(ours.fit.q, ref["QE"], "QE")
+
+
+@pytest.mark.parametrize(("ds", "a"), _extra_cases())
+def test_influence_takes_the_fit_a_job_has(ds, a):
+    """Given the model's fit (an analysis job has it), influence does not refit it: metafor's values (the same
+    reference as above), exactly those of influence fitting alone."""
+    yi, vi = _data(ds)
+    fit = rma(yi, vi, a["method"], a["test"])
+    given, alone = influence(yi, vi, a["method"], a["test"], fit=fit), influence(yi, vi, a["method"], a["test"])
+    assert given.fit is fit
+    assert_close(given.rstudent, a["influence"]["inf"]["rstudent"], "influence rstudent")
+    for field in ("rstudent", "dffits", "cook_d", "cov_r", "tau2_del", "hat", "dfbs"):
+        np.testing.assert_array_equal(getattr(given, field), getattr(alone, field))
 
 
 @pytest.mark.parametrize(("ds", "a"), _extra_cases())

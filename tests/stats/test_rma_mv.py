@@ -2,7 +2,8 @@
 
 Reference: tests/reference/rma_mv_reference.json, written by tests/reference/generate_rma_mv_reference.R on
 metadat's dat.konstantopoulos2011 (three-level), dat.assink2016 (three-level with moderators),
-dat.berkey1998 (multivariate, known V, struct UN/CS/HCS) and dat.knapp2017 (V from vcalc with shared controls).
+dat.berkey1998 (multivariate, known V, struct UN/CS/HCS/AR) and dat.knapp2017 (V from vcalc with shared controls);
+konstantopoulos2011 also with struct CS over 56 inner levels and struct AR over 11 (schools within districts).
 
 R's own optimum (nlminb on log-likelihood values) is good to only ~1e-8..1e-7 relative in the variance
 components (the likelihood is flat to EPS·|ll| there; optimizers disagree in the 8th digit). The generator
@@ -17,7 +18,7 @@ import pytest
 from conftest import assert_close, load_reference
 from tolerances import FORMULA, ITERATIVE, log_p_close
 
-from metarepro.stats.rma_mv import BlockV, MVControl, anova, confint, rma_mv
+from metarepro.stats.mv import BlockV, MVControl, anova, confint, rma_mv
 
 REFERENCE = load_reference("rma_mv_reference.json")
 CASES = REFERENCE["cases"]
@@ -40,6 +41,10 @@ def setup(case_name, fit_name):
     case = CASES[case_name]
     d = case["data"]
     if case_name == "konstantopoulos2011":
+        if fit_name.startswith("cs_study_district"):  # ~ factor(study) | district, struct CS: 56 inner levels
+            return d["yi"], d["vi"], {"inner": d["study"], "outer": d["district"], "struct": "CS"}
+        if fit_name.startswith("ar_school_district"):  # ~ school | district, struct AR: 11 inner levels
+            return d["yi"], d["vi"], {"inner": d["school"], "outer": d["district"], "struct": "AR"}
         nested = [d["study"]] if fit_name.startswith("two_level") else [d["district"], d["school"]]
         return d["yi"], d["vi"], {"nested": nested}
     if case_name == "assink2016":
@@ -116,7 +121,7 @@ def test_fit_matches_metafor(case_name, fit_name):
         assert_close(fit.tau2, ref["tau2"], "tau2", **ITERATIVE)
         assert_close(fit.rho, ref["rho"], "rho", **ITERATIVE)
         assert_close(fit.G, np.array(ref["G"]), "G", **ITERATIVE)
-        assert list(fit.g_levels) == ref["g_levels_f"]
+        assert [str(v) for v in fit.g_levels] == ref["g_levels_f"]
     for method in ("ML", "REML"):
         for stat in ("ll", "dev"):
             assert_close(fit.fit_stats[method][stat], ref["fit_stats"][method][stat], f"{method} {stat}", **ITERATIVE)
@@ -242,6 +247,55 @@ def test_row_order_does_not_matter():
     assert_close(fit.beta, base.beta, "beta", rtol=1e-10, atol=0)
 
 
+def test_padded_stacks_give_the_unpadded_fit(monkeypatch):
+    """Blocks of several sizes stacked with padding rows (the default for small models) give the fit of one
+    stack per size: the padding adds nothing to any likelihood term, and marginal_blocks() leaves it out."""
+    from metarepro.stats.mv import model
+
+    d = CASES["assink2016"]["data"]
+    args = (d["yi"], d["vi"])
+    kwargs = {"nested": [d["study"]], "inner": d["deltype"], "outer": d["study"], "struct": "ID"}
+    padded = rma_mv(*args, **kwargs)
+    monkeypatch.setattr(model, "PAD_SLACK", -np.inf)  # no merging: one stack per block size
+    unpadded = rma_mv(*args, **kwargs)
+    assert len(padded._model.groups) < len(unpadded._model.groups)
+    assert_close(padded.logLik, unpadded.logLik, "ll", rtol=1e-12, atol=0)
+    for name in ("beta", "se", "sigma2", "tau2", "rho", "QE"):
+        assert_close(getattr(padded, name), getattr(unpadded, name), name, rtol=1e-9, atol=0)
+    blocks = {rows.shape[1]: (rows, M) for rows, M in padded.marginal_blocks()}
+    for rows, M in unpadded.marginal_blocks():
+        np.testing.assert_array_equal(blocks[rows.shape[1]][0], rows)
+        assert_close(blocks[rows.shape[1]][1], M, "marginal blocks", rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("case", ["three-level", "UN", "AR-11"])
+@pytest.mark.parametrize("method", ["REML", "ML"])
+def test_observed_information_is_the_derivative_of_the_score(case, method):
+    """The analytic observed information (the solver's Newton matrix) against central differences of the
+    analytic score, −∂score/∂θ (step 1e-5, error ~1e-10 relative)."""
+    from metarepro.stats.mv.likelihood import evaluate
+    from metarepro.stats.mv.model import _build
+    from metarepro.stats.mv.solver import _derivatives
+
+    d = CASES["konstantopoulos2011"]["data"]
+    yi, V, X = np.asarray(d["yi"]), np.asarray(d["vi"]), np.ones((len(d["yi"]), 1))
+    if case == "three-level":
+        args, theta = ([d["district"], d["school"]], None, None, "CS"), np.log([0.06, 0.03])
+    elif case == "AR-11":
+        args, theta = (None, d["school"], d["district"], "AR"), np.array([np.log(0.09), 0.9])
+    else:
+        b = CASES["berkey1998"]["data"]
+        yi, V = np.asarray(b["yi"]), berkey_V(b)
+        X = np.array(CASES["berkey1998"]["fits"]["un_reml"]["X"], dtype=float)
+        args, theta = (None, b["outcome"], b["trial"], "UN"), np.array([np.log(0.01), np.log(0.03), 0.5])
+    model, _ = _build(yi, V, X, *args)
+    score = lambda t: _derivatives(model, evaluate(model, model.marginal(t)), t, method)[0]  # noqa: E731
+    _, _, observed = _derivatives(model, evaluate(model, model.marginal(theta)), theta, method, observed=True)
+    h = 1e-5
+    numeric = np.stack([(score(theta - h * e) - score(theta + h * e)) / (2 * h) for e in np.eye(theta.size)])
+    assert_close(observed, (numeric + numeric.T) / 2, "observed information", rtol=1e-6, atol=1e-8)
+
+
 def test_zero_component_is_reported_at_the_boundary():
     """Identical effects within each district: the school-level variance has its maximum at 0."""
     d = CASES["konstantopoulos2011"]["data"]
@@ -266,7 +320,7 @@ def test_iteration_cap_is_reported_as_not_converged():
         ({"method": "DL"}, "method must be one of"),
         ({"test": "knha"}, "test must be one of"),
         ({"dfs": "bw"}, "dfs must be one of"),
-        ({"struct": "AR", "inner": [1] * 4, "outer": [1, 1, 2, 2]}, "struct"),
+        ({"struct": "HAR", "inner": [1] * 4, "outer": [1, 1, 2, 2]}, "struct"),
     ],
 )
 def test_bad_options_name_the_allowed_values(kwargs, message):
@@ -291,7 +345,7 @@ def test_profile_ci_of_a_zero_component_starts_at_zero():
     # the upper bound solves the profile equation: 2(ll̂ − ll(bound)) = χ²₁(0.95)
     from scipy import stats
 
-    from metarepro.stats.rma_mv import _profile_ll
+    from metarepro.stats.mv.inference import _profile_ll
 
     ll, converged = _profile_ll(fit, 1, np.log(ci["ci_high"]), MVControl())
     assert converged

@@ -1,19 +1,35 @@
-# Helpers shared by the rules: which analyses exist and which files each one writes. Plain Python and
-# Snakemake only: the workflow is parsed without metarepro (e.g. by a Snakemake that runs jobs in
-# --sdm conda environments), and nothing here reads a sheet.
+# Helpers shared by the rules: which analyses exist and which files each one writes (named once, in
+# metarepro.jobs.outputs, which the jobs read too). Plain Python and Snakemake only: the workflow is parsed
+# without metarepro (e.g. by a Snakemake that runs jobs in --sdm conda environments), and nothing here reads a
+# sheet.
 
 
 wildcard_constraints:
     analysis="[A-Za-z0-9_-]+",
 
 
+def load_outputs():
+    """metarepro.jobs.outputs, the one list of the files an analysis writes and the report reads (the jobs
+    read the same module); without metarepro, the workflow's own copy of that file (plain Python)."""
+    try:
+        from metarepro.jobs import outputs
+    except ImportError:
+        import importlib.util
+
+        path = workflow.source_path("../../src/metarepro/jobs/outputs.py")
+        spec = importlib.util.spec_from_file_location("metarepro_outputs", path)
+        outputs = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(outputs)
+    return outputs
+
+
+OUTPUTS = load_outputs()
 ANALYSES = list(config["analyses"])
 # Figure formats of every figure (config figure_formats; the report embeds the SVG).
-FIGURE_FORMATS = config.get("figure_formats", ["svg", "png"])
+FIGURE_FORMATS = config.get("figure_formats", list(OUTPUTS.FORMATS))
 # Every output lives under the config's `results` folder (default results/), so a researcher's run given its own
 # folder never overwrites the default reproduction. Paths are relative, so a module `prefix` applies to them.
 RESULTS = config.get("results", "results").rstrip("/")
-DIAGNOSTIC_TABLES = ["leave1out", "influence", "cumulative"]
 
 
 def result_path(path):
@@ -34,22 +50,16 @@ def analysis_settings(name):
 
 
 def analysis_files(name):
-    """Every file of one analysis's job, as metarepro.jobs.run.analysis_files lists them (tested to agree)."""
-    analysis = config["analyses"][name]
-    tables = ["effects.csv", "pooled.json", "estimators.csv"]
-    tables += [f"{table}.csv" for table in DIAGNOSTIC_TABLES]
-    tables += ["bias.json", "section.html"]
-    figures = ["forest", "leave1out", "cumulative", "baujat", "funnel"]
-    if analysis.get("subgroups"):
-        tables.append("subgroups.csv")
-        figures += [f"forest_subgroups_{column}" for column in analysis["subgroups"]]
-    if analysis.get("moderators"):
-        tables.append("metareg.csv")
-        figures += [f"bubble_{moderator}" for moderator in analysis["moderators"]]
-    if analysis.get("compare_studies"):
-        tables.append("study_level.csv")
-        figures.append("study_level")
-    return tables + [f"{fig}.{fmt}" for fig in figures for fmt in FIGURE_FORMATS]
+    """Every file of one analysis's job (metarepro.jobs.outputs.analysis_files)."""
+    return OUTPUTS.analysis_files(config["analyses"][name], FIGURE_FORMATS)
+
+
+def report_inputs():
+    """What the report job reads of each analysis, by kind ({"pooled": [...pooled.json of each analysis], ...})."""
+    return {
+        kind: [result_path(f"{name}/{file}") for name in ANALYSES]
+        for kind, file in OUTPUTS.REPORT_INPUTS.items()
+    }
 
 
 def study_level_sheet(name):
@@ -65,9 +75,7 @@ CAPTIONS = {
     "effects": "effects",
     "pooled": "pooled",
     "estimators": "estimators",
-    "leave1out": "diagnostics",
-    "influence": "diagnostics",
-    "cumulative": "diagnostics",
+    **dict.fromkeys(OUTPUTS.DIAGNOSTIC_TABLES, "diagnostics"),
     "bias": "bias",
     "subgroups": "subgroups",
     "metareg": "metareg",

@@ -1,12 +1,9 @@
 rule report:
     input:
-        # each analysis's section of the page (its own job renders it, with every table and figure), and
-        # what the headline and the overview figures read
-        section=[result_path(f"{name}/section.html") for name in ANALYSES],
-        pooled=[result_path(f"{name}/pooled.json") for name in ANALYSES],
-        effects=[result_path(f"{name}/effects.csv") for name in ANALYSES],
-        # the headline names a significant small-study test among a marker's caveats
-        bias=[result_path(f"{name}/bias.json") for name in ANALYSES],
+        # each analysis's section of the page (its own job renders it, with every table and figure), and what the
+        # headline and the overview figures read (pooled.json, effects.csv; bias.json: the headline names a
+        # significant small-study test among a marker's caveats)
+        **report_inputs(),
         sheets=input_sheets(),
         published=published_sheet(),
         # the study-level comparisons (config compare_studies): their counts open the reproduction section

@@ -26,14 +26,18 @@ SIGNIF = "---\nSignif. codes:  0 ‘***’ 0.001 ‘**’ 0.01 ‘*’ 0.05 ‘.
 
 
 def _f(x, digits=DIGITS) -> str:
-    x = float(x)
+    """A number with ``digits`` decimals; NA when missing (None, NaN), Inf/-Inf as R prints them. The report's
+    formatter too."""
+    x = math.nan if x is None else float(x)
+    if math.isinf(x):
+        return "Inf" if x > 0 else "-Inf"
     return "NA" if math.isnan(x) else f"{x:.{digits}f}"
 
 
 def _p(p, digits=DIGITS, sep=False) -> str:
     """metafor's ``.pval``: '<.0001' below 10^-digits; with ``sep``, '< .0001' / '= 0.0170'."""
-    p = float(p)
-    if math.isnan(p):
+    p = math.nan if p is None else float(p)
+    if not math.isfinite(p):
         return "= NA" if sep else "NA"
     if p < 10**-digits:
         return f"< .{'0' * (digits - 1)}1" if sep else f"<.{'0' * (digits - 1)}1"
@@ -173,6 +177,46 @@ def trimfill_text(tf) -> str:
     return "\n".join([*lines, "", rma_text(tf.fit)])
 
 
+def _pooled_counts_text(fit, df) -> list[str]:
+    """The part ``print.rma.mh`` and ``print.rma.peto`` share: model line, I², H², Q and the model results (log
+    scale, then exponentiated for a ratio measure)."""
+    lines = [f"Equal-Effects Model (k = {int(fit.k)})", ""]
+    lines += _labelled([(label, text) for label, value, text in (
+        ("I^2 (total heterogeneity / total variability)", fit.I2, f"{_f(fit.I2, 2)}%"),
+        ("H^2 (total variability / sampling variability)", fit.H2, _f(fit.H2, 2))) if not math.isnan(value)])
+    if not math.isnan(fit.QE):
+        lines += ["", "Test for Heterogeneity:", f"Q(df = {df}) = {_f(fit.QE)}, p-val {_p(fit.QEp, sep=True)}"]
+    table = {"estimate": [_f(fit.beta)], "se": [_f(fit.se)], "zval": [_f(fit.zval)], "pval": [_p(fit.pval)],
+             "ci.lb": [_f(fit.ci_lb)], "ci.ub": [_f(fit.ci_ub)]}
+    if fit.measure == "RD":
+        return [*lines, "", "Model Results:", "", _table(table)]
+    ratio = {"estimate": [_f(np.exp(fit.beta))], "ci.lb": [_f(np.exp(fit.ci_lb))], "ci.ub": [_f(np.exp(fit.ci_ub))]}
+    scale = "OR" if fit.measure == "PETO" else fit.measure
+    return [*lines, "", "Model Results (log scale):", "", _table(table), "", f"Model Results ({scale} scale):", "",
+            _table(ratio)]  # fmt: skip
+
+
+def mh_text(fit) -> str:
+    """metafor's ``print.rma.mh`` (:class:`metarepro.stats.mh.RmaMhResult`)."""
+    lines = _pooled_counts_text(fit, max(int(fit.k_yi) - 1, 0))
+    if fit.measure == "OR":  # the two tests' values share one width, as metafor's formatC(width=)
+        mh, ta = (None if math.isnan(x) else _f(x) for x in (fit.MH, fit.TA))
+        width = max((len(v) for v in (mh, ta) if v), default=1)
+        none = "test value not computable for these data"
+        p = [_p(x, sep=True).replace("< .", "< 0.") for x in (fit.MHp, fit.TAp)]  # metafor's add0=TRUE
+        pad = " " * (len(str(fit.k_pos)) - 1)
+        lines += ["", "Cochran-Mantel-Haenszel Test:    " + (f"CMH = {mh.rjust(width)}, df = 1,{pad} p-val {p[0]}"
+                                                             if mh else none),
+                  "Tarone's Test for Heterogeneity: " + (f"X^2 = {ta.rjust(width)}, df = {fit.k_pos - 1}, p-val {p[1]}"
+                                                         if ta else none)]  # fmt: skip
+    return "\n".join(lines)
+
+
+def peto_text(fit) -> str:
+    """metafor's ``print.rma.peto`` (:class:`metarepro.stats.peto.RmaPetoResult`)."""
+    return "\n".join(_pooled_counts_text(fit, int(fit.k_pos) - 1))
+
+
 FIT_TABLE_COLUMNS = {"estimate": "estimate", "se": "se", "zval": "zval", "pval": "pval", "ci_low": "ci.lb",
                      "ci_high": "ci.ub", "q": "Q", "q_p": "Qp", "tau2": "tau2", "i2": "I2", "h2": "H2"}  # fmt: skip
 
@@ -197,7 +241,7 @@ def _batch_text(fit) -> str:
 
 
 _TEXT = {"RmaResult": rma_text, "MetaregResult": mods_text, "Regtest": regtest_text, "Trimfill": trimfill_text,
-         "FitTable": fit_table_text}  # fmt: skip
+         "FitTable": fit_table_text, "RmaMhResult": mh_text, "RmaPetoResult": peto_text}  # fmt: skip
 
 
 def _plain(value):

@@ -2,7 +2,9 @@
 
 Statistics on arrays live in :mod:`metarepro.stats` (:mod:`~metarepro.stats.rma`, :mod:`~metarepro.stats.influence`,
 ...), figures in :mod:`metarepro.present.plots`, the HTML page in :mod:`metarepro.present.report`; a step
-reads files, calls them and returns what is written. Nothing here imports Snakemake.
+reads files, calls them and returns what is written. Nothing here imports Snakemake. :mod:`.outputs` names the files
+of an analysis and the report's inputs (plain Python: the workflow's rules read it too); an analysis job
+(:func:`.run.analysis_job`) is one computation in memory that writes each file once and reads none back.
 """
 
 from metarepro._core.lazy import lazy_exports

@@ -26,8 +26,8 @@ import pandas as pd
 
 from metarepro._core import dist
 from metarepro.pipeline.analysis import Dependence, Settings, pooled_fields, pooled_record
+from metarepro.stats.mv import BlockV, confint, rma_mv
 from metarepro.stats.rma import rma
-from metarepro.stats.rma_mv import BlockV, confint, rma_mv
 from metarepro.stats.robust import robust
 from metarepro.stats.tau2 import METHODS
 from metarepro.stats.vcalc import aggregate, vcalc

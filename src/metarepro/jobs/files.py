@@ -20,25 +20,9 @@ from metarepro.inputs.sheet import SheetError, read_sheet
 
 
 def analysis_sheet(sheet_path, analysis: dict) -> pd.DataFrame:
-    """An analysis's sheet as every step reads it: with the analysis's column mapping (config ``columns``).
-
-    A job's steps (pool, forest, sensitivity) read the same sheet; it is parsed once per file version and
-    mapping, and each step gets its own copy."""
-    path = Path(sheet_path)
-    stat = path.stat() if path.is_file() else None  # a missing path: read_sheet says what is wrong
-    mapping = tuple(sorted((analysis.get("columns") or {}).items()))
-    key = (str(path.resolve()), stat and (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns), mapping)
-    if key not in _SHEETS or stat is None:
-        _SHEETS.clear()  # one sheet at a time: a job reads one
-        _SHEETS[key] = read_sheet(sheet_path, analysis.get("columns"))
-    return _SHEETS[key].copy()
-
-
-_SHEETS: dict[tuple, pd.DataFrame] = {}
-
-
-# The case-diagnostics tables of every analysis (steps.sensitivity.diagnostics writes them; steps.run lists them).
-DIAGNOSTIC_TABLES = ("leave1out", "influence", "cumulative")
+    """An analysis's sheet with the analysis's column mapping (config ``columns``); ``attrs["sha256"]`` is the sha256
+    of the bytes read. An analysis job reads it once (:func:`metarepro.jobs.pool.run_analysis`)."""
+    return read_sheet(sheet_path, analysis.get("columns"))
 
 
 def file_sha256(path) -> str:
@@ -69,6 +53,12 @@ def _jsonable(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def as_json(obj):
+    """``obj`` as :func:`write_json` writes it and :func:`read_json` returns it: plain Python values, NaN/inf as
+    None, tuples as lists (so what is shown of a record in memory is what its file holds)."""
+    return json.loads(json.dumps(_jsonable(obj), allow_nan=False))
 
 
 def write_json(obj, path):

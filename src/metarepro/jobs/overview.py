@@ -12,25 +12,30 @@ from metarepro.jobs.parallel import forked_map
 from metarepro.pipeline.reproduction import read_published, reproduction_table
 
 
-def reproduction(published_path, compare: dict, names, pooled_paths) -> pd.DataFrame:
-    """The reproduction table for the analyses that name published results (config ``compare_with``)."""
-    ours = {name: read_json(path) for name, path in zip(names, pooled_paths, strict=True)}
+def reproduction(published_path, compare: dict, names, records) -> pd.DataFrame:
+    """The reproduction table for the analyses that name published results (config ``compare_with``); ``records``:
+    each analysis's pooled.json record."""
+    ours = dict(zip(names, records, strict=True))
     if not published_path or not compare:
         return pd.DataFrame(columns=["analysis", "published_id"])
     return reproduction_table(ours, read_published(published_path), compare)
 
 
-def summary_table(names, pooled_paths) -> pd.DataFrame:
-    """One row per analysis with its primary fit."""
-    rows = [{"analysis": name, **read_json(path)} for name, path in zip(names, pooled_paths, strict=True)]
+def summary_table(names, records) -> pd.DataFrame:
+    """One row per analysis with its primary fit (``records``: each analysis's
+    :class:`~metarepro.pipeline.record.PooledRecord`, or pooled.json's dict)."""
+    rows = [{"analysis": name, **_as_dict(record)} for name, record in zip(names, records, strict=True)]
     # the sheet's sha256 is provenance (the report shows it) and the pooled studies' years are for the reproduction
     # table: neither is a result of its own
     return pd.DataFrame.from_records(rows).drop(columns=["sheet_sha256", "study_years"], errors="ignore")
 
 
+def _as_dict(record) -> dict:
+    return record.to_dict() if hasattr(record, "to_dict") else dict(record)
+
+
+# The tables an analysis's report section shows (in the order its job writes them).
 REPORT_TABLES = ("subgroups", "metareg", "influence", "study_level")
-# What build_report reads of each analysis (workflow/rules/report.smk declares the same files as the rule's input).
-REPORT_INPUTS = {"pooled": "pooled.json", "effects": "effects.csv", "section": "section.html", "bias": "bias.json"}
 PACKAGES = ("numpy", "scipy", "pandas", "statsmodels", "matplotlib", "snakemake")
 
 
@@ -85,7 +90,8 @@ def _svg(plot, rows, key, labels) -> str:
 
 def read_section(name, analysis: dict, folder, files):
     """One analysis's :class:`~metarepro.present.report.AnalysisSection` from the files :func:`steps.run.analysis_job`
-    wrote into ``folder`` (``files``: their names, in the order the section shows the figures)."""
+    wrote into ``folder`` (``files``: their names, in the order the section shows the figures): what the job rendered
+    from its objects, read back (the tests check that the two render the same section)."""
     from metarepro.present.report import AnalysisSection
 
     folder = Path(folder)
@@ -99,12 +105,13 @@ def read_section(name, analysis: dict, folder, files):
     )  # fmt: skip
 
 
-def write_section(name, analysis: dict, folder, files, out) -> None:
-    """The analysis's section of the report (HTML) into ``out``, rendered by its own job, so that the report job
+def write_section(section, out) -> None:
+    """The analysis's section of the report (HTML; ``section``: its
+    :class:`~metarepro.present.report.AnalysisSection`) into ``out``, rendered by its own job, so that the report job
     only puts the sections together (adding an analysis re-renders one section, not all)."""
     from metarepro.present.report import analysis_section
 
-    Path(out).write_text(analysis_section(read_section(name, analysis, folder, files)))
+    Path(out).write_text(analysis_section(section))
 
 
 def data_summary(analyses: dict) -> list[dict]:
@@ -141,18 +148,20 @@ def study_level_sentences(paths, analyses: dict, records: dict) -> list[tuple[st
 
 
 def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, config_files=(), sheets=(), *,
-                 repo_dir=None, labels=None, workers=1, data_note="", study_levels=()) -> str:  # fmt: skip
-    """The HTML report from the workflow's files. ``inputs`` holds, per kind, one path per analysis: ``pooled``
-    (pooled.json), ``effects`` (effects.csv: the headline counts flagged rows) and ``section`` (the section
-    :func:`write_section` rendered), so nothing depends on where the results live. The overview figures are
-    drawn by ``workers`` processes (:func:`~metarepro.jobs.parallel.forked_map`)."""
+                 repo_dir=None, labels=None, workers=1, data_note="", study_levels=(),
+                 records=None) -> str:  # fmt: skip
+    """The HTML report from the workflow's files. ``inputs`` holds, per kind, one path per analysis
+    (:data:`metarepro.jobs.outputs.REPORT_INPUTS`): ``pooled`` (pooled.json, unless ``records`` gives them as
+    read), ``effects`` (effects.csv: the headline counts flagged rows), ``bias`` and ``section`` (the section the
+    analysis's job rendered), so nothing depends on where the results live. The overview figures are drawn by
+    ``workers`` processes (:func:`~metarepro.jobs.parallel.forked_map`)."""
     from metarepro.present.plots import overview
     from metarepro.present.report import AnalysisSection, render_report
 
-    sections, records, bodies, read = [], {}, [], {}
+    sections, records_by_name, bodies, read = [], {}, [], {}
     for i, name in enumerate(names):
-        record = records[name] = read_json(inputs["pooled"][i])
-        sections.append(AnalysisSection(name, analyses[name].get("title", name), record,
+        record = records_by_name[name] = read_json(inputs["pooled"][i]) if records is None else records[i]
+        sections.append(AnalysisSection(name, analyses[name].get("title", name), _as_dict(record),
                                         read_effects(inputs["effects"][i]), "", config=analyses[name],
                                         bias=read_json(inputs["bias"][i])))  # fmt: skip
         bodies.append(Path(inputs["section"][i]).read_text())
@@ -160,13 +169,16 @@ def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, co
             read[name] = (analyses[name]["data"], record["sheet_sha256"])
     titles = {name: analyses[name].get("title", name) for name in names}
     table = read_table(reproduction_path) if reproduction_path else None
-    plots = [(overview.atlas_plot, rows, key) for key, rows in overview.atlas_rows(records, titles).items()]
+    plots = [(overview.atlas_plot, rows, key) for key, rows in overview.atlas_rows(records_by_name, titles).items()]
     n_atlas = len(plots)
     plots += [(overview.reproduction_plot, rows, key)
               for key, rows in overview.reproduction_rows(table, titles).items()]  # fmt: skip
     svgs = forked_map([partial(_svg, plot, rows, key, labels) for plot, rows, key in plots], workers)
-    atlas, repro = svgs[:n_atlas], svgs[n_atlas:]
+    # each with its title, the figure's accessible name on the page
+    titled = [(f"{'Pooled estimates' if i < n_atlas else 'Published vs reproduced'}: {overview.scale_heading(key)}",
+               svg) for i, ((_, _, key), svg) in enumerate(zip(plots, svgs, strict=True))]  # fmt: skip
+    atlas, repro = titled[:n_atlas], titled[n_atlas:]
     return render_report(sections, table, atlas_svgs=atlas, reproduction_svgs=repro, labels=labels or {},
                          provenance=provenance(config_files, sheets, repo_dir, read), bodies=bodies,
                          data=(data_summary({name: analyses[name] for name in names}), data_note),
-                         study_sentences=study_level_sentences(study_levels, analyses, records))  # fmt: skip
+                         study_sentences=study_level_sentences(study_levels, analyses, records_by_name))  # fmt: skip

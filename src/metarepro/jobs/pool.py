@@ -30,20 +30,30 @@ from metarepro.pipeline.analysis import (
     fit_analysis,
     pooled_record,
 )
+from metarepro.pipeline.record import PooledRecord
 from metarepro.quality import flagged_included
-from metarepro.stats.rma import rma
+from metarepro.stats.rma import RmaResult, rma
 
 
 @dataclass
 class AnalysisResult:
+    """One analysis in memory: its settings, the sheet's rows it selected (every column, as read, with the CSV
+    ``line``), their effects (``effects.csv``), the primary fit's record (``pooled.json``) and the estimator table
+    (``estimators.csv``); ``fit`` is the primary :class:`~metarepro.stats.rma.RmaResult` (None for a dependent
+    analysis, whose model is an rma.mv or an aggregate) and ``sheet_sha256`` the sha256 of the bytes read."""
+
     settings: Settings
     effects: pd.DataFrame
-    pooled: dict
+    pooled: PooledRecord
     estimators: pd.DataFrame
+    rows: pd.DataFrame | None = None
+    fit: RmaResult | None = None
+    sheet_sha256: str | None = None
 
 
 def run_analysis(sheet_path, analysis: dict, defaults: dict | None = None) -> AnalysisResult:
-    """Read the sheet, select the analysis's rows, compute effects, fit the primary model and all estimators."""
+    """Read the sheet (once), select the analysis's rows, compute effects, fit the primary model and all
+    estimators."""
     settings = Settings.from_config(analysis, defaults)
     sheet = analysis_sheet(sheet_path, analysis)
     # a printed test proves SEMs for every row of its source, also for rows of other analyses (markers)
@@ -52,8 +62,11 @@ def run_analysis(sheet_path, analysis: dict, defaults: dict | None = None) -> An
     effects = compute_effects(rows, settings)
     if not effects["included"].any():
         raise SheetError(_unusable(sheet_path, sheet, effects))
+    fit = None
     if settings.dependence is None:
-        primary, estimators = pooled_record(fit_analysis(effects, settings), settings, effects.attrs.get("unit")), None
+        fit = fit_analysis(effects, settings)
+        primary = pooled_record(fit, settings, effects.attrs.get("unit"))
+        estimators = estimator_table(effects, settings, fitted=fit)
     else:
         from metarepro.jobs import dependence  # the multilevel machinery only for the analyses that use it
 
@@ -74,8 +87,8 @@ def run_analysis(sheet_path, analysis: dict, defaults: dict | None = None) -> An
     sensitivity = without_flagged(effects, settings)
     if sensitivity is not None:
         pooled["without_flagged"] = sensitivity
-    return AnalysisResult(settings, effects, pooled, estimator_table(effects, settings) if estimators is None
-                          else estimators)  # fmt: skip
+    return AnalysisResult(settings, effects, PooledRecord.from_dict(pooled), estimators,
+                          rows.drop(columns=quality.SEM_PROOF_COLUMN), fit, sheet.attrs.get("sha256"))
 
 
 def study_years(rows: pd.DataFrame, used: pd.DataFrame) -> list:
@@ -132,14 +145,15 @@ def _unusable(sheet_path, sheet, effects, shown=5) -> str:
     return message
 
 
-def forest_figure(sheet_path, config: dict, effects: pd.DataFrame, pooled: dict):
-    """The analysis forest plot, with each group's n and, where the sheet reports them, mean (SD)."""
+def forest_figure(rows: pd.DataFrame, config: dict, effects: pd.DataFrame, pooled: PooledRecord | dict):
+    """The analysis forest plot, with each group's n and, where the sheet reports them, mean (SD); ``rows``: the
+    sheet's rows of the analysis (:attr:`AnalysisResult.rows`)."""
     from metarepro.jobs.sensitivity import figure_labels
     from metarepro.present.plots import forest_plot  # plotting is imported only by the steps that draw
 
     summaries = [f"{stat}_{group}" for group in ("cases", "controls") for stat in ("mean", "sd")]
     analysis = config["analysis"]
-    sheet = analysis_sheet(sheet_path, analysis).rename(columns={LINE: "line"})
+    sheet = rows.rename(columns={LINE: "line"})
     columns = ["line", *[c for c in summaries if c in sheet]]
     rows = effects.merge(sheet[columns], on="line", how="left") if len(columns) > 1 else effects
     return forest_plot(rows, pooled, title=analysis.get("title", config.get("name", "")), labels=figure_labels(config))
@@ -147,5 +161,5 @@ def forest_figure(sheet_path, config: dict, effects: pd.DataFrame, pooled: dict)
 
 def write_analysis(result: AnalysisResult, effects_path, pooled_path, estimators_path):
     write_table(result.effects, effects_path)
-    write_json(result.pooled, pooled_path)
+    write_json(result.pooled.to_dict(), pooled_path)
     write_table(result.estimators, estimators_path)

@@ -17,31 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from metarepro.inputs.sheet import SheetError
-from metarepro.jobs.files import DIAGNOSTIC_TABLES
+from metarepro.jobs.outputs import DIAGNOSTIC_TABLES, FORMATS, analysis_figures, analysis_files
 
 SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
-FORMATS = ("svg", "png")
-
-
-def analysis_files(analysis: dict, formats=FORMATS) -> list[str]:
-    """The names of the files :func:`analysis_job` writes for ``analysis`` (its config entry), in its folder.
-
-    The workflow declares the same list (``workflow/rules/common.smk``, which may not import metarepro);
-    ``tests/workflow/test_workflow.py`` checks that the two agree.
-    """
-    tables = ["effects.csv", "pooled.json", "estimators.csv", *[f"{t}.csv" for t in DIAGNOSTIC_TABLES], "bias.json",
-              "section.html"]  # fmt: skip
-    figures = ["forest", "leave1out", "cumulative", "baujat", "funnel"]
-    if analysis.get("subgroups"):
-        tables.append("subgroups.csv")
-        figures += [f"forest_subgroups_{column}" for column in analysis["subgroups"]]
-    if analysis.get("moderators"):
-        tables.append("metareg.csv")
-        figures += [f"bubble_{moderator}" for moderator in analysis["moderators"]]
-    if analysis.get("compare_studies"):
-        tables.append("study_level.csv")
-        figures.append("study_level")
-    return tables + [f"{figure}.{fmt}" for figure in figures for fmt in formats]
+__all__ = ["FORMATS", "analysis_files", "analysis_job", "overview_job", "read_checked_config", "run_config"]
 
 
 def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
@@ -49,64 +28,73 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
     leave-one-out, influence, cumulative, small-study tests, subgroups, meta-regression and their figures.
 
     ``config`` holds the analysis's ``name``, its config entry (``analysis``) and the config's ``defaults``.
-    The files written are those of :func:`analysis_files`.
+    The files written are those of :func:`metarepro.jobs.outputs.analysis_files`. The analysis is one computation in
+    memory: the sheet is read once, each distinct model fitted once (the rows' model is the primary fit, shared by
+    every diagnostic), each file written once, and the report's section rendered from the objects (nothing written
+    is read back).
     """
     from metarepro.jobs import sensitivity as steps
-    from metarepro.jobs.files import (
-        analysis_sheet,
-        check_sheet_unchanged,
-        read_effects,
-        read_table,
-        write_json,
-        write_table,
-    )
-    from metarepro.jobs.overview import write_section
+    from metarepro.jobs.files import as_json, check_sheet_unchanged, write_json, write_table
+    from metarepro.jobs.overview import REPORT_TABLES, write_section
     from metarepro.jobs.pool import forest_figure, run_analysis, write_analysis
     from metarepro.present.plots import save_figure
+    from metarepro.present.report import AnalysisSection
 
     analysis, folder = config["analysis"], Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    tables, svgs = {}, {}
 
     def table(frame, name):
-        write_table(frame, folder / name)
+        write_table(frame, folder / f"{name}.csv")
+        tables[name] = frame
 
     def figure(drawn, stem):
-        save_figure(drawn, [folder / f"{stem}.{fmt}" for fmt in formats])
+        svgs[stem] = save_figure(drawn, [folder / f"{stem}.{fmt}" for fmt in formats])
 
-    # the bytes every step reads (a sheet is parsed once per file version); checked against the file at the end
-    read_sha256 = analysis_sheet(sheet, analysis).attrs["sha256"]
-    result = run_analysis(sheet, analysis, config["defaults"])
-    result.pooled["sheet_sha256"] = read_sha256
+    result = run_analysis(sheet, analysis, config["defaults"])  # the sheet's bytes, read once
+    result.pooled.sheet_sha256 = result.sheet_sha256
     write_analysis(result, folder / "effects.csv", folder / "pooled.json", folder / "estimators.csv")
-    effects = read_effects(folder / "effects.csv")  # each figure is drawn from the table written beside it
-    figure(forest_figure(sheet, config, effects, result.pooled), "forest")
+    settings, effects, labels = result.settings, result.effects, steps.figure_labels(config)
+    figure(forest_figure(result.rows, config, effects, result.pooled), "forest")
 
-    labels = steps.figure_labels(config)
-    model, rows = steps.sensitivity_rows(sheet, effects, config)
-    diagnostics = steps.diagnostics(rows, model, order_column=analysis.get("cumulative_order", "year"), labels=labels)
+    rows = steps.sensitivity_rows(result, analysis)
+    fit = steps.model_fit(rows, settings, result.fit)  # the primary fit, unless the rows are aggregated clusters
+    diagnostics = steps.diagnostics(rows, settings, order_column=analysis.get("cumulative_order", "year"),
+                                    labels=labels, fit=fit)  # fmt: skip
     for name in DIAGNOSTIC_TABLES:
-        table(diagnostics.tables[name], f"{name}.csv")
+        table(diagnostics.tables[name], name)
     for stem, drawn in diagnostics.figures.items():
         figure(drawn, stem)
-    bias = steps.publication_bias(rows, model, labels=labels)
+    bias = steps.publication_bias(rows, settings, labels=labels, fit=fit)
     write_json(bias.record, folder / "bias.json")
     figure(bias.figures["funnel"], "funnel")
     title = analysis.get("title", config["name"])
     if analysis.get("subgroups"):
-        table(steps.subgroups(rows, model, analysis["subgroups"]), "subgroups.csv")
+        fits = steps.subgroup_fits(rows, settings, analysis["subgroups"])
+        table(steps.subgroups(rows, settings, analysis["subgroups"], fits), "subgroups")
         for column in analysis["subgroups"]:
-            figure(steps.subgroup_figure(rows, model, column, title, labels), f"forest_subgroups_{column}")
+            figure(steps.subgroup_figure(rows, settings, column, title, labels, fitted=fits[column]),
+                   f"forest_subgroups_{column}")  # fmt: skip
     if analysis.get("moderators"):
         permutations, seed = analysis.get("permutations", 1000), analysis.get("seed", 1)
-        table(steps.metaregression(rows, model, analysis["moderators"], permutations, seed), "metareg.csv")
+        model = steps.metareg_model(rows, settings, analysis["moderators"])
+        table(steps.metaregression(rows, settings, analysis["moderators"], permutations, seed, model=model),
+              "metareg")  # fmt: skip
         for moderator in analysis["moderators"]:
-            figure(steps.bubble(rows, model, moderator, title, labels), f"bubble_{moderator}")
+            figure(steps.bubble(rows, settings, moderator, title, labels, model=model), f"bubble_{moderator}")
     if analysis.get("compare_studies"):
-        table(steps.study_level(effects, analysis["compare_studies"], result.pooled["measure"]), "study_level.csv")
-        figure(steps.study_level_figure(read_table(folder / "study_level.csv"), analysis["compare_studies"],
-                                        result.pooled["measure"], labels), "study_level")  # fmt: skip
-    write_section(config["name"], analysis, folder, analysis_files(analysis, formats), folder / "section.html")
-    check_sheet_unchanged(sheet, read_sha256, f"while analysis {config['name']} ran")
+        measure = settings.measure
+        table(steps.study_level(effects, analysis["compare_studies"], measure), "study_level")
+        figure(steps.study_level_figure(tables["study_level"], analysis["compare_studies"], measure, labels),
+               "study_level")  # fmt: skip
+    section = AnalysisSection(
+        config["name"], title, as_json(result.pooled.to_dict()), effects, svgs.pop("forest"), config=analysis,
+        estimators=result.estimators, bias=as_json(bias.record),
+        tables={name: frame for name, frame in tables.items() if name in REPORT_TABLES},
+        figures={stem: svgs[stem] for stem in analysis_figures(analysis) if stem in svgs},
+    )  # fmt: skip
+    write_section(section, folder / "section.html")
+    check_sheet_unchanged(sheet, result.sheet_sha256, f"while analysis {config['name']} ran")
 
 
 def overview_job(names, analyses: dict, folders, out: dict, published=None, config_files=(), sheets=(), *,
@@ -114,18 +102,21 @@ def overview_job(names, analyses: dict, folders, out: dict, published=None, conf
     """The files over all analyses from their folders: ``out["summary"]`` (summary.csv), ``out["reproduction"]``
     (published vs reproduced, for analyses with ``compare_with``) and ``out["report"]`` (the HTML page).
     ``workers``: processes that draw the overview figures (the report rule gives its threads)."""
-    from metarepro.jobs.files import write_table
-    from metarepro.jobs.overview import REPORT_INPUTS, build_report, reproduction, summary_table
+    from metarepro.jobs.files import read_json, write_table
+    from metarepro.jobs.outputs import REPORT_INPUTS
+    from metarepro.jobs.overview import build_report, reproduction, summary_table
+    from metarepro.pipeline.record import PooledRecord
 
     folders = [Path(folder) for folder in folders]
-    pooled = [folder / "pooled.json" for folder in folders]
-    write_table(summary_table(names, pooled), out["summary"])
-    compare = {name: analyses[name]["compare_with"] for name in names if analyses[name].get("compare_with")}
-    write_table(reproduction(published, compare, names, pooled), out["reproduction"])
     inputs = {kind: [folder / file for folder in folders] for kind, file in REPORT_INPUTS.items()}
+    # each record read once, for the summary, the reproduction table and the page
+    records = [PooledRecord.from_dict(read_json(path)) for path in inputs["pooled"]]
+    write_table(summary_table(names, records), out["summary"])
+    compare = {name: analyses[name]["compare_with"] for name in names if analyses[name].get("compare_with")}
+    write_table(reproduction(published, compare, names, records), out["reproduction"])
     page = build_report(names, analyses, inputs, reproduction_path=out["reproduction"], config_files=config_files,
                         sheets=sheets, repo_dir=repo_dir, labels=labels or {}, workers=workers,
-                        data_note=data_note, study_levels=study_levels)  # fmt: skip
+                        data_note=data_note, study_levels=study_levels, records=records)  # fmt: skip
     Path(out["report"]).write_text(page)
 
 

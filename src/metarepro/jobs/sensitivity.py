@@ -3,7 +3,9 @@
 Each function takes the analysis's included rows (effects joined with the sheet's own columns, see
 :func:`analysis_rows`) and returns tables, a JSON-able record and figures; the workflow scripts only
 write them. Statistics live in :mod:`influence`, :mod:`bias`, :mod:`subgroups`, :mod:`metareg` and
-:mod:`permutation`.
+:mod:`permutation`. A model is fitted once per job: the functions take the fits the job already has (``fit``: the
+rows' model, :func:`model_fit`; the subgroup fits of :func:`subgroup_fits`; the meta-regression of
+:func:`metareg_model`) and refit only when not given them.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from metarepro._core.limits import FIGURE_MAX_ROWS, PERMUTATION_MAX_K, REFIT_MAX_K
-from metarepro.inputs.sheet import LINE, MISSING, SheetError, did_you_mean, order_key, select_rows
-from metarepro.jobs.files import DIAGNOSTIC_TABLES, analysis_sheet
+from metarepro.inputs.sheet import LINE, MISSING, SheetError, did_you_mean, order_key
+from metarepro.jobs.outputs import DIAGNOSTIC_FIGURES, DIAGNOSTIC_TABLES
 from metarepro.pipeline.analysis import Settings
 from metarepro.present.plots import (
     baujat_plot,
@@ -28,7 +30,7 @@ from metarepro.present.plots import (
 from metarepro.stats import bias, influence
 from metarepro.stats.metareg import design_matrix, rma_mods
 from metarepro.stats.permutation import permutest
-from metarepro.stats.rma import rma
+from metarepro.stats.rma import RmaResult, rma
 from metarepro.stats.subgroups import subgroup_analysis
 
 
@@ -39,28 +41,40 @@ class Outputs:
     figures: dict[str, object] = field(default_factory=dict)
 
 
-def analysis_rows(sheet_path, analysis: dict, effects: pd.DataFrame) -> pd.DataFrame:
-    """The included rows of an analysis with every column of its sheet (joined on the CSV line)."""
-    sheet = select_rows(analysis_sheet(sheet_path, analysis), analysis.get("where"))
-    computed = ["yi", "vi", "ci_low", "ci_high", "weight"]  # from effects.csv, not the sheet's input columns
+def analysis_rows(result) -> pd.DataFrame:
+    """The included rows of an analysis (a :class:`~metarepro.jobs.pool.AnalysisResult`) with every column of its
+    sheet (joined on the CSV line)."""
+    computed = ["yi", "vi", "ci_low", "ci_high", "weight"]  # from the effects, not the sheet's input columns
+    effects = result.effects
     used = effects[effects["included"]][["line", *computed]]
-    extra = sheet.drop(columns=[c for c in computed if c in sheet]).rename(columns={LINE: "line"})
+    extra = result.rows.drop(columns=[c for c in computed if c in result.rows]).rename(columns={LINE: "line"})
     return used.merge(extra, on="line", how="left")
 
 
-def sensitivity_rows(sheet_path, effects: pd.DataFrame, config: dict) -> tuple[Settings, pd.DataFrame]:
-    """Settings and the rows the sensitivity steps use (``config``: the analysis's defaults and entry): the included
-    rows with the sheet's columns, or, for an analysis with dependent effects, one aggregated row per cluster."""
-    analysis = config["analysis"]
-    settings = Settings.from_config(analysis, config["defaults"])
-    rows = analysis_rows(sheet_path, analysis, effects)
+def sensitivity_rows(result, analysis: dict) -> pd.DataFrame:
+    """The rows the sensitivity steps use (``result``: the analysis's :class:`~metarepro.jobs.pool.AnalysisResult`,
+    ``analysis`` its config entry): the included rows with the sheet's columns, or, for an analysis with dependent
+    effects, one aggregated row per cluster."""
+    settings = result.settings
+    rows = analysis_rows(result)
     if settings.dependence is not None:
         # these methods are univariate: one aggregated effect per cluster, never dependent rows as if independent
         from metarepro.jobs.dependence import aggregated_rows
 
         read = [*analysis.get("subgroups", []), *analysis.get("moderators", [])]
         rows = aggregated_rows(rows, settings, [*read, analysis.get("cumulative_order", "year")])
-    return settings, rows
+    return rows
+
+
+def model_fit(rows: pd.DataFrame, settings: Settings, primary: RmaResult | None = None) -> RmaResult | None:
+    """The model of the sensitivity rows (``rma`` with the analysis's method, test and level), fitted once for every
+    step: the analysis's ``primary`` fit when the rows are its rows (no dependence), else fitted here; None without
+    rows."""
+    if primary is not None and settings.dependence is None:
+        return primary
+    if not len(rows):
+        return None
+    return rma(rows["yi"].to_numpy(), rows["vi"].to_numpy(), settings.method, settings.test, settings.level)
 
 
 def _dependence_note(rows: pd.DataFrame, record: dict) -> dict:
@@ -82,13 +96,15 @@ def refits_note(k: int, limit: int = REFIT_MAX_K) -> str:
 
 
 def diagnostics(rows: pd.DataFrame, settings: Settings, order_column: str = "year", labels=None,
-                refit_max_k: int = REFIT_MAX_K, max_rows: int = FIGURE_MAX_ROWS) -> Outputs:  # fmt: skip
+                refit_max_k: int = REFIT_MAX_K, max_rows: int = FIGURE_MAX_ROWS, fit: RmaResult | None = None,
+                ) -> Outputs:  # fmt: skip
     """Leave-one-out, influence (with Baujat coordinates) and cumulative meta-analysis.
 
     With one study there is nothing to leave out: the tables are empty, the figures say so, and
     ``record["note"]`` gives the reason (metafor stops with "k = 1"). With more than ``refit_max_k`` studies
     (:data:`~metarepro._core.limits.REFIT_MAX_K`) they are not computed: each table is one row whose ``note`` says why,
     and so do the figures. Figures of more than ``max_rows`` rows take their summary form (see :mod:`.plots.forest`).
+    ``fit``: the rows' model (:func:`model_fit`), when the job has it.
     """
     ident, fits = ["line", "study_id", "study"], list(FIT_COLUMNS)
     columns = {"leave1out": ident + fits, "influence": ident + INFLUENCE_COLUMNS, "cumulative": ["added", *ident,
@@ -104,7 +120,7 @@ def diagnostics(rows: pd.DataFrame, settings: Settings, order_column: str = "yea
     yi, vi = rows["yi"].to_numpy(), rows["vi"].to_numpy()
     args = {"method": settings.method, "test": settings.test, "level": settings.level}
     labels_of_rows = rows["study"].astype(str).to_list()
-    inf = influence.influence(yi, vi, **args)
+    inf = influence.influence(yi, vi, **args, fit=fit)
     loo = inf.leave1out  # the same refits as influence.leave1out(yi, vi, **args): fitted once, used thrice
     bj = influence.baujat(yi, vi, **args, influence=inf)
     # the sort key (e.g. year, 2001a after 2001); a sheet without that column keeps its own row order
@@ -152,7 +168,6 @@ def diagnostics(rows: pd.DataFrame, settings: Settings, order_column: str = "yea
 FIT_COLUMNS = ("estimate", "se", "zval", "pval", "ci_low", "ci_high", "q", "q_p", "tau2", "i2", "h2")
 INFLUENCE_COLUMNS = ["rstudent", "dffits", "cook_d", "cov_r", "tau2_del", "qe_del", "hat", "weight", "dfbetas",
                      "influential", "baujat_x", "baujat_y"]  # fmt: skip
-DIAGNOSTIC_FIGURES = ("leave1out", "cumulative", "baujat")
 
 
 def _note_figure(text):
@@ -182,11 +197,12 @@ def _attempt(skipped: list[str], name: str, compute):
         return None
 
 
-def publication_bias(rows: pd.DataFrame, settings: Settings, labels=None) -> Outputs:
+def publication_bias(rows: pd.DataFrame, settings: Settings, labels=None, fit: RmaResult | None = None) -> Outputs:
     """Egger (both variants), Begg, trim-and-fill (L0 and R0), fail-safe N, PET-PEESE and the funnel plot.
 
     A test the data do not allow (e.g. Egger when every vi is equal) is left out and its reason given
-    in ``record["skipped"]``.
+    in ``record["skipped"]``. ``fit``: the rows' model (:func:`model_fit`), when the job has it. The mixed-effects
+    Egger regression is fitted once: it is PET, and its slope gives trim-and-fill's side (both estimators).
     """
     yi, vi = rows["yi"].to_numpy(), rows["vi"].to_numpy()
     args = {"method": settings.method, "test": settings.test, "level": settings.level}
@@ -199,9 +215,10 @@ def publication_bias(rows: pd.DataFrame, settings: Settings, labels=None) -> Out
     egger = _attempt(skipped, "Egger (mixed-effects)", lambda: bias.regtest(yi, vi, model="rma", **args))
     classic = _attempt(skipped, "Egger (classic)", lambda: bias.regtest(yi, vi, model="lm", level=settings.level))
     rank = _attempt(skipped, "Begg", lambda: bias.ranktest(yi, vi))
+    side_fit = egger.fit if egger is not None else None
     fills = {est: _attempt(skipped, f"trim-and-fill ({est})", lambda est=est: bias.trimfill(yi, vi, estimator=est,
-             **args)) for est in ("L0", "R0")}  # fmt: skip
-    pp = _attempt(skipped, "PET-PEESE", lambda: bias.pet_peese(yi, vi, **args))
+             **args, fit=fit, side_fit=side_fit)) for est in ("L0", "R0")}  # fmt: skip
+    pp = _attempt(skipped, "PET-PEESE", lambda: bias.pet_peese(yi, vi, **args, pet=egger))
     if egger is not None:
         # egger_z is the statistic whatever its kind (metafor's zval): a t on egger_df df under Knapp-Hartung
         t_test = bool(np.isfinite(egger.dfs))
@@ -237,7 +254,7 @@ def publication_bias(rows: pd.DataFrame, settings: Settings, labels=None) -> Out
     record["trimfill_estimator"] = "L0"
     if skipped:
         record["skipped"] = "; ".join(skipped)
-    pooled = rma(yi, vi, **args).estimate
+    pooled = (rma(yi, vi, **args) if fit is None else fit).estimate
     funnel = funnel_plot(yi, vi, estimate=pooled, trimfill=fills["L0"], measure=settings.measure, labels=labels)
     return Outputs({}, record, {"funnel": funnel})
 
@@ -270,15 +287,21 @@ def _subgroup_fit(rows, settings, column):
     return given, groups, result
 
 
-def subgroups(rows: pd.DataFrame, settings: Settings, columns: list[str]) -> pd.DataFrame:
+def subgroup_fits(rows: pd.DataFrame, settings: Settings, columns: list[str]) -> dict:
+    """The subgroup analysis of each grouping column (what :func:`subgroups` and :func:`subgroup_figure` show)."""
+    return {column: _subgroup_fit(rows, settings, column) for column in columns}
+
+
+def subgroups(rows: pd.DataFrame, settings: Settings, columns: list[str], fits: dict | None = None) -> pd.DataFrame:
     """Per-subgroup fits and both tests of subgroup differences, one block of rows per grouping column.
 
     Rows without a value (empty, NA, ...) leave that column's model, as metafor's ``subset``/``na.omit``
     do; they are counted (``left_out``) and listed by line (``left_out_lines``), never a subgroup "NA".
+    ``fits``: :func:`subgroup_fits` of these columns, when the job has them.
     """
     tables = []
     for column in columns:
-        given, _, result = _subgroup_fit(rows, settings, column)
+        given, _, result = fits[column] if fits else _subgroup_fit(rows, settings, column)
         table = result.table().reset_index()
         table.insert(0, "column", column)
         table = table.assign(**_left_out(rows, ~given))
@@ -294,10 +317,11 @@ def subgroups(rows: pd.DataFrame, settings: Settings, columns: list[str]) -> pd.
 
 
 def subgroup_figure(rows: pd.DataFrame, settings: Settings, column: str, title: str = "", labels=None,
-                    max_rows: int = FIGURE_MAX_ROWS):  # fmt: skip
+                    max_rows: int = FIGURE_MAX_ROWS, fitted=None):  # fmt: skip
     """Forest plot with one block and diamond per subgroup of ``column`` and the tests of differences (without the
-    study rows when there are more than ``max_rows``: see :func:`~metarepro.present.plots.subgroup_forest_plot`)."""
-    given, groups, result = _subgroup_fit(rows, settings, column)
+    study rows when there are more than ``max_rows``: see :func:`~metarepro.present.plots.subgroup_forest_plot`).
+    ``fitted``: that column's entry of :func:`subgroup_fits`, when the job has it."""
+    given, groups, result = fitted or _subgroup_fit(rows, settings, column)
     effects = rows[given].assign(included=True)
     missing = int((~given).sum())  # rows without a value are in no subgroup: the figure says so
     note = f"; {missing} pooled row(s) without a {column} are in no subgroup" if missing else ""
@@ -311,15 +335,19 @@ def permutations_note(k: int, limit: int = PERMUTATION_MAX_K) -> str:
             "permutation")
 
 
-def metaregression(
-    rows: pd.DataFrame, settings: Settings, moderators: list[str], permutations: int = 1000, seed: int = 1,
-    permutation_max_k: int = PERMUTATION_MAX_K,
-) -> pd.DataFrame:
-    """The meta-regression on all moderators jointly, with metafor's permutation test: one row per
-    coefficient, model statistics repeated on each. Numeric columns enter as they are, text columns as
-    factors. Rows missing a moderator are left out of the model and listed (``left_out_lines``). With more than
-    ``permutation_max_k`` rows in the model (:data:`~metarepro._core.limits.PERMUTATION_MAX_K`) the permutation test
-    is skipped and ``permutation_note`` says so."""
+@dataclass
+class MetaregModel:
+    """The meta-regression on all moderators jointly: the rows that give every moderator (``complete``), its design
+    matrix ``X`` and ``fit`` (:func:`metarepro.stats.metareg.rma_mods`)."""
+
+    moderators: list[str]
+    complete: np.ndarray
+    X: pd.DataFrame
+    fit: object
+
+
+def metareg_model(rows: pd.DataFrame, settings: Settings, moderators: list[str]) -> MetaregModel:
+    """The joint meta-regression of :func:`metaregression` (SheetError when too few rows give every moderator)."""
     frame = _moderator_values(rows, moderators)
     complete = frame.notna().all(axis=1).to_numpy()
     used, X = rows[complete], design_matrix(frame[complete], moderators)
@@ -332,6 +360,23 @@ def metaregression(
         )
     yi, vi = used["yi"].to_numpy(), used["vi"].to_numpy()
     fit = rma_mods(yi, vi, X.astype(float), settings.method, settings.test, settings.level)
+    return MetaregModel(list(moderators), complete, X, fit)
+
+
+def metaregression(
+    rows: pd.DataFrame, settings: Settings, moderators: list[str], permutations: int = 1000, seed: int = 1,
+    permutation_max_k: int = PERMUTATION_MAX_K, model: MetaregModel | None = None,
+) -> pd.DataFrame:
+    """The meta-regression on all moderators jointly, with metafor's permutation test: one row per
+    coefficient, model statistics repeated on each. Numeric columns enter as they are, text columns as
+    factors. Rows missing a moderator are left out of the model and listed (``left_out_lines``). With more than
+    ``permutation_max_k`` rows in the model (:data:`~metarepro._core.limits.PERMUTATION_MAX_K`) the permutation test
+    is skipped and ``permutation_note`` says so. ``model``: :func:`metareg_model` of these rows, when the job has
+    it."""
+    model = model or metareg_model(rows, settings, moderators)
+    complete, X, fit = model.complete, model.X, model.fit
+    used = rows[complete]
+    yi, vi = used["yi"].to_numpy(), used["vi"].to_numpy()
     skip_permutations = bool(permutations) and len(yi) > permutation_max_k
     if skip_permutations:
         permutations = 0
@@ -370,11 +415,13 @@ def _moderator_values(rows, moderators):
     return frame
 
 
-def bubble(rows: pd.DataFrame, settings: Settings, moderator: str, title: str = "", labels=None):
+def bubble(rows: pd.DataFrame, settings: Settings, moderator: str, title: str = "", labels=None,
+           model: MetaregModel | None = None):  # fmt: skip
     """Bubble plot of a continuous moderator, from its own single-moderator meta-regression.
 
     A moderator with text values (a factor in the meta-regression) has no bubble plot (metafor's ``regplot``
-    refuses one too): the figure says so and points to the meta-regression table.
+    refuses one too): the figure says so and points to the meta-regression table. ``model``: the joint
+    meta-regression (:func:`metareg_model`); when it is this moderator's alone, its fit is drawn, not refitted.
     """
     values = _moderator_values(rows, [moderator])[moderator]
     if not pd.api.types.is_numeric_dtype(values):
@@ -385,7 +432,10 @@ def bubble(rows: pd.DataFrame, settings: Settings, moderator: str, title: str = 
     x = values.to_numpy(dtype=float)
     ok = np.isfinite(x)
     yi, vi, x = rows["yi"].to_numpy()[ok], rows["vi"].to_numpy()[ok], x[ok]
-    fit = rma_mods(yi, vi, np.column_stack([np.ones_like(x), x]), settings.method, settings.test, settings.level)
+    if model is not None and model.moderators == [moderator]:  # the same rows (those with x) and design [1, x]
+        fit = model.fit
+    else:
+        fit = rma_mods(yi, vi, np.column_stack([np.ones_like(x), x]), settings.method, settings.test, settings.level)
     return bubble_plot(yi, vi, x, fit, moderator, measure=settings.measure, title=title, labels=labels)
 
 
@@ -398,7 +448,7 @@ def study_level(effects: pd.DataFrame, settings: dict, measure: str) -> pd.DataF
 
 
 def study_level_figure(table: pd.DataFrame, settings: dict, measure: str, labels=None):
-    """The figure of :func:`study_level`, drawn from the table as written."""
+    """The figure of :func:`study_level`, drawn from its table."""
     from metarepro.present.plots.study_level import study_level_plot
 
     name = settings.get("published_id") or settings["sheet"]

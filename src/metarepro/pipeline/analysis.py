@@ -529,15 +529,20 @@ def fit_analysis(effects: pd.DataFrame, settings: Settings, control: Control | N
     return fit
 
 
-def estimator_table(effects: pd.DataFrame, settings: Settings, control: Control | None = None) -> pd.DataFrame:
-    """Every estimator × both tests on the same rows: how much does the choice matter?"""
+def estimator_table(effects: pd.DataFrame, settings: Settings, control: Control | None = None,
+                    fitted: RmaResult | None = None) -> pd.DataFrame:  # fmt: skip
+    """Every estimator × both tests on the same rows: how much does the choice matter? ``fitted``: the primary fit
+    of these rows (:func:`fit_analysis`, same ``control``), whose own method and test are then not refitted."""
     used = effects["included"].to_numpy()
     yi = effects.loc[used, "yi"].to_numpy()[None, :]
     vi = effects.loc[used, "vi"].to_numpy()[None, :]
     records = []
     for method in METHODS:
         for test in TESTS:
-            fit = rma_batch(yi, vi, method, test, settings.level, control)[0]
+            if fitted is not None and (fitted.method, fitted.test) == (method, test):
+                fit = fitted
+            else:
+                fit = rma_batch(yi, vi, method, test, settings.level, control)[0]
             records.append(pooled_record(fit, settings, effects.attrs.get("unit")))
     return pd.DataFrame.from_records(records)
 

@@ -4,71 +4,73 @@ in its first screen and keeps every number traceable below it.
 Order: headline (atlas figure and one sentence per marker), published vs reproduced (figure and verdicts), one
 collapsible section per analysis (forest plot, the fit as metafor prints it, estimator sensitivity, subgroups,
 meta-regression, bias, influence, the row account), methods (written from the settings), provenance.
-Every user-supplied string is escaped.
+
+The markup is in Jinja2 templates (``templates/``: the page, one file per part, ``report.css`` and ``report.js``);
+this module computes what they show (numbers formatted, sentences written) as plain text. The templates
+autoescape: every string is escaped when it is put into the page unless it is markup made here (a rendered part, an
+SVG drawn by :mod:`metarepro.present.plots`), so no user-supplied string can become markup.
 """
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 
 from metarepro import __version__
 from metarepro._core.limits import SECTION_MAX_ROWS
+from metarepro._core.printing import _f as f4
+from metarepro._core.printing import _p as pval
 from metarepro.quality import RULES, flagged_included
 from metarepro.stats.effects import transform_back
 
-STYLE = """
-*{box-sizing:border-box}
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1180px;margin:1.5em auto;padding:0 1em;
-color:#222;line-height:1.45}
-h1{font-size:1.6em;margin-bottom:0.2em} h2{margin-top:1.6em;border-bottom:1px solid #ddd}
-nav{background:#f7f7f7;padding:0.5em 1em;border-radius:4px;font-size:0.92em}
-nav ol{margin:0.3em 0;padding-left:1.3em;columns:2}
-table{border-collapse:collapse;margin:0.6em 0;font-size:0.86em}
-th,td{border:1px solid #ccc;padding:0.2em 0.5em;text-align:right;vertical-align:top}
-th{background:#f2f2f2} td.text,th.text{text-align:left}
-.wide{overflow-x:auto;max-width:100%}
-.figure svg{max-width:100%;height:auto;display:block}
-.lede{font-size:1.04em} .lede li{margin:0.35em 0}
-.caveat{color:#8a2b2b} .muted{color:#666;font-size:0.9em}
-details.analysis{border:1px solid #ddd;border-radius:4px;margin:0.6em 0;padding:0.2em 0.8em}
-details.analysis>summary{cursor:pointer;font-weight:600;padding:0.3em 0}
-pre{background:#f7f7f7;padding:0.6em;overflow-x:auto;font-size:0.85em}
-.verdict-reproduced,.verdict-reproduced-approximately{color:#1d6b2f;font-weight:600}
-.verdict-discrepant-same-conclusion{color:#2b5d8a;font-weight:600}
-.verdict-meaningfully-different{color:#8a2b2b;font-weight:600}
-.verdict-not-comparable,.verdict-insufficient-information{color:#666}
-@media print{
-body{max-width:none;margin:0;padding:0;font-size:9.5pt}
-details::details-content{content-visibility:visible;display:contents}
-details>summary{list-style:none}
-.wide{overflow:visible}
-table{font-size:7pt} th,td{padding:0.1em 0.25em} th{overflow-wrap:break-word}
-td.text{overflow-wrap:anywhere;min-width:4.5em}
-pre{white-space:pre-wrap;overflow-wrap:anywhere;overflow:visible;font-size:7pt}
-figure,tr,pre{break-inside:avoid} h2,h3,h4,summary{break-after:avoid}
-details.analysis{border:0;padding:0} details.analysis>summary{font-size:1.1em;border-top:1px solid #999}
-}
-"""
-# Open a collapsed section when a link (or the address) points into it; open every section to print (and close
-# them again after), so a printout or PDF has the whole report (the print CSS does the same where it can).
-SCRIPT = """
-function openTarget(){var id=decodeURIComponent(location.hash.slice(1));if(!id)return;
-var el=document.getElementById(id);if(!el)return;var d=el.closest('details');while(d){d.open=true;
-d=d.parentElement?d.parentElement.closest('details'):null;}el.scrollIntoView();}
-window.addEventListener('hashchange',openTarget);document.addEventListener('DOMContentLoaded',openTarget);
-var closedForPrint=[];
-window.addEventListener('beforeprint',function(){document.querySelectorAll('details:not([open])').forEach(
-function(d){d.open=true;closedForPrint.push(d);});});
-window.addEventListener('afterprint',function(){closedForPrint.forEach(function(d){d.open=false;});closedForPrint=[];});
-"""
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+# autoescape: {{ value }} is escaped (MarkupSafe) unless it is Markup; None prints as nothing; an undefined name
+# is an error, not an empty string
+ENV = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined, trim_blocks=True,
+                  lstrip_blocks=True, keep_trailing_newline=True, finalize=lambda v: "" if v is None else v)
+
+
+def _part(template: str, macro: str, **context) -> Markup:
+    """One part of the page: ``macro`` of ``templates/<template>``, as markup to put into another part."""
+    return getattr(ENV.get_template(template).module, macro)(**context)
+
+
+def _asset(name: str) -> Markup:
+    """The page's stylesheet or script (``templates/report.css``, ``report.js``), inlined as is."""
+    return Markup((TEMPLATES / name).read_text())
+
+
+ATLAS_CAPTION = ("The primary estimate of every analysis on this scale with its CI, one row per analysis; the numbers "
+                 "are in the sentences above and in each analysis's section.")
+REPRODUCTION_CAPTION = ("Our primary estimate beside each published one it is compared with, with their CIs; the "
+                        "numbers and verdicts are in the table below.")
 FIGURE_TITLES = {
     "funnel": "Contour-enhanced funnel plot", "cumulative": "Cumulative meta-analysis",
-    "leave1out": "Leave-one-out", "baujat": "Baujat plot",
+    "leave1out": "Leave-one-out", "baujat": "Baujat plot", "forest": "Forest plot",
+    "study_level": "Study by study, ours vs published", "forest_subgroups": "Forest plot by {}",
+    "bubble": "Bubble plot of the meta-regression on {}",
+}  # fmt: skip
+# what each figure of an analysis shows, said under it (its text alternative, with its title and the tables)
+FIGURE_CAPTIONS = {
+    "forest": "Each pooled row's estimate with its CI, and the pooled estimate",
+    "funnel": "Each study's estimate against its standard error, with the regions where a study's own test is "
+              "significant shaded; asymmetry can mean small-study effects or publication bias",
+    "cumulative": "The pooled estimate as the studies are added one at a time (order: the config's "
+                  "cumulative_order, default year)",
+    "leave1out": "The pooled estimate with each study left out in turn",
+    "baujat": "Each study's contribution to the heterogeneity statistic Q against its influence on the pooled estimate",
+    "forest_subgroups": "A pooled estimate per subgroup of {}, with the test of subgroup differences",
+    "bubble": "Meta-regression on {}: each study's estimate against the moderator, with the fitted line",
+    "study_level": "Per study, the published estimate and ours, each with its CI, over the band in which ours "
+                   "would agree",
 }  # fmt: skip
 MEASURE_WORDS = {
     "SMD": "Hedges' g", "MD": "mean difference", "ROM": "ratio of means", "ZCOR": "correlation r", "GEN": "effect",
@@ -137,11 +139,7 @@ class AnalysisSection:
 
 
 # ------------------------------------------------------------------------------------------------------------
-# small formatting helpers
-
-
-def esc(value) -> str:
-    return html.escape("" if value is None else str(value))
+# small formatting helpers (4-decimal numbers and metafor's p-values: f4 and pval, from metarepro._core.printing)
 
 
 def _finite(x) -> bool:
@@ -163,7 +161,7 @@ def num(value, digits=None) -> str:
         if digits is not None:
             return f"{value:.{digits}f}"
         return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
-    return esc(value)
+    return str(value)
 
 
 def _p(p) -> str:
@@ -194,18 +192,18 @@ def _measure_name(record: dict) -> str:
     return name
 
 
-def table_html(frame: pd.DataFrame, text_columns=(), classes="") -> str:
-    head = "".join(f'<th class="{"text" if c in text_columns else ""}">{esc(c)}</th>' for c in frame.columns)
-    body = []
-    for row in frame.itertuples(index=False):
-        cells = "".join(
-            f'<td class="text">{esc("" if pd.isna(v) else v) if not isinstance(v, str) else esc(v)}</td>'
-            if c in text_columns else f"<td>{num(v)}</td>"
-            for c, v in zip(frame.columns, row, strict=True)
-        )  # fmt: skip
-        body.append(f"<tr>{cells}</tr>")
-    table = f'<table class="{classes}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-    return f'<div class="wide">{table}</div>'
+def _cell(value, text: bool) -> str:
+    """A table cell's text: a number by :func:`num`; in a text column the value as it is (missing: empty)."""
+    if not text:
+        return num(value)
+    return value if isinstance(value, str) else "" if pd.isna(value) else str(value)
+
+
+def table_html(frame: pd.DataFrame, text_columns=(), classes="") -> Markup:
+    columns = [(c, c in text_columns) for c in frame.columns]
+    rows = [[(_cell(v, text), text) for (_, text), v in zip(columns, row, strict=True)]
+            for row in frame.itertuples(index=False)]  # fmt: skip
+    return _part("macros.html", "table", columns=columns, rows=rows, classes=classes)
 
 
 def compact_svg(svg: str) -> str:
@@ -233,9 +231,55 @@ def shared_styles(page: str) -> tuple[str, str]:
     return page, "".join(f".{name}{{{css}}}" for css, name in classes.items())
 
 
-def figure_html(svg: str, caption: str = "") -> str:
-    cap = f"<figcaption class=\"muted\">{esc(caption)}</figcaption>" if caption else ""
-    return f'<figure class="figure">{compact_svg(svg)}{cap}</figure>'
+# a reference to an element of the same SVG: xlink:href="#id" (markers), url(#id) (clip paths)
+SVG_REFERENCE = re.compile(r'(href="#|url\(#)([^")]+)')
+
+
+def unique_ids(svg: str, uid: str) -> str:
+    """An SVG's ids made unique on the page: matplotlib numbers the elements of every figure alike (figure_1,
+    patch_1, ...) and names markers and clip paths by a hash of their content (alike in alike figures), so the
+    inlined figures repeated each other's ids. Ids nothing refers to are dropped; the others become
+    ``<uid>-1``, ``<uid>-2``, ... with their references (shorter, too)."""
+    names: dict[str, str] = {}
+    for _, old in SVG_REFERENCE.findall(svg):
+        names.setdefault(old, f"{uid}-{len(names) + 1}")
+    svg = re.sub(r' id="([^"]*)"', lambda m: f' id="{names[m.group(1)]}"' if m.group(1) in names else "", svg)
+    return SVG_REFERENCE.sub(lambda m: m.group(1) + names[m.group(2)], svg)
+
+
+def figure_html(svg: str, uid: str, title: str, caption: str = "") -> Markup:
+    """A figure drawn by :mod:`metarepro.present.plots` (SVG text: markup we made), inlined with its ids prefixed
+    by ``uid`` (unique on the page, :func:`unique_ids`), ``title`` as the image's accessible name (its ``<title>``)
+    and ``caption`` (what it shows; default the title) under it."""
+    head, closed, body = re.match(r"(<svg\b[^>]*?)\s*(/?)>(.*)", unique_ids(compact_svg(svg), uid), re.S).groups()
+    return _part("macros.html", "figure", head=Markup(head), body=Markup("</svg>" if closed else body), uid=uid,
+                 title=title, caption=caption or title)
+
+
+def _figure_kind(name: str) -> tuple[str, str]:
+    """A figure's file stem as (kind, column): ("bubble", "year") for bubble_year, ("funnel", "") for funnel."""
+    for kind in ("forest_subgroups", "bubble"):
+        if name.startswith(kind + "_"):
+            return kind, name[len(kind) + 1:]
+    return name, ""
+
+
+def figure_title(name: str) -> str:
+    """A figure of an analysis by its file stem: "Contour-enhanced funnel plot", "Forest plot by sample"."""
+    kind, column = _figure_kind(name)
+    return FIGURE_TITLES.get(kind, name.replace("_", " ").capitalize()).format(column)
+
+
+def _section_figure(section: AnalysisSection, name: str) -> Markup:
+    """One figure of an analysis's section (``forest`` or a stem of ``section.figures``), titled with the analysis
+    and captioned with what it shows (the forest plot also with the pooled estimate)."""
+    kind, column = _figure_kind(name)
+    caption = FIGURE_CAPTIONS.get(kind, figure_title(name)).format(column)
+    if name == "forest":
+        r = section.pooled
+        caption += f": {_measure_name(r)} {estimate_text(r)}, {k_text(r)}"
+    svg = section.forest_svg if name == "forest" else section.figures[name]
+    return figure_html(svg, f"{section.name}-{name}", f"{figure_title(name)}: {section.title}", caption + ".")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -246,22 +290,7 @@ NOT_APPLICABLE_K1 = "not applicable (k = 1: one study has no between-study varia
 K1_CELL = "n/a (k = 1)"  # a table cell of τ², I² or Q for a fit to one study
 
 
-def f4(x) -> str:
-    """A number as metafor's print methods show it (4 decimals), NA when missing."""
-    return "NA" if not _finite(x) else f"{x:.4f}"
-
-
-def p_words(p) -> str:
-    """A p-value after "p-val", as metafor prints it: "< .0001" or "= 0.1234"."""
-    return "< .0001" if _finite(p) and p < 1e-4 else "= " + f4(p)
-
-
-def p_cell(p) -> str:
-    """A p-value in metafor's results table: "<.0001" or 0.1234."""
-    return "<.0001" if _finite(p) and p < 1e-4 else f4(p)
-
-
-def _dependent_block(record: dict) -> str:
+def _dependent_blocks(record: dict) -> list[tuple[str, str]]:
     """A dependent analysis's fit in the spirit of metafor's ``print.rma.mv``: model, variance components with their
     profile CIs and I², QE, coefficients, the robust result."""
     dep = record["dependence"]
@@ -270,7 +299,7 @@ def _dependent_block(record: dict) -> str:
     clusters = ", ".join(f"{n} {c}" for c, n in dep["clusters"].items())
     lines = [f"{dep['model'].capitalize()} model: {dep['k_effects']} effects in {clusters} clusters", dep["formula"]]
     if dep["model"] == "aggregate":
-        return fit_block({**record, "dependence": None}) + f"<pre>{esc(chr(10).join(lines))}</pre>" + _robust_pre(dep)
+        return [*_fit_blocks({**record, "dependence": None}), ("pre", "\n".join(lines)), *_robust_blocks(dep)]
     lines += ["", f"  logLik = {f4(dep['logLik'])}, AIC = {f4(dep['AIC'])}, BIC = {f4(dep['BIC'])}, "
               f"AICc = {f4(dep['AICc'])} ({record['method']})", "",
               f"Variance Components (profile-likelihood {level:g}% CIs; I² as in Viechtbauer's FAQ):"]  # fmt: skip
@@ -288,7 +317,7 @@ def _dependent_block(record: dict) -> str:
     for c in dep.get("rho", []):
         lines.append(f"  rho ({c['pair']})  {f4(c['estimate'])} {ci(c)}")
     lines += ["", "Test for Residual Heterogeneity:",
-              f"QE(df = {dep['QE_df']}) = {f4(dep['QE'])}, p-val {p_words(dep['QE_p'])}",
+              f"QE(df = {dep['QE_df']}) = {f4(dep['QE'])}, p-val {pval(dep['QE_p'], sep=True)}",
               "", "Model Results:", ""]  # fmt: skip
     t = record["test"] == "t"
     lines.append(f"{'':14} {'estimate':>9} {'se':>8} {'tval' if t else 'zval':>8} {'df' if t else '':>5} {'pval':>8} "
@@ -297,7 +326,7 @@ def _dependent_block(record: dict) -> str:
     for c in coefs:
         df = f"{c['df']:5.0f}" if t and _finite(c.get("df")) else " " * 5
         lines.append(f"{str(c['name'])[:14]:14} {f4(c['estimate']):>9} {f4(c['se']):>8} {f4(c['zval']):>8} {df} "
-                     f"{p_cell(c.get('pval')):>8} {f4(c['ci_low']):>8} {f4(c['ci_high']):>8}")  # fmt: skip
+                     f"{pval(c.get('pval')):>8} {f4(c['ci_low']):>8} {f4(c['ci_high']):>8}")  # fmt: skip
     if dep.get("primary"):
         lines.append(f"(primary: {dep['primary']}, the estimate the summary and headline report)")
     if _finite(record.get("pi_low")):
@@ -306,26 +335,26 @@ def _dependent_block(record: dict) -> str:
         lines.append(f"Note: {dep['test_note']}.")
     if not dep.get("converged", True):
         lines.append("Warning: the rma.mv optimiser did not converge.")
-    return f"<pre>{esc(chr(10).join(lines))}</pre>" + _robust_pre(dep)
+    return [("pre", "\n".join(lines)), *_robust_blocks(dep)]
 
 
-def _robust_pre(dep: dict) -> str:
+def _robust_blocks(dep: dict) -> list[tuple[str, str]]:
     """The cluster-robust result of a dependent analysis (metafor ``robust()``), or why there is none."""
     r = dep.get("robust")
     if not r:
-        return ""
+        return []
     if "se" not in r:
-        return f"<p>Cluster-robust {esc(r['type'])}: not computed ({esc(r.get('note', ''))}).</p>"
+        return [("p", f"Cluster-robust {r['type']}: not computed ({r.get('note', '')}).")]
     text = (f"Cluster-robust inference ({r['type']}, {r['clusters']} clusters of {dep['cluster_column']}):\n"
             f"estimate {r['estimate']:.4f}, se {r['se']:.4f}, t = {r['tval']:.4f}, df = {r['df']:.2f}, "
-            f"p-val {p_words(r['pval'])}, CI [{r['ci_low']:.4f}, {r['ci_high']:.4f}]")
-    return f"<pre>{esc(text)}</pre>"
+            f"p-val {pval(r['pval'], sep=True)}, CI [{r['ci_low']:.4f}, {r['ci_high']:.4f}]")
+    return [("pre", text)]
 
 
-def fit_block(record: dict) -> str:
-    """The primary fit in metafor's ``print.rma`` layout (plain text), from a pooled.json record."""
+def _fit_blocks(record: dict) -> list[tuple[str, str]]:
+    """The fit's blocks of text, each ("pre", printed text) or ("p", a sentence)."""
     if record.get("dependence"):
-        return _dependent_block(record)
+        return _dependent_blocks(record)
     k, method, test = record["k"], record["method"], record["test"]
     model = "Equal-Effects Model" if method == "EE" else "Random-Effects Model"
     lines = [f"{model} (k = {k}; tau^2 estimator: {method})" if method != "EE" else f"{model} (k = {k})", ""]
@@ -349,7 +378,7 @@ def fit_block(record: dict) -> str:
         ]  # fmt: skip
     q_df = record.get("q_df")
     q_text = f"Q(df = {int(q_df) if _finite(q_df) else 'NA'}) = {f4(record.get('q'))}"
-    q_line = f"Q: {NOT_APPLICABLE_K1}" if k == 1 else f"{q_text}, p-val {p_words(record.get('q_p'))}"
+    q_line = f"Q: {NOT_APPLICABLE_K1}" if k == 1 else f"{q_text}, p-val {pval(record.get('q_p'), sep=True)}"
     lines += ["Test for Heterogeneity:", q_line, "", "Model Results:", ""]
     knha = test == "knha" and k > 1  # with one study metafor sets test = "z" (the record's warning says so)
     stat = "tval" if knha else "zval"
@@ -357,7 +386,7 @@ def fit_block(record: dict) -> str:
     header = f"{'estimate':>9} {'se':>8} {stat:>8} {df_head:>4} {'pval':>8} {'ci.lb':>8} {'ci.ub':>8}"
     df = f"{k - 1:>4}" if knha else " " * 4
     row = (f"{f4(record['estimate']):>9} {f4(record.get('se')):>8} {f4(record.get('zval')):>8} {df} "
-           f"{p_cell(record.get('pval')):>8} {f4(record['ci_low']):>8} {f4(record['ci_high']):>8}")  # fmt: skip
+           f"{pval(record.get('pval')):>8} {f4(record['ci_low']):>8} {f4(record['ci_high']):>8}")  # fmt: skip
     lines += [header, row]
     if record.get("measure") in ("ROM", "ZCOR"):
         lines += ["", f"Back-transformed ({'ratio of means' if record['measure'] == 'ROM' else 'r'}): "
@@ -369,7 +398,12 @@ def fit_block(record: dict) -> str:
         lines.append(f"Warning: {warning}")
     if record.get("converged") is False:
         lines.append("Warning: the estimator did not converge.")
-    return f"<pre>{esc(chr(10).join(lines))}</pre>"
+    return [("pre", "\n".join(lines))]
+
+
+def fit_block(record: dict) -> Markup:
+    """The primary fit in metafor's ``print.rma`` layout (plain text), from a pooled.json record."""
+    return _part("macros.html", "fit", blocks=_fit_blocks(record))
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -407,16 +441,10 @@ def heterogeneity_words(i2) -> str:
     return f"{I2_PHRASES[words]} (I² = {shown:.0f}%{overlap})"
 
 
-def marker_sentence(section: AnalysisSection, others: list[AnalysisSection], labels: dict) -> str:
+def marker_sentence(section: AnalysisSection, others: list[AnalysisSection], labels: dict) -> Markup:
     """One sentence (with its caveats) on the first analysis of a marker; the marker's other analyses after it."""
     r = section.pooled
     verdict = _conclusion(r, labels)
-    n = _participants(r)
-    text = (f"<strong>{esc(section.marker)}</strong> is {esc(verdict)}: {esc(_measure_name(r))} "
-            f"{esc(estimate_text(r))}, {esc(_p(r.get('pval')))}; {esc(k_text(r))}{esc(n)} "
-            f"(<a href=\"#{esc(section.name)}\">{esc(section.name)}</a>).")  # fmt: skip
-    # the fit without the rows a quality rule flags, with the same weight as the primary (issue 17)
-    text += "".join(f" {esc(part)}" for part in _without_flagged_sentence(section.effects, r, verdict, labels))
     caveats = []
     if r["k"] > 1 and r.get("method") != "EE":
         caveats.append(heterogeneity_words(r.get("i2")))
@@ -430,14 +458,16 @@ def marker_sentence(section: AnalysisSection, others: list[AnalysisSection], lab
         caveats.append(f"the estimate of {r['dependence']['primary']} in a multivariate model")
     for warning in r.get("warnings") or []:
         caveats.append(warning)
-    out = text
-    if caveats:
-        out += f' <span class="caveat">Caveats: {esc("; ".join(caveats))}.</span>'
-    if others:
-        parts = [f"{esc(_measure_name(o.pooled))} {esc(estimate_text(o.pooled))} "
-                 f"(<a href=\"#{esc(o.name)}\">{esc(o.name)}</a>)" for o in others]  # fmt: skip
-        out += f' <span class="muted">Other analyses: {"; ".join(parts)}.</span>'
-    return f"<li>{out}</li>"
+    return _part("headline.html", "marker_sentence", marker=section.marker, verdict=verdict,
+                 fit=_fit_words(section), p=_p(r.get("pval")), k=k_text(r), n=_participants(r),
+                 # the fit without the rows a quality rule flags, with the same weight as the primary (issue 17)
+                 without_flagged=_without_flagged_sentence(section.effects, r, verdict, labels),
+                 caveats=caveats, others=[_fit_words(o) for o in others])  # fmt: skip
+
+
+def _fit_words(section: AnalysisSection) -> dict:
+    """An analysis's name and its estimate in words: "Hedges' g 0.50 (95% CI 0.20 to 0.80)"."""
+    return {"name": section.name, "measure": _measure_name(section.pooled), "estimate": estimate_text(section.pooled)}
 
 
 FLAG_DEFINITION = (
@@ -516,17 +546,20 @@ def _participants(record) -> str:
     return f", {int(n1 + n2):,} participants" if _finite(n1) and _finite(n2) else ""
 
 
-def headline(sections: list[AnalysisSection], atlas: list[str], labels: dict) -> str:
+def headline(sections: list[AnalysisSection], atlas: list, labels: dict) -> Markup:
     by_marker: dict[str, list[AnalysisSection]] = {}
     for s in sections:
         by_marker.setdefault(s.marker, []).append(s)
-    sentences = "".join(marker_sentence(group[0], group[1:], labels) for group in by_marker.values())
-    figures = "".join(figure_html(svg) for svg in atlas)
-    return f"""<section id="headline"><h2>Headline</h2>
-<ul class="lede">{sentences}</ul>
-<p class="muted">Each sentence reports the first analysis of the marker in the config; estimates are on the
-analysis's own scale (ratios for ROM, r for ZCOR). {esc(I2_NOTE)} {esc(FLAG_DEFINITION)}</p>
-{figures}</section>"""
+    sentences = [marker_sentence(group[0], group[1:], labels) for group in by_marker.values()]
+    figures = [figure_html(svg, f"atlas{i}", title, ATLAS_CAPTION)
+               for i, (title, svg) in enumerate(map(_titled, atlas), 1)]  # fmt: skip
+    return _part("headline.html", "headline", sentences=sentences, figures=figures,
+                 note=f"{I2_NOTE} {FLAG_DEFINITION}")
+
+
+def _titled(figure) -> tuple[str, str]:
+    """An overview figure as (title, SVG text); given as SVG text alone, a generic title."""
+    return figure if isinstance(figure, tuple) else ("Pooled estimates", figure)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -539,10 +572,10 @@ def _ci_text(est, lo, hi) -> str:
     return f"{est:.2f} ({lo:.2f} to {hi:.2f})" if _finite(lo) and _finite(hi) else f"{est:.2f} (no CI)"
 
 
-def _verdict(verdict) -> str:
+def _verdict(verdict) -> tuple[str, str]:
+    """A verdict's text and CSS class (its colour)."""
     verdict = "" if verdict is None or (isinstance(verdict, float) and np.isnan(verdict)) else str(verdict)
-    css = "verdict-" + re.sub(r"[^a-z]+", "-", verdict.lower()).strip("-")
-    return f'<span class="{esc(css)}">{esc(verdict) or "—"}</span>'
+    return verdict, "verdict-" + re.sub(r"[^a-z]+", "-", verdict.lower()).strip("-")
 
 
 def reproduction_counts(table: pd.DataFrame, study_sentences=()) -> str:
@@ -565,44 +598,27 @@ def reproduction_counts(table: pd.DataFrame, study_sentences=()) -> str:
     return text
 
 
-def reproduction_section(table: pd.DataFrame | None, figures: list[str], study_sentences=()) -> str:
+def reproduction_section(table: pd.DataFrame | None, figures: list[str], study_sentences=()) -> Markup | str:
     if table is None or table.empty:
         return ""
     rows = []
     for r in table.itertuples():
-        sens = ""
+        published_k = f", k = {num(r.k_published)}" if _finite(r.k_published) else ""
+        without = None
         if _finite(getattr(r, "estimate_without_flagged", None)):
-            sens = (f"{esc(_ci_text(r.estimate_without_flagged, r.ci_low_without_flagged, r.ci_high_without_flagged))}"
-                    f", k = {num(r.k_without_flagged)}<br>{_verdict(r.verdict_without_flagged)}")  # fmt: skip
-        rows.append(
-            f"<tr><td class=\"text\"><a href=\"#{esc(r.analysis)}\">{esc(r.analysis)}</a></td>"
-            f"<td class=\"text\">{esc(r.source)}</td><td class=\"text\">{esc(r.marker)}</td>"
-            f"<td>{esc(r.measure_ours)} {esc(_ci_text(r.estimate_ours, r.ci_low_ours, r.ci_high_ours))}, k = "
-            f"{num(r.k_ours)}</td>"
-            f"<td>{esc(r.measure_published)} "
-            f"{esc(_ci_text(r.estimate_published, r.ci_low_published, r.ci_high_published))}"
-            f"{', k = ' + num(r.k_published) if _finite(r.k_published) else ''}</td>"
-            f"<td class=\"text\">{_verdict(getattr(r, 'verdict', ''))}</td>"
-            f"<td class=\"text\">{esc(getattr(r, 'verdict_reason', '') or '')}</td><td>{sens}</td></tr>"
-        )  # fmt: skip
-    head = "".join(f'<th class="text">{h}</th>' for h in
-                   ("analysis", "published", "marker", "ours (primary)", "published result", "verdict", "why",
-                    "ours without flagged rows"))  # fmt: skip
-    figs = "".join(figure_html(svg) for svg in figures)
-    return f"""<section id="reproduction"><h2>Published vs reproduced</h2>
-<p><strong>{esc(reproduction_counts(table, study_sentences))}</strong></p>
-<p>Our pooled estimate beside each published one it is compared with (config <code>compare_with</code>; published
-values from the published-results sheet, each confirmed against its source). Verdicts, first that applies:
-<em>not comparable</em> (another scale or population); <em>insufficient information</em>; <em>reproduced</em>
-(our numbers round to the published ones at their precision); <em>reproduced, approximately</em> (SMD: estimate
-and CI bounds within 0.1, Gøtzsche 2007, Lee 2023; other scales: estimate and CI width within 10%, REPRISE);
-<em>meaningfully different</em> (the direction differs, or only one CI includes the null); otherwise
-<em>discrepant, same conclusion</em>. CIs are compared at the published level; <code>reproduction.csv</code> adds
-the differences, a 5% flag and the Altman–Bland test of the difference (definitions: <code>data/raw/README.md</code>).
-Where our study set is not the published one (a later search, other criteria), a difference is an update rather
-than a failed reproduction.</p>
-{figs}<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>
-</section>"""
+            without = (f"{_ci_text(r.estimate_without_flagged, r.ci_low_without_flagged, r.ci_high_without_flagged)}"
+                       f", k = {num(r.k_without_flagged)}", _verdict(r.verdict_without_flagged))  # fmt: skip
+        rows.append({
+            "analysis": r.analysis, "source": r.source, "marker": r.marker,
+            "ours": f"{r.measure_ours} {_ci_text(r.estimate_ours, r.ci_low_ours, r.ci_high_ours)}, k = {num(r.k_ours)}",
+            "published": f"{r.measure_published} "
+                         f"{_ci_text(r.estimate_published, r.ci_low_published, r.ci_high_published)}{published_k}",
+            "verdict": _verdict(getattr(r, "verdict", "")), "why": getattr(r, "verdict_reason", "") or "",
+            "without_flagged": without,
+        })  # fmt: skip
+    return _part("reproduction.html", "reproduction", counts=reproduction_counts(table, study_sentences),
+                 figures=[figure_html(svg, f"reproduction{i}", title, REPRODUCTION_CAPTION)
+                          for i, (title, svg) in enumerate(map(_titled, figures), 1)], rows=rows)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -621,7 +637,7 @@ def regtest_statistic(statistic: str, value, df) -> str:
     return f"{statistic} = {f4(value)}" + (f", df = {round(float(df), 2):g}" if shown_df else "")
 
 
-def _bias(bias: dict | None, measure: str | None = None) -> str:
+def _bias(bias: dict | None, measure: str | None = None) -> Markup | str:
     """The small-study tests in one short table: test, result, p. Adjusted estimates (trim-and-fill, PET-PEESE) are
     shown on the reader's scale (ratios for ROM, r for ZCOR), as the pooled estimate is, not on the log scale."""
     if not bias:
@@ -635,32 +651,29 @@ def _bias(bias: dict | None, measure: str | None = None) -> str:
             values = [transform_back(measure, v) if _finite(v) else v for v in values]
         return f"{num(values[0])} [{num(values[1])}, {num(values[2])}]"
 
-    rows = []
+    rows = []  # (test, result, p, a caveat after the result)
     if "egger_z" in bias:
         rows += [
             ("Egger (mixed-effects, sei as predictor)",
-             regtest_statistic(b("egger_statistic"), b("egger_z"), b("egger_df")), p_cell(b("egger_p"))),
+             regtest_statistic(b("egger_statistic"), b("egger_z"), b("egger_df")), pval(b("egger_p")), ""),
             ("Egger (classic weighted regression)", regtest_statistic("t", b("egger_t"), b("egger_t_df")),
-             p_cell(b("egger_t_p"))),
+             pval(b("egger_t_p")), ""),
             ("Begg rank correlation", f"Kendall's τ = {num(b('begg_tau'))}" + (
-                f"; p: {esc(b('begg_method'))}" if b("begg_method") else ""), p_cell(b("begg_p"))),
-            ("Trim-and-fill (L0)", f"{num(b('trimfill_k0'))} missing on the {esc(b('trimfill_side'))}; "
-             f"adjusted {ci('trimfill')}", ""),
-            ("Trim-and-fill (R0)", f"{num(b('trimfill_r0_k0'))} missing; adjusted {ci('trimfill_r0')}", ""),
+                f"; p: {b('begg_method')}" if b("begg_method") else ""), pval(b("begg_p")), ""),
+            ("Trim-and-fill (L0)", f"{num(b('trimfill_k0'))} missing on the {b('trimfill_side')}; "
+             f"adjusted {ci('trimfill')}", "", ""),
+            ("Trim-and-fill (R0)", f"{num(b('trimfill_r0_k0'))} missing; adjusted {ci('trimfill_r0')}", "", ""),
             ("Fail-safe N", f"Rosenthal {num(b('fsn_rosenthal'))}, Orwin {num(b('fsn_orwin'))}, "
-             f"Rosenberg {num(b('fsn_rosenberg'))}. <span class=\"caveat\">{esc(FSN_NOTE)}</span>", ""),
-            ("PET-PEESE", f"uses {esc(b('pet_peese_uses'))}: {ci('pet_peese')}", ""),
+             f"Rosenberg {num(b('fsn_rosenberg'))}. ", "", FSN_NOTE),
+            ("PET-PEESE", f"uses {b('pet_peese_uses')}: {ci('pet_peese')}", "", ""),
         ]  # fmt: skip
-    body = "".join(f'<tr><td class="text">{esc(a)}</td><td class="text">{c}</td><td>{p}</td></tr>' for a, c, p in rows)
-    notes = "".join(f"<p><em>{esc(bias[k])}</em></p>" for k in ("low_power_note", "note", "skipped") if bias.get(k))
     scale = {"ROM": "adjusted estimates as ratios of means", "ZCOR": "adjusted estimates as r"}.get(
         measure if back else "", "analysis scale")
-    head = f'<tr><th class="text">test</th><th class="text">result ({scale})</th><th>p</th></tr>'
-    table = f"<table><thead>{head}</thead><tbody>{body}</tbody></table>" if body else ""
-    return f"<h4>Small-study effects and publication bias (k = {bias.get('k', 'NA')})</h4>{notes}{table}"
+    return _part("analysis.html", "bias", k=bias.get("k", "NA"), rows=rows, scale=scale,
+                 notes=[bias[k] for k in ("low_power_note", "note", "skipped") if bias.get(k)])
 
 
-def _subgroups(table: pd.DataFrame) -> str:
+def _subgroups(table: pd.DataFrame) -> Markup:
     parts = []
     for column, block in table.groupby("column", sort=False):
         shown = pd.DataFrame({
@@ -681,9 +694,8 @@ def _subgroups(table: pd.DataFrame) -> str:
         if left_out:  # rows without a value are in no subgroup: say which, rather than drop them silently
             tests += (f" {len(left_out)} pooled row(s) have no {column} and are in no subgroup: line(s) "
                       f"{' '.join(left_out)}.")  # fmt: skip
-        parts.append(f"<p><strong>By {esc(column)}</strong></p>{table_html(shown, ('subgroup', 'estimate [CI]'))}"
-                     f"<p class=\"muted\">{tests}</p>")  # fmt: skip
-    return "".join(parts)
+        parts.append((column, table_html(shown, ("subgroup", "estimate [CI]")), tests))
+    return _part("analysis.html", "subgroups", parts=parts)
 
 
 def moderator_test(value, df1, df2=None) -> str:
@@ -694,7 +706,7 @@ def moderator_test(value, df1, df2=None) -> str:
     return f"QM(df = {num(df1)}) = {num(value)}"
 
 
-def _metareg(table: pd.DataFrame) -> str:
+def _metareg(table: pd.DataFrame) -> Markup:
     shown = table[[c for c in ("coefficient", "estimate", "se", "ci_low", "ci_high", "pval", "permutation_p")
                    if c in table]]  # fmt: skip
     first = table.iloc[0]
@@ -703,11 +715,11 @@ def _metareg(table: pd.DataFrame) -> str:
              f"{moderator_test(first['QM'], first['QM_df'], first.get('QM_df2'))}, p = {num(first['QM_p'])}"
              + (f", permutation p = {num(first['QM_permutation_p'])} ({num(first['permutations'])} permutations)"
                 if _finite(first.get("QM_permutation_p")) else "")
-             + (f"; {esc(first['permutation_note'])}" if isinstance(first.get("permutation_note"), str) else "")
+             + (f"; {first['permutation_note']}" if isinstance(first.get("permutation_note"), str) else "")
              + f"; QE = {num(first['QE'])} (df = {num(first['QE_df'])})."
-             + (f" Left out for a missing moderator: line(s) {esc(' '.join(left_out))}." if left_out
+             + (f" Left out for a missing moderator: line(s) {' '.join(left_out)}." if left_out
                 else ""))  # fmt: skip
-    return f"{table_html(shown, ('coefficient',))}<p class=\"muted\">{model}</p>"
+    return _part("analysis.html", "metareg", table=table_html(shown, ("coefficient",)), model=model)
 
 
 def _reason_category(reason: str) -> str:
@@ -719,36 +731,30 @@ def _reason_category(reason: str) -> str:
     return text.strip()
 
 
-def _rows_html(frame: pd.DataFrame, text_columns, file: str, what: str, max_rows: int) -> str:
+def _rows_html(frame: pd.DataFrame, text_columns, file: str, what: str, max_rows: int) -> Markup:
     """A study-level table, or beyond ``max_rows`` rows (:data:`~metarepro._core.limits.SECTION_MAX_ROWS`) a sentence
     naming the CSV file that holds them: the section stays a few hundred kB whatever k."""
     if len(frame) <= max_rows:
         return table_html(frame.astype(object).fillna(""), text_columns)
-    return (f'<p class="muted">The {len(frame):,} {what} are not listed here (more than {max_rows:,} rows): '
-            f"they are in {esc(file)}.</p>")
+    return _part("analysis.html", "not_listed", n=f"{len(frame):,}", what=what, max_rows=f"{max_rows:,}", file=file)
 
 
-def row_account(effects: pd.DataFrame, max_rows: int = SECTION_MAX_ROWS) -> str:
+def row_account(effects: pd.DataFrame, max_rows: int = SECTION_MAX_ROWS) -> Markup:
     """PRISMA-like: counts per reason; included rows (with their flags) first, excluded rows collapsed; each list
     only up to ``max_rows`` rows (then named by its file, effects.csv)."""
     included = effects[effects["included"].astype(bool)]
     excluded = effects[~effects["included"].astype(bool)]
     counts = excluded["reason"].astype(object).fillna("").astype(str).map(_reason_category).value_counts()
-    items = "".join(f"<li>{n} excluded: {esc(reason)}</li>" for reason, n in counts.items())
     flags = [c for c in ("checks", "flags") if c in effects]
     inc_cols = [c for c in ("line", "study_id", "study", "input", "conversion", "yi", "vi", "weight", *flags)
                 if c in effects]  # fmt: skip
     exc_cols = [c for c in ("line", "study_id", "study", "input", "reason", *flags) if c in effects]
     text_cols = ("study_id", "study", "input", "conversion", "reason", "checks", "flags")
-    excluded_html = ""
-    if len(excluded):
-        summary = f"<summary>{len(excluded)} excluded rows</summary>"
-        shown = _rows_html(excluded[exc_cols], text_cols, "effects.csv (included = False)", "excluded rows", max_rows)
-        excluded_html = f"<details>{summary}{shown}</details>"
-    included_html = _rows_html(included[inc_cols], text_cols, "effects.csv", "pooled rows", max_rows)
-    return f"""<h4>Row account</h4>
-<ul><li>{len(effects)} rows selected from the sheet</li><li>{len(included)} pooled</li>{items}</ul>
-{included_html}{excluded_html}"""
+    excluded_rows = (_rows_html(excluded[exc_cols], text_cols, "effects.csv (included = False)", "excluded rows",
+                                max_rows) if len(excluded) else None)  # fmt: skip
+    return _part("analysis.html", "row_account", selected=len(effects), pooled=len(included),
+                 reasons=list(counts.items()), excluded=len(excluded), excluded_rows=excluded_rows,
+                 included_rows=_rows_html(included[inc_cols], text_cols, "effects.csv", "pooled rows", max_rows))
 
 
 ESTIMATOR_COLUMNS = ("method", "test", "estimate", "ci_low", "ci_high", "pval", "tau2", "i2", "converged")
@@ -762,7 +768,7 @@ def _outside_pi(record: dict, effects: pd.DataFrame) -> str:
     return f"leaves out {outside} of {len(yi)} observed studies"
 
 
-def tau2_outside_ci_note(record: dict, effects: pd.DataFrame, estimators: pd.DataFrame | None) -> str:
+def tau2_outside_ci_note(record: dict, effects: pd.DataFrame, estimators: pd.DataFrame | None) -> Markup | str:
     """Said beside a fit whose τ² lies outside its own Q-profile CI (a moment estimator such as DerSimonian–Laird
     can fall far below it, and its CI and prediction interval are then too narrow), with the REML fit of the same
     rows and test next to it (from the estimator table), as a reader should weigh both (issue 20)."""
@@ -784,10 +790,10 @@ def tau2_outside_ci_note(record: dict, effects: pd.DataFrame, estimators: pd.Dat
                  f"{_p(fit.get('pval'))}, τ² = {fit['tau2']:.4g}")
         if _finite(fit.get("pi_low")):
             text += f"; its prediction interval {_outside_pi(fit, effects)}"
-    return f'<p class="caveat">{esc(text)}.</p>'
+    return _part("analysis.html", "caveat", text=text)
 
 
-def _estimators(table: pd.DataFrame | None, record: dict) -> str:
+def _estimators(table: pd.DataFrame | None, record: dict) -> Markup | str:
     if table is None or table.empty:
         return ""
     shown = table[[c for c in ESTIMATOR_COLUMNS if c in table]].copy()
@@ -798,49 +804,43 @@ def _estimators(table: pd.DataFrame | None, record: dict) -> str:
             shown[c] = transform_back(record["measure"], shown[c].to_numpy(dtype=float))
     which = ("REML and ML (what rma.mv estimates)" if (record.get("dependence") or {}).get("model") in
              ("multilevel", "multivariate") else f"all {table['method'].nunique()} τ² estimators")  # fmt: skip
-    return (f"<details><summary>Estimator sensitivity: {which} × both tests"
-            f"</summary>{table_html(shown, ('method', 'test'))}</details>")  # fmt: skip
+    return _part("analysis.html", "estimators", which=which, table=table_html(shown, ("method", "test")))
 
 
-def _extras(section: AnalysisSection, max_rows: int = SECTION_MAX_ROWS) -> str:
+def _extras(section: AnalysisSection, max_rows: int = SECTION_MAX_ROWS) -> Markup:
     notes = [t["dependence"].iloc[0] for t in section.tables.values() if "dependence" in t and len(t)]
     notes += [section.bias["dependence"]] if section.bias and section.bias.get("dependence") else []
-    parts = [f'<p class="muted">Sensitivity analyses: {esc(notes[0])}.</p>' if notes else "",
-             _bias(section.bias, section.pooled.get("measure"))]
     tables = {name: t.drop(columns="dependence") if "dependence" in t else t for name, t in section.tables.items()}
+    parts = []  # (kind, what the part's macro shows)
     for name, table in tables.items():
         if name == "influence" and "note" in table:  # not computed (too many studies): the table says why
-            parts.append(f"<h4>Influence diagnostics</h4><p>{esc(str(table['note'].iloc[0]).capitalize())}.</p>")
+            parts.append(("influence_note", str(table["note"].iloc[0]).capitalize()))
             continue
         if name == "influence":
             flagged = table[table["influential"].astype(bool)]
             names = flagged["study"].astype(str)
             text = "none" if flagged.empty else ", ".join(names) if len(names) <= max_rows // 10 else (
                 f"{len(names):,} studies (flagged in the column 'influential' of influence.csv)")  # fmt: skip
-            parts.append(f"<h4>Influence diagnostics</h4><p>Influential by metafor's rule: {esc(text)}.</p>")
             table = table.drop(columns=[c for c in ("line",) if c in table])
             # text (object or pandas' str dtype) left-aligned and wrapping; numbers and yes/no right-aligned
             text_columns = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
             shown = _rows_html(table, text_columns, "influence.csv", "rows of the influence table", max_rows)
-            parts.append(f"<details><summary>influence table</summary>{shown}</details>")
-            continue
-        if name == "subgroups":
-            parts.append(f"<h4>Subgroups</h4>{_subgroups(table)}")
+            parts.append(("influence", (text, shown)))
+        elif name == "subgroups":
+            parts.append(("subgroups", _subgroups(table)))
         elif name == "metareg":
-            parts.append(f"<h4>Meta-regression</h4>{_metareg(table)}")
-    for name, svg in section.figures.items():
-        if name == "study_level":  # shown with its table by study_level_section
-            continue
-        title = FIGURE_TITLES.get(name, name.replace("_", " ").capitalize())
-        parts.append(f"<h4>{esc(title)}</h4>{figure_html(svg)}")
-    return "".join(parts)
+            parts.append(("metareg", _metareg(table)))
+    figures = [(figure_title(name), _section_figure(section, name)) for name in section.figures
+               if name != "study_level"]  # shown with its table by study_level_section  # fmt: skip
+    return _part("analysis.html", "extras", note=notes[0] if notes else "",
+                 bias=_bias(section.bias, section.pooled.get("measure")), parts=parts, figures=figures)
 
 
 STUDY_LEVEL_SHOWN = ["study", "matched_by", "estimate_published", "estimate_ours", "difference", "status",
                      "suggested_error", "note"]  # fmt: skip
 
 
-def study_level_section(section: AnalysisSection) -> str:
+def study_level_section(section: AnalysisSection) -> Markup | str:
     """The study-level reproduction (config ``compare_studies``): one sentence with the counts, the figure and the
     table of study_level.csv; empty for an analysis without it."""
     from metarepro.pipeline.study_level import study_counts, summary_sentence
@@ -853,13 +853,12 @@ def study_level_section(section: AnalysisSection) -> str:
     sentence = summary_sentence(study_counts(table), section.pooled.get("measure", ""), name)
     svg = section.figures.get("study_level")
     text_columns = ("study", "matched_by", "status", "suggested_error", "note")
-    return (f"<h4>Study by study: ours vs {esc(name)}</h4><p>{esc(sentence)} Error types are suggestions read off "
-            "the numbers, not findings.</p>" + (figure_html(svg) if svg else "")
-            + f"<details><summary>study_level.csv</summary>{table_html(table[STUDY_LEVEL_SHOWN], text_columns)}"
-            "</details>")  # fmt: skip
+    return _part("analysis.html", "study_level", name=name, sentence=sentence,
+                 figure=_section_figure(section, "study_level") if svg else "",
+                 table=table_html(table[STUDY_LEVEL_SHOWN], text_columns))
 
 
-def analysis_section(section: AnalysisSection) -> str:
+def analysis_section(section: AnalysisSection) -> Markup:
     r = section.pooled
     keys = ("measure", "preset", "method", "test", "level", "vtype", "unit")
     settings = ", ".join(f"{key} = {r[key]}" for key in keys if r.get(key) is not None)
@@ -867,18 +866,12 @@ def analysis_section(section: AnalysisSection) -> str:
     if dep:
         settings += f", dependence = {dep['model']}" + (f", robust = {dep['robust']['type']}" if dep.get("robust")
                                                          else "")  # fmt: skip
-    return f"""<details class="analysis" id="{esc(section.name)}"><summary>{esc(section.title)}
-<span class="muted">({esc(section.name)}): {esc(_measure_name(r))} {esc(estimate_text(r))},
-{esc(k_text(r))}</span></summary>
-<p class="muted">{esc(settings)}</p>
-{figure_html(section.forest_svg)}
-<h4>Fit</h4>{fit_block(r)}
-{tau2_outside_ci_note(r, section.effects, section.estimators)}
-{_estimators(section.estimators, r)}
-{_extras(section)}
-{study_level_section(section)}
-{row_account(section.effects)}
-</details>"""
+    return _part("analysis.html", "analysis", name=section.name, title=section.title, settings=settings,
+                 summary=f"{_measure_name(r)} {estimate_text(r)},", k=k_text(r),
+                 forest=_section_figure(section, "forest"), fit=fit_block(r),
+                 tau2_note=tau2_outside_ci_note(r, section.effects, section.estimators),
+                 estimators=_estimators(section.estimators, r), extras=_extras(section),
+                 study_level=study_level_section(section), row_account=row_account(section.effects))
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -892,7 +885,7 @@ MODEL_WORDS = {
 }
 
 
-def _dependent_methods(members, measure, vtype, level, cited) -> str:
+def _dependent_methods(members, measure, vtype, level, cited) -> dict:
     """The methods paragraph of analyses with dependent effects (one paragraph per model signature)."""
     r = members[0].pooled
     dep = r["dependence"]
@@ -923,10 +916,10 @@ def _dependent_methods(members, measure, vtype, level, cited) -> str:
                      + ".")  # fmt: skip
     parts.append("Leave-one-out, influence, cumulative, small-study, subgroup and meta-regression analyses ran on the "
                  "effects aggregated to one per cluster with the same sampling covariance.")  # fmt: skip
-    return f"<p><strong>{esc(names)}.</strong> {esc(' '.join(parts))}</p>"
+    return {"names": names, "text": " ".join(parts)}
 
 
-def methods_section(sections: list[AnalysisSection]) -> str:
+def methods_section(sections: list[AnalysisSection]) -> Markup:
     """A paragraph per distinct set of settings, in the words of metafor's ``reporter()``, to paste into a paper."""
     groups: dict[tuple, list[AnalysisSection]] = {}
     for s in sections:
@@ -942,7 +935,6 @@ def methods_section(sections: list[AnalysisSection]) -> str:
         if signature is not None:
             paragraphs.append(_dependent_methods(members, measure, vtype, level, cited))
             continue
-        names = ", ".join(s.name for s in members)
         measure_text = {
             "SMD": "standardized mean differences (Hedges' g with the exact small-sample correction"
                    + (", variances as in Review Manager 5" if vtype == "RM5" else ", large-sample variances")
@@ -960,40 +952,25 @@ def methods_section(sections: list[AnalysisSection]) -> str:
                      if test == "knha" else "Wald z tests and confidence intervals")  # fmt: skip
         if test == "knha":
             cited.add("knha")
-        paragraphs.append(
-            f"<p><strong>{esc(names)}.</strong> The analysis pooled {esc(measure_text)}. {esc(model)}, with "
-            f"{esc(test_text)} ({level:g}% level). Heterogeneity was assessed with Cochran's Q and I²; the "
-            f"{level:g}% CI of τ² is the Q-profile interval, and a {level:g}% prediction interval is given"
-            f"{' (t with k − 1 df)' if test == 'knha' else ''}."
-            f"{' Settings follow Review Manager 5 (preset revman).' if preset == 'revman' else ''}"
-            " Converted inputs (SEM, CI, median/IQR, t, p) are named per row in the row account.</p>"
-        )  # fmt: skip
+        paragraphs.append({"names": ", ".join(s.name for s in members), "measure": measure_text, "model": model,
+                           "test": test_text, "knha": test == "knha", "level": f"{level:g}",
+                           "revman": preset == "revman"})  # fmt: skip
     cited.add("PI")
-    refs = "".join(f"<li>{esc(REFERENCES[key])}</li>" for key in REFERENCES if key in cited)
-    return f"""<section id="methods"><h2>Methods</h2>{"".join(paragraphs)}
-<p>Analyses were run with metarepro {esc(__version__)}, whose estimates agree with R metafor (Viechtbauer 2010) to
-1e-8 in its test suite; software versions are listed under Provenance.</p>
-<h4>References</h4><ol>{refs}</ol></section>"""
+    return _part("methods.html", "methods", paragraphs=paragraphs, version=__version__,
+                 references=[REFERENCES[key] for key in REFERENCES if key in cited])
 
 
-def provenance_section(provenance: dict | None) -> str:
+def provenance_section(provenance: dict | None) -> Markup | str:
     if not provenance:
         return ""
-    rows = [(k, v) for k, v in provenance.get("software", {}).items()]
-    software = "".join(f'<tr><td class="text">{esc(k)}</td><td class="text">{esc(v)}</td></tr>' for k, v in rows)
-    files = "".join(f'<tr><td class="text">{esc(path)}</td><td class="text"><code>{esc(digest)}</code></td></tr>'
-                    for path, digest in provenance.get("files", {}).items())  # fmt: skip
-    return f"""<section id="provenance"><h2>Provenance</h2>
-<table><thead><tr><th class="text">software</th><th class="text">version</th></tr></thead>
-<tbody>{software}</tbody></table>
-<div class="wide"><table><thead><tr><th class="text">input</th><th class="text">sha256</th></tr></thead>
-<tbody>{files}</tbody></table></div></section>"""
+    return _part("methods.html", "provenance", software=list(provenance.get("software", {}).items()),
+                 files=list(provenance.get("files", {}).items()))
 
 
 # ------------------------------------------------------------------------------------------------------------
 
 
-def data_paragraph(sheets: list[dict], note: str = "") -> str:
+def data_paragraph(sheets: list[dict], note: str = "") -> Markup:
     """What the data are, once, near the top: per sheet its rows, samples, sources and markers
     (:func:`metarepro.jobs.overview.data_summary`), and the config's ``data_note`` (what the data are and cannot
     show)."""
@@ -1002,38 +979,24 @@ def data_paragraph(sheets: list[dict], note: str = "") -> str:
         sources = f" from {s['sources']:,} sources" if s["sources"] else ""
         return f"{s['rows']:,} rows ({s['samples']:,} samples{sources}{markers}) in {s['sheet']}"
 
-    counts = "; ".join(one(s) for s in sheets)
-    return f'<p id="data"><strong>Data</strong>: {esc(counts)}.{" " + esc(note) if note else ""}</p>'
+    return _part("page_parts.html", "data_paragraph", counts="; ".join(one(s) for s in sheets), note=note)
 
 
 def render_report(sections: list[AnalysisSection], reproduction: pd.DataFrame | None = None, *,
                   atlas_svgs=(), reproduction_svgs=(), provenance: dict | None = None, labels=None,
                   title="metarepro report", bodies=None, data=None, study_sentences=()) -> str:  # fmt: skip
-    """The whole page. ``atlas_svgs``/``reproduction_svgs``: the overview figures (SVG text), drawn by
-    :mod:`metarepro.present.plots.overview` from the same records and table shown here. ``bodies``: each section's
-    :func:`analysis_section`, when already rendered (by the analysis's own job); else they are rendered here."""
+    """The whole page. ``atlas_svgs``/``reproduction_svgs``: the overview figures, each (title, SVG text) or SVG
+    text alone, drawn by :mod:`metarepro.present.plots.overview` from the same records and table shown here.
+    ``bodies``: each section's :func:`analysis_section`, when already rendered (by the analysis's own job: HTML);
+    else they are rendered here."""
     labels = labels or {}
-    toc = "".join(f'<li><a href="#{esc(s.name)}">{esc(s.title)}</a></li>' for s in sections)
-    has_repro = reproduction is not None and not reproduction.empty
-    nav = ('<nav><strong>Contents</strong>: <a href="#headline">Headline</a>'
-           + (' · <a href="#reproduction">Published vs reproduced</a>' if has_repro else "")
-           + ' · <a href="#analyses">Analyses</a> · <a href="#methods">Methods</a>'
-           + (' · <a href="#provenance">Provenance</a>' if provenance else "")
-           + f"<ol>{toc}</ol></nav>")  # fmt: skip
-    body = "".join(bodies if bodies is not None else map(analysis_section, sections))
-    content, svg_css = shared_styles(f"""{headline(sections, list(atlas_svgs), labels)}
-{reproduction_section(reproduction, list(reproduction_svgs), study_sentences)}
-<section id="analyses"><h2>Analyses</h2>{body}</section>""")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{esc(title)}</title><style>{STYLE}{svg_css}</style><script>{SCRIPT}</script></head>
-<body>
-<h1>{esc(title)}</h1>
-<p class="muted">{len(sections)} analyses; metarepro {esc(__version__)}. Click an analysis to open it.</p>
-{data_paragraph(*data) if data else ""}
-{nav}
-{content}
-{methods_section(sections)}
-{provenance_section(provenance)}
-</body></html>
-"""
+    body = map(Markup, bodies) if bodies is not None else map(analysis_section, sections)
+    content = _part("page_parts.html", "content", headline=headline(sections, list(atlas_svgs), labels),
+                    reproduction=reproduction_section(reproduction, list(reproduction_svgs), study_sentences),
+                    body=list(body))  # fmt: skip
+    content, svg_css = shared_styles(content)
+    return ENV.get_template("report.html").render(
+        title=title, css=_asset("report.css"), js=_asset("report.js"), svg_css=Markup(svg_css), sections=sections,
+        version=__version__, data=data_paragraph(*data) if data else "", content=Markup(content),
+        has_reproduction=reproduction is not None and not reproduction.empty, provenance=provenance,
+        methods=methods_section(sections), provenance_section=provenance_section(provenance))  # fmt: skip

@@ -11,7 +11,6 @@ Rules: ``low_dispersion``, ``likely_sem`` / ``inconsistent_test``, ``extreme_eff
 
 from __future__ import annotations
 
-import itertools
 import re
 from dataclasses import dataclass
 
@@ -386,52 +385,74 @@ def not_double_checked(verification):
     return out
 
 
-def _first_author(study):
-    words = re.findall(r"[^\W\d_]+", str(study).lower())
-    return words[0] if words else ""
-
-
 def overlaps(study_id, study, pmid, doi, n1, n2, lines, shown=5):
     """Rows with another ``study_id`` but the same PMID/DOI, or the same group sizes and first author.
 
-    Rows are grouped by each key once (a dict of key -> rows), so the check is linear in the number of
-    rows; a row lists at most ``shown`` others per key.
+    Rows are grouped by each key at once (pandas, hashed), so the check is linear in the number of rows; a row
+    lists at most ``shown`` others per key: the first rows of its group that belong to another sample.
     """
     study_id = np.asarray(study_id, dtype=object)
-    pmid = [str(x).strip() for x in pmid]
-    doi = [str(x).strip().lower() for x in doi]
-    author = [_first_author(s) for s in study]
-    n1, n2 = _f(n1), _f(n2)
     k = len(study_id)
+
+    def text(values):
+        return pd.Series(np.asarray(values, dtype=object), dtype=object).astype(str).str.strip()
+
+    # the first author is the first word of the study label ("Smith 2003" -> "smith")
+    author = text(study).str.lower().str.extract(r"([^\W\d_]+)", expand=False).fillna("").to_numpy(dtype=object)
+    n1, n2 = _f(n1), _f(n2)
+    sizes = np.isfinite(n1) & np.isfinite(n2)
     keys = {
-        "PMID": [(p,) if p else None for p in pmid],
-        "DOI": [(d,) if d else None for d in doi],
-        "author": [(a, n1[i], n2[i]) if a and np.isfinite(n1[i]) and np.isfinite(n2[i]) else None
-                   for i, a in enumerate(author)],
-    }  # fmt: skip
-    reasons = [[] for _ in range(k)]
-    for label, values in keys.items():
-        groups: dict = {}
-        for i, key in enumerate(values):
-            if key is not None:
-                groups.setdefault(key, []).append(i)
-        for key, members in groups.items():
-            if len({study_id[i] for i in members}) < 2:
-                continue
-            for i in members:
-                others = itertools.islice((j for j in members if study_id[j] != study_id[i]), shown)
-                for j in others:
-                    if label == "author":
-                        reasons[i].append(
-                            f"same first author and n {n1[i]:.0f}/{n2[i]:.0f} as line {lines[j]} ({study_id[j]})"
-                        )
-                    else:
-                        reasons[i].append(f"same {label} {key[0]} as line {lines[j]} ({study_id[j]})")
+        "PMID": (text(pmid).to_numpy(dtype=object),),
+        "DOI": (text(doi).str.lower().to_numpy(dtype=object),),
+        "author": (author, n1, n2),
+    }
+    valid = {"PMID": keys["PMID"][0] != "", "DOI": keys["DOI"][0] != "", "author": (author != "") & sizes}
+    chunks = [[] for _ in range(k)]
+    for label, columns in keys.items():
+        rows = np.flatnonzero(valid[label])
+        if rows.size < 2:
+            continue
+        frame = pd.DataFrame({f"key{c}": column[rows] for c, column in enumerate(columns)})
+        frame["sample"] = study_id[rows]
+        key_names = [f"key{c}" for c in range(len(columns))]
+        samples = frame.groupby(key_names, sort=False)["sample"].transform("nunique").to_numpy()
+        shared = rows[samples >= 2]
+        if shared.size == 0:
+            continue
+        groups = frame.iloc[samples >= 2].groupby(key_names, sort=False).indices
+        for members in groups.values():
+            rows_of_group = shared[members]
+            if label == "author":
+                def describe(j):
+                    return f"same first author and n {n1[j]:.0f}/{n2[j]:.0f} as line {lines[j]} ({study_id[j]})"
+            else:
+                value = columns[0][rows_of_group[0]]
+
+                def describe(j, label=label, value=value):
+                    return f"same {label} {value} as line {lines[j]} ({study_id[j]})"
+            _overlap_chunks(rows_of_group, study_id, describe, shown, chunks)
     out = _empty(k)
-    for i in range(k):
-        if reasons[i]:
-            out[i] = "overlap: " + ", ".join(dict.fromkeys(reasons[i]))
+    for i in np.flatnonzero([bool(c) for c in chunks]):
+        out[i] = "overlap: " + ", ".join(dict.fromkeys(chunks[i]))
     return out
+
+
+def _overlap_chunks(members, study_id, describe, shown, chunks):
+    """For each row of one group (row numbers in sheet order), the text naming the first ``shown`` rows of the
+    group from another sample. Rows after the group's head all see the same others: one text, made once."""
+    if len(set(study_id[members].tolist())) == len(members):  # each row its own sample: the head minus itself
+        head = members[: shown + 1]
+        texts = [describe(j) for j in head]
+        rest = ", ".join(texts[:shown])
+        for position, i in enumerate(members):
+            if position < len(head):
+                chunks[i].append(", ".join([t for j, t in zip(head, texts, strict=True) if j != i][:shown]))
+            else:
+                chunks[i].append(rest)
+        return
+    for i in members:
+        others = [j for j in members if study_id[j] != study_id[i]][:shown]
+        chunks[i].append(", ".join(describe(j) for j in others))
 
 
 def hedges_g(n1, mean1, sd1, n2, mean2, sd2):

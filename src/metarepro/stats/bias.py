@@ -156,14 +156,16 @@ class PetPeese:
 
 
 def pet_peese(yi, vi, model="rma", method="REML", test="z", level=95, control: Control | None = None,
-              alpha=0.05) -> PetPeese:  # fmt: skip
+              alpha=0.05, pet: Regtest | None = None) -> PetPeese:  # fmt: skip
     """PET-PEESE: the limit estimates of Egger-type regressions on se (PET) and on the variance (PEESE).
 
     ``model``: ``"rma"`` (default, as regtest; the meta-regression with the model's τ² method and test)
     or ``"lm"`` (weighted least squares with multiplicative dispersion, Stanley & Doucouliagos's version).
     Rule: PEESE is used if PET's intercept test gives a **two-sided** p < ``alpha`` (default 0.05).
+    ``pet``: PET when the caller has it (``regtest(yi, vi, model, "sei", method, test, level, control)``, the
+    Egger test); else fitted here.
     """
-    pet = regtest(yi, vi, model, "sei", method, test, level, control)
+    pet = regtest(yi, vi, model, "sei", method, test, level, control) if pet is None else pet
     peese = regtest(yi, vi, model, "vi", method, test, level, control)
     use_peese = bool(pet.intercept_pval < alpha)
     chosen = peese if use_peese else pet
@@ -248,12 +250,14 @@ class Trimfill(Printable):
     iterations: int
 
 
-def _missing_side(yi, vi, method, control):
+def _missing_side(yi, vi, method, control, fit=None):
     """metafor's rule: regress yi on √vi with the model's τ² method; a negative slope means studies are
-    missing on the right (small studies show smaller effects), otherwise on the left."""
+    missing on the right (small studies show smaller effects), otherwise on the left. ``fit``: that regression,
+    when the caller has it."""
     from metarepro.stats.metareg import rma_mods
 
-    fit = rma_mods(yi, vi, np.column_stack([np.ones_like(yi), np.sqrt(vi)]), method=method, control=control)
+    if fit is None:
+        fit = rma_mods(yi, vi, np.column_stack([np.ones_like(yi), np.sqrt(vi)]), method=method, control=control)
     return "right" if np.asarray(fit.beta, dtype=float)[1] < 0 else "left"
 
 
@@ -280,7 +284,7 @@ def _k0_estimate(centred, estimator):
 
 
 def trimfill(yi, vi, estimator="L0", side=None, method="REML", test="z", level=95, control: Control | None = None,
-             maxiter=100) -> Trimfill:  # fmt: skip
+             maxiter=100, fit: RmaResult | None = None, side_fit=None) -> Trimfill:  # fmt: skip
     """Duval & Tweedie's trim and fill, as metafor ``trimfill.rma.uni`` (intercept-only model).
 
     ``side``: None (default) chooses as metafor (see ``_missing_side``). Working on the side where studies
@@ -293,6 +297,11 @@ def trimfill(yi, vi, estimator="L0", side=None, method="REML", test="z", level=9
     ``test``/``level`` apply to the reported fit. Note that metafor 3.8-1 refits the filled data with its
     default ``test="z"`` whatever the model's test (it returns the original model when k0 = 0); to reproduce
     ``trimfill(rma(..., test="knha"))`` with k0 > 0, pass ``test="z"``.
+
+    Fits the caller already has are not refitted: ``fit``, the model (``rma(yi, vi, method, test, level,
+    control)``), is the result's fit when k0 = 0; ``side_fit``, the regression of yi on √vi with ``method`` (e.g.
+    the Egger test's, ``regtest(yi, vi, method=method).fit``: the slope does not depend on test or level), gives
+    the side when ``side`` is None.
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, not {estimator!r}")
@@ -301,7 +310,7 @@ def trimfill(yi, vi, estimator="L0", side=None, method="REML", test="z", level=9
     yi, vi = _as_1d(yi, vi, 3)
     control = control or Control()
     if side is None:
-        side = _missing_side(yi, vi, method, control)
+        side = _missing_side(yi, vi, method, control, side_fit)
     flip = -1.0 if side == "right" else 1.0
     work = flip * yi
     idx = np.argsort(work, kind="stable")  # R's sort(): stable
@@ -323,7 +332,8 @@ def trimfill(yi, vi, estimator="L0", side=None, method="REML", test="z", level=9
         v_all = np.concatenate([vi, vs[k - k0 :]])
     else:
         y_all, v_all = yi.copy(), vi.copy()
-    fit = rma(y_all, v_all, method, test, level, control)
+    if k0 > 0 or fit is None:
+        fit = rma(y_all, v_all, method, test, level, control)
     p_k0 = 0.5 ** (k0 + 1) if estimator == "R0" else np.nan
     fill = np.r_[np.zeros(k, bool), np.ones(k0, bool)]
     return Trimfill(estimator, side, k0, se_k0, p_k0, y_all, v_all, fill, fit, iterations)

@@ -189,11 +189,14 @@ def _knha_scale(batch, tau2, test):
     return np.where(batch.k == 1, 1.0, s2)
 
 
-def influence(yi, vi, method="REML", test="z", level=95, control: Control | None = None) -> Influence:
-    """metafor ``influence(rma(yi, vi, method, test, level))``: deletion diagnostics from one batch of k refits."""
+def influence(yi, vi, method="REML", test="z", level=95, control: Control | None = None,
+              fit: RmaResult | None = None) -> Influence:  # fmt: skip
+    """metafor ``influence(rma(yi, vi, method, test, level))``: deletion diagnostics from one batch of k refits.
+    ``fit``: that model's fit (``rma(yi, vi, method, test, level, control)``), when the caller has it; else fitted
+    here."""
     yi, vi = _as_1d(yi, vi)
     k = yi.size
-    full = rma(yi, vi, method, test, level, control)
+    full = rma(yi, vi, method, test, level, control) if fit is None else fit
     full_data = Batch.from_arrays(yi, vi)
 
     def refit(rows):

@@ -1,6 +1,6 @@
 """Cluster-robust inference, metafor's ``robust()`` (with and without ``clubSandwich = TRUE``).
 
-``robust(fit, cluster)`` takes an :func:`~metarepro.stats.rma_mv.rma_mv` fit, or an :func:`~metarepro.stats.rma.rma` /
+``robust(fit, cluster)`` takes an :func:`~metarepro.stats.mv.rma_mv` fit, or an :func:`~metarepro.stats.rma.rma` /
 :func:`~metarepro.stats.metareg.rma_mods` fit together with its ``yi``, ``vi`` (and ``X``), and returns the
 coefficients' sandwich variance and tests:
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from metarepro._core import dist
-from metarepro.stats.rma_mv import RmaMvResult
+from metarepro.stats.mv import RmaMvResult
 
 
 @dataclass

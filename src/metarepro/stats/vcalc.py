@@ -13,14 +13,14 @@ cluster, ``R_ij = ρ_ij · c_ij`` where
               − δ(g2i,g1j)φ^|t2i−t1j|/√(w2i w1j) + δ(g2i,g2j)φ^|t2i−t2j|/√(w2i w2j)] / (d_i d_j),
       d_i = √(1/w1i + 1/w2i − 2 δ(g1i,g2i) φ^|t1i−t2i| /√(w1i w2i)).
 
-The result is a :class:`~metarepro.stats.rma_mv.BlockV` (one block per cluster, never a dense k×k matrix).
+The result is a :class:`~metarepro.stats.mv.BlockV` (one block per cluster, never a dense k×k matrix).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from metarepro.stats.rma_mv import BlockV
+from metarepro.stats.mv import BlockV
 
 
 def _column(values, k, default, name):

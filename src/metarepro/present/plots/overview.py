@@ -8,6 +8,8 @@ unit; GEN).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -54,7 +56,7 @@ def atlas_rows(records: dict[str, dict], titles: dict[str, str]) -> dict[tuple, 
                 k=[str(r["k"])], n=[_participants(r)], i2=[_i2_text(r)],
             ))  # fmt: skip
             sens = r.get("without_flagged")
-            if isinstance(sens, dict) and sens.get("k"):
+            if isinstance(sens, Mapping) and sens.get("k"):
                 parts.append(rows_table(
                     ["without flagged rows"], sens["estimate"], sens["ci_low"], sens["ci_high"],
                     analysis=[name], k=[str(sens["k"])], n=[_participants(sens)],

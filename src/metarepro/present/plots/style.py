@@ -206,13 +206,17 @@ def svg_text(fig) -> str:
 PNG_COMPRESSION = {"compress_level": 3}
 
 
-def save_figure(fig, paths):
-    """Write one figure to several files (format from each suffix), then release it.
+def save_figure(fig, paths) -> str | None:
+    """Write one figure to several files (format from each suffix), then release it; returns the SVG text written
+    (None when no path is an SVG), which the report inlines.
 
     No creation dates (unless SOURCE_DATE_EPOCH asks for one) and fixed SVG ids: the same inputs give the same
     bytes, so CI can diff reports.
     """
+    import io
+
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    svg = None
     for path in paths:
         suffix = str(path).rsplit(".", 1)[-1].lower()
         metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}}.get(suffix)
@@ -220,6 +224,13 @@ def save_figure(fig, paths):
             metadata = None  # matplotlib then writes the SOURCE_DATE_EPOCH date itself
         if suffix == "png":
             fig.savefig(path, dpi=150, metadata=metadata, pil_kwargs=PNG_COMPRESSION)
+        elif suffix == "svg":  # drawn once into text, written as matplotlib writes an SVG file (UTF-8)
+            buffer = io.StringIO()
+            fig.savefig(buffer, format="svg", metadata=metadata)
+            svg = buffer.getvalue()
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(svg)
         else:
             fig.savefig(path, metadata=metadata)
     _close(fig)
+    return svg

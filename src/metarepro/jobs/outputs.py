@@ -1,0 +1,47 @@
+"""The files of a run, named once: what an analysis job writes into its folder and what the report job reads of it.
+
+Read by the jobs (:mod:`metarepro.jobs.run`) and by the workflow (``workflow/rules/common.smk`` declares the rules'
+outputs and inputs from it), so that the two agree by construction. Plain Python, no numpy or pandas: Snakemake
+imports it while it parses the workflow (when metarepro is not installed there, common.smk loads this file by its
+path; see ``tests/test_imports.py``).
+"""
+
+from __future__ import annotations
+
+# Figure formats when the config gives no figure_formats (the report embeds the SVG).
+FORMATS = ("svg", "png")
+# The case-diagnostics tables and figures of every analysis (metarepro.jobs.sensitivity.diagnostics).
+DIAGNOSTIC_TABLES = ("leave1out", "influence", "cumulative")
+DIAGNOSTIC_FIGURES = ("leave1out", "cumulative", "baujat")
+# What the report job reads of each analysis (kind -> file in the analysis's folder); the report rule's inputs.
+REPORT_INPUTS = {"pooled": "pooled.json", "effects": "effects.csv", "section": "section.html", "bias": "bias.json"}
+
+
+def analysis_tables(analysis: dict) -> list[str]:
+    """The tables and records (CSV, JSON, the report's HTML section) an analysis job writes for ``analysis``
+    (its config entry), in its folder."""
+    tables = ["effects.csv", "pooled.json", "estimators.csv", *[f"{t}.csv" for t in DIAGNOSTIC_TABLES], "bias.json",
+              "section.html"]  # fmt: skip
+    if analysis.get("subgroups"):
+        tables.append("subgroups.csv")
+    if analysis.get("moderators"):
+        tables.append("metareg.csv")
+    if analysis.get("compare_studies"):
+        tables.append("study_level.csv")
+    return tables
+
+
+def analysis_figures(analysis: dict) -> list[str]:
+    """The stems of the figures an analysis job draws, in the order its report section shows them."""
+    figures = ["forest", "leave1out", "cumulative", "baujat", "funnel"]
+    figures += [f"forest_subgroups_{column}" for column in analysis.get("subgroups") or []]
+    figures += [f"bubble_{moderator}" for moderator in analysis.get("moderators") or []]
+    if analysis.get("compare_studies"):
+        figures.append("study_level")
+    return figures
+
+
+def analysis_files(analysis: dict, formats=FORMATS) -> list[str]:
+    """The names of every file an analysis job writes for ``analysis`` (its config entry), in its folder: the
+    tables, then each figure in each of ``formats`` (default SVG and PNG)."""
+    return analysis_tables(analysis) + [f"{figure}.{fmt}" for figure in analysis_figures(analysis) for fmt in formats]
