@@ -4,7 +4,7 @@
 
 Every case of tests/hard_cases.py × REML, ML, PM, EB, DL with test="knha": a fit still running after 20 s is a
 hang; a fit that says converged is checked against the 50-digit reference (its τ² and both Q-profile bounds
-solve their equations, as in tests/test_hard_cases.py); a bound that equals metafor's default search limit
+solve their equations, as in tests/stats/test_hard_cases.py); a bound that equals metafor's default search limit
 max(100, 10 τ²) without being flagged capped, or is flagged capped, is counted.
 """
 

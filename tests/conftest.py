@@ -78,5 +78,6 @@ def default_run(tmp_path_factory):
            "--configfile", "config/config.yaml"]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=workdir)
     assert result.returncode == 0, result.stderr[-3000:]
-    (workdir / "terminal.txt").write_text(result.stderr)  # what the researcher saw (tests/test_snakemake_native.py)
+    # what the researcher saw (tests/workflow/test_snakemake_native.py)
+    (workdir / "terminal.txt").write_text(result.stderr)
     return workdir

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO, assert_close, load_reference
-from test_printing import assert_prints_like_metafor
+from print_reference import assert_prints_like_metafor
 from tolerances import FORMULA, ITERATIVE, difference_atol, log_p_close
 
 import metarepro

@@ -30,7 +30,11 @@ def analyses():
 
 def rows(name):
     analysis, defaults = analyses()[name]
-    effects = run_analysis(REPO / SHEET, analysis, defaults).effects
+    return pooled_rows(run_analysis(REPO / SHEET, analysis, defaults).effects, analysis)
+
+
+def pooled_rows(effects, analysis):
+    """The rows of an analysis's effects that its model pools, with the fixture's columns."""
     used = effects[effects["included"]]
     return used.assign(marker=used["marker"] if "marker" in used else analysis["where"]["marker"])[COLUMNS]
 

@@ -196,7 +196,7 @@ def defer_sigterm_handler():
     (SimpleQueue.put is reentrant, so safe in a handler) and a thread calls Snakemake's handler, which waits until
     the main thread lets go of the lock: the run then stops as Snakemake means it to (no new job after the current
     scheduling pass; running jobs waited for). Only the public signal API is used: if a later Snakemake installs
-    no Python handler, nothing is changed (tests/test_workflow_faults.py tells whether a cancel still ends).
+    no Python handler, nothing is changed (tests/workflow/test_workflow_faults.py tells whether a cancel still ends).
     """
     import queue
     import signal

@@ -31,7 +31,7 @@ EPS = np.finfo(float).eps
 # compiles each kernel it calls; a call of more than PYTHON_CALL units (a large batch, which is usually one
 # of many) compiles at once. Both ways do the same IEEE operations in the same order (numba without
 # fastmath; d * d, never d ** 2, which NumPy scalars compute with pow): the same bits, tested in
-# tests/test_kernels.py.
+# tests/core/test_kernels.py.
 PYTHON_BUDGET = 200_000
 PYTHON_CALL = 10_000
 _spent = 0

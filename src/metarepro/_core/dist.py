@@ -3,7 +3,7 @@
 ``scipy.stats`` computes these with exactly these special functions (``norm.sf(x) = ndtr(-x)``,
 ``t.ppf(q, df) = stdtrit(df, q)``, ``f.sf = fdtrc``, ...), but importing it costs a pipeline job 0.5-1 s.
 Each function here reproduces the ``scipy.stats`` method bit for bit, its edge cases included (checked on a
-grid in ``tests/test_dist.py``): NaN for a NaN argument or a degrees-of-freedom that is not positive, the
+grid in ``tests/core/test_dist.py``): NaN for a NaN argument or a degrees-of-freedom that is not positive, the
 support's bounds for q = 0 and q = 1 (``stdtrit`` alone gives +inf at q = 0), 1 below the support, ``+ 0.0``
 as scipy's ``* scale + loc`` (so a quantile is never −0.0), a NumPy scalar for scalar input. Likewise
 :func:`kendalltau` for the rank test, which would otherwise import scipy.stats in every analysis job.

@@ -62,6 +62,7 @@ def finished(tmp_path_factory):
     return workdir
 
 
+@pytest.mark.workflow
 def test_runs_exactly_the_researchers_analyses(finished):
     analyses = sorted(p.name for p in (finished / "results").iterdir() if p.is_dir())
     assert analyses == ["los_md_dl", "los_smd"]
@@ -69,6 +70,7 @@ def test_runs_exactly_the_researchers_analyses(finished):
     assert summary["analysis"].tolist() == ["los_smd", "los_md_dl"]
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize(
     ("analysis", "case", "method", "test"),
     [("los_smd", "normand1999_SMD_LS", "REML", "knha"), ("los_md_dl", "normand1999_MD", "DL", "z")],
@@ -94,6 +96,7 @@ def test_outputs_match_metafor(finished, analysis, case, method, test):
         assert (out / f"forest.{fmt}").stat().st_size > 1000
 
 
+@pytest.mark.workflow
 def test_report_is_self_contained(finished):
     page = (finished / "results/report.html").read_text()
     # per analysis: forest, funnel, cumulative, baujat, leave1out and (each is its question's primary analysis)
@@ -104,6 +107,7 @@ def test_report_is_self_contained(finished):
     assert "LOS, SMD" in page and "LOS, MD" in page
 
 
+@pytest.mark.workflow
 def test_report_assembled_from_sections_is_the_page_rendered_whole(finished, monkeypatch):
     """Each analysis job renders its section (section.html) from its objects, reading nothing it wrote, and the
     report job puts the sections together, drawing the overview figures in two processes: the same section as
@@ -126,6 +130,7 @@ def test_report_assembled_from_sections_is_the_page_rendered_whole(finished, mon
     assert pages[0] == pages[1] == (finished / "results/report.html").read_text()
 
 
+@pytest.mark.workflow
 @pytest.mark.parametrize("figure", ["cumulative", "leave1out"])
 def test_figures_show_the_rows_of_their_tables(finished, figure):
     """The SVG written by the workflow labels row i with the study of row i of the table written beside it."""
@@ -139,6 +144,7 @@ def test_figures_show_the_rows_of_their_tables(finished, figure):
                                                                     table["ci_high"], strict=True)]  # fmt: skip
 
 
+@pytest.mark.workflow
 def test_forest_svg_shows_effects_rows(finished):
     out = finished / "results/los_smd"
     effects = pd.read_csv(out / "effects.csv")
@@ -150,6 +156,7 @@ def test_forest_svg_shows_effects_rows(finished):
     ]
 
 
+@pytest.mark.workflow
 def test_bad_sheet_fails_with_a_clear_message(tmp_path):
     sheet = (REPO / "data/raw/normand1999_stroke_los.csv").read_text().replace("155,55,47", "155,55 days,47", 1)
     (tmp_path / "sheet.csv").write_text(sheet)
@@ -161,6 +168,7 @@ def test_bad_sheet_fails_with_a_clear_message(tmp_path):
     assert "Traceback" not in result.stderr and not (tmp_path / "logs/analysis/los_smd.log").exists()
 
 
+@pytest.mark.workflow
 def test_config_typo_fails_with_the_key_named(tmp_path):
     (tmp_path / "my.yaml").write_text(CONFIG.replace("method: DL", "methd: DL"))
     result = run(tmp_path, "--configfile", "my.yaml", "--dry-run")
@@ -174,6 +182,7 @@ BIAS_KEYS = {
 }  # fmt: skip
 
 
+@pytest.mark.workflow
 def test_sensitivity_moderators_and_bias_outputs(tmp_path):
     """The Passos 2015 example config: every issue-4 output appears and reaches the report."""
     shutil.copytree(REPO / "data", tmp_path / "data")
@@ -200,6 +209,7 @@ def test_sensitivity_moderators_and_bias_outputs(tmp_path):
     assert "Bubble plot of the meta-regression on year" in page
 
 
+@pytest.mark.workflow
 def test_run_config_from_python_writes_what_the_rules_write(finished, tmp_path, monkeypatch):
     """metarepro.jobs.run.run_config (no Snakemake): the same tables, byte for byte, and the same figures."""
     from metarepro.jobs.run import run_config
@@ -217,6 +227,7 @@ def test_run_config_from_python_writes_what_the_rules_write(finished, tmp_path, 
         assert (tmp_path / "results" / path).read_text() == (finished / "results" / path).read_text(), path
 
 
+@pytest.mark.workflow
 def test_every_file_written_is_a_declared_output(finished):
     """A job writes exactly its rule's outputs (declared from metarepro.jobs.outputs): every file under results/ has
     Snakemake's record of an output, so nothing is written behind Snakemake's back."""
@@ -229,6 +240,7 @@ def test_every_file_written_is_a_declared_output(finished):
     assert written == {name for name in declared if name.startswith("results/")}
 
 
+@pytest.mark.workflow
 def test_editing_one_analysis_reruns_only_it_and_the_report(finished):
     """Snakemake's incremental behaviour: a changed setting of one analysis plans that analysis's job and the report,
     not the other analysis (dry run of the finished folder)."""

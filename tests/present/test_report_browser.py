@@ -10,17 +10,19 @@ by axe-core (vendored in tests/vendor/axe-core with its version and licence).
 
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
+from conftest import REPO
 
+# the page of the default run (conftest.default_run: the whole workflow) in a browser
+pytestmark = [pytest.mark.browser, pytest.mark.workflow]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]  # fmt: skip
 MAX_BYTES = 2 * 1024 * 1024
 PDFTOTEXT = shutil.which("pdftotext")
 A4_PRINT_WIDTH = 718  # CSS px: 210 mm less Chromium's default 0.4 in margins (Letter's is wider, 740)
-AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+AXE = REPO / "tests" / "vendor" / "axe-core" / "axe.min.js"
 
 
 @pytest.fixture(scope="module")

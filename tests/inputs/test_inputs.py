@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,7 +21,7 @@ from metarepro.jobs import run_analysis, sensitivity
 from metarepro.pipeline.analysis import Settings, compute_effects
 from metarepro.stats.metareg import design_matrix, rma_mods
 
-DATA = Path(__file__).parent / "data" / "inputs"
+DATA = REPO / "tests" / "data" / "inputs"
 REFERENCE = load_reference("inputs_reference.json")  # tests/reference/generate_inputs_reference.R
 
 
@@ -287,6 +286,7 @@ def snakemake(workdir, config_text, *args):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=workdir)
 
 
+@pytest.mark.workflow
 def test_config_mistakes_are_listed_at_once_before_any_rule(tmp_path):
     (tmp_path / "latin1.csv").write_bytes("study_id,study,year\na,Müller,2001\n".encode("latin-1"))
     config = (
@@ -306,6 +306,7 @@ def test_config_mistakes_are_listed_at_once_before_any_rule(tmp_path):
     assert "analysis b: nowhere.csv: no such file" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.workflow
 def test_duplicate_analysis_key_stops_the_run(tmp_path):
     config = "analyses:\n  a:\n    title: t\n    data: x.csv\n  a:\n    title: u\n    data: y.csv\n"
     result = snakemake(tmp_path, config, "--dry-run")
@@ -318,6 +319,7 @@ def test_duplicate_analysis_key_stops_the_run(tmp_path):
     )
 
 
+@pytest.mark.workflow
 def test_a_metafor_export_runs_end_to_end_with_names_as_written(tmp_path):
     """write.csv2(dat.knapp2017) with a column mapping, an analysis named 001, moderators with NA."""
     shutil.copy(DATA / "knapp2017_write_csv2.csv", tmp_path / "knapp.csv")
@@ -338,6 +340,7 @@ def test_a_metafor_export_runs_end_to_end_with_names_as_written(tmp_path):
     assert (tmp_path / "results/summary.csv").read_text().splitlines()[1].startswith("001,")
 
 
+@pytest.mark.workflow
 def test_billion_laughs_through_snakemake_is_one_short_line(tmp_path):
     levels = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
     levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
@@ -348,6 +351,7 @@ def test_billion_laughs_through_snakemake_is_one_short_line(tmp_path):
     assert "values through YAML aliases (*name), more than 100,000" in result.stderr and len(result.stderr) < 500
 
 
+@pytest.mark.workflow
 def test_one_study_and_equal_variances_run_with_the_parts_skipped(tmp_path):
     """k = 1 (no case diagnostics) and all vi equal (no Egger): the whole workflow runs and says why."""
     (tmp_path / "one.csv").write_text("study_id,study,year,yi,vi\na,A,2001,0.3,0.04\n")
@@ -370,7 +374,7 @@ def test_too_few_rows_with_every_moderator_is_a_message_not_a_traceback():
 
 
 def test_metaregression_of_equal_effects_reports_qm_as_na():
-    """Every yi equal with knha (metafor: se 0, QM NA; tests/test_metareg.py has its values): the meta-regression
+    """Every yi equal with knha (metafor: se 0, QM NA; tests/stats/test_metareg.py has its values): the meta-regression
     step and the bubble plot run, and the table says QM is not available instead of failing."""
     rows = pd.DataFrame({"line": range(2, 8), "study_id": list("abcdef"), "study": list("ABCDEF"), "yi": 0.3,
                          "vi": [0.01, 0.02, 0.03, 0.04, 0.05, 0.06],
@@ -400,6 +404,7 @@ def test_a_text_moderator_gets_a_figure_that_says_why_there_is_no_bubble_plot():
     assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
 
 
+@pytest.mark.workflow
 def test_an_alias_bomb_stops_before_any_job_writes_metadata(tmp_path):
     """200 aliases of one 50,000-character title: Snakemake stored each job's params (the analysis's settings)
     per output file, 211 MB. The strict reading in the Snakefile stops the run before the first job."""
@@ -414,6 +419,7 @@ def test_an_alias_bomb_stops_before_any_job_writes_metadata(tmp_path):
     assert sum(p.stat().st_size for p in written) < 100_000, written  # Snakemake's own log, no metadata, no results
 
 
+@pytest.mark.workflow
 def test_results_outside_the_working_directory_stops_the_run(tmp_path):
     (tmp_path / "work").mkdir()
     shutil.copy(DATA / "knapp2017_write_csv2.csv", tmp_path / "work/knapp.csv")
@@ -424,6 +430,7 @@ def test_results_outside_the_working_directory_stops_the_run(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.workflow
 def test_a_default_config_snakemake_cannot_read_is_named(tmp_path):
     """The default config is read by the Snakefile's configfile directive: metarepro reads it first."""
     (tmp_path / "config").mkdir()

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import math
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO
 from figure_readback import drawn_rows
 
 from metarepro.inputs.sheet import SheetError
@@ -25,8 +25,6 @@ from metarepro.pipeline.study_level import (
     study_counts,
     summary_sentence,
 )
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def ours(*rows) -> pd.DataFrame:
@@ -215,6 +213,7 @@ def test_figure_matches_its_table(tmp_path):
     assert agreement_band(0.5, "SMD") == pytest.approx((0.4, 0.6))
 
 
+@pytest.mark.workflow
 def test_pipeline_writes_study_level_table_figure_and_report(tmp_path, monkeypatch):
     """The Qin 2016 example's analysis with compare_studies, run by run_config: the files analysis_files lists,
     study_level.csv with one row per published study (Qin's forest plot has 13), the figure, the sentence."""

@@ -283,6 +283,7 @@ def test_read_table_reports_its_delimiter_and_decimal_mark(tmp_path):
     assert info["delimiter"] == ";" and info["decimal_comma"]
 
 
+@pytest.mark.workflow
 def test_a_bad_cell_stops_snakemake_before_any_job_with_one_message(tmp_path):
     from test_inputs import snakemake
 

@@ -113,6 +113,7 @@ def hostile_run(tmp_path_factory):
     return workdir / "results"
 
 
+@pytest.mark.workflow
 def test_no_text_cell_of_any_output_table_starts_a_formula(hostile_run):
     tables = sorted(hostile_run.rglob("*.csv"))
     assert {p.name for p in tables} >= {"effects.csv", "leave1out.csv", "influence.csv", "cumulative.csv",
@@ -124,6 +125,7 @@ def test_no_text_cell_of_any_output_table_starts_a_formula(hostile_run):
                     float(cell)  # a number such as -0.5 is written as it is; anything else would be a formula
 
 
+@pytest.mark.workflow
 def test_labels_are_quoted_in_the_tables_and_as_written_in_figures_and_report(hostile_run):
     folder = hostile_run / "los"
     header, *rows = cells(folder / "effects.csv")

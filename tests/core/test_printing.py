@@ -7,41 +7,19 @@ value lies at a rounding boundary (e.g. 5.69866860 shown as 5.6986 by metafor): 
 """
 
 import json
-import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REFERENCE_DIR
+from print_reference import assert_prints_like_metafor
 
 from metarepro import rma
 from metarepro.stats import bias, influence
 from metarepro.stats.metareg import design_matrix, rma_mods
 
-PRINTS = Path(__file__).parent / "reference" / "print"
+PRINTS = REFERENCE_DIR / "print"
 DATA = json.loads((PRINTS / "data.json").read_text())
-NUMBER = re.compile(r"[(]?([-+]?\d+\.\d+)[%),]*")
-
-
-def lines(text):
-    return [" ".join(line.split()) for line in text.splitlines() if line.strip()]
-
-
-def same_token(ours, theirs):
-    a, b = NUMBER.fullmatch(ours), NUMBER.fullmatch(theirs)
-    if a and b:
-        return abs(float(a.group(1)) - float(b.group(1))) <= 1.5e-4 and ours[0] == theirs[0]
-    return ours == theirs
-
-
-def assert_prints_like_metafor(result, case):
-    ours, theirs = lines(str(result)), lines((PRINTS / f"{case}.txt").read_text())
-    assert len(ours) == len(theirs), "\n".join(ours)
-    for mine, reference in zip(ours, theirs, strict=True):
-        a, b = mine.split(), reference.split()
-        assert len(a) == len(b) and all(map(same_token, a, b)), f"\n ours:    {mine}\n metafor: {reference}"
-
-
 def knapp_fit(test):
     data = DATA["knapp2017"]
     X = design_matrix(pd.DataFrame({"difficulty": data["difficulty"]}), ["difficulty"])

@@ -4,8 +4,8 @@ Expected values: tests/reference/dependence_reference.json, written by tests/ref
 (R metafor 3.8-1 rma.mv/vcalc/aggregate/confint/robust and clubSandwich) from the rows the pipeline pools
 (tests/data/dependence_*.csv, exported by tests/reference/export_dependence_rows.py; the first test checks that
 the pipeline still pools exactly those rows). rma.mv references are polished to the root of the score equation
-(see tests/test_rma_mv.py's module docstring): fields agree at ITERATIVE, AIC/BIC come from the free nlminb fit, and
-profile bounds at rtol 1e-6 (test_rma_mv.test_profile_ci_matches_confint gives the reason).
+(see tests/stats/test_rma_mv.py's module docstring): fields agree at ITERATIVE, AIC/BIC come from the free nlminb
+fit, and profile bounds at rtol 1e-6 (test_rma_mv.test_profile_ci_matches_confint gives the reason).
 """
 
 import html
@@ -51,10 +51,15 @@ def multivariate():
     return run_analysis(SHEET, *export.analyses()["multivariate_il6_tnf_crp"])
 
 
+FITTED = {"il6_smd_multilevel": "multilevel", "multivariate_il6_tnf_crp": "multivariate"}  # the fixture of each
+
+
 @pytest.mark.parametrize("name", list(export.analyses()))
-def test_the_pipeline_pools_the_rows_r_was_given(name):
+def test_the_pipeline_pools_the_rows_r_was_given(name, request):
     fixture = pd.read_csv(REPO / "tests" / "data" / f"dependence_{name}.csv", dtype={"study_id": str})
-    ours = export.rows(name).reset_index(drop=True)
+    # export.rows(name), from the fit the other tests share (the same sheet, analysis and defaults)
+    fitted = request.getfixturevalue(FITTED[name])
+    ours = export.pooled_rows(fitted.effects, export.analyses()[name][0]).reset_index(drop=True)
     assert list(ours["line"]) == list(fixture["line"]) and list(ours["study_id"]) == list(fixture["study_id"])
     np.testing.assert_allclose(ours[["yi", "vi"]], fixture[["yi", "vi"]], rtol=FORMULA, atol=0)
     assert len(fixture) == REFERENCE[name]["rows"]
