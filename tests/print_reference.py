@@ -2,14 +2,17 @@
 tests/reference/generate_print_reference.R): lines compared token by token with whitespace collapsed (column alignment
 is cosmetic); numbers are printed with 4 decimals, so two printed numbers may differ by one unit in the last place
 when the value lies at a rounding boundary (e.g. 5.69866860 shown as 5.6986 by metafor): tolerance 1.5e-4.
-Shared by the test files of every model family that prints (tests/core/test_printing.py, tests/test_binary.py).
+Shared by the test files of every model family that prints (tests/core/test_printing.py,
+tests/stats/test_binary.py, tests/stats/test_api.py).
 """
 
+import json
 import re
 
 from conftest import REFERENCE_DIR
 
 PRINTS = REFERENCE_DIR / "print"
+DATA = json.loads((PRINTS / "data.json").read_text())  # the datasets the R script printed fits of
 NUMBER = re.compile(r"[(]?([-+]?\d+\.\d+)[%),]*")
 
 

@@ -11,15 +11,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REFERENCE_DIR
-from print_reference import assert_prints_like_metafor
+from print_reference import DATA, assert_prints_like_metafor
 
 from metarepro import rma
 from metarepro.stats import bias, influence
 from metarepro.stats.metareg import design_matrix, rma_mods
 
-PRINTS = REFERENCE_DIR / "print"
-DATA = json.loads((PRINTS / "data.json").read_text())
+
 def knapp_fit(test):
     data = DATA["knapp2017"]
     X = design_matrix(pd.DataFrame({"difficulty": data["difficulty"]}), ["difficulty"])

@@ -1,4 +1,4 @@
-# metafor's rma() called as a new user calls it, for tests/test_api.py (metarepro.rma with sei=, mods=, intercept=).
+# metafor's rma() called as a new user calls it, for tests/stats/test_api.py (metarepro.rma with sei=, mods=, intercept=).
 #
 # How to run (from the repository root):
 #     Rscript tests/reference/generate_api_reference.R

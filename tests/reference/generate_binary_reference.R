@@ -1,4 +1,4 @@
-# References for binary outcomes, proportions and variability ratios (tests/test_binary.py): metafor's escalc()
+# References for binary outcomes, proportions and variability ratios (tests/stats/test_binary.py): metafor's escalc()
 # for OR, RR, RD, PETO, PR, PLN, PLO, PAS, PFT, VR, CVR (with the zero-cell options add/to/drop00 and vtype), rma()
 # on them (REML and DL, z and knha), rma.mh() (OR, RR, RD), rma.peto(), weights(), the pooled Freeman-Tukey
 # proportion back-transformed by transf.ipft.hm, and what print() shows for rma.mh and rma.peto fits.

@@ -27,7 +27,7 @@ the glmer-based ML fits metafor's log-likelihood is ``ll.QE - deviance/2`` with 
 ``I² = 100·τ²/(τ² + vt)``, ``vt = (k - p)/tr(P)`` from the studies' escalc yi, vi (``add = 1/2`` to tables with a
 zero cell, ``to = "only0"``; double-zero tables have none, ``drop00 = True``).
 
-How exact (tests/test_glmm.py, against metafor 3.8-1 / lme4 1.1-31): the EE fits by glm and the saturated fits
+How exact (tests/stats/test_glmm.py, against metafor 3.8-1 / lme4 1.1-31): the EE fits by glm and the saturated fits
 behind QE.Wld and QE.LRT reproduce R's glm iteration (observed 7e-15 in β and se, 6e-13 in QE.Wld); CM.EL's
 likelihood at fixed parameters agrees with metafor's ``.dnchg`` to 5e-12. Where lme4 fits the model the
 likelihood is lme4's (adaptive quadrature: the same value at lme4's estimates to 1e-12; UM.RS's Laplace: 9e-8), but the

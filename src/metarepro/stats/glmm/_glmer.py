@@ -18,7 +18,7 @@ deviance); its ``deviance()`` is the conditional deviance at the modes (:func:`c
 
 The optimum is found here to ~1e-10 in the parameters (BFGS on (β, log θ) then Newton steps on a numerical
 Hessian); lme4 stops earlier (bobyqa then Nelder-Mead, ``FtolAbs = 1e-5`` by default), so its estimates differ
-from this optimum by its stopping error, not by a difference in the likelihood (see tests/test_glmm.py).
+from this optimum by its stopping error, not by a difference in the likelihood (see tests/stats/test_glmm.py).
 The covariance matrix of β is the β block of the inverse Hessian of −loglik in all parameters, as lme4's
 ``vcov`` (``use.hessian = TRUE``) takes it from its finite-difference Hessian.
 """

@@ -14,7 +14,7 @@ With random effects θᵢ ~ N(xᵢ'β, τ²) and each study's likelihood ``∫ P
 integrates with R's ``integrate()`` over (-∞, ∞) (QUADPACK ``qagi``, relative tolerance ``.Machine$double.eps^0.25``
 ≈ 1.2e-4 by default); here the integrand, log-concave in θ (the log pmf has second derivative -Var(a | θ)), is
 integrated by adaptive Gauss-Hermite quadrature with ``NODES`` nodes centred at its mode and scaled by its
-curvature there, which agrees with ``integrate(rel.tol = 1e-12)`` to ~1e-13 (tests/test_glmm.py).
+curvature there, which agrees with ``integrate(rel.tol = 1e-12)`` to ~1e-13 (tests/stats/test_glmm.py).
 """
 
 from __future__ import annotations

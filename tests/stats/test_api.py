@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import assert_close, load_reference
-from test_printing import DATA, assert_prints_like_metafor
+from print_reference import DATA, assert_prints_like_metafor
 from tolerances import ITERATIVE
 
 from metarepro import MetaregResult, RmaResult, rma, rma_mv, robust

@@ -17,17 +17,17 @@ What is compared, and to what tolerance (the largest differences observed are in
 import json
 import re
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REFERENCE_DIR
 from tolerances import ITERATIVE
 
 from metarepro import rma_glmm
 from metarepro.stats.glmm import _nchg, loglik, ml_data
 from metarepro.stats.glmm._glm import binomial_loglik
 
-REF = json.loads((Path(__file__).parent / "reference" / "glmm_reference.json").read_text())
+REF = json.loads((REFERENCE_DIR / "glmm_reference.json").read_text())
 DATA = REF["datasets"]
 
 
