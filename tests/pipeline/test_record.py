@@ -1,6 +1,6 @@
 """pooled.json as a typed record (metarepro.pipeline.record.PooledRecord, issue 18): the same bytes as the dict it
-replaces (tests/jobs/test_dependence.py::test_analyses_without_dependence_are_unchanged compares il6_smd's pooled.json with
-the committed baseline), every key where the dict had it and nowhere else, and read back into the same record.
+replaces (tests/jobs/test_dependence.py::test_analyses_without_dependence_are_unchanged compares il6_smd's pooled.json
+with the committed baseline), every key where the dict had it and nowhere else, and read back into the same record.
 
 The analyses are the default config's il6_rom (ratios, a fit without flagged rows), il6_smd_multilevel (rma.mv: a t
 test's ``df`` and the dependence record) and the multivariate analysis of tests/reference/export_dependence_rows.py
