@@ -38,7 +38,7 @@ def analysis_files(name):
     analysis = config["analyses"][name]
     tables = ["effects.csv", "pooled.json", "estimators.csv"]
     tables += [f"{table}.csv" for table in DIAGNOSTIC_TABLES]
-    tables += ["bias.json", "section.html"]
+    tables += ["bias.json", "metafor.R", "section.html"]
     figures = ["forest", "leave1out", "cumulative", "baujat", "funnel"]
     if analysis.get("subgroups"):
         tables.append("subgroups.csv")

@@ -30,7 +30,7 @@ def analysis_files(analysis: dict, formats=FORMATS) -> list[str]:
     ``tests/test_workflow.py`` checks that the two agree.
     """
     tables = ["effects.csv", "pooled.json", "estimators.csv", *[f"{t}.csv" for t in DIAGNOSTIC_TABLES], "bias.json",
-              "section.html"]  # fmt: skip
+              "metafor.R", "section.html"]  # fmt: skip
     figures = ["forest", "leave1out", "cumulative", "baujat", "funnel"]
     if analysis.get("subgroups"):
         tables.append("subgroups.csv")
@@ -62,6 +62,7 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
     )
     from metarepro.jobs.overview import write_section
     from metarepro.jobs.pool import forest_figure, run_analysis, write_analysis
+    from metarepro.present.metafor_script import SCRIPT_NAME, metafor_script
     from metarepro.present.plots import save_figure
 
     analysis, folder = config["analysis"], Path(folder)
@@ -105,6 +106,10 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
         table(steps.study_level(effects, analysis["compare_studies"], result.pooled["measure"]), "study_level.csv")
         figure(steps.study_level_figure(read_table(folder / "study_level.csv"), analysis["compare_studies"],
                                         result.pooled["measure"], labels), "study_level")  # fmt: skip
+    # the R metafor code behind these numbers, from the tables just written (before the section, which links it)
+    script = metafor_script(config["name"], config, effects, steps.analysis_rows(sheet, analysis, effects), rows,
+                            bias.record, folder=str(folder), unit=result.pooled.get("unit"))  # fmt: skip
+    (folder / SCRIPT_NAME).write_text(script)
     write_section(config["name"], analysis, folder, analysis_files(analysis, formats), folder / "section.html")
     check_sheet_unchanged(sheet, read_sha256, f"while analysis {config['name']} ran")
 
