@@ -30,7 +30,7 @@ from metarepro.pipeline.analysis import Settings
 # The convergence settings of every fit (the committed R references use the same: tests/reference/generate_*.R).
 RMA_CONTROL = "list(threshold = 1e-13, tol = 1e-13, maxiter = 10000)"
 CONFINT_CONTROL = "list(tol = 1e-13, maxiter = 10000)"
-MV_CONTROL = 'list(optimizer = "nlminb", iter.max = 10000, eval.max = 10000, rel.tol = 1e-14)'
+MV_CONTROL = 'list(optimizer = "nlminb", iter.max = 10000, eval.max = 10000)'
 # escalc's measure and argument names for the rows computed from group data
 ESCALC_GROUPS = {"SMD": "SMD", "MD": "MD", "ROM": "ROM"}
 SCRIPT_NAME = "metafor.R"
@@ -312,11 +312,18 @@ def _pooled_block(s: _Script, settings: Settings, common: str) -> None:
            "pi_high = pred$pi.ub,")
     s.line("  weight = I(weights(res))))")
     if settings.method != "EE":
-        s.comment("Q-profile CIs of tau^2 and I^2")
-        s.line(f"ci <- confint(res, control = {CONFINT_CONTROL})")
-        s.line("print(ci)")
-        s.line("out$pooled[c(\"tau2_ci_low\", \"tau2_ci_high\")] <- as.list(ci$random[\"tau^2\", c(\"ci.lb\", \"ci.ub\")])")
-        s.line("out$pooled[c(\"i2_ci_low\", \"i2_ci_high\")] <- as.list(ci$random[\"I^2(%)\", c(\"ci.lb\", \"ci.ub\")])")
+        s.comment("Q-profile CIs of tau^2 and I^2 (none for k = 1). metafor's confint searches tau^2 only up to "
+                  "max(100, 10 tau^2)")
+        s.comment("and then reports that limit (\"> 100\"); metarepro searches until it finds the bound, up to "
+                  "1e12 x (max vi + the")
+        s.comment("variance of yi): the same limit here.")
+        s.line("if (res$k > 1) {")
+        s.line("  cap <- 1e12 * (max(dat$vi) + mean((dat$yi - mean(dat$yi))^2))")
+        s.line(f"  ci <- confint(res, control = {CONFINT_CONTROL[:-1]}, tau2.max = cap))")
+        s.line("  print(ci)")
+        s.line("  out$pooled[c(\"tau2_ci_low\", \"tau2_ci_high\")] <- as.list(ci$random[\"tau^2\", c(\"ci.lb\", \"ci.ub\")])")
+        s.line("  out$pooled[c(\"i2_ci_low\", \"i2_ci_high\")] <- as.list(ci$random[\"I^2(%)\", c(\"ci.lb\", \"ci.ub\")])")
+        s.line("}")
     s.comment("The same model without the rows a quality rule flagged (pooled.json's without_flagged)")
     s.line('flagged <- !is.na(dat$flags) & trimws(dat$flags) != ""')
     s.line("if (any(flagged) && !all(flagged)) {")
@@ -376,7 +383,10 @@ def _dependence_block(s: _Script, settings: Settings, common: str) -> None:
         dfs = f', dfs = "{dep.dfs}"' if mv_test == "t" else ""
         mv_common = (f'method = "{settings.method}", test = "{mv_test}"{dfs}, level = {settings.level:g}, '
                      "control = MV_CTRL")  # fmt: skip
-        s.comment("nlminb finds the maximum from log-likelihood values, which locate it to about 1e-8 relative")
+        s.comment("nlminb finds the maximum from log-likelihood values alone, which locate it to about 1e-8 relative "
+                  "(metarepro")
+        s.comment("solves the score equation); a tighter rel.tol than nlminb's 1e-10 makes it report non-convergence "
+                  "here.")
         s.line(f"MV_CTRL <- {MV_CONTROL}")
         if dep.model == "multilevel":
             random = "~ 1 | " + "/".join([*(r_name(c) for c in dep.levels), "effect"])
@@ -587,4 +597,11 @@ def _metareg_block(s: _Script, data: str, analysis: dict, levels: dict, common: 
         s.line("print(pt)")
         s.line("out$metareg$permutation_p <- I(pt$pval)")
         s.line("out$metareg$QM_permutation_p <- pt$QMp")
-        s.line("out$metareg$permutation_exact <- isTRUE(pt$exact)")
+        s.line(f"out$metareg$permutation_exact <- pt$exact.iter <= {permutations}  # metafor enumerates every "
+               "permutation then")
+        s.comment("metafor leaves a permutation whose refit fails (e.g. REML not converging) out of the p-value; "
+                  "metarepro fits every one")
+        s.line("out$metareg$permutations_failed <- sum(is.na(pt$QM.perm))")
+        s.line("if (out$metareg$permutations_failed > 0)")
+        s.line("  cat(\"permutest:\", out$metareg$permutations_failed, \"permutation(s) could not be fitted and are "
+               "left out of R's p-value\\n\")")
