@@ -25,6 +25,7 @@ import pytest
 import yaml
 from tolerances import FORMULA, ITERATIVE, OPTIMIZER, log_p_close
 
+from metarepro._core.dist import norm_ppf
 from metarepro.jobs.files import read_effects, read_json, read_table
 from metarepro.jobs.run import analysis_files
 from metarepro.jobs.sensitivity import analysis_rows, sensitivity_rows
@@ -159,6 +160,9 @@ class Comparison:
         if kind == "p":
             positive = (a > 0) & (b > 0)
             ok = log_p_close(a[positive], b[positive]) and np.array_equal(a[~positive], b[~positive])
+        elif kind == "optimizer_p":  # a statistic z relative error r gives p a relative error of about z² r
+            z2 = np.maximum(1.0, norm_ppf(b / 2) ** 2)
+            ok = bool(np.all(np.abs(np.log(a) - np.log(b)) <= OPTIMIZER["rtol"] * z2))
         else:
             # formula_scaled: a difference already divided by the largest value compared (escalc's yi and vi)
             rtol, atol = {"iterative": (ITERATIVE["rtol"], ITERATIVE["atol"]), "formula": (FORMULA, 0.0),
@@ -188,7 +192,9 @@ EXACT = {"k", "k0", "trimfill_k0", "trimfill_r0_k0", "trimfill_side", "trimfill_
 
 def _kind(key, default="iterative"):
     """p-values on the log scale, except after an optimizer (its relative error carries over to p linearly)."""
-    return "p" if (key in P_VALUES or key.endswith("_p")) and default != "optimizer" else default
+    if key in P_VALUES or key.endswith("_p"):
+        return "optimizer_p" if default == "optimizer" else "p"
+    return default
 
 
 def _compare_record(c, where, ours: dict, theirs: dict, kind="iterative"):
@@ -289,6 +295,38 @@ def test_example_config_scripts_reproduce_every_number_in_r(example_runs, tmp_pa
     rscript = _rscript()
     workdir, folders = example_runs
     _check_all(rscript, workdir, folders, tmp_path)
+
+
+# The dependence models no shipped config runs (aggregate, multivariate, multilevel with z and CR1), on the default data
+DEPENDENCE = {
+    "defaults": {"measure": "SMD", "method": "REML", "test": "knha"},
+    "analyses": {
+        "il6_aggregate": {"title": "IL-6, aggregated per study", "data": "data/raw/cytokines_mdd.csv",
+                          "where": {"marker": "IL-6"}, "dependence": {"model": "aggregate", "rho": 0.6},
+                          "robust": "CR2", "subgroups": ["sample"]},
+        "markers_multivariate": {"title": "IL-6, TNF-a, CRP", "data": "data/raw/cytokines_mdd.csv",
+                                 "where": {"marker": ["IL-6", "TNF-a", "CRP"]}, "robust": "CR1",
+                                 "dependence": {"model": "multivariate", "inner": "marker", "struct": "HCS",
+                                                "rho": 0.5}},
+        "il6_multilevel_z": {"title": "IL-6, three-level, z", "data": "data/raw/cytokines_mdd.csv",
+                             "where": {"marker": "IL-6"}, "test": "z", "robust": "CR1",
+                             "dependence": {"model": "multilevel", "levels": ["study_id"]}},
+    },
+}  # fmt: skip
+
+
+def test_dependence_model_scripts_reproduce_every_number_in_r(tmp_path, monkeypatch):
+    from metarepro.jobs.run import analysis_job
+
+    rscript = _rscript()
+    shutil.copytree(REPO / "data", tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    folders = []
+    for name, analysis in DEPENDENCE["analyses"].items():
+        settings = {"name": name, "defaults": DEPENDENCE["defaults"], "analysis": analysis}
+        analysis_job(analysis["data"], settings, f"results/{name}", formats=("svg",))
+        folders.append(Path("results") / name)
+    _check_all(rscript, tmp_path, folders, tmp_path)
 
 
 def test_a_wrong_number_is_caught(default_run, tmp_path):

@@ -355,8 +355,7 @@ def _dependence_block(s: _Script, settings: Settings, common: str) -> None:
             if dep.model == "multivariate":
                 args += [f"obs = {r_name(dep.inner)}", f"rho = {r_value(float(dep.rho or 0.0))}"]
         else:
-            obs = r_name(dep.inner) if dep.model == "multivariate" else "effect"
-            args += [f"obs = {obs}", f"rho = {r_value(float(dep.rho))}"]
+            args += ["obs = effect", f"rho = {r_value(float(dep.rho))}"]  # any two rows of a cluster correlate rho
         s.line(f"V <- vcalc(vi, {', '.join(args)}, data = dat)")
     mv_test = "t" if settings.test == "knha" else settings.test
     if dep.model == "aggregate":
@@ -396,20 +395,21 @@ def _dependence_block(s: _Script, settings: Settings, common: str) -> None:
             j = 1
         else:
             inner = r_name(dep.inner)
-            s.line(f"inner_levels <- sort(unique(as.character(dat${inner})), method = \"radix\")  # metarepro's "
-                   "order (bytes)")  # fmt: skip
-            s.line(f"dat$inner_factor <- factor(dat${inner}, levels = inner_levels)")
-            s.line("mods <- if (length(inner_levels) > 1) ~ 0 + inner_factor else ~ 1")
-            s.line(f"res <- rma.mv(yi, V, mods = mods, random = ~ inner_factor | {cluster}, struct = \"{dep.struct}\", "
-                   f"data = dat, {mv_common})")  # fmt: skip
-            s.line("print(res)")
             primary = r_string(dep.primary) if dep.primary else "NULL"
-            s.line(f"primary <- {primary}")
-            s.line("if (is.null(primary)) {  # the level with the most effects (ties: the first)")
-            s.line("  counts <- table(factor(dat$inner_factor, levels = inner_levels))")
-            s.line("  primary <- inner_levels[which.max(counts)]")
+            s.comment(f"One coefficient per {dep.inner} (levels in metarepro's order: bytes); the primary one is "
+                      + (f"{dep.primary}" if dep.primary else "the level with the most effects (ties: the first)"))
+            s.line("fit_mv <- function(d, V) {")
+            s.line(f"  inner_levels <- sort(unique(as.character(d${inner})), method = \"radix\")")
+            s.line(f"  d$inner_factor <- factor(d${inner}, levels = inner_levels)")
+            s.line("  mods <- if (length(inner_levels) > 1) ~ 0 + inner_factor else ~ 1")
+            s.line(f"  res <- rma.mv(yi, V, mods = mods, random = ~ inner_factor | {cluster}, struct = \"{dep.struct}\", "
+                   f"data = d, {mv_common})")  # fmt: skip
+            s.line(f"  primary <- {primary}")
+            s.line("  if (is.null(primary)) primary <- inner_levels[which.max(table(d$inner_factor))]")
+            s.line("  list(res = res, j = match(primary, inner_levels))")
             s.line("}")
-            s.line("j <- match(primary, inner_levels)")
+            s.line("fit <- fit_mv(dat, V); res <- fit$res; j <- fit$j")
+            s.line("print(res)")
             s.line("x <- if (res$p > 1) diag(res$p)[j, ] else NULL")
             s.line("pred <- if (length(res$tau2) > 1) predict(res, newmods = x, tau2.levels = j) else "
                    "predict(res, newmods = x)")
@@ -438,7 +438,7 @@ def _dependence_block(s: _Script, settings: Settings, common: str) -> None:
         s.line(f"rob <- robust({fit}, cluster = {cluster_values}{sandwich})")
         s.line("print(rob)")
         jj = "j" if dep.model == "multivariate" else "1"
-        s.line(f"out$robust <- list(estimate = rob$beta[{jj}], se = rob$se[{jj}], df = rob$dfs[{jj}], "
+        s.line(f"out$robust <- list(estimate = rob$beta[{jj}], se = rob$se[{jj}], df = rep_len(rob$ddf, rob$p)[{jj}], "
                f"ci_low = rob$ci.lb[{jj}], ci_high = rob$ci.ub[{jj}],")
         s.line(f"                   tval = rob$zval[{jj}], pval = rob$pval[{jj}])")
     s.comment("The same model without the rows a quality rule flagged (pooled.json's without_flagged)")
@@ -448,11 +448,14 @@ def _dependence_block(s: _Script, settings: Settings, common: str) -> None:
         s.line(f"  agg_nf <- aggregate(dat[!flagged, ], cluster = {cluster}, V = V[!flagged, !flagged])")
         s.line(f"  agg_nf <- agg_nf[match(unique(dat${cluster}[!flagged]), agg_nf${cluster}), ]")
         s.line(f"  res_nf <- rma(yi, vi, data = agg_nf, {common})")
+        s.line("  j_nf <- 1")
+    elif dep.model == "multivariate":
+        s.line("  fit_nf <- fit_mv(dat[!flagged, ], V[!flagged, !flagged]); res_nf <- fit_nf$res; j_nf <- fit_nf$j")
     else:
-        s.line("  res_nf <- update(res, subset = !flagged)")
-    s.line("  out$without_flagged <- list(k = res_nf$k, estimate = res_nf$beta[1], se = res_nf$se[1], "
-           "ci_low = res_nf$ci.lb[1],")
-    s.line("                              ci_high = res_nf$ci.ub[1], pval = res_nf$pval[1])")
+        s.line("  res_nf <- update(res, subset = !flagged); j_nf <- 1")
+    s.line("  out$without_flagged <- list(k = res_nf$k, estimate = res_nf$beta[j_nf], se = res_nf$se[j_nf], "
+           "ci_low = res_nf$ci.lb[j_nf],")
+    s.line("                              ci_high = res_nf$ci.ub[j_nf], pval = res_nf$pval[j_nf])")
     s.line("}")
     s.line("")
     s.comment("Leave-one-out, influence, cumulative, small-study tests, subgroups and meta-regression are univariate: "
