@@ -128,6 +128,7 @@ class AnalysisSection:
     bias: dict | None = None
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # subgroups, metareg, influence, ...
     figures: dict[str, str] = field(default_factory=dict)  # name -> SVG text
+    script: str = ""  # link to the analysis's metafor.R (relative to the page), "" for none
 
     @property
     def marker(self) -> str:
@@ -870,7 +871,8 @@ def analysis_section(section: AnalysisSection) -> str:
     return f"""<details class="analysis" id="{esc(section.name)}"><summary>{esc(section.title)}
 <span class="muted">({esc(section.name)}): {esc(_measure_name(r))} {esc(estimate_text(r))},
 {esc(k_text(r))}</span></summary>
-<p class="muted">{esc(settings)}</p>
+<p class="muted">{esc(settings)}{f' · <a href="{esc(section.script)}">metafor.R</a>: the R code behind these numbers'
+                                  if section.script else ""}</p>
 {figure_html(section.forest_svg)}
 <h4>Fit</h4>{fit_block(r)}
 {tau2_outside_ci_note(r, section.effects, section.estimators)}
