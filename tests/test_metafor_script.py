@@ -27,10 +27,10 @@ from tolerances import FORMULA, ITERATIVE, OPTIMIZER, log_p_close
 
 from metarepro._core.dist import norm_ppf
 from metarepro.jobs.files import read_effects, read_json, read_table
-from metarepro.jobs.run import analysis_files
-from metarepro.jobs.sensitivity import analysis_rows, sensitivity_rows
 from metarepro.jobs.pool import run_analysis
-from metarepro.present.metafor_script import CHECK_NAME, SCRIPT_NAME, metafor_script
+from metarepro.jobs.run import analysis_files
+from metarepro.jobs.sensitivity import analysis_rows, script_values, sensitivity_rows
+from metarepro.present.metafor_script import SCRIPT_NAME, metafor_script
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((REPO / "config" / "examples").glob("*.yaml"))
@@ -53,7 +53,8 @@ def _script(config, bias=None):
     effects = result.effects
     _, sens = sensitivity_rows(REPO / analysis["data"], effects, config)
     rows = analysis_rows(REPO / analysis["data"], analysis, effects)
-    return metafor_script(config["name"], config, effects, rows, sens, bias or {}, unit=result.pooled.get("unit"))
+    return metafor_script(config["name"], config, effects, rows, sens, bias or {}, script_values(sens, analysis),
+                          unit=result.pooled.get("unit"))
 
 
 @pytest.mark.parametrize(("path", "name", "config"), list(_analyses()))
@@ -187,7 +188,8 @@ class Comparison:
 P_VALUES = {"pval", "q_p", "egger_p", "egger_t_p", "begg_p", "QM_p", "QE_p", "test_moderator_p", "test_between_p",
             "permutation_p", "QM_permutation_p"}  # fmt: skip
 EXACT = {"k", "k0", "trimfill_k0", "trimfill_r0_k0", "trimfill_side", "trimfill_r0_side", "pet_peese_uses",
-         "influential", "subgroup", "q_df", "egger_df", "egger_t_df", "test_between_df", "permutation_exact"}  # fmt: skip
+         "influential", "subgroup", "q_df", "egger_df", "egger_t_df", "test_between_df",
+         "permutation_exact"}  # fmt: skip
 
 
 def _kind(key, default="iterative"):

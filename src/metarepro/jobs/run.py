@@ -108,7 +108,8 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
                                         result.pooled["measure"], labels), "study_level")  # fmt: skip
     # the R metafor code behind these numbers, from the tables just written (before the section, which links it)
     script = metafor_script(config["name"], config, effects, steps.analysis_rows(sheet, analysis, effects), rows,
-                            bias.record, folder=str(folder), unit=result.pooled.get("unit"))  # fmt: skip
+                            bias.record, steps.script_values(rows, analysis), folder=str(folder),
+                            unit=result.pooled.get("unit"))  # fmt: skip
     (folder / SCRIPT_NAME).write_text(script)
     write_section(config["name"], analysis, folder, analysis_files(analysis, formats), folder / "section.html")
     check_sheet_unchanged(sheet, read_sha256, f"while analysis {config['name']} ran")

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from metarepro._core.limits import BEGG_EXACT_MAX_K, REFIT_MAX_K
-from metarepro.inputs.sheet import order_key
+from metarepro.inputs.sheet import MISSING
 from metarepro.pipeline.analysis import Settings
 
 # The convergence settings of every fit (the committed R references use the same: tests/reference/generate_*.R).
@@ -93,8 +93,6 @@ def r_name(column: str) -> str:
 
 
 def _missing(value) -> bool:
-    from metarepro.inputs.sheet import MISSING
-
     return value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip().lower() in MISSING
 
 
@@ -135,40 +133,19 @@ def _group_rows(effects: pd.DataFrame, rows: pd.DataFrame, settings: Settings, u
                    f"(escalc takes reported means and SDs): {listed}.")  # fmt: skip
 
 
-def _columns_used(sens: pd.DataFrame, analysis: dict) -> tuple[pd.DataFrame, dict]:
-    """The sheet's values the sensitivity steps read, one per sensitivity row (subgroups as text, moderators as
-    numbers or text, the cumulative order's sort key), and the factor levels of the text columns (sorted as
-    metarepro sorts them, the first being the reference level)."""
-    from metarepro.jobs.sensitivity import _moderator_values
-
-    out, levels = pd.DataFrame(index=range(len(sens))), {}
-    for column in analysis.get("subgroups", []):
-        values = [None if _missing(v) else str(v).strip() for v in sens[column]]
-        out[f"subgroup_{column}"] = values
-        levels[f"subgroup_{column}"] = sorted({v for v in values if v is not None})
-    moderators = analysis.get("moderators", [])
-    if moderators:
-        frame = _moderator_values(sens.reset_index(drop=True), moderators)
-        for m in moderators:
-            if pd.api.types.is_numeric_dtype(frame[m]):
-                out[f"mod_{m}"] = frame[m].to_numpy(dtype=float)
-            else:
-                out[f"mod_{m}"] = [None if v != v else str(v) for v in frame[m]]  # NaN != NaN: missing
-                levels[f"mod_{m}"] = sorted({str(v) for v in frame[m].dropna()})
-    column = analysis.get("cumulative_order", "year")
-    out["order_key"] = order_key(sens[column])[0] if column in sens else np.arange(1, len(sens) + 1, dtype=float)
-    return out, levels
-
-
 def metafor_script(name: str, config: dict, effects: pd.DataFrame, rows: pd.DataFrame, sens: pd.DataFrame,
-                   bias: dict, folder: str | None = None, unit: str | None = None) -> str:  # fmt: skip
+                   bias: dict, values: pd.DataFrame | None = None, folder: str | None = None,
+                   unit: str | None = None) -> str:  # fmt: skip
     """The R code that reproduces analysis ``name``'s numbers with metafor.
 
     ``config``: the analysis's ``analysis`` entry and the config's ``defaults`` (as the analysis job gets them);
     ``effects``: its effects table (every selected row, ``included`` marking the pooled ones); ``rows``: the pooled
     rows with the sheet's columns (for the group data escalc reads); ``sens``: the rows the sensitivity steps used
     (the pooled rows, or one aggregated row per cluster for ``dependence``); ``bias``: its bias.json record (which
-    small-study tests ran); ``folder``: the results folder, for a script that is ``source()``d rather than run with
+    small-study tests ran); ``values``: the sheet's values the sensitivity steps read, one row per ``sens`` row
+    (:func:`metarepro.jobs.sensitivity.script_values`: ``subgroup_<column>``, ``mod_<moderator>``, ``order_key``;
+    ``values.attrs["levels"]`` the factor levels of its text columns; None: none); ``folder``: the results folder,
+    for a script that is ``source()``d rather than run with
     Rscript (default ``results/<name>``); ``unit``: an MD analysis's unit (pooled.json's ``unit``).
     """
     analysis = config["analysis"]
@@ -204,9 +181,10 @@ def metafor_script(name: str, config: dict, effects: pd.DataFrame, rows: pd.Data
                     *(dep.columns if dep else ())]  # fmt: skip
     s.line("")
     s.comment("The analysis's rows: effects.csv lists every selected row; 'included' marks the pooled ones, in order.")
-    s.comment("Only empty cells are missing (a study called NA stays NA); a text cell that a spreadsheet would run as a")
-    s.comment("formula was written after a ' (metarepro's write_table), which is removed here.")
-    s.line(f"effects <- read.csv(file.path(here, \"effects.csv\"), check.names = FALSE, na.strings = \"\", colClasses = c("
+    s.comment("Only empty cells are missing (a study called NA stays NA); a text cell that a spreadsheet would run as")
+    s.comment("a formula was written after a ' (metarepro's write_table), which is removed here.")
+    s.line("effects <- read.csv(file.path(here, \"effects.csv\"), check.names = FALSE, na.strings = \"\",\n"
+           "                    colClasses = c("
            + ", ".join(f"{r_string(c)} = \"character\"" for c in dict.fromkeys(text_columns)) + "))")  # fmt: skip
     s.line("for (column in names(effects)[sapply(effects, is.character)])")
     s.line("  effects[[column]] <- sub(\"^'('*[-=+@\\\\t\\\\r])\", \"\\\\1\", effects[[column]])")
@@ -225,7 +203,8 @@ def metafor_script(name: str, config: dict, effects: pd.DataFrame, rows: pd.Data
         sens_name, sens_fit = "sens", "res_sens"
 
     diagnostics = 2 <= len(sens) <= REFIT_MAX_K
-    extra, levels = _columns_used(sens, analysis)
+    extra = values if values is not None else pd.DataFrame(index=range(len(sens)))
+    levels = extra.attrs.get("levels", {})
     if len(extra.columns) and diagnostics or analysis.get("subgroups") or analysis.get("moderators"):
         s.line("")
         s.comment("Columns of the sheet the sensitivity steps read, one value per row above (subgroups as text, "
@@ -240,7 +219,7 @@ def metafor_script(name: str, config: dict, effects: pd.DataFrame, rows: pd.Data
             if column in levels:
                 s.line(f"{sens_name}${column} <- factor({sens_name}${column}, levels = {r_vector(levels[column])})")
     if diagnostics:
-        _diagnostics_block(s, sens_name, sens_fit)
+        _diagnostics_block(s, sens_name, sens_fit, ordered="order_key" in extra)
     else:
         s.comment(f"Leave-one-out, influence and cumulative analyses: not run (k = {len(sens)}; metarepro runs them "
                   f"for 2 <= k <= {REFIT_MAX_K:,}).")  # fmt: skip
@@ -290,7 +269,8 @@ def _escalc_block(s: _Script, effects, rows, settings: Settings, unit) -> None:
         s.line("table_rows <- match(groups$line, dat$line)")
         s.line("out$escalc <- list(rows = nrow(groups), max_abs_diff_yi = max(abs(es$yi - dat$yi[table_rows])),")
         s.line("                   max_abs_diff_vi = max(abs(es$vi - dat$vi[table_rows])))")
-        s.line('cat(sprintf("escalc: %d rows from group data; largest difference from effects.csv: yi %.3g, vi %.3g\\n",')
+        s.line('cat(sprintf("escalc: %d rows from group data; largest difference from effects.csv: yi %.3g, "')
+        s.line('            "vi %.3g\\n",')
         s.line("            nrow(groups), out$escalc$max_abs_diff_yi, out$escalc$max_abs_diff_vi))")
     else:
         s.comment(f"Not expressible as escalc: {note}")
@@ -321,8 +301,8 @@ def _pooled_block(s: _Script, settings: Settings, common: str) -> None:
         s.line("  cap <- 1e12 * (max(dat$vi) + mean((dat$yi - mean(dat$yi))^2))")
         s.line(f"  ci <- confint(res, control = {CONFINT_CONTROL[:-1]}, tau2.max = cap))")
         s.line("  print(ci)")
-        s.line("  out$pooled[c(\"tau2_ci_low\", \"tau2_ci_high\")] <- as.list(ci$random[\"tau^2\", c(\"ci.lb\", \"ci.ub\")])")
-        s.line("  out$pooled[c(\"i2_ci_low\", \"i2_ci_high\")] <- as.list(ci$random[\"I^2(%)\", c(\"ci.lb\", \"ci.ub\")])")
+        s.line('  out$pooled[c("tau2_ci_low", "tau2_ci_high")] <- as.list(ci$random["tau^2", c("ci.lb", "ci.ub")])')
+        s.line('  out$pooled[c("i2_ci_low", "i2_ci_high")] <- as.list(ci$random["I^2(%)", c("ci.lb", "ci.ub")])')
         s.line("}")
     s.comment("The same model without the rows a quality rule flagged (pooled.json's without_flagged)")
     s.line('flagged <- !is.na(dat$flags) & trimws(dat$flags) != ""')
@@ -402,8 +382,8 @@ def _dependence_block(s: _Script, settings: Settings, common: str) -> None:
             s.line(f"  inner_levels <- sort(unique(as.character(d${inner})), method = \"radix\")")
             s.line(f"  d$inner_factor <- factor(d${inner}, levels = inner_levels)")
             s.line("  mods <- if (length(inner_levels) > 1) ~ 0 + inner_factor else ~ 1")
-            s.line(f"  res <- rma.mv(yi, V, mods = mods, random = ~ inner_factor | {cluster}, struct = \"{dep.struct}\", "
-                   f"data = d, {mv_common})")  # fmt: skip
+            s.line(f"  res <- rma.mv(yi, V, mods = mods, random = ~ inner_factor | {cluster}, "
+                   f'struct = "{dep.struct}", data = d, {mv_common})')  # fmt: skip
             s.line(f"  primary <- {primary}")
             s.line("  if (is.null(primary)) primary <- inner_levels[which.max(table(d$inner_factor))]")
             s.line("  list(res = res, j = match(primary, inner_levels))")
@@ -471,7 +451,7 @@ def _dependence_block(s: _Script, settings: Settings, common: str) -> None:
     s.line(f"res_sens <- rma(yi, vi, data = sens, {common})")
 
 
-def _diagnostics_block(s: _Script, data: str, fit: str) -> None:
+def _diagnostics_block(s: _Script, data: str, fit: str, ordered: bool) -> None:
     s.heading("leave-one-out, influence, cumulative (leave1out.csv, influence.csv, cumulative.csv)")
     s.line(f"l1o <- leave1out({fit})")
     s.line("print(l1o)")
@@ -483,8 +463,9 @@ def _diagnostics_block(s: _Script, data: str, fit: str) -> None:
     s.line("  cov_r = I(inf$inf$cov.r), tau2_del = I(inf$inf$tau2.del), qe_del = I(inf$inf$QE.del), "
            "hat = I(inf$inf$hat),")
     s.line("  weight = I(inf$inf$weight), dfbetas = I(inf$dfbs$intrcpt), influential = I(as.logical(inf$is.infl)))")
-    s.comment("cumulative order: order_key ascending, ties in the given order, rows without a key last")
-    s.line(f"cum <- cumul({fit}, order = {data}$order_key)")
+    if ordered:
+        s.comment("cumulative order: order_key ascending, ties in the given order, rows without a key last")
+    s.line(f"cum <- cumul({fit}{f', order = {data}$order_key' if ordered else ''})")
     s.line("print(cum)")
     s.line("out$cumulative <- fit_columns(cum)")
 
@@ -552,7 +533,7 @@ def _subgroups_block(s: _Script, data: str, columns, common: str) -> None:
     s.line(f"for (column in {r_vector([f'subgroup_{c}' for c in columns])}) {{")
     s.line(f"  g <- {data}[[column]]")
     s.line("  fits <- lapply(levels(g), function(level) {")
-    s.line(f"    subset <- !is.na(g) & g == level")
+    s.line("    subset <- !is.na(g) & g == level")
     s.line(f"    suppressWarnings(rma(yi, vi, data = {data}, subset = subset, {common}))")
     s.line("  })")
     s.line("  est <- sapply(fits, function(f) c(f$beta)); se <- sapply(fits, function(f) f$se)")
@@ -572,7 +553,8 @@ def _subgroups_block(s: _Script, data: str, columns, common: str) -> None:
     s.line("    test_moderator_QM = if (is.null(moderator)) NA else moderator$QM,")
     s.line("    test_moderator_p = if (is.null(moderator)) NA else moderator$QMp,")
     s.line("    test_between_Q = q_between, test_between_df = length(fits) - 1,")
-    s.line("    test_between_p = if (length(fits) > 1) pchisq(q_between, length(fits) - 1, lower.tail = FALSE) else NA)")
+    s.line("    test_between_p = if (length(fits) > 1) pchisq(q_between, length(fits) - 1, lower.tail = FALSE) "
+           "else NA)")
     s.line("}")
 
 
