@@ -85,12 +85,13 @@ def test_script_says_what_metafor_cannot_express(monkeypatch):
     revman = {"name": "x", "defaults": {}, "analysis": {"title": "x", "data": "data/raw/cytokines_mdd.csv",
                                                          "where": {"marker": "IL-6"}, "preset": "revman"}}  # fmt: skip
     text = _script(revman)
-    assert "# Not expressible as escalc: RevMan 5's approximate Hedges' g" in text
+    assert "# No escalc: RevMan 5's approximate Hedges' g" in text
     assert "escalc(" not in text
     metafor = _script({**revman, "analysis": {**revman["analysis"], "preset": "metafor"}})
     assert 'escalc(measure = "SMD"' in metafor and 'vtype = "LS"' in metafor
-    assert "enter with effects.csv's yi and vi, since metarepro converted them" in metafor
-    assert "two-sided p→t→d" in metafor
+    assert "enter with effects.csv's yi and vi, as metarepro computed them" in " ".join(
+        line.lstrip("# ") for line in metafor.splitlines())
+    assert "two-sided p→t→d" in " ".join(line.lstrip("# ") for line in metafor.splitlines())
 
 
 def test_workflow_lists_the_script(monkeypatch):

@@ -33,6 +33,9 @@ CONFINT_CONTROL = "list(tol = 1e-13, maxiter = 10000)"
 MV_CONTROL = 'list(optimizer = "nlminb", iter.max = 10000, eval.max = 10000)'
 # escalc's measure and argument names for the rows computed from group data
 ESCALC_GROUPS = {"SMD": "SMD", "MD": "MD", "ROM": "ROM"}
+# what a row's input form means, for the rows that enter with effects.csv's yi and vi
+GIVEN = {"yi+vi": "yi with vi given", "yi+sei": "yi with its SE given",
+         "yi+ci": "yi with a 95% CI given (vi from its width)"}
 SCRIPT_NAME = "metafor.R"
 CHECK_NAME = "metafor_check.json"
 
@@ -92,6 +95,11 @@ def r_name(column: str) -> str:
     return column if re.fullmatch(r"[A-Za-z][A-Za-z0-9._]*", column) else f"`{column}`"
 
 
+def _text(values: pd.Series) -> pd.Series:
+    """A text column of the effects table with its empty cells as "" (read back, an all-empty column is float NaN)."""
+    return values.astype(object).where(values.notna(), "")
+
+
 def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip().lower() in MISSING
 
@@ -99,12 +107,13 @@ def _missing(value) -> bool:
 def _group_rows(effects: pd.DataFrame, rows: pd.DataFrame, settings: Settings, unit) -> tuple[pd.DataFrame, str]:
     """The pooled rows whose yi and vi escalc computes from the group data as the sheet gives them (reported means
     and SDs, or r and n for ZCOR), and a sentence on why the other rows are not among them."""
-    used = effects[effects["included"]]
+    used = effects[effects["included"]].assign(
+        input=lambda f: _text(f["input"]), conversion=lambda f: _text(f["conversion"]))
     if settings.measure == "ZCOR":
         plain = used["input"] == "r+n"
         names = {"ri": "r", "ni": "n"}
-    elif settings.measure in ESCALC_GROUPS and settings.vtype != "RM5":
-        plain = (used["input"] == "summary") & (used["conversion"].fillna("") == "")
+    elif settings.measure in ESCALC_GROUPS and not (settings.measure == "SMD" and settings.vtype == "RM5"):
+        plain = (used["input"] == "summary") & (used["conversion"] == "")
         names = {"n1i": "n_cases", "m1i": "mean_cases", "sd1i": "sd_cases",
                  "n2i": "n_controls", "m2i": "mean_controls", "sd2i": "sd_controls"}  # fmt: skip
     else:
@@ -126,11 +135,12 @@ def _group_rows(effects: pd.DataFrame, rows: pd.DataFrame, settings: Settings, u
     other = used[~used["line"].isin(lines)]
     if not len(other):
         return table, ""
-    forms = (other["conversion"].fillna("").where(other["conversion"].fillna("") != "", other["input"])
+    forms = (other["conversion"].where(other["conversion"] != "", other["input"])
              .replace({"summary": "summary data in another unit"}).value_counts())  # fmt: skip
+    forms = forms.rename(index=lambda form: GIVEN.get(form, form))
     listed = "; ".join(f"{form} ({count})" for form, count in forms.items())
-    return table, (f"{len(other)} row(s) enter with effects.csv's yi and vi, since metarepro converted them "
-                   f"(escalc takes reported means and SDs): {listed}.")  # fmt: skip
+    return table, (f"{len(other)} row(s) enter with effects.csv's yi and vi, as metarepro computed them from what "
+                   f"the sheet gives (escalc here takes reported group means and SDs): {listed}.")  # fmt: skip
 
 
 def metafor_script(name: str, config: dict, effects: pd.DataFrame, rows: pd.DataFrame, sens: pd.DataFrame,
@@ -242,7 +252,9 @@ class _Script:
         self.lines.append(text)
 
     def comment(self, text: str) -> None:
-        self.lines.append(f"# {text}".rstrip())
+        import textwrap
+
+        self.lines += textwrap.wrap(text, 116, initial_indent="# ", subsequent_indent="# ") or ["#"]
 
     def heading(self, text: str) -> None:
         self.lines += ["", f"# ---- {text} " + "-" * max(0, 110 - len(text))]
@@ -269,11 +281,11 @@ def _escalc_block(s: _Script, effects, rows, settings: Settings, unit) -> None:
         s.line("table_rows <- match(groups$line, dat$line)")
         s.line("out$escalc <- list(rows = nrow(groups), max_abs_diff_yi = max(abs(es$yi - dat$yi[table_rows])),")
         s.line("                   max_abs_diff_vi = max(abs(es$vi - dat$vi[table_rows])))")
-        s.line('cat(sprintf("escalc: %d rows from group data; largest difference from effects.csv: yi %.3g, "')
-        s.line('            "vi %.3g\\n",')
-        s.line("            nrow(groups), out$escalc$max_abs_diff_yi, out$escalc$max_abs_diff_vi))")
+        s.line('cat(sprintf("escalc: %d rows from group data; largest difference from effects.csv: %s\\n",')
+        s.line('            nrow(groups), sprintf("yi %.3g, vi %.3g", out$escalc$max_abs_diff_yi, '
+               "out$escalc$max_abs_diff_vi)))")
     else:
-        s.comment(f"Not expressible as escalc: {note}")
+        s.comment(f"No escalc: {note}")
         s.line(f"cat({r_string('escalc: not used (' + note.rstrip('.') + ')')}, \"\\n\")")
     if len(groups) and note:
         s.line(f"cat({r_string('escalc: ' + note)}, \"\\n\")")
