@@ -374,10 +374,9 @@ def _dependence_block(s: _Script, settings: Settings, common: str) -> None:
         dfs = f', dfs = "{dep.dfs}"' if mv_test == "t" else ""
         mv_common = (f'method = "{settings.method}", test = "{mv_test}"{dfs}, level = {settings.level:g}, '
                      "control = MV_CTRL")  # fmt: skip
-        s.comment("nlminb finds the maximum from log-likelihood values alone, which locate it to about 1e-8 relative "
-                  "(metarepro")
-        s.comment("solves the score equation); a tighter rel.tol than nlminb's 1e-10 makes it report non-convergence "
-                  "here.")
+        s.comment("nlminb finds the maximum from log-likelihood values alone, so its variance components agree with "
+                  "metarepro's (which solves the score equation) to about 1e-6 relative, not to the last digit; a "
+                  "tighter rel.tol than nlminb's 1e-10 makes it report non-convergence on these data.")
         s.line(f"MV_CTRL <- {MV_CONTROL}")
         if dep.model == "multilevel":
             random = "~ 1 | " + "/".join([*(r_name(c) for c in dep.levels), "effect"])
