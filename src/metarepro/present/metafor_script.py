@@ -155,8 +155,8 @@ def metafor_script(name: str, config: dict, effects: pd.DataFrame, rows: pd.Data
     small-study tests ran); ``values``: the sheet's values the sensitivity steps read, one row per ``sens`` row
     (:func:`metarepro.jobs.sensitivity.script_values`: ``subgroup_<column>``, ``mod_<moderator>``, ``order_key``;
     ``values.attrs["levels"]`` the factor levels of its text columns; None: none); ``folder``: the results folder,
-    for a script that is ``source()``d rather than run with
-    Rscript (default ``results/<name>``); ``unit``: an MD analysis's unit (pooled.json's ``unit``).
+    for a script that is ``source()``d rather than run with Rscript (default ``results/<name>``); ``unit``: an MD
+    analysis's unit (pooled.json's ``unit``).
     """
     analysis = config["analysis"]
     settings = Settings.from_config(analysis, config.get("defaults"))
@@ -254,7 +254,8 @@ class _Script:
     def comment(self, text: str) -> None:
         import textwrap
 
-        self.lines += textwrap.wrap(text, 116, initial_indent="# ", subsequent_indent="# ") or ["#"]
+        self.lines += textwrap.wrap(text, 116, initial_indent="# ", subsequent_indent="# ", break_on_hyphens=False,
+                                    break_long_words=False) or ["#"]
 
     def heading(self, text: str) -> None:
         self.lines += ["", f"# ---- {text} " + "-" * max(0, 110 - len(text))]
