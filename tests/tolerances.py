@@ -44,3 +44,9 @@ def log_p_close(actual, expected, z=None) -> bool:
     actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
     z2 = 1.0 if z is None else np.maximum(1.0, np.asarray(z, dtype=float) ** 2)
     return bool(np.all(np.abs(np.log(actual) - np.log(expected)) <= 1e-8 * z2))
+
+# A maximum located by a quasi-Newton optimizer from log-likelihood values alone (R's nlminb in metafor's rma.mv,
+# stopping at a relative change of 1e-10 in the log-likelihood): near the maximum ll changes with the square of the
+# distance from it, so the variance components are located only to about sqrt(1e-10) = 1e-5 relative, and every
+# quantity computed from them inherits that (metarepro's rma_mv solves the score equation instead).
+OPTIMIZER = {"rtol": 1e-5, "atol": 1e-8}

@@ -40,8 +40,8 @@ def test_snakemake_report_holds_every_figure_and_table(default_run, snakemake_re
         page = archive.read("report/report.html").decode()
     # section.html: an analysis's part of report.html (rendered by its job), inside the page, not a result of its own
     results = [p for p in (default_run / "results").rglob("*")
-               if p.suffix in (".svg", ".csv", ".json", ".html") and p.name != "section.html"]  # fmt: skip
-    assert {p.suffix for p in results} == {".svg", ".csv", ".json", ".html"}
+               if p.suffix in (".svg", ".csv", ".json", ".html", ".R") and p.name != "section.html"]  # fmt: skip
+    assert {p.suffix for p in results} == {".svg", ".csv", ".json", ".html", ".R"}  # .R: each analysis's metafor.R
     missing = [str(p) for p in results if (p.name, sha256(p.read_bytes())) not in zipped]
     assert missing == []
     assert len(names) == len(results) + 1  # and nothing else but the report's own page
@@ -275,6 +275,6 @@ def test_a_rerun_of_a_default_analysis_in_another_folder_is_byte_identical(defau
         return {str(p.relative_to(folder)): sha256(p.read_bytes()) for p in folder.rglob("*") if p.is_file()}
 
     first, second = hashes(default_run / analysis), hashes(tmp_path / analysis)
-    assert len(first) > 20 and {p.rsplit(".", 1)[-1] for p in first} == {"csv", "json", "svg", "png", "html"}
+    assert len(first) > 20 and {p.rsplit(".", 1)[-1] for p in first} == {"csv", "json", "svg", "png", "html", "R"}
     assert [name for name in first if first[name] != second.get(name)] == []
     assert set(first) == set(second) and not (tmp_path / "results/summary.csv").exists()

@@ -24,7 +24,7 @@ def analysis_tables(analysis: dict) -> list[str]:
     """The tables and records (CSV, JSON, the report's HTML section) an analysis job writes for ``analysis``
     (its config entry), in its folder."""
     tables = ["effects.csv", "pooled.json", "estimators.csv", *[f"{t}.csv" for t in DIAGNOSTIC_TABLES], "bias.json",
-              "section.html"]  # fmt: skip
+              "metafor.R", "section.html"]  # fmt: skip
     if analysis.get("subgroups"):
         tables.append("subgroups.csv")
     if analysis.get("moderators"):

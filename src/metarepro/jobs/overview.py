@@ -102,6 +102,7 @@ def read_section(name, analysis: dict, folder, files):
         bias=read_json(folder / "bias.json") if (folder / "bias.json").exists() else None,
         tables={p.stem: read_table(p) for p in paths if p.stem in REPORT_TABLES and p.suffix == ".csv"},
         figures={p.stem: p.read_text() for p in paths if p.suffix == ".svg" and p.stem != "forest"},
+        script=f"{name}/metafor.R" if "metafor.R" in files else "",  # the page lies beside the analyses' folders
     )  # fmt: skip
 
 

@@ -37,6 +37,7 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
     from metarepro.jobs.files import as_json, check_sheet_unchanged, write_json, write_table
     from metarepro.jobs.overview import REPORT_TABLES, write_section
     from metarepro.jobs.pool import forest_figure, run_analysis, write_analysis
+    from metarepro.present.metafor_script import SCRIPT_NAME, metafor_script
     from metarepro.present.plots import save_figure
     from metarepro.present.report import AnalysisSection
 
@@ -87,11 +88,17 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
         table(steps.study_level(effects, analysis["compare_studies"], measure), "study_level")
         figure(steps.study_level_figure(tables["study_level"], analysis["compare_studies"], measure, labels),
                "study_level")  # fmt: skip
+    # the R metafor code behind these numbers (before the section, which links it)
+    script = metafor_script(config["name"], config, effects, steps.analysis_rows(result), rows, bias.record,
+                            steps.script_values(rows, analysis), folder=str(folder),
+                            unit=result.pooled.get("unit"))  # fmt: skip
+    (folder / SCRIPT_NAME).write_text(script)
     section = AnalysisSection(
         config["name"], title, as_json(result.pooled.to_dict()), effects, svgs.pop("forest"), config=analysis,
         estimators=result.estimators, bias=as_json(bias.record),
         tables={name: frame for name, frame in tables.items() if name in REPORT_TABLES},
         figures={stem: svgs[stem] for stem in analysis_figures(analysis) if stem in svgs},
+        script=f"{config['name']}/{SCRIPT_NAME}",  # the page lies beside the analyses' folders
     )  # fmt: skip
     write_section(section, folder / "section.html")
     check_sheet_unchanged(sheet, result.sheet_sha256, f"while analysis {config['name']} ran")

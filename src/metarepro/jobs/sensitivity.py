@@ -415,6 +415,31 @@ def _moderator_values(rows, moderators):
     return frame
 
 
+def script_values(rows: pd.DataFrame, analysis: dict) -> pd.DataFrame:
+    """The sheet's values the steps above read, one per row of ``rows`` (the sensitivity rows), as they read them:
+    ``subgroup_<column>`` (text, None where missing), ``mod_<moderator>`` (numbers, or text for a text moderator),
+    ``order_key`` (the cumulative order's sort key, NaN last); ``attrs["levels"]``: the sorted levels of each text
+    column (the first is the reference level). What :func:`metarepro.present.metafor_script.metafor_script` writes
+    into the R script."""
+    out, levels = pd.DataFrame(index=range(len(rows))), {}
+    for column in analysis.get("subgroups", []):
+        groups = _groups(rows, column)
+        out[f"subgroup_{column}"] = groups
+        levels[f"subgroup_{column}"] = sorted({g for g in groups if g is not None})
+    moderators = analysis.get("moderators", [])
+    frame = _moderator_values(rows.reset_index(drop=True), moderators) if moderators else None
+    for m in moderators:
+        if pd.api.types.is_numeric_dtype(frame[m]):
+            out[f"mod_{m}"] = frame[m].to_numpy(dtype=float)
+        else:
+            out[f"mod_{m}"] = [None if v != v else str(v) for v in frame[m]]  # NaN != NaN: missing
+            levels[f"mod_{m}"] = sorted({str(v) for v in frame[m].dropna()})
+    column = analysis.get("cumulative_order", "year")
+    out["order_key"] = order_key(rows[column])[0] if column in rows else np.nan  # no column: the rows' own order
+    out.attrs["levels"] = levels
+    return out
+
+
 def bubble(rows: pd.DataFrame, settings: Settings, moderator: str, title: str = "", labels=None,
            model: MetaregModel | None = None):  # fmt: skip
     """Bubble plot of a continuous moderator, from its own single-moderator meta-regression.

@@ -130,6 +130,7 @@ class AnalysisSection:
     bias: dict | None = None
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # subgroups, metareg, influence, ...
     figures: dict[str, str] = field(default_factory=dict)  # name -> SVG text
+    script: str = ""  # link to the analysis's metafor.R (relative to the page), "" for none
 
     @property
     def marker(self) -> str:
@@ -867,7 +868,7 @@ def analysis_section(section: AnalysisSection) -> Markup:
         settings += f", dependence = {dep['model']}" + (f", robust = {dep['robust']['type']}" if dep.get("robust")
                                                          else "")  # fmt: skip
     return _part("analysis.html", "analysis", name=section.name, title=section.title, settings=settings,
-                 summary=f"{_measure_name(r)} {estimate_text(r)},", k=k_text(r),
+                 script=section.script, summary=f"{_measure_name(r)} {estimate_text(r)},", k=k_text(r),
                  forest=_section_figure(section, "forest"), fit=fit_block(r),
                  tau2_note=tau2_outside_ci_note(r, section.effects, section.estimators),
                  estimators=_estimators(section.estimators, r), extras=_extras(section),
