@@ -197,7 +197,7 @@ def _findings(names, analyses, inputs, records, sections, labels):
 
     by_name = {}
     for i, (name, section) in enumerate(zip(names, sections, strict=True)):
-        by_name[name] = AnalysisRecords(name, records[name], section.bias, section.effects,
+        by_name[name] = AnalysisRecords(name, _as_dict(records[name]), section.bias, section.effects,
                                         read_table(inputs["estimators"][i]), read_effects(inputs["leave1out"][i]),
                                         read_effects(inputs["influence"][i]))  # fmt: skip
     found = findings_from_records(analyses, by_name, labels=labels)
