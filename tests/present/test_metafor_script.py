@@ -27,8 +27,8 @@ from tolerances import FORMULA, ITERATIVE, OPTIMIZER, log_p_close
 
 from metarepro._core.dist import norm_ppf
 from metarepro.jobs.files import read_effects, read_json, read_table
+from metarepro.jobs.outputs import analysis_files
 from metarepro.jobs.pool import run_analysis
-from metarepro.jobs.run import analysis_files
 from metarepro.jobs.sensitivity import analysis_rows, script_values, sensitivity_rows
 from metarepro.present.metafor_script import SCRIPT_NAME, metafor_script
 
@@ -50,11 +50,9 @@ def _script(config, bias=None):
     """The script of one analysis from its in-memory run (no figures): the settings are what matter here."""
     analysis = config["analysis"]
     result = run_analysis(REPO / analysis["data"], analysis, config["defaults"])
-    effects = result.effects
-    _, sens = sensitivity_rows(REPO / analysis["data"], effects, config)
-    rows = analysis_rows(REPO / analysis["data"], analysis, effects)
-    return metafor_script(config["name"], config, effects, rows, sens, bias or {}, script_values(sens, analysis),
-                          unit=result.pooled.get("unit"))
+    sens = sensitivity_rows(result, analysis)
+    return metafor_script(config["name"], config, result.effects, analysis_rows(result), sens, bias or {},
+                          script_values(sens, analysis), unit=result.pooled.get("unit"), settings=result.settings)
 
 
 @pytest.mark.parametrize(("path", "name", "config"), list(_analyses()))
@@ -95,8 +93,9 @@ def test_script_says_what_metafor_cannot_express(monkeypatch):
 
 
 def test_workflow_lists_the_script(monkeypatch):
+    # one list of an analysis's files (jobs/outputs.py), which the workflow's rules read too
     assert SCRIPT_NAME in analysis_files({"title": "x", "data": "x.csv"})
-    assert '"metafor.R"' in (REPO / "workflow" / "rules" / "common.smk").read_text()
+    assert "OUTPUTS.analysis_files(" in (REPO / "workflow" / "rules" / "common.smk").read_text()
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
     # the R metafor code behind these numbers (before the section, which links it)
     script = metafor_script(config["name"], config, effects, steps.analysis_rows(result), rows, bias.record,
                             steps.script_values(rows, analysis), folder=str(folder),
-                            unit=result.pooled.get("unit"))  # fmt: skip
+                            unit=result.pooled.get("unit"), settings=settings)  # fmt: skip
     (folder / SCRIPT_NAME).write_text(script)
     section = AnalysisSection(
         config["name"], title, as_json(result.pooled.to_dict()), effects, svgs.pop("forest"), config=analysis,

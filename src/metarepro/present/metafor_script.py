@@ -145,7 +145,7 @@ def _group_rows(effects: pd.DataFrame, rows: pd.DataFrame, settings: Settings, u
 
 def metafor_script(name: str, config: dict, effects: pd.DataFrame, rows: pd.DataFrame, sens: pd.DataFrame,
                    bias: dict, values: pd.DataFrame | None = None, folder: str | None = None,
-                   unit: str | None = None) -> str:  # fmt: skip
+                   unit: str | None = None, settings: Settings | None = None) -> str:  # fmt: skip
     """The R code that reproduces analysis ``name``'s numbers with metafor.
 
     ``config``: the analysis's ``analysis`` entry and the config's ``defaults`` (as the analysis job gets them);
@@ -156,10 +156,11 @@ def metafor_script(name: str, config: dict, effects: pd.DataFrame, rows: pd.Data
     (:func:`metarepro.jobs.sensitivity.script_values`: ``subgroup_<column>``, ``mod_<moderator>``, ``order_key``;
     ``values.attrs["levels"]`` the factor levels of its text columns; None: none); ``folder``: the results folder,
     for a script that is ``source()``d rather than run with Rscript (default ``results/<name>``); ``unit``: an MD
-    analysis's unit (pooled.json's ``unit``).
+    analysis's unit (pooled.json's ``unit``); ``settings``: the analysis's Settings (built from ``config`` if not
+    given).
     """
     analysis = config["analysis"]
-    settings = Settings.from_config(analysis, config.get("defaults"))
+    settings = settings or Settings.from_config(analysis, config.get("defaults"))  # the job passes its own
     dep = settings.dependence
     folder = folder or f"results/{name}"
     s = _Script()
