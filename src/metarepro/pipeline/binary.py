@@ -175,9 +175,22 @@ def fit_counts(effects: pd.DataFrame, settings) -> CountsFit:
                   "i2_ci_low": None, "i2_ci_high": None, "h2": res.H2, "q": res.QE, "q_df": res.k_yi - 1,
                   "q_p": res.QEp, "pi_low": res.beta - crit * res.se, "pi_high": res.beta + crit * res.se,
                   "converged": True, "iterations": None, "tau2_ci_low_capped": False, "tau2_ci_high_capped": False,
-                  "warnings": [str(w.message) for w in caught]}  # fmt: skip
+                  "warnings": _reader_warnings(caught, used)}  # fmt: skip
         return CountsFit(settings.fit, res, _plain(fields), np.asarray(res.weights, dtype=float))
     return _glmm_fit(used, settings)
+
+
+def _reader_warnings(caught, used) -> list[str]:
+    """metafor's warnings of an MH/Peto fit, in the reader's words where the row account already says why."""
+    out = []
+    for warning in caught:
+        text = str(warning.message)
+        if text == "Some yi/vi values are NA.":
+            n = int((~np.isfinite(used["yi"].to_numpy(dtype=float))).sum())
+            text = (f"{n} pooled table{'s have' if n > 1 else ' has'} no estimate of its own (no events, or only "
+                    "events, in both groups), so Q and I² use the others")  # fmt: skip
+        out.append(text)
+    return out
 
 
 def _glmm_fit(used, settings) -> CountsFit:
