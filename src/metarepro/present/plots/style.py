@@ -147,15 +147,23 @@ class Scale:
             return float("nan")  # a proportion has no "no effect" value to draw
         return 0.0  # no effect: log ratio 0 (ratio 1), z 0 (r 0), difference 0
 
+    @property
+    def percent(self) -> bool:
+        """Proportions in percent; a PFT figure drawn without the studies' n (leave-one-out, funnel, ...) stays on
+        the Freeman-Tukey scale, whose back-transformation needs them."""
+        return self.measure in PROPORTIONS and not (self.measure == "PFT" and self.ni is None)
+
     def show(self, x):
         """Analysis-scale value(s) as the reader sees them."""
         x = np.asarray(x, dtype=float)
+        if self.measure == "PFT" and self.ni is None:
+            return x
         back = transform_back(self.measure, x, ni=None if self.ni is None else np.array([self.ni]))
         return x if back is None else back
 
     def ticks(self, low: float, high: float):
         """Tick positions on the analysis scale, or None for matplotlib's own."""
-        if self.measure in PROPORTIONS:
+        if self.percent:
             return _thin(*_proportion_ticks(self.measure, self.ni, low, high))
         if self.measure in ("ROM", *TABLE_RATIOS):
             nice = np.array([0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 0.67, 1, 1.5, 2, 4, 5, 10, 20, 50, 100])
@@ -174,12 +182,12 @@ class Scale:
         ax.set_xlim(low, high)
 
     def tick_text(self, value) -> str:
-        if self.measure in PROPORTIONS:
+        if self.percent:
             return f"{100 * value:.3g}%"
         return fmt(value, 2).rstrip("0").rstrip(".")
 
     def text(self, est, lo, hi, digits=2) -> str:
-        if self.measure in PROPORTIONS:  # in percent, one decimal
+        if self.percent:  # in percent, one decimal
             e, a, b = 100 * self.show([est, lo, hi])
             if not (np.isfinite(a) and np.isfinite(b)):
                 return f"{fmt(e, 1)}% [no CI]"
