@@ -153,3 +153,32 @@ def test_settings_take_metafors_defaults_per_fit():
     glmm = Settings.from_config({"measure": "OR", "fit": "rma.glmm"})
     assert (glmm.method, glmm.model, glmm.zero_cells()["drop00"]) == ("ML", "UM.FS", True)
     assert Settings.from_config({"measure": "OR", "fit": "rma.peto"}, {"method": "DL"}).method == "EE"
+
+
+def test_negative_and_fractional_counts_stop_the_run_naming_file_line_and_column(tmp_path):
+    from metarepro.inputs.sheet import SheetError, read_sheet
+
+    path = tmp_path / "trials.csv"
+    path.write_text("id,ai,n1i,ci,n2i\nA,3,20,-1,20\nB,2.5,20,4,20\n")
+    with pytest.raises(SheetError) as err:
+        read_sheet(path, LINDE["columns"])
+    lines = str(err.value).splitlines()
+    assert lines[0] == f"2 problem(s) in {path}:"
+    assert lines[1].strip() == (f"{path}, line 3 (study_id B), column 'events_cases': 2.5 is not a whole number of "
+                                "participants.")
+    assert lines[2].strip() == (f"{path}, line 2 (study_id A), column 'events_controls': -1 is negative; a "
+                                "events_controls cannot be. Check the source and correct the cell.")
+
+
+def test_every_row_of_the_linde_sheet_is_accounted_for():
+    """26 rows: 24 pooled; Harrer 1991 and Bjerkenstedt give no response counts (incomplete, named)."""
+    spec = analysis("linde_or_mh")
+    effects = run_analysis(spec["data"], spec).effects
+    assert len(effects) == 26 and effects["included"].sum() == 24
+    excluded = effects[~effects["included"]]
+    assert excluded["line"].tolist() == [6, 27]
+    assert excluded["reason"].tolist() == 2 * [
+        "incomplete: OR needs events_cases and events_controls with n_cases and n_controls (or nonevents_cases, "
+        "nonevents_controls)"]
+    osterheider = effects[effects["line"] == 7].iloc[0]  # 0/22 vs 0/23: pooled by MH without an estimate
+    assert osterheider["included"] and np.isnan(osterheider["yi"]) and binary.NO_ESTIMATE in osterheider["checks"]
