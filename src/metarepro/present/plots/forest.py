@@ -77,7 +77,9 @@ def x_range(rows: pd.DataFrame, null: float = 0.0):
     full = full[np.isfinite(full)]
     lo, hi = core.min(), core.max()
     span = max(hi - lo, 1e-3 * max(1.0, abs(lo), abs(hi)))
-    if full.max() - full.min() <= 2.5 * span:
+    if not np.isfinite(null):  # a proportion: no null to keep in view, so every interval is
+        lo, hi = full.min(), full.max()
+    elif full.max() - full.min() <= 2.5 * span:
         lo, hi = full.min(), full.max()
     else:
         lo, hi = max(full.min(), lo - 0.6 * span), min(full.max(), hi + 0.6 * span)
