@@ -26,6 +26,7 @@ from metarepro import __version__
 from metarepro._core.limits import SECTION_MAX_ROWS
 from metarepro._core.printing import _f as f4
 from metarepro._core.printing import _p as pval
+from metarepro.pipeline.findings import CORRELATION_MEASURES, GENERIC_MEASURES
 from metarepro.quality import RULES, flagged_included
 from metarepro.stats.effects import transform_back
 
@@ -479,13 +480,28 @@ FLAG_DEFINITION = (
 
 
 def _conclusion(record, labels) -> str:
-    """"higher in MDD than in controls" / "not clearly different between ..." from a fit's CI."""
+    """What a fit's CI says, after "<marker> is" (and "also"/"then"), in the words of its measure's family: "higher
+    in MDD than in controls" / "not clearly different between ..." for a two-group comparison; "positively
+    correlated (the CI excludes r = 0)" for a correlation, which has no cases or controls; for a generic effect
+    (GEN), whose direction means what the sheet's yi means, only the measure: "associated with an effect above 0
+    (the CI excludes 0)"."""
     cases, controls = labels.get("cases", "cases"), labels.get("controls", "controls")
-    null = 1.0 if record.get("measure") == "ROM" else 0.0
+    measure = record.get("measure")
+    null = 1.0 if measure == "ROM" else 0.0
     est, lo, hi = (_shown(record, n) for n in ("estimate", "ci_low", "ci_high"))
-    direction = "higher" if _finite(est) and est > null else "lower"
-    if _finite(lo) and (lo > null or hi < null):
-        return f"{direction} in {cases} than in {controls}"
+    above = _finite(est) and est > null
+    clear = _finite(lo) and (lo > null or hi < null)
+    if measure in CORRELATION_MEASURES:
+        if clear:
+            return f"{'positively' if above else 'negatively'} correlated (the CI excludes r = 0)"
+        return "not clearly correlated (the CI includes r = 0)"
+    if measure in GENERIC_MEASURES:
+        name = MEASURE_WORDS.get(measure, "effect")
+        if clear:
+            return f"associated with an {name} {'above' if above else 'below'} 0 (the CI excludes 0)"
+        return f"associated with an {name} not clearly different from 0 (the CI includes 0)"
+    if clear:
+        return f"{'higher' if above else 'lower'} in {cases} than in {controls}"
     return f"not clearly different between {cases} and {controls}"
 
 

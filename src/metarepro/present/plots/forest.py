@@ -197,7 +197,7 @@ def draw_forest(rows: pd.DataFrame, *, measure="SMD", level=95, xlabel=None, lab
         est, a, b = row["estimate"], row["ci_low"], row["ci_high"]
         faint = _is_faint(row)
         if kind == "study":
-            _interval(ax, i, y, a, b, lo, hi, color=MUTED if faint else "black")
+            _interval(ax, i, y, a, b, lo, hi, color=FAINT_COLOR if faint else "black")
             size = MAX_MARKER * np.sqrt(row["weight"] / wmax) if show_weight and row["weight"] > 0 else 5.0
             ax.plot([est], [y], marker="s", markersize=max(size, 2.0), color=STUDY_COLOR, linestyle="none",
                     zorder=3, gid=f"row{i}-point", **FAINT_MARKER if faint else {})  # fmt: skip
@@ -279,12 +279,14 @@ def _arrows(ax, i, y, a, b, lo, hi, kind, color="black"):
 
 # A row with a ``faint`` column that is True is drawn hollow with a grey CI: a result shown in full (its numbers are
 # printed) but not to be read at the weight of the others, e.g. a k = 2 Knapp-Hartung pool in the atlas.
+FAINT_COLOR = "#a8a8a8"  # the interval of a faint row: light grey
 FAINT_MARKER = {"markerfacecolor": "white", "markeredgewidth": 1.0}
 FAINT_PATCH = {"fill": False, "linewidth": 1.0}
 
 
 def _is_faint(row) -> bool:
-    return bool(row.get("faint", False) is True)
+    value = row.get("faint", False)  # NaN where a table without the column was concatenated: not faint
+    return isinstance(value, (bool, np.bool_)) and bool(value)
 
 
 def heterogeneity_text(pooled: dict) -> str:
