@@ -723,6 +723,19 @@ def moderator_test(value, df1, df2=None) -> str:
     return f"QM(df = {num(df1)}) = {num(value)}"
 
 
+# An exact permutation p is a count over every distinct permutation; metafor's permutest leaves a permutation whose
+# refit stops with an error out of the count (issue 20: under a strict convergence threshold R gave 11/15 where
+# every refit gives 11/24; tests/stats/test_permutation.py). metarepro fits every permutation.
+EXACT_PERMUTATION_NOTE = (
+    ": exact, every distinct permutation refitted (metafor's permutest leaves out a permutation whose refit stops "
+    "with an error, so R's p differs when one does; metafor.R refits them with a convergence threshold R reaches)"
+)
+
+
+def _exact(value) -> bool:
+    return value is True or (isinstance(value, (bool, np.bool_)) and bool(value)) or str(value) == "True"
+
+
 def _metareg(table: pd.DataFrame) -> Markup:
     shown = table[[c for c in ("coefficient", "estimate", "se", "ci_low", "ci_high", "pval", "permutation_p")
                    if c in table]]  # fmt: skip
@@ -730,7 +743,8 @@ def _metareg(table: pd.DataFrame) -> Markup:
     left_out = str(first.get("left_out_lines") or "").split()
     model = (f"k = {num(first['k'])}; residual τ² = {num(first['tau2'])}; R² = {num(first['R2'])}%; "
              f"{moderator_test(first['QM'], first['QM_df'], first.get('QM_df2'))}, p = {num(first['QM_p'])}"
-             + (f", permutation p = {num(first['QM_permutation_p'])} ({num(first['permutations'])} permutations)"
+             + (f", permutation p = {num(first['QM_permutation_p'])} ({num(first['permutations'])} permutations"
+                f"{EXACT_PERMUTATION_NOTE if _exact(first.get('permutation_exact')) else ''})"
                 if _finite(first.get("QM_permutation_p")) else "")
              + (f"; {first['permutation_note']}" if isinstance(first.get("permutation_note"), str) else "")
              + f"; QE = {num(first['QE'])} (df = {num(first['QE_df'])})."
