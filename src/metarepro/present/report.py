@@ -727,8 +727,8 @@ def moderator_test(value, df1, df2=None) -> str:
 # refit stops with an error out of the count (issue 20: under a strict convergence threshold R gave 11/15 where
 # every refit gives 11/24; tests/stats/test_permutation.py). metarepro fits every permutation.
 EXACT_PERMUTATION_NOTE = (
-    ": exact, every distinct permutation refitted (metafor's permutest leaves out a permutation whose refit stops "
-    "with an error, so R's p differs when one does; metafor.R refits them with a convergence threshold R reaches)"
+    ": exact, every distinct permutation refitted; metafor's permutest leaves out a permutation whose refit stops "
+    "with an error, so R's p differs when one does, and metafor.R refits them with a convergence threshold R reaches"
 )
 
 
