@@ -593,12 +593,10 @@ def _metareg_block(s: _Script, data: str, analysis: dict, levels: dict, common: 
         s.comment("the p-values agree only where the test is exact (every distinct permutation: permutation_exact in "
                   "metareg.csv).")
         s.comment("permutest refits each permutation with the model's control and leaves a refit that stops with an "
-                  "error out of its p.")
-        s.comment("Under threshold = 1e-13 (an absolute change in tau^2) Fisher scoring can stall below the rounding "
-                  "of its update")
-        s.comment("(9 of 24 permutations of template.yaml's il6_drug_free; "
-                  "tests/reference/generate_permutest_failed_refits_reference.R):")
-        s.comment("the permutations are refitted with threshold 1e-10, as metarepro fits every one.")
+                  "error out of its p. Under threshold = 1e-13 (an absolute change in tau^2) Fisher scoring can stall "
+                  "below the rounding of its update (9 of 24 permutations of template.yaml's il6_drug_free; "
+                  "tests/reference/generate_permutest_failed_refits_reference.R), so the permutations are refitted "
+                  "with threshold 1e-10: R then fits every one, as metarepro does.")
         s.line(f"set.seed({seed})")
         s.line(f"pt <- permutest(update(mr, control = {PERMUTATION_CONTROL}), iter = {permutations}, progbar = FALSE, "
                "control = CTRL)")
