@@ -126,3 +126,15 @@ def assert_printed(value: float, printed: float, digits: int, what: str):
 def row_mark_texts(fig) -> dict[int, str]:
     """{row: marker text} of the rows that carry a quality/conversion marker (gid row{i}-mark)."""
     return {i: parts["mark"] for i, parts in drawn_rows(fig).items() if parts.get("mark")}
+
+
+def renumber(fig, index):
+    """Renumber the drawn rows ``index`` 0, 1, ... in place, so :func:`assert_rows_match` compares them with a table
+    of those rows only (e.g. without the header rows); the other rows get gids it ignores."""
+    where = {old: new for new, old in enumerate(index)}
+    for artist in fig.findobj():
+        match = GID.match(artist.get_gid() or "")
+        if match:
+            row = int(match.group(1))
+            artist.set_gid(f"row{where[row]}-{match.group(2)}" if row in where else f"other{row}-{match.group(2)}")
+    return fig

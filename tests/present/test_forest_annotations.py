@@ -22,6 +22,7 @@ from figure_readback import (
     figure_texts,
     heterogeneity,
     overall_effect,
+    renumber,
     row_mark_texts,
 )
 from matplotlib.colors import to_rgba
@@ -169,26 +170,13 @@ def test_multilevel_figure_labels_its_model_based_and_cr2_intervals_and_its_weig
     fig = forest_figure(result.rows, config, result.effects, pooled)
     drawn = drawn_rows(fig)
     first = len(rows) - 2
-    assert_rows_match(_only(fig, [first, first + 1]), summary, list(summary["label"]))
+    assert_rows_match(renumber(fig, [first, first + 1]), summary, list(summary["label"]))
     assert drawn[first]["weight"] == "100.0%" and "weight" not in drawn[first + 1]
     texts = figure_texts(fig)
     assert "Weight*" in texts
     assert any(t.startswith("* Weight: the row's sum of W = M⁻¹") and 'type = "rowsum"' in t for t in texts)
     weights = result.effects.loc[result.effects["included"].astype(bool), "weight"]
     np.testing.assert_allclose(weights.sum(), 100.0, rtol=1e-10)  # row sums of W, as percentages of their total
-
-
-def _only(fig, keep):
-    """Renumber rows ``keep`` 0, 1, ... (others hidden from the read-back) so assert_rows_match compares them."""
-    from figure_readback import GID
-
-    where = {old: new for new, old in enumerate(keep)}
-    for artist in fig.findobj():
-        match = GID.match(artist.get_gid() or "")
-        if match:
-            row = int(match.group(1))
-            artist.set_gid(f"row{where[row]}-{match.group(2)}" if row in where else f"other{row}-{match.group(2)}")
-    return fig
 
 
 # ------------------------------------------------------------------------------------------------------------
