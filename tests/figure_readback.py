@@ -82,3 +82,59 @@ def assert_rows_match(fig, table, labels, measure="SMD", digits=2):
             assert ("ci-arrow-left" in got) == (row.ci_low < lo), f"row {i}: left arrow"
             assert ("ci-arrow-right" in got) == (row.ci_high > hi), f"row {i}: right arrow"
     return drawn
+
+
+NUMBER = r"(−?[\d.]+|NA)"
+OVERALL = re.compile(rf"Test for overall effect(?: \(model-based\))?: (?:Z = {NUMBER}|t = {NUMBER}, df = {NUMBER}) "
+                     rf"\(P ([=<]) {NUMBER}\)")  # fmt: skip
+HETEROGENEITY = re.compile(rf"τ² = {NUMBER},  I² = {NUMBER}%,  Q = {NUMBER} \(df = (\d+)\), p ([=<]) {NUMBER}")
+
+
+def figure_texts(fig) -> list[str]:
+    """Every line of every text artist of ``fig`` (footers are one multi-line text)."""
+    return [line for t in fig.findobj(Text) for line in t.get_text().split("\n")]
+
+
+def _number(text: str) -> float:
+    return float(text.replace("−", "-")) if text != "NA" else float("nan")
+
+
+def overall_effect(fig) -> dict:
+    """The forest plot's "Test for overall effect" line read back: {statistic, test ('z'|'t'), df, p, p_bound}
+    (p_bound '<' when printed as "P < 0.0001")."""
+    lines = [m for line in figure_texts(fig) if (m := OVERALL.search(line))]
+    assert len(lines) == 1, f"{len(lines)} overall-effect lines"
+    z, t, df, bound, p = lines[0].groups()
+    return {"statistic": _number(z or t), "test": "z" if z else "t", "df": _number(df) if df else None,
+            "p": _number(p), "p_bound": bound}  # fmt: skip
+
+
+def heterogeneity(fig) -> dict:
+    """The heterogeneity line of a univariate forest plot read back: {tau2, i2, q, df, p, p_bound}."""
+    lines = [m for line in figure_texts(fig) if (m := HETEROGENEITY.search(line))]
+    assert len(lines) == 1, f"{len(lines)} heterogeneity lines"
+    tau2, i2, q, df, bound, p = lines[0].groups()
+    return {"tau2": _number(tau2), "i2": _number(i2), "q": _number(q), "df": int(df), "p": _number(p),
+            "p_bound": bound}  # fmt: skip
+
+
+def assert_printed(value: float, printed: float, digits: int, what: str):
+    """``printed`` is ``value`` rounded to ``digits`` decimals (half a unit of the last printed digit apart)."""
+    assert abs(value - printed) <= 0.5 * 10.0**-digits * (1 + 1e-9), f"{what}: printed {printed}, value {value}"
+
+
+def row_mark_texts(fig) -> dict[int, str]:
+    """{row: marker text} of the rows that carry a quality/conversion marker (gid row{i}-mark)."""
+    return {i: parts["mark"] for i, parts in drawn_rows(fig).items() if parts.get("mark")}
+
+
+def renumber(fig, index):
+    """Renumber the drawn rows ``index`` 0, 1, ... in place, so :func:`assert_rows_match` compares them with a table
+    of those rows only (e.g. without the header rows); the other rows get gids it ignores."""
+    where = {old: new for new, old in enumerate(index)}
+    for artist in fig.findobj():
+        match = GID.match(artist.get_gid() or "")
+        if match:
+            row = int(match.group(1))
+            artist.set_gid(f"row{where[row]}-{match.group(2)}" if row in where else f"other{row}-{match.group(2)}")
+    return fig

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import REPO, assert_close, load_reference
-from figure_readback import assert_rows_match
+from figure_readback import assert_rows_match, renumber
 from tolerances import FORMULA, ITERATIVE
 
 from metarepro.inputs.config import check_config, load_config
@@ -304,21 +304,9 @@ def test_forest_of_a_multilevel_analysis_reads_back(multilevel):
     drawn = drawn_rows(fig)
     assert [drawn[i]["label"] for i in headers] == list(rows.loc[headers, "label"])
     body = rows.drop(index=headers)
-    assert_rows_match(_renumber(fig, body.index), body.reset_index(drop=True), list(body["label"]))
+    assert_rows_match(renumber(fig, body.index), body.reset_index(drop=True), list(body["label"]))
 
 
-def _renumber(fig, index):
-    """Renumber the drawn rows ``index`` (the non-header rows) 0, 1, ... in place, so the read-back helper compares
-    them with the table of those rows; header rows get gids it ignores."""
-    from figure_readback import GID
-
-    where = {old: new for new, old in enumerate(index)}
-    for artist in fig.findobj():
-        match = GID.match(artist.get_gid() or "")
-        if match:
-            row = int(match.group(1))
-            artist.set_gid(f"row{where[row]}-{match.group(2)}" if row in where else f"header{row}-{match.group(2)}")
-    return fig
 
 
 # ---------------------------------------------------------------------------------------------------------------

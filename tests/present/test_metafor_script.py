@@ -97,6 +97,24 @@ def test_script_says_what_metafor_cannot_express(monkeypatch):
     assert "two-sided p→t→d" in " ".join(line.lstrip("# ") for line in metafor.splitlines())
 
 
+def test_permutations_are_refitted_with_a_threshold_r_reaches(monkeypatch):
+    """template.yaml's il6_drug_free: under the fits' threshold 1e-13 R's Fisher scoring stalls in 9 of the 24
+    permutations and permutest leaves them out; the script refits the permutations with the threshold under which
+    R fits all 24 (tests/reference/permutest_failed_refits_reference.json, written by
+    generate_permutest_failed_refits_reference.R), so its exact p is metarepro's."""
+    monkeypatch.chdir(REPO)
+    template = yaml.safe_load((REPO / "config" / "examples" / "template.yaml").read_text())
+    text = _script({"name": "il6_drug_free", "defaults": template["defaults"],
+                    "analysis": template["analyses"]["il6_drug_free"]})  # fmt: skip
+    line = next(x for x in text.splitlines() if x.startswith("pt <- permutest("))
+    assert line.startswith("pt <- permutest(update(mr, control = list(threshold = 1e-10, tol = 1e-13, "
+                           "maxiter = 10000)), iter = 1000,"), line  # fmt: skip
+    reference = json.loads((REPO / "tests" / "reference" / "permutest_failed_refits_reference.json").read_text())
+    by = {c["name"]: c for c in reference["by_control"]}
+    assert by["threshold_1e10"]["control"]["threshold"] == 1e-10 and by["threshold_1e10"]["failed"] == 0
+    assert by["threshold_1e13"]["failed"] == 9
+
+
 def test_workflow_lists_the_script(monkeypatch):
     # one list of an analysis's files (jobs/outputs.py), which the workflow's rules read too
     assert SCRIPT_NAME in analysis_files({"title": "x", "data": "x.csv"})

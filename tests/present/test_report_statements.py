@@ -5,6 +5,7 @@ whose regtest entries carry the test line ``print.regtest`` printed), from the C
 (quoted where used), or from constructed inputs whose answer is visible in the test.
 """
 
+import html
 import re
 
 import numpy as np
@@ -262,3 +263,68 @@ def test_the_test_of_moderators_is_named_as_metafor_prints_it():
     assert moderator_test(3.8589, 1, 44) == "F(df1 = 1, df2 = 44) = 3.859"
     assert moderator_test(1.878, 3, np.nan) == "QM(df = 3) = 1.878"
     assert moderator_test(1.878, 3) == "QM(df = 3) = 1.878"
+
+
+def _headline(measure, yi, vi, labels=None):
+    effects = included_rows(np.asarray(yi), np.asarray(vi)).assign(included=True, flags="", conversion="",
+                                                                   reason="", checks="")  # fmt: skip
+    pooled = {**pooled_record(rma(np.asarray(yi), np.asarray(vi), "REML", "z"), Settings(measure=measure)),
+              "n_cases": np.nan}  # fmt: skip
+    section = AnalysisSection("a1", "IL-6", pooled, effects, "<svg></svg>", config={"where": {"marker": "IL-6"}})
+    page = render_report([section], labels=labels or {"cases": "MDD", "controls": "controls"})
+    return re.search(r'<ul class="lede"><li>(.*?)</li>', page, flags=re.S).group(1), pooled
+
+
+# Constructed: five rows around 0.3 with small variances (the CI excludes 0), and around 0 (it includes 0)
+CLEAR = ([0.25, 0.3, 0.35, 0.28, 0.32], [0.004] * 5)
+UNCLEAR = ([0.2, -0.2, 0.05, -0.1, 0.1], [0.04] * 5)
+
+
+@pytest.mark.parametrize(("measure", "rows", "expected"), [
+    ("SMD", CLEAR, "<strong>IL-6</strong> is higher in MDD than in controls: "),
+    ("SMD", UNCLEAR, "<strong>IL-6</strong> is not clearly different between MDD and controls: "),
+    ("ZCOR", CLEAR, "<strong>IL-6</strong> is positively correlated (the CI excludes r = 0): correlation r "),
+    ("ZCOR", UNCLEAR, "<strong>IL-6</strong> is not clearly correlated (the CI includes r = 0): correlation r "),
+    ("GEN", CLEAR, "<strong>IL-6</strong> is associated with an effect above 0 (the CI excludes 0): effect "),
+    ("GEN", UNCLEAR, "<strong>IL-6</strong> is associated with an effect not clearly different from 0 (the CI "
+                     "includes 0): effect "),
+])  # fmt: skip
+def test_marker_sentences_use_the_words_of_their_measure_family(measure, rows, expected):
+    """Caught: the wording written for case-control levels ("IL-6 is higher in cases than in controls") was applied
+    to correlations, which have no groups (r of the marker with another variable), and to generic effects (GEN:
+    the sheet's own yi, whose direction means what the sheet says): these name the measure instead."""
+    sentence, pooled = _headline(measure, *rows)
+    assert sentence.startswith(expected), sentence
+    if measure != "SMD":
+        assert "MDD" not in sentence and "controls" not in sentence
+    assert (pooled["ci_low"] > 0) == (rows is CLEAR)  # the constructed CIs are as the cases say
+
+
+def test_sensitivity_conclusions_use_the_words_of_their_measure_family():
+    from metarepro.pipeline.findings import conclusion_text
+
+    labels = {"cases": "MDD"}
+    assert [conclusion_text(s, labels, "SMD") for s in (1, -1, 0)] == [
+        "higher in MDD", "lower in MDD", "CI includes no difference"]  # fmt: skip
+    assert [conclusion_text(s, labels, "ZCOR") for s in (1, -1, 0)] == [
+        "positive correlation", "negative correlation", "CI includes no correlation"]  # fmt: skip
+    assert [conclusion_text(s, labels, "GEN") for s in (1, -1, 0)] == [
+        "effect above 0", "effect below 0", "CI includes 0"]  # fmt: skip
+
+
+def test_an_exact_permutation_p_says_how_metafor_counts_failed_refits():
+    """Issue 20: for template.yaml's il6_drug_free (4 studies, 24 permutations) R's permutest under a strict
+    threshold left out 9 refits it could not finish (p = 0.733) where metarepro refits all 24 (p = 0.458,
+    tests/stats/test_permutation.py): an exact test says so; a random one (its own caveat) does not."""
+    from metarepro.present.report import _metareg
+
+    table = pd.DataFrame({"coefficient": ["intrcpt", "year"], "estimate": [1.0, 0.1], "se": [1.0, 0.1],
+                          "ci_low": [-1.0, -0.1], "ci_high": [3.0, 0.3], "pval": [0.3, 0.3],
+                          "permutation_p": [0.458, 0.458], "k": 4, "tau2": 1.2, "R2": 0.0, "QM": 1.0, "QM_df": 1,
+                          "QM_df2": 2, "QM_p": 0.42, "QM_permutation_p": 0.458, "permutations": 24,
+                          "permutation_exact": True, "QE": 3.0, "QE_df": 2, "QE_p": 0.2})  # fmt: skip
+    exact = html.unescape(str(_metareg(table)))
+    assert ("permutation p = 0.458 (24 permutations: exact, every distinct permutation refitted; metafor's "
+            "permutest leaves out a permutation whose refit stops with an error") in exact
+    random = html.unescape(str(_metareg(table.assign(permutations=1000, permutation_exact=False))))
+    assert "permutation p = 0.458 (1000 permutations);" in random and "refit" not in random

@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from conftest import assert_close, load_reference
 
-from metarepro.stats.metareg import design_matrix
-from metarepro.stats.permutation import multiset_permutations, permutest
+from metarepro.stats.metareg import design_matrix, rma_mods
+from metarepro.stats.permutation import COMPTOL, multiset_permutations, permutest
 
 REFERENCE = load_reference("metareg_reference.json")
 EXTRA = load_reference("metafor_reference_extra.json")
@@ -93,3 +93,44 @@ def test_random_permutations_are_seeded():
     assert np.all(first.pval >= 1 / 300) and np.all(first.pval <= 1)
     # Monte Carlo agreement with the exact metafor p-value (binomial sd ≈ 0.023 for p ≈ 0.19)
     assert abs(first.QM_p - record["QMp"]) < 0.1
+
+
+# ------------------------------------------------------------------------------------------------------------
+# A permutation whose refit fails in R (issue 20): metafor leaves it out; metarepro fits it
+
+FAILED_REFITS = load_reference("permutest_failed_refits_reference.json")
+
+
+def test_exact_permutest_fits_every_permutation_where_metafor_drops_refits_it_cannot_finish():
+    """template.yaml's il6_drug_free (IL-6 ~ year, 4 studies, REML + knha; the reference file's inputs): R's
+    metafor.R fitted it with threshold = 1e-13, under which Fisher scoring stops in 9 of the 24 permutations and
+    permutest leaves them out (p = 11/15 = 0.733); with metafor's default control, or threshold 1e-10, it fits
+    all 24 and gives 11/24 = 0.458, as metarepro does (decision: keep fitting every permutation; metafor.R refits
+    the permutations with threshold 1e-10; the report says so under an exact test)."""
+    ref = FAILED_REFITS
+    by = {c["name"]: c for c in ref["by_control"]}
+    yi, vi = np.array(ref["yi"]), np.array(ref["vi"])
+    X = design_matrix(pd.DataFrame({"year": ref["year"]}), ["year"])
+    result = permutest(yi, vi, X, method="REML", test="knha")
+    assert result.exact and result.exact_count == len(ref["permutations"]) == 24 == result.n_permutations
+    for name in ("default", "threshold_1e10"):  # R fits every permutation: the same p
+        assert by[name]["failed"] == 0
+        assert_close(result.pval, by[name]["pval"], f"permutation p ({name})")
+        assert_close(result.QM_p, by[name]["QMp"], f"QM permutation p ({name})")
+    # hand count over R's refits: 11 of the 24 |t*| reach the observed |t|
+    z_obs = abs(result.zval[1])
+    z_all = np.abs([r["zval"] for r in by["threshold_1e10"]["refit"]])
+    assert int(np.sum(z_all >= z_obs - COMPTOL)) == 11
+    assert result.pval[1] == 11 / 24
+    # under threshold 1e-13 metafor's p is the share among the refits that finished (na.rm = TRUE)
+    strict = by["threshold_1e13"]
+    failed = np.array([r["error"] != "" for r in strict["refit"]])
+    assert failed.sum() == strict["failed"] == 9
+    assert all("did not converge" in r["error"] for r, f in zip(strict["refit"], failed, strict=True) if f)
+    assert strict["pval"][1] == np.mean(z_all[~failed] >= z_obs - COMPTOL) == 11 / 15
+    # each permutation R could not finish is an ordinary fit: ours converges to R's tau^2 (threshold 1e-10)
+    for order, theirs in zip(ref["permutations"], by["threshold_1e10"]["refit"], strict=True):
+        fit = rma_mods(yi, vi, X.to_numpy()[np.array(order) - 1], method="REML", test="knha")
+        assert np.all(fit.converged), order
+        assert_close(fit.tau2, theirs["tau2"], f"tau2 of permutation {order}")
+        assert_close(fit.zval[1], theirs["zval"], f"t of permutation {order}")

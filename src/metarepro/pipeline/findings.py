@@ -98,11 +98,20 @@ def direction(est, lo, hi, null=0.0) -> int:
     return 1 if lo > null else -1 if hi < null else 0
 
 
+# Measure families whose words differ: a correlation has no groups (r of the marker with another variable); a
+# generic effect (GEN: the sheet's own yi) has no known direction of meaning, so its words only name the measure.
+CORRELATION_MEASURES = ("ZCOR", "COR")
+GENERIC_MEASURES = ("GEN",)
+
+
 def conclusion_text(sign: int, labels: dict | None = None, measure: str = "SMD") -> str:
     """What the CI says in words: "higher in MDD" / "lower in MDD" for a two-group comparison, "positive" /
-    "negative correlation" for ZCOR/COR (no groups), "CI includes no difference" (or "no correlation")."""
-    if measure in ("ZCOR", "COR"):
+    "negative correlation" for ZCOR/COR (no groups), "effect above 0" / "below 0" for GEN, "CI includes no
+    difference" (or "no correlation", "CI includes 0")."""
+    if measure in CORRELATION_MEASURES:
         return {1: "positive correlation", -1: "negative correlation"}.get(sign, "CI includes no correlation")
+    if measure in GENERIC_MEASURES:
+        return {1: "effect above 0", -1: "effect below 0"}.get(sign, "CI includes 0")
     g = {"cases": "cases", "controls": "controls", **(labels or {})}
     if sign > 0:
         return f"higher in {g['cases']}"

@@ -26,6 +26,7 @@ from metarepro import __version__
 from metarepro._core.limits import SECTION_MAX_ROWS
 from metarepro._core.printing import _f as f4
 from metarepro._core.printing import _p as pval
+from metarepro.pipeline.findings import CORRELATION_MEASURES, GENERIC_MEASURES
 from metarepro.quality import RULES, flagged_included
 from metarepro.stats.effects import transform_back
 
@@ -491,15 +492,30 @@ FLAG_DEFINITION = (
 
 
 def _conclusion(record, labels) -> str:
-    """"higher in MDD than in controls" / "not clearly different between ..." from a fit's CI."""
+    """What a fit's CI says, after "<marker> is" (and "also"/"then"), in the words of its measure's family: "higher
+    in MDD than in controls" / "not clearly different between ..." for a two-group comparison; "positively
+    correlated (the CI excludes r = 0)" for a correlation, which has no cases or controls; for a generic effect
+    (GEN), whose direction means what the sheet's yi means, only the measure: "associated with an effect above 0
+    (the CI excludes 0)"."""
     cases, controls = labels.get("cases", "cases"), labels.get("controls", "controls")
-    if record.get("measure") in PROPORTION_SHOWN:  # one group: nothing to compare
+    measure = record.get("measure")
+    if measure in PROPORTION_SHOWN:  # one group: nothing to compare
         return "the pooled proportion"
-    null = 1.0 if record.get("measure") in RATIO_SHOWN else 0.0
+    null = 1.0 if measure in RATIO_SHOWN else 0.0
     est, lo, hi = (_shown(record, n) for n in ("estimate", "ci_low", "ci_high"))
-    direction = "higher" if _finite(est) and est > null else "lower"
-    if _finite(lo) and (lo > null or hi < null):
-        return f"{direction} in {cases} than in {controls}"
+    above = _finite(est) and est > null
+    clear = _finite(lo) and (lo > null or hi < null)
+    if measure in CORRELATION_MEASURES:
+        if clear:
+            return f"{'positively' if above else 'negatively'} correlated (the CI excludes r = 0)"
+        return "not clearly correlated (the CI includes r = 0)"
+    if measure in GENERIC_MEASURES:
+        name = MEASURE_WORDS.get(measure, "effect")
+        if clear:
+            return f"associated with an {name} {'above' if above else 'below'} 0 (the CI excludes 0)"
+        return f"associated with an {name} not clearly different from 0 (the CI includes 0)"
+    if clear:
+        return f"{'higher' if above else 'lower'} in {cases} than in {controls}"
     return f"not clearly different between {cases} and {controls}"
 
 
@@ -721,6 +737,19 @@ def moderator_test(value, df1, df2=None) -> str:
     return f"QM(df = {num(df1)}) = {num(value)}"
 
 
+# An exact permutation p is a count over every distinct permutation; metafor's permutest leaves a permutation whose
+# refit stops with an error out of the count (issue 20: under a strict convergence threshold R gave 11/15 where
+# every refit gives 11/24; tests/stats/test_permutation.py). metarepro fits every permutation.
+EXACT_PERMUTATION_NOTE = (
+    ": exact, every distinct permutation refitted; metafor's permutest leaves out a permutation whose refit stops "
+    "with an error, so R's p differs when one does, and metafor.R refits them with a convergence threshold R reaches"
+)
+
+
+def _exact(value) -> bool:
+    return value is True or (isinstance(value, (bool, np.bool_)) and bool(value)) or str(value) == "True"
+
+
 def _metareg(table: pd.DataFrame) -> Markup:
     shown = table[[c for c in ("coefficient", "estimate", "se", "ci_low", "ci_high", "pval", "permutation_p")
                    if c in table]]  # fmt: skip
@@ -728,7 +757,8 @@ def _metareg(table: pd.DataFrame) -> Markup:
     left_out = str(first.get("left_out_lines") or "").split()
     model = (f"k = {num(first['k'])}; residual τ² = {num(first['tau2'])}; R² = {num(first['R2'])}%; "
              f"{moderator_test(first['QM'], first['QM_df'], first.get('QM_df2'))}, p = {num(first['QM_p'])}"
-             + (f", permutation p = {num(first['QM_permutation_p'])} ({num(first['permutations'])} permutations)"
+             + (f", permutation p = {num(first['QM_permutation_p'])} ({num(first['permutations'])} permutations"
+                f"{EXACT_PERMUTATION_NOTE if _exact(first.get('permutation_exact')) else ''})"
                 if _finite(first.get("QM_permutation_p")) else "")
              + (f"; {first['permutation_note']}" if isinstance(first.get("permutation_note"), str) else "")
              + f"; QE = {num(first['QE'])} (df = {num(first['QE_df'])})."

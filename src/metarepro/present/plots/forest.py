@@ -199,14 +199,15 @@ def draw_forest(rows: pd.DataFrame, *, measure="SMD", level=95, xlabel=None, lab
         if kind not in ("study", "summary") or not np.isfinite(row["estimate"]):
             continue
         est, a, b = row["estimate"], row["ci_low"], row["ci_high"]
+        faint = _is_faint(row)
         if kind == "study":
-            _interval(ax, i, y, a, b, lo, hi)
+            _interval(ax, i, y, a, b, lo, hi, color=FAINT_COLOR if faint else "black")
             size = MAX_MARKER * np.sqrt(row["weight"] / wmax) if show_weight and row["weight"] > 0 else 5.0
             ax.plot([est], [y], marker="s", markersize=max(size, 2.0), color=STUDY_COLOR, linestyle="none",
-                    zorder=3, gid=f"row{i}-point")  # fmt: skip
+                    zorder=3, gid=f"row{i}-point", **FAINT_MARKER if faint else {})  # fmt: skip
         else:
             ax.add_patch(Polygon([(a, y), (est, y - 0.4), (b, y), (est, y + 0.4)], closed=True, color=POOLED_COLOR,
-                                 zorder=3, gid=f"row{i}-point"))  # fmt: skip
+                                 zorder=3, gid=f"row{i}-point", **FAINT_PATCH if faint else {}))  # fmt: skip
             _arrows(ax, i, y, a, b, lo, hi, "ci")
             if np.isfinite(row["pi_low"]):
                 _interval(ax, i, y, row["pi_low"], row["pi_high"], lo, hi, kind="pi")
@@ -262,22 +263,34 @@ def _estimate_header(measure, level):
     return f"{name} [{level_text(level)}]"
 
 
-def _interval(ax, i, y, a, b, lo, hi, kind="ci"):
+def _interval(ax, i, y, a, b, lo, hi, kind="ci", color="black"):
     """A CI (or, for a summary, a prediction interval) clipped to the axis, with arrowheads where clipped."""
     if not (np.isfinite(a) and np.isfinite(b)):
         return
     left, right = max(a, lo), min(b, hi)
     dotted = kind == "pi"
-    ax.plot([left, right], [y, y], color=POOLED_COLOR if dotted else "black", linewidth=1.1 if dotted else 0.8,
+    ax.plot([left, right], [y, y], color=POOLED_COLOR if dotted else color, linewidth=1.1 if dotted else 0.8,
             linestyle=":" if dotted else "-", zorder=2, gid=f"row{i}-{kind}")  # fmt: skip
-    _arrows(ax, i, y, a, b, lo, hi, kind)
+    _arrows(ax, i, y, a, b, lo, hi, kind, color)
 
 
-def _arrows(ax, i, y, a, b, lo, hi, kind):
+def _arrows(ax, i, y, a, b, lo, hi, kind, color="black"):
     for clipped, x, marker, side in ((a < lo, lo, "<", "left"), (b > hi, hi, ">", "right")):
         if clipped:
-            ax.plot([x], [y], marker=marker, markersize=4, color="black", linestyle="none", clip_on=False,
+            ax.plot([x], [y], marker=marker, markersize=4, color=color, linestyle="none", clip_on=False,
                     gid=f"row{i}-{kind}-arrow-{side}")  # fmt: skip
+
+
+# A row with a ``faint`` column that is True is drawn hollow with a grey CI: a result shown in full (its numbers are
+# printed) but not to be read at the weight of the others, e.g. a k = 2 Knapp-Hartung pool in the atlas.
+FAINT_COLOR = "#a8a8a8"  # the interval of a faint row: light grey
+FAINT_MARKER = {"markerfacecolor": "white", "markeredgewidth": 1.0}
+FAINT_PATCH = {"fill": False, "linewidth": 1.0}
+
+
+def _is_faint(row) -> bool:
+    value = row.get("faint", False)  # NaN where a table without the column was concatenated: not faint
+    return isinstance(value, (bool, np.bool_)) and bool(value)
 
 
 def heterogeneity_text(pooled: dict) -> str:
@@ -397,7 +410,7 @@ def _cluster_rows(used: pd.DataFrame, pooled: dict) -> pd.DataFrame:
     blocks = []
     for c in dict.fromkeys(cluster):
         block = used[(cluster == c).to_numpy()]
-        values = _group_values(block)
+        values = {**_group_values(block), **_mark_values(block)}
         if len(block) == 1:
             blocks.append(rows_table(block["study"].fillna("").astype(str), block["yi"], block["ci_low"],
                                      block["ci_high"], weight=block["weight"], cluster=c, **values))  # fmt: skip
@@ -433,14 +446,96 @@ def _dependent_pooled_rows(pooled: dict, k: int) -> pd.DataFrame:
                           weight=100.0, pi_low=pooled.get("pi_low"), pi_high=pooled.get("pi_high"))  # fmt: skip
     if dep["model"] == "multilevel":
         label = f"{MODEL_NAMES['multilevel']} ({pooled['method']}, k = {k} effects in {clusters} clusters)"
-        return rows_table([label], pooled["estimate"], pooled["ci_low"], pooled["ci_high"], kind="summary",
-                          weight=100.0, pi_low=pooled.get("pi_low"), pi_high=pooled.get("pi_high"))  # fmt: skip
+        model = rows_table([label + ": model-based CI"], pooled["estimate"], pooled["ci_low"], pooled["ci_high"],
+                           kind="summary", weight=100.0, pi_low=pooled.get("pi_low"),
+                           pi_high=pooled.get("pi_high"))  # fmt: skip
+        return pd.concat([model, _robust_row(dep)], ignore_index=True)
     coefs = sorted(dep["coefficients"], key=lambda c: c["name"] != dep["primary"])
     labels = [f"{MODEL_NAMES['multivariate']}: {c['name']} ({pooled['method']}, k = {c['k']} of {k} effects, "
               f"{clusters} clusters)" for c in coefs]  # fmt: skip
     return rows_table(labels, [c["estimate"] for c in coefs], [c["ci_low"] for c in coefs],
                       [c["ci_high"] for c in coefs], kind="summary",
                       pi_low=[c.get("pi_low") for c in coefs], pi_high=[c.get("pi_high") for c in coefs])  # fmt: skip
+
+
+def _robust_row(dep: dict) -> pd.DataFrame:
+    """The cluster-robust diamond under a multilevel model's own: the same estimate with the robust (e.g. CR2) CI,
+    so the figure shows both intervals, each labelled (none when the analysis has no robust inference)."""
+    r = dep.get("robust")
+    if not r or "ci_low" not in r:
+        return rows_table([], [], [], [], kind="summary")
+    label = f"{r['type']} cluster-robust CI ({r['clusters']} clusters, t with df = {fmt(r['df'], 1)})"
+    return rows_table([label], r["estimate"], r["ci_low"], r["ci_high"], kind="summary")
+
+
+def weights_note(pooled: dict) -> str:
+    """What a dependent model's weight column is (the header then reads "Weight*"); empty for other fits, whose
+    weights are metafor's usual 1/(vᵢ + τ²) shares."""
+    dep = pooled.get("dependence") or {}
+    if dep.get("model") == "multilevel":
+        return ("* Weight: the row's sum of W = M⁻¹ (the inverse of the model's marginal covariance), as a percentage "
+                "of the total; metafor's weights(fit, type = \"rowsum\")")
+    if dep.get("model") == "multivariate":
+        return ("* Weight: the row's share in the estimate of its own coefficient (row of (X'WX)⁻¹X'W, W = M⁻¹), "
+                "as a percentage")
+    return ""
+
+
+def overall_effect_text(pooled: dict) -> str:
+    """The test of the pooled estimate as RevMan and R's meta print it under a forest plot: "Test for overall
+    effect: Z = 3.40 (P = 0.0007)"; with Knapp-Hartung (or rma.mv's t) a t with its df, "Test for overall effect:
+    t = 3.37, df = 19 (P = 0.0032)" (df from the record, else k - 1). Empty when the record has no test."""
+    z, p = pooled.get("zval"), pooled.get("pval")
+    if z is None or not np.isfinite(z):
+        return ""
+    if pooled.get("test") in ("knha", "t"):
+        df = pooled.get("df")
+        df = pooled["k"] - 1 if df is None else df
+        stat = f"t = {fmt(z)}, df = {fmt(df, 0) if float(df).is_integer() else fmt(df, 1)}"
+    else:
+        stat = f"Z = {fmt(z)}"
+    # beside a cluster-robust line (heterogeneity_text) the model's own test says which it is
+    which = " (model-based)" if (pooled.get("dependence") or {}).get("robust") else ""
+    return f"Test for overall effect{which}: {stat} (P {p_text(p)})"
+
+
+# Markers after a study's label (a column of their own, gid row{i}-mark) and the legend under the figure. A row can
+# carry both. The rules are the pipeline's: flagged = a quality rule's entry in ``flags`` (metarepro.quality.
+# flagged_included: the rows the fit "without flagged rows" leaves out; soft ``checks`` are not flags), converted =
+# an entry in ``conversion`` (the rows ``exclude_converted`` leaves out).
+MARKS = {"flagged": "†", "converted": "‡"}
+MARK_LEGEND = {
+    "flagged": "† flagged by a quality rule (flags in effects.csv; left out of the fit without flagged rows)",
+    "converted": "‡ effect size converted from another reported form (e.g. median/IQR, SEM, t, p; conversion in "
+                 "effects.csv)",
+}
+
+
+def _text_column(effects: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in effects:
+        return np.zeros(len(effects), dtype=bool)
+    return effects[name].astype(object).fillna("").astype(str).str.strip().to_numpy() != ""
+
+
+def row_marks(effects: pd.DataFrame) -> list[str]:
+    """The marker text of each row of ``effects`` ("", "†", "‡" or "†‡")."""
+    flagged, converted = _text_column(effects, "flags"), _text_column(effects, "conversion")
+    return [MARKS["flagged"] * int(f) + MARKS["converted"] * int(c) for f, c in zip(flagged, converted, strict=True)]
+
+
+def _mark_values(effects: pd.DataFrame) -> dict:
+    marks = row_marks(effects)
+    return {"_mark": marks} if any(marks) else {}
+
+
+def _mark_column(effects: pd.DataFrame) -> list[tuple[str, str]]:
+    return [("", "_mark")] if any(row_marks(effects)) else []
+
+
+def marks_legend(effects: pd.DataFrame) -> str:
+    """The legend line of the markers present in ``effects`` (empty when none is)."""
+    marks = "".join(row_marks(effects))
+    return ";  ".join(text for key, text in MARK_LEGEND.items() if MARKS[key] in marks)
 
 
 def forest_rows(effects: pd.DataFrame, pooled: dict) -> pd.DataFrame:
@@ -450,7 +545,7 @@ def forest_rows(effects: pd.DataFrame, pooled: dict) -> pd.DataFrame:
     if pooled.get("dependence"):
         return pd.concat([_cluster_rows(used, pooled), _dependent_pooled_rows(pooled, len(used))], ignore_index=True)
     studies = rows_table(used["study"].fillna("").astype(str), used["yi"], used["ci_low"], used["ci_high"],
-                         weight=used["weight"], **_group_values(used))  # fmt: skip
+                         weight=used["weight"], **_group_values(used), **_mark_values(used))  # fmt: skip
     return pd.concat([studies, pooled_rows(pooled, len(used))], ignore_index=True)
 
 
@@ -503,15 +598,20 @@ def forest_plot(effects: pd.DataFrame, pooled: dict, title: str = "", measure: s
     if pooled.get("pi_low") is not None and np.isfinite(pooled["pi_low"]) and not tables_fit:
         interval = scale.text(0, pooled["pi_low"], pooled["pi_high"]).split(" ", 1)[1]
         footer += f"\nPrediction interval (dotted): {interval}"
+    k = int(included.sum())
+    drawn_one_each = k <= max_rows
+    extra = [overall_effect_text(pooled), weights_note(pooled) if drawn_one_each else "",
+             marks_legend(effects[included]) if drawn_one_each else ""]  # fmt: skip
+    footer = "\n".join([footer, *(line for line in extra if line)])
     common = {"measure": measure, "level": pooled.get("level", 95), "labels": labels, "title": title,
               "footer": footer, "xlabel": axis_label(measure, labels, pooled.get("unit")), "scale": scale}  # fmt: skip
-    k = int(included.sum())
-    if k > max_rows:
+    if not drawn_one_each:
         return draw_forest(pooled_rows(pooled, k), **common, histogram=effects.loc[included, "yi"],
                            note=summary_note(k, max_rows) + "The histogram shows every study's estimate "
                            "(all rows are in effects.csv).", histogram_label="Study estimates")  # fmt: skip
-    return draw_forest(forest_rows(effects, pooled), **common,
-                       columns=_group_columns(effects[included], labels))  # fmt: skip
+    return draw_forest(forest_rows(effects, pooled), **common, weight_header="Weight*" if weights_note(pooled)
+                       else "Weight", columns=_mark_column(effects[included]) + _group_columns(effects[included],
+                                                                                               labels))  # fmt: skip
 
 
 def subgroup_rows(effects: pd.DataFrame, groups, result) -> pd.DataFrame:

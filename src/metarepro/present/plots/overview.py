@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from metarepro._core.dist import t_ppf
 from metarepro.present.plots.forest import draw_forest, rows_table
 from metarepro.present.plots.style import MEASURE_NAMES, axis_label, fmt
 
@@ -51,34 +52,55 @@ def atlas_rows(records: dict[str, dict], titles: dict[str, str]) -> dict[tuple, 
         for name in names:
             r = records[name]
             parts.append(rows_table(
-                [titles.get(name, name)], r["estimate"], r["ci_low"], r["ci_high"], kind="summary",
-                pi_low=_number(r.get("pi_low")), pi_high=_number(r.get("pi_high")), analysis=[name],
-                k=[str(r["k"])], n=[_participants(r)], i2=[_i2_text(r)],
+                [titles.get(name, name) + _two_study_t(r)], r["estimate"], r["ci_low"], r["ci_high"],
+                kind="summary", pi_low=_number(r.get("pi_low")), pi_high=_number(r.get("pi_high")), analysis=[name],
+                k=[str(r["k"])], n=[_participants(r)], i2=[_i2_text(r)], faint=[two_study_t(r)],
             ))  # fmt: skip
             sens = r.get("without_flagged")
             if isinstance(sens, Mapping) and sens.get("k"):
                 parts.append(rows_table(
-                    ["without flagged rows"], sens["estimate"], sens["ci_low"], sens["ci_high"],
+                    ["without flagged rows" + _two_study_t(sens)], sens["estimate"], sens["ci_low"], sens["ci_high"],
                     analysis=[name], k=[str(sens["k"])], n=[_participants(sens)],
-                    i2=[_i2_text(sens)],
+                    i2=[_i2_text(sens)], faint=[two_study_t(sens)],
                 ))  # fmt: skip
         out[key] = pd.concat(parts, ignore_index=True)
     return out
+
+
+def two_study_t(record) -> bool:
+    """A pool of two rows with a t-based test (Knapp-Hartung; rma.mv's t): its CI rests on t with 1 df, whose
+    critical value (12.71 at 95%) makes it about 6.5 times as wide as a z interval. The atlas draws such a row
+    faint (hollow, grey interval; metarepro.present.plots.forest.FAINT_MARKER) and says why in its label and
+    footer: its interval is wide by construction, not by what the two studies show, and drawn at full weight it
+    dominated the figure (issue 20). Its numbers are printed in full."""
+    return record.get("k") == 2 and record.get("test") in ("knha", "t")
+
+
+def _two_study_t(record) -> str:
+    return " (k = 2: t(1) interval)" if two_study_t(record) else ""
 
 
 def _number(x):
     return np.nan if x is None else float(x)
 
 
+ATLAS_FOOTER = ("Diamond: pooled estimate and CI (all eligible rows: the primary analysis); dotted: prediction "
+                "interval;\nsquare: the same model without rows flagged by a quality rule.")
+TWO_STUDY_FOOTER = ("\nHollow, grey interval: k = 2 with a t test (Knapp-Hartung): t with 1 df, critical value "
+                    "{crit}, so the CI is wide by construction; drawn faint, printed in full.")
+
+
 def atlas_plot(rows: pd.DataFrame, key: tuple[str, str], labels=None, level=95):
-    """The atlas figure of one scale: a diamond per analysis, its prediction interval dotted."""
+    """The atlas figure of one scale: a diamond per analysis, its prediction interval dotted; k = 2 t-test pools
+    drawn faint (:func:`two_study_t`)."""
     measure, unit = key
+    footer = ATLAS_FOOTER
+    if "faint" in rows and rows["faint"].astype(bool).any():
+        footer += TWO_STUDY_FOOTER.format(crit=fmt(t_ppf(0.5 + level / 200, 1)))
     return draw_forest(rows, measure=measure, level=level, labels=labels, title=scale_heading(key),
                        xlabel=axis_label(measure, labels, unit or None), columns=[("k", "k"), ("N", "n"), ("I²", "i2")],
                        estimate_header=f"{MEASURE_NAMES.get(measure, 'Estimate')} [{level:g}% CI]",
-                       footer="Diamond: pooled estimate and CI (all eligible rows: the primary analysis); dotted: "
-                              "prediction interval;\nsquare: the same model without rows flagged by a quality rule.",
-                       label_header="Analysis")  # fmt: skip
+                       footer=footer, label_header="Analysis")  # fmt: skip
 
 
 def reproduction_rows(table: pd.DataFrame, titles: dict[str, str]) -> dict[tuple, pd.DataFrame]:
