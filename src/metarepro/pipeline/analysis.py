@@ -53,9 +53,7 @@ EFFECT_COLUMNS = (
     "ci_high", "weight", "included", "reason", "checks",
 )  # fmt: skip
 GROUPS = ("cases", "controls")
-SMD_LIMIT = 3  # |SMD| above this is flagged: rare in this field, common after an SEM-as-SD error
-CV_SEM_SUSPECT = 0.10  # SD/mean below this in a marker concentration suggests an SEM reported as SD
-CV_SKEWED = 1.0  # SD > mean for a positive quantity: the distribution is clearly right-skewed
+RULE = quality.RULEBOOK  # every row rule: what it excludes, flags or notes, with its threshold and message
 
 
 MODELS = ("multilevel", "multivariate", "aggregate")
@@ -211,6 +209,7 @@ class _Rows:
         self.pending &= ~mask
 
     def flag(self, mask, text):
+        """Note ``text`` (a :data:`~metarepro.quality.NOTE` rule's message) in the ``checks`` of the ``mask`` rows."""
         for i in np.flatnonzero(mask):
             self.checks[i].append(text)
 
@@ -238,12 +237,13 @@ def _summary_form(rows, settings, acc):
         else:
             reason[(m1 <= 0) | (m2 <= 0)] = "ROM needs both means > 0 (log ratio of means)"
             yi, vi = es.rom(n1, m1, sd1, n2, m2, sd2)
-        cv_low = (sd1 / np.abs(m1) < CV_SEM_SUSPECT) | (sd2 / np.abs(m2) < CV_SEM_SUSPECT)
-        cv_high = ((m1 > 0) & (sd1 > CV_SKEWED * m1)) | ((m2 > 0) & (sd2 > CV_SKEWED * m2))
+        low, high = RULE["sem_as_sd"].threshold, RULE["skewed_sd"].threshold
+        cv_low = (sd1 / np.abs(m1) < low) | (sd2 / np.abs(m2) < low)
+        cv_high = ((m1 > 0) & (sd1 > high * m1)) | ((m2 > 0) & (sd2 > high * m2))
     acc.take(have, yi, vi, "summary", _join(conv1, conv2), reason)
-    acc.flag(have & cv_low, f"SD < {CV_SEM_SUSPECT:g}×mean: an SEM reported as SD?")
-    acc.flag(have & cv_high, "SD > mean: skewed data, prefer ROM or log-scale analyses")
-    acc.flag(have & (skew1 | skew2), "quartiles/range show marked skew (conv.fivenum test)")
+    acc.flag(have & cv_low, RULE["sem_as_sd"].say())
+    acc.flag(have & cv_high, RULE["skewed_sd"].say())
+    acc.flag(have & (skew1 | skew2), RULE["skewed_quartiles"].say())
 
 
 def _unit_factors(rows, settings, have, reason):
@@ -347,74 +347,15 @@ def _explain_incomplete(rows, settings, acc):
         acc.reason[i] = f"incomplete: {'; '.join(parts) + ' (' + needed + ')' if parts else needed}"
 
 
-# (lower, upper) cells of one row that must be ordered. A row whose own numbers contradict each other is wrong
-# somewhere, so it is excluded with the reason rather than pooled. An estimate is checked against its CI only when
-# the CI itself is in order (a reversed CI is the one problem to name then).
-_CI_PAIRS = [("ci_low", "ci_high", "yi")] + [(f"ci_low_{g}", f"ci_high_{g}", f"mean_{g}") for g in GROUPS]
-_ORDERED = [
-    (low, high) for g in GROUPS for low, high in (
-        (f"min_{g}", f"max_{g}"), (f"q1_{g}", f"q3_{g}"), (f"min_{g}", f"q1_{g}"), (f"q3_{g}", f"max_{g}"),
-        (f"q1_{g}", f"median_{g}"), (f"median_{g}", f"q3_{g}"), (f"min_{g}", f"median_{g}"),
-        (f"median_{g}", f"max_{g}"), (f"min_{g}", f"mean_{g}"), (f"mean_{g}", f"max_{g}"))
-]  # fmt: skip
-
-
-def _exclude_contradictions(rows, acc):
-    """Exclude rows whose reported numbers cannot all be true (a reversed CI, an estimate outside its own CI, a
-    median outside its quartiles, ...), naming the cells: one of them is mistyped or on another scale."""
-    found = [[] for _ in range(len(rows))]
-
-    def check(low, high, where=True):
-        lower, upper = _col(rows, low), _col(rows, high)
-        for i in np.flatnonzero((lower > upper) & where):
-            found[i].append(f"{low} {lower[i]:g} > {high} {upper[i]:g}")
-        return lower > upper
-
-    for low, high, estimate in _CI_PAIRS:
-        reversed_ci = check(low, high)
-        check(low, estimate, ~reversed_ci)
-        check(estimate, high, ~reversed_ci)
-    for low, high in _ORDERED:
-        check(low, high)
-    for i, problems in enumerate(found):
-        if problems:
-            acc.reason[i] = f"contradictory numbers ({'; '.join(problems)}): check the source and the cells"
+def _exclude(rows, acc):
+    """Exclude the rows an exclusion rule of :mod:`metarepro.quality` trips (numbers that contradict each other or
+    that no data could produce), naming the numbers; over any reason an input form gave, the first rule's kept."""
+    excluded = np.zeros(len(rows), dtype=bool)
+    for rule, found in quality.exclusions(rows):
+        for i in np.flatnonzero((found != "") & ~excluded):
+            acc.reason[i] = rule.say(numbers=found[i])
             acc.pending[i] = False
-
-
-def _exclude_impossible(rows, acc):
-    """Exclude rows whose numbers no data could produce (:func:`metarepro.quality.impossible_numbers`: an SD below
-    what its subgroup means require, parts that do not sum to the whole, a variance of 0), naming the numbers; a row
-    already excluded for contradictory numbers keeps that reason."""
-    for i, problems in enumerate(quality.impossible_numbers(rows)):
-        if problems and not acc.reason[i].startswith("contradictory numbers"):
-            acc.reason[i] = f"arithmetically impossible ({problems}): check the source and the cells"
-            acc.pending[i] = False
-
-
-def _flag_duplicates(rows, acc, shown=5):
-    """Flag rows whose numbers repeat another row's (a copy-paste or a twice-published sample).
-
-    One pass over the rows grouped by their numbers, so linear in the number of rows; a large group
-    lists its first ``shown`` other lines.
-    """
-    numbers = [c for c in ("mean_cases", "sd_cases", "mean_controls", "sd_controls", "median_cases", "yi") if c in rows]
-    with np.errstate(over="ignore", invalid="ignore"):
-        values = rows[numbers].to_numpy(dtype=float).round(12) + 0.0  # + 0.0 turns -0.0 into 0.0
-    informative = np.flatnonzero(np.isfinite(values).sum(axis=1) >= 2)
-    if not len(informative):
-        return
-    # NaN == NaN inside a key: compare the bit patterns of the rounded values
-    keys = pd.Series([row.tobytes() for row in values[informative]], index=informative)
-    lines = rows[LINE].to_numpy()
-    for members in keys.groupby(keys, sort=False).indices.values():
-        if len(members) < 2:
-            continue
-        group = informative[members]
-        for i in group:
-            others = [str(lines[j]) for j in group[: shown + 1] if j != i][:shown]
-            more = f" and {len(group) - 1 - shown} more" if len(group) - 1 > shown else ""
-            acc.checks[i].append(f"identical numbers in line(s) {', '.join(others)}{more}")
+            excluded[i] = True
 
 
 def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
@@ -432,15 +373,16 @@ def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     _explain_incomplete(rows, settings, acc)
 
     n1, n2 = _col(rows, "n_cases"), _col(rows, "n_controls")
-    _flag_duplicates(rows, acc)
-    verification, eligibility = _text(rows, "verification"), _text(rows, "eligibility_second_pass")
-    acc.flag((verification != "") & ~np.isin(verification, ("confirmed", "resolved")), "not double-checked")
-    acc.flag(eligibility == "unclear", "eligibility unclear to the second extractor")
+    for i, lines in enumerate(quality.identical_numbers(rows)):
+        if lines:
+            acc.checks[i].append(RULE["identical_numbers"].say(lines=lines))
+    # the notes that repeat two flags in ``checks``, on the rows the flags' own checks trip
+    acc.flag(quality.not_double_checked(_text(rows, "verification")) != "", RULE["unverified"].say())
+    acc.flag(_text(rows, "eligibility_second_pass") == "unclear", RULE["unclear_eligibility"].say())
     if settings.measure == "SMD":
-        acc.flag(np.abs(acc.yi) > SMD_LIMIT, f"|SMD| > {SMD_LIMIT}: check SD vs SEM and units")
+        acc.flag(np.abs(acc.yi) > RULE["large_smd"].threshold, RULE["large_smd"].say())
 
-    _exclude_contradictions(rows, acc)
-    _exclude_impossible(rows, acc)
+    _exclude(rows, acc)
     ok = acc.reason == ""
     bad = ok & ~(np.isfinite(acc.yi) & np.isfinite(acc.vi) & (acc.vi > 0))
     acc.reason[bad] = "the effect size or its variance is not finite; check the row's numbers"
