@@ -18,36 +18,21 @@ Input forms, in order of preference for a row that fills several:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
 
 from metarepro import quality
 from metarepro._core import dist
-from metarepro._core.spellings import metafor_spellings
+from metarepro.inputs.config import resolve_settings, setting_defaults
 from metarepro.inputs.sheet import LINE, SUMMARY
 from metarepro.stats import conversions as cv
 from metarepro.stats import effects as es
 from metarepro.stats.rma import TESTS, RmaResult, rma, rma_batch
 from metarepro.stats.tau2 import METHODS, Control
 
-PRESETS = {
-    # metafor's defaults (see metarepro.stats.effects / metarepro.stats.tau2)
-    "metafor": {},
-    # Review Manager 5: DerSimonian-Laird, approximate Hedges' g and its variance
-    "revman": {"method": "DL", "vtype": "RM5"},
-}
-DEFAULTS = {
-    "measure": "SMD",
-    "method": "REML",
-    "test": "z",
-    "level": 95,
-    "vtype": "LS",
-    "preset": "metafor",
-    "unit": None,
-    "exclude_converted": False,
-}
+DEFAULTS = setting_defaults()  # the schema's (metarepro.inputs.config: the one home of option knowledge)
 EFFECT_COLUMNS = (
     "line", "study_id", "study", "n_cases", "n_controls", "input", "conversion", "yi", "vi", "sei", "ci_low",
     "ci_high", "weight", "included", "reason", "checks",
@@ -113,29 +98,31 @@ class Dependence:
 
 @dataclass(frozen=True)
 class Settings:
-    """The statistical choices of one analysis, with metafor's defaults.
+    """The statistical choices of one analysis, with the config schema's defaults (metafor's: SMD, REML, z, 95,
+    LS, preset metafor; :func:`metarepro.inputs.config.setting_defaults`).
 
     ``preset: revman`` sets method DL and RevMan 5's SMD (approximate correction and variance),
     overriding ``method``/``vtype``; ``unit`` is the unit of an MD analysis (default: the most common
     convertible unit of its rows); ``exclude_converted`` keeps only reported means and SDs.
     """
 
-    measure: str = "SMD"
-    method: str = "REML"
-    test: str = "z"
-    level: float = 95
-    vtype: str = "LS"
-    preset: str = "metafor"
-    unit: str | None = None
-    exclude_converted: bool = False
+    measure: str = DEFAULTS["measure"]
+    method: str = DEFAULTS["method"]
+    test: str = DEFAULTS["test"]
+    level: float = DEFAULTS["level"]
+    vtype: str = DEFAULTS["vtype"]
+    preset: str = DEFAULTS["preset"]
+    unit: str | None = DEFAULTS["unit"]
+    exclude_converted: bool = DEFAULTS["exclude_converted"]
     dependence: Dependence | None = None
 
     @classmethod
     def from_config(cls, analysis: dict, defaults: dict | None = None):
-        merged = {**DEFAULTS, **(defaults or {}), **analysis}
-        merged["method"], merged["level"] = metafor_spellings(merged["method"], merged["level"])
-        settings = cls(**{name: merged[name] for name in DEFAULTS}, dependence=Dependence.from_config(analysis))
-        return replace(settings, **PRESETS[settings.preset])
+        """One config analysis's settings (:func:`metarepro.inputs.config.resolve_settings`: the schema's defaults,
+        the config's ``defaults``, the analysis's own; metafor's spellings; the preset)."""
+        merged = resolve_settings(analysis, defaults)
+        chosen = {f.name: merged[f.name] for f in fields(cls) if f.name != "dependence"}
+        return cls(**chosen, dependence=Dependence.from_config(analysis))
 
 
 def _col(rows, name):
