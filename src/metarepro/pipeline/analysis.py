@@ -29,7 +29,7 @@ from metarepro.inputs.config import resolve_settings, setting_defaults
 from metarepro.inputs.sheet import LINE, SUMMARY
 from metarepro.stats import conversions as cv
 from metarepro.stats import effects as es
-from metarepro.stats.rma import TESTS, RmaResult, rma, rma_batch
+from metarepro.stats.rma import TESTS, RmaResult, rma, rma_batch_tests
 from metarepro.stats.tau2 import METHODS, Control
 
 DEFAULTS = setting_defaults()  # the schema's (metarepro.inputs.config: the one home of option knowledge)
@@ -460,19 +460,18 @@ def fit_analysis(effects: pd.DataFrame, settings: Settings, control: Control | N
 
 def estimator_table(effects: pd.DataFrame, settings: Settings, control: Control | None = None,
                     fitted: RmaResult | None = None) -> pd.DataFrame:  # fmt: skip
-    """Every estimator × both tests on the same rows: how much does the choice matter? ``fitted``: the primary fit
-    of these rows (:func:`fit_analysis`, same ``control``), whose own method and test are then not refitted."""
+    """Every estimator × both tests on the same rows: how much does the choice matter? Each estimator is fitted once,
+    both tests derived from that fit (τ² does not depend on the test). ``fitted``: the primary fit of these rows
+    (:func:`fit_analysis`, same ``control``), whose record is then the one of its method and test."""
     used = effects["included"].to_numpy()
     yi = effects.loc[used, "yi"].to_numpy()[None, :]
     vi = effects.loc[used, "vi"].to_numpy()[None, :]
     records = []
     for method in METHODS:
+        fits = rma_batch_tests(yi, vi, method, TESTS, settings.level, control)
         for test in TESTS:
-            if fitted is not None and (fitted.method, fitted.test) == (method, test):
-                fit = fitted
-            else:
-                fit = rma_batch(yi, vi, method, test, settings.level, control)[0]
-            records.append(pooled_record(fit, settings, effects.attrs.get("unit")))
+            primary = fitted is not None and (fitted.method, fitted.test) == (method, test)
+            records.append(pooled_record(fitted if primary else fits[test][0], settings, effects.attrs.get("unit")))
     return pd.DataFrame.from_records(records)
 
 
