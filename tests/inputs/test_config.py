@@ -335,3 +335,49 @@ def test_the_command_names_what_snakemake_cannot_read(tmp_path, monkeypatch, cap
     )
     assert main(["good.yaml"]) == 0
     assert capsys.readouterr().out == "metarepro: good.yaml: no problems found\n"
+
+
+def test_the_settings_defaults_are_the_schema_s_and_the_readme_s():
+    """One home of option knowledge: Settings(), Settings.from_config({}) and the per-analysis options take their
+    defaults from the schema (read here independently), and config/README.md documents the same values."""
+    import re
+    from dataclasses import asdict
+
+    import yaml
+
+    from metarepro.inputs.config import analysis_default, resolve_settings
+    from metarepro.pipeline.analysis import Settings
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    given = {k: p["default"] for k, p in schema["properties"]["defaults"]["properties"].items() if "default" in p}
+    assert given == {"measure": "SMD", "method": "REML", "test": "z", "level": 95, "vtype": "LS",
+                     "preset": "metafor", "exclude_converted": False}  # fmt: skip
+    for settings in (Settings(), Settings.from_config({})):
+        assert {k: v for k, v in asdict(settings).items() if k in given} == given
+        assert settings.unit is None and settings.dependence is None
+    readme = (REPO / "config/README.md").read_text()
+    for key, value in given.items():
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{key}` |"))
+        assert re.search(rf"`{str(value).lower()}`( \(default\))?", row.lower()), key
+    assert (analysis_default("permutations"), analysis_default("seed")) == (1000, 1)
+    assert "(default 1000;" in readme and "seed (default 1)" in readme
+    assert analysis_default("cumulative_order") == "year" and "(default `year`)" in readme
+    # metafor's other spellings and the preset, over the analysis's own method and vtype
+    resolved = resolve_settings({"method": "FE", "level": 0.9}, {"test": "knha"})
+    assert (resolved["method"], resolved["level"], resolved["test"]) == ("EE", 90, "knha")
+    revman = Settings.from_config({"preset": "revman", "method": "REML", "vtype": "UB"})
+    assert (revman.method, revman.vtype) == ("DL", "RM5")
+
+
+def test_inputs_and_quality_import_nothing_from_the_layers_above():
+    """inputs/ (sheets, config, published sheets) and quality/ (row rules) sit below pipeline/, present/ and jobs/:
+    none of their modules imports those, at the top or inside a function."""
+    import ast
+
+    for path in [*(REPO / "src/metarepro/inputs").glob("*.py"), *(REPO / "src/metarepro/quality").glob("*.py")]:
+        tree = ast.parse(path.read_text())
+        imported = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module]
+        imported += [a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names]
+        upward = [m for m in imported if m.split(".")[:2] in (["metarepro", "pipeline"], ["metarepro", "present"],
+                                                               ["metarepro", "jobs"])]  # fmt: skip
+        assert upward == [], path.name

@@ -11,9 +11,9 @@ import pytest
 from test_inputs import error, sheet_text
 
 from metarepro.inputs.config import CheckedInputs, published_errors, sheet_errors
+from metarepro.inputs.published import read_published
 from metarepro.inputs.sheet import order_key, read_sheet, read_table
 from metarepro.pipeline.analysis import Settings, compute_effects
-from metarepro.pipeline.reproduction import read_published
 
 HEADER = "study_id,study,year,yi,vi\n"
 

@@ -39,7 +39,8 @@ def watched(tmp_path_factory):
     sheet.to_csv(folder / "sheet.csv", index=False)
     out = folder / "out"
     calls, opened = [], []
-    codes = {rma_module.rma_batch.__code__: "rma_batch", metareg.rma_mods.__code__: "rma_mods",
+    # rma_batch_tests: every rma_batch call is one, and the estimator table's fit of both tests
+    codes = {rma_module.rma_batch_tests.__code__: "rma_batch", metareg.rma_mods.__code__: "rma_mods",
              sheet_module.read_sheet.__code__: "read_sheet",
              analysis_module.Settings.from_config.__func__.__code__: "Settings"}  # fmt: skip
 
@@ -86,7 +87,7 @@ def _key(name, args):
             value = np.where(value.mask, value.y, np.nan), np.where(value.mask, value.v, np.nan)
         parts.append(None if value is None else b"".join(np.ascontiguousarray(np.asarray(v, dtype=float)).tobytes()
                                                          for v in (value if isinstance(value, tuple) else (value,))))
-    parts += [str(args.get(key)) for key in ("method", "test", "level", "control", "tau2_ci", "btt")]
+    parts += [str(args.get(key)) for key in ("method", "test", "tests", "level", "control", "tau2_ci", "btt")]
     return tuple(parts)
 
 
@@ -105,3 +106,20 @@ def test_no_meta_regression_is_fitted_twice(watched):
     regressions (Egger, PEESE, sample, year), each once (before issue 18: nine)."""
     regressions = [_key(name, args) for name, args in watched["calls"] if name == "rma_mods"]
     assert len(regressions) == 4 and len(set(regressions)) == 4
+
+
+def test_each_estimator_is_fitted_once_for_both_tests(watched):
+    """The estimator table (every τ² estimator × tests z and knha) fits each estimator once and derives both tests
+    from that fit (before: one fit per estimator and test); each row is the fit of its own method and test."""
+    from metarepro.stats.rma import TESTS, rma
+    from metarepro.stats.tau2 import METHODS
+
+    both = [args["method"] for name, args in watched["calls"] if name == "rma_batch" and args["tests"] == TESTS]
+    assert sorted(both) == sorted(METHODS)
+    table = pd.read_csv(watched["out"] / "estimators.csv")
+    effects = pd.read_csv(watched["out"] / "effects.csv")
+    yi, vi = effects.loc[effects["included"], "yi"], effects.loc[effects["included"], "vi"]
+    for row in table.itertuples():
+        fit = rma(yi, vi, row.method, row.test, row.level)
+        assert (row.estimate, row.se, row.pval, row.tau2) == pytest.approx((fit.beta, fit.se, fit.pval, fit.tau2),
+                                                                           rel=1e-12, abs=1e-15), row  # fmt: skip

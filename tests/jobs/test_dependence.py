@@ -9,6 +9,7 @@ fit, and profile bounds at rtol 1e-6 (test_rma_mv.test_profile_ci_matches_confin
 """
 
 import html
+import re
 import sys
 
 import numpy as np
@@ -418,6 +419,11 @@ def test_report_names_the_model_components_and_robust_result(multilevel):
     assert dep["formula"] in block and "22 effects in 20 study_id clusters" in block
     assert f"sigma^2 {'study_id':<28} {dep['sigma2'][0]['estimate']:.4f}" in block
     assert f"[{dep['sigma2'][1]['ci_low']:.4f}, {dep['sigma2'][1]['ci_high']:.4f}]" in block
+    # the model results in print.rma.mv's layout (metarepro._core.printing, checked against R): the intercept
+    # without a row name, the t test's df, the significance codes
+    assert re.search(rf"^estimate +se +tval +df +pval +ci\.lb +ci\.ub\n +{pooled['estimate']:.4f} +{pooled['se']:.4f} "
+                     rf"+{pooled['zval']:.4f} +21 ", block, flags=re.M)  # fmt: skip
+    assert "Signif. codes:" in block
     robust = dep["robust"]
     assert (f"Cluster-robust inference (CR2, 20 clusters of study_id):\nestimate {robust['estimate']:.4f}, se "
             f"{robust['se']:.4f}") in block  # fmt: skip

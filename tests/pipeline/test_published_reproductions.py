@@ -9,8 +9,8 @@ Qin XY et al. 2016 (JAMA Neurol 73:1316), IL-6 in Parkinson's disease: DerSimoni
 import yaml
 from conftest import REPO
 
+from metarepro.inputs.published import read_published
 from metarepro.jobs import run_analysis
-from metarepro.pipeline.reproduction import read_published
 
 
 def test_passos2015_il6_at_published_rounding():

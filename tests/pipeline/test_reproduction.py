@@ -5,8 +5,9 @@ import math
 import pytest
 from conftest import REPO
 
+from metarepro.inputs.published import read_published
 from metarepro.inputs.sheet import SheetError
-from metarepro.pipeline.reproduction import read_published, reproduction_table
+from metarepro.pipeline.reproduction import reproduction_table
 
 PUBLISHED = REPO / "data/raw/published_meta_analyses.csv"
 

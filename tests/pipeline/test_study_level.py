@@ -13,6 +13,7 @@ import pytest
 from conftest import REPO
 from figure_readback import drawn_rows
 
+from metarepro.inputs.published import read_study_values
 from metarepro.inputs.sheet import SheetError
 from metarepro.pipeline.study_level import (
     OTHER,
@@ -21,7 +22,6 @@ from metarepro.pipeline.study_level import (
     SIGN,
     author_year,
     compare_studies,
-    read_study_values,
     study_counts,
     summary_sentence,
 )

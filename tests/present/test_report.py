@@ -162,3 +162,21 @@ def test_inlined_figures_keep_their_references_with_ids_unique_on_the_page():
                    "</figure>")  # fmt: skip
     ids = re.findall(r' id="([^"]*)"', one + two)
     assert len(ids) == len(set(ids)) == 6
+
+
+def model_results(text):
+    """The "Model Results:" block of a printed fit, through the significance codes."""
+    text = text[text.index("Model Results:"):]
+    return text[: text.index("Signif. codes:")].rstrip() + text[text.index("Signif. codes:"):].split("\n")[0]
+
+
+def test_the_fit_block_prints_model_results_as_the_fit_s_print_checked_against_r():
+    """One print layout: the report's "Model Results" table is metarepro._core.printing's, the one
+    tests/core/test_printing.py compares with metafor's print (tests/reference/print/*.txt), letter for letter."""
+    import html
+
+    for test in ("z", "knha"):
+        fit = rma(YI, VI, "REML", test)
+        block = html.unescape(re.sub(r"<[^>]+>", "", str(fit_block(pooled_record(fit, Settings(test=test))))))
+        assert model_results(block) == model_results(str(fit)), test
+        assert ("tval" in model_results(block)) == (test == "knha")

@@ -331,3 +331,51 @@ def test_a_proven_row_is_converted_and_no_longer_flagged():
     assert effects["yi"][0] == pytest.approx(written["yi"][0], rel=1e-14)
     assert effects["yi"][0] == pytest.approx((1 / 7.5) * (1 - 3 / (4 * 48 - 1)), rel=1e-3)  # Hedges' approximate J
     assert not compute_effects(rows, Settings(exclude_converted=True))["included"][0]  # reported SDs only: out
+
+
+def test_one_registry_names_every_row_rule_with_what_it_does():
+    """Every rule once, with one of three actions; the flags (RULES) are the registry's, in flag_rows' order (the
+    order of the issue-17 table in data/raw/README.md)."""
+    names = [rule.name for rule in quality.REGISTRY]
+    assert len(names) == len(set(names)) and {r.action for r in quality.REGISTRY} == {"exclude", "flag", "note"}
+    assert quality.RULES == ("low_dispersion", "likely_sem", "inconsistent_test", "extreme_effect",
+                             "implausible_value", "eligibility_unclear", "not_double_checked", "overlap")  # fmt: skip
+    # a flag's text starts with its name, a note's or an exclusion's does not (they are read as sentences)
+    assert quality.RULEBOOK["extreme_effect"].say(g=2.5) == "extreme_effect: g = 2.50 (|g| > 2)"
+    assert quality.RULEBOOK["large_smd"].say() == "|SMD| > 3: check SD vs SEM and units"
+    assert quality.RULEBOOK["contradictory_numbers"].say(numbers="yi 2.4 > ci_high 0.35") == (
+        "contradictory numbers (yi 2.4 > ci_high 0.35): check the source and the cells")
+
+
+def test_the_documented_thresholds_are_the_registry_s():
+    """data/raw/README.md states each threshold in words before the rules ran; the registry holds the numbers the
+    checks use: both must say the same."""
+    from conftest import REPO
+
+    readme = (REPO / "data/raw/README.md").read_text()
+    table = {line.split("|")[1].strip(" `"): line for line in readme.splitlines() if line.startswith("| `")}
+    documented = {"low_dispersion": "SD/mean ≤ 0.10", "likely_sem": "more than a factor 2",
+                  "inconsistent_test": "more than a factor 2", "extreme_effect": "> 2 (Hedges' g",
+                  "implausible_value": "more than 3.5 robust SDs"}  # fmt: skip
+    for name, words in documented.items():
+        assert words in table[name], name
+        assert f"{quality.RULEBOOK[name].threshold:g}" in words.replace("0.10", "0.1"), name
+    checks = readme.split("### Checks reported per row")[1].split("\n## ")[0]
+    assert f"SD < {quality.RULEBOOK['sem_as_sd'].threshold:g} × mean" in checks
+    assert f"|SMD| > {quality.RULEBOOK['large_smd'].threshold:g}" in checks
+
+
+def test_the_checks_column_notes_and_exclusions_come_from_the_registry():
+    # line 1: 3.0 ± 0.2 (SD/mean 0.067 < 0.1) twice, so both rows also repeat each other's numbers; line 3 a
+    # reversed 95% CI of a precomputed yi (0.5 > 0.1)
+    rows = sheet_from_columns({"n_cases": [20, 20, np.nan], "mean_cases": [3.0, 3.0, np.nan],
+                               "sd_cases": [0.2, 0.2, np.nan], "n_controls": [20, 20, np.nan],
+                               "mean_controls": [2.0, 2.0, np.nan], "sd_controls": [1.0, 1.0, np.nan],
+                               "yi": [np.nan, np.nan, 0.3], "ci_low": [np.nan, np.nan, 0.5],
+                               "ci_high": [np.nan, np.nan, 0.1]})  # fmt: skip
+    effects = compute_effects(rows, Settings()).set_index("line")
+    lines = list(effects.index)
+    assert effects.loc[lines[0], "checks"] == (f"SD < 0.1×mean: an SEM reported as SD?; identical numbers in "
+                                               f"line(s) {lines[1]}")  # fmt: skip
+    assert effects.loc[lines[2], "reason"] == (
+        "contradictory numbers (ci_low 0.5 > ci_high 0.1): check the source and the cells")

@@ -26,11 +26,12 @@ def load_outputs():
 
 OUTPUTS = load_outputs()
 ANALYSES = list(config["analyses"])
-# Figure formats of every figure (config figure_formats; the report embeds the SVG).
-FIGURE_FORMATS = config.get("figure_formats", list(OUTPUTS.FORMATS))
+# Figure formats of every figure (config figure_formats; the report embeds the SVG). The config was checked
+# against the schema in the Snakefile, which filled in its defaults (figure_formats, results, defaults).
+FIGURE_FORMATS = config["figure_formats"]
 # Every output lives under the config's `results` folder (default results/), so a researcher's run given its own
 # folder never overwrites the default reproduction. Paths are relative, so a module `prefix` applies to them.
-RESULTS = config.get("results", "results").rstrip("/")
+RESULTS = config["results"].rstrip("/")
 
 
 def result_path(path):

@@ -31,7 +31,7 @@ rule report:
         config=config["analyses"],
         configfiles=workflow.configfiles,
         repo=workflow.basedir,
-        labels=config.get("defaults", {}).get("labels", {}),
+        labels=config["defaults"].get("labels", {}),
         data_note=config.get("data_note", ""),
     message:
         f"summary table, published vs reproduced, HTML report of {len(ANALYSES)} analyses"

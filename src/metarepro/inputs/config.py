@@ -15,11 +15,16 @@
 errors, each one line naming file, line and key, with "did you mean ...?" for near misses. Neither
 ever prints a config value that is a list or mapping, or the schema. metarepro never evaluates a
 config value as code (but see the README: Snakemake runs YTE templates).
+
+The schema is the one statement of every option, its values and its default: :func:`resolve_settings` gives an
+analysis's statistical settings (:class:`metarepro.pipeline.analysis.Settings` is built from it) and
+:func:`analysis_default` a per-analysis option's default, both read from the schema, so no default is restated.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import os
@@ -27,9 +32,8 @@ import re
 from pathlib import Path
 
 import yaml
-from jsonschema import Draft202012Validator
 
-from metarepro._core.spellings import percent_level
+from metarepro._core.spellings import metafor_spellings, percent_level
 from metarepro.inputs.sheet import (
     IDENTITY,
     NUMERIC,
@@ -39,6 +43,7 @@ from metarepro.inputs.sheet import (
     select_rows,
     sheet_columns,
 )
+from metarepro.stats.effects_binary import BINARY_MEASURES
 
 MAX_NODES = 100_000  # values in a config once aliases are expanded; real configs have a few hundred
 # characters of keys and values once aliases are expanded. The config's settings are each job's params, which
@@ -47,6 +52,55 @@ MAX_NODES = 100_000  # values in a config once aliases are expanded; real config
 MAX_CHARACTERS = 1_000_000
 MAX_ERRORS = 30
 _BOOL = "tag:yaml.org,2002:bool"
+SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
+# what a preset sets, over the analysis's own method and vtype (the schema's preset describes them)
+PRESETS = {
+    "metafor": {},  # metafor's defaults (metarepro.stats.effects, metarepro.stats.tau2)
+    "revman": {"method": "DL", "vtype": "RM5"},  # Review Manager 5: DerSimonian-Laird, approximate g and variance
+}
+
+
+@functools.cache
+def schema() -> dict:
+    """``workflow/schemas/config.schema.yaml``, read once per process (do not change the dict it returns)."""
+    return yaml.load(SCHEMA.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def _analysis_properties() -> dict:
+    return schema()["properties"]["analyses"]["additionalProperties"]["properties"]
+
+
+@functools.cache
+def setting_defaults() -> dict:
+    """The default of every setting an analysis takes or inherits from ``defaults`` (measure, method, test, level,
+    vtype, preset, exclude_converted, unit, labels): the schema's ``defaults`` default, None where it gives none
+    (``unit``: the rows' most common; ``labels``: the measure's words)."""
+    given = schema()["properties"]["defaults"]["properties"]
+    return {key: given.get(key, {}).get("default") for key, prop in _analysis_properties().items() if "$ref" in prop}
+
+
+def analysis_default(key: str):
+    """The default of a per-analysis option (``permutations``, ``seed``, ``cumulative_order``), as the schema's
+    ``default`` states it."""
+    return _analysis_properties()[key]["default"]
+
+
+def analysis_option(analysis: dict, key: str):
+    """A per-analysis option as the analysis gives it, else its default (:func:`analysis_default`)."""
+    return analysis[key] if key in analysis else analysis_default(key)
+
+
+def resolve_settings(analysis: dict, defaults: dict | None = None) -> dict:
+    """One analysis's settings: the schema's defaults (:func:`setting_defaults`), over them the config's
+    ``defaults``, over those the analysis's own; metafor's other spellings read as metafor reads them (FE is EE, a
+    level 0.95 is 95) and the preset applied (``revman``: method DL and vtype RM5, over the analysis's; its vtype
+    only for measures from means, as RevMan's SMD variance means nothing for counts)."""
+    merged = {**setting_defaults(), **(defaults or {}), **analysis}
+    merged["method"], merged["level"] = metafor_spellings(merged["method"], merged["level"])
+    preset = PRESETS[merged["preset"]]
+    if merged["measure"] in BINARY_MEASURES:
+        preset = {key: value for key, value in preset.items() if key != "vtype"}
+    return {**merged, **preset}
 
 
 class ConfigError(ValueError):
@@ -321,6 +375,8 @@ def _fill_defaults(instance, schema, root):
 
 def _as_written(config, schema, files_lines) -> None:
     """A number where text is meant (``title: 2024``, ``unit: 1``) becomes the text as written."""
+    from jsonschema import Draft202012Validator  # here: jobs that only resolve settings do not import it (1 s)
+
     for error in list(Draft202012Validator(schema).iter_errors(config)):
         wanted = error.validator_value if error.validator == "type" else None
         wanted = wanted if isinstance(wanted, list) else [wanted]
@@ -374,6 +430,8 @@ def _non_finite(value, files_lines, path=()) -> list[tuple[tuple, str]]:
 def schema_errors(config: dict, schema: dict, files_lines=()) -> list[str]:
     """Every schema violation and every number that is not finite, one line each, sorted by where it is."""
     _as_written(config, schema, list(files_lines))
+    from jsonschema import Draft202012Validator
+
     errors = [(str(path), message) for path, message in _non_finite(config, list(files_lines))]
     for error in Draft202012Validator(schema).iter_errors(config):
         if _not_finite(error.instance):
@@ -477,7 +535,7 @@ def _threshold_errors(path, analysis, defaults, files_lines) -> list[str]:
         return []
     from metarepro.stats.effects import RATIO_MEASURES  # here: most configs set no threshold, and it costs 0.4 s
 
-    measure = analysis.get("measure", defaults.get("measure", "SMD"))
+    measure = {**setting_defaults(), **defaults, **analysis}["measure"]
     where = _locate((*path, "decision_threshold"), list(files_lines))
     if measure in RATIO_MEASURES and value <= 0:
         return [f"{where}: decision_threshold {value:g} is not a ratio; {measure} thresholds are on the ratio scale "
@@ -494,7 +552,7 @@ def results_location_errors(config: dict, files_lines=()) -> list[str]:
     """``results`` must lead inside the working directory (after '..', an absolute path and symlinks), unless the
     config says ``allow_results_outside_workdir: true``: a config from elsewhere must not write, or make Snakemake
     delete (the outputs of a failed job), files outside the folder the run started in."""
-    results = config.get("results", "results")
+    results = config.get("results", schema()["properties"]["results"]["default"])
     if config.get(OUTSIDE_OPT_IN) is True or not isinstance(results, str):
         return []
     workdir = Path.cwd().resolve()
@@ -545,10 +603,10 @@ def _dependence_errors(path, analysis, defaults, files_lines) -> list[str]:
     levels = spec.get("levels", [])
     if len(set(levels)) < len(levels):
         errors.append(f"{where('dependence', 'levels')}: a column is named twice in levels")
-    merged = {**defaults, **analysis}
-    method = "DL" if merged.get("preset") == "revman" else merged.get("method", "REML")
+    merged = {**setting_defaults(), **defaults, **analysis}
+    method = PRESETS[merged["preset"]].get("method", merged["method"])
     if model != "aggregate" and method not in ("REML", "ML"):
-        key = "preset" if merged.get("preset") == "revman" else "method"
+        key = "preset" if "method" in PRESETS[merged["preset"]] else "method"
         errors.append(f"{where(key) if key in analysis else where('dependence')}: model {model} is fitted by "
                       f"metafor's rma.mv, which estimates REML or ML only, not {method}; set method: REML or ML "
                       "for this analysis")  # fmt: skip
@@ -692,7 +750,7 @@ def study_sheet_errors(config: dict, files_lines=(), checked: CheckedInputs | No
         key = checked.key("studies", spec["sheet"], spec.get("columns"))
         if checked.known(key, spec["sheet"]):
             continue
-        from metarepro.pipeline.study_level import read_study_values
+        from metarepro.inputs.published import read_study_values
 
         try:
             read_study_values(spec["sheet"], spec.get("columns"))
@@ -715,7 +773,7 @@ def published_errors(config: dict, files_lines=(), checked: CheckedInputs | None
     key = checked.key("published", path, sorted({pid for ids in compared.values() for pid in ids}))
     if checked.known(key, path):
         return []
-    from metarepro.pipeline.reproduction import read_published
+    from metarepro.inputs.published import read_published
 
     try:
         ids = list(read_published(path).index)
@@ -793,7 +851,6 @@ def main(argv=None) -> int:
     if not files:
         print("usage: python -m metarepro.inputs.config CONFIG.yaml [MORE.yaml ...]", file=sys.stderr)
         return 2
-    schema = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
     try:
         config, key_lines = load_config(files)
     except ConfigError as err:
@@ -802,7 +859,7 @@ def main(argv=None) -> int:
     if config is None:
         print(f"metarepro: {', '.join(files)}: a YTE template (__use_yte__) is read by Snakemake only", file=sys.stderr)
         return 1
-    problems = check_config(config, schema, key_lines)
+    problems = check_config(config, SCHEMA, key_lines)
     print(format_errors(problems) if problems else f"metarepro: {', '.join(files)}: no problems found",
           file=sys.stderr if problems else sys.stdout)  # fmt: skip
     return 1 if problems else 0

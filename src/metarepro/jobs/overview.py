@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from metarepro.inputs.published import read_published
 from metarepro.jobs.files import check_sheet_unchanged, file_sha256, read_effects, read_json, read_table
 from metarepro.jobs.parallel import forked_map
-from metarepro.pipeline.reproduction import read_published, reproduction_table
+from metarepro.pipeline.reproduction import reproduction_table
 
 
 def reproduction(published_path, compare: dict, names, records) -> pd.DataFrame:

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from metarepro.inputs.config import SCHEMA, analysis_option
 from metarepro.inputs.sheet import SheetError
 from metarepro.jobs.outputs import DIAGNOSTIC_TABLES, FORMATS, analysis_figures, analysis_files
 
-SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
 __all__ = ["FORMATS", "analysis_files", "analysis_job", "overview_job", "read_checked_config", "run_config"]
 
 
@@ -60,7 +60,7 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
 
     rows = steps.sensitivity_rows(result, analysis)
     fit = steps.model_fit(rows, settings, result.fit)  # the primary fit, unless the rows are aggregated clusters
-    diagnostics = steps.diagnostics(rows, settings, order_column=analysis.get("cumulative_order", "year"),
+    diagnostics = steps.diagnostics(rows, settings, order_column=analysis_option(analysis, "cumulative_order"),
                                     labels=labels, fit=fit)  # fmt: skip
     for name in DIAGNOSTIC_TABLES:
         table(diagnostics.tables[name], name)
@@ -77,7 +77,7 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
             figure(steps.subgroup_figure(rows, settings, column, title, labels, fitted=fits[column]),
                    f"forest_subgroups_{column}")  # fmt: skip
     if analysis.get("moderators"):
-        permutations, seed = analysis.get("permutations", 1000), analysis.get("seed", 1)
+        permutations, seed = analysis_option(analysis, "permutations"), analysis_option(analysis, "seed")
         model = steps.metareg_model(rows, settings, analysis["moderators"])
         table(steps.metaregression(rows, settings, analysis["moderators"], permutations, seed, model=model),
               "metareg")  # fmt: skip
@@ -151,9 +151,9 @@ def run_config(config_path, formats=None) -> Path:
     (default SVG and PNG) unless ``formats`` is given. Bad input raises :class:`SheetError` with the message
     the workflow prints."""
     config = read_checked_config(config_path)
-    formats = tuple(formats or config.get("figure_formats", FORMATS))
-    out = Path(config.get("results", "results"))
-    analyses, defaults = config["analyses"], config.get("defaults", {})
+    formats = tuple(formats or config["figure_formats"])  # the config checked: the schema's defaults filled in
+    out = Path(config["results"])
+    analyses, defaults = config["analyses"], config["defaults"]
     for name, analysis in analyses.items():
         settings = {"name": name, "defaults": defaults, "analysis": analysis}
         analysis_job(analysis["data"], settings, out / name, formats)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from metarepro._core.limits import FIGURE_MAX_ROWS, PERMUTATION_MAX_K, REFIT_MAX_K
+from metarepro.inputs.config import analysis_option
 from metarepro.inputs.sheet import LINE, MISSING, SheetError, did_you_mean, order_key
 from metarepro.jobs.outputs import DIAGNOSTIC_FIGURES, DIAGNOSTIC_TABLES
 from metarepro.pipeline.analysis import Settings
@@ -62,7 +63,7 @@ def sensitivity_rows(result, analysis: dict) -> pd.DataFrame:
         from metarepro.jobs.dependence import aggregated_rows
 
         read = [*analysis.get("subgroups", []), *analysis.get("moderators", [])]
-        rows = aggregated_rows(rows, settings, [*read, analysis.get("cumulative_order", "year")])
+        rows = aggregated_rows(rows, settings, [*read, analysis_option(analysis, "cumulative_order")])
     return _tables_apart(rows, settings)
 
 
@@ -461,7 +462,7 @@ def script_values(rows: pd.DataFrame, analysis: dict) -> pd.DataFrame:
         else:
             out[f"mod_{m}"] = [None if v != v else str(v) for v in frame[m]]  # NaN != NaN: missing
             levels[f"mod_{m}"] = sorted({str(v) for v in frame[m].dropna()})
-    column = analysis.get("cumulative_order", "year")
+    column = analysis_option(analysis, "cumulative_order")
     out["order_key"] = order_key(rows[column])[0] if column in rows else np.nan  # no column: the rows' own order
     out.attrs["levels"] = levels
     return out
@@ -494,7 +495,8 @@ def bubble(rows: pd.DataFrame, settings: Settings, moderator: str, title: str = 
 def study_level(effects: pd.DataFrame, settings: dict, measure: str) -> pd.DataFrame:
     """The study-level reproduction table (config ``compare_studies``): our effects beside the published
     study-level values of ``settings["sheet"]`` (:func:`metarepro.pipeline.study_level.compare_studies`)."""
-    from metarepro.pipeline.study_level import compare_studies, read_study_values
+    from metarepro.inputs.published import read_study_values
+    from metarepro.pipeline.study_level import compare_studies
 
     return compare_studies(effects, read_study_values(settings["sheet"], settings.get("columns")), measure)
 

@@ -18,47 +18,30 @@ Input forms, in order of preference for a row that fills several:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import pandas as pd
 
 from metarepro import quality
 from metarepro._core import dist
-from metarepro._core.spellings import metafor_spellings
+from metarepro.inputs.config import resolve_settings, setting_defaults
 from metarepro.inputs.sheet import LINE, SUMMARY
 from metarepro.pipeline import binary
 from metarepro.stats import conversions as cv
 from metarepro.stats import effects as es
 from metarepro.stats import effects_binary as eb
-from metarepro.stats.effects_binary import PROPORTION_MEASURES, TABLE_MEASURES
-from metarepro.stats.rma import TESTS, RmaResult, rma, rma_batch
+from metarepro.stats.effects_binary import BINARY_MEASURES, PROPORTION_MEASURES, TABLE_MEASURES
+from metarepro.stats.rma import TESTS, RmaResult, rma, rma_batch_tests
 from metarepro.stats.tau2 import METHODS, Control
 
-PRESETS = {
-    # metafor's defaults (see metarepro.stats.effects / metarepro.stats.tau2)
-    "metafor": {},
-    # Review Manager 5: DerSimonian-Laird, approximate Hedges' g and its variance
-    "revman": {"method": "DL", "vtype": "RM5"},
-}
-DEFAULTS = {
-    "measure": "SMD",
-    "method": "REML",
-    "test": "z",
-    "level": 95,
-    "vtype": "LS",
-    "preset": "metafor",
-    "unit": None,
-    "exclude_converted": False,
-}
+DEFAULTS = setting_defaults()  # the schema's (metarepro.inputs.config: the one home of option knowledge)
 EFFECT_COLUMNS = (
     "line", "study_id", "study", "n_cases", "n_controls", "input", "conversion", "yi", "vi", "sei", "ci_low",
     "ci_high", "weight", "included", "reason", "checks",
 )  # fmt: skip
 GROUPS = ("cases", "controls")
-SMD_LIMIT = 3  # |SMD| above this is flagged: rare in this field, common after an SEM-as-SD error
-CV_SEM_SUSPECT = 0.10  # SD/mean below this in a marker concentration suggests an SEM reported as SD
-CV_SKEWED = 1.0  # SD > mean for a positive quantity: the distribution is clearly right-skewed
+RULE = quality.RULEBOOK  # every row rule: what it excludes, flags or notes, with its threshold and message
 
 
 MODELS = ("multilevel", "multivariate", "aggregate")
@@ -66,7 +49,6 @@ MODELS = ("multilevel", "multivariate", "aggregate")
 # takes, as metafor 3.8-1 allows them
 FITS = {"rma": None, "rma.mh": ("OR", "RR", "RD"), "rma.peto": ("OR", "PETO"), "rma.glmm": ("OR", "PLO")}
 GLMM_MODELS = ("UM.FS", "UM.RS", "CM.EL", "CM.AL")
-BINARY_MEASURES = (*TABLE_MEASURES, *PROPORTION_MEASURES)
 MV_METHODS = ("REML", "ML")  # what metafor's rma.mv estimates
 
 
@@ -123,7 +105,8 @@ class Dependence:
 
 @dataclass(frozen=True)
 class Settings:
-    """The statistical choices of one analysis, with metafor's defaults.
+    """The statistical choices of one analysis, with the config schema's defaults (metafor's: SMD, REML, z, 95,
+    LS, preset metafor; :func:`metarepro.inputs.config.setting_defaults`).
 
     ``preset: revman`` sets method DL and RevMan 5's SMD (approximate correction and variance),
     overriding ``method``/``vtype``; ``unit`` is the unit of an MD analysis (default: the most common
@@ -137,14 +120,14 @@ class Settings:
     rma.mh and rma.peto are equal-effects models (``method`` "EE" in the record); rma.glmm estimates by ML (or EE).
     """
 
-    measure: str = "SMD"
-    method: str = "REML"
-    test: str = "z"
-    level: float = 95
-    vtype: str = "LS"
-    preset: str = "metafor"
-    unit: str | None = None
-    exclude_converted: bool = False
+    measure: str = DEFAULTS["measure"]
+    method: str = DEFAULTS["method"]
+    test: str = DEFAULTS["test"]
+    level: float = DEFAULTS["level"]
+    vtype: str = DEFAULTS["vtype"]
+    preset: str = DEFAULTS["preset"]
+    unit: str | None = DEFAULTS["unit"]
+    exclude_converted: bool = DEFAULTS["exclude_converted"]
     dependence: Dependence | None = None
     fit: str = "rma"
     model: str = "UM.FS"
@@ -154,16 +137,14 @@ class Settings:
 
     @classmethod
     def from_config(cls, analysis: dict, defaults: dict | None = None):
-        merged = {**DEFAULTS, **(defaults or {}), **analysis}
-        merged["method"], merged["level"] = metafor_spellings(merged["method"], merged["level"])
-        binary = {name: tuple(value) if isinstance(value, list) else value for name, value in analysis.items()
-                  if name in ("fit", "model", "add", "to", "drop00")}  # fmt: skip
-        settings = cls(**{name: merged[name] for name in DEFAULTS}, dependence=Dependence.from_config(analysis),
-                       **binary)  # fmt: skip
-        preset = PRESETS[settings.preset]
-        if settings.measure in BINARY_MEASURES:  # RevMan's SMD variance means nothing for counts
-            preset = {key: value for key, value in preset.items() if key != "vtype"}
-        settings = replace(settings, **preset)
+        """One config analysis's settings (:func:`metarepro.inputs.config.resolve_settings`: the schema's defaults,
+        the config's ``defaults``, the analysis's own; metafor's spellings; the preset); a binary ``fit`` then sets
+        its own method and test as metafor's function does (rma.mh, rma.peto: equal effects and z; rma.glmm: ML
+        unless EE is asked for)."""
+        merged = resolve_settings(analysis, defaults)
+        chosen = {f.name: merged[f.name] for f in fields(cls) if f.name in merged and f.name != "dependence"}
+        chosen.update({name: tuple(value) for name, value in chosen.items() if isinstance(value, list)})  # pairs
+        settings = cls(**chosen, dependence=Dependence.from_config(analysis))
         if settings.fit in ("rma.mh", "rma.peto"):  # equal-effects models: no tau², a z test
             settings = replace(settings, method="EE", test="z")
         elif settings.fit == "rma.glmm":  # metafor's rma.glmm: ML unless EE is asked for (its test t is knha here)
@@ -259,6 +240,7 @@ class _Rows:
         self.pending &= ~mask
 
     def flag(self, mask, text):
+        """Note ``text`` (a :data:`~metarepro.quality.NOTE` rule's message) in the ``checks`` of the ``mask`` rows."""
         for i in np.flatnonzero(mask):
             self.checks[i].append(text)
 
@@ -286,12 +268,13 @@ def _summary_form(rows, settings, acc):
         else:
             reason[(m1 <= 0) | (m2 <= 0)] = "ROM needs both means > 0 (log ratio of means)"
             yi, vi = es.rom(n1, m1, sd1, n2, m2, sd2)
-        cv_low = (sd1 / np.abs(m1) < CV_SEM_SUSPECT) | (sd2 / np.abs(m2) < CV_SEM_SUSPECT)
-        cv_high = ((m1 > 0) & (sd1 > CV_SKEWED * m1)) | ((m2 > 0) & (sd2 > CV_SKEWED * m2))
+        low, high = RULE["sem_as_sd"].threshold, RULE["skewed_sd"].threshold
+        cv_low = (sd1 / np.abs(m1) < low) | (sd2 / np.abs(m2) < low)
+        cv_high = ((m1 > 0) & (sd1 > high * m1)) | ((m2 > 0) & (sd2 > high * m2))
     acc.take(have, yi, vi, "summary", _join(conv1, conv2), reason)
-    acc.flag(have & cv_low, f"SD < {CV_SEM_SUSPECT:g}×mean: an SEM reported as SD?")
-    acc.flag(have & cv_high, "SD > mean: skewed data, prefer ROM or log-scale analyses")
-    acc.flag(have & (skew1 | skew2), "quartiles/range show marked skew (conv.fivenum test)")
+    acc.flag(have & cv_low, RULE["sem_as_sd"].say())
+    acc.flag(have & cv_high, RULE["skewed_sd"].say())
+    acc.flag(have & (skew1 | skew2), RULE["skewed_quartiles"].say())
 
 
 def _unit_factors(rows, settings, have, reason):
@@ -401,74 +384,15 @@ def _explain_incomplete(rows, settings, acc):
         acc.reason[i] = f"incomplete: {'; '.join(parts) + ' (' + needed + ')' if parts else needed}"
 
 
-# (lower, upper) cells of one row that must be ordered. A row whose own numbers contradict each other is wrong
-# somewhere, so it is excluded with the reason rather than pooled. An estimate is checked against its CI only when
-# the CI itself is in order (a reversed CI is the one problem to name then).
-_CI_PAIRS = [("ci_low", "ci_high", "yi")] + [(f"ci_low_{g}", f"ci_high_{g}", f"mean_{g}") for g in GROUPS]
-_ORDERED = [
-    (low, high) for g in GROUPS for low, high in (
-        (f"min_{g}", f"max_{g}"), (f"q1_{g}", f"q3_{g}"), (f"min_{g}", f"q1_{g}"), (f"q3_{g}", f"max_{g}"),
-        (f"q1_{g}", f"median_{g}"), (f"median_{g}", f"q3_{g}"), (f"min_{g}", f"median_{g}"),
-        (f"median_{g}", f"max_{g}"), (f"min_{g}", f"mean_{g}"), (f"mean_{g}", f"max_{g}"))
-]  # fmt: skip
-
-
-def _exclude_contradictions(rows, acc):
-    """Exclude rows whose reported numbers cannot all be true (a reversed CI, an estimate outside its own CI, a
-    median outside its quartiles, ...), naming the cells: one of them is mistyped or on another scale."""
-    found = [[] for _ in range(len(rows))]
-
-    def check(low, high, where=True):
-        lower, upper = _col(rows, low), _col(rows, high)
-        for i in np.flatnonzero((lower > upper) & where):
-            found[i].append(f"{low} {lower[i]:g} > {high} {upper[i]:g}")
-        return lower > upper
-
-    for low, high, estimate in _CI_PAIRS:
-        reversed_ci = check(low, high)
-        check(low, estimate, ~reversed_ci)
-        check(estimate, high, ~reversed_ci)
-    for low, high in _ORDERED:
-        check(low, high)
-    for i, problems in enumerate(found):
-        if problems:
-            acc.reason[i] = f"contradictory numbers ({'; '.join(problems)}): check the source and the cells"
+def _exclude(rows, acc):
+    """Exclude the rows an exclusion rule of :mod:`metarepro.quality` trips (numbers that contradict each other or
+    that no data could produce), naming the numbers; over any reason an input form gave, the first rule's kept."""
+    excluded = np.zeros(len(rows), dtype=bool)
+    for rule, found in quality.exclusions(rows):
+        for i in np.flatnonzero((found != "") & ~excluded):
+            acc.reason[i] = rule.say(numbers=found[i])
             acc.pending[i] = False
-
-
-def _exclude_impossible(rows, acc):
-    """Exclude rows whose numbers no data could produce (:func:`metarepro.quality.impossible_numbers`: an SD below
-    what its subgroup means require, parts that do not sum to the whole, a variance of 0), naming the numbers; a row
-    already excluded for contradictory numbers keeps that reason."""
-    for i, problems in enumerate(quality.impossible_numbers(rows)):
-        if problems and not acc.reason[i].startswith("contradictory numbers"):
-            acc.reason[i] = f"arithmetically impossible ({problems}): check the source and the cells"
-            acc.pending[i] = False
-
-
-def _flag_duplicates(rows, acc, shown=5):
-    """Flag rows whose numbers repeat another row's (a copy-paste or a twice-published sample).
-
-    One pass over the rows grouped by their numbers, so linear in the number of rows; a large group
-    lists its first ``shown`` other lines.
-    """
-    numbers = [c for c in ("mean_cases", "sd_cases", "mean_controls", "sd_controls", "median_cases", "yi") if c in rows]
-    with np.errstate(over="ignore", invalid="ignore"):
-        values = rows[numbers].to_numpy(dtype=float).round(12) + 0.0  # + 0.0 turns -0.0 into 0.0
-    informative = np.flatnonzero(np.isfinite(values).sum(axis=1) >= 2)
-    if not len(informative):
-        return
-    # NaN == NaN inside a key: compare the bit patterns of the rounded values
-    keys = pd.Series([row.tobytes() for row in values[informative]], index=informative)
-    lines = rows[LINE].to_numpy()
-    for members in keys.groupby(keys, sort=False).indices.values():
-        if len(members) < 2:
-            continue
-        group = informative[members]
-        for i in group:
-            others = [str(lines[j]) for j in group[: shown + 1] if j != i][:shown]
-            more = f" and {len(group) - 1 - shown} more" if len(group) - 1 > shown else ""
-            acc.checks[i].append(f"identical numbers in line(s) {', '.join(others)}{more}")
+            excluded[i] = True
 
 
 def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
@@ -488,15 +412,16 @@ def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     _explain_incomplete(rows, settings, acc)
 
     n1, n2 = _col(rows, "n_cases"), _col(rows, "n_controls")
-    _flag_duplicates(rows, acc)
-    verification, eligibility = _text(rows, "verification"), _text(rows, "eligibility_second_pass")
-    acc.flag((verification != "") & ~np.isin(verification, ("confirmed", "resolved")), "not double-checked")
-    acc.flag(eligibility == "unclear", "eligibility unclear to the second extractor")
+    for i, lines in enumerate(quality.identical_numbers(rows)):
+        if lines:
+            acc.checks[i].append(RULE["identical_numbers"].say(lines=lines))
+    # the notes that repeat two flags in ``checks``, on the rows the flags' own checks trip
+    acc.flag(quality.not_double_checked(_text(rows, "verification")) != "", RULE["unverified"].say())
+    acc.flag(_text(rows, "eligibility_second_pass") == "unclear", RULE["unclear_eligibility"].say())
     if settings.measure == "SMD":
-        acc.flag(np.abs(acc.yi) > SMD_LIMIT, f"|SMD| > {SMD_LIMIT}: check SD vs SEM and units")
+        acc.flag(np.abs(acc.yi) > RULE["large_smd"].threshold, RULE["large_smd"].say())
 
-    _exclude_contradictions(rows, acc)
-    _exclude_impossible(rows, acc)
+    _exclude(rows, acc)
     ok = acc.reason == ""
     bad = ok & ~(np.isfinite(acc.yi) & np.isfinite(acc.vi) & (acc.vi > 0)) & ~acc.no_estimate
     acc.reason[bad] = "the effect size or its variance is not finite; check the row's numbers"
@@ -602,19 +527,19 @@ def with_estimate(effects: pd.DataFrame) -> np.ndarray:
 
 def estimator_table(effects: pd.DataFrame, settings: Settings, control: Control | None = None,
                     fitted: RmaResult | None = None) -> pd.DataFrame:  # fmt: skip
-    """Every estimator × both tests on the same rows: how much does the choice matter? ``fitted``: the primary fit
-    of these rows (:func:`fit_analysis`, same ``control``), whose own method and test are then not refitted."""
+    """Every estimator × both tests on the same rows: how much does the choice matter? Each estimator is fitted once,
+    both tests derived from that fit (τ² does not depend on the test). ``fitted``: the primary fit of these rows
+    (:func:`fit_analysis`, same ``control``), whose record is then the one of its method and test."""
     used = with_estimate(effects)
     yi = effects.loc[used, "yi"].to_numpy()[None, :]
     vi = effects.loc[used, "vi"].to_numpy()[None, :]
     records = []
     for method in METHODS:
+        fits = rma_batch_tests(yi, vi, method, TESTS, settings.level, control)
         for test in TESTS:
-            if isinstance(fitted, RmaResult) and (fitted.method, fitted.test) == (method, test):
-                fit = fitted
-            else:
-                fit = rma_batch(yi, vi, method, test, settings.level, control)[0]
-            records.append(pooled_record(fit, settings, effects.attrs.get("unit"), pooled_ni(effects, settings)))
+            primary = isinstance(fitted, RmaResult) and (fitted.method, fitted.test) == (method, test)
+            records.append(pooled_record(fitted if primary else fits[test][0], settings, effects.attrs.get("unit"),
+                                         pooled_ni(effects, settings)))  # fmt: skip
     return pd.DataFrame.from_records(records)
 
 

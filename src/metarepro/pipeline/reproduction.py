@@ -1,7 +1,7 @@
 """The reproduction table: our pooled results beside published ones.
 
-A published sheet has one row per published pooled result (``PUBLISHED_COLUMNS``, plus optional
-``unit`` and ``ci_level``); an analysis names
+A published sheet has one row per published pooled result (:func:`metarepro.inputs.published.read_published`);
+an analysis names
 the ids it should be compared with (config ``compare_with``). For each pair the table gives both
 estimates and CIs, k and n on both sides, the difference (ours − published), whether the CIs overlap,
 and whether the two measures are on the same scale at all (a difference between an SMD and a raw
@@ -27,66 +27,14 @@ import numpy as np
 import pandas as pd
 
 from metarepro._core import dist
-from metarepro.inputs.sheet import DECIMAL_COMMA, MISSING, SheetError, read_table
+from metarepro.inputs.sheet import SheetError
 from metarepro.stats.conversions import normalize_unit
 
-PUBLISHED_COLUMNS = (
-    "id", "source", "doi", "marker", "measure", "estimate", "ci_low", "ci_high", "pval", "k",
-    "n_cases", "n_controls", "i2", "model", "software", "note",
-)  # fmt: skip
-PUBLISHED_NUMERIC = ("estimate", "ci_low", "ci_high", "pval", "k", "n_cases", "n_controls", "i2", "ci_level")
 VERDICTS = ("not comparable", "insufficient information", "reproduced", "reproduced, approximately",
             "meaningfully different", "discrepant, same conclusion")  # in the order they are tried
 # Published measure names by the scale they share with ours; d and g differ by Hedges' small-sample
 # factor (< 2% for n > 40 per group), close enough to set side by side but noted.
 SCALES = {"SMD": "standardized", "d": "standardized", "g": "standardized", "MD": "raw", "WMD": "raw"}
-
-
-def read_published(path) -> pd.DataFrame:
-    """Read and check a published-results sheet; numbers that are not numbers are errors with the line named.
-
-    Read as the extraction sheets are (:func:`metarepro.inputs.sheet.read_table`: encodings, delimiters, a decimal comma
-    with ';', strict quotes), so it takes the same files and gives the same messages."""
-    header, cells, lines, info = read_table(path)
-    frame = pd.DataFrame(cells, columns=header, dtype=str)
-    missing = [c for c in PUBLISHED_COLUMNS if c not in frame.columns]
-    if missing:
-        shown = ", ".join(header[:8]) + (", ..." if len(header) > 8 else "")
-        raise SheetError(
-            f"{path}, line {info['header_line']} (header): missing column(s) {', '.join(missing)}. Read with delimiter "
-            f"{info['delimiter']!r}, the header has: {shown}. See data/raw/README.md for the published-results sheet."
-        )
-    if not len(frame):
-        raise SheetError(f"{path}: the sheet has a header but no rows; add one row per published result.")
-    problems = []
-    for column in [c for c in PUBLISHED_NUMERIC if c in frame.columns]:
-        text = frame[column].str.strip()
-        if info["decimal_comma"]:
-            text = text.where(~text.str.fullmatch(DECIMAL_COMMA), text.str.replace(",", ".", regex=False))
-        given = ~text.str.lower().isin(MISSING)
-        values = pd.to_numeric(text.where(given), errors="coerce")
-        for i in np.flatnonzero(values.isna() & given):
-            problems.append(
-                f"{path}, line {lines[i]} (id {frame['id'][i]}), column '{column}': {frame[column][i]!r} is not a "
-                "number; write bounds such as 'p < .00001' in 'note' and leave the cell empty."
-            )
-        if column in ("estimate", "ci_low", "ci_high", "pval"):
-            frame[f"{column}_decimals"] = [_decimals(x) for x in text.where(given, "")]
-        frame[column] = values
-    duplicated = frame["id"][frame["id"].duplicated()].tolist()
-    if duplicated:
-        problems.append(f"{path}: id(s) {', '.join(duplicated)} appear more than once; ids must be unique.")
-    if problems:
-        raise SheetError("\n  ".join([f"{len(problems)} problem(s) in {path}:", *problems]))
-    return frame.set_index("id", drop=False)
-
-
-def _decimals(text):
-    """Decimals printed in a number ('0.325' → 3, '1.2e-3' → None: not a plain rounding)."""
-    text = str(text).strip()
-    if not text or "e" in text.lower():
-        return None
-    return len(text.split(".")[1]) if "." in text else 0
 
 
 def _decimals_of(pub, name):

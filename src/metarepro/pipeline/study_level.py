@@ -8,8 +8,8 @@ verdict scale's threshold (``reproduction.STANDARDIZED_TOLERANCE`` on SMD-type s
 may point at a cause (an SE used as an SD, swapped arms, another sample size); these are *suggestions* read off
 the numbers, never a finding.
 
-Pure functions over DataFrames: :func:`read_study_values` reads the published sheet, :func:`compare_studies`
-matches and compares, :func:`study_counts` and :func:`summary_sentence` summarise the table.
+Pure functions over DataFrames (the published sheet is read by :func:`metarepro.inputs.published.read_study_values`):
+:func:`compare_studies` matches and compares, :func:`study_counts` and :func:`summary_sentence` summarise the table.
 """
 
 from __future__ import annotations
@@ -22,14 +22,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from metarepro.inputs.sheet import MISSING, SheetError, read_table
 from metarepro.pipeline.reproduction import RELATIVE_TOLERANCE, STANDARDIZED_TOLERANCE, _below, _standardized
-
-# The published sheet's columns, by role; a config's ``compare_studies: columns`` renames any of them.
-DEFAULT_COLUMNS = {"study_id": "study_id", "study": "study", "year": "year", "estimate": "yi", "ci_low": "ci_low",
-                   "ci_high": "ci_high", "se": "sei", "n_cases": "n_cases", "n_controls": "n_controls"}  # fmt: skip
-REQUIRED = ("study", "estimate")
-NUMERIC = ("estimate", "ci_low", "ci_high", "se", "n_cases", "n_controls")
 
 STATUSES = ("agrees", "differs", "insufficient information", "missing study", "added study")
 SIGN = "sign error or arms swapped"
@@ -49,55 +42,6 @@ COLUMNS = ["study", "study_id_published", "study_id_ours", "matched_by", "line_p
            "difference_relative", "ratio", "status", "suggested_error", "note"]  # fmt: skip
 
 _LETTERS = str.maketrans({"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "đ": "d", "Đ": "D", "ß": "ss", "æ": "ae", "œ": "oe"})
-
-
-def read_study_values(path, columns: dict | None = None) -> pd.DataFrame:
-    """The published study-level values of ``path``, one row per study, with the columns of :data:`DEFAULT_COLUMNS`
-    (renamed by ``columns``: ``{role: column in the sheet}``) and ``line`` (line number in the file). Read with the
-    extraction sheets' reader; a missing column, a cell that is not a number or a repeated study_id is a SheetError
-    naming the file, line and column."""
-    names = {**DEFAULT_COLUMNS, **(columns or {})}
-    header, cells, lines, info = read_table(path)
-    raw = pd.DataFrame(cells, columns=header, dtype=str)
-    missing = [f"'{names[role]}' ({role})" for role in REQUIRED if names[role] not in raw.columns]
-    missing += [f"'{names[role]}' ({role}, named in the config)" for role in (columns or {})
-                if role not in REQUIRED and names[role] not in raw.columns]  # fmt: skip
-    if missing:
-        raise SheetError(f"{path}, line {info['header_line']} (header): no column {', '.join(missing)}; the header "
-                         f"has {', '.join(header[:10])}. Name the columns in compare_studies: columns "
-                         "(config/README.md).")
-    if not len(raw):
-        raise SheetError(f"{path}: the sheet has a header but no rows; add one row per published study.")
-    out = pd.DataFrame({"line": lines})
-    problems = []
-    for role in ("study_id", "study", "year"):
-        given = names[role] in raw.columns
-        out[role] = raw[names[role]].str.strip().where(~raw[names[role]].str.strip().str.lower().isin(MISSING), "") \
-            if given else ""  # fmt: skip
-    for role in NUMERIC:
-        if names[role] not in raw.columns:
-            out[role] = np.nan
-            continue
-        text = raw[names[role]].str.strip()
-        if info["decimal_comma"]:
-            text = text.str.replace(",", ".", regex=False)
-        given = ~text.str.lower().isin(MISSING)
-        values = pd.to_numeric(text.where(given), errors="coerce")
-        for i in np.flatnonzero(values.isna() & given):
-            problems.append(f"{path}, line {lines[i]}, column '{names[role]}' ({role}): {raw[names[role]][i]!r} is not "
-                            "a number; write a plain number, or leave the cell empty.")  # fmt: skip
-        out[role] = values
-    ids = out["study_id"][out["study_id"] != ""]
-    for sid in sorted(set(ids[ids.duplicated()])):
-        shown = ", ".join(str(line) for line in out["line"][out["study_id"] == sid])
-        problems.append(f"{path}, lines {shown}, column '{names['study_id']}': study_id {sid!r} appears more than "
-                        "once; each published study needs its own id.")  # fmt: skip
-    for i in np.flatnonzero(out["study"].eq("") & out["study_id"].eq("")):
-        problems.append(f"{path}, line {lines[i]}, column '{names['study']}': the study has neither a label nor a "
-                        "study_id, so it cannot be matched; fill one.")  # fmt: skip
-    if problems:
-        raise SheetError("\n  ".join([f"{len(problems)} problem(s) in {path}:", *problems]))
-    return out
 
 
 def author_year(label, year="") -> tuple[str, str] | None:

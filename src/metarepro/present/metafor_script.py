@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from metarepro._core.limits import BEGG_EXACT_MAX_K, REFIT_MAX_K
+from metarepro.inputs.config import analysis_option
 from metarepro.inputs.sheet import MISSING
 from metarepro.pipeline.analysis import Settings
 
@@ -697,7 +698,7 @@ def _subgroups_block(s: _Script, data: str, columns, common: str) -> None:
 
 def _metareg_block(s: _Script, data: str, analysis: dict, levels: dict, common: str) -> None:
     moderators = analysis["moderators"]
-    permutations, seed = analysis.get("permutations", 1000), analysis.get("seed", 1)
+    permutations, seed = analysis_option(analysis, "permutations"), analysis_option(analysis, "seed")
     s.heading("meta-regression (metareg.csv)")
     s.comment("All moderators jointly; rows missing a moderator leave the model (metafor's na.omit). Text moderators "
               "are factors")

@@ -24,8 +24,10 @@ from markupsafe import Markup
 
 from metarepro import __version__
 from metarepro._core.limits import SECTION_MAX_ROWS
+from metarepro._core.printing import SIGNIF
 from metarepro._core.printing import _f as f4
 from metarepro._core.printing import _p as pval
+from metarepro._core.printing import _results as results_table
 from metarepro.pipeline.findings import CORRELATION_MEASURES, GENERIC_MEASURES
 from metarepro.quality import RULES, flagged_included
 from metarepro.stats.effects import transform_back
@@ -301,6 +303,32 @@ NOT_APPLICABLE_K1 = "not applicable (k = 1: one study has no between-study varia
 K1_CELL = "n/a (k = 1)"  # a table cell of τ², I² or Q for a fit to one study
 
 
+@dataclass(frozen=True)
+class _Coefficients:
+    """Coefficients of a pooled.json record in a fit's names, for metafor's table of model results."""
+
+    test: str
+    beta: list
+    se: list
+    zval: list
+    pval: list
+    ci_lb: list
+    ci_ub: list
+
+
+def _model_results(coefficients: list[dict], test: str, df=None, names=None) -> list[str]:
+    """"Model Results:" as metafor prints them (:func:`metarepro._core.printing.model_text`'s table, checked against
+    R): one row per coefficient record (``estimate``, ``se``, ``zval``, ``pval``, ``ci_low``, ``ci_high``), the
+    ``df`` column under a t test, the significance codes."""
+
+    def column(name):
+        return [np.nan if c.get(name) is None else float(c[name]) for c in coefficients]
+
+    fit = _Coefficients(test, column("estimate"), column("se"), column("zval"), column("pval"), column("ci_low"),
+                        column("ci_high"))  # fmt: skip
+    return ["Model Results:", "", results_table(names, fit, df), "", SIGNIF]
+
+
 def _dependent_blocks(record: dict) -> list[tuple[str, str]]:
     """A dependent analysis's fit in the spirit of metafor's ``print.rma.mv``: model, variance components with their
     profile CIs and I², QE, coefficients, the robust result."""
@@ -328,25 +356,21 @@ def _dependent_blocks(record: dict) -> list[tuple[str, str]]:
     for c in dep.get("rho", []):
         lines.append(f"  rho ({c['pair']})  {f4(c['estimate'])} {ci(c)}")
     lines += ["", "Test for Residual Heterogeneity:",
-              f"QE(df = {dep['QE_df']}) = {f4(dep['QE'])}, p-val {pval(dep['QE_p'], sep=True)}",
-              "", "Model Results:", ""]  # fmt: skip
+              f"QE(df = {dep['QE_df']}) = {f4(dep['QE'])}, p-val {pval(dep['QE_p'], sep=True)}", ""]  # fmt: skip
+    coefs = dep.get("coefficients")  # none: the intercept alone, which metafor prints without a row name
     t = record["test"] == "t"
-    lines.append(f"{'':14} {'estimate':>9} {'se':>8} {'tval' if t else 'zval':>8} {'df' if t else '':>5} {'pval':>8} "
-                 f"{'ci.lb':>8} {'ci.ub':>8}")  # fmt: skip
-    coefs = dep.get("coefficients") or [{"name": "intrcpt", **record}]
-    for c in coefs:
-        df = f"{c['df']:5.0f}" if t and _finite(c.get("df")) else " " * 5
-        lines.append(f"{str(c['name'])[:14]:14} {f4(c['estimate']):>9} {f4(c['se']):>8} {f4(c['zval']):>8} {df} "
-                     f"{pval(c.get('pval')):>8} {f4(c['ci_low']):>8} {f4(c['ci_high']):>8}")  # fmt: skip
+    df = [np.nan if c.get("df") is None else c["df"] for c in coefs or [record]] if t else None
+    lines += _model_results(coefs or [record], record["test"], df, [str(c["name"]) for c in coefs] if coefs else None)
+    after = []
     if dep.get("primary"):
-        lines.append(f"(primary: {dep['primary']}, the estimate the summary and headline report)")
+        after.append(f"(primary: {dep['primary']}, the estimate the summary and headline report)")
     if _finite(record.get("pi_low")):
-        lines.append(f"Prediction interval: [{f4(_shown(record, 'pi_low'))}, {f4(_shown(record, 'pi_high'))}]")
+        after.append(f"Prediction interval: [{f4(_shown(record, 'pi_low'))}, {f4(_shown(record, 'pi_high'))}]")
     if dep.get("test_note"):
-        lines.append(f"Note: {dep['test_note']}.")
+        after.append(f"Note: {dep['test_note']}.")
     if not dep.get("converged", True):
-        lines.append("Warning: the rma.mv optimiser did not converge.")
-    return [("pre", "\n".join(lines)), *_robust_blocks(dep)]
+        after.append("Warning: the rma.mv optimiser did not converge.")
+    return [("pre", "\n".join([*lines, *([""] if after else []), *after])), *_robust_blocks(dep)]
 
 
 def _robust_blocks(dep: dict) -> list[tuple[str, str]]:
@@ -390,26 +414,20 @@ def _fit_blocks(record: dict) -> list[tuple[str, str]]:
     q_df = record.get("q_df")
     q_text = f"Q(df = {int(q_df) if _finite(q_df) else 'NA'}) = {f4(record.get('q'))}"
     q_line = f"Q: {NOT_APPLICABLE_K1}" if k == 1 else f"{q_text}, p-val {pval(record.get('q_p'), sep=True)}"
-    lines += ["Test for Heterogeneity:", q_line, "", "Model Results:", ""]
+    lines += ["Test for Heterogeneity:", q_line, ""]
     knha = test == "knha" and k > 1  # with one study metafor sets test = "z" (the record's warning says so)
-    stat = "tval" if knha else "zval"
-    df_head = "df" if knha else ""
-    header = f"{'estimate':>9} {'se':>8} {stat:>8} {df_head:>4} {'pval':>8} {'ci.lb':>8} {'ci.ub':>8}"
-    df = f"{k - 1:>4}" if knha else " " * 4
-    row = (f"{f4(record['estimate']):>9} {f4(record.get('se')):>8} {f4(record.get('zval')):>8} {df} "
-           f"{pval(record.get('pval')):>8} {f4(record['ci_low']):>8} {f4(record['ci_high']):>8}")  # fmt: skip
-    lines += [header, row]
+    lines += _model_results([record], "knha" if knha else "z", [k - 1] if knha else None)
+    after = []
     if record.get("measure") in ("ROM", "ZCOR"):
-        lines += ["", f"Back-transformed ({'ratio of means' if record['measure'] == 'ROM' else 'r'}): "
+        after += [f"Back-transformed ({'ratio of means' if record['measure'] == 'ROM' else 'r'}): "
                   f"{estimate_text(record, 4)}"]  # fmt: skip
     if _finite(record.get("pi_low")):
-        lines += [f"Prediction interval: [{f4(_shown(record, 'pi_low'))}, {f4(_shown(record, 'pi_high'))}]"
+        after += [f"Prediction interval: [{f4(_shown(record, 'pi_low'))}, {f4(_shown(record, 'pi_high'))}]"
                   + (" (back-transformed)" if record.get("measure") in ("ROM", "ZCOR") else "")]  # fmt: skip
-    for warning in record.get("warnings") or []:
-        lines.append(f"Warning: {warning}")
+    after += [f"Warning: {warning}" for warning in record.get("warnings") or []]
     if record.get("converged") is False:
-        lines.append("Warning: the estimator did not converge.")
-    return [("pre", "\n".join(lines))]
+        after.append("Warning: the estimator did not converge.")
+    return [("pre", "\n".join([*lines, *([""] if after else []), *after]))]
 
 
 def fit_block(record: dict) -> Markup:

@@ -1,11 +1,16 @@
-"""Pre-specified quality rules for extraction rows (documented, with their thresholds, in data/raw/README.md).
+"""The row rules of an analysis, each named once here with its threshold, its message and what it does to a row
+(documented, with their thresholds, in data/raw/README.md).
 
-Each rule is a pure function over the arrays of one analysis's rows and returns one text per row: empty,
-or a flag that starts with the rule's name and gives the numbers that tripped it. :func:`flag_rows`
-runs them all and returns a :class:`QualityFlags`. A flag never excludes a row from the primary fit;
-the pipeline refits without flagged rows as a sensitivity analysis.
+:data:`REGISTRY` holds every rule as a :class:`Rule`: it **excludes** a row (``reason`` of effects.csv: numbers
+that contradict each other or that no data could produce), **flags** it (``flags``: a pre-specified quality rule; a
+flag never excludes a row from the primary fit, the pipeline refits without flagged rows as a sensitivity analysis)
+or only **notes** it (``checks``: an extraction check). :mod:`metarepro.pipeline.analysis` applies them all.
 
-Rules: ``low_dispersion``, ``likely_sem`` / ``inconsistent_test``, ``extreme_effect``,
+Each rule's check is a pure function over the arrays of one analysis's rows and returns one text per row: empty,
+or the rule's message with the numbers that tripped it (a flag starts with the rule's name). :func:`flag_rows`
+runs the flags and returns a :class:`QualityFlags`.
+
+Flags (:data:`RULES`): ``low_dispersion``, ``likely_sem`` / ``inconsistent_test``, ``extreme_effect``,
 ``implausible_value``, ``eligibility_unclear``, ``not_double_checked``, ``overlap``.
 """
 
@@ -28,10 +33,53 @@ SEM_PROOF = 1.25  # a reading agrees with the reported t when their ratio is in 
 SEM_PROOF_COLUMN = "_sem_proof"  # the sheet column run_analysis fills with sem_proof over the whole sheet
 VALUE_ROBUST_Z = 3.5  # a control mean this many robust SDs (1.4826 MAD, log10 scale) from the others' median
 VALUE_MIN_ROWS = 5  # control means needed before the value rule says anything
-RULES = (
-    "low_dispersion", "likely_sem", "inconsistent_test", "extreme_effect", "implausible_value",
-    "eligibility_unclear", "not_double_checked", "overlap",
+SMD_LIMIT = 3  # |SMD| above this is noted: rare in this field, common after an SEM-as-SD error
+CV_SEM_SUSPECT = 0.10  # SD/mean below this in a marker concentration suggests an SEM reported as SD
+CV_SKEWED = 1.0  # SD > mean for a positive quantity: the distribution is clearly right-skewed
+
+EXCLUDE, FLAG, NOTE = "exclude", "flag", "note"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One row rule: ``name``, ``action`` (:data:`EXCLUDE`: the row is not pooled, the message is its ``reason``;
+    :data:`FLAG`: pooled, listed in ``flags`` and left out of the sensitivity fit "without flagged rows"; :data:`NOTE`:
+    pooled, listed in ``checks`` only), ``message`` (a template: ``{threshold}`` and the numbers the check found) and
+    ``threshold`` (None for a rule without one)."""
+
+    name: str
+    action: str
+    message: str
+    threshold: float | None = None
+
+    def say(self, **numbers) -> str:
+        """The message with ``numbers`` filled in; a flag's starts with the rule's name."""
+        text = self.message.format(**{"threshold": self.threshold, **numbers})
+        return f"{self.name}: {text}" if self.action == FLAG else text
+
+
+REGISTRY = (
+    Rule("contradictory_numbers", EXCLUDE, "contradictory numbers ({numbers}): check the source and the cells"),
+    Rule("impossible_numbers", EXCLUDE, "arithmetically impossible ({numbers}): check the source and the cells"),
+    Rule("low_dispersion", FLAG, "{hits} (≤ {threshold:g}: an SEM printed as SD?)", LOW_CV),
+    Rule("likely_sem", FLAG, "t from means/SDs {t_sd} vs {given}, {t_sem} if the dispersions are SEMs", TEST_FACTOR),
+    Rule("inconsistent_test", FLAG, "t from means/SDs {t_sd} vs {given} (beyond a factor {threshold:g})", TEST_FACTOR),
+    Rule("extreme_effect", FLAG, "g = {g:.2f} (|g| > {threshold:g})", G_LIMIT),
+    Rule("implausible_value", FLAG, "control mean {mean} {unit} is {ratio:.3g}× the median of {count} control means "
+         "({median} {median_unit}; robust z {z:.1f})", VALUE_ROBUST_Z),
+    Rule("eligibility_unclear", FLAG, "{comment}"),
+    Rule("not_double_checked", FLAG, "verification '{verification}'"),
+    Rule("overlap", FLAG, "{others}"),
+    Rule("sem_as_sd", NOTE, "SD < {threshold:g}×mean: an SEM reported as SD?", CV_SEM_SUSPECT),
+    Rule("skewed_sd", NOTE, "SD > mean: skewed data, prefer ROM or log-scale analyses", CV_SKEWED),
+    Rule("skewed_quartiles", NOTE, "quartiles/range show marked skew (conv.fivenum test)"),
+    Rule("identical_numbers", NOTE, "identical numbers in line(s) {lines}"),
+    Rule("unverified", NOTE, "not double-checked"),
+    Rule("unclear_eligibility", NOTE, "eligibility unclear to the second extractor"),
+    Rule("large_smd", NOTE, "|SMD| > {threshold:g}: check SD vs SEM and units", SMD_LIMIT),
 )  # fmt: skip
+RULEBOOK = {rule.name: rule for rule in REGISTRY}
+RULES = tuple(rule.name for rule in REGISTRY if rule.action == FLAG)  # the flags, in the order flag_rows lists them
 
 
 @dataclass(frozen=True)
@@ -61,6 +109,16 @@ def _g(x):
     return f"{x:.3g}"
 
 
+def _column(rows: pd.DataFrame, name: str) -> np.ndarray:
+    """A numeric column of the rows, all NaN when the sheet has none."""
+    return rows[name].to_numpy(dtype=float) if name in rows else np.full(len(rows), np.nan)
+
+
+def _text(rows: pd.DataFrame, name: str) -> np.ndarray:
+    """A text column of the rows, stripped, "" for empty cells and when the sheet has none."""
+    return rows[name].fillna("").astype(str).str.strip().to_numpy() if name in rows else _empty(len(rows))
+
+
 def low_dispersion(n1, mean1, sd1, n2, mean2, sd2, limit=LOW_CV):
     """SD/mean ≤ ``limit`` in either group (positive means only)."""
     out = _empty(len(_f(mean1)))
@@ -75,7 +133,7 @@ def low_dispersion(n1, mean1, sd1, n2, mean2, sd2, limit=LOW_CV):
         hits = [f"{name} SD/mean {_g(sd[i])}/{_g(mean[i])} = {ratio[i]:.3f}" for name, mean, sd, ratio, low in parts
                 if low[i]]  # fmt: skip
         if hits:
-            out[i] = f"low_dispersion: {', '.join(hits)} (≤ {limit:g}: an SEM printed as SD?)"
+            out[i] = RULEBOOK["low_dispersion"].say(hits=", ".join(hits), threshold=limit)
     return out
 
 
@@ -93,19 +151,15 @@ def reported_t(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     exact ``p`` with ``direction``. A z statistic is not used (it often comes from a rank test).
     """
     k = len(rows)
-
-    def col(name):
-        return rows[name].to_numpy(dtype=float) if name in rows else np.full(k, np.nan)
-
-    n1, n2 = col("n_cases"), col("n_controls")
-    text = rows["direction"].fillna("").astype(str).str.strip().to_numpy() if "direction" in rows else _empty(k)
+    n1, n2 = _column(rows, "n_cases"), _column(rows, "n_controls")
+    text = _text(rows, "direction")
     sign = np.select([text == "cases_higher", text == "cases_lower"], [1.0, -1.0], np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         candidates = (
-            ("t", col("t")),
-            ("F", sign * np.sqrt(col("F"))),
-            ("d", col("d") / np.sqrt(1 / n1 + 1 / n2)),
-            ("p", cv.t_from_p(col("p"), sign, n1, n2)),
+            ("t", _column(rows, "t")),
+            ("F", sign * np.sqrt(_column(rows, "F"))),
+            ("d", _column(rows, "d") / np.sqrt(1 / n1 + 1 / n2)),
+            ("p", cv.t_from_p(_column(rows, "p"), sign, n1, n2)),
         )
     t, source = np.full(k, np.nan), _empty(k)
     for name, value in candidates:
@@ -138,11 +192,8 @@ def test_consistency(n1, mean1, sd1, n2, mean2, sd2, t_reported, source=None, sd
     out = _empty(k)
     for i in np.flatnonzero(bad):
         given = f"reported {_g(t_rep[i])}" + (f" (from {source[i]})" if source[i] else "")
-        if sem[i]:
-            alt = f"{_g(t_sem[i])} if the dispersions are SEMs"
-            out[i] = f"likely_sem: t from means/SDs {_g(t_sd[i])} vs {given}, {alt}"
-        else:
-            out[i] = f"inconsistent_test: t from means/SDs {_g(t_sd[i])} vs {given} (beyond a factor {factor:g})"
+        rule = RULEBOOK["likely_sem" if sem[i] else "inconsistent_test"]
+        out[i] = rule.say(t_sd=_g(t_sd[i]), given=given, t_sem=_g(t_sem[i]), threshold=factor)
     return out
 
 
@@ -164,12 +215,8 @@ def sem_proof(rows: pd.DataFrame, factor=TEST_FACTOR, close=SEM_PROOF) -> np.nda
     the ratio ``close`` of it and the t with them read as SDs is beyond ``factor``; SDs in the mirror case. A proof
     covers every row of the same source (:func:`_source_key`) that prints SDs, unless a row of it proves SDs."""
     k = len(rows)
-
-    def col(name):
-        return rows[name].to_numpy(dtype=float) if name in rows else np.full(k, np.nan)
-
-    n1, m1, sd1, n2, m2, sd2 = (col(c) for c in ("n_cases", "mean_cases", "sd_cases", "n_controls",
-                                                 "mean_controls", "sd_controls"))  # fmt: skip
+    n1, m1, sd1, n2, m2, sd2 = (_column(rows, c) for c in ("n_cases", "mean_cases", "sd_cases", "n_controls",
+                                                           "mean_controls", "sd_controls"))  # fmt: skip
     t_rep, source = reported_t(rows)
     t_sd = two_sample_t(n1, m1, sd1, n2, m2, sd2)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -205,7 +252,7 @@ def extreme_effect(g, limit=G_LIMIT):
     g = _f(g)
     out = _empty(len(g))
     hit = np.isfinite(g) & (np.abs(g) > limit)
-    out[hit] = [f"extreme_effect: g = {x:.2f} (|g| > {limit:g})" for x in g[hit]]
+    out[hit] = [RULEBOOK["extreme_effect"].say(g=x, threshold=limit) for x in g[hit]]
     return out
 
 
@@ -238,10 +285,9 @@ def implausible_value(mean_controls, units, robust_z=VALUE_ROBUST_Z, min_rows=VA
     hit = use & (z > robust_z)
     unit = "pg/mL" if np.any(scale != 1) else str(units[0]).strip()
     for i in np.flatnonzero(hit):
-        out[i] = (
-            f"implausible_value: control mean {_g(mean[i])} {units[i]} is {10 ** (value[i] - centre):.3g}× the "
-            f"median of {use.sum()} control means ({_g(10**centre)} {unit}; robust z {z[i]:.1f})"
-        ).replace("  ", " ")
+        out[i] = RULEBOOK["implausible_value"].say(
+            mean=_g(mean[i]), unit=units[i], ratio=10 ** (value[i] - centre), count=use.sum(), median=_g(10**centre),
+            median_unit=unit, z=z[i], threshold=robust_z).replace("  ", " ")  # fmt: skip
     return out
 
 
@@ -305,27 +351,85 @@ def impossible_numbers(rows: pd.DataFrame, groups=("cases", "controls")) -> np.n
     produce"): an SD below the bound its subgroup means set (:func:`subgroup_sd_bound`), subgroup sizes that do not
     sum to the group or whose weighted mean is not the group's, a group mean outside its subgroups' range, ``n`` ≠
     ``n_cases + n_controls``, a ``vi`` or ``sei`` of 0; or a subgroup cell that cannot be read."""
-    k = len(rows)
-
-    def col(name):
-        return rows[name].to_numpy(dtype=float) if name in rows else np.full(k, np.nan)
-
-    def text(name):
-        return rows[name].fillna("").astype(str).str.strip().to_numpy() if name in rows else _empty(k)
-
-    found = [[] for _ in range(k)]
+    found = [[] for _ in range(len(rows))]
     for group in groups:
-        n, mean, sd = col(f"n_{group}"), col(f"mean_{group}"), col(f"sd_{group}")
-        means_text, sizes_text = text(f"subgroup_means_{group}"), text(f"subgroup_n_{group}")
+        n, mean, sd = _column(rows, f"n_{group}"), _column(rows, f"mean_{group}"), _column(rows, f"sd_{group}")
+        means_text, sizes_text = _text(rows, f"subgroup_means_{group}"), _text(rows, f"subgroup_n_{group}")
         for i in np.flatnonzero((means_text != "") | (sizes_text != "")):
             found[i].extend(_subgroup_problems(group, n[i], mean[i], sd[i], means_text[i], sizes_text[i]))
-    n_total, n1, n2 = col("n"), col("n_cases"), col("n_controls")
+    n_total, n1, n2 = _column(rows, "n"), _column(rows, "n_cases"), _column(rows, "n_controls")
     for i in np.flatnonzero(np.isfinite(n_total) & np.isfinite(n1 + n2) & (n_total != n1 + n2)):
         found[i].append(f"n {n_total[i]:g} ≠ n_cases + n_controls = {n1[i]:g} + {n2[i]:g}")
     for name in ("vi", "sei"):
-        for i in np.flatnonzero(col(name) == 0):
+        for i in np.flatnonzero(_column(rows, name) == 0):
             found[i].append(f"{name} is 0: a sampling variance cannot be")
     return np.array(["; ".join(x) for x in found], dtype=object)
+
+
+GROUPS = ("cases", "controls")
+# (lower, upper) cells of one row that must be ordered. A row whose own numbers contradict each other is wrong
+# somewhere, so it is excluded with the reason rather than pooled. An estimate is checked against its CI only when
+# the CI itself is in order (a reversed CI is the one problem to name then).
+_CI_PAIRS = [("ci_low", "ci_high", "yi")] + [(f"ci_low_{g}", f"ci_high_{g}", f"mean_{g}") for g in GROUPS]
+_ORDERED = [
+    (low, high) for g in GROUPS for low, high in (
+        (f"min_{g}", f"max_{g}"), (f"q1_{g}", f"q3_{g}"), (f"min_{g}", f"q1_{g}"), (f"q3_{g}", f"max_{g}"),
+        (f"q1_{g}", f"median_{g}"), (f"median_{g}", f"q3_{g}"), (f"min_{g}", f"median_{g}"),
+        (f"median_{g}", f"max_{g}"), (f"min_{g}", f"mean_{g}"), (f"mean_{g}", f"max_{g}"))
+]  # fmt: skip
+
+
+def contradictory_numbers(rows: pd.DataFrame) -> np.ndarray:
+    """Per row, the reported numbers that cannot all be true (a reversed CI, an estimate outside its own CI, a
+    median outside its quartiles, ...), or "": one of the cells named is mistyped or on another scale."""
+    found = [[] for _ in range(len(rows))]
+
+    def check(low, high, where=True):
+        lower, upper = _column(rows, low), _column(rows, high)
+        for i in np.flatnonzero((lower > upper) & where):
+            found[i].append(f"{low} {lower[i]:g} > {high} {upper[i]:g}")
+        return lower > upper
+
+    for low, high, estimate in _CI_PAIRS:
+        reversed_ci = check(low, high)
+        check(low, estimate, ~reversed_ci)
+        check(estimate, high, ~reversed_ci)
+    for low, high in _ORDERED:
+        check(low, high)
+    return np.array(["; ".join(x) for x in found], dtype=object)
+
+
+def identical_numbers(rows: pd.DataFrame, shown=5) -> np.ndarray:
+    """Per row, the lines whose numbers repeat its own (a copy-paste or a twice-published sample), or "".
+
+    One pass over the rows grouped by their numbers, so linear in the number of rows; a large group
+    lists its first ``shown`` other lines.
+    """
+    out = _empty(len(rows))
+    numbers = [c for c in ("mean_cases", "sd_cases", "mean_controls", "sd_controls", "median_cases", "yi") if c in rows]
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = rows[numbers].to_numpy(dtype=float).round(12) + 0.0  # + 0.0 turns -0.0 into 0.0
+    informative = np.flatnonzero(np.isfinite(values).sum(axis=1) >= 2)
+    if not len(informative):
+        return out
+    # NaN == NaN inside a key: compare the bit patterns of the rounded values
+    keys = pd.Series([row.tobytes() for row in values[informative]], index=informative)
+    lines = rows[LINE].to_numpy()
+    for members in keys.groupby(keys, sort=False).indices.values():
+        if len(members) < 2:
+            continue
+        group = informative[members]
+        for i in group:
+            others = [str(lines[j]) for j in group[: shown + 1] if j != i][:shown]
+            more = f" and {len(group) - 1 - shown} more" if len(group) - 1 > shown else ""
+            out[i] = f"{', '.join(others)}{more}"
+    return out
+
+
+def exclusions(rows: pd.DataFrame) -> list[tuple[Rule, np.ndarray]]:
+    """Each exclusion rule with its check's text per row, in the order they are tried (a row keeps the first)."""
+    return [(RULEBOOK["contradictory_numbers"], contradictory_numbers(rows)),
+            (RULEBOOK["impossible_numbers"], impossible_numbers(rows))]  # fmt: skip
 
 
 def _subgroup_problems(group, n, mean, sd, means_text, sizes_text):
@@ -373,7 +477,7 @@ def eligibility_unclear(eligibility, comment):
     eligibility, comment = np.asarray(eligibility, dtype=object), np.asarray(comment, dtype=object)
     out = _empty(len(eligibility))
     for i in np.flatnonzero(eligibility == "unclear"):
-        out[i] = "eligibility_unclear: " + (comment[i] or "second extractor found eligibility unclear")
+        out[i] = RULEBOOK["eligibility_unclear"].say(comment=comment[i] or "second extractor found eligibility unclear")
     return out
 
 
@@ -381,7 +485,7 @@ def not_double_checked(verification):
     verification = np.asarray(verification, dtype=object)
     out = _empty(len(verification))
     bad = (verification != "") & ~np.isin(verification, ("confirmed", "resolved"))
-    out[bad] = [f"not_double_checked: verification '{v}'" for v in verification[bad]]
+    out[bad] = [RULEBOOK["not_double_checked"].say(verification=v) for v in verification[bad]]
     return out
 
 
@@ -433,7 +537,7 @@ def overlaps(study_id, study, pmid, doi, n1, n2, lines, shown=5):
             _overlap_chunks(rows_of_group, study_id, describe, shown, chunks)
     out = _empty(k)
     for i in np.flatnonzero([bool(c) for c in chunks]):
-        out[i] = "overlap: " + ", ".join(dict.fromkeys(chunks[i]))
+        out[i] = RULEBOOK["overlap"].say(others=", ".join(dict.fromkeys(chunks[i])))
     return out
 
 
@@ -464,21 +568,16 @@ def hedges_g(n1, mean1, sd1, n2, mean2, sd2):
 
 def flag_rows(rows: pd.DataFrame, cases, controls, g, sd_reported=None) -> QualityFlags:
     """All rules on one analysis's rows. ``cases``/``controls``: (n, mean, sd) arrays; ``g``: each row's g."""
-    k = len(rows)
-
-    def text(name):
-        return rows[name].fillna("").astype(str).str.strip().to_numpy() if name in rows else _empty(k)
-
     t_rep, source = reported_t(rows)
     columns = (
         low_dispersion(*cases, *controls),
         test_consistency(*cases, *controls, t_rep, source, sd_reported),
         extreme_effect(g),
-        implausible_value(controls[1], text("unit")),
-        eligibility_unclear(text("eligibility_second_pass"), text("eligibility_comment")),
-        not_double_checked(text("verification")),
-        overlaps(rows["study_id"].to_numpy(), text("study"), text("pmid"), text("doi"), cases[0], controls[0],
-                 rows[LINE].to_numpy()),
+        implausible_value(controls[1], _text(rows, "unit")),
+        eligibility_unclear(_text(rows, "eligibility_second_pass"), _text(rows, "eligibility_comment")),
+        not_double_checked(_text(rows, "verification")),
+        overlaps(rows["study_id"].to_numpy(), _text(rows, "study"), _text(rows, "pmid"), _text(rows, "doi"), cases[0],
+                 controls[0], rows[LINE].to_numpy()),
     )  # fmt: skip
     # items are joined with "; ", so an item's own semicolons (e.g. in a quoted comment) become commas
     return QualityFlags(tuple(tuple(x.replace(";", ",") for x in row if x) for row in zip(*columns, strict=True)))

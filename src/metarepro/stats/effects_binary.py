@@ -41,6 +41,7 @@ import numpy as np
 
 TABLE_MEASURES = ("OR", "RR", "RD", "PETO")
 PROPORTION_MEASURES = ("PR", "PLN", "PLO", "PAS", "PFT")
+BINARY_MEASURES = (*TABLE_MEASURES, *PROPORTION_MEASURES)  # counts: a 2x2 table or a proportion per row
 ZERO_CELL_RULES = ("all", "only0", "if0all", "none")
 NO_CORRECTION = ("PAS", "PFT")  # metafor's default add = 0 for these
 VTYPES = {"RD": ("LS", "UB", "AV"), "PR": ("LS", "UB", "AV"), "PLN": ("LS", "AV"), "PLO": ("LS", "AV")}

@@ -275,8 +275,17 @@ def rma_batch(
     ``tau2_start``: where the ML/REML search starts (default metafor's HE estimate; leave-one-out refits
     start from the full fit's τ², which is close to every refit's).
     """
+    return rma_batch_tests(yi, vi, method, (test,), level, control, tau2_ci, tau2_start)[test]
+
+
+def rma_batch_tests(
+    yi, vi, method="REML", tests=TESTS, level=95, control: Control | None = None, tau2_ci=True, tau2_start=None
+) -> dict[str, RmaResult]:
+    """:func:`rma_batch` under each of ``tests``, {test: fits}: τ², the weights and heterogeneity are fitted once
+    (they do not depend on the test), then each test's standard errors, p-values and intervals."""
     method, level = metafor_spellings(method, level)
-    check_options(method, test, level)
+    for test in tests:
+        check_options(method, test, level)
     control = control or Control()
     batch = yi if isinstance(yi, Batch) else Batch.from_arrays(yi, vi)
     if np.any(batch.k < 1):
@@ -287,7 +296,20 @@ def rma_batch(
     est = estimate_tau2(batch, method, control, fe, tau2_start)
     tau2 = est.tau2
     wt = at_tau2(batch, tau2) if est.sums is None else est.sums
-    estimate = wt.mu
+    het = heterogeneity.heterogeneity(batch, tau2, method, level, control, fe, tau2_ci)
+    shared = dict(
+        method=method, level=level, k=k, beta=wt.mu, tau2=tau2, se_tau2=tau2_se(batch, method, tau2, fe, wt),
+        tau2_ci_lb=het.tau2_ci_low, tau2_ci_ub=het.tau2_ci_high, tau=np.sqrt(tau2), I2=het.i2, I2_ci_lb=het.i2_ci_low,
+        I2_ci_ub=het.i2_ci_high, H2=het.h2, QE=het.q, QE_df=df, QEp=het.q_p, converged=est.converged & het.converged,
+        iterations=est.iterations, tau2_ci_lb_capped=het.tau2_ci_low_capped,
+        tau2_ci_ub_capped=het.tau2_ci_high_capped, weights=percent_weights(batch, tau2),
+    )  # fmt: skip
+    return {test: _tested(shared, wt, df, test, est, het, control) for test in tests}
+
+
+def _tested(shared: dict, wt, df, test, est, het, control) -> RmaResult:
+    """One fit's inference under ``test``: z, or Knapp-Hartung's t(k - 1) with the scaled variance."""
+    estimate, k, level, tau2 = shared["beta"], shared["k"], shared["level"], shared["tau2"]
     var = 1 / wt.s
     z_crit = special.ndtri(0.5 + level / 200)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -306,17 +328,10 @@ def rma_batch(
         else:
             pval = 2 * special.ndtr(-np.abs(zval))
         pi_half = crit * np.sqrt(var + tau2)
-    het = heterogeneity.heterogeneity(batch, tau2, method, level, control, fe, tau2_ci)
-    converged = est.converged & het.converged
-    warnings = _warnings(method, test, k, est, het, (het.tau2_ci_low, het.tau2_ci_high), control.maxiter)
+    warnings = _warnings(shared["method"], test, k, est, het, (het.tau2_ci_low, het.tau2_ci_high), control.maxiter)
     return RmaResult(
-        method=method, test=test, level=level, k=k, beta=estimate, se=se, zval=zval, pval=pval,
-        ci_lb=estimate - crit * se, ci_ub=estimate + crit * se, tau2=tau2,
-        se_tau2=tau2_se(batch, method, tau2, fe, wt), tau2_ci_lb=het.tau2_ci_low, tau2_ci_ub=het.tau2_ci_high,
-        tau=np.sqrt(tau2), I2=het.i2, I2_ci_lb=het.i2_ci_low, I2_ci_ub=het.i2_ci_high, H2=het.h2, QE=het.q, QE_df=df,
-        QEp=het.q_p, pi_lb=estimate - pi_half, pi_ub=estimate + pi_half, converged=converged,
-        iterations=est.iterations, tau2_ci_lb_capped=het.tau2_ci_low_capped,
-        tau2_ci_ub_capped=het.tau2_ci_high_capped, warnings=warnings, weights=percent_weights(batch, tau2),
+        test=test, se=se, zval=zval, pval=pval, ci_lb=estimate - crit * se, ci_ub=estimate + crit * se,
+        pi_lb=estimate - pi_half, pi_ub=estimate + pi_half, warnings=warnings, **shared,
     )  # fmt: skip
 
 
