@@ -81,7 +81,6 @@ def test_snakemake_report_captions_name_the_analysis_and_the_figure(default_run,
 RULE_RESOURCES = """
 import json, sys
 from pathlib import Path
-from types import SimpleNamespace
 from snakemake.api import SnakemakeApi
 from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings, StorageSettings
 
@@ -94,9 +93,12 @@ with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
     def value(rule, resource):
         if not resource.is_evaluable():
             return resource.value
-        # sized from the rule's input (an analysis's sheet), as Snakemake evaluates it for the job
-        size = sum(Path(f).stat().st_size for f in rule.input) / 1024**2
-        return resource.evaluate(wildcards={}, input=SimpleNamespace(size_mb=size)).value
+        # sized from the rule's input (its analyses' sheets), as Snakemake evaluates it for the job
+        class Input(list):
+            sheets = rule.input.get("sheets", [])
+            size_mb = sum(Path(f).stat().st_size for f in rule.input) / 1024**2
+
+        return resource.evaluate(wildcards={}, input=Input(rule.input)).value
 
     print(json.dumps({r.name: {k: value(r, v) for k, v in r.resources.items() if k in ("mem_mb", "runtime")}
                       for r in rules}))
@@ -106,7 +108,8 @@ with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
 @pytest.mark.workflow
 def test_slurm_profile_dry_run_and_each_rule_states_its_resources(tmp_path):
     """profiles/slurm with the slurm executor plugin plans the default config (a dry run needs no sbatch), and
-    every job-running rule (one per analysis, the report) states the memory and time SLURM is asked for."""
+    every job-running rule (one per 12 analyses, config analyses_per_job; the report) states the memory and time
+    SLURM is asked for; each analysis keeps a target rule of its own (a local rule: it runs no job)."""
     shutil.copytree(REPO / "data", tmp_path / "data")
     shutil.copytree(REPO / "config", tmp_path / "config")
     cmd = [*SNAKEMAKE, "--profile", str(REPO / "profiles/slurm"), "--configfile", "config/config.yaml", "--dry-run"]
@@ -120,10 +123,11 @@ def test_slurm_profile_dry_run_and_each_rule_states_its_resources(tmp_path):
                             text=True, timeout=600, cwd=tmp_path)  # fmt: skip
     assert listed.returncode == 0, listed.stderr[-3000:]
     resources = json.loads(listed.stdout.strip().splitlines()[-1])
-    assert set(resources) == {f"analysis_{name}" for name in analyses} | {"report", "all"}
+    jobs = {"analyses_1", "analyses_2", "report"}  # 22 analyses, 12 per job: two jobs of 11
+    assert set(resources) == {f"analysis_{name}" for name in analyses} | jobs | {"all"}
     assert re.search(r"^report +1$", out, flags=re.M)
     for rule, given in resources.items():
-        if rule != "all":  # the target rule is a localrule: it runs no job
+        if rule in jobs:  # the target rules are localrules: they run no job
             assert given["mem_mb"] >= 1000 and given["runtime"] >= 5, rule
             assert re.search(rf"^{rule} +1$", out, flags=re.M), f"{rule} is not planned"
 
