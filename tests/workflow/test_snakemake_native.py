@@ -273,7 +273,7 @@ def test_a_rerun_of_a_default_analysis_in_another_folder_is_byte_identical(defau
     shutil.copytree(REPO / "data", tmp_path / "data")
     shutil.copytree(REPO / "config", tmp_path / "config")
     analysis = "results/crp_smd"  # subgroups, moderators and every figure of an analysis
-    result = subprocess.run([*SNAKEMAKE, "--cores", "2", "--config", "analyses_per_job=1", f"{analysis}/pooled.json"],
+    result = subprocess.run([*SNAKEMAKE, "--cores", "2", f"{analysis}/pooled.json", "--config", "analyses_per_job=1"],
                             capture_output=True, text=True, timeout=900, cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
 
