@@ -1,6 +1,6 @@
 # One job runs several analyses (config analyses_per_job, default 12), each into its own folder: an analysis's
-# statistics take milliseconds and its figures about a second, while starting Python, importing metarepro and
-# Snakemake's own work for a job take about 1.2 s, paid once per job instead of once per analysis. A job reruns when
+# statistics and SVG figures take under a second (benchmarks/bench_outputs.py), while starting Python, importing
+# metarepro and Snakemake's own work for a job take about 1.2 s, paid once per job instead of once per analysis. A job reruns when
 # the settings (params) or sheet (input) of any of its analyses change, so editing one analysis reruns the analyses
 # of its job and nothing is left stale; analyses_per_job: 1 gives one job per analysis (README, "Clusters").
 # `snakemake analysis_il6_smd` runs the job of that analysis.
