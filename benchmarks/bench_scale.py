@@ -7,7 +7,8 @@ Each size gets a synthetic sheet (group sizes, means and SDs of k studies, with 
 medication column; seeded, so every run reads the same sheet) in a temporary folder, and one analysis of it: SMD,
 REML, Knapp-Hartung, subgroups by sample, year as moderator, cumulative order by year (what the default il6_smd
 analysis asks for, so every step of a job runs). The job is :func:`metarepro.jobs.run.analysis_job`, in a fresh
-Python process per size, figures in SVG and PNG, as the workflow's rule runs it. Printed per size: wall time,
+Python process per size, figures in the default figure_formats (SVG; SVG and PNG before issue 22), as the
+workflow runs it. Printed per size: wall time,
 CPU time, peak resident memory (the child's ru_maxrss from wait4), the sheet's size, the largest file written
 and the size of section.html. ``--timeout`` and ``--mem-limit-gb`` (an address-space limit) stop a job that
 would not finish; the row then says so. ``--profile K`` prints the 25 most expensive functions (cumulative time)

@@ -6,7 +6,8 @@
 The R side is ``benchmarks/r_side/r_analyses.R``: one R process that loops metafor (and clubSandwich) over the
 same analyses with the same outputs (escalc, rma + confint + predict, the nine estimators with both tests,
 leave1out, influence, cumul, the bias tests, trim-and-fill, fail-safe N, PET/PEESE, subgroups, meta-regression
-with permutations, rma.mv + CR2 for the multilevel analysis, and every figure in SVG and PNG).
+with permutations, rma.mv + CR2 for the multilevel analysis, and every figure in the formats metarepro writes
+by default: the timed tree's ``metarepro.jobs.outputs.FORMATS``, SVG since issue 22, SVG and PNG before).
 ``benchmarks/r_side/make_inputs.py`` writes both sides' inputs from one default run of this tree: configs of
 22/100/400 analyses (the default analyses, replicated) and the R script's spec files with each analysis's rows
 as group summaries that reproduce our yi and vi exactly, and a synthetic sheet of k = 10,000 studies.
@@ -54,11 +55,22 @@ def both_sides(work: Path, inputs: Path, python: str, tag: str, r_first: bool) -
     ours = [python, "-m", "snakemake", "--cores", "2", "--configfile", str(inputs / f"config_{tag}.yaml")]
     r_out = inputs / f"r_out_{tag}"
     shutil.rmtree(r_out, ignore_errors=True)
-    theirs = ["Rscript", str(HERE / "r_side" / "r_analyses.R"), str(inputs / f"spec_{tag}.csv"), str(r_out)]
+    theirs = ["Rscript", str(HERE / "r_side" / "r_analyses.R"), str(inputs / f"spec_{tag}.csv"), str(r_out),
+              ",".join(default_formats(work))]
     for results in work.glob("results_*"):  # every run starts from nothing, as a first run does
         shutil.rmtree(results)
     order = [("R", theirs), ("metarepro", ours)] if r_first else [("metarepro", ours), ("R", theirs)]
     return {side: timed(cmd, work) for side, cmd in order}
+
+
+def default_formats(work: Path) -> tuple[str, ...]:
+    """The figure formats of a run without figure_formats in the timed tree (its jobs/outputs.py, plain Python)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("outputs", work / "src/metarepro/jobs/outputs.py")
+    outputs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(outputs)
+    return outputs.FORMATS
 
 
 def summary(runs: list[dict], side: str, index: int) -> tuple[float, float, float]:

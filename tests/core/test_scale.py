@@ -274,8 +274,9 @@ def test_analysis_job_above_every_limit(tmp_path):
 
     k = max(limits.REFIT_MAX_K, limits.PERMUTATION_MAX_K, limits.VECTOR_MAX_POINTS) + 1
     config = analysis_config(make_sheet(k, tmp_path / "sheet.csv"))
-    analysis_job(config["analysis"]["data"], config, tmp_path / "out")
-    files = analysis_files(config["analysis"])
+    formats = ("svg", "png")  # the PNG too (figure_formats: [svg, png]): its size is checked below
+    analysis_job(config["analysis"]["data"], config, tmp_path / "out", formats)
+    files = analysis_files(config["analysis"], formats)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(files)
     section = (tmp_path / "out" / "section.html").read_text()
     assert len(section) < 1_500_000  # funnel and bubble as embedded images; no per-study table

@@ -39,7 +39,7 @@ def result_path(path):
 
 
 def analysis_rule(name):
-    """Rule name of one analysis's job (`snakemake analysis_il6_smd` runs just that analysis)."""
+    """Rule name of one analysis (`snakemake analysis_il6_smd` runs its job)."""
     return f"analysis_{name.replace('-', '_')}"
 
 
@@ -49,6 +49,33 @@ def analysis_settings(name):
         "defaults": config.get("defaults", {}),
         "analysis": config["analyses"][name],
     }
+
+
+def analysis_chunks():
+    """The analyses of each analysis job (config analyses_per_job, default jobs/outputs.py ANALYSES_PER_JOB): as
+    few jobs as that allows, the analyses dealt to them in config order (round robin), so that the jobs are of even
+    size and an analysis added at the end of the config leaves the other analyses in the jobs they were in.
+    """
+    per_job = config.get("analyses_per_job", OUTPUTS.ANALYSES_PER_JOB)
+    jobs = -(-len(ANALYSES) // per_job)
+    return [ANALYSES[first::jobs] for first in range(jobs)]
+
+
+def chunk_rule(index, names):
+    """Rule name of one analysis job: the analysis's own rule name when the job runs one analysis."""
+    return analysis_rule(names[0]) if len(names) == 1 else f"analyses_{index + 1}"
+
+
+def analysis_memory(input):
+    """MB of memory of an analysis job: 1 GB + 40 times its largest input file in MB (the analyses run one after
+    another, so the largest sheet sets the peak)."""
+    largest = max((os.path.getsize(path) for path in input), default=0)
+    return 1000 + 40 * largest / 1024**2
+
+
+def analysis_runtime(input):
+    """Minutes of an analysis job: 10 per analysis, and one per 10 MB it reads."""
+    return 10 * len(input.sheets) + int(input.size_mb / 10)
 
 
 def analysis_files(name):
@@ -86,7 +113,7 @@ CAPTIONS = {
 
 
 def caption(file):
-    """The caption of a file (captions read the analysis from the rule's params: a rule has no wildcards)."""
+    """The caption (workflow/report/<caption>.rst) of a file of an analysis."""
     stem = file.rsplit(".", 1)[0]
     for kind in ("forest_subgroups", "bubble"):
         if stem.startswith(f"{kind}_"):
@@ -94,20 +121,57 @@ def caption(file):
     return CAPTIONS.get(stem, stem)
 
 
-def analysis_outputs(name):
-    """The outputs of one analysis's rule, named by file stem ({"forest_svg": ..., "effects": ...})."""
+def analysis_caption(name, kind):
+    """The caption file of one kind of result of one analysis: workflow/report/<kind>.rst with the analysis's
+    settings set first. A caption is rendered with its job's params only, and a job runs several analyses, so each
+    analysis gets its own copy (under .snakemake/metarepro/captions/, rewritten only when it changes).
+    """
+    import json
+    from pathlib import Path
+
+    analysis = config["analyses"][name]
+    settings = {
+        "name": name,
+        "analysis": {
+            key: analysis.get(key) or [] for key in ("subgroups", "moderators")
+        },
+    }
+    preface = "{%% set settings = %s -%%}\n" % json.dumps(settings)
+    text = preface + caption_template(kind)
+    path = Path(f".snakemake/metarepro/captions/{name}/{kind}.rst").absolute()
+    if not (path.exists() and path.read_text() == text):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}")
+        partial.write_text(text)
+        partial.replace(path)  # whole, for a job parsing the workflow at the same time
+    return str(path)
+
+
+CAPTION_TEMPLATES = {}
+
+
+def caption_template(kind):
+    if kind not in CAPTION_TEMPLATES:
+        with open(workflow.source_path(f"../report/{kind}.rst")) as handle:
+            CAPTION_TEMPLATES[kind] = handle.read()
+    return CAPTION_TEMPLATES[kind]
+
+
+def analysis_outputs(name, key=lambda stem: stem):
+    """The outputs of one analysis, named by file stem ({"forest_svg": ..., "effects": ...}) passed through
+    ``key`` (a job of several analyses names each one's outputs apart)."""
     outputs = {}
     for file in analysis_files(name):
         stem, ext = file.rsplit(".", 1)
         path = result_path(f"{name}/{file}")
-        key = stem if ext in ("csv", "json") else f"{stem}_{ext}"
+        name_ = key(stem if ext in ("csv", "json") else f"{stem}_{ext}")
         # a PNG or PDF is the SVG's drawing; section.html is part of the report page
         if ext in ("png", "pdf", "html"):
-            outputs[key] = path
+            outputs[name_] = path
             continue
-        outputs[key] = report(
+        outputs[name_] = report(
             path,
-            caption=f"../report/{caption(file)}.rst",
+            caption=analysis_caption(name, caption(file)),
             category="Per analysis",
             subcategory=name,
             labels={"analysis": name, "result": file},

@@ -1,4 +1,5 @@
-"""Rule analysis_<name>: one analysis's sheet -> all its tables and figures (metarepro.jobs.run.analysis_job)."""
+"""Rule analysis_<name> / analyses_<n>: each analysis's sheet -> all its tables and figures, one analysis after
+another in this one process (metarepro.jobs.run.analysis_job), each into its own folder and its own log."""
 
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -9,7 +10,8 @@ from metarepro.jobs.run import analysis_job
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
-with logged(snakemake.log[0]):
-    folder = Path(snakemake.output.pooled).parent  # every output of the rule is in this one folder
-    analysis_job(snakemake.input.sheet, snakemake.params.settings, folder, snakemake.params.formats)
+for position, (sheet, settings) in enumerate(zip(snakemake.input.sheets, snakemake.params.settings, strict=True)):
+    with logged(snakemake.log[f"a{position}"]):
+        folder = Path(snakemake.output[f"a{position}_pooled"]).parent  # every file of an analysis is in one folder
+        analysis_job(sheet, settings, folder, snakemake.params.formats)
 end_job()  # the files are written; skip the interpreter's teardown

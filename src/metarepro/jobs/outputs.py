@@ -8,8 +8,11 @@ path; see ``tests/test_imports.py``).
 
 from __future__ import annotations
 
-# Figure formats when the config gives no figure_formats (the report embeds the SVG).
-FORMATS = ("svg", "png")
+# Figure formats when the config gives no figure_formats: the SVG, which the report embeds (a PNG of every figure
+# cost about half of each analysis's time and nobody read it; config figure_formats: [svg, png] asks for one).
+FORMATS = ("svg",)
+# Analyses run by one job when the config gives no analyses_per_job (workflow/rules/analysis.smk; config/README.md).
+ANALYSES_PER_JOB = 12
 # The case-diagnostics tables and figures of every analysis (metarepro.jobs.sensitivity.diagnostics).
 DIAGNOSTIC_TABLES = ("leave1out", "influence", "cumulative")
 DIAGNOSTIC_FIGURES = ("leave1out", "cumulative", "baujat")
@@ -46,5 +49,5 @@ def analysis_figures(analysis: dict) -> list[str]:
 
 def analysis_files(analysis: dict, formats=FORMATS) -> list[str]:
     """The names of every file an analysis job writes for ``analysis`` (its config entry), in its folder: the
-    tables, then each figure in each of ``formats`` (default SVG and PNG)."""
+    tables, then each figure in each of ``formats`` (default SVG only)."""
     return analysis_tables(analysis) + [f"{figure}.{fmt}" for figure in analysis_figures(analysis) for fmt in formats]

@@ -1,7 +1,8 @@
 """Whole jobs: every file of one analysis, and every file over all analyses; a whole config from Python.
 
-The workflow runs :func:`analysis_job` once per analysis and :func:`overview_job` once (one Python process
-each: the statistics of an analysis take milliseconds, starting a process and drawing take the time), and
+The workflow runs :func:`analysis_job` for each analysis (one Python process per job of up to the config's
+``analyses_per_job`` analyses: the statistics of an analysis take milliseconds, starting a process and drawing
+take the time) and :func:`overview_job` once, and
 :func:`run_config` calls the same two functions for a config without Snakemake:
 
     >>> from metarepro.jobs.run import run_config
@@ -148,7 +149,7 @@ def read_checked_config(path) -> dict:
 def run_config(config_path, formats=None) -> Path:
     """Every analysis of a config, then summary.csv, reproduction.csv and report.html in its ``results``
     folder (default ``results``); returns the report's path. Figures in the config's ``figure_formats``
-    (default SVG and PNG) unless ``formats`` is given. Bad input raises :class:`SheetError` with the message
+    (default SVG only) unless ``formats`` is given. Bad input raises :class:`SheetError` with the message
     the workflow prints."""
     config = read_checked_config(config_path)
     formats = tuple(formats or config["figure_formats"])  # the config checked: the schema's defaults filled in

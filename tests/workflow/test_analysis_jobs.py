@@ -1,0 +1,106 @@
+"""Several analyses per Snakemake job (config analyses_per_job): each analysis in its own folder, the same files as
+one job per analysis, and Snakemake's incremental behaviour per job (dry runs of a finished folder).
+
+Three analyses with analyses_per_job: 2 are two jobs, dealt in config order in turn: ``analyses_1`` runs los_smd and
+los_smd_dl (both read sheet.csv), ``analysis_los_md`` runs los_md alone (it reads other.csv).
+"""
+
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+pytestmark = pytest.mark.workflow
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", "2"]
+CONFIG = """
+figure_formats: [svg]
+analyses_per_job: 2
+analyses:
+  los_smd:
+    title: "LOS, SMD"
+    data: sheet.csv
+    where: {marker: length_of_stay}
+  los_md:
+    title: "LOS, MD"
+    data: other.csv
+    measure: MD
+  los_smd_dl:
+    title: "LOS, SMD, DL"
+    data: sheet.csv
+    method: DL
+"""
+ADDED = """  los_md_pm:
+    title: "LOS, MD, PM"
+    data: other.csv
+    measure: MD
+    method: PM
+"""
+ROW = "normand_10,Added,2001,length_of_stay,40,30,12,41,36,14,days,added,added\n"  # a valid row of the sheet
+
+
+def snakemake(cwd, config, *args):
+    (cwd / "run.yaml").write_text(config)
+    done = subprocess.run([*SNAKEMAKE, "--configfile", "run.yaml", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout + done.stderr
+
+
+def planned(cwd, config, *targets):
+    """The jobs a dry run plans ({rule: count}), without the total."""
+    jobs = dict(re.findall(r"^(\w+) +(\d+)$", snakemake(cwd, config, "--dry-run", *targets), flags=re.M))
+    jobs.pop("total", None)
+    return jobs
+
+
+def workdir(path, config):
+    path.mkdir()
+    shutil.copy(REPO / "data/raw/normand1999_stroke_los.csv", path / "sheet.csv")
+    shutil.copy(REPO / "data/raw/normand1999_stroke_los.csv", path / "other.csv")
+    snakemake(path, config)
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    return workdir(tmp_path_factory.mktemp("jobs") / "chunked", CONFIG)
+
+
+def test_two_jobs_run_three_analyses_each_in_its_own_folder_and_log(finished):
+    assert planned(finished, CONFIG, "--forceall") == {"analyses_1": "1", "analysis_los_md": "1", "report": "1",
+                                                       "all": "1"}  # fmt: skip
+    for name in ("los_smd", "los_md", "los_smd_dl"):
+        folder = finished / "results" / name
+        assert (folder / "pooled.json").exists() and (folder / "forest.svg").exists()
+        assert not (folder / "forest.png").exists()  # the default figure_formats: SVG only
+        assert (finished / f"logs/analysis/{name}.log").exists()
+
+
+def test_the_files_are_those_of_one_job_per_analysis_byte_for_byte(finished, tmp_path):
+    """Analyses run one after another in one process leave nothing behind that changes the next one's files."""
+    alone = workdir(tmp_path / "alone", CONFIG.replace("analyses_per_job: 2", "analyses_per_job: 1"))
+    files = sorted(p.relative_to(alone) for p in (alone / "results").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(finished) for p in (finished / "results").rglob("*") if p.is_file())
+    for file in files:
+        if file.name != "report.html":  # the page names the config file and its hash, which differ
+            assert (alone / file).read_bytes() == (finished / file).read_bytes(), file
+
+
+def test_a_change_reruns_the_job_of_the_changed_analysis_only(finished):
+    """Editing one analysis's settings plans its job (and the report), not the other job; so does its own target
+    rule; adding an analysis plans the job it joins; editing a sheet plans the jobs of the analyses that read it."""
+    assert "Nothing to be done" in snakemake(finished, CONFIG, "--dry-run")
+    edited = CONFIG.replace("method: DL", "method: PM")
+    assert planned(finished, edited) == {"analyses_1": "1", "report": "1", "all": "1"}
+    assert planned(finished, edited, "analysis_los_smd_dl") == {"analyses_1": "1", "analysis_los_smd_dl": "1"}
+    assert planned(finished, CONFIG.replace("measure: MD", "measure: MD\n    test: knha")) == {
+        "analysis_los_md": "1", "report": "1", "all": "1"}  # fmt: skip
+    # a fourth analysis joins the second job (los_md's), dealt in turn: the first job keeps its analyses
+    assert planned(finished, CONFIG + ADDED) == {"analyses_2": "1", "report": "1", "all": "1"}
+    with (finished / "other.csv").open("a") as handle:
+        handle.write(ROW)
+    assert planned(finished, CONFIG) == {"analysis_los_md": "1", "report": "1", "all": "1"}
