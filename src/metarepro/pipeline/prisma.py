@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from metarepro.quality import RULES, flagged_included
+from metarepro.quality import flagged_included
 
 # ------------------------------------------------------------------------------------------------------------
 # the flow of rows
@@ -172,26 +172,31 @@ def extraction_counts(sheet: pd.DataFrame) -> list[tuple[str, list[tuple[str, in
 # ------------------------------------------------------------------------------------------------------------
 # methods per analysis, from its settings
 
-CONVERSIONS = (  # (the start of effects.csv's conversion label, the formula)
-    ("SD cells read as SEMs", "SD cells proven by the row's printed test to be SEMs: SD = SEM·√n"),
-    ("SEM→SD", "SD = SEM·√n"),
-    ("CI→SD", "SD = √n·(upper − lower)/(2·t(0.975, n − 1)) from a 95% CI of the mean (Cochrane Handbook §6.5.2.2)"),
-    ("median→mean,SD", "mean and SD from the median with quartiles and/or range (Luo et al. 2018 for the mean; "
-                       "Wan et al. 2014 / Shi et al. 2020 for the SD; metafor conv.fivenum)"),
-    ("t→d", "d = t·√(1/n1 + 1/n2), then the small-sample correction"),
-    ("Cohen's d→g", "Cohen's d as printed, with the small-sample correction"),
-    ("z as t→d", "a z statistic used as t (sign from the direction), d = t·√(1/n1 + 1/n2)"),
-    ("√F as t→d", "|t| = √F for an F with one numerator df (sign from the direction), d = t·√(1/n1 + 1/n2)"),
-    ("two-sided p→t→d", "|t| = qt(1 − p/2, n1 + n2 − 2) from an exact two-sided p (sign from the direction), "
-                        "d = t·√(1/n1 + 1/n2)"),
-    ("point-biserial r→d", "d = √(m/n1 + m/n2)·r/√(1 − r²), m = n1 + n2 − 2, from a point-biserial r"),
+CONVERSIONS = (  # (the start of effects.csv's conversion label, a short name, the formula)
+    ("SD cells read as SEMs", "SD cells proven to be SEMs",
+     "SD cells proven by the row's printed test to be SEMs: SD = SEM·√n"),
+    ("SEM→SD", "SEM→SD", "SD = SEM·√n"),
+    ("CI→SD", "CI→SD", "SD = √n·(upper − lower)/(2·t(0.975, n − 1)) from a 95% CI of the mean (Cochrane Handbook "
+                       "§6.5.2.2)"),
+    ("median→mean,SD", "median→mean, SD", "mean and SD from the median with quartiles and/or range (Luo et al. "
+                                          "2018 for the mean; Wan et al. 2014 / Shi et al. 2020 for the SD; metafor "
+                                          "conv.fivenum)"),
+    ("t→d", "t→d", "d = t·√(1/n1 + 1/n2), then the small-sample correction"),
+    ("Cohen's d→g", "Cohen's d→g", "Cohen's d as printed, with the small-sample correction"),
+    ("z as t→d", "z as t→d", "a z statistic used as t (sign from the direction), d = t·√(1/n1 + 1/n2)"),
+    ("√F as t→d", "√F as t→d", "|t| = √F for an F with one numerator df (sign from the direction), "
+                               "d = t·√(1/n1 + 1/n2)"),
+    ("two-sided p→t→d", "p→t→d", "|t| = qt(1 − p/2, n1 + n2 − 2) from an exact two-sided p (sign from the "
+                                 "direction), d = t·√(1/n1 + 1/n2)"),
+    ("point-biserial r→d", "point-biserial r→d", "d = √(m/n1 + m/n2)·r/√(1 − r²), m = n1 + n2 − 2, from a "
+                                                 "point-biserial r"),
 )  # fmt: skip
 MEASURE_FORMULAS = {
-    "MD": "the raw mean difference m1 − m2 with variance sd1²/n1 + sd2²/n2 (metafor escalc measure \"MD\")",
-    "ROM": "the log ratio of means ln(m1/m2) with variance sd1²/(n1·m1²) + sd2²/(n2·m2²) (metafor escalc measure "
+    "MD": "The raw mean difference m1 − m2 with variance sd1²/n1 + sd2²/n2 (metafor escalc measure \"MD\")",
+    "ROM": "The log ratio of means ln(m1/m2) with variance sd1²/(n1·m1²) + sd2²/(n2·m2²) (metafor escalc measure "
            "\"ROM\"), pooled on the log scale and shown as ratios",
     "ZCOR": "Fisher's z = atanh(r) with variance 1/(n − 3) (metafor escalc measure \"ZCOR\"), shown as r",
-    "GEN": "the effect yi given in the sheet with its variance vi (or sei², or from a 95% CI: "
+    "GEN": "The effect yi given in the sheet with its variance vi (or sei², or from a 95% CI: "
            "((ci_high − ci_low)/(2·1.96))²)",
 }
 SMD_VARIANCES = {
@@ -212,72 +217,85 @@ def _measure_sentence(pooled: dict) -> str:
     if measure == "SMD":
         correction = ("" if vtype == "RM5" else "the exact small-sample correction J = Γ(m/2)/(√(m/2)·Γ((m − 1)/2)), "
                       "m = n1 + n2 − 2, and ")  # fmt: skip
-        text = (f"Effect measure: Hedges' g, the standardized mean difference (m1 − m2)/s_pooled with {correction}"
+        text = (f"Hedges' g, the standardized mean difference (m1 − m2)/s_pooled with {correction}"
                 f"{SMD_VARIANCES.get(vtype, vtype)}")  # fmt: skip
     else:
-        text = f"Effect measure: {MEASURE_FORMULAS.get(measure, measure)}"
+        text = MEASURE_FORMULAS.get(measure, str(measure))
     if measure == "MD" and pooled.get("unit"):
         text += f"; every row in {pooled['unit']} (mass concentrations converted, other units excluded)"
-    return text + "; every difference is cases minus controls."
+    # the sheet format's convention for two-group rows (data/raw/README.md); a given yi keeps the sign it has
+    return text + ("; every difference is cases minus controls." if measure in ("SMD", "MD", "ROM") else ".")
 
 
-def _conversion_sentence(effects: pd.DataFrame) -> str:
+def conversion_counts(effects: pd.DataFrame) -> list[tuple[int, int]]:
+    """(index into :data:`CONVERSIONS`, pooled rows) of every conversion the pooled rows used."""
     used = effects[effects["included"].astype(bool)]
     labels = used["conversion"].astype(object).fillna("").astype(str)
-    parts = []
-    for start, formula in CONVERSIONS:
-        n = int(sum(start in label for label in labels))
-        if n:
-            parts.append(f"{formula} ({n} row{'s' if n > 1 else ''})")
-    if not parts:
-        return "Conversions: none (every pooled row reports what the measure needs)."
-    return f"Conversions of the pooled rows (named per row in the row account): {'; '.join(parts)}."
+    # a row's label joins its groups' conversions with "; " (e.g. "SEM→SD; CI→SD"): each part is matched by its
+    # start, so "t→d" does not count "z as t→d"
+    parts_of = [[part.strip() for part in label.split("; ")] for label in labels]
+    counts = [(i, int(sum(any(part.startswith(start) for part in row) for row in parts_of)))
+              for i, (start, _, _) in enumerate(CONVERSIONS)]  # fmt: skip
+    return [(i, n) for i, n in counts if n]
+
+
+def _conversion_sentences(effects: pd.DataFrame) -> list[tuple[str, str]]:
+    counts = conversion_counts(effects)
+    if not counts:
+        return [("Conversions", "None (every pooled row reports what the measure needs).")]
+    used = "; ".join(f"{CONVERSIONS[i][1]} {n} row{'s' if n > 1 else ''}" for i, n in counts)
+    return [("Conversions", f"{used} (each row's conversion is named in its row account)."),
+            ("Conversion formulas", "; ".join(CONVERSIONS[i][2] for i, _ in counts) + ".")]
 
 
 def _model_sentence(pooled: dict) -> str:
     method, test, level = pooled.get("method"), pooled.get("test"), pooled.get("level", 95)
+    dep = pooled.get("dependence")
+    if dep and dep.get("model") in ("multilevel", "multivariate"):
+        tests = dep.get("test_note") or f"test = \"{test}\""
+        return (f"Variance components estimated by {TAU2_WORDS.get(method, method)} in metafor rma.mv, with "
+                f"{level:g}% profile-likelihood CIs and I² per level; tests and CIs of the pooled estimate: {tests}; "
+                "residual heterogeneity by the QE test.")  # fmt: skip
     stat = ("the Knapp–Hartung method (t with k − 1 df)" if test == "knha"
             else "t tests with model-based df" if test == "t" else "Wald z tests")  # fmt: skip
     if method == "EE":
-        return (f"Model: an equal-effects (common-effect) model, inverse-variance weights; {stat} for the pooled "
+        return (f"An equal-effects (common-effect) model, inverse-variance weights; {stat} for the pooled "
                 f"estimate and its {level:g}% CI; heterogeneity by Cochran's Q test and I².")  # fmt: skip
     preset = " (preset revman: Review Manager 5's settings)" if pooled.get("preset") == "revman" else ""
     pi = "t with k − 1 df" if test == "knha" else "the normal distribution"
-    return (f"Model: random effects, τ² estimated by {TAU2_WORDS.get(method, method)}{preset}; {stat} for the "
+    return (f"Random effects, τ² estimated by {TAU2_WORDS.get(method, method)}{preset}; {stat} for the "
             f"pooled estimate and its {level:g}% CI; heterogeneity by Cochran's Q test and I², the {level:g}% CI of "
             f"τ² (and I²) by the Q-profile method (Viechtbauer 2007); a {level:g}% prediction interval from "
             f"{pi}.")  # fmt: skip
 
 
-def _bias_sentence(pooled: dict, bias: dict | None) -> str:
-    if not bias:
-        return "Small-study effects: not assessed (no bias record)."
-    if bias.get("note"):
-        return f"Small-study effects: not assessed ({bias['note']})."
-    egger = ("t with k − 2 df" if bias.get("egger_statistic") == "t" else "z")
-    estimator = bias.get("trimfill_estimator", "L0")
-    other = "R0" if estimator == "L0" else "L0"
-    side = bias.get("trimfill_side")
-    side_text = (f"; studies were imputed on the {side} side, the side metafor chooses from the sign of the slope of "
-                 f"yi on √vi" if side else "")  # fmt: skip
-    text = (f"Small-study effects (k = {bias.get('k')}): Egger's regression test as a mixed-effects meta-regression "
-            f"on the standard error (metafor regtest, model \"rma\", predictor \"sei\"; statistic {egger}) and as the "
-            "classic weighted regression (model \"lm\"); Begg's rank correlation (ranktest"
-            f"{', ' + bias['begg_method'] + ' p' if bias.get('begg_method') else ''}); trim-and-fill with the "
-            f"{estimator} estimator ({other} shown beside it), with the model's τ² estimator{side_text}; fail-safe N "
-            "(Rosenthal, Orwin, Rosenberg; shown for comparison only) and PET-PEESE. Asymmetry is read at p < 0.10 "
-            "(Egger et al. 1997)")  # fmt: skip
+def _bias_sentences(pooled: dict, bias: dict | None) -> list[tuple[str, str]]:
+    if not bias or bias.get("note"):
+        return [("Small-study effects", f"Not assessed ({bias['note'] if bias else 'no bias record'}).")]
+    egger = "t with k − 2 df" if bias.get("egger_statistic") == "t" else "z"  # metafor regtest: dfs = k − p
+    begg = f", {bias['begg_method']} p" if bias.get("begg_method") else ""
+    text = (f"Egger's regression test as a mixed-effects meta-regression on the standard error (metafor regtest, "
+            f"model \"rma\", predictor \"sei\"; statistic {egger}) and as the classic weighted regression (model "
+            f"\"lm\"); Begg's rank correlation (ranktest{begg}); fail-safe N (Rosenthal, Orwin, Rosenberg; for "
+            "comparison only) and PET-PEESE. Asymmetry is read at p < 0.10 (Egger et al. 1997)")  # fmt: skip
     if bias.get("low_power_note"):
         text += "; with fewer than 10 studies these tests have low power"
     if bias.get("skipped"):
         text += f"; not computed: {bias['skipped']}"
-    return text + "."
+    out = [("Small-study effects", text + ".")]
+    estimator = bias.get("trimfill_estimator", "L0")
+    side = bias.get("trimfill_side")
+    if side:
+        out.append(("Trim-and-fill", f"Estimator {estimator} ({'R0' if estimator == 'L0' else 'L0'} beside it), "
+                                     f"the model's τ² estimator; studies imputed on the {side} side, chosen as "
+                                     "metafor does from the sign of the slope of yi on √vi."))  # fmt: skip
+    return out
 
 
 def _influence_sentence(pooled: dict) -> str:
     if pooled.get("k", 0) < 3:
-        return "Influence: not assessed (fewer than 3 studies)."
-    return ("Influence (metafor influence.rma.uni, p = 1 coefficient): a study is marked influential when |DFFITS| > "
+        return "Not assessed (fewer than 3 studies)."
+    return ("metafor influence.rma.uni (p = 1 coefficient): a study is marked influential when |DFFITS| > "
             "3√(p/(k − p)), its Cook's distance exceeds the median of χ²(p), its hat value exceeds 3p/k, or "
             "|DFBETAS| > 1; leave-one-out refits each drop one study; outliers are studentized residuals beyond the "
             "Bonferroni-corrected normal value (metafor reporter()).")  # fmt: skip
@@ -286,29 +304,29 @@ def _influence_sentence(pooled: dict) -> str:
 def _cumulative_sentence(analysis: dict, sheet_columns) -> str:
     column = analysis.get("cumulative_order", "year")
     if column not in sheet_columns:
-        return (f"Cumulative meta-analysis: the sheet has no column '{column}' (cumulative_order), so rows are "
+        return (f"The sheet has no column '{column}' (cumulative_order), so rows are "
                 "added in the sheet's order.")  # fmt: skip
     default = " (config cumulative_order; default year)" if "cumulative_order" not in analysis else \
         " (config cumulative_order)"  # fmt: skip
-    return (f"Cumulative meta-analysis: studies added in increasing order of '{column}'{default}; rows without a "
+    return (f"Studies added in increasing order of '{column}'{default}; rows without a "
             "readable value are added last, and the figure says how many.")  # fmt: skip
 
 
 def _flagged_sentence(effects: pd.DataFrame, analysis: dict) -> str:
     flagged = int(flagged_included(effects).sum())
     if not flagged:
-        return ("Without flagged rows: no pooled row is flagged by a pre-specified quality rule, so there is no such "
+        return ("No pooled row is flagged by a pre-specified quality rule, so there is no such "
                 "sensitivity fit.")  # fmt: skip
     pooled = int(effects["included"].astype(bool).sum())
-    return (f"Without flagged rows: the same model refitted without the {flagged} of {pooled} pooled rows that a "
-            f"pre-specified quality rule ({', '.join(RULES)}; data/raw/README.md) flags; rows with only a soft check "
-            "(checks column) stay. The primary fit stays primary.")  # fmt: skip
+    return (f"The same model refitted without the {flagged} of {pooled} pooled rows that a pre-specified quality "
+            "rule flags (the rules under Risk of bias); rows with only a soft check (checks column) stay; the primary "
+            "fit stays primary.")  # fmt: skip
 
 
 def _dependence_sentence(pooled: dict, analysis: dict, effects: pd.DataFrame) -> str:
     dep = pooled.get("dependence")
     if dep:
-        text = (f"Dependent effects: a {dep['model']} model ({dep.get('formula', '')}) over "
+        text = (f"A {dep['model']} model ({dep.get('formula', '')}) over "
                 f"{dep['clusters'][dep['cluster_column']]} clusters of {dep['cluster_column']}")
         if dep.get("shared_controls"):
             text += ", with the covariance of case groups sharing one control group (vcalc with the group sizes)"
@@ -318,43 +336,57 @@ def _dependence_sentence(pooled: dict, analysis: dict, effects: pd.DataFrame) ->
             text += f"; cluster-robust inference {dep['robust']['type']}"
         return text + "; the diagnostics run on the effects aggregated to one per cluster."
     repeated = int(sum(str(r).startswith("study_id ") for r in effects["reason"].fillna("")))
-    return (f"Dependence: one row per study_id (independent sample) is pooled, the first usable one in sheet order; "
+    return (f"One row per study_id (independent sample) is pooled, the first usable one in sheet order; "
             f"{repeated} further row{'s' if repeated != 1 else ''} of a pooled study_id "
-            f"{'are' if repeated != 1 else 'is'} excluded (config dependence models them instead).")  # fmt: skip
+            f"{'are' if repeated != 1 else 'is'} excluded (config dependence would model them instead).")  # fmt: skip
 
 
 def _selection_sentence(analysis: dict) -> str:
     where = where_text(analysis.get("where"))
-    text = f"Rows: those of {analysis.get('data', 'the sheet')} with {where}"
+    text = f"Those of {analysis.get('data', 'the sheet')} with {where}"
     if analysis.get("exclude_converted"):
         text += ", only rows that report means and SDs (exclude_converted: converted rows are excluded)"
     return text + "."
 
 
-def _extra_sentences(analysis: dict) -> list[str]:
+def _extra_sentences(analysis: dict) -> list[tuple[str, str]]:
     out = []
     if analysis.get("subgroups"):
-        out.append(f"Subgroups by {', '.join(analysis['subgroups'])}: a fit per subgroup, the test of subgroup "
+        out.append(("Subgroups", f"By {', '.join(analysis['subgroups'])}: a fit per subgroup, the test of subgroup "
                    "differences in a meta-regression (common τ²) and Cochran's Q between subgroups (separate τ²); "
-                   "rows without a value are in no subgroup and are named.")  # fmt: skip
+                   "rows without a value are in no subgroup and are named."))  # fmt: skip
     if analysis.get("moderators"):
         n = analysis.get("permutations", 1000)
         perm = f"a permutation test ({n} permutations, seed {analysis.get('seed', 1)})" if n else "no permutation test"
-        out.append(f"Meta-regression on {', '.join(analysis['moderators'])} (jointly), with {perm}.")
+        out.append(("Meta-regression", f"On {', '.join(analysis['moderators'])} (jointly), with {perm}."))
     return out
 
 
+def methods_table(methods: list[tuple[str, list[tuple[str, str]]]]) -> list[tuple[str, list[str], str]]:
+    """Every analysis's :func:`methods_sentences` (``methods``: (analysis, sentences)) as (topic, analyses, text):
+    each distinct text of a topic once, with the analyses it describes, topics in their order."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for name, sentences in methods:
+        for topic, text in sentences:
+            groups.setdefault((topic, text), []).append(name)
+    order = list(dict.fromkeys(topic for _, sentences in methods for topic, _ in sentences))
+    return sorted(((topic, names, text) for (topic, text), names in groups.items()),
+                  key=lambda row: order.index(row[0]))  # fmt: skip
+
+
 def methods_sentences(pooled: dict, bias: dict | None, effects: pd.DataFrame, analysis: dict,
-                      sheet_columns=("year",)) -> list[str]:  # fmt: skip
-    """One analysis's methods, a sentence per topic, written from its settings (pooled.json's measure, method,
+                      sheet_columns=("year",)) -> list[tuple[str, str]]:  # fmt: skip
+    """One analysis's methods, (topic, sentence) per topic, written from its settings (pooled.json's measure, method,
     test, level, vtype, preset, unit, dependence; bias.json's tests and trim-and-fill estimator and side; the config
     entry's where, exclude_converted, cumulative_order, subgroups, moderators) and its rows (the conversions used,
     the rows flagged or excluded as repeats). ``sheet_columns``: the sheet's columns (whether the cumulative order's
     column exists)."""
-    return [_selection_sentence(analysis), _measure_sentence(pooled), _conversion_sentence(effects),
-            _model_sentence(pooled), _dependence_sentence(pooled, analysis, effects), _bias_sentence(pooled, bias),
-            _influence_sentence(pooled), _cumulative_sentence(analysis, sheet_columns),
-            _flagged_sentence(effects, analysis), *_extra_sentences(analysis)]  # fmt: skip
+    return [("Rows", _selection_sentence(analysis)), ("Effect measure", _measure_sentence(pooled)),
+            *_conversion_sentences(effects), ("Model", _model_sentence(pooled)),
+            ("Dependence", _dependence_sentence(pooled, analysis, effects)),
+            *_bias_sentences(pooled, bias), ("Influence", _influence_sentence(pooled)),
+            ("Cumulative order", _cumulative_sentence(analysis, sheet_columns)),
+            ("Without flagged rows", _flagged_sentence(effects, analysis)), *_extra_sentences(analysis)]  # fmt: skip
 
 
 def participants_text(effects: pd.DataFrame) -> str:

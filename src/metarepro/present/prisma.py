@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
-from metarepro.pipeline.prisma import CHARACTERISTIC_NAMES
+from metarepro.pipeline.prisma import CHARACTERISTIC_NAMES, methods_table
 from metarepro.present.report import _part, figure_html, table_html
 from metarepro.quality import RULES
 
@@ -48,4 +48,5 @@ def prisma_section(frame) -> Markup | str:
                           "empty": ", ".join(CHARACTERISTIC_NAMES.get(c, c) for c in empty),
                           "table": table_html(table.astype(object).fillna(""), text)})  # fmt: skip
     return _part("prisma.html", "prisma", texts=frame.texts, sheets=frame.sheets, questions=questions,
-                 methods=frame.methods, rules=", ".join(RULES))
+                 methods=methods_table([(name, sentences) for name, _, sentences in frame.methods]),
+                 rules=", ".join(RULES))

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import textwrap
 
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+from matplotlib.patches import FancyArrowPatch, Rectangle
 
 from metarepro.present.plots.style import FONT_SIZE, MUTED, STUDY_COLOR, new_figure
 
-BOX = {"boxstyle": "round,pad=0.01,rounding_size=0.01", "linewidth": 0.8}
+BOX = {"linewidth": 0.8}
 MAIN_X, SIDE_X, MAIN_W, SIDE_W = 0.02, 0.53, 0.42, 0.45  # left edges and widths, in axes fractions
 WRAP = 50  # characters per line in a box
 
@@ -23,7 +23,7 @@ def _gid(stage: str) -> str:
 
 
 def _box(ax, x, y, w, h, text, stage, colour):
-    ax.add_patch(FancyBboxPatch((x, y - h), w, h, facecolor="white", edgecolor=colour, **BOX))
+    ax.add_patch(Rectangle((x, y - h), w, h, facecolor="white", edgecolor=colour, **BOX))
     ax.text(x + 0.012, y - h / 2, text, fontsize=FONT_SIZE - 0.5, va="center", ha="left", gid=_gid(stage),
             parse_math=False, linespacing=1.25)  # fmt: skip
 
