@@ -123,9 +123,11 @@ def where_text(where: dict | None) -> str:
 CHARACTERISTICS = ("year", "country", "n_cases", "n_controls", "age_cases", "age_controls", "female_pct_cases",
                    "female_pct_controls", "sample", "assay", "medication", "unit", "verification",
                    "eligibility_second_pass")  # fmt: skip
-CHARACTERISTIC_NAMES = {"female_pct_cases": "female % cases", "female_pct_controls": "female % controls",
-                        "eligibility_second_pass": "eligibility (2nd pass)", "n_cases": "n cases",
-                        "n_controls": "n controls", "age_cases": "age cases", "age_controls": "age controls"}  # fmt: skip
+CHARACTERISTIC_NAMES = {
+    "female_pct_cases": "female % cases", "female_pct_controls": "female % controls",
+    "eligibility_second_pass": "eligibility (2nd pass)", "n_cases": "n cases", "n_controls": "n controls",
+    "age_cases": "age cases", "age_controls": "age controls",
+}  # fmt: skip
 
 
 def characteristics(question: str, analysis: str, effects: pd.DataFrame, sheet: pd.DataFrame,
@@ -140,8 +142,8 @@ def characteristics(question: str, analysis: str, effects: pd.DataFrame, sheet: 
     out = pd.DataFrame({"question": question, "analysis": analysis, "line": used["line"].astype(int).to_numpy(),
                         "study_id": used["study_id"].to_numpy(), "study": used["study"].to_numpy()})  # fmt: skip
     out = pd.concat([out, rows], axis=1)
-    out["input"] = used["input"].fillna("").to_numpy()
-    out["conversion"] = used["conversion"].fillna("").to_numpy()
+    out["input"] = used["input"].astype(object).fillna("").to_numpy()
+    out["conversion"] = used["conversion"].astype(object).fillna("").to_numpy()
     return out
 
 
@@ -163,7 +165,7 @@ def extraction_counts(sheet: pd.DataFrame) -> list[tuple[str, list[tuple[str, in
     for column, text in EXTRACTION_COLUMNS.items():
         if column not in sheet:
             continue
-        values = sheet[column].fillna("").astype(str).str.strip().replace("", "(empty)")
+        values = sheet[column].astype(object).fillna("").astype(str).str.strip().replace("", "(empty)")
         counts = values.value_counts()
         out.append((text, sorted(((str(v), int(n)) for v, n in counts.items()), key=lambda item: (-item[1], item[0]))))
     return out
@@ -335,7 +337,7 @@ def _dependence_sentence(pooled: dict, analysis: dict, effects: pd.DataFrame) ->
         if dep.get("robust"):
             text += f"; cluster-robust inference {dep['robust']['type']}"
         return text + "; the diagnostics run on the effects aggregated to one per cluster."
-    repeated = int(sum(str(r).startswith("study_id ") for r in effects["reason"].fillna("")))
+    repeated = int(sum(str(r).startswith("study_id ") for r in effects["reason"].astype(object).fillna("")))
     return (f"One row per study_id (independent sample) is pooled, the first usable one in sheet order; "
             f"{repeated} further row{'s' if repeated != 1 else ''} of a pooled study_id "
             f"{'are' if repeated != 1 else 'is'} excluded (config dependence would model them instead).")  # fmt: skip
