@@ -12,17 +12,17 @@ rule report:
             if config["analyses"][name].get("compare_studies")
         ],
     output:
-        summary=overview_result(result_path("summary.csv"), "summary", "summary table"),
-        reproduction=overview_result(
-            result_path("reproduction.csv"), "reproduction", "published vs reproduced"
-        ),
-        report=overview_result(result_path("report.html"), "html_report", "HTML report"),
         # the page's tables (jobs/outputs.py OVERVIEW_TABLES): summary of findings, sensitivity summaries, the
         # PRISMA flow of rows and the study characteristics
         **{
             kind: overview_result(result_path(file), kind, file)
             for kind, file in OUTPUTS.OVERVIEW_TABLES.items()
         },
+        summary=overview_result(result_path("summary.csv"), "summary", "summary table"),
+        reproduction=overview_result(
+            result_path("reproduction.csv"), "reproduction", "published vs reproduced"
+        ),
+        report=overview_result(result_path("report.html"), "html_report", "HTML report"),
     log:
         "logs/report.log",
     conda:
