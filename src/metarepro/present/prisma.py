@@ -46,7 +46,7 @@ def prisma_section(frame) -> Markup | str:
         questions.append({"question": q.question, "name": q.analysis, "figure": figure,
                           "pooled": len(q.characteristics), "participants": q.participants,
                           "empty": ", ".join(CHARACTERISTIC_NAMES.get(c, c) for c in empty),
-                          "table": table_html(table.astype(object).fillna(""), text)})  # fmt: skip
+                          "table": table_html(table.astype(object).fillna(""), text, "characteristics")})  # fmt: skip
     return _part("prisma.html", "prisma", texts=frame.texts, sheets=frame.sheets, questions=questions,
                  methods=methods_table([(name, sentences) for name, _, sentences in frame.methods]),
                  rules=", ".join(RULES))
