@@ -211,3 +211,9 @@ def test_methods_table_lists_each_distinct_text_once_with_its_analyses():
     assert models == [(["x", "z"], a["Model"]), (["y"], b["Model"])]
     assert [(topic, names) for topic, names, _ in rows if topic == "Rows"] == [("Rows", ["x", "y", "z"])]
     assert [topic for topic, _, _ in rows] == sorted((t for t, _, _ in rows), key=list(a).index)
+
+
+def test_participants_without_group_sizes_are_said_not_counted_as_zero():
+    effects = EFFECTS.assign(n_cases=[10.0, np.nan, 5.0, 1.0], n_controls=[12.0, np.nan, 6.0, 1.0])
+    assert pr.participants_text(effects) == "15 cases and 18 controls (1 row without group sizes)"  # 10 + 5, 12 + 6
+    assert pr.participants_text(effects.assign(n_cases=np.nan)) == "the sheet gives no group sizes for these rows"

@@ -72,3 +72,15 @@ def test_the_caption_says_every_number_of_the_figure():
                    "2 usable but not pooled", "7 pooled in the primary fit (il6_smd), 3 of them flagged",
                    "4 in the fit without flagged rows", "contradictory numbers: 1"):  # fmt: skip
         assert phrase in caption, phrase
+
+
+def test_a_long_question_wraps_inside_its_box():
+    """Caught on the Qin 2016 example, whose question is named by a title of 90 characters: the box's text ran
+    into the box beside it. Every line of every box is at most the wrap width."""
+    from metarepro.present.plots.flow import WRAP
+
+    question = "IL-6 in Parkinson's disease, Qin 2016 forest plot (DerSimonian-Laird, as published)"
+    rows = flow_rows(question, "qin2016_il6", "primary", EFFECTS, 40)
+    svg = svg_gid_texts(svg_text(flow_plot(Flow.from_rows(rows, "data/raw/qin2016_pd_il6.csv", "every row"))), "flow-")
+    assert max(len(line) for text in svg.values() for line in text.split("\n")) <= WRAP
+    assert count(svg["flow-rows-for-the-question"].replace("\n", " ")) == 12

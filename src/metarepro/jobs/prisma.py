@@ -82,11 +82,20 @@ def prisma_frame(names, analyses: dict, sections, texts: dict | None = None, def
         methods.append((name, s.title, pr.methods_sentences(s.pooled, s.bias, s.effects, analyses[name], columns)))
     counts = [(path, len(sheet), pr.extraction_counts(sheet)) for path, sheet in sheets.items()]
     flow_table = pd.concat(flows, ignore_index=True) if flows else pd.DataFrame(columns=pr.FLOW_COLUMNS)
-    chars = [q.characteristics for q in questions]
-    tables = {"prisma_flow": flow_table,
-              "characteristics": pd.concat(chars, ignore_index=True) if chars else pd.DataFrame()}  # fmt: skip
+    tables = {"prisma_flow": flow_table, "characteristics": _characteristics_table([q.characteristics
+                                                                                   for q in questions])}
     return Frame([(key, heading, str(texts.get(key) or "").strip()) for key, heading in TEXTS.items()], counts,
                  questions, methods, flow_table, tables)  # fmt: skip
+
+
+def _characteristics_table(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """The questions' characteristics in one table, columns in :data:`~metarepro.pipeline.prisma.CHARACTERISTICS`
+    order whichever sheet has them (empty where a sheet has no such column)."""
+    if not tables:
+        return pd.DataFrame()
+    table = pd.concat(tables, ignore_index=True)
+    head, tail = ["question", "analysis", "line", "study_id", "study"], ["input", "conversion"]
+    return table[head + [c for c in pr.CHARACTERISTICS if c in table] + tail]
 
 
 def draw_flows(frame: Frame) -> None:

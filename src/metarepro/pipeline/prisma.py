@@ -396,5 +396,7 @@ def participants_text(effects: pd.DataFrame) -> str:
     used = effects[effects["included"].astype(bool)]
     n1, n2 = (used[c].to_numpy(dtype=float) for c in ("n_cases", "n_controls"))
     missing = int((~np.isfinite(n1) | ~np.isfinite(n2)).sum())
+    if missing == len(used):
+        return "the sheet gives no group sizes for these rows"
     text = f"{np.nansum(n1):,.0f} cases and {np.nansum(n2):,.0f} controls"
     return text + (f" ({missing} row{'s' if missing > 1 else ''} without group sizes)" if missing else "")

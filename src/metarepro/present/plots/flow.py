@@ -47,14 +47,14 @@ def flow_plot(flow, title: str = ""):
     """The flow diagram of ``flow`` (:class:`~metarepro.pipeline.prisma.Flow`): main boxes and, beside each step
     where rows leave, the reasons with their counts."""
     c = flow.counts
-    main = [
-        ("sheet rows", f"Sheet rows: {c['sheet rows']:,}" + (f"\n({textwrap.shorten(flow.sheet, 48)})"
-                                                             if flow.sheet else "")),
-        ("rows for the question", f"Rows for {flow.question}: {c['rows for the question']:,}\n({flow.where})"),
-        ("usable", f"Usable rows (an effect can be computed): {c['usable']:,}"),
-        ("pooled", f"Pooled in the primary fit ({flow.analysis}): {c['pooled']:,}"),
-        ("without flagged rows", f"Fit without flagged rows: {c['without flagged rows']:,}"),
-    ]  # fmt: skip
+    main = [  # each paragraph wrapped to the box (a question named by a long title takes several lines)
+        ("sheet rows", [f"Sheet rows: {c['sheet rows']:,}", f"({flow.sheet})" if flow.sheet else ""]),
+        ("rows for the question", [f"Rows for {flow.question}: {c['rows for the question']:,}", f"({flow.where})"]),
+        ("usable", [f"Usable rows (an effect can be computed): {c['usable']:,}"]),
+        ("pooled", [f"Pooled in the primary fit ({flow.analysis}): {c['pooled']:,}"]),
+        ("without flagged rows", [f"Fit without flagged rows: {c['without flagged rows']:,}"]),
+    ]
+    main = [(stage, "\n".join(line for p in paragraphs if p for line in _lines(p))) for stage, paragraphs in main]
     side = {
         "sheet rows": ("other rows of the sheet", f"Other rows of the sheet: {c['other rows of the sheet']:,}\n"
                                                   "(not selected by 'where')"),
