@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from metarepro.jobs.files import write_table
+from metarepro.jobs.files import analysis_sheet, write_table
 from metarepro.pipeline import findings as fd
 from metarepro.pipeline import prisma as pr
 
@@ -42,15 +42,8 @@ class Frame:
     texts: list[tuple[str, str, str]]  # (key, heading, text or "" when the config states none)
     sheets: list[tuple[str, int, list]]  # (sheet, rows, pr.extraction_counts)
     questions: list[Question]
-    methods: list[tuple[str, str, list[str]]]  # (analysis, title, sentences)
-    flow: pd.DataFrame  # every analysis's flow, prisma_flow.csv
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # the report job's tables by kind
-
-
-def _read_sheet(path, analysis):
-    from metarepro.jobs.files import analysis_sheet
-
-    return analysis_sheet(path, analysis)
+    methods: list[tuple[str, str, list[tuple[str, str]]]]  # (analysis, title, (topic, sentence) ...)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # prisma_flow, characteristics (CSV)
 
 
 def prisma_frame(names, analyses: dict, sections, texts: dict | None = None, defaults: dict | None = None,
@@ -63,7 +56,7 @@ def prisma_frame(names, analyses: dict, sections, texts: dict | None = None, def
     for name in names:
         path = analyses[name]["data"]
         if path not in sheets:
-            sheets[path] = _read_sheet(path, analyses[name])
+            sheets[path] = analysis_sheet(path, analyses[name])
     resolved = {name: {**analyses[name], "measure": by_name[name].pooled.get("measure")} for name in names}
     flows, questions = [], []
     for question, roles in fd.questions(resolved, defaults).items():
@@ -85,7 +78,7 @@ def prisma_frame(names, analyses: dict, sections, texts: dict | None = None, def
     tables = {"prisma_flow": flow_table, "characteristics": _characteristics_table([q.characteristics
                                                                                    for q in questions])}
     return Frame([(key, heading, str(texts.get(key) or "").strip()) for key, heading in TEXTS.items()], counts,
-                 questions, methods, flow_table, tables)  # fmt: skip
+                 questions, methods, tables)  # fmt: skip
 
 
 def _characteristics_table(tables: list[pd.DataFrame]) -> pd.DataFrame:
