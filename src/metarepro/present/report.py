@@ -3,7 +3,8 @@ in its first screen and keeps every number traceable below it.
 
 Order: headline (atlas figure and one sentence per marker), published vs reproduced (figure and verdicts), one
 collapsible section per analysis (forest plot, the fit as metafor prints it, estimator sensitivity, subgroups,
-meta-regression, bias, influence, the row account), methods (written from the settings), provenance.
+meta-regression, bias, influence, the row account), the PRISMA 2020 section (:mod:`metarepro.present.prisma`),
+methods (written from the settings), provenance.
 
 The markup is in Jinja2 templates (``templates/``: the page, one file per part, ``report.css`` and ``report.js``);
 this module computes what they show (numbers formatted, sentences written) as plain text. The templates
