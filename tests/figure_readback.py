@@ -138,3 +138,16 @@ def renumber(fig, index):
             row = int(match.group(1))
             artist.set_gid(f"row{where[row]}-{match.group(2)}" if row in where else f"other{row}-{match.group(2)}")
     return fig
+
+
+def svg_gid_texts(svg: str, prefix: str) -> dict[str, str]:
+    """{gid: text} of every text group whose id starts with ``prefix`` in an SVG written with svg.fonttype 'none'
+    (lines of one text joined by a newline), e.g. the boxes of metarepro.present.plots.flow ("flow-")."""
+    root = ET.fromstring(re.sub(r"^.*?(<svg\b)", r"\1", svg, count=1, flags=re.S))
+    out = {}
+    for group in root.iter("{http://www.w3.org/2000/svg}g"):
+        gid = group.get("id", "")
+        if gid.startswith(prefix):
+            lines = ["".join(t.itertext()) for t in group.iter("{http://www.w3.org/2000/svg}text")]
+            out[gid] = "\n".join(lines)
+    return out

@@ -236,3 +236,34 @@ def test_axe_finds_no_serious_or_critical_violation(report, browser):
     serious = [(v["id"], v["impact"], len(v["nodes"]), v["nodes"][0]["target"]) for v in result["violations"]
                if v["impact"] in ("serious", "critical")]  # fmt: skip
     assert serious == []
+
+
+def test_prisma_section_nests_and_its_flow_figures_are_named_and_captioned(report, browser):
+    """The PRISMA 2020 section (issue 20): reached from the table of contents; an h2 with h3 parts (the config's
+    texts, the extraction counts, one flow-and-characteristics part per question, the methods) and nothing deeper
+    than h3; one flow diagram per question, an image named by its title with a caption that says its numbers, drawn
+    at a readable size; each question's characteristics table and the methods table present."""
+    page = open_page(browser, report)
+    levels = page.evaluate("[...document.querySelectorAll('#prisma h2, #prisma h3, #prisma h4')]"
+                           ".map(h => +h.tagName[1])")  # fmt: skip
+    assert levels[0] == 2 and levels.count(2) == 1 and set(levels[1:]) == {3}
+    headings = page.evaluate("[...document.querySelectorAll('#prisma h3')].map(h => h.textContent)")
+    assert headings[:4] == ["Eligibility criteria (PRISMA item 5)", "Information sources and search (items 6–7)",
+                            "Selection process (item 8)", "Data collection process (item 9)"]  # fmt: skip
+    flows = page.evaluate("""[...document.querySelectorAll('#prisma figure')].map(f => {
+        const svg = f.querySelector('svg'), title = document.getElementById(svg.getAttribute('aria-labelledby'));
+        const box = svg.getBoundingClientRect();
+        return {role: svg.getAttribute('role'), title: title && title.parentElement === svg ? title.textContent : '',
+                caption: f.querySelector('figcaption')?.textContent || '', width: box.width,
+                part: f.closest('#prisma') && f.previousElementSibling?.textContent};
+    })""")
+    questions = [h for h in headings if h.endswith(": flow of rows and characteristics of the pooled studies")]
+    assert len(flows) == len(questions) >= 5  # IL-6, TNF-a, CRP, IL-2, IL-10, IL-1b in the default run
+    for flow, heading in zip(flows, questions, strict=True):
+        question = heading.split(": flow of rows")[0]
+        assert flow["role"] == "img" and flow["title"] == f"Flow of rows (PRISMA 2020-style): {question}", flow
+        assert flow["caption"].startswith(f"{question}: ") and "sheet rows" in flow["caption"], flow
+        assert flow["width"] >= 600, flow  # the boxes' text stays readable
+    assert page.locator("#prisma table.methods tbody tr").count() >= 10
+    assert page.locator("#prisma .wide table").count() == len(questions) + 1  # characteristics + methods
+    assert page.locator("nav a[href='#prisma']").count() == 1

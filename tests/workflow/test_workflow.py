@@ -101,8 +101,8 @@ def test_outputs_match_metafor(finished, analysis, case, method, test):
 def test_report_is_self_contained(finished):
     page = (finished / "results/report.html").read_text()
     # per analysis: forest, funnel, cumulative, baujat, leave1out and (each is its question's primary analysis)
-    # the quality traffic light; and the atlas, one figure per scale (SMD, MD)
-    assert page.count('<figure class="figure"><svg') == 2 * 6 + 2
+    # the quality traffic light and the PRISMA section's flow diagram; and the atlas, one figure per scale (SMD, MD)
+    assert page.count('<figure class="figure"><svg') == 2 * 7 + 2
     for loads_something in ('src="http', 'href="http', "url(http", "@import", "<script src", "<link "):
         assert loads_something not in page
     assert "LOS, SMD" in page and "LOS, MD" in page

@@ -12,6 +12,12 @@ rule report:
             if config["analyses"][name].get("compare_studies")
         ],
     output:
+        # the page's tables (jobs/outputs.py OVERVIEW_TABLES): summary of findings, sensitivity summaries, the
+        # PRISMA flow of rows and the study characteristics
+        **{
+            kind: overview_result(result_path(file), kind, file)
+            for kind, file in OUTPUTS.OVERVIEW_TABLES.items()
+        },
         summary=overview_result(result_path("summary.csv"), "summary", "summary table"),
         reproduction=overview_result(
             result_path("reproduction.csv"), "reproduction", "published vs reproduced"
@@ -33,6 +39,7 @@ rule report:
         repo=workflow.basedir,
         labels=config["defaults"].get("labels", {}),
         data_note=config.get("data_note", ""),
+        prisma=config.get("prisma", {}),
     message:
         f"summary table, published vs reproduced, HTML report of {len(ANALYSES)} analyses"
     script:

@@ -21,6 +21,11 @@ DIAGNOSTIC_FIGURES = ("leave1out", "cumulative", "baujat")
 # influence: the summary of findings and each marker's sensitivity summary and interpretation.
 REPORT_INPUTS = {"pooled": "pooled.json", "effects": "effects.csv", "section": "section.html", "bias": "bias.json",
                  "estimators": "estimators.csv", "leave1out": "leave1out.csv", "influence": "influence.csv"}
+# The tables the report job writes beside summary.csv, reproduction.csv and report.html (kind -> file in the results
+# folder): the summary of findings and the sensitivity summaries the page shows, and its PRISMA frame's flow of rows
+# and study characteristics (metarepro.jobs.prisma).
+OVERVIEW_TABLES = {"sof": "summary_of_findings.csv", "sensitivity": "sensitivity_summary.csv",
+                   "prisma_flow": "prisma_flow.csv", "characteristics": "study_characteristics.csv"}
 
 
 def analysis_tables(analysis: dict) -> list[str]:

@@ -151,12 +151,14 @@ def study_level_sentences(paths, analyses: dict, records: dict) -> list[tuple[st
 
 def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, config_files=(), sheets=(), *,
                  repo_dir=None, labels=None, workers=1, data_note="", study_levels=(),
-                 records=None) -> str:  # fmt: skip
+                 records=None, prisma=None, tables_out=None) -> str:  # fmt: skip
     """The HTML report from the workflow's files. ``inputs`` holds, per kind, one path per analysis
     (:data:`metarepro.jobs.outputs.REPORT_INPUTS`): ``pooled`` (pooled.json, unless ``records`` gives them as
     read), ``effects`` (effects.csv: the headline counts flagged rows), ``bias`` and ``section`` (the section the
     analysis's job rendered), so nothing depends on where the results live. The overview figures are drawn by
-    ``workers`` processes (:func:`~metarepro.jobs.parallel.forked_map`)."""
+    ``workers`` processes (:func:`~metarepro.jobs.parallel.forked_map`). ``prisma``: the config's ``prisma`` texts
+    (the page's PRISMA section, :mod:`metarepro.jobs.prisma`); ``tables_out``: the paths of the page's tables to
+    write (kind -> path, :data:`metarepro.jobs.outputs.OVERVIEW_TABLES`)."""
     from metarepro.present.plots import overview
     from metarepro.present.report import AnalysisSection, render_report
 
@@ -171,6 +173,7 @@ def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, co
             read[name] = (analyses[name]["data"], record["sheet_sha256"])
     titles = {name: analyses[name].get("title", name) for name in names}
     found = _findings(names, analyses, inputs, records_by_name, sections, labels or {})
+    frame = _prisma(names, analyses, sections, prisma, found, tables_out)
     table = read_table(reproduction_path) if reproduction_path else None
     plots = [(overview.atlas_plot, rows, key) for key, rows in overview.atlas_rows(records_by_name, titles).items()]
     n_atlas = len(plots)
@@ -185,7 +188,19 @@ def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, co
                          provenance=provenance(config_files, sheets, repo_dir, read), bodies=bodies,
                          data=(data_summary({name: analyses[name] for name in names}), data_note),
                          study_sentences=study_level_sentences(study_levels, analyses, records_by_name),
-                         findings=found)  # fmt: skip
+                         findings=found, prisma=frame)  # fmt: skip
+
+
+def _prisma(names, analyses, sections, texts, found, tables_out):
+    """The page's PRISMA frame (:func:`metarepro.jobs.prisma.prisma_frame`, its flow diagrams drawn) and the page's
+    tables written to ``tables_out``. Each sheet the analyses read is read once here (the report job has them among
+    its inputs)."""
+    from metarepro.jobs import prisma as pj
+
+    frame = pj.prisma_frame(names, analyses, sections, texts)
+    pj.draw_flows(frame)
+    pj.write_tables({**frame.tables, **pj.findings_tables(found)}, tables_out or {})
+    return frame
 
 
 def _findings(names, analyses, inputs, records, sections, labels):

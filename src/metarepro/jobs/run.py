@@ -19,7 +19,7 @@ from pathlib import Path
 
 from metarepro.inputs.config import SCHEMA, analysis_option
 from metarepro.inputs.sheet import SheetError
-from metarepro.jobs.outputs import DIAGNOSTIC_TABLES, FORMATS, analysis_figures, analysis_files
+from metarepro.jobs.outputs import DIAGNOSTIC_TABLES, FORMATS, OVERVIEW_TABLES, analysis_figures, analysis_files
 
 __all__ = ["FORMATS", "analysis_files", "analysis_job", "overview_job", "read_checked_config", "run_config"]
 
@@ -106,9 +106,12 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
 
 
 def overview_job(names, analyses: dict, folders, out: dict, published=None, config_files=(), sheets=(), *,
-                 labels=None, repo_dir=None, workers=1, data_note="", study_levels=()) -> None:  # fmt: skip
+                 labels=None, repo_dir=None, workers=1, data_note="", study_levels=(),
+                 prisma=None) -> None:  # fmt: skip
     """The files over all analyses from their folders: ``out["summary"]`` (summary.csv), ``out["reproduction"]``
-    (published vs reproduced, for analyses with ``compare_with``) and ``out["report"]`` (the HTML page).
+    (published vs reproduced, for analyses with ``compare_with``), ``out["report"]`` (the HTML page) and the
+    page's tables that ``out`` names (:data:`metarepro.jobs.outputs.OVERVIEW_TABLES`: summary of findings,
+    sensitivity summaries, PRISMA flow, study characteristics). ``prisma``: the config's ``prisma`` texts.
     ``workers``: processes that draw the overview figures (the report rule gives its threads)."""
     from metarepro.jobs.files import read_json, write_table
     from metarepro.jobs.outputs import REPORT_INPUTS
@@ -124,7 +127,8 @@ def overview_job(names, analyses: dict, folders, out: dict, published=None, conf
     write_table(reproduction(published, compare, names, records), out["reproduction"])
     page = build_report(names, analyses, inputs, reproduction_path=out["reproduction"], config_files=config_files,
                         sheets=sheets, repo_dir=repo_dir, labels=labels or {}, workers=workers,
-                        data_note=data_note, study_levels=study_levels, records=records)  # fmt: skip
+                        data_note=data_note, study_levels=study_levels, records=records, prisma=prisma,
+                        tables_out={kind: path for kind, path in out.items() if kind in OVERVIEW_TABLES})  # fmt: skip
     Path(out["report"]).write_text(page)
 
 
@@ -162,9 +166,10 @@ def run_config(config_path, formats=None) -> Path:
     sheets += [config["published"]] if config.get("published") else []
     files = {kind: out / f"{kind}.{ext}" for kind, ext in (("summary", "csv"), ("reproduction", "csv"),
                                                             ("report", "html"))}  # fmt: skip
+    files |= {kind: out / file for kind, file in OVERVIEW_TABLES.items()}
     overview_job(list(analyses), analyses, [out / name for name in analyses], files, config.get("published"),
                  [config_path], sheets, labels=defaults.get("labels", {}), repo_dir=SCHEMA.parents[2],
-                 data_note=config.get("data_note", ""),
+                 data_note=config.get("data_note", ""), prisma=config.get("prisma"),
                  study_levels=[out / name / "study_level.csv" for name, a in analyses.items()
                                if a.get("compare_studies")])  # fmt: skip
     return files["report"]

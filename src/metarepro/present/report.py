@@ -3,7 +3,8 @@ in its first screen and keeps every number traceable below it.
 
 Order: headline (atlas figure and one sentence per marker), published vs reproduced (figure and verdicts), one
 collapsible section per analysis (forest plot, the fit as metafor prints it, estimator sensitivity, subgroups,
-meta-regression, bias, influence, the row account), methods (written from the settings), provenance.
+meta-regression, bias, influence, the row account), the PRISMA 2020 section (:mod:`metarepro.present.prisma`),
+methods (written from the settings), provenance.
 
 The markup is in Jinja2 templates (``templates/``: the page, one file per part, ``report.css`` and ``report.js``);
 this module computes what they show (numbers formatted, sentences written) as plain text. The templates
@@ -1149,12 +1150,15 @@ def findings_part(found, row, labels: dict) -> Markup:
 def render_report(sections: list[AnalysisSection], reproduction: pd.DataFrame | None = None, *,
                   atlas_svgs=(), reproduction_svgs=(), provenance: dict | None = None, labels=None,
                   title="metarepro report", bodies=None, data=None, study_sentences=(),
-                  findings=None) -> str:  # fmt: skip
+                  findings=None, prisma=None) -> str:  # fmt: skip
     """The whole page. ``atlas_svgs``/``reproduction_svgs``: the overview figures, each (title, SVG text) or SVG
     text alone, drawn by :mod:`metarepro.present.plots.overview` from the same records and table shown here.
     ``bodies``: each section's :func:`analysis_section`, when already rendered (by the analysis's own job: HTML);
     else they are rendered here. ``findings``: the summary of findings and each question's part
-    (:class:`metarepro.jobs.findings.Findings`; None: neither)."""
+    (:class:`metarepro.jobs.findings.Findings`; None: neither). ``prisma``: the PRISMA 2020 section's frame
+    (:class:`metarepro.jobs.prisma.Frame`, its flow diagrams drawn; None: no such section)."""
+    from metarepro.present.prisma import prisma_section
+
     labels = labels or {}
     body = list(map(Markup, bodies) if bodies is not None else map(analysis_section, sections))
     # each question's interpretation and sensitivity after its primary analysis (``findings``: a
@@ -1165,10 +1169,15 @@ def render_report(sections: list[AnalysisSection], reproduction: pd.DataFrame | 
                     findings=sof_section(findings),
                     reproduction=reproduction_section(reproduction, list(reproduction_svgs), study_sentences),
                     body=body)  # fmt: skip
-    content, svg_css = shared_styles(content)
+    # the PRISMA section's figures share the content's style classes (appended after them: the content's own
+    # classes keep their names)
+    mark = Markup("<!--prisma-->")  # Markup: not escaped when joined
+    content, svg_css = shared_styles(content + mark + prisma_section(prisma))
+    content, prisma_html = content.split(str(mark))
     return ENV.get_template("report.html").render(
         title=title, css=_asset("report.css"), js=_asset("report.js"), svg_css=Markup(svg_css), sections=sections,
         version=__version__, data=data_paragraph(*data) if data else "", content=Markup(content),
         has_reproduction=reproduction is not None and not reproduction.empty, provenance=provenance,
         has_findings=bool(findings and findings.sof_rows),
-        methods=methods_section(sections), provenance_section=provenance_section(provenance))  # fmt: skip
+        methods=methods_section(sections), provenance_section=provenance_section(provenance),
+        prisma=Markup(prisma_html))  # fmt: skip
