@@ -18,6 +18,7 @@ Input forms, in order of preference for a row that fills several:
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -186,7 +187,11 @@ def _group_summary(rows, group):
 
 
 def _join(*labels):
-    return np.array(["; ".join(dict.fromkeys(x for x in parts if x)) for parts in zip(*labels, strict=True)])
+    """Per row, its non-empty labels joined with "; " (each once); joined only where a row has one (most have none)."""
+    joined = [""] * len(labels[0])
+    for i in np.flatnonzero(np.logical_or.reduce([np.asarray(label) != "" for label in labels])):
+        joined[i] = "; ".join(dict.fromkeys(label[i] for label in labels if label[i]))
+    return np.array(joined)
 
 
 class _Rows:
@@ -200,7 +205,7 @@ class _Rows:
         self.form = np.full(self.n, "", dtype=object)
         self.conversion = np.full(self.n, "", dtype=object)
         self.reason = np.full(self.n, "", dtype=object)
-        self.checks = [[] for _ in range(self.n)]
+        self.checks = defaultdict(list)  # row -> its checks (most rows have none)
 
     def take(self, mask, yi, vi, form, conversion="", reason=""):
         mask = mask & self.pending
@@ -362,7 +367,7 @@ _ORDERED = [
 def _exclude_contradictions(rows, acc):
     """Exclude rows whose reported numbers cannot all be true (a reversed CI, an estimate outside its own CI, a
     median outside its quartiles, ...), naming the cells: one of them is mistyped or on another scale."""
-    found = [[] for _ in range(len(rows))]
+    found = defaultdict(list)  # row -> its contradictions (most rows have none)
 
     def check(low, high, where=True):
         lower, upper = _col(rows, low), _col(rows, high)
@@ -376,7 +381,7 @@ def _exclude_contradictions(rows, acc):
         check(estimate, high, ~reversed_ci)
     for low, high in _ORDERED:
         check(low, high)
-    for i, problems in enumerate(found):
+    for i, problems in sorted(found.items()):
         if problems:
             acc.reason[i] = f"contradictory numbers ({'; '.join(problems)}): check the source and the cells"
             acc.pending[i] = False
@@ -464,7 +469,7 @@ def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
             "yi": acc.yi,
             "vi": acc.vi,
             "reason": acc.reason,
-            "checks": ["; ".join(c) for c in acc.checks],
+            "checks": ["; ".join(acc.checks[i]) if i in acc.checks else "" for i in range(acc.n)],
         }
     )
     out["included"] = out["reason"] == ""
@@ -493,17 +498,15 @@ def _quality_flags(rows, settings, yi):
 
 
 def _exclude_repeated_samples(rows, acc):
-    first_line = {}
-    for i, (sid, line) in enumerate(zip(rows["study_id"], rows[LINE], strict=True)):
-        if acc.reason[i]:
-            continue
-        if sid in first_line:
-            acc.reason[i] = (
-                f"study_id {sid} already contributes line {first_line[sid]}; pool one row per independent sample "
-                "(narrow 'where' or give distinct samples distinct study_ids)"
-            )
-        else:
-            first_line[sid] = line
+    free = np.flatnonzero(acc.reason == "")  # rows not excluded yet
+    sids = rows["study_id"].to_numpy(dtype=object)[free]
+    repeated = pd.Series(sids).duplicated().to_numpy()
+    first_line = dict(zip(sids[~repeated], rows[LINE].to_numpy()[free][~repeated], strict=True))
+    for i, sid in zip(free[repeated], sids[repeated], strict=True):
+        acc.reason[i] = (
+            f"study_id {sid} already contributes line {first_line[sid]}; pool one row per independent sample "
+            "(narrow 'where' or give distinct samples distinct study_ids)"
+        )
 
 
 def _explain_dependence(rows, dependence: Dependence, acc):
