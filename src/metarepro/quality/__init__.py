@@ -12,6 +12,7 @@ Rules: ``low_dispersion``, ``likely_sem`` / ``inconsistent_test``, ``extreme_eff
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
@@ -313,7 +314,7 @@ def impossible_numbers(rows: pd.DataFrame, groups=("cases", "controls")) -> np.n
     def text(name):
         return rows[name].fillna("").astype(str).str.strip().to_numpy() if name in rows else _empty(k)
 
-    found = [[] for _ in range(k)]
+    found = defaultdict(list)  # row -> its problems (most rows have none: no list per row)
     for group in groups:
         n, mean, sd = col(f"n_{group}"), col(f"mean_{group}"), col(f"sd_{group}")
         means_text, sizes_text = text(f"subgroup_means_{group}"), text(f"subgroup_n_{group}")
@@ -325,7 +326,10 @@ def impossible_numbers(rows: pd.DataFrame, groups=("cases", "controls")) -> np.n
     for name in ("vi", "sei"):
         for i in np.flatnonzero(col(name) == 0):
             found[i].append(f"{name} is 0: a sampling variance cannot be")
-    return np.array(["; ".join(x) for x in found], dtype=object)
+    out = np.full(k, "", dtype=object)
+    for i, problems in found.items():
+        out[i] = "; ".join(problems)
+    return out
 
 
 def _subgroup_problems(group, n, mean, sd, means_text, sizes_text):
@@ -407,7 +411,7 @@ def overlaps(study_id, study, pmid, doi, n1, n2, lines, shown=5):
         "author": (author, n1, n2),
     }
     valid = {"PMID": keys["PMID"][0] != "", "DOI": keys["DOI"][0] != "", "author": (author != "") & sizes}
-    chunks = [[] for _ in range(k)]
+    chunks = defaultdict(list)  # row -> its overlap texts (rows without overlaps get none)
     for label, columns in keys.items():
         rows = np.flatnonzero(valid[label])
         if rows.size < 2:
@@ -432,7 +436,7 @@ def overlaps(study_id, study, pmid, doi, n1, n2, lines, shown=5):
                     return f"same {label} {value} as line {lines[j]} ({study_id[j]})"
             _overlap_chunks(rows_of_group, study_id, describe, shown, chunks)
     out = _empty(k)
-    for i in np.flatnonzero([bool(c) for c in chunks]):
+    for i in sorted(chunks):
         out[i] = "overlap: " + ", ".join(dict.fromkeys(chunks[i]))
     return out
 
