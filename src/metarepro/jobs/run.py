@@ -37,7 +37,7 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
     from metarepro.jobs.files import as_json, check_sheet_unchanged, write_json, write_table
     from metarepro.jobs.overview import REPORT_TABLES, write_section
     from metarepro.jobs.pool import forest_figure, run_analysis, write_analysis
-    from metarepro.present.metafor_script import SCRIPT_NAME, metafor_script, script_columns
+    from metarepro.present.metafor_script import SCRIPT_NAME, metafor_script, reads_effects, script_columns
     from metarepro.present.plots import save_figure
     from metarepro.present.report import AnalysisSection
 
@@ -56,12 +56,12 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
     result.pooled.sheet_sha256 = result.sheet_sha256
     settings, effects, labels = result.settings, result.effects, steps.figure_labels(config)
     rows = steps.sensitivity_rows(result, analysis)
-    values, unit = steps.script_values(rows, analysis), result.pooled.get("unit")
-    sheet_rows = steps.analysis_rows(result)
-    # above a size limit, metafor.R reads its per-row values from extra columns of effects.csv
-    extra = script_columns(config, effects, sheet_rows, rows, values, settings, unit)
+    values, unit, extra = steps.script_values(rows, analysis), result.pooled.get("unit"), None
+    if reads_effects(rows, settings):  # above a size limit, metafor.R reads its values from columns of effects.csv
+        extra = script_columns(config, effects, steps.analysis_rows(result), rows, values, settings, unit)
     write_analysis(result, folder / "effects.csv", folder / "pooled.json", folder / "estimators.csv",
                    effects_columns=extra)  # fmt: skip
+    del extra  # written; the job keeps only the effects table itself
     figure(forest_figure(result.rows, config, effects, result.pooled), "forest")
 
     fit = steps.model_fit(rows, settings, result.fit)  # the primary fit, unless the rows are aggregated clusters
@@ -94,7 +94,7 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
         figure(steps.study_level_figure(tables["study_level"], analysis["compare_studies"], measure, labels),
                "study_level")  # fmt: skip
     # the R metafor code behind these numbers (before the section, which links it)
-    script = metafor_script(config["name"], config, effects, sheet_rows, rows, bias.record,
+    script = metafor_script(config["name"], config, effects, steps.analysis_rows(result), rows, bias.record,
                             values, folder=str(folder), unit=unit, settings=settings)  # fmt: skip
     (folder / SCRIPT_NAME).write_text(script)
     section = AnalysisSection(
