@@ -88,3 +88,14 @@ def test_kendalltau_matches_scipy_stats():
         tau, p = _dist.kendalltau(x, y, exact)
         assert_identical(tau, theirs.statistic)
         assert_identical(p, theirs.pvalue)
+
+
+def test_inversions_count_every_inverted_pair():
+    """The merge-sort count of pairs i < j with y[i] > y[j] (dense ranks, ties not inverted) against the definition
+    itself, pair by pair: lengths around powers of two (the merge levels), heavy ties, sorted and reversed runs."""
+    rng = np.random.default_rng(21)
+    cases = [np.array([1]), np.array([2, 1]), np.array([1, 1, 1]), np.arange(17, 0, -1), np.arange(1, 33)]
+    cases += [rng.integers(1, m + 1, n) for n in (3, 7, 8, 9, 15, 16, 17, 63, 64, 65, 200) for m in (1, 3, n)]
+    for y in cases:
+        brute = sum(int(y[i] > y[j]) for i, j in itertools.combinations(range(len(y)), 2))
+        assert _dist._inversions(y) == brute, y

@@ -262,10 +262,13 @@ def test_row_account_lists_rows_up_to_the_limit_then_names_the_file():
 # one whole job just above the real limits: every declared file is written, each switch is said
 
 
-def test_analysis_job_above_every_limit(tmp_path):
+def test_analysis_job_above_every_limit(tmp_path, monkeypatch):
     import importlib.util
 
+    from metarepro.jobs import pool
+    from metarepro.jobs.files import read_effects, read_json
     from metarepro.jobs.run import analysis_files, analysis_job
+    from metarepro.present import metafor_script
 
     spec = importlib.util.spec_from_file_location("bench_scale", REPO / "benchmarks" / "bench_scale.py")
     bench = importlib.util.module_from_spec(spec)
@@ -273,6 +276,9 @@ def test_analysis_job_above_every_limit(tmp_path):
     analysis_config, make_sheet = bench.analysis_config, bench.make_sheet
 
     k = max(limits.REFIT_MAX_K, limits.PERMUTATION_MAX_K, limits.VECTOR_MAX_POINTS) + 1
+    # the record's and the script's limits (10,000 in use) set just below k, so that this job is above them too
+    monkeypatch.setattr(pool, "RECORD_LIST_MAX_K", k - 1)
+    monkeypatch.setattr(metafor_script, "SCRIPT_INLINE_MAX_ROWS", k - 1)
     config = analysis_config(make_sheet(k, tmp_path / "sheet.csv"))
     formats = ("svg", "png")  # the PNG too (figure_formats: [svg, png]): its size is checked below
     analysis_job(config["analysis"]["data"], config, tmp_path / "out", formats)
@@ -286,4 +292,11 @@ def test_analysis_job_above_every_limit(tmp_path):
         assert said in section, said
     forest = (tmp_path / "out" / "forest.svg").read_text()
     assert re.search(rf"{k:,} studies: more than {limits.FIGURE_MAX_ROWS:,}", forest)
+    pooled = read_json(tmp_path / "out" / "pooled.json")
+    assert "study_years" not in pooled and sum(n for _, n in pooled["study_year_counts"]) == k
+    effects = read_effects(tmp_path / "out" / "effects.csv")
+    years = pd.Series(effects.loc[effects["included"], "order_key"]).value_counts().sort_index()
+    assert pooled["study_year_counts"] == [[int(year), int(n)] for year, n in years.items()]  # every row has a year
+    script = (tmp_path / "out" / "metafor.R").read_text()
+    assert len(script) < 50_000 and "c(2" not in script and "groups <- dat[!is.na(dat$n1i)" in script
     assert (tmp_path / "out" / "forest.png").stat().st_size < 500_000

@@ -253,3 +253,49 @@ def test_the_fit_without_flagged_rows_gets_the_same_columns(scales):
     assert row["difference_without_flagged"] == pytest.approx(0.45 - 0.40)
     assert row["difference"] == pytest.approx(1.41 - 0.40)
     assert row["flag_5pct_without_flagged"] and row["verdict_without_flagged"] == "reproduced, approximately"
+
+
+def test_large_records_count_years_instead_of_listing_them(tmp_path, monkeypatch, scales):
+    """Above RECORD_LIST_MAX_K pooled studies (set to 2 here; 10,000 in use) pooled.json holds [year, count] pairs
+    (``study_year_counts``) and the flagged lines' count (``k_flagged``), not one value per study; the study set and
+    the reason read the counts as they read the list. Expected by hand: years 2001, 2003, 2003, 2010, none."""
+    from metarepro.jobs import pool
+    from metarepro.jobs.pool import run_analysis
+    from metarepro.pipeline.reproduction import study_set
+
+    sheet = tmp_path / "s.csv"
+    sheet.write_text("study_id,year,yi,vi\na,2003,0.1,0.01\nb,2001a,0.2,0.02\nc,,0.3,0.03\nd,2010,0.25,0.02\n"
+                     "e,2003,0.15,0.04\n")  # fmt: skip
+    listed = run_analysis(sheet, {"measure": "GEN"}).pooled
+    assert listed["study_years"] == [2001, 2003, 2003, 2010, None] and "study_year_counts" not in listed
+    monkeypatch.setattr(pool, "RECORD_LIST_MAX_K", 2)
+    counted = run_analysis(sheet, {"measure": "GEN"}).pooled
+    assert "study_years" not in counted
+    assert counted["study_year_counts"] == [[2001, 1], [2003, 2], [2010, 1], [None, 1]]
+    for search_end, expected in (("2005", (1, 0, 1, "update")), ("2003-06", (1, 2, 1, "update")),
+                                 ("2012", (0, 0, 1, None))):  # fmt: skip
+        for record in (listed, counted):
+            found = study_set(record, {"search_end": search_end})
+            assert (found["k_after_search"], found["k_search_year"], found["k_year_unknown"],
+                    found["comparison_type"]) == expected  # fmt: skip
+    mine = {**ours("SMD", 0.404, 0.148, 0.652), "test": "z", "study_year_counts": counted["study_year_counts"]}
+    row = reproduction_table({"a": mine}, scales.assign(search_end="2005"), {"a": ["smd"]}).iloc[0]
+    assert "an update, not a reproduction: 1 of our 5 pooled studies appeared after" in row["verdict_reason"]
+
+
+def test_large_records_count_the_flagged_lines(monkeypatch):
+    """Above RECORD_LIST_MAX_K flagged rows, without_flagged holds their count (k_flagged), not their lines."""
+    import pandas as pd
+
+    from metarepro.jobs import pool
+
+    effects = pd.DataFrame({"line": [2, 3, 4, 5], "yi": [0.1, 0.3, 0.2, 0.5], "vi": [0.01, 0.02, 0.02, 0.03],
+                            "included": True, "flags": ["", "overlap", "", "overlap"]})  # fmt: skip
+    settings = pool.Settings.from_config({"measure": "GEN"})
+    listed = pool.without_flagged(effects, settings)
+    monkeypatch.setattr(pool, "RECORD_LIST_MAX_K", 1)
+    counted = pool.without_flagged(effects, settings)
+    assert listed["excluded_lines"] == [3, 5] and "k_flagged" not in listed
+    assert counted["k_flagged"] == 2 and "excluded_lines" not in counted
+    assert {k: v for k, v in counted.items() if k != "k_flagged"} == {
+        k: v for k, v in listed.items() if k != "excluded_lines"}

@@ -365,3 +365,30 @@ def test_a_wrong_number_is_caught(default_run, tmp_path):
     failures = compare(default_run / folder, r).failures
     assert any(f.startswith("pooled.estimate") for f in failures) and any("trimfill_k0" in f for f in failures)
     assert math.isfinite(r["pooled"]["estimate"])
+
+
+def test_large_analysis_script_reads_its_values_from_effects(tmp_path, monkeypatch):
+    """Above SCRIPT_INLINE_MAX_ROWS rows (set to 5 here; 10,000 in use) metafor.R holds no per-row R vectors: escalc's
+    group data and the subgroup, moderator (a number and a text one) and cumulative-order values are extra columns
+    of effects.csv, which the script reads; R then reproduces every number as the inline script does."""
+    from metarepro.jobs.run import analysis_job
+    from metarepro.present import metafor_script as module
+
+    rscript = _rscript()
+    shutil.copytree(REPO / "data", tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(module, "SCRIPT_INLINE_MAX_ROWS", 5)
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    analysis = {**config["analyses"]["il6_smd"], "moderators": ["year", "medication"]}
+    folder = Path("results") / "il6_smd"
+    analysis_job(analysis["data"], {"name": "il6_smd", "defaults": config["defaults"], "analysis": analysis}, folder,
+                 formats=("svg",))  # fmt: skip
+    text = (folder / SCRIPT_NAME).read_text()
+    assert "data.frame(" not in text and "stopifnot(identical(" not in text and "c(2" not in text
+    effects = read_effects(folder / "effects.csv")
+    extra = ["n1i", "m1i", "sd1i", "n2i", "m2i", "sd2i", "subgroup_sample", "subgroup_medication", "mod_year",
+             "mod_medication", "order_key"]  # fmt: skip
+    assert list(effects.columns[-len(extra):]) == extra
+    assert effects.loc[~effects["included"], extra].isna().all().all()
+    assert effects.loc[effects["included"], "mod_year"].notna().any()
+    _check_all(rscript, tmp_path, [folder], tmp_path)

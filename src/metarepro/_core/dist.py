@@ -156,20 +156,29 @@ def _rank_ties(ranks):
 
 
 def _inversions(y) -> int:
-    """Pairs i < j with y[i] > y[j] (y: dense ranks 1..m), with a Fenwick tree: O(n log n)."""
-    tree = [0] * (int(y.max()) + 1)
-    seen = count = 0
-    for value in y.tolist():
-        i, not_above = value, 0
-        while i > 0:  # how many earlier values are <= value
-            not_above += tree[i]
-            i -= i & -i
-        count += seen - not_above
-        i = value
-        while i < len(tree):
-            tree[i] += 1
-            i += i & -i
-        seen += 1
+    """Pairs i < j with y[i] > y[j] (y: dense ranks 1..m), by a bottom-up merge sort whose every level is a few
+    NumPy operations over the whole array (an exact integer count, as a Fenwick tree gives it; a loop in Python
+    over 10^6 ranks took seconds). At a level, runs of ``width`` sorted values pair up into blocks; a value of a
+    block's right run is inverted with each value of its left run that is greater, which ``searchsorted`` counts
+    on keys block × (max + 1) + value (sorted over all blocks at once); a stable sort of the keys then merges the
+    runs (two sorted runs per block: linear for NumPy's timsort)."""
+    a = np.asarray(y, dtype=np.int64)
+    n = a.size
+    if n < 2:
+        return 0
+    big = int(a.max()) + 1
+    position = np.arange(n, dtype=np.int64)
+    count, width = 0, 1
+    while width < n:
+        block = position // (2 * width)
+        right = (position // width) % 2 == 1
+        keys = block * big + a
+        left = keys[~right]  # sorted: the blocks in order, each left run sorted
+        not_above = np.searchsorted(left, keys[right], side="right")  # left values <= each right one, and before
+        block_end = np.searchsorted(left, (block[right] + 1) * big, side="left")  # left values up to its block's end
+        count += int((block_end - not_above).sum())
+        a = np.sort(keys, kind="stable") - block * big  # each block stays in its place: now one sorted run
+        width *= 2
     return count
 
 

@@ -44,5 +44,16 @@ SECTION_MAX_ROWS = 200
 # (drawing 10^5 markers took 12 s).
 VECTOR_MAX_POINTS = 500
 
+# pooled.json's lists of one value per pooled study (``study_years``; ``without_flagged``'s ``excluded_lines``) take
+# ~6-8 bytes a study (24 MB and 8 MB at k = 10^6, and the report job reads the record whole). Above this many
+# studies the record holds their summary instead (``study_year_counts``: [year, count] pairs; ``k_flagged``: the
+# count); the per-study values are in effects.csv.
+RECORD_LIST_MAX_K = 10_000
+
+# metafor.R holds the values it needs per row beside effects.csv's (escalc's group data, the subgroup, moderator
+# and cumulative-order values) as R vectors: ~90 bytes a row (91.5 MB and ~20 s to write at k = 10^6). Above this
+# many rows (analyses without a dependence model) effects.csv carries them as extra columns, which the script reads.
+SCRIPT_INLINE_MAX_ROWS = 10_000
+
 # How many refit rows x studies one batch of refits may hold at once (float64 arrays: ~32 MB each).
 REFIT_CHUNK_ELEMENTS = 2**22

@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import csv
 import difflib
+import gc
 import hashlib
 import io
+import itertools
 import math
 import re
 import unicodedata
@@ -80,6 +82,11 @@ _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad" + _BI
 # a number whose '.' may group thousands (1.310) in a sheet that writes its decimals with ','
 _DOT_GROUPED = re.compile(r"[+-]?[1-9]\d{0,2}(\.\d{3})+")
 _UNICODE_MINUS = "\u2212\u2013\u2012\ufe63\uff0d"  # minus sign, en dash, figure dash, small/full-width minus
+# a cell that clean_text may change, once stripped: anything but printable ASCII, or two spaces in a row
+_UNCLEAN = r"[^\x21-\x7e ]|  "
+# every case variant of the MISSING spellings (what str.lower() maps onto them)
+_MISSING_CASES = sorted({"".join(chars) for word in MISSING
+                         for chars in itertools.product(*({c.lower(), c.upper()} for c in word))})  # fmt: skip
 DECIMAL_COMMA = re.compile(r"[+-]?(\d+,\d*|,\d+)([eE][+-]?\d+)?")
 
 
@@ -111,8 +118,21 @@ def _where(path, line, row, column):
     return f"{path}, line {line}{who}, column '{column}'"
 
 
+def _clean_texts(cells: pd.Series) -> pd.Series:
+    """:func:`clean_text` of each (stripped) cell, called only on the cells it may change: those with a character
+    other than printable ASCII and single inner spaces."""
+    unclean = cells.str.contains(_UNCLEAN, regex=True).to_numpy(dtype=bool)
+    if not unclean.any():
+        return cells
+    cells = cells.copy()
+    cells[unclean] = cells[unclean].map(clean_text)
+    return cells
+
+
 def _is_missing(text: pd.Series) -> pd.Series:
-    return text.str.lower().isin(MISSING)
+    """Cells that spell a missing value (``MISSING``, any case): compared with each spelling's case variants at once
+    (no character outside ASCII lower-cases to one of theirs)."""
+    return text.isin(_MISSING_CASES)
 
 
 def _check_numeric(path, raw: pd.DataFrame, problems: list[str], decimal_comma: bool) -> pd.DataFrame:
@@ -285,10 +305,14 @@ def read_table(path) -> tuple[list[str], list[list[str]], list[int], dict]:
     # silently takes in the rest of the file
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     records, starts, previous = [], [], offset
+    # the rows are millions of new lists at 10^6 rows, none in a reference cycle: the cyclic garbage collector would
+    # only scan them again and again (a third of the time), so it pauses while they are read
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         for cells in reader:
             start, previous = previous + 1, offset + reader.line_num
-            stripped = [cell.strip() for cell in cells]
+            stripped = list(map(str.strip, cells))
             if any(stripped):  # blank lines (and Excel's ';;;;' rows) are skipped
                 records.append(stripped)
                 starts.append(start)
@@ -306,10 +330,15 @@ def read_table(path) -> tuple[list[str], list[list[str]], list[int], dict]:
             f"{path}, line {line}: not readable as CSV ({err}); a quote inside a cell must be in a quoted cell and "
             "written twice (\"\"), or the cell written without quotes."
         ) from None
+    finally:
+        if collecting:
+            gc.enable()
     header = [clean_text(name) for name in records[0]]
     rows = records[1:]
     width = len(header)
     for cells, line in zip(rows, starts[1:], strict=True):
+        if len(cells) == width:  # the rows of a sheet, as a rule
+            continue
         if len(cells) > width and any(cells[width:]):
             raise SheetError(
                 f"{path}, line {line}: {len(cells)} cells but the header (line {starts[0]}) has {width} columns. "
@@ -402,7 +431,7 @@ def read_sheet(path, columns: dict | None = None) -> pd.DataFrame:
     if not rows:
         raise SheetError(f"{path}: the sheet has a header but no rows; add one row per comparison below it.")
     raw = pd.DataFrame(rows, columns=header, dtype=str)
-    raw["study_id"] = raw["study_id"].map(clean_text)
+    raw["study_id"] = _clean_texts(raw["study_id"])
     if "study" not in raw:
         raw["study"] = raw["study_id"]
     raw.insert(0, LINE, np.asarray(lines))
@@ -495,17 +524,29 @@ def order_key(cells) -> tuple[list[float], list[str]]:
     (``2001a``, ``2001b``), sorts after the plain year and by its letter (2001 < 2001a < 2001b < 2002). Any other
     text, and an empty cell, has no key (NaN: last, as R's ``order()`` puts NA) and is returned, so that the
     caller can say which rows went last."""
-    keys, unreadable = [], []
-    for cell in cells:
+    import numpy as np
+    import pandas as pd
+
+    cells = pd.Series(list(cells), dtype=object)
+    # a column of years: its plain whole numbers converted at once (float() of each, as below)
+    try:
+        plain = cells.str.fullmatch(r"\s*\d{1,15}\s*").isin([True]).to_numpy()
+    except AttributeError:  # no text cell at all (numbers): each below
+        plain = np.zeros(len(cells), dtype=bool)
+    keys = np.full(len(cells), math.nan)
+    keys[plain] = cells[plain].str.strip().to_numpy(dtype=object).astype(float)
+    unreadable = []
+    for i in np.flatnonzero(~plain):
+        cell = cells.iat[i]
         text = "" if cell is None else str(cell).strip()
         try:
-            keys.append(float(text) if text.lower() not in MISSING else math.nan)
+            keys[i] = float(text) if text.lower() not in MISSING else math.nan
         except ValueError:
             suffix = _YEAR_SUFFIX.fullmatch(text)
-            keys.append(int(suffix[1]) + (ord(suffix[2].lower()) - ord("a") + 1) / 100 if suffix else math.nan)
-        if math.isnan(keys[-1]):
+            keys[i] = int(suffix[1]) + (ord(suffix[2].lower()) - ord("a") + 1) / 100 if suffix else math.nan
+        if math.isnan(keys[i]):
             unreadable.append(text)
-    return keys, unreadable
+    return keys.tolist(), unreadable
 
 
 def _as_text(value) -> str:

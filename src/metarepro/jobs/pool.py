@@ -9,11 +9,13 @@ Plain Python (no Snakemake), usable from a notebook:
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import pandas as pd
 
 from metarepro import quality
+from metarepro._core.limits import RECORD_LIST_MAX_K
 from metarepro.inputs.sheet import (
     LINE,
     SheetError,
@@ -85,7 +87,11 @@ def run_analysis(sheet_path, analysis: dict, defaults: dict | None = None) -> An
     }
     if settings.dependence is not None:  # rows of one cluster share people: count them once
         pooled["n_cases"], pooled["n_controls"] = dependence.participants(used, settings.dependence)
-    pooled["study_years"] = study_years(rows, used)
+    years = study_years(rows, used)
+    if len(years) <= RECORD_LIST_MAX_K:
+        pooled["study_years"] = years
+    else:  # one [year, count] pair per year (sorted, None last), not one year per study
+        pooled["study_year_counts"] = [[year, count] for year, count in Counter(years).items()]
     sensitivity = without_flagged(effects, settings)
     if sensitivity is not None:
         pooled["without_flagged"] = sensitivity
@@ -117,26 +123,30 @@ def _dependent(sheet_path, fit, effects, settings):
 def without_flagged(effects: pd.DataFrame, settings: Settings) -> dict | None:
     """The primary model refitted without the included rows that a quality rule flagged (``flags``).
 
-    None when no included row is flagged. With every row flagged, only ``k = 0`` and the lines.
+    None when no included row is flagged. With every row flagged, only ``k = 0`` and the lines. The lines are
+    ``excluded_lines``, or above ``RECORD_LIST_MAX_K`` of them only their count ``k_flagged``.
     """
     flagged = flagged_included(effects)
     if not flagged.any():
         return None
     keep = effects["included"].to_numpy(dtype=bool) & ~flagged
-    excluded = [int(line) for line in effects.loc[flagged, "line"]]
+    # the lines, or above RECORD_LIST_MAX_K of them their count (effects.csv's flags column lists them)
+    lines = effects.loc[flagged, "line"]
+    excluded = ({"excluded_lines": [int(line) for line in lines]} if len(lines) <= RECORD_LIST_MAX_K
+                else {"k_flagged": len(lines)})  # fmt: skip
     if not keep.any():
-        return {"k": 0, "excluded_lines": excluded}
+        return {"k": 0, **excluded}
     if settings.dependence is not None:
         from metarepro.jobs.dependence import without_flagged as dependent_without_flagged
 
-        return {**dependent_without_flagged(effects, settings, keep), "excluded_lines": excluded}
+        return {**dependent_without_flagged(effects, settings, keep), **excluded}
     if settings.fit != "rma":  # the same pooling of the tables or proportions left
         kept = effects.assign(included=keep)
         fit = fit_analysis(kept.copy(), settings)
-        return {**pooled_record(fit, settings, None, pooled_ni(kept, settings)), "excluded_lines": excluded}
+        return {**pooled_record(fit, settings, None, pooled_ni(kept, settings)), **excluded}
     fit = rma(effects.loc[keep, "yi"], effects.loc[keep, "vi"], settings.method, settings.test, settings.level)
     ni = pooled_ni(effects.assign(included=keep), settings)
-    return {**pooled_record(fit, settings, effects.attrs.get("unit"), ni), "excluded_lines": excluded}
+    return {**pooled_record(fit, settings, effects.attrs.get("unit"), ni), **excluded}
 
 
 def _unusable(sheet_path, sheet, effects, shown=5) -> str:
@@ -168,7 +178,10 @@ def forest_figure(rows: pd.DataFrame, config: dict, effects: pd.DataFrame, poole
     return forest_plot(rows, pooled, title=analysis.get("title", config.get("name", "")), labels=figure_labels(config))
 
 
-def write_analysis(result: AnalysisResult, effects_path, pooled_path, estimators_path):
-    write_table(result.effects, effects_path)
+def write_analysis(result: AnalysisResult, effects_path, pooled_path, estimators_path, effects_columns=None):
+    """effects.csv (with ``effects_columns`` after its own, if given: what metafor.R reads above its size limit),
+    pooled.json and estimators.csv."""
+    effects = result.effects if effects_columns is None else pd.concat([result.effects, effects_columns], axis=1)
+    write_table(effects, effects_path)
     write_json(result.pooled.to_dict(), pooled_path)
     write_table(result.estimators, estimators_path)

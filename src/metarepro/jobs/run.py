@@ -38,7 +38,7 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
     from metarepro.jobs.files import as_json, check_sheet_unchanged, write_json, write_table
     from metarepro.jobs.overview import REPORT_TABLES, write_section
     from metarepro.jobs.pool import forest_figure, run_analysis, write_analysis
-    from metarepro.present.metafor_script import SCRIPT_NAME, metafor_script
+    from metarepro.present.metafor_script import SCRIPT_NAME, metafor_script, reads_effects, script_columns
     from metarepro.present.plots import save_figure
     from metarepro.present.report import AnalysisSection
 
@@ -55,11 +55,16 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
 
     result = run_analysis(sheet, analysis, config["defaults"])  # the sheet's bytes, read once
     result.pooled.sheet_sha256 = result.sheet_sha256
-    write_analysis(result, folder / "effects.csv", folder / "pooled.json", folder / "estimators.csv")
     settings, effects, labels = result.settings, result.effects, steps.figure_labels(config)
+    rows = steps.sensitivity_rows(result, analysis)
+    values, unit, extra = steps.script_values(rows, analysis), result.pooled.get("unit"), None
+    if reads_effects(rows, settings):  # above a size limit, metafor.R reads its values from columns of effects.csv
+        extra = script_columns(config, effects, steps.analysis_rows(result), rows, values, settings, unit)
+    write_analysis(result, folder / "effects.csv", folder / "pooled.json", folder / "estimators.csv",
+                   effects_columns=extra)  # fmt: skip
+    del extra  # written; the job keeps only the effects table itself
     figure(forest_figure(result.rows, config, effects, result.pooled), "forest")
 
-    rows = steps.sensitivity_rows(result, analysis)
     fit = steps.model_fit(rows, settings, result.fit)  # the primary fit, unless the rows are aggregated clusters
     diagnostics = steps.diagnostics(rows, settings, order_column=analysis_option(analysis, "cumulative_order"),
                                     labels=labels, fit=fit)  # fmt: skip
@@ -91,8 +96,7 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
                "study_level")  # fmt: skip
     # the R metafor code behind these numbers (before the section, which links it)
     script = metafor_script(config["name"], config, effects, steps.analysis_rows(result), rows, bias.record,
-                            steps.script_values(rows, analysis), folder=str(folder),
-                            unit=result.pooled.get("unit"), settings=settings)  # fmt: skip
+                            values, folder=str(folder), unit=unit, settings=settings)  # fmt: skip
     (folder / SCRIPT_NAME).write_text(script)
     section = AnalysisSection(
         config["name"], title, as_json(result.pooled.to_dict()), effects, svgs.pop("forest"), config=analysis,

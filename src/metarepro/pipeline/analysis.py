@@ -18,6 +18,7 @@ Input forms, in order of preference for a row that fills several:
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
@@ -214,7 +215,11 @@ def _group_summary(rows, group):
 
 
 def _join(*labels):
-    return np.array(["; ".join(dict.fromkeys(x for x in parts if x)) for parts in zip(*labels, strict=True)])
+    """Per row, its non-empty labels joined with "; " (each once); joined only where a row has one (most have none)."""
+    joined = [""] * len(labels[0])
+    for i in np.flatnonzero(np.logical_or.reduce([np.asarray(label) != "" for label in labels])):
+        joined[i] = "; ".join(dict.fromkeys(label[i] for label in labels if label[i]))
+    return np.array(joined)
 
 
 class _Rows:
@@ -228,7 +233,7 @@ class _Rows:
         self.form = np.full(self.n, "", dtype=object)
         self.conversion = np.full(self.n, "", dtype=object)
         self.reason = np.full(self.n, "", dtype=object)
-        self.checks = [[] for _ in range(self.n)]
+        self.checks = defaultdict(list)  # row -> its checks (most rows have none)
         self.no_estimate = np.zeros(self.n, dtype=bool)  # pooled by its table (rma.mh, rma.peto), no yi of its own
 
     def take(self, mask, yi, vi, form, conversion="", reason=""):
@@ -412,9 +417,9 @@ def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     _explain_incomplete(rows, settings, acc)
 
     n1, n2 = _col(rows, "n_cases"), _col(rows, "n_controls")
-    for i, lines in enumerate(quality.identical_numbers(rows)):
-        if lines:
-            acc.checks[i].append(RULE["identical_numbers"].say(lines=lines))
+    repeated = quality.identical_numbers(rows)
+    for i in np.flatnonzero(repeated != ""):
+        acc.checks[i].append(RULE["identical_numbers"].say(lines=repeated[i]))
     # the notes that repeat two flags in ``checks``, on the rows the flags' own checks trip
     acc.flag(quality.not_double_checked(_text(rows, "verification")) != "", RULE["unverified"].say())
     acc.flag(_text(rows, "eligibility_second_pass") == "unclear", RULE["unclear_eligibility"].say())
@@ -446,7 +451,7 @@ def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
             "yi": acc.yi,
             "vi": acc.vi,
             "reason": acc.reason,
-            "checks": ["; ".join(c) for c in acc.checks],
+            "checks": ["; ".join(acc.checks[i]) if i in acc.checks else "" for i in range(acc.n)],
         }
     )
     out["included"] = out["reason"] == ""
@@ -478,17 +483,15 @@ def _quality_flags(rows, settings, yi):
 
 
 def _exclude_repeated_samples(rows, acc):
-    first_line = {}
-    for i, (sid, line) in enumerate(zip(rows["study_id"], rows[LINE], strict=True)):
-        if acc.reason[i]:
-            continue
-        if sid in first_line:
-            acc.reason[i] = (
-                f"study_id {sid} already contributes line {first_line[sid]}; pool one row per independent sample "
-                "(narrow 'where' or give distinct samples distinct study_ids)"
-            )
-        else:
-            first_line[sid] = line
+    free = np.flatnonzero(acc.reason == "")  # rows not excluded yet
+    sids = rows["study_id"].to_numpy(dtype=object)[free]
+    repeated = pd.Series(sids).duplicated().to_numpy()
+    first_line = dict(zip(sids[~repeated], rows[LINE].to_numpy()[free][~repeated], strict=True))
+    for i, sid in zip(free[repeated], sids[repeated], strict=True):
+        acc.reason[i] = (
+            f"study_id {sid} already contributes line {first_line[sid]}; pool one row per independent sample "
+            "(narrow 'where' or give distinct samples distinct study_ids)"
+        )
 
 
 def _explain_dependence(rows, dependence: Dependence, acc):

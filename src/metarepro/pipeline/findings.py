@@ -496,7 +496,9 @@ def sensitivity_rows(roles: dict[str, str], records: dict[str, AnalysisRecords])
                 "without flagged rows",
                 primary.name,
                 {**p, **without},
-                f"leaves out lines {', '.join(str(x) for x in without.get('excluded_lines', []))}",
+                f"leaves out the {without['k_flagged']} flagged lines (effects.csv, column flags)"
+                if "k_flagged" in without
+                else f"leaves out lines {', '.join(str(x) for x in without.get('excluded_lines', []))}",
             )
         )
     if "reported" in roles and roles["reported"] in records:

@@ -52,7 +52,9 @@ class PooledRecord(Mapping):
     ``k_excluded``, ``n_cases``/``n_controls`` (participants pooled; NaN when a row gives no group sizes),
     ``study_years`` (sorted, None for no year), ``without_flagged`` (the refit without the rows a quality rule flagged,
     a :class:`PooledRecord` with ``excluded_lines``; only ``k = 0`` and the lines when every row is flagged),
-    ``sheet_sha256`` (of the bytes the job read).
+    ``sheet_sha256`` (of the bytes the job read). Above :data:`metarepro._core.limits.RECORD_LIST_MAX_K` studies the
+    per-study lists give way to their summaries: ``study_year_counts`` ([year, count] pairs, ascending, [None,
+    count] last) for ``study_years``, ``k_flagged`` (how many lines) for ``excluded_lines``; effects.csv lists them.
     """
 
     k: int
@@ -112,8 +114,10 @@ class PooledRecord(Mapping):
     n_cases: float | None = ABSENT
     n_controls: float | None = ABSENT
     study_years: list[int | None] = ABSENT
+    study_year_counts: list[list] = ABSENT
     without_flagged: PooledRecord = ABSENT
     excluded_lines: list[int] = ABSENT
+    k_flagged: int = ABSENT
     sheet_sha256: str = ABSENT
 
     @classmethod

@@ -228,7 +228,8 @@ def reproduction_table(ours: dict[str, dict], published: pd.DataFrame, compare: 
 def _study_set_note(row, mine) -> str:
     """What the study sets allow the verdict to mean, for the reason column."""
     if row["comparison_type"] == "update":
-        return (f"; an update, not a reproduction: {row['k_after_search']} of our {len(mine['study_years'])} pooled "
+        pooled = sum(n for _, n in study_year_counts(mine))
+        return (f"; an update, not a reproduction: {row['k_after_search']} of our {pooled} pooled "
                 f"studies appeared after the published search ended ({row['search_end_published']})")
     if row["comparison_type"] == "reproduction":
         return f"; none of our pooled studies appeared after the published search ended ({row['search_end_published']})"
@@ -244,6 +245,15 @@ def _search_year(text) -> int | None:
     return int(match[1]) if match else None
 
 
+def study_year_counts(mine: dict) -> list | None:
+    """[year, count] pairs of our pooled studies (None: no year), from the record's ``study_years`` or, for a large
+    analysis, its ``study_year_counts``; None when the record has neither."""
+    if mine.get("study_year_counts") is not None:
+        return mine["study_year_counts"]
+    years = mine.get("study_years")
+    return None if years is None else [[y, 1] for y in years]
+
+
 def study_set(mine: dict, pub) -> dict:
     """Whether our pooled studies could be the published meta-analysis's: how many appeared after the year its
     search ended (they cannot be in it), in that year (they may not be), or have no year, and so whether the pair
@@ -252,14 +262,14 @@ def study_set(mine: dict, pub) -> dict:
     or our studies' years are not known)."""
     search = str(pub.get("search_end", "") or "").strip()
     year = _search_year(search)
-    years = mine.get("study_years")
+    counts = study_year_counts(mine)
     out = {"search_end_published": search or None, "k_after_search": None, "k_search_year": None,
            "k_year_unknown": None, "comparison_type": None}  # fmt: skip
-    if year is None or years is None:
+    if year is None or counts is None:
         return out
-    known = [y for y in years if y is not None]
-    out.update(k_after_search=sum(y > year for y in known), k_search_year=sum(y == year for y in known),
-               k_year_unknown=len(years) - len(known))  # fmt: skip
+    out.update(k_after_search=sum(n for y, n in counts if y is not None and y > year),
+               k_search_year=sum(n for y, n in counts if y == year),
+               k_year_unknown=sum(n for y, n in counts if y is None))  # fmt: skip
     if out["k_after_search"]:
         out["comparison_type"] = "update"
     elif not out["k_year_unknown"]:  # a study without a year might postdate the search

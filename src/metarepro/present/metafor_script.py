@@ -13,6 +13,11 @@ RevMan 5's approximate Hedges' g (``preset: revman`` with SMD), rows whose effec
 median, t, p, ... or another unit) and which therefore enter with effects.csv's yi and vi instead of ``escalc``,
 permutation p-values that depend on the random number generator, and the between-subgroup Q over separately fitted
 subgroups (R meta's test, computed in the script by its formula).
+
+The values the script needs per row beyond effects.csv's own columns (escalc's group data, the subgroup, moderator
+and cumulative-order values) are R vectors in the script, up to ``SCRIPT_INLINE_MAX_ROWS`` rows
+(:mod:`metarepro._core.limits`). Above it (analyses without a dependence model) they are extra columns of effects.csv
+(:func:`script_columns`, which the analysis job appends) and the script reads them from there.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from metarepro._core.limits import BEGG_EXACT_MAX_K, REFIT_MAX_K
+from metarepro._core.limits import BEGG_EXACT_MAX_K, REFIT_MAX_K, SCRIPT_INLINE_MAX_ROWS
 from metarepro.inputs.config import analysis_option
 from metarepro.inputs.sheet import MISSING
 from metarepro.pipeline.analysis import Settings
@@ -146,9 +151,50 @@ def _group_rows(effects: pd.DataFrame, rows: pd.DataFrame, settings: Settings, u
                    f"the sheet gives (escalc here takes reported group means and SDs): {listed}.")  # fmt: skip
 
 
+def reads_effects(sens: pd.DataFrame, settings: Settings, max_rows: int | None = None) -> bool:
+    """Whether metafor.R reads its per-row values from effects.csv's extra columns (:func:`script_columns`) rather
+    than holding them: above ``max_rows`` (default ``SCRIPT_INLINE_MAX_ROWS``) sensitivity rows, which are then
+    effects.csv's included rows (no dependence model)."""
+    limit = SCRIPT_INLINE_MAX_ROWS if max_rows is None else max_rows
+    return settings.dependence is None and len(sens) > limit
+
+
+def _values_used(values: pd.DataFrame | None, sens: pd.DataFrame, analysis: dict) -> bool:
+    """Whether the script reads the sheet's values of the sensitivity steps (``values``)."""
+    diagnostics = 2 <= len(sens) <= REFIT_MAX_K
+    columns = values.columns if values is not None else ()
+    return bool(len(columns) and diagnostics or analysis.get("subgroups") or analysis.get("moderators"))
+
+
+def script_columns(config: dict, effects: pd.DataFrame, rows: pd.DataFrame, sens: pd.DataFrame,
+                   values: pd.DataFrame | None, settings: Settings, unit: str | None = None,
+                   max_rows: int | None = None) -> pd.DataFrame | None:  # fmt: skip
+    """The columns effects.csv carries for metafor.R above the size limit (:func:`reads_effects`), one value per row
+    of ``effects`` (arguments as for :func:`metafor_script`): escalc's group data on the rows escalc recomputes
+    (``n1i``, ``m1i``, ... or ``ri``, ``ni``; empty elsewhere), and ``values``' columns (``subgroup_<column>``,
+    ``mod_<moderator>``, ``order_key``) on the included rows. None when the script holds these values itself."""
+    if not reads_effects(sens, settings, max_rows):
+        return None
+    out = pd.DataFrame(index=effects.index)
+    groups, _ = _group_rows(effects, rows, settings, unit)
+    at = pd.Index(effects["line"]).get_indexer(groups["line"]) if len(groups) else []
+    for column in groups.columns.drop("line") if len(groups) else ():
+        out[column] = np.full(len(effects), np.nan)
+        out.iloc[at, out.columns.get_loc(column)] = groups[column].to_numpy()
+    if _values_used(values, sens, config["analysis"]):
+        included = effects["included"].to_numpy(dtype=bool)  # the sensitivity rows, in order
+        for column in values.columns:
+            given = values[column].to_numpy()
+            text = column in values.attrs.get("levels", {})
+            out[column] = np.full(len(effects), None if text else np.nan, dtype=object if text else float)
+            out.iloc[np.flatnonzero(included), out.columns.get_loc(column)] = given
+    return out
+
+
 def metafor_script(name: str, config: dict, effects: pd.DataFrame, rows: pd.DataFrame, sens: pd.DataFrame,
                    bias: dict, values: pd.DataFrame | None = None, folder: str | None = None,
-                   unit: str | None = None, settings: Settings | None = None) -> str:  # fmt: skip
+                   unit: str | None = None, settings: Settings | None = None,
+                   max_rows: int | None = None) -> str:  # fmt: skip
     """The R code that reproduces analysis ``name``'s numbers with metafor.
 
     ``config``: the analysis's ``analysis`` entry and the config's ``defaults`` (as the analysis job gets them);
@@ -160,10 +206,12 @@ def metafor_script(name: str, config: dict, effects: pd.DataFrame, rows: pd.Data
     ``values.attrs["levels"]`` the factor levels of its text columns; None: none); ``folder``: the results folder,
     for a script that is ``source()``d rather than run with Rscript (default ``results/<name>``); ``unit``: an MD
     analysis's unit (pooled.json's ``unit``); ``settings``: the analysis's Settings (built from ``config`` if not
-    given).
+    given). ``max_rows``: the size above which the per-row values are read from effects.csv's extra columns
+    (default ``SCRIPT_INLINE_MAX_ROWS``; see :func:`script_columns`).
     """
     analysis = config["analysis"]
     settings = settings or Settings.from_config(analysis, config.get("defaults"))  # the job passes its own
+    from_effects = reads_effects(sens, settings, max_rows)
     dep = settings.dependence
     folder = folder or f"results/{name}"
     s = _Script()
@@ -193,6 +241,8 @@ def metafor_script(name: str, config: dict, effects: pd.DataFrame, rows: pd.Data
     s.line(_JSON_R.rstrip())
     text_columns = ["study_id", "study", "included", "input", "conversion", "flags", "checks", "reason",
                     *(dep.columns if dep else ())]  # fmt: skip
+    if from_effects and values is not None and _values_used(values, sens, analysis):
+        text_columns += list(values.attrs.get("levels", {}))  # the text values beside effects.csv's columns
     s.line("")
     s.comment("The analysis's rows: effects.csv lists every selected row; 'included' marks the pooled ones, in order.")
     s.comment("Only empty cells are missing (a study called NA stays NA); a text cell that a spreadsheet would run as")
@@ -211,7 +261,7 @@ def metafor_script(name: str, config: dict, effects: pd.DataFrame, rows: pd.Data
     if settings.binary:  # counts: escalc from the 2x2 tables or proportions, the fit metafor's function names
         _counts_escalc_block(s, effects, settings)
     else:
-        _escalc_block(s, effects, rows, settings, unit)
+        _escalc_block(s, effects, rows, settings, unit, from_effects)
     s.line("")
     if settings.binary and settings.fit != "rma":
         _counts_pooled_block(s, settings, effects)
@@ -232,21 +282,27 @@ def metafor_script(name: str, config: dict, effects: pd.DataFrame, rows: pd.Data
     diagnostics = 2 <= len(sens) <= REFIT_MAX_K
     extra = values if values is not None else pd.DataFrame(index=range(len(sens)))
     levels = extra.attrs.get("levels", {})
-    if len(extra.columns) and diagnostics or analysis.get("subgroups") or analysis.get("moderators"):
+    if _values_used(values, sens, analysis):
         s.line("")
         s.comment("Columns of the sheet the sensitivity steps read, one value per row above (subgroups as text, "
                   "moderators as")
         s.comment("numbers or text, order_key = the cumulative order's sort key: 2001a after 2001, NA last).")
-        key = "line" if dep is None else dep.cluster
-        keys = sens["line"] if dep is None else sens[dep.cluster].astype(str)
-        s.line(f"stopifnot(identical(as.character({sens_name}${r_name(key)}), {r_vector([str(k) for k in keys])}))")
+        if from_effects:
+            limit = SCRIPT_INLINE_MAX_ROWS if max_rows is None else max_rows
+            s.comment(f"For these {len(sens):,} rows (more than {limit:,}) they are effects.csv's columns "
+                      + ", ".join(extra.columns) + ", read above.")  # fmt: skip
+        else:
+            key = "line" if dep is None else dep.cluster
+            keys = sens["line"] if dep is None else sens[dep.cluster].astype(str)
+            s.line(f"stopifnot(identical(as.character({sens_name}${r_name(key)}), "
+                   f"{r_vector([str(k) for k in keys])}))")  # fmt: skip
         for column in extra.columns:
-            values = extra[column].tolist()
-            s.line(f"{sens_name}${column} <- {r_vector(values)}")
+            if not from_effects:
+                s.line(f"{sens_name}${column} <- {r_vector(extra[column].tolist())}")
             if column in levels:
                 s.line(f"{sens_name}${column} <- factor({sens_name}${column}, levels = {r_vector(levels[column])})")
     if diagnostics and tables is not None:
-        _tables_diagnostics_block(s, sens_name, sens_fit, tables, analysis.get("cumulative_order", "year"))
+        _tables_diagnostics_block(s, sens_name, sens_fit, tables, analysis_option(analysis, "cumulative_order"))
     elif diagnostics:
         _diagnostics_block(s, sens_name, sens_fit, ordered="order_key" in extra)
     else:
@@ -283,7 +339,7 @@ class _Script:
         return "\n".join(self.lines) + "\n"
 
 
-def _escalc_block(s: _Script, effects, rows, settings: Settings, unit) -> None:
+def _escalc_block(s: _Script, effects, rows, settings: Settings, unit, from_effects: bool = False) -> None:
     groups, note = _group_rows(effects, rows, settings, unit)
     s.heading("effect sizes")
     if len(groups):
@@ -293,8 +349,12 @@ def _escalc_block(s: _Script, effects, rows, settings: Settings, unit) -> None:
         s.comment("(by line of the sheet), and the largest difference from effects.csv is printed and written.")
         if note:
             s.comment(note)
-        s.line("groups <- data.frame(")
-        s.line(",\n".join(f"  {c} = {r_vector(groups[c].tolist())}" for c in groups.columns) + ")")
+        if from_effects:  # above the size limit, effects.csv's columns (script_columns), empty on the other rows
+            columns = ", ".join(r_string(c) for c in groups.columns)
+            s.line(f"groups <- dat[!is.na(dat${groups.columns[1]}), c({columns})]")
+        else:
+            s.line("groups <- data.frame(")
+            s.line(",\n".join(f"  {c} = {r_vector(groups[c].tolist())}" for c in groups.columns) + ")")
         args = ", ".join(f"{c} = {c}" for c in groups.columns if c != "line")
         vtype = f', vtype = "{settings.vtype}"' if settings.measure == "SMD" else ""
         s.line(f'es <- escalc(measure = "{measure}", {args}{vtype}, data = groups)')

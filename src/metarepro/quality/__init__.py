@@ -17,6 +17,7 @@ Flags (:data:`RULES`): ``low_dispersion``, ``likely_sem`` / ``inconsistent_test`
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
@@ -351,7 +352,8 @@ def impossible_numbers(rows: pd.DataFrame, groups=("cases", "controls")) -> np.n
     produce"): an SD below the bound its subgroup means set (:func:`subgroup_sd_bound`), subgroup sizes that do not
     sum to the group or whose weighted mean is not the group's, a group mean outside its subgroups' range, ``n`` ≠
     ``n_cases + n_controls``, a ``vi`` or ``sei`` of 0; or a subgroup cell that cannot be read."""
-    found = [[] for _ in range(len(rows))]
+    k = len(rows)
+    found = defaultdict(list)  # row -> its problems (most rows have none: no list per row)
     for group in groups:
         n, mean, sd = _column(rows, f"n_{group}"), _column(rows, f"mean_{group}"), _column(rows, f"sd_{group}")
         means_text, sizes_text = _text(rows, f"subgroup_means_{group}"), _text(rows, f"subgroup_n_{group}")
@@ -363,7 +365,10 @@ def impossible_numbers(rows: pd.DataFrame, groups=("cases", "controls")) -> np.n
     for name in ("vi", "sei"):
         for i in np.flatnonzero(_column(rows, name) == 0):
             found[i].append(f"{name} is 0: a sampling variance cannot be")
-    return np.array(["; ".join(x) for x in found], dtype=object)
+    out = np.full(k, "", dtype=object)
+    for i, problems in found.items():
+        out[i] = "; ".join(problems)
+    return out
 
 
 GROUPS = ("cases", "controls")
@@ -382,7 +387,7 @@ _ORDERED = [
 def contradictory_numbers(rows: pd.DataFrame) -> np.ndarray:
     """Per row, the reported numbers that cannot all be true (a reversed CI, an estimate outside its own CI, a
     median outside its quartiles, ...), or "": one of the cells named is mistyped or on another scale."""
-    found = [[] for _ in range(len(rows))]
+    found = defaultdict(list)  # row -> its contradictions (most rows have none: no list per row)
 
     def check(low, high, where=True):
         lower, upper = _column(rows, low), _column(rows, high)
@@ -396,7 +401,10 @@ def contradictory_numbers(rows: pd.DataFrame) -> np.ndarray:
         check(estimate, high, ~reversed_ci)
     for low, high in _ORDERED:
         check(low, high)
-    return np.array(["; ".join(x) for x in found], dtype=object)
+    out = _empty(len(rows))
+    for i, problems in found.items():
+        out[i] = "; ".join(problems)
+    return out
 
 
 def identical_numbers(rows: pd.DataFrame, shown=5) -> np.ndarray:
@@ -511,7 +519,7 @@ def overlaps(study_id, study, pmid, doi, n1, n2, lines, shown=5):
         "author": (author, n1, n2),
     }
     valid = {"PMID": keys["PMID"][0] != "", "DOI": keys["DOI"][0] != "", "author": (author != "") & sizes}
-    chunks = [[] for _ in range(k)]
+    chunks = defaultdict(list)  # row -> its overlap texts (rows without overlaps get none)
     for label, columns in keys.items():
         rows = np.flatnonzero(valid[label])
         if rows.size < 2:
@@ -536,7 +544,7 @@ def overlaps(study_id, study, pmid, doi, n1, n2, lines, shown=5):
                     return f"same {label} {value} as line {lines[j]} ({study_id[j]})"
             _overlap_chunks(rows_of_group, study_id, describe, shown, chunks)
     out = _empty(k)
-    for i in np.flatnonzero([bool(c) for c in chunks]):
+    for i in sorted(chunks):
         out[i] = RULEBOOK["overlap"].say(others=", ".join(dict.fromkeys(chunks[i])))
     return out
 
