@@ -38,7 +38,8 @@ OIS_POWER = 0.80
 REPORTER_ALPHA = 0.05  # metafor reporter(): ranktest/regtest read at p <= 0.05, outliers Bonferroni at α = 0.05
 SMD_MEASURES = ("SMD", "SMDH", "SMD1", "SMD1H")  # effects in SD units: σ = 1 in the OIS formula
 MEASURE_WORDS = {"SMD": "standardized mean difference (Hedges' g)", "MD": "mean difference",
-                 "ROM": "ratio of means", "ZCOR": "correlation", "OR": "odds ratio", "RR": "risk ratio",
+                 "ROM": "ratio of means", "VR": "variability ratio", "CVR": "coefficient of variation ratio",
+                 "ZCOR": "correlation", "OR": "odds ratio", "RR": "risk ratio",
                  "RD": "risk difference"}  # fmt: skip
 
 

@@ -27,7 +27,7 @@ from metarepro._core.limits import SECTION_MAX_ROWS
 from metarepro._core.printing import _f as f4
 from metarepro._core.printing import _p as pval
 from metarepro.quality import RULES, flagged_included
-from metarepro.stats.effects import transform_back
+from metarepro.stats.effects import RATIO_MEASURES, transform_back
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -74,6 +74,7 @@ FIGURE_CAPTIONS = {
 }  # fmt: skip
 MEASURE_WORDS = {
     "SMD": "Hedges' g", "MD": "mean difference", "ROM": "ratio of means", "ZCOR": "correlation r", "GEN": "effect",
+    "VR": "variability ratio", "CVR": "coefficient of variation ratio",
 }  # fmt: skip
 METHOD_WORDS = {
     "EE": "an equal-effects model", "DL": "the DerSimonian–Laird estimator", "REML": "restricted maximum likelihood",
@@ -100,6 +101,8 @@ REFERENCES = {
            "J Educ Stat 6:107–128.",
     "ROM": "Hedges LV, Gurevitch J, Curtis PS (1999). The meta-analysis of response ratios in experimental ecology. "
            "Ecology 80:1150–1156.",
+    "VR": "Nakagawa S, Poulin R, Mengersen K, Reinhold K, Engqvist L, Lagisz M, Senior AM (2015). Meta-analysis "
+          "of variation: ecological and evolutionary applications and beyond. Methods Ecol Evol 6:143–152.",
     "multilevel": "Konstantopoulos S (2011). Fixed effects and variance components estimation in three-level "
                   "meta-analysis. Res Synth Methods 2:61–76.",
     "multilevel2": "Van den Noortgate W, López-López JA, Marín-Martínez F, Sánchez-Meca J (2013). Three-level "
@@ -172,7 +175,7 @@ def _p(p) -> str:
 
 
 def _shown(record: dict, name: str) -> float:
-    """A pooled value on the reader's scale: the ratio for ROM, r for ZCOR (pooled.json's *_ratio, *_r)."""
+    """A pooled value on the reader's scale: the ratio for ROM, VR, CVR, r for ZCOR (pooled.json's *_ratio, *_r)."""
     for suffix in ("_ratio", "_r"):
         if record.get(name + suffix) is not None:
             return record[name + suffix]
@@ -389,12 +392,12 @@ def _fit_blocks(record: dict) -> list[tuple[str, str]]:
     row = (f"{f4(record['estimate']):>9} {f4(record.get('se')):>8} {f4(record.get('zval')):>8} {df} "
            f"{pval(record.get('pval')):>8} {f4(record['ci_low']):>8} {f4(record['ci_high']):>8}")  # fmt: skip
     lines += [header, row]
-    if record.get("measure") in ("ROM", "ZCOR"):
-        lines += ["", f"Back-transformed ({'ratio of means' if record['measure'] == 'ROM' else 'r'}): "
+    if record.get("measure") in (*RATIO_MEASURES, "ZCOR"):
+        lines += ["", f"Back-transformed ({'r' if record['measure'] == 'ZCOR' else MEASURE_WORDS[record['measure']]}): "
                   f"{estimate_text(record, 4)}"]  # fmt: skip
     if _finite(record.get("pi_low")):
         lines += [f"Prediction interval: [{f4(_shown(record, 'pi_low'))}, {f4(_shown(record, 'pi_high'))}]"
-                  + (" (back-transformed)" if record.get("measure") in ("ROM", "ZCOR") else "")]  # fmt: skip
+                  + (" (back-transformed)" if record.get("measure") in (*RATIO_MEASURES, "ZCOR") else "")]  # fmt: skip
     for warning in record.get("warnings") or []:
         lines.append(f"Warning: {warning}")
     if record.get("converged") is False:
@@ -481,7 +484,7 @@ FLAG_DEFINITION = (
 def _conclusion(record, labels) -> str:
     """"higher in MDD than in controls" / "not clearly different between ..." from a fit's CI."""
     cases, controls = labels.get("cases", "cases"), labels.get("controls", "controls")
-    null = 1.0 if record.get("measure") == "ROM" else 0.0
+    null = 1.0 if record.get("measure") in RATIO_MEASURES else 0.0
     est, lo, hi = (_shown(record, n) for n in ("estimate", "ci_low", "ci_high"))
     direction = "higher" if _finite(est) and est > null else "lower"
     if _finite(lo) and (lo > null or hi < null):
@@ -668,7 +671,8 @@ def _bias(bias: dict | None, measure: str | None = None) -> Markup | str:
              f"Rosenberg {num(b('fsn_rosenberg'))}. ", "", FSN_NOTE),
             ("PET-PEESE", f"uses {b('pet_peese_uses')}: {ci('pet_peese')}", "", ""),
         ]  # fmt: skip
-    scale = {"ROM": "adjusted estimates as ratios of means", "ZCOR": "adjusted estimates as r"}.get(
+    scale = {"ROM": "adjusted estimates as ratios of means", "VR": "adjusted estimates as variability ratios",
+             "CVR": "adjusted estimates as CV ratios", "ZCOR": "adjusted estimates as r"}.get(
         measure if back else "", "analysis scale")
     return _part("analysis.html", "bias", k=bias.get("k", "NA"), rows=rows, scale=scale,
                  notes=[bias[k] for k in ("low_power_note", "note", "skipped") if bias.get(k)])
@@ -942,8 +946,10 @@ def methods_section(sections: list[AnalysisSection]) -> Markup:
                    + ")",
             "MD": "raw mean differences (rows converted to one unit)", "ROM": "log-transformed ratios of means",
             "ZCOR": "Fisher r-to-z transformed correlations", "GEN": "the effect sizes given in the sheet",
+            "VR": "log variability ratios (lnVR, metafor 3.8-1)",
+            "CVR": "log coefficient-of-variation ratios (lnCVR, metafor 3.8-1)",
         }.get(measure, measure)  # fmt: skip
-        cited |= {measure} if measure in REFERENCES else set()
+        cited |= {"VR" if measure == "CVR" else measure} & REFERENCES.keys()  # one paper defines VR and CVR
         if method == "EE":
             model = "An equal-effects model was fitted"
         else:

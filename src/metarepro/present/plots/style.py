@@ -13,7 +13,7 @@ from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from metarepro.stats.effects import transform_back
+from metarepro.stats.effects import RATIO_MEASURES, transform_back
 
 STUDY_COLOR = "#2b5d8a"
 POOLED_COLOR = "#8a2b2b"
@@ -92,6 +92,8 @@ MEASURE_NAMES = {
     "SMD": "Hedges' g",
     "MD": "Mean difference",
     "ROM": "Ratio of means",
+    "VR": "Variability ratio (SD)",
+    "CVR": "Coefficient of variation ratio",
     "ZCOR": "Correlation r",
     "GEN": "Effect size",
 }
@@ -112,7 +114,7 @@ def axis_label(measure: str, labels: dict | None = None, unit: str | None = None
     name = MEASURE_NAMES.get(measure, "Effect size")
     if measure in ("SMD", "MD"):
         name += f" ({g['cases']} − {g['controls']})"
-    elif measure == "ROM":
+    elif measure in RATIO_MEASURES:
         name += f" ({g['cases']} / {g['controls']}, log scale)"
     if measure == "MD" and unit:
         name += f", {unit}"
@@ -138,13 +140,13 @@ class Scale:
 
     def ticks(self, low: float, high: float):
         """Tick positions on the analysis scale, or None for matplotlib's own."""
-        if self.measure == "ROM":
+        if self.measure in RATIO_MEASURES:
             nice = np.array([0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 0.67, 1, 1.5, 2, 4, 5, 10, 20, 50, 100])
         elif self.measure == "ZCOR":
             nice = np.array([-0.99, -0.9, -0.75, -0.5, -0.25, 0, 0.25, 0.5, 0.75, 0.9, 0.99])
         else:
             return None
-        pos = np.log(nice) if self.measure == "ROM" else np.arctanh(nice)
+        pos = np.log(nice) if self.measure in RATIO_MEASURES else np.arctanh(nice)
         keep = (pos >= low) & (pos <= high)
         while keep.sum() > 7:  # thin evenly around the null so the labels never collide
             idx = np.flatnonzero(keep)
