@@ -341,6 +341,9 @@ def _explain_incomplete(rows, settings, acc):
     """The reason of a row that no input form could use, naming the empty cells or missing columns of
     the closest form (the group summaries when the row gives any of them)."""
     needed = f"{settings.measure} needs {_needed_for(settings.measure)}"
+    aside = [name for name, theirs in (rows.attrs.get("mapping") or {}).items() if theirs is None]
+    if aside:  # the forms those columns would give are not available: say so rather than ask for them
+        needed += f"; the config sets aside this sheet's {', '.join(aside)} (columns: {{name: null}})"
     forms = {**dict.fromkeys(("SMD", "MD", "ROM", "CVR"), SUMMARY), "VR": ("n_cases", "sd_cases", "n_controls",
              "sd_controls"), "ZCOR": ("r", "n"), "GEN": ("yi",)}  # fmt: skip
     wanted = forms.get(settings.measure, ("yi",))
