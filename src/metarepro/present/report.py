@@ -446,8 +446,10 @@ def heterogeneity_words(i2) -> str:
 
 
 def marker_sentence(section: AnalysisSection, others: list[AnalysisSection], labels: dict) -> Markup:
-    """One sentence (with its caveats) on the first analysis of a marker; the marker's other analyses after it."""
+    """One sentence (with its caveats) on the first analysis of a marker; the marker's other analyses after it. The
+    group names are the analysis's own ``labels`` where its config sets them (a trial's arms, not cases/controls)."""
     r = section.pooled
+    labels = {**labels, **(section.config.get("labels") or {})}
     verdict = _conclusion(r, labels)
     caveats = []
     if r["k"] > 1 and r.get("method") != "EE":
@@ -1063,7 +1065,9 @@ def render_report(sections: list[AnalysisSection], reproduction: pd.DataFrame | 
     body = list(map(Markup, bodies) if bodies is not None else map(analysis_section, sections))
     # each question's interpretation and sensitivity after its primary analysis (``findings``: a
     # metarepro.jobs.findings.Findings)
-    parts = {row.analysis: findings_part(findings, row, labels) for row in (findings.sof_rows if findings else [])}
+    own = {s.name: {**labels, **(s.config.get("labels") or {})} for s in sections}  # an analysis's own group names
+    parts = {row.analysis: findings_part(findings, row, own.get(row.analysis, labels))
+             for row in (findings.sof_rows if findings else [])}  # fmt: skip
     body = [b + parts.get(s.name, "") for s, b in zip(sections, body, strict=True)]
     content = _part("page_parts.html", "content", headline=headline(sections, list(atlas_svgs), labels),
                     findings=sof_section(findings),
