@@ -458,12 +458,12 @@ def marker_sentence(section: AnalysisSection, others: list[AnalysisSection], lab
             pl, ph = _shown(r, "pi_low"), _shown(r, "pi_high")
             caveats.append(f"prediction interval {pl:.2f} to {ph:.2f}")
     if _clusters(r) < 10:
-        caveats.append(f"only {_clusters(r)} studies")
+        caveats.append(f"only {_clusters(r)} {'study' if _clusters(r) == 1 else 'studies'}")
     caveats += _small_study_caveat(section.bias)
     if r.get("dependence") and r["dependence"].get("primary"):
         caveats.append(f"the estimate of {r['dependence']['primary']} in a multivariate model")
     for warning in r.get("warnings") or []:
-        caveats.append(warning)
+        caveats.append(warning.rstrip("."))  # the sentence ends with its own period
     return _part("headline.html", "marker_sentence", marker=section.marker, verdict=verdict,
                  fit=_fit_words(section), p=_p(r.get("pval")), k=k_text(r), n=_participants(r),
                  # the fit without the rows a quality rule flags, with the same weight as the primary (issue 17)
