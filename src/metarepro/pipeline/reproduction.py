@@ -296,7 +296,10 @@ def reproduction_table(ours: dict[str, dict], published: pd.DataFrame, compare: 
                 }
             )
             rows[-1]["verdict_reason"] += _study_set_note(rows[-1], mine)
-    return pd.DataFrame.from_records(rows)
+    table = pd.DataFrame.from_records(rows)
+    if "k_without_flagged" in table:  # a count, also where an analysis has no flagged row (empty, not 9.0 beside it)
+        table["k_without_flagged"] = table["k_without_flagged"].astype("Int64")
+    return table
 
 
 def _study_set_note(row, mine) -> str:
