@@ -64,6 +64,11 @@ def test_script_holds_the_analysis_settings(path, name, config, monkeypatch):
     text = _script(config)
     dep = settings.dependence
     test = "t" if dep is not None and dep.model != "aggregate" and settings.test == "knha" else settings.test
+    if settings.fit != "rma":  # binary outcomes pooled by rma.mh, rma.peto or rma.glmm, zero cells as the analysis
+        call = next(line for line in text.splitlines() if line.startswith(f"res <- {settings.fit}("))
+        assert f"level = {settings.level:g}" in call and "add = " in call and "to = " in call, call
+        assert f"method {settings.method}, test {settings.test}, level {settings.level:g}%" in text
+        return
     fit = next(line for line in text.splitlines() if line.startswith(("res <- rma(", "res <- rma.mv(")))
     assert f'method = "{settings.method}"' in fit and f'test = "{test}"' in fit, fit
     assert f"level = {settings.level:g}" in fit, fit

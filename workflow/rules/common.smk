@@ -159,15 +159,25 @@ def run_summary():
         row["analysis"] = row["analysis"].removeprefix("'")
     width = max(len(row["analysis"]) for row in rows)
     for row in rows:
-        # ROM and ZCOR read best back-transformed (ratio of means, r), as the figures show them
-        scale = next((s for s in ("_ratio", "_r") if row.get(f"estimate{s}")), "")
+        # ROM, OR, RR, ZCOR and transformed proportions read best back-transformed (ratio, r, proportion in %), as
+        # the figures show them
+        scale = next(
+            (s for s in ("_ratio", "_r", "_prop") if row.get(f"estimate{s}")), ""
+        )
         values = [
             float(row[f"{field}{scale}"]) for field in ("estimate", "ci_low", "ci_high")
         ]
-        label = {"_ratio": "ratio", "_r": "r"}.get(scale, row["measure"])
+        ratio = "ratio" if row["measure"] == "ROM" else row["measure"]
+        label = {"_ratio": ratio, "_r": "r", "_prop": "proportion"}.get(
+            scale, row["measure"]
+        )
+        if scale == "_prop" or row["measure"] == "PR":
+            values, unit = [100 * v for v in values], "%"
+        else:
+            unit = ""
         lines.append(
-            f"  {row['analysis']:<{width}}  k={row['k']:>3}  {label} {values[0]:.3f}"
-            f" ({values[1]:.3f} to {values[2]:.3f})"
+            f"  {row['analysis']:<{width}}  k={row['k']:>3}  {label} {values[0]:.3f}{unit}"
+            f" ({values[1]:.3f}{unit} to {values[2]:.3f}{unit})"
         )
     return "\n".join(lines)
 

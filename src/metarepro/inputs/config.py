@@ -274,6 +274,13 @@ def _message(error, root) -> tuple[tuple, str]:
     if validator in ("minProperties", "minItems", "minLength"):
         return path, "must not be empty"
     if validator in ("oneOf", "anyOf"):
+        enums = [e for e in error.context if e.validator == "enum" and not e.relative_path]
+        if enums:  # a value or a pair of values from a list (the zero-cell options)
+            options = [str(o) for o in enums[0].validator_value]
+            return path, (f"{_short(value)} is not one of {', '.join(options)} (or a pair of them)"
+                          f"{did_you_mean(str(value), options) if isinstance(value, str) else ''}")  # fmt: skip
+        if "description" in schema and "filter" not in str(error.schema_path):
+            return path, f"{_short(value)} is not allowed here: {schema['description']}"
         return path, f"{_short(value)} is not allowed here; must be text or a number, or a list of them"
     if validator == "pattern":
         return path, f"{_short(value)} does not match the allowed form {error.validator_value}"
@@ -404,6 +411,61 @@ def semantic_errors(config: dict, files_lines=()) -> list[str]:
         if path[0] == "analyses":
             errors += _dependence_errors(path, entry, config.get("defaults") or {}, files_lines)
             errors += _threshold_errors(path, entry, config.get("defaults") or {}, files_lines)
+            errors += _binary_errors(path, entry, config.get("defaults") or {}, files_lines)
+    return errors
+
+
+# metafor 3.8-1: the measures each pooling function takes (rma takes every measure)
+FIT_MEASURES = {"rma.mh": ("OR", "RR", "RD"), "rma.peto": ("OR", "PETO"), "rma.glmm": ("OR", "PLO")}
+TABLES = ("OR", "RR", "RD", "PETO")
+PROPORTIONS = ("PR", "PLN", "PLO", "PAS", "PFT")
+VTYPES = {"SMD": ("LS", "UB"), "RD": ("LS", "UB", "AV"), "PR": ("LS", "UB", "AV"), "PLN": ("LS", "AV"),
+          "PLO": ("LS", "AV")}  # fmt: skip
+
+
+def _binary_errors(path, analysis, defaults, files_lines) -> list[str]:
+    """The combinations of measure, fit, model and zero-cell options that metafor refuses (or that do not apply),
+    one line each."""
+    where = lambda key: _locate((*path, key), list(files_lines))  # noqa: E731
+    measure = analysis.get("measure", defaults.get("measure", "SMD"))
+    fit = analysis.get("fit", "rma")
+    errors = []
+    if fit in FIT_MEASURES and measure not in FIT_MEASURES[fit]:
+        errors.append(f"{where('fit')}: {fit} pools {', '.join(FIT_MEASURES[fit])} (metafor), not {measure}; "
+                      f"use fit: rma for {measure}, or a measure {fit} takes")  # fmt: skip
+    if "model" in analysis and (fit != "rma.glmm" or measure != "OR"):
+        errors.append(f"{where('model')}: model is the type of rma.glmm's model for OR (metafor's model=); "
+                      f"remove it, or use fit: rma.glmm with measure: OR")  # fmt: skip
+    for key in ("add", "to", "drop00"):
+        if key in analysis and measure not in TABLES + PROPORTIONS:
+            errors.append(f"{where(key)}: {key} is a zero-cell option for counts (measures {', '.join(TABLES)}, "
+                          f"{', '.join(PROPORTIONS)}), not {measure}; remove it")  # fmt: skip
+        elif isinstance(analysis.get(key), list) and fit not in ("rma.mh", "rma.peto"):
+            errors.append(f"{where(key)}: a pair of {key} values (studies, then pooled tables) is for fit rma.mh or "
+                          f"rma.peto; give one value for {fit}")  # fmt: skip
+    if "drop00" in analysis and measure in PROPORTIONS:
+        errors.append(f"{where('drop00')}: drop00 applies to 2x2 tables (no events in both groups), not to a "
+                      f"proportion ({measure}); remove it")  # fmt: skip
+    if fit in ("rma.mh", "rma.peto"):
+        for key in ("method", "test", "preset"):
+            if key in analysis:
+                errors.append(f"{where(key)}: {fit} is an equal-effects model without {key} (metafor); remove "
+                              f"{key}, or use fit: rma for a random-effects model")  # fmt: skip
+    if fit == "rma.glmm" and analysis.get("method", "ML") not in ("ML", "EE", "FE"):
+        errors.append(f"{where('method')}: rma.glmm estimates by ML (or EE, equal effects), not "
+                      f"{analysis['method']} (metafor); set method: ML or EE")  # fmt: skip
+    if fit != "rma" and analysis.get("dependence"):
+        errors.append(f"{where('fit')}: dependence is modelled with rma.mv on the rows' yi, vi; {fit} cannot; use "
+                      "fit: rma")  # fmt: skip
+    if fit != "rma" and analysis.get("moderators"):
+        errors.append(f"{where('fit')}: {fit} has no moderators here; use fit: rma for a meta-regression")
+    vtype = analysis.get("vtype", defaults.get("vtype", "LS"))
+    if measure in TABLES + PROPORTIONS and vtype not in VTYPES.get(measure, ("LS",)):
+        key = "vtype" if "vtype" in analysis else None
+        errors.append(f"{where(key) if key else where('measure')}: vtype {vtype} does not apply to {measure}; metafor "
+                      f"takes {', '.join(VTYPES.get(measure, ('LS',)))}")  # fmt: skip
+    elif measure not in TABLES + PROPORTIONS and vtype == "AV":
+        errors.append(f"{where('vtype')}: vtype AV is for RD, PR, PLN and PLO; {measure} takes LS or UB")
     return errors
 
 
@@ -578,6 +640,12 @@ def sheet_errors(config: dict, files_lines=(), checked: CheckedInputs | None = N
         for option in ("levels", "outer", "inner", "cluster", "case_group"):
             given = spec.get(option) or []
             named += [(("dependence", option), c) for c in ([given] if isinstance(given, str) else given)]
+        missing = _count_columns_missing(analysis.get("measure", (config.get("defaults") or {}).get("measure")),
+                                         columns)  # fmt: skip
+        if missing:
+            located = _locate(("analyses", name, "measure"), list(files_lines))
+            hint = mapping_hint_for(columns)
+            errors.append(f"{located}: {data} has no column {missing}{'; map them: ' + hint if hint else ''}")
         for option, column in named:
             if column not in columns:
                 keys = option if isinstance(option, tuple) else (option,)
@@ -586,6 +654,30 @@ def sheet_errors(config: dict, files_lines=(), checked: CheckedInputs | None = N
                     f"{located}: {data} has no column '{column}'{did_you_mean(str(column), columns)}"
                 )
     return errors
+
+
+def _count_columns_missing(measure, columns) -> str:
+    """What a counts measure needs and the sheet lacks ("" when it has it): events_cases and events_controls with
+    nonevents_* or n_* per group (a 2x2 table), or events with n (a proportion)."""
+    if measure in TABLES:
+        groups = [(f"events_{g}", f"nonevents_{g}", f"n_{g}") for g in ("cases", "controls")]
+        lacking = [f"{events} (with {rest} or {total})" if events not in columns else f"{rest} or {total}"
+                   for events, rest, total in groups
+                   if events not in columns or (rest not in columns and total not in columns)]  # fmt: skip
+        return "; ".join(lacking) + (f" ({measure} needs a 2x2 table per row)" if lacking else "")
+    if measure in PROPORTIONS:
+        lacking = [c for c in ("events", "n") if c not in columns]
+        return ", ".join(lacking) + (f" ({measure} needs events of n per row)" if lacking else "")
+    return ""
+
+
+def mapping_hint_for(columns) -> str:
+    """The ``columns`` mapping that would read a sheet's metafor-named count columns (ai, bi, ci, di, n1i, n2i,
+    xi, ni), or ""."""
+    from metarepro.inputs.sheet import METAFOR_NAMES
+
+    pairs = [f"{METAFOR_NAMES[c]}: {c}" for c in columns if c in METAFOR_NAMES and METAFOR_NAMES[c] not in columns]
+    return f"columns: {{{', '.join(pairs)}}}" if pairs else ""
 
 
 def study_sheet_errors(config: dict, files_lines=(), checked: CheckedInputs | None = None) -> list[str]:

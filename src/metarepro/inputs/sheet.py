@@ -58,8 +58,11 @@ GROUP_EXTRA = tuple(
 PRECOMPUTED = ("yi", "vi", "sei", "ci_low", "ci_high")
 CORRELATION = ("r", "n")
 STATISTICS = ("t", "p", "d", "z", "F")  # d: Cohen's d; z and F (one numerator df) with direction
-NUMERIC = SUMMARY + GROUP_EXTRA + PRECOMPUTED + CORRELATION + STATISTICS
-COUNTS = ("n_cases", "n_controls", "n")
+# binary outcomes: a 2x2 table per row (events, and non-events or the group sizes n_cases/n_controls), or a single
+# proportion (events of n); metafor's ai, bi, ci, di and xi
+EVENTS = ("events_cases", "nonevents_cases", "events_controls", "nonevents_controls", "events")
+NUMERIC = SUMMARY + GROUP_EXTRA + PRECOMPUTED + CORRELATION + STATISTICS + EVENTS
+COUNTS = ("n_cases", "n_controls", "n", *EVENTS)
 NONNEGATIVE = ("sd_cases", "sd_controls", "sem_cases", "sem_controls", "vi", "sei")
 DIRECTIONS = ("cases_higher", "cases_lower")
 LINE = "_line"  # CSV line of each row, kept for messages and the report
@@ -69,7 +72,8 @@ TEXT = ("unit", "measure", "direction", "verification", "eligibility_second_pass
 # metafor's escalc argument names, to suggest a 'columns' mapping for a sheet exported from R
 METAFOR_NAMES = {
     "n1i": "n_cases", "m1i": "mean_cases", "sd1i": "sd_cases", "n2i": "n_controls", "m2i": "mean_controls",
-    "sd2i": "sd_controls", "ri": "r", "ni": "n", "sei": "sei", "yi": "yi", "vi": "vi",
+    "sd2i": "sd_controls", "ri": "r", "ni": "n", "sei": "sei", "yi": "yi", "vi": "vi", "ai": "events_cases",
+    "bi": "nonevents_cases", "ci": "events_controls", "di": "nonevents_controls", "xi": "events",
 }  # fmt: skip
 DELIMITERS = ",;\t|"
 # zero-width and formatting characters, and the bidirectional controls (LRM/RLM, embeddings and overrides,

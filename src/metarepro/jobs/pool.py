@@ -28,6 +28,7 @@ from metarepro.pipeline.analysis import (
     compute_effects,
     estimator_table,
     fit_analysis,
+    pooled_ni,
     pooled_record,
 )
 from metarepro.pipeline.record import PooledRecord
@@ -49,6 +50,7 @@ class AnalysisResult:
     rows: pd.DataFrame | None = None
     fit: RmaResult | None = None
     sheet_sha256: str | None = None
+    counts_fit: object = None  # a binary analysis's rma.mh/rma.peto/rma.glmm fit (pipeline.binary.CountsFit)
 
 
 def run_analysis(sheet_path, analysis: dict, defaults: dict | None = None) -> AnalysisResult:
@@ -65,7 +67,7 @@ def run_analysis(sheet_path, analysis: dict, defaults: dict | None = None) -> An
     fit = None
     if settings.dependence is None:
         fit = fit_analysis(effects, settings)
-        primary = pooled_record(fit, settings, effects.attrs.get("unit"))
+        primary = pooled_record(fit, settings, effects.attrs.get("unit"), pooled_ni(effects, settings))
         estimators = estimator_table(effects, settings, fitted=fit)
     else:
         from metarepro.jobs import dependence  # the multilevel machinery only for the analyses that use it
@@ -87,8 +89,10 @@ def run_analysis(sheet_path, analysis: dict, defaults: dict | None = None) -> An
     sensitivity = without_flagged(effects, settings)
     if sensitivity is not None:
         pooled["without_flagged"] = sensitivity
+    counts_fit = None if fit is None or isinstance(fit, RmaResult) else fit
     return AnalysisResult(settings, effects, PooledRecord.from_dict(pooled), estimators,
-                          rows.drop(columns=quality.SEM_PROOF_COLUMN), fit, sheet.attrs.get("sha256"))
+                          rows.drop(columns=quality.SEM_PROOF_COLUMN), None if counts_fit else fit,
+                          sheet.attrs.get("sha256"), counts_fit)  # fmt: skip
 
 
 def study_years(rows: pd.DataFrame, used: pd.DataFrame) -> list:
@@ -126,8 +130,13 @@ def without_flagged(effects: pd.DataFrame, settings: Settings) -> dict | None:
         from metarepro.jobs.dependence import without_flagged as dependent_without_flagged
 
         return {**dependent_without_flagged(effects, settings, keep), "excluded_lines": excluded}
+    if settings.fit != "rma":  # the same pooling of the tables or proportions left
+        kept = effects.assign(included=keep)
+        fit = fit_analysis(kept.copy(), settings)
+        return {**pooled_record(fit, settings, None, pooled_ni(kept, settings)), "excluded_lines": excluded}
     fit = rma(effects.loc[keep, "yi"], effects.loc[keep, "vi"], settings.method, settings.test, settings.level)
-    return {**pooled_record(fit, settings, effects.attrs.get("unit")), "excluded_lines": excluded}
+    ni = pooled_ni(effects.assign(included=keep), settings)
+    return {**pooled_record(fit, settings, effects.attrs.get("unit"), ni), "excluded_lines": excluded}
 
 
 def _unusable(sheet_path, sheet, effects, shown=5) -> str:

@@ -63,7 +63,17 @@ def sensitivity_rows(result, analysis: dict) -> pd.DataFrame:
 
         read = [*analysis.get("subgroups", []), *analysis.get("moderators", [])]
         rows = aggregated_rows(rows, settings, [*read, analysis.get("cumulative_order", "year")])
-    return rows
+    return _tables_apart(rows, settings)
+
+
+def _tables_apart(rows, settings):
+    """An rma.mh/rma.peto analysis: the rows with a yi of their own (what the inverse-variance steps use), with every
+    pooled table kept in ``attrs["tables"]`` for the MH/Peto leave-one-out and cumulative refits."""
+    if settings.fit not in ("rma.mh", "rma.peto"):
+        return rows
+    own = rows[np.isfinite(rows["yi"].to_numpy(dtype=float))].reset_index(drop=True)
+    own.attrs["tables"] = rows.reset_index(drop=True)
+    return own
 
 
 def model_fit(rows: pd.DataFrame, settings: Settings, primary: RmaResult | None = None) -> RmaResult | None:
@@ -128,6 +138,9 @@ def diagnostics(rows: pd.DataFrame, settings: Settings, order_column: str = "yea
     cum = influence.cumul(yi, vi, order=key, **args)
     ident = rows[["line", "study_id", "study"]].reset_index(drop=True)
     loo_table = pd.concat([ident, _fit_table(loo)], axis=1)
+    estimate = inf.fit.estimate
+    if "tables" in rows.attrs:  # rma.mh / rma.peto: metafor's leave1out and cumul refit MH / Peto on each subset
+        loo_table, cum, estimate = _tables_refits(rows.attrs["tables"], settings, order_column)
     inf_table = pd.concat(
         [
             ident,
@@ -150,12 +163,14 @@ def diagnostics(rows: pd.DataFrame, settings: Settings, order_column: str = "yea
         ],
         axis=1,
     )
+    if "tables" in rows.attrs:
+        ident = rows.attrs["tables"][["line", "study_id", "study"]]
     cum_table = pd.concat([ident.iloc[cum.order].reset_index(drop=True), _fit_table(cum)], axis=1)
-    cum_table.insert(0, "added", np.arange(1, len(rows) + 1))
+    cum_table.insert(0, "added", np.arange(1, len(cum_table) + 1))
     common = {"measure": settings.measure, "labels": labels, "level": settings.level, "method": settings.method,
               "max_rows": max_rows}  # fmt: skip
     figures = {  # drawn from the tables written beside them
-        "leave1out": leave1out_plot(loo_table, estimate=inf.fit.estimate, **common),
+        "leave1out": leave1out_plot(loo_table, estimate=estimate, **common),
         "cumulative": cumulative_forest_plot(cum_table, order=(order_column, len(unordered)), **common),
         "baujat": baujat_plot(bj, labels=labels_of_rows),
     }
@@ -163,6 +178,18 @@ def diagnostics(rows: pd.DataFrame, settings: Settings, order_column: str = "yea
     if rows.attrs.get("dependence_note"):  # the tables are what is written: say it there too
         tables = {name: table.assign(dependence=rows.attrs["dependence_note"]) for name, table in tables.items()}
     return Outputs(tables, _dependence_note(rows, {}), figures)
+
+
+def _tables_refits(tables, settings, order_column):
+    """Leave-one-out table, cumulative FitTable and pooled estimate of an rma.mh/rma.peto analysis (every pooled
+    table, with or without a yi of its own)."""
+    from metarepro.pipeline.binary import fit_counts, tables_refits
+
+    key = order_key(tables[order_column])[0] if order_column in tables else None
+    ident = tables[["line", "study_id", "study"]].reset_index(drop=True)
+    loo = pd.concat([ident, _fit_table(tables_refits(tables, settings))], axis=1)
+    estimate = fit_counts(tables.assign(included=True), settings).estimate
+    return loo, tables_refits(tables, settings, key), estimate
 
 
 FIT_COLUMNS = ("estimate", "se", "zval", "pval", "ci_low", "ci_high", "q", "q_p", "tau2", "i2", "h2")

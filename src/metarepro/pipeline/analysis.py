@@ -27,8 +27,11 @@ from metarepro import quality
 from metarepro._core import dist
 from metarepro._core.spellings import metafor_spellings
 from metarepro.inputs.sheet import LINE, SUMMARY
+from metarepro.pipeline import binary
 from metarepro.stats import conversions as cv
 from metarepro.stats import effects as es
+from metarepro.stats import effects_binary as eb
+from metarepro.stats.effects_binary import PROPORTION_MEASURES, TABLE_MEASURES
 from metarepro.stats.rma import TESTS, RmaResult, rma, rma_batch
 from metarepro.stats.tau2 import METHODS, Control
 
@@ -62,6 +65,11 @@ CV_SKEWED = 1.0  # SD > mean for a positive quantity: the distribution is clearl
 LOG_OF_MEANS = {"ROM": "log ratio of means", "CVR": "log ratio of the coefficients of variation SD/mean"}
 
 MODELS = ("multilevel", "multivariate", "aggregate")
+# how the rows of a binary-outcome analysis are pooled (config ``fit``, metafor's functions) and the measures each
+# takes, as metafor 3.8-1 allows them
+FITS = {"rma": None, "rma.mh": ("OR", "RR", "RD"), "rma.peto": ("OR", "PETO"), "rma.glmm": ("OR", "PLO")}
+GLMM_MODELS = ("UM.FS", "UM.RS", "CM.EL", "CM.AL")
+BINARY_MEASURES = (*TABLE_MEASURES, *PROPORTION_MEASURES)
 MV_METHODS = ("REML", "ML")  # what metafor's rma.mv estimates
 
 
@@ -123,6 +131,13 @@ class Settings:
     ``preset: revman`` sets method DL and RevMan 5's SMD (approximate correction and variance),
     overriding ``method``/``vtype``; ``unit`` is the unit of an MD analysis (default: the most common
     convertible unit of its rows); ``exclude_converted`` keeps only reported means and SDs.
+
+    Binary outcomes (OR, RR, RD, PETO from 2×2 tables; PR, PLN, PLO, PAS, PFT from proportions): ``fit`` is how
+    the rows are pooled, metafor's function: ``rma`` (inverse variance, default), ``rma.mh`` (Mantel–Haenszel),
+    ``rma.peto`` (Peto) or ``rma.glmm`` with its ``model`` (default UM.FS); ``add``, ``to``, ``drop00`` are the
+    zero-cell handling, None for metafor's default of that function (escalc/rma: 1/2, "only0", False — add 0 for
+    PAS and PFT; rma.mh and rma.peto: (1/2, 0), ("only0", "none"), (True, False); rma.glmm: 1/2, "only0", True).
+    rma.mh and rma.peto are equal-effects models (``method`` "EE" in the record); rma.glmm estimates by ML (or EE).
     """
 
     measure: str = "SMD"
@@ -134,13 +149,45 @@ class Settings:
     unit: str | None = None
     exclude_converted: bool = False
     dependence: Dependence | None = None
+    fit: str = "rma"
+    model: str = "UM.FS"
+    add: float | tuple | None = None
+    to: str | tuple | None = None
+    drop00: bool | tuple | None = None
 
     @classmethod
     def from_config(cls, analysis: dict, defaults: dict | None = None):
         merged = {**DEFAULTS, **(defaults or {}), **analysis}
         merged["method"], merged["level"] = metafor_spellings(merged["method"], merged["level"])
-        settings = cls(**{name: merged[name] for name in DEFAULTS}, dependence=Dependence.from_config(analysis))
-        return replace(settings, **PRESETS[settings.preset])
+        binary = {name: tuple(value) if isinstance(value, list) else value for name, value in analysis.items()
+                  if name in ("fit", "model", "add", "to", "drop00")}  # fmt: skip
+        settings = cls(**{name: merged[name] for name in DEFAULTS}, dependence=Dependence.from_config(analysis),
+                       **binary)  # fmt: skip
+        preset = PRESETS[settings.preset]
+        if settings.measure in BINARY_MEASURES:  # RevMan's SMD variance means nothing for counts
+            preset = {key: value for key, value in preset.items() if key != "vtype"}
+        settings = replace(settings, **preset)
+        if settings.fit in ("rma.mh", "rma.peto"):  # equal-effects models: no tau², a z test
+            settings = replace(settings, method="EE", test="z")
+        elif settings.fit == "rma.glmm":  # metafor's rma.glmm: ML unless EE is asked for (its test t is knha here)
+            settings = replace(settings, method="EE" if analysis.get("method") in ("EE", "FE") else "ML")
+        return settings
+
+    @property
+    def binary(self) -> bool:
+        """Counts: a 2×2 table or a proportion per row."""
+        return self.measure in BINARY_MEASURES
+
+    def zero_cells(self) -> dict:
+        """``add``, ``to``, ``drop00`` as the fit takes them (see the class): what the config gives, else metafor's
+        default for the fit and measure."""
+        if self.fit in ("rma.mh", "rma.peto"):
+            default = {"add": (0.5, 0.0), "to": ("only0", "none"), "drop00": (True, False)}
+            given = {"add": self.add, "to": self.to, "drop00": self.drop00}
+            return {k: default[k] if v is None else eb.pair(v, default[k][1], k) for k, v in given.items()}
+        add = (0.0 if self.measure in eb.NO_CORRECTION else 0.5) if self.add is None else self.add
+        drop00 = (self.fit == "rma.glmm") if self.drop00 is None else self.drop00
+        return {"add": add, "to": self.to or "only0", "drop00": drop00}
 
 
 def _col(rows, name):
@@ -204,6 +251,7 @@ class _Rows:
         self.conversion = np.full(self.n, "", dtype=object)
         self.reason = np.full(self.n, "", dtype=object)
         self.checks = [[] for _ in range(self.n)]
+        self.no_estimate = np.zeros(self.n, dtype=bool)  # pooled by its table (rma.mh, rma.peto), no yi of its own
 
     def take(self, mask, yi, vi, form, conversion="", reason=""):
         mask = mask & self.pending
@@ -334,6 +382,10 @@ def _needed_for(measure):
         return "both groups' n with mean and SD/SEM/CI (or median with IQR/range), t, d, z/F/p with direction, r, or yi"
     if measure == "ZCOR":
         return "r and n, or a precomputed yi with vi/sei/CI"
+    if measure in TABLE_MEASURES:
+        return "events_cases and events_controls with n_cases and n_controls (or nonevents_cases, nonevents_controls)"
+    if measure in PROPORTION_MEASURES:
+        return "events and n"
     return "a precomputed yi with vi, sei or a 95% CI"
 
 
@@ -345,7 +397,9 @@ def _explain_incomplete(rows, settings, acc):
     if aside:  # the forms those columns would give are not available: say so rather than ask for them
         needed += f"; the config sets aside this sheet's {', '.join(aside)} (columns: {{name: null}})"
     forms = {**dict.fromkeys(("SMD", "MD", "ROM", "CVR"), SUMMARY), "VR": ("n_cases", "sd_cases", "n_controls",
-             "sd_controls"), "ZCOR": ("r", "n"), "GEN": ("yi",)}  # fmt: skip
+             "sd_controls"), "ZCOR": ("r", "n"), "GEN": ("yi",),
+             **dict.fromkeys(TABLE_MEASURES, binary.TABLE_COLUMNS),
+             **dict.fromkeys(PROPORTION_MEASURES, binary.PROPORTION_COLUMNS)}  # fmt: skip
     wanted = forms.get(settings.measure, ("yi",))
     given = rows.attrs.get("columns")
     absent = [c for c in wanted if given is not None and c not in given]
@@ -439,6 +493,8 @@ def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
         _summary_form(rows, settings, acc)
     if settings.measure == "ZCOR":
         _correlation_form(rows, acc)
+    if settings.binary:
+        binary.count_form(rows, settings, acc)
     if settings.measure == "SMD":
         _statistic_forms(rows, settings, acc)
     _precomputed_form(rows, settings, acc)
@@ -455,8 +511,9 @@ def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     _exclude_contradictions(rows, acc)
     _exclude_impossible(rows, acc)
     ok = acc.reason == ""
-    bad = ok & ~(np.isfinite(acc.yi) & np.isfinite(acc.vi) & (acc.vi > 0))
+    bad = ok & ~(np.isfinite(acc.yi) & np.isfinite(acc.vi) & (acc.vi > 0)) & ~acc.no_estimate
     acc.reason[bad] = "the effect size or its variance is not finite; check the row's numbers"
+    acc.flag(ok & acc.no_estimate, binary.NO_ESTIMATE)
     if settings.exclude_converted:
         converted = (acc.reason == "") & (acc.conversion != "")
         acc.reason[converted] = "converted row; this analysis uses reported means and SDs only"
@@ -493,6 +550,9 @@ def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
             if column not in out:
                 out[column] = _text(rows, column)
     out["flags"] = _quality_flags(rows, settings, acc.yi)
+    if settings.binary:  # the counts, for the forest plot's columns and the MH/Peto/GLMM fits
+        for name, values in binary.count_columns(rows, settings).items():
+            out[name] = values
     out.attrs["unit"] = rows.attrs.get("analysis_unit", settings.unit)
     return out
 
@@ -532,41 +592,63 @@ def _explain_dependence(rows, dependence: Dependence, acc):
             "depends on the group sizes); add them or leave shared_controls out")  # fmt: skip
 
 
-def fit_analysis(effects: pd.DataFrame, settings: Settings, control: Control | None = None) -> RmaResult:
-    """Primary fit of the included rows; fills ``effects['weight']`` (percent) in place."""
+def fit_analysis(effects: pd.DataFrame, settings: Settings, control: Control | None = None):
+    """Primary fit of the included rows; fills ``effects['weight']`` (percent) in place. An :class:`RmaResult`, or
+    for ``fit`` rma.mh, rma.peto or rma.glmm a :class:`metarepro.pipeline.binary.CountsFit`."""
     used = effects["included"].to_numpy()
     if not used.any():
         raise ValueError("no row of this analysis can be used; see the 'reason' of each row")
-    fit = rma(effects.loc[used, "yi"], effects.loc[used, "vi"], settings.method, settings.test, settings.level, control)
+    if settings.fit != "rma":
+        fit = binary.fit_counts(effects, settings)
+    else:
+        fit = rma(effects.loc[used, "yi"], effects.loc[used, "vi"], settings.method, settings.test, settings.level,
+                  control)  # fmt: skip
     effects.loc[used, "weight"] = fit.weights
     return fit
+
+
+def with_estimate(effects: pd.DataFrame) -> np.ndarray:
+    """The included rows that have a yi of their own (all of them, but for the double-zero tables an MH or Peto
+    fit pools without one): the rows an inverse-variance refit, a funnel plot or a test can use."""
+    return effects["included"].to_numpy(dtype=bool) & np.isfinite(effects["yi"].to_numpy(dtype=float))
 
 
 def estimator_table(effects: pd.DataFrame, settings: Settings, control: Control | None = None,
                     fitted: RmaResult | None = None) -> pd.DataFrame:  # fmt: skip
     """Every estimator × both tests on the same rows: how much does the choice matter? ``fitted``: the primary fit
     of these rows (:func:`fit_analysis`, same ``control``), whose own method and test are then not refitted."""
-    used = effects["included"].to_numpy()
+    used = with_estimate(effects)
     yi = effects.loc[used, "yi"].to_numpy()[None, :]
     vi = effects.loc[used, "vi"].to_numpy()[None, :]
     records = []
     for method in METHODS:
         for test in TESTS:
-            if fitted is not None and (fitted.method, fitted.test) == (method, test):
+            if isinstance(fitted, RmaResult) and (fitted.method, fitted.test) == (method, test):
                 fit = fitted
             else:
                 fit = rma_batch(yi, vi, method, test, settings.level, control)[0]
-            records.append(pooled_record(fit, settings, effects.attrs.get("unit")))
+            records.append(pooled_record(fit, settings, effects.attrs.get("unit"), pooled_ni(effects, settings)))
     return pd.DataFrame.from_records(records)
 
 
-def pooled_record(fit: RmaResult, settings: Settings, unit: str | None = None) -> dict:
-    """The fields of ``pooled.json``; back-transformed estimate and CIs for the log-ratio measures (ROM, VR, CVR, ...:
-    ``*_ratio``) and ZCOR (``*_r``)."""
-    return pooled_fields(fit.to_dict(), settings, unit)
+def pooled_ni(effects, settings):
+    """The sample sizes of the pooled rows, for the harmonic-mean back-transformation of PFT (else None)."""
+    return effects.loc[with_estimate(effects), "n"].to_numpy(dtype=float) if settings.measure == "PFT" else None
 
 
-def pooled_fields(record: dict, settings: Settings, unit: str | None = None) -> dict:
+# the suffix of the back-transformed fields of pooled.json per measure (metafor's transf: exp, tanh, ilogit, ...)
+BACK_SUFFIX = {"ZCOR": "r", **dict.fromkeys(("ROM", "OR", "RR", "PETO", "VR", "CVR"), "ratio"),
+               **dict.fromkeys(("PLN", "PLO", "PAS", "PFT"), "prop")}  # fmt: skip
+
+
+def pooled_record(fit, settings: Settings, unit: str | None = None, ni=None) -> dict:
+    """The fields of ``pooled.json``; back-transformed estimate and CIs for ratios (ROM, OR, RR, PETO: ``*_ratio``),
+    ZCOR (r: ``*_r``) and transformed proportions (PLN, PLO, PAS, PFT: ``*_prop``; PFT with the harmonic mean of
+    the rows' ``ni``, metafor's transf.ipft.hm)."""
+    return pooled_fields(fit.to_dict(), settings, unit, ni)
+
+
+def pooled_fields(record: dict, settings: Settings, unit: str | None = None, ni=None) -> dict:
     """:func:`pooled_record` from a fit's fields (``k``, ``estimate``, CIs, ...) in ``to_dict()`` form."""
     record = dict(record)
     record = {
@@ -577,8 +659,15 @@ def pooled_fields(record: dict, settings: Settings, unit: str | None = None) -> 
         "unit": unit if settings.measure == "MD" else None,
         **record,
     }
+    if settings.binary:  # how the counts were pooled, with the zero-cell handling used
+        record["fit"] = settings.fit + (f" ({settings.model})" if settings.fit == "rma.glmm" and
+                                        settings.measure == "OR" else "")  # fmt: skip
+        record["zero_cells"] = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.zero_cells().items()}
+    suffix = BACK_SUFFIX.get(settings.measure, "r")
     for name in ("estimate", "ci_low", "ci_high", "pi_low", "pi_high"):
-        back = es.transform_back(settings.measure, record[name])
+        if settings.measure == "PFT" and ni is None:
+            raise ValueError("PFT estimates are back-transformed with the studies' sample sizes: give ni")
+        back = None if record[name] is None else es.transform_back(settings.measure, record[name], ni=ni)
         if back is not None:
-            record[f"{name}_{'ratio' if settings.measure in es.RATIO_MEASURES else 'r'}"] = float(back)
+            record[f"{name}_{suffix}"] = float(back)
     return record

@@ -66,7 +66,10 @@ def _finite(x) -> bool:
 
 
 def reader_scale(measure: str, x):
-    """Analysis-scale value(s) on the reader's scale (ratio, r); unchanged for SMD, MD, RD."""
+    """Analysis-scale value(s) on the reader's scale (ratio, r, proportion); unchanged for SMD, MD, RD, and for PFT,
+    whose back-transformation needs the studies' sample sizes (pooled.json's ``*_prop`` hold it)."""
+    if measure == "PFT":
+        return np.asarray(x, dtype=float)
     back = transform_back(measure, np.asarray(x, dtype=float))
     return np.asarray(x, dtype=float) if back is None else back
 

@@ -45,7 +45,9 @@ class PooledRecord(Mapping):
     ``tau2_se`` and its Q-profile CI, ``tau``, ``i2`` (percent) with its CI, ``h2``, ``q``/``q_df``/``q_p`` (Cochran's
     Q), ``pi_low``/``pi_high`` (prediction interval), ``converged``, ``iterations``, ``tau2_ci_low_capped``/
     ``tau2_ci_high_capped`` (a bound not found below the search limit), ``warnings``; ``*_ratio`` (ROM) or ``*_r``
-    (ZCOR) back-transformed. ``dependence``: the dependent model's record (rma.mv or aggregate; a dict, as
+    (ZCOR) or ``*_prop`` (PLN, PLO, PAS, PFT: the proportion) back-transformed; ``fit`` (how counts were pooled:
+    rma, rma.mh, rma.peto, rma.glmm (model)) and ``zero_cells`` (add, to, drop00 as used) for binary outcomes.
+    ``dependence``: the dependent model's record (rma.mv or aggregate; a dict, as
     :func:`metarepro.jobs.dependence.fit_dependent` makes it). The analysis: ``k_input`` (rows selected),
     ``k_excluded``, ``n_cases``/``n_controls`` (participants pooled; NaN when a row gives no group sizes),
     ``study_years`` (sorted, None for no year), ``without_flagged`` (the refit without the rows a quality rule flagged,
@@ -97,6 +99,13 @@ class PooledRecord(Mapping):
     ci_high_r: float = ABSENT
     pi_low_r: float = ABSENT
     pi_high_r: float = ABSENT
+    estimate_prop: float = ABSENT
+    ci_low_prop: float = ABSENT
+    ci_high_prop: float = ABSENT
+    pi_low_prop: float = ABSENT
+    pi_high_prop: float = ABSENT
+    fit: str = ABSENT
+    zero_cells: dict = ABSENT
     dependence: dict = ABSENT
     k_input: int = ABSENT
     k_excluded: int = ABSENT

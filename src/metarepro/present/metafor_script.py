@@ -204,9 +204,22 @@ def metafor_script(name: str, config: dict, effects: pd.DataFrame, rows: pd.Data
     s.line("out <- list(analysis = " + r_string(name) + ", R_version = R.version.string, "
            "metafor_version = as.character(packageVersion(\"metafor\")))")  # fmt: skip
 
-    _escalc_block(s, effects, rows, settings, unit)
+    tables = None
+    if settings.binary:  # counts: escalc from the 2x2 tables or proportions, the fit metafor's function names
+        _counts_escalc_block(s, effects, settings)
+    else:
+        _escalc_block(s, effects, rows, settings, unit)
     s.line("")
-    if dep is None:
+    if settings.binary and settings.fit != "rma":
+        _counts_pooled_block(s, settings, effects)
+        sens_name, sens_fit = "dat", "res"
+        if settings.fit in ("rma.mh", "rma.peto"):  # inverse-variance steps use the rows with a yi of their own
+            tables, sens_name, sens_fit = sens.attrs.get("tables", sens), "est", "res_iv"
+            s.comment("Influence diagnostics and small-study tests (as metarepro): an equal-effects inverse-variance "
+                      "model of the rows with a yi of their own")
+            s.line('est <- dat[!is.na(dat$yi), ]')
+            s.line(f'res_iv <- rma(yi, vi, data = est, method = "EE", level = {settings.level:g})')
+    elif dep is None:
         _pooled_block(s, settings, common)
         sens_name, sens_fit = "dat", "res"
     else:
@@ -229,7 +242,9 @@ def metafor_script(name: str, config: dict, effects: pd.DataFrame, rows: pd.Data
             s.line(f"{sens_name}${column} <- {r_vector(values)}")
             if column in levels:
                 s.line(f"{sens_name}${column} <- factor({sens_name}${column}, levels = {r_vector(levels[column])})")
-    if diagnostics:
+    if diagnostics and tables is not None:
+        _tables_diagnostics_block(s, sens_name, sens_fit, tables, analysis.get("cumulative_order", "year"))
+    elif diagnostics:
         _diagnostics_block(s, sens_name, sens_fit, ordered="order_key" in extra)
     else:
         s.comment(f"Leave-one-out, influence and cumulative analyses: not run (k = {len(sens)}; metarepro runs them "
@@ -462,6 +477,113 @@ def _dependence_block(s: _Script, settings: Settings, common: str) -> None:
         s.line(f"sens <- sens[match(unique(dat${cluster}), sens${cluster}), ]  # clusters in order of first "
                "appearance")
     s.line(f"res_sens <- rma(yi, vi, data = sens, {common})")
+
+
+# ---- binary outcomes: escalc from counts, rma.mh / rma.peto / rma.glmm, MH/Peto leave-one-out and cumulative ------
+COUNT_ARGS = {"tables": {"ai": "events_cases", "n1i": "n_cases", "ci": "events_controls", "n2i": "n_controls"},
+              "proportions": {"xi": "events", "ni": "n"}}  # fmt: skip
+
+
+def _count_args(settings: Settings) -> dict:
+    return COUNT_ARGS["tables" if settings.measure in ("OR", "RR", "RD", "PETO") else "proportions"]
+
+
+def _r_pair(value) -> str:
+    return r_vector(list(value)) if isinstance(value, tuple | list) else r_value(value)
+
+
+def _zero_args(settings: Settings, first_only: bool = False) -> str:
+    """metafor's add, to (and drop00 for tables) as the analysis used them (Settings.zero_cells)."""
+    zero = settings.zero_cells()
+    if first_only:
+        zero = {k: v[0] if isinstance(v, tuple) else v for k, v in zero.items()}
+    if settings.measure not in ("OR", "RR", "RD", "PETO"):
+        zero.pop("drop00")
+    return ", ".join(f"{k} = {_r_pair(v)}" for k, v in zero.items())
+
+
+def _counts_escalc_block(s: _Script, effects, settings: Settings) -> None:
+    s.heading("effect sizes from the counts")
+    measure = "PETO" if settings.fit == "rma.peto" else settings.measure
+    args = _count_args(settings)
+    vtype = f', vtype = "{settings.vtype}"' if settings.measure in ("RD", "PR", "PLN", "PLO") else ""
+    s.comment(f"escalc recomputes yi and vi of every pooled row from its counts ({', '.join(args)} = metarepro's "
+              f"{', '.join(args.values())}), with the zero-cell handling the analysis used; the largest difference "
+              "from effects.csv is printed and written.")
+    s.line(f'es <- escalc(measure = "{measure}", '
+           + ", ".join(f"{ours} = {r_name(theirs)}" for ours, theirs in args.items())
+           + f", {_zero_args(settings, first_only=True)}{vtype}, data = dat)")  # fmt: skip
+    s.line("stopifnot(identical(is.na(es$yi), is.na(dat$yi)))")
+    s.line("out$escalc <- list(rows = sum(!is.na(es$yi)), max_abs_diff_yi = max(abs(es$yi - dat$yi), na.rm = TRUE),")
+    s.line("                   max_abs_diff_vi = max(abs(es$vi - dat$vi), na.rm = TRUE))")
+    s.line('cat(sprintf("escalc: %d rows from counts; largest difference from effects.csv: yi %.3g, vi %.3g\\n",')
+    s.line("            out$escalc$rows, out$escalc$max_abs_diff_yi, out$escalc$max_abs_diff_vi))")
+
+
+def _counts_pooled_block(s: _Script, settings: Settings, effects) -> None:
+    fit = settings.fit
+    s.heading(f"the pooled fit (pooled.json): metafor's {fit}")
+    counts = ", ".join(f"{ours} = {r_name(theirs)}" for ours, theirs in _count_args(settings).items())
+    level = f"level = {settings.level:g}"
+    if fit == "rma.mh":
+        call = f'rma.mh({counts}, data = dat, measure = "{settings.measure}", {_zero_args(settings)}, {level})'
+    elif fit == "rma.peto":
+        call = f"rma.peto({counts}, data = dat, {_zero_args(settings)}, {level})"
+    else:
+        model = f', model = "{settings.model}"' if settings.measure == "OR" else ""
+        test = "t" if settings.test == "knha" else "z"
+        call = (f'rma.glmm({counts}, data = dat, measure = "{settings.measure}"{model}, method = "{settings.method}", '
+                f'test = "{test}", {_zero_args(settings)}, {level})')  # fmt: skip
+    s.line(f"res <- {call}")
+    s.line("print(res)")
+    glmm = fit == "rma.glmm"
+    s.line("out$pooled <- list(k = res$k, estimate = c(res$beta), se = c(res$se), zval = c(res$zval), "
+           "pval = c(res$pval),")
+    s.line("  ci_low = c(res$ci.lb), ci_high = c(res$ci.ub), i2 = res$I2, h2 = res$H2, "
+           + ("tau2 = res$tau2, q = res$QE.Wld, q_p = res$QEp.Wld)" if glmm else "q = res$QE, q_p = res$QEp,")
+           )  # fmt: skip
+    if not glmm:
+        s.line("  weight = I(weights(res)))")
+    back = {"OR": "exp", "RR": "exp", "PETO": "exp", "PLO": "transf.ilogit"}.get(settings.measure)
+    if back:
+        suffix = "prop" if settings.measure == "PLO" else "ratio"
+        s.comment(f"on the reader's scale ({back}), as pooled.json's *_{suffix}")
+        s.line(f'out$pooled[paste0(c("estimate", "ci_low", "ci_high"), "_{suffix}")] <- '
+               f"as.list({back}(c(c(res$beta), res$ci.lb, res$ci.ub)))")
+    if not glmm:
+        s.comment("The same fit without the rows a quality rule flagged (pooled.json's without_flagged)")
+        s.line('flagged <- !is.na(dat$flags) & trimws(dat$flags) != ""')
+        s.line("if (any(flagged) && !all(flagged)) {")
+        s.line(f"  res_nf <- {call[:-1]}, subset = !flagged)")
+        s.line("  out$without_flagged <- list(k = res_nf$k, estimate = c(res_nf$beta), se = res_nf$se, "
+               "ci_low = res_nf$ci.lb,")
+        s.line("                              ci_high = res_nf$ci.ub, pval = res_nf$pval, i2 = res_nf$I2, "
+               "q = res_nf$QE)")
+        s.line("}")
+
+
+def _tables_diagnostics_block(s: _Script, data: str, fit_iv: str, tables, order_column: str) -> None:
+    """metafor's leave1out.rma.mh / cumul.rma.mh (and rma.peto): MH or Peto refitted on every subset of all the
+    pooled tables; influence on the inverse-variance model of the rows with a yi."""
+    from metarepro.inputs.sheet import order_key
+
+    s.heading("leave-one-out and cumulative (MH/Peto refits), influence (leave1out.csv, influence.csv, "
+              "cumulative.csv)")
+    s.line("l1o <- leave1out(res)")
+    s.line("print(l1o)")
+    s.line("out$leave1out <- fit_columns(l1o)")
+    s.line(f"inf <- influence({fit_iv})")
+    s.line("out$influence <- list(rstudent = I(inf$inf$rstudent), dffits = I(inf$inf$dffits), "
+           "cook_d = I(inf$inf$cook.d),")
+    s.line("  cov_r = I(inf$inf$cov.r), tau2_del = I(inf$inf$tau2.del), qe_del = I(inf$inf$QE.del), "
+           "hat = I(inf$inf$hat),")
+    s.line("  weight = I(inf$inf$weight), dfbetas = I(inf$dfbs$intrcpt), influential = I(as.logical(inf$is.infl)))")
+    key = order_key(tables[order_column])[0] if order_column in tables else np.arange(len(tables), dtype=float)
+    s.comment(f"cumulative order: {order_column} as a sort key (2001a after 2001), ties in the given order, NA last")
+    s.line(f"dat$order_key <- {r_vector(list(key))}")
+    s.line("cum <- cumul(res, order = dat$order_key)")
+    s.line("print(cum)")
+    s.line("out$cumulative <- fit_columns(cum)")
 
 
 def _diagnostics_block(s: _Script, data: str, fit: str, ordered: bool) -> None:

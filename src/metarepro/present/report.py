@@ -27,7 +27,7 @@ from metarepro._core.limits import SECTION_MAX_ROWS
 from metarepro._core.printing import _f as f4
 from metarepro._core.printing import _p as pval
 from metarepro.quality import RULES, flagged_included
-from metarepro.stats.effects import RATIO_MEASURES, transform_back
+from metarepro.stats.effects import transform_back
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -74,8 +74,13 @@ FIGURE_CAPTIONS = {
 }  # fmt: skip
 MEASURE_WORDS = {
     "SMD": "Hedges' g", "MD": "mean difference", "ROM": "ratio of means", "ZCOR": "correlation r", "GEN": "effect",
+    "OR": "odds ratio", "RR": "risk ratio", "RD": "risk difference", "PETO": "Peto odds ratio",
+    **dict.fromkeys(("PR", "PLN", "PLO", "PAS", "PFT"), "proportion"),
     "VR": "variability ratio", "CVR": "coefficient of variation ratio",
 }  # fmt: skip
+# measures pooled as a ratio (no difference: 1) and the proportions (shown in percent, no "no difference" value)
+RATIO_SHOWN = ("ROM", "OR", "RR", "PETO", "VR", "CVR")
+PROPORTION_SHOWN = ("PR", "PLN", "PLO", "PAS", "PFT")
 METHOD_WORDS = {
     "EE": "an equal-effects model", "DL": "the DerSimonian–Laird estimator", "REML": "restricted maximum likelihood",
     "ML": "maximum likelihood", "PM": "the Paule–Mandel estimator", "SJ": "the Sidik–Jonkman estimator",
@@ -175,8 +180,9 @@ def _p(p) -> str:
 
 
 def _shown(record: dict, name: str) -> float:
-    """A pooled value on the reader's scale: the ratio for ROM, VR, CVR, r for ZCOR (pooled.json's *_ratio, *_r)."""
-    for suffix in ("_ratio", "_r"):
+    """A pooled value on the reader's scale: the ratio for ROM, OR, RR, r for ZCOR, the proportion for PLN, PLO, PAS,
+    PFT (pooled.json's *_ratio, *_r, *_prop)."""
+    for suffix in ("_ratio", "_r", "_prop"):
         if record.get(name + suffix) is not None:
             return record[name + suffix]
     return record.get(name)
@@ -186,6 +192,9 @@ def estimate_text(record: dict, digits=2) -> str:
     est, lo, hi = (_shown(record, n) for n in ("estimate", "ci_low", "ci_high"))
     if not _finite(est):
         return "NA"
+    if record.get("measure") in PROPORTION_SHOWN:  # in percent
+        est, lo, hi, digits = 100 * est, 100 * lo, 100 * hi, max(digits - 1, 1)
+        return f"{est:.{digits}f}% ({record.get('level', 95):g}% CI {lo:.{digits}f}% to {hi:.{digits}f}%)"
     return f"{est:.{digits}f} ({record.get('level', 95):g}% CI {lo:.{digits}f} to {hi:.{digits}f})"
 
 
@@ -392,12 +401,13 @@ def _fit_blocks(record: dict) -> list[tuple[str, str]]:
     row = (f"{f4(record['estimate']):>9} {f4(record.get('se')):>8} {f4(record.get('zval')):>8} {df} "
            f"{pval(record.get('pval')):>8} {f4(record['ci_low']):>8} {f4(record['ci_high']):>8}")  # fmt: skip
     lines += [header, row]
-    if record.get("measure") in (*RATIO_MEASURES, "ZCOR"):
+    back = record.get("measure") in ("ROM", "VR", "CVR", "ZCOR")
+    if back:
         lines += ["", f"Back-transformed ({'r' if record['measure'] == 'ZCOR' else MEASURE_WORDS[record['measure']]}): "
                   f"{estimate_text(record, 4)}"]  # fmt: skip
     if _finite(record.get("pi_low")):
         lines += [f"Prediction interval: [{f4(_shown(record, 'pi_low'))}, {f4(_shown(record, 'pi_high'))}]"
-                  + (" (back-transformed)" if record.get("measure") in (*RATIO_MEASURES, "ZCOR") else "")]  # fmt: skip
+                  + (" (back-transformed)" if back else "")]  # fmt: skip
     for warning in record.get("warnings") or []:
         lines.append(f"Warning: {warning}")
     if record.get("converged") is False:
@@ -452,11 +462,14 @@ def marker_sentence(section: AnalysisSection, others: list[AnalysisSection], lab
     labels = {**labels, **(section.config.get("labels") or {})}
     verdict = _conclusion(r, labels)
     caveats = []
-    if r["k"] > 1 and r.get("method") != "EE":
+    counts_fit = r.get("fit") not in (None, "rma")  # rma.mh, rma.peto (equal effects) still report I²
+    if r["k"] > 1 and (r.get("method") != "EE" or counts_fit):
         caveats.append(heterogeneity_words(r.get("i2")))
-        if _finite(r.get("pi_low")):
+        if _finite(r.get("pi_low")) and r.get("method") != "EE":
             pl, ph = _shown(r, "pi_low"), _shown(r, "pi_high")
-            caveats.append(f"prediction interval {pl:.2f} to {ph:.2f}")
+            percent = r.get("measure") in PROPORTION_SHOWN
+            caveats.append(f"prediction interval {100 * pl:.1f}% to {100 * ph:.1f}%" if percent else
+                           f"prediction interval {pl:.2f} to {ph:.2f}")  # fmt: skip
     if _clusters(r) < 10:
         caveats.append(f"only {_clusters(r)} {'study' if _clusters(r) == 1 else 'studies'}")
     caveats += _small_study_caveat(section.bias)
@@ -486,7 +499,9 @@ FLAG_DEFINITION = (
 def _conclusion(record, labels) -> str:
     """"higher in MDD than in controls" / "not clearly different between ..." from a fit's CI."""
     cases, controls = labels.get("cases", "cases"), labels.get("controls", "controls")
-    null = 1.0 if record.get("measure") in RATIO_MEASURES else 0.0
+    if record.get("measure") in PROPORTION_SHOWN:  # one group: nothing to compare
+        return "the pooled proportion"
+    null = 1.0 if record.get("measure") in RATIO_SHOWN else 0.0
     est, lo, hi = (_shown(record, n) for n in ("estimate", "ci_low", "ci_high"))
     direction = "higher" if _finite(est) and est > null else "lower"
     if _finite(lo) and (lo > null or hi < null):
@@ -649,7 +664,7 @@ def _bias(bias: dict | None, measure: str | None = None) -> Markup | str:
     if not bias:
         return ""
     b = bias.get
-    back = transform_back(measure, 0.0) is not None
+    back = measure != "PFT" and transform_back(measure, 0.0) is not None  # PFT's needs the n: on its own scale
 
     def ci(prefix):
         values = [b(prefix + suffix) for suffix in ("_estimate", "_ci_low", "_ci_high")]
@@ -806,9 +821,10 @@ def _estimators(table: pd.DataFrame | None, record: dict) -> Markup | str:
     shown = table[[c for c in ESTIMATOR_COLUMNS if c in table]].copy()
     if record.get("k") == 1:
         shown[[c for c in ("tau2", "i2") if c in shown]] = K1_CELL
-    if transform_back(record.get("measure"), 0.0) is not None:  # ROM as ratios, ZCOR as r
+    suffix = next((s for s in ("_ratio", "_r", "_prop") if f"estimate{s}" in table), None)
+    if suffix:  # ROM, OR, RR as ratios, ZCOR as r, proportions (as the pooled record back-transforms them)
         for c in ("estimate", "ci_low", "ci_high"):
-            shown[c] = transform_back(record["measure"], shown[c].to_numpy(dtype=float))
+            shown[c] = table[c + suffix].to_numpy(dtype=float)
     which = ("REML and ML (what rma.mv estimates)" if (record.get("dependence") or {}).get("model") in
              ("multilevel", "multivariate") else f"all {table['method'].nunique()} τ² estimators")  # fmt: skip
     return _part("analysis.html", "estimators", which=which, table=table_html(shown, ("method", "test")))
@@ -926,6 +942,40 @@ def _dependent_methods(members, measure, vtype, level, cited) -> dict:
     return {"names": names, "text": " ".join(parts)}
 
 
+COUNTS_MEASURES = {
+    "OR": "log odds ratios", "RR": "log risk ratios", "RD": "risk differences", "PETO": "Peto log odds ratios",
+    "PR": "raw proportions", "PLN": "log-transformed proportions", "PLO": "logit-transformed proportions",
+    "PAS": "arcsine square root transformed proportions",
+    "PFT": "Freeman–Tukey double arcsine transformed proportions (back-transformed with the harmonic mean of the "
+           "sample sizes, Miller 1978)",
+}  # fmt: skip
+COUNTS_FITS = {
+    "rma.mh": "The tables were pooled by the Mantel–Haenszel method (equal effects; metafor's rma.mh)",
+    "rma.peto": "The tables were pooled by Peto's one-step method (equal effects; metafor's rma.peto)",
+    "rma.glmm": "A generalized linear mixed model was fitted by {method} (metafor's rma.glmm, model {model})",
+}  # fmt: skip
+
+
+def _counts_methods(members, measure, method, test, level) -> dict:
+    """The methods paragraph of binary-outcome analyses (one fit and zero-cell handling)."""
+    r = members[0].pooled
+    fit = str(r["fit"])
+    zero = r.get("zero_cells") or {}
+    model = fit.split(" ", 1)[1].strip("()") if " " in fit else "for proportions"
+    if fit == "rma":
+        text = (f"An {'equal-effects' if method == 'EE' else 'random-effects'} model was fitted to the "
+                f"{COUNTS_MEASURES.get(measure, measure)} by inverse variance"
+                + ("" if method == "EE" else f"; τ² was estimated by {METHOD_WORDS.get(method, method)}"))
+    else:
+        text = COUNTS_FITS[fit.split(" ")[0]].format(method=METHOD_WORDS.get(method, method), model=model)
+        text += f" on the {COUNTS_MEASURES.get(measure, measure)}"
+    text += (f", with {'Knapp–Hartung' if test == 'knha' else 'Wald z'} tests and {level:g}% confidence intervals. "
+             f"Zero cells: add = {zero.get('add')}, to = {zero.get('to')}"
+             + (f", drop00 = {zero.get('drop00')}" if measure in ("OR", "RR", "RD", "PETO") else "")
+             + " (metafor's defaults unless the config sets them); estimates are shown back-transformed.")
+    return {"names": ", ".join(s.name for s in members), "text": text}
+
+
 def methods_section(sections: list[AnalysisSection]) -> Markup:
     """A paragraph per distinct set of settings, in the words of metafor's ``reporter()``, to paste into a paper."""
     groups: dict[tuple, list[AnalysisSection]] = {}
@@ -934,11 +984,16 @@ def methods_section(sections: list[AnalysisSection]) -> Markup:
         dep = r.get("dependence") or {}
         signature = (dep.get("formula"), dep.get("shared_controls"), dep.get("vcalc_rho"),
                      (dep.get("robust") or {}).get("type"), dep.get("cluster_column")) if dep else None  # fmt: skip
+        if r.get("fit") is not None:  # binary outcomes: how the counts were pooled, with the zero-cell handling
+            signature = ("counts", r["fit"], repr(r.get("zero_cells")))
         key = (r.get("measure"), r.get("method"), r.get("test"), r.get("level"), r.get("preset"), r.get("vtype"),
                signature)  # fmt: skip
         groups.setdefault(key, []).append(s)
     paragraphs, cited = [], {"metafor", "qprofile", "I2", "handbook"}  # handbook: the headline's I² words
     for (measure, method, test, level, preset, vtype, signature), members in groups.items():
+        if signature is not None and signature[0] == "counts":
+            paragraphs.append(_counts_methods(members, measure, method, test, level))
+            continue
         if signature is not None:
             paragraphs.append(_dependent_methods(members, measure, vtype, level, cited))
             continue

@@ -77,7 +77,9 @@ def x_range(rows: pd.DataFrame, null: float = 0.0):
     full = full[np.isfinite(full)]
     lo, hi = core.min(), core.max()
     span = max(hi - lo, 1e-3 * max(1.0, abs(lo), abs(hi)))
-    if full.max() - full.min() <= 2.5 * span:
+    if not np.isfinite(null):  # a proportion: no null to keep in view, so every interval is
+        lo, hi = full.min(), full.max()
+    elif full.max() - full.min() <= 2.5 * span:
         lo, hi = full.min(), full.max()
     else:
         lo, hi = max(full.min(), lo - 0.6 * span), min(full.max(), hi + 0.6 * span)
@@ -88,17 +90,18 @@ def x_range(rows: pd.DataFrame, null: float = 0.0):
 def draw_forest(rows: pd.DataFrame, *, measure="SMD", level=95, xlabel=None, labels=None, title="", footer="",
                 columns=(), estimate_header=None, weight_header="Weight", reference=None,
                 reference_label=None, label_header="Study", note="", histogram=None,
-                histogram_label="Studies"):  # fmt: skip
+                histogram_label="Studies", scale=None):  # fmt: skip
     """Draw a forest plot from ``rows`` (see :func:`rows_table`).
 
     ``columns``: extra text columns ``[(header, column_name), ...]`` shown between the labels and the plot
     (e.g. n and mean (SD) per group). ``reference``: a dashed vertical line (e.g. the full-data estimate).
     ``note``: a line under the title (gid ``summary-note``), e.g. why a summary form is drawn. ``histogram``:
     values on the analysis scale (e.g. every study's estimate) drawn as a histogram above the rows, on the same
-    axis (bars with gid ``hist-bin{j}``; values beyond the axis are counted in its label).
+    axis (bars with gid ``hist-bin{j}``; values beyond the axis are counted in its label). ``scale``: a
+    :class:`Scale` other than ``Scale(measure)`` (PFT's, with the studies' harmonic-mean n).
     """
     rows = rows.reset_index(drop=True)
-    scale = Scale(measure)
+    scale = scale or Scale(measure)
     groups = group_labels(labels)
     texts = [str(x) for x in rows["label"]]
     is_bold = rows["kind"].isin(["summary", "header"]).to_numpy()
@@ -152,7 +155,8 @@ def draw_forest(rows: pd.DataFrame, *, measure="SMD", level=95, xlabel=None, lab
     ax.set_yticks([])
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
-    ax.axvline(scale.null, color="grey", linewidth=0.8, zorder=1)
+    if np.isfinite(scale.null):
+        ax.axvline(scale.null, color="grey", linewidth=0.8, zorder=1)
     if reference is not None and np.isfinite(reference):
         ax.axvline(reference, color=POOLED_COLOR, linestyle="--", linewidth=0.9, zorder=1, label=reference_label)
     ax.set_xlabel(xlabel or axis_label(measure, labels), fontsize=TEXT["fontsize"])
@@ -318,7 +322,9 @@ def _univariate_text(pooled: dict, df) -> str:
 def _group_columns(effects: pd.DataFrame, labels) -> list[tuple[str, str]]:
     """n (and mean (SD) where given) per group, when the rows have them."""
     g = group_labels(labels)
-    columns = []
+    columns = _count_columns(effects, g)
+    if columns:
+        return columns
     for group in ("cases", "controls"):
         if f"n_{group}" in effects and effects[f"n_{group}"].notna().any():
             columns.append((f"n {g[group]}", f"_n_{group}"))
@@ -327,8 +333,29 @@ def _group_columns(effects: pd.DataFrame, labels) -> list[tuple[str, str]]:
     return columns
 
 
-def _group_values(effects: pd.DataFrame) -> dict:
+def _count_columns(effects: pd.DataFrame, g: dict) -> list[tuple[str, str]]:
+    """Binary outcomes: events/total per group (2×2 tables) or events/n (a proportion), as RevMan and metafor's
+    forest(ilab = ...) show them; [] for other rows."""
+    if "events_cases" in effects and effects["events_cases"].notna().any():
+        return [(f"Events/total {g[group]}", f"_events_{group}") for group in ("cases", "controls")]
+    if "events" in effects and effects["events"].notna().any():
+        return [("Events/n", "_events_")]
+    return []
+
+
+def _count_values(effects: pd.DataFrame) -> dict:
     out = {}
+    for group, total in (("cases", "n_cases"), ("controls", "n_controls"), ("", "n")):
+        events = f"events_{group}" if group else "events"
+        if events in effects and total in effects:
+            out[f"_events_{group}"] = [f"{int(e)}/{int(n)}" if np.isfinite(e) and np.isfinite(n) else ""
+                                       for e, n in zip(effects[events].astype(float), effects[total].astype(float),
+                                                       strict=True)]  # fmt: skip
+    return out
+
+
+def _group_values(effects: pd.DataFrame) -> dict:
+    out = _count_values(effects)
     for group in ("cases", "controls"):
         if f"n_{group}" in effects:
             out[f"_n_{group}"] = [f"{int(n)}" if np.isfinite(n) else "" for n in effects[f"n_{group}"].astype(float)]
@@ -432,11 +459,32 @@ def pooled_rows(pooled: dict, k: int) -> pd.DataFrame:
     if pooled.get("dependence"):
         return _dependent_pooled_rows(pooled, k)
     return rows_table(
-        [f"Random-effects model ({pooled['method']}, k = {k})" if pooled["method"] != "EE"
-         else f"Equal-effects model (k = {k})"],
+        [_counts_model_label(pooled, k) or (f"Random-effects model ({pooled['method']}, k = {k})"
+                                            if pooled["method"] != "EE" else f"Equal-effects model (k = {k})")],
         pooled["estimate"], pooled["ci_low"], pooled["ci_high"], kind="summary", weight=100.0,
         pi_low=pooled.get("pi_low"), pi_high=pooled.get("pi_high"),
     )  # fmt: skip
+
+
+COUNTS_MODELS = {"rma.mh": "Mantel-Haenszel model", "rma.peto": "Peto model", "rma.glmm": "GLMM"}
+
+
+def _counts_model_label(pooled: dict, k: int) -> str:
+    """The diamond's label of a binary analysis pooled by rma.mh, rma.peto or rma.glmm ("" for rma)."""
+    fit = str(pooled.get("fit", "rma"))
+    name = COUNTS_MODELS.get(fit.split(" ")[0])
+    if name is None:
+        return ""
+    detail = fit.split(" ", 1)[1].strip("()") + ", " if " " in fit else ""
+    return f"{name} ({detail}{pooled['method']}, k = {k})" if fit.startswith("rma.glmm") else f"{name} (k = {k})"
+
+
+def counts_scale(effects: pd.DataFrame, measure: str) -> Scale:
+    """The scale of a forest plot: PFT's back-transformation needs the harmonic mean of the pooled rows' n."""
+    if measure == "PFT" and "n" in effects:
+        n = effects.loc[effects["included"].astype(bool), "n"].to_numpy(dtype=float)
+        return Scale(measure, ni=float(1 / np.mean(1 / n[np.isfinite(n)])))
+    return Scale(measure)
 
 
 def forest_plot(effects: pd.DataFrame, pooled: dict, title: str = "", measure: str | None = None, labels=None,
@@ -450,11 +498,13 @@ def forest_plot(effects: pd.DataFrame, pooled: dict, title: str = "", measure: s
     measure = measure or pooled.get("measure", "SMD")
     included = effects["included"].astype(bool).to_numpy()
     footer = heterogeneity_text(pooled)
-    if pooled.get("pi_low") is not None and np.isfinite(pooled["pi_low"]):
-        interval = Scale(measure).text(0, pooled["pi_low"], pooled["pi_high"]).split(" ", 1)[1]
+    scale = counts_scale(effects, measure)
+    tables_fit = str(pooled.get("fit", "rma")).startswith(("rma.mh", "rma.peto"))  # equal effects: PI = CI
+    if pooled.get("pi_low") is not None and np.isfinite(pooled["pi_low"]) and not tables_fit:
+        interval = scale.text(0, pooled["pi_low"], pooled["pi_high"]).split(" ", 1)[1]
         footer += f"\nPrediction interval (dotted): {interval}"
     common = {"measure": measure, "level": pooled.get("level", 95), "labels": labels, "title": title,
-              "footer": footer, "xlabel": axis_label(measure, labels, pooled.get("unit"))}  # fmt: skip
+              "footer": footer, "xlabel": axis_label(measure, labels, pooled.get("unit")), "scale": scale}  # fmt: skip
     k = int(included.sum())
     if k > max_rows:
         return draw_forest(pooled_rows(pooled, k), **common, histogram=effects.loc[included, "yi"],

@@ -13,7 +13,7 @@ from matplotlib import font_manager
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from metarepro.stats.effects import RATIO_MEASURES, transform_back
+from metarepro.stats.effects import transform_back
 
 STUDY_COLOR = "#2b5d8a"
 POOLED_COLOR = "#8a2b2b"
@@ -96,7 +96,18 @@ MEASURE_NAMES = {
     "CVR": "Coefficient of variation ratio",
     "ZCOR": "Correlation r",
     "GEN": "Effect size",
+    "OR": "Odds ratio",
+    "RR": "Risk ratio",
+    "RD": "Risk difference",
+    "PETO": "Odds ratio (Peto)",
+    **dict.fromkeys(("PR", "PLN", "PLO", "PAS", "PFT"), "Proportion"),
 }
+# counts measures drawn on a log axis with ratio ticks, and the proportions shown in % (on their own scale)
+TABLE_RATIOS = ("OR", "RR", "PETO")
+LOG_RATIOS = ("ROM", "VR", "CVR", *TABLE_RATIOS)  # drawn on a log axis with ratio ticks (PLN is a proportion)
+PROPORTIONS = ("PR", "PLN", "PLO", "PAS", "PFT")
+PROPORTION_SCALES = {"PR": "", "PLN": "log scale", "PLO": "logit scale", "PAS": "arcsine scale",
+                     "PFT": "Freeman-Tukey scale"}  # fmt: skip
 DEFAULT_GROUPS = {"cases": "cases", "controls": "controls"}
 
 
@@ -114,8 +125,12 @@ def axis_label(measure: str, labels: dict | None = None, unit: str | None = None
     name = MEASURE_NAMES.get(measure, "Effect size")
     if measure in ("SMD", "MD"):
         name += f" ({g['cases']} − {g['controls']})"
-    elif measure in RATIO_MEASURES:
+    elif measure in LOG_RATIOS:
         name += f" ({g['cases']} / {g['controls']}, log scale)"
+    elif measure == "RD":
+        name += f" ({g['cases']} − {g['controls']})"
+    elif measure in PROPORTIONS:
+        name += f" (%{', ' + PROPORTION_SCALES[measure] if PROPORTION_SCALES[measure] else ''})"
     if measure == "MD" and unit:
         name += f", {unit}"
     return name
@@ -127,48 +142,87 @@ class Scale:
     ticks and the printed estimates are back-transformed (ratio, r), as metafor's ``atransf``."""
 
     measure: str = "SMD"
+    ni: float | None = None  # PFT: the harmonic mean of the studies' n (metafor's transf.ipft.hm)
 
     @property
     def null(self) -> float:
+        if self.measure in PROPORTIONS:
+            return float("nan")  # a proportion has no "no effect" value to draw
         return 0.0  # no effect: log ratio 0 (ratio 1), z 0 (r 0), difference 0
+
+    @property
+    def percent(self) -> bool:
+        """Proportions in percent; a PFT figure drawn without the studies' n (leave-one-out, funnel, ...) stays on
+        the Freeman-Tukey scale, whose back-transformation needs them."""
+        return self.measure in PROPORTIONS and not (self.measure == "PFT" and self.ni is None)
 
     def show(self, x):
         """Analysis-scale value(s) as the reader sees them."""
         x = np.asarray(x, dtype=float)
-        back = transform_back(self.measure, x)
+        if self.measure == "PFT" and self.ni is None:
+            return x
+        back = transform_back(self.measure, x, ni=None if self.ni is None else np.array([self.ni]))
         return x if back is None else back
 
     def ticks(self, low: float, high: float):
         """Tick positions on the analysis scale, or None for matplotlib's own."""
-        if self.measure in RATIO_MEASURES:
+        if self.percent:
+            return _thin(*_proportion_ticks(self.measure, self.ni, low, high))
+        if self.measure in LOG_RATIOS:
             nice = np.array([0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 0.67, 1, 1.5, 2, 4, 5, 10, 20, 50, 100])
         elif self.measure == "ZCOR":
             nice = np.array([-0.99, -0.9, -0.75, -0.5, -0.25, 0, 0.25, 0.5, 0.75, 0.9, 0.99])
         else:
             return None
-        pos = np.log(nice) if self.measure in RATIO_MEASURES else np.arctanh(nice)
-        keep = (pos >= low) & (pos <= high)
-        while keep.sum() > 7:  # thin evenly around the null so the labels never collide
-            idx = np.flatnonzero(keep)
-            centre = idx[np.argmin(np.abs(pos[idx]))]
-            drop = [i for n, i in enumerate(idx) if (i - centre) % 2]
-            keep[drop] = False
-            if not drop:
-                break
-        return pos[keep]
+        pos = np.arctanh(nice) if self.measure == "ZCOR" else np.log(nice)
+        return _thin(pos, pos >= low, pos <= high)
 
     def apply(self, ax, low: float, high: float):
         ticks = self.ticks(low, high)
         if ticks is not None:
             ax.set_xticks(ticks)
-            ax.set_xticklabels([fmt(v, 2).rstrip("0").rstrip(".") for v in self.show(ticks)])
+            ax.set_xticklabels([self.tick_text(v) for v in self.show(ticks)])
         ax.set_xlim(low, high)
 
+    def tick_text(self, value) -> str:
+        if self.percent:
+            return f"{100 * value:.3g}%"
+        return fmt(value, 2).rstrip("0").rstrip(".")
+
     def text(self, est, lo, hi, digits=2) -> str:
+        if self.percent:  # in percent, one decimal
+            e, a, b = 100 * self.show([est, lo, hi])
+            if not (np.isfinite(a) and np.isfinite(b)):
+                return f"{fmt(e, 1)}% [no CI]"
+            return f"{fmt(e, 1)}% [{fmt(a, 1)}%, {fmt(b, 1)}%]"
         e, a, b = self.show([est, lo, hi])
         if not (np.isfinite(a) and np.isfinite(b)):  # a published estimate printed without its CI
             return f"{fmt(e, digits)} [no CI]"
         return f"{fmt(e, digits)} [{fmt(a, digits)}, {fmt(b, digits)}]"
+
+
+def _thin(pos, above, below):
+    """The ticks within the axis, thinned evenly around the null so that the labels never collide."""
+    keep = above & below
+    while keep.sum() > 7:
+        idx = np.flatnonzero(keep)
+        centre = idx[np.argmin(np.abs(pos[idx]))]
+        drop = [i for n, i in enumerate(idx) if (i - centre) % 2]
+        keep[drop] = False
+        if not drop:
+            break
+    return pos[keep]
+
+
+def _proportion_ticks(measure, ni, low, high):
+    """Ticks at round proportions, placed on the measure's own scale (metafor's transformations)."""
+    from metarepro.stats import effects_binary as eb
+
+    nice = np.array([0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99])
+    with np.errstate(divide="ignore"):
+        pos = {"PR": nice, "PLN": np.log(nice), "PLO": np.log(nice / (1 - nice)), "PAS": np.arcsin(np.sqrt(nice)),
+               "PFT": eb.transf_pft(nice, ni if ni is not None else 100.0)}[measure]  # fmt: skip
+    return pos, pos >= low, pos <= high
 
 
 def fmt(x, digits=2) -> str:

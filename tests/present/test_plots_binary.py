@@ -1,0 +1,54 @@
+"""Binary outcomes drawn on the reader's scale: the OR forest plot of config/examples/linde2005.yaml (metafor's
+forest(res, atransf = exp) with ilab events/total), and proportions in percent on their own scale."""
+
+import numpy as np
+import pytest
+from conftest import REPO
+from figure_readback import drawn_rows
+
+from metarepro.jobs.pool import run_analysis
+from metarepro.present.plots import forest_plot
+
+LINDE = {"title": "Response", "data": "data/raw/linde2005_st_johns_wort.csv",
+         "columns": {"study_id": "id", "events_cases": "ai", "n_cases": "n1i", "events_controls": "ci",
+                     "n_controls": "n2i"}}  # fmt: skip
+LABELS = {"cases": "SJW", "controls": "placebo", "left": "favours placebo", "right": "favours SJW"}
+
+
+@pytest.fixture(autouse=True)
+def _repo(monkeypatch):
+    monkeypatch.chdir(REPO)
+
+
+def test_odds_ratio_forest_has_a_log_axis_in_ratios_and_events_per_group():
+    result = run_analysis(LINDE["data"], {**LINDE, "measure": "OR", "fit": "rma.mh"})
+    fig = forest_plot(result.effects, result.pooled, labels=LABELS)
+    ax = fig.axes[0]
+    ticks = [float(t.get_text()) for t in ax.get_xticklabels()]
+    assert 1.0 in ticks
+    np.testing.assert_allclose(np.log(ticks), ax.get_xticks(), atol=1e-12)  # ratio labels on the log scale
+    assert ax.get_xlabel() == "Odds ratio (SJW / placebo, log scale)"
+    texts = [t.get_text() for t in fig.texts + ax.texts]
+    assert {"Events/total SJW", "Events/total placebo", "19/30", "3/30"} <= set(texts)
+    assert any("favours placebo" in t for t in texts) and any("favours SJW" in t for t in texts)
+    drawn = drawn_rows(fig)
+    pooled = result.pooled
+    summary = np.exp([pooled["estimate"], pooled["ci_low"], pooled["ci_high"]])
+    assert drawn[len(drawn) - 1]["text"] == f"{summary[0]:.2f} [{summary[1]:.2f}, {summary[2]:.2f}]"
+    assert "Mantel-Haenszel model (k = 24)" in [t.replace("\n", " ") for t in texts]
+
+
+def test_proportions_are_shown_in_percent_on_the_logit_scale():
+    moore = {"title": "Success", "data": "data/raw/moore1998_topical_nsaids.csv", "measure": "PLO",
+             "columns": {"study_id": "id", "study": "author", "events": "Ee", "n": "Ne"}}  # fmt: skip
+    result = run_analysis(moore["data"], moore)
+    fig = forest_plot(result.effects, result.pooled)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert all(label.endswith("%") for label in labels)
+    shares = np.array([float(label[:-1]) / 100 for label in labels])
+    np.testing.assert_allclose(np.log(shares / (1 - shares)), ax.get_xticks(), atol=1e-12)
+    assert ax.get_xlabel() == "Proportion (%, logit scale)"
+    p = result.pooled
+    assert drawn_rows(fig)[0]["text"] == "82.8% [64.7%, 92.6%]"  # 24/29 with its logit CI, back-transformed
+    assert p["estimate_prop"] == pytest.approx(1 / (1 + np.exp(-p["estimate"])), rel=1e-15)
