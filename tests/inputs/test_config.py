@@ -30,6 +30,11 @@ def problems(config):
     return check_config(config, SCHEMA, sheets=False)
 
 
+@pytest.mark.parametrize("analysis", [{"measure": "VR"}, {"measure": "CVR"}, {"columns": {"t": None, "n_cases": "n1"}}])
+def test_variability_measures_and_a_null_mapping_are_accepted(analysis):
+    assert problems(minimal(**analysis)) == []
+
+
 def test_defaults_are_filled_in():
     config = minimal()
     assert problems(config) == []

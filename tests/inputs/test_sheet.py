@@ -89,3 +89,30 @@ def test_where_filters_by_value_or_list_and_rejects_unknown_columns(tmp_path):
     assert select_rows(sheet, {"year": 2002, "sample": "serum"})["study_id"].tolist() == ["c"]
     message = str(pytest.raises(SheetError, select_rows, sheet, {"tissue": "serum"}).value)
     assert "'where: {tissue: ...}'" in message and "sample" in message
+
+
+def test_a_column_set_aside_by_a_null_mapping_is_kept_as_text_and_not_read(tmp_path):
+    """columns: {p: null, direction: null, t: null}: the sheet's own p (bounds), direction (its own words) and t
+    (unsigned) are kept as text under *_as_printed; metarepro's p, direction and t are empty, so no row uses them."""
+    header = "study_id,n_treatment,n_placebo,t,p,direction\n"
+    body = "a,20,20,2.1,<0.001,favours_treatment\nb,15,16,0.5,0.62,favours_placebo\n"
+    path = write(tmp_path, body, header)
+    with pytest.raises(SheetError):  # as it is: a p that is not a number, a direction outside the vocabulary
+        read_sheet(path, {"n_cases": "n_treatment", "n_controls": "n_placebo"})
+    mapping = {"n_cases": "n_treatment", "n_controls": "n_placebo", "t": None, "p": None, "direction": None}
+    sheet = read_sheet(path, mapping)
+    assert sheet["p_as_printed"].tolist() == ["<0.001", "0.62"]
+    assert sheet["direction_as_printed"].tolist() == ["favours_treatment", "favours_placebo"]
+    assert sheet["t_as_printed"].tolist() == ["2.1", "0.5"]  # text, as printed
+    assert sheet[["t", "p"]].isna().all().all() and "direction" not in sheet.attrs["columns"]
+    effects = compute_effects(sheet, Settings(measure="SMD"))
+    assert not effects["included"].any()
+    aside = "; the config sets aside this sheet's t, p, direction (columns: {name: null})"
+    assert effects["reason"].str.contains(aside, regex=False).all()
+
+
+def test_setting_aside_a_column_the_sheet_lacks_is_named(tmp_path):
+    path = write(tmp_path, "a,A,2001,IL-6,10,1.5,0.4,12,1.1,0.3,,,serum\n")
+    with pytest.raises(SheetError) as err:
+        read_sheet(path, {"p": None})
+    assert "sets aside 'p' (p: null), but the sheet has no column 'p'" in str(err.value)

@@ -376,23 +376,31 @@ def check_default_run(workdir):
 
     config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
     out = findings(config, workdir / "results")
-    assert [r.question for r in out.sof_rows] == ["IL-6", "TNF-a", "CRP", "IL-2", "IL-10", "IL-1b"]
+    # issue 19 added the variability ratios (a question of their own per marker) and the treatment trials
+    assert [r.question for r in out.sof_rows] == ["IL-6", "TNF-a", "CRP", "IL-2", "IL-10", "IL-1b", "CRP, variability",
+                                                  "IL-6, variability", "TNF-a, variability", "score, eligible_mdd: yes"]
+    crp = out.sensitivity["CRP"]  # the variability ratios are not sensitivity analyses of the mean difference
+    assert not crp["analysis"].isin(["crp_cvr", "crp_vr"]).any()
+    assert out.sensitivity["CRP, variability"]["analysis"].drop_duplicates().tolist()[:2] == ["crp_cvr", "crp_vr"]
     for row in out.sof_rows:
         rec = read_records(workdir / "results", row.analysis)
         p = rec.pooled
-        assert (row.estimate, row.ci_low, row.ci_high, row.k) == (p["estimate"], p["ci_low"], p["ci_high"], p["k"])
+        shown = fd.reader_scale(p["measure"], [p["estimate"], p["ci_low"], p["ci_high"]])  # ratios for CVR, VR
+        assert [row.estimate, row.ci_low, row.ci_high] == shown.tolist() and row.k == p["k"]
         assert row.participants == p["n_cases"] + p["n_controls"]
         crit = fd.influence_criteria(rec.influence)
         np.testing.assert_array_equal(crit[["dffits", "cook_d", "hat", "dfbetas"]].any(axis=1),
                                       rec.influence["influential"].astype(bool))  # fmt: skip
         reasons = {x.domain: x.reason for x in row.suggestions}
-        assert f"I² = {fd.num(p['i2'], 1)}%" in reasons["inconsistency"]
+        one = p["k"] == 1  # the treatment trials: one usable trial, no heterogeneity to estimate
+        assert (reasons["inconsistency"] == "k = 1: heterogeneity cannot be estimated" if one
+                else f"I² = {fd.num(p['i2'], 1)}%" in reasons["inconsistency"])  # fmt: skip
         flagged = fd.flagged_included(rec.effects)
         share = rec.effects.loc[flagged, "weight"].sum() / rec.effects.loc[rec.effects["included"], "weight"].sum()
         assert f"{int(flagged.sum())} of {p['k']} pooled rows" in reasons["risk of bias"]
         assert f"{fd.num(100 * share, 1)}% of the weight" in reasons["risk of bias"]
         first = out.reporter[row.analysis][0]
-        assert f"was {fd.num(p['estimate'])} (95% CI: {fd.num(p['ci_low'])} to {fd.num(p['ci_high'])})" in first
+        assert f"was {fd.num(shown[0])} (95% CI: {fd.num(shown[1])} to {fd.num(shown[2])})" in first
         assert f"= {fd.num(p['zval'])}, {fd.p_text(p['pval'])})" in first
     il6 = out.sensitivity["IL-6"].set_index("label")
     assert il6.loc["multilevel (every case subgroup)", "analysis"] == "il6_smd_multilevel"

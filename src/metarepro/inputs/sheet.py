@@ -3,7 +3,10 @@
 One CSV row per comparison. ``study_id`` is required (``study``, the label, defaults to it; ``year``
 and ``marker`` are read when present); every other column is either one of the numeric input columns below or a free
 grouping column (kept as text). A config may map its own names onto these (``columns: {n_cases:
-n1i}``). Problems that can only be extraction errors (text in a numeric cell, a negative SD, a
+n1i}``), and set aside a sheet column that has one of these names but not its meaning (``columns: {t: null}``:
+a ``t`` printed without its sign, a ``p`` column holding bounds such as ``<0.001``, a ``direction`` in the
+sheet's own words); that column is kept as text under ``<name>_as_printed`` and metarepro's ``<name>`` is empty.
+Problems that can only be extraction errors (text in a numeric cell, a negative SD, a
 non-integer n, an infinite number) stop the run with :class:`SheetError`, naming file, line, column
 and the fix. Rows that are merely incomplete are kept and later excluded with a reason (see
 :mod:`metarepro.pipeline.analysis`).
@@ -65,6 +68,7 @@ COUNTS = ("n_cases", "n_controls", "n", *EVENTS)
 NONNEGATIVE = ("sd_cases", "sd_controls", "sem_cases", "sem_controls", "vi", "sei")
 DIRECTIONS = ("cases_higher", "cases_lower")
 LINE = "_line"  # CSV line of each row, kept for messages and the report
+AS_PRINTED = "_as_printed"  # suffix of a sheet column set aside by a config mapping to null (columns: {t: null})
 MISSING = ("", "na", "n/a", "nan", ".")  # missing-value spellings (R, Excel, SPSS/Stata), any case
 TEXT = ("unit", "measure", "direction", "verification", "eligibility_second_pass")  # read by the analysis
 # metafor's escalc argument names, to suggest a 'columns' mapping for a sheet exported from R
@@ -377,6 +381,14 @@ def _apply_mapping(path, header: list[str], mapping: dict | None) -> list[str]:
                 f"config 'columns': '{ours}' is not a metarepro column{did_you_mean(ours, known)}; "
                 "map metarepro's names to the sheet's, e.g. columns: {n_cases: n1i}."
             )
+        if theirs is None:  # the sheet's column of this name means something else: kept as text, not read as ours
+            if ours not in header:
+                raise SheetError(
+                    f"{path}, line 1 (header): config 'columns' sets aside '{ours}' ({ours}: null), but the sheet has "
+                    f"no column '{ours}'{did_you_mean(ours, header)}; remove the entry."
+                )
+            renamed[header.index(ours)] = ours + AS_PRINTED
+            continue
         if str(theirs) not in header:
             raise SheetError(
                 f"{path}, line 1 (header): config 'columns' maps {ours} to '{theirs}', which the sheet does not "
@@ -416,7 +428,8 @@ def _header_problems(path, header, info, mapping) -> None:
 def read_sheet(path, columns: dict | None = None) -> pd.DataFrame:
     """Read and validate one extraction sheet; numeric input columns become floats.
 
-    ``columns`` maps metarepro's column names to the sheet's (``{"n_cases": "n1i"}``). Raises
+    ``columns`` maps metarepro's column names to the sheet's (``{"n_cases": "n1i"}``); a name mapped to None sets
+    the sheet's column of that name aside (kept as text under ``<name>_as_printed``, see the module docstring). Raises
     :class:`SheetError` listing every problem found (not just the first).
     """
     import numpy as np
@@ -425,7 +438,7 @@ def read_sheet(path, columns: dict | None = None) -> pd.DataFrame:
     path = Path(path)
     header, rows, lines, info = read_table(path)
     if columns:
-        columns = {ours: str(theirs) for ours, theirs in columns.items()}
+        columns = {ours: None if theirs is None else str(theirs) for ours, theirs in columns.items()}
     header = _apply_mapping(path, header, columns)
     _header_problems(path, header, info, {ours: theirs for ours, theirs in (columns or {}).items()})
     if not rows:

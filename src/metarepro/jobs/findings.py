@@ -61,7 +61,8 @@ def findings_from_records(analyses: dict, records: dict[str, fd.AnalysisRecords]
         rows.append(fd.sof_row(question, primary.name, primary.pooled, primary.bias, primary.effects, threshold))
         sens = fd.sensitivity_rows(roles, own)
         tables[question] = fd.sensitivity_table(sens)
-        sentences[question] = fd.sensitivity_sentence(question, sens, labels)
+        own_labels = {**(labels or {}), **(analyses[primary.name].get("labels") or {})}  # e.g. a trial's two arms
+        sentences[question] = fd.sensitivity_sentence(question, sens, own_labels)
         reporter[primary.name] = fd.reporter_sentences(
             primary.pooled, primary.bias, primary.influence, primary.effects
         )

@@ -8,7 +8,7 @@ input form it came from (``input``), the conversion that made it (``conversion``
 Input forms, in order of preference for a row that fills several:
 
 1. group summaries (per group: mean with SD; or mean with SEM; or a 95% CI of the mean; or a median
-   with quartiles and/or range) — for SMD, MD and ROM;
+   with quartiles and/or range) — for SMD, MD, ROM, CVR, and VR (which needs no means);
 2. for ZCOR: ``r`` and ``n``;
 3. for SMD only: a t statistic, Cohen's ``d``, a ``z`` or one-df ``F`` with ``direction``, a two-sided
    p with ``direction``, or a point-biserial ``r`` (with both group sizes; with only ``n``, equal
@@ -44,6 +44,9 @@ EFFECT_COLUMNS = (
 GROUPS = ("cases", "controls")
 RULE = quality.RULEBOOK  # every row rule: what it excludes, flags or notes, with its threshold and message
 
+
+# the group-summary measures whose log needs positive means, and what the log is of
+LOG_OF_MEANS = {"ROM": "log ratio of means", "CVR": "log ratio of the coefficients of variation SD/mean"}
 
 MODELS = ("multilevel", "multivariate", "aggregate")
 # how the rows of a binary-outcome analysis are pooled (config ``fit``, metafor's functions) and the measures each
@@ -253,14 +256,16 @@ class _Rows:
 def _summary_form(rows, settings, acc):
     n1, m1, sd1, conv1, skew1 = _group_summary(rows, "cases")
     n2, m2, sd2, conv2, skew2 = _group_summary(rows, "controls")
-    have = np.isfinite(n1) & np.isfinite(n2) & np.isfinite(m1) & np.isfinite(m2) & np.isfinite(sd1) & np.isfinite(sd2)
+    have = np.isfinite(n1) & np.isfinite(n2) & np.isfinite(sd1) & np.isfinite(sd2)
+    if settings.measure != "VR":  # lnVR compares the SDs alone
+        have &= np.isfinite(m1) & np.isfinite(m2)
     reason = np.full(len(rows), "", dtype=object)
     reason[(sd1 == 0) | (sd2 == 0)] = "an SD is 0, so the sampling variance is undefined; check the source"
     for n, column in ((n1, "n_cases"), (n2, "n_controls")):
         reason[n < 2] = f"{column} is below 2: a group of one has no SD, so the row cannot be pooled; check the source"
     with np.errstate(over="ignore", invalid="ignore"):
         # squares of means and SDs enter every variance below; beyond float range g would come out 0
-        overflow = ~np.isfinite(n1 * (m1**2 + sd1**2) + n2 * (m2**2 + sd2**2))
+        overflow = ~np.isfinite(n1 * (np.nan_to_num(m1) ** 2 + sd1**2) + n2 * (np.nan_to_num(m2) ** 2 + sd2**2))
     reason[have & overflow] = "means or SDs too large to compute with (overflow); check the unit and decimal mark"
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         if settings.measure == "SMD":
@@ -270,9 +275,11 @@ def _summary_form(rows, settings, acc):
         elif settings.measure == "MD":
             factor = _unit_factors(rows, settings, have, reason)
             yi, vi = es.md(n1, m1 * factor, sd1 * factor, n2, m2 * factor, sd2 * factor)
-        else:
-            reason[(m1 <= 0) | (m2 <= 0)] = "ROM needs both means > 0 (log ratio of means)"
-            yi, vi = es.rom(n1, m1, sd1, n2, m2, sd2)
+        else:  # ROM, CVR, VR: logs of ratios, as metafor's escalc computes them
+            if settings.measure in LOG_OF_MEANS:
+                why = LOG_OF_MEANS[settings.measure]
+                reason[(m1 <= 0) | (m2 <= 0)] = f"{settings.measure} needs both means > 0 ({why})"
+            yi, vi = es.escalc(settings.measure, n1i=n1, m1i=m1, sd1i=sd1, n2i=n2, m2i=m2, sd2i=sd2)
         low, high = RULE["sem_as_sd"].threshold, RULE["skewed_sd"].threshold
         cv_low = (sd1 / np.abs(m1) < low) | (sd2 / np.abs(m2) < low)
         cv_high = ((m1 > 0) & (sd1 > high * m1)) | ((m2 > 0) & (sd2 > high * m2))
@@ -355,8 +362,10 @@ def _precomputed_form(rows, settings, acc):
 
 
 def _needed_for(measure):
-    if measure in ("MD", "ROM"):
+    if measure in ("MD", "ROM", "CVR"):
         return "both groups' n with mean and SD/SEM/CI (or median with IQR/range), or a precomputed yi"
+    if measure == "VR":
+        return "both groups' n with SD (or SEM/CI/IQR/range), or a precomputed yi"
     if measure == "SMD":
         return "both groups' n with mean and SD/SEM/CI (or median with IQR/range), t, d, z/F/p with direction, r, or yi"
     if measure == "ZCOR":
@@ -372,7 +381,11 @@ def _explain_incomplete(rows, settings, acc):
     """The reason of a row that no input form could use, naming the empty cells or missing columns of
     the closest form (the group summaries when the row gives any of them)."""
     needed = f"{settings.measure} needs {_needed_for(settings.measure)}"
-    forms = {"SMD": SUMMARY, "MD": SUMMARY, "ROM": SUMMARY, "ZCOR": ("r", "n"), "GEN": ("yi",),
+    aside = [name for name, theirs in (rows.attrs.get("mapping") or {}).items() if theirs is None]
+    if aside:  # the forms those columns would give are not available: say so rather than ask for them
+        needed += f"; the config sets aside this sheet's {', '.join(aside)} (columns: {{name: null}})"
+    forms = {**dict.fromkeys(("SMD", "MD", "ROM", "CVR"), SUMMARY), "VR": ("n_cases", "sd_cases", "n_controls",
+             "sd_controls"), "ZCOR": ("r", "n"), "GEN": ("yi",),
              **dict.fromkeys(TABLE_MEASURES, binary.TABLE_COLUMNS),
              **dict.fromkeys(PROPORTION_MEASURES, binary.PROPORTION_COLUMNS)}  # fmt: skip
     wanted = forms.get(settings.measure, ("yi",))
@@ -405,7 +418,7 @@ def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     if quality.SEM_PROOF_COLUMN not in rows:  # run_analysis proves over the whole sheet; a notebook's rows, here
         rows = rows.assign(**{quality.SEM_PROOF_COLUMN: quality.sem_proof(rows)})
     acc = _Rows(rows)
-    if settings.measure in ("SMD", "MD", "ROM"):
+    if settings.measure in es.GROUP_MEASURES:
         _summary_form(rows, settings, acc)
     if settings.measure == "ZCOR":
         _correlation_form(rows, acc)

@@ -37,8 +37,10 @@ OIS_ALPHA = 0.05  # GRADE 6 (Guyatt 2011): OIS for α = 0.05 (two-sided) and pow
 OIS_POWER = 0.80
 REPORTER_ALPHA = 0.05  # metafor reporter(): ranktest/regtest read at p <= 0.05, outliers Bonferroni at α = 0.05
 SMD_MEASURES = ("SMD", "SMDH", "SMD1", "SMD1H")  # effects in SD units: σ = 1 in the OIS formula
+VARIABILITY_MEASURES = ("VR", "CVR")  # how the groups' spread differs (questions)
 MEASURE_WORDS = {"SMD": "standardized mean difference (Hedges' g)", "MD": "mean difference",
-                 "ROM": "ratio of means", "ZCOR": "correlation", "OR": "odds ratio", "RR": "risk ratio",
+                 "ROM": "ratio of means", "VR": "variability ratio", "CVR": "coefficient of variation ratio",
+                 "ZCOR": "correlation", "OR": "odds ratio", "RR": "risk ratio",
                  "RD": "risk difference"}  # fmt: skip
 
 
@@ -389,13 +391,16 @@ def questions(analyses: dict, defaults: dict | None = None) -> dict[str, dict[st
     ``primary`` (the first in config order that is neither reported-only nor dependent), ``reported``
     (``exclude_converted``), ``multilevel`` (``dependence``), or its measure (another scale, e.g. ``MD``).
     Returns {question: {role: analysis name}}, the question named by its ``where`` values ("IL-6", see
-    :func:`question_name`), else by its primary analysis's title."""
+    :func:`question_name`), else by its primary analysis's title. Variability ratios (VR, CVR) ask whether the
+    groups' spread differs, not whether their means do: on the same rows they are a question of their own
+    ("CRP, variability"), never a sensitivity analysis of the mean difference."""
     defaults = defaults or {}
     groups: dict[tuple, list[str]] = {}
     for name, a in analyses.items():
-        groups.setdefault((a.get("data"), _frozen(a.get("where"))), []).append(name)
+        variability = {**defaults, **a}.get("measure", "SMD") in VARIABILITY_MEASURES
+        groups.setdefault((a.get("data"), _frozen(a.get("where")), variability), []).append(name)
     out = {}
-    for (_, where), names in groups.items():
+    for (_, where, variability), names in groups.items():
         roles: dict[str, str] = {}
         for name in names:
             a = {**defaults, **analyses[name]}
@@ -410,7 +415,8 @@ def questions(analyses: dict, defaults: dict | None = None) -> dict[str, dict[st
                 role = measure if measure != primary_measure else f"settings: {name}"
             roles.setdefault(role, name)
         if "primary" in roles:
-            out[question_name(where) or analyses[roles["primary"]].get("title", roles["primary"])] = roles
+            named = question_name(where) or analyses[roles["primary"]].get("title", roles["primary"])
+            out[f"{named}, variability" if variability else named] = roles
     return out
 
 
@@ -605,6 +611,9 @@ def influence_criteria(influence: pd.DataFrame, p: int = 1) -> pd.DataFrame:
     dffits, cook = influence["dffits"].to_numpy(float), influence["cook_d"].to_numpy(float)
     hat, dfb = influence["hat"].to_numpy(float), influence["dfbetas"].to_numpy(float)
     rs = influence["rstudent"].to_numpy(float)
+    columns = ("study", "dffits", "cook_d", "hat", "dfbetas", "outlier", "cook_spike")
+    if k <= p:  # no influence diagnostics (one study: influence.csv has no rows), so no criterion
+        return pd.DataFrame({c: influence[c] if c == "study" else pd.Series(dtype=bool) for c in columns})
     q1, q3 = np.nanpercentile(cook, [25, 75])  # R's IQR (type 7) = numpy's linear interpolation
     return pd.DataFrame({
         "study": influence["study"].to_numpy(),
@@ -631,7 +640,7 @@ def reporter_sentences(pooled: dict, bias: dict | None = None, influence: pd.Dat
     e, a, b = reader_scale(m, [pooled["estimate"], pooled["ci_low"], pooled["ci_high"]])
     what = MEASURE_WORDS.get(m, "outcome")
     df = pooled.get("df") if _finite(pooled.get("df")) else k - 1
-    stat = "z" if pooled.get("test") == "z" else f"t({int(df)})"
+    stat = "z" if pooled.get("test") == "z" or k == 1 else f"t({int(df)})"  # k = 1: metafor sets test = "z"
     out = [
         f"The estimated average {what} was {num(e)} ({level:g}% CI: {num(a)} to {num(b)}). Therefore, the "
         f"average outcome {'did not differ' if pooled['pval'] > 0.05 else 'differed'} significantly from "

@@ -17,6 +17,10 @@ includes the null), ``discrepant, same conclusion``; with ``difference``, ``diff
 
 The same verdict is given for the fit without flagged rows (``*_without_flagged`` columns; empty when
 no included row of the analysis is flagged).
+
+Ratio measures (ROM, VR, CVR, OR, RR, ...: pooled on the log scale) are compared on the ratio scale papers print them
+on: our estimate and CI back-transformed with exp (the table's ``*_ours`` and ``*_without_flagged`` columns are
+ratios too), the null is 1, and the Altman-Bland test works on the logs (the scale the CIs are symmetric on).
 """
 
 from __future__ import annotations
@@ -29,12 +33,14 @@ import pandas as pd
 from metarepro._core import dist
 from metarepro.inputs.sheet import SheetError
 from metarepro.stats.conversions import normalize_unit
+from metarepro.stats.effects import RATIO_MEASURES
 
 VERDICTS = ("not comparable", "insufficient information", "reproduced", "reproduced, approximately",
             "meaningfully different", "discrepant, same conclusion")  # in the order they are tried
 # Published measure names by the scale they share with ours; d and g differ by Hedges' small-sample
 # factor (< 2% for n > 40 per group), close enough to set side by side but noted.
-SCALES = {"SMD": "standardized", "d": "standardized", "g": "standardized", "MD": "raw", "WMD": "raw"}
+SCALES = {"SMD": "standardized", "d": "standardized", "g": "standardized", "MD": "raw", "WMD": "raw",
+          **{m: f"ratio {m}" for m in RATIO_MEASURES}}  # a ratio compares only with the same ratio
 
 
 def _decimals_of(pub, name):
@@ -55,7 +61,7 @@ def _fmt(estimate, low, high):
 STANDARDIZED_TOLERANCE = 0.1  # SMD units: Gøtzsche 2007, Tendal 2009, Lee 2023
 RELATIVE_TOLERANCE = 0.10  # estimate and CI width, other scales: REPRISE (Nguyen 2025)
 EARLY_FLAG = 0.05  # first-stage flag: López-Nicolás 2024
-NULL = 0.0  # every scale compared is a difference or a standardized difference
+NULL = 0.0  # of a difference or a standardized difference; a ratio's null is 1 (see _is_ratio)
 # the numbers beside each verdict (for the primary fit, and with the suffix _without_flagged for the sensitivity fit)
 COMPARISON_NUMBERS = ("difference", "difference_relative", "ci_width_relative", "flag_5pct", "difference_z",
                       "difference_p")  # fmt: skip
@@ -108,6 +114,11 @@ def comparison(mine: dict, pub, same_scale: bool) -> dict:
     low, high = _our_ci(mine, level) if np.isfinite(estimate) else (np.nan, np.nan)
     if not (np.isfinite(estimate) and np.isfinite(low) and np.isfinite(high)):
         return said("insufficient information", "our fit has no estimate or CI (no included study)")
+    ratio = _is_ratio(mine["measure"])
+    null = 1.0 if ratio else NULL
+    log = np.log if ratio else (lambda x: x)  # the scale the CIs are symmetric on
+    if ratio:
+        estimate, low, high = np.exp([estimate, low, high])
 
     diff = estimate - estimate_p
     out["difference"] = diff
@@ -115,9 +126,9 @@ def comparison(mine: dict, pub, same_scale: bool) -> dict:
     width_p = pub["ci_high"] - pub["ci_low"] if has_ci else np.nan
     if has_ci and width_p > 0:
         out["ci_width_relative"] = ((high - low) - width_p) / width_p
-        se_p = width_p / (2 * _crit(level))  # Altman & Bland 2003: SEs from the CIs
-        se = mine.get("se", np.nan)
-        out["difference_z"] = diff / np.hypot(se, se_p)
+        with np.errstate(invalid="ignore", divide="ignore"):  # a ratio's CI bound of 0 or below has no log
+            se_p = (log(pub["ci_high"]) - log(pub["ci_low"])) / (2 * _crit(level))  # Altman & Bland 2003
+            out["difference_z"] = (log(estimate) - log(estimate_p)) / np.hypot(mine.get("se", np.nan), se_p)
         out["difference_p"] = float(2 * dist.norm_sf(abs(out["difference_z"])))
     relative = [abs(out[name]) for name in ("difference_relative", "ci_width_relative") if np.isfinite(out[name])]
     out["flag_5pct"] = any(round(r, 12) >= EARLY_FLAG for r in relative)
@@ -134,8 +145,8 @@ def comparison(mine: dict, pub, same_scale: bool) -> dict:
         return said("reproduced", f"ours {ours} rounds to the published {theirs} at {decimals} decimals")
 
     alpha = 1 - level / 100
-    excludes_null = not (low <= NULL <= high)
-    excludes_null_p = not (pub["ci_low"] <= NULL <= pub["ci_high"]) if has_ci else bool(pval_p < alpha)
+    excludes_null = not (low <= null <= high)
+    excludes_null_p = not (pub["ci_low"] <= null <= pub["ci_high"]) if has_ci else bool(pval_p < alpha)
     known = has_ci or np.isfinite(pval_p)  # without either, the published conclusion is unknown
     conclusion = ""
     if known and excludes_null != excludes_null_p:
@@ -154,7 +165,7 @@ def comparison(mine: dict, pub, same_scale: bool) -> dict:
     both = f"ours {ours}, published {theirs}"
     if within:
         return said("reproduced, approximately", f"{how}: {both}" + (f"; {conclusion}" if conclusion else ""))
-    flipped = np.sign(estimate - NULL) * np.sign(estimate_p - NULL) < 0
+    flipped = np.sign(estimate - null) * np.sign(estimate_p - null) < 0
     if flipped or conclusion:
         why = "; ".join(part for part in ("the direction differs" if flipped else "", conclusion) if part)
         return said("meaningfully different", f"{why}: {both}")
@@ -162,6 +173,16 @@ def comparison(mine: dict, pub, same_scale: bool) -> dict:
         return said("insufficient information", f"{how}; the published result has no CI or p, so whether the "
                     f"conclusions agree cannot be told: {both}")  # fmt: skip
     return said("discrepant, same conclusion", f"{how}; same direction and significance: {both}")
+
+
+def _is_ratio(measure) -> bool:
+    return str(measure).strip() in RATIO_MEASURES
+
+
+def _reader(mine: dict, name: str):
+    """One of our pooled values as the table shows it: a ratio for ratio measures (exp of the log), else as is."""
+    value = mine.get(name)
+    return float(np.exp(value)) if value is not None and _is_ratio(mine.get("measure")) else value
 
 
 def _standardized(measure) -> bool:
@@ -187,7 +208,8 @@ def reproduction_table(ours: dict[str, dict], published: pd.DataFrame, compare: 
             pub = published.loc[pid]
             ours_scale = _scale(mine["measure"], mine.get("unit"))
             same_scale = ours_scale is not None and ours_scale == _scale(pub["measure"], pub.get("unit", ""))
-            overlap = mine["ci_low"] <= pub["ci_high"] and pub["ci_low"] <= mine["ci_high"]
+            low, estimate, high = (_reader(mine, name) for name in ("ci_low", "estimate", "ci_high"))
+            overlap = low <= pub["ci_high"] and pub["ci_low"] <= high
             has_ci = np.isfinite(pub["ci_low"]) and np.isfinite(pub["ci_high"])
             rows.append(
                 {
@@ -200,13 +222,13 @@ def reproduction_table(ours: dict[str, dict], published: pd.DataFrame, compare: 
                     "unit_ours": mine.get("unit"),
                     "ci_level_published": pub.get("ci_level", np.nan),
                     "same_scale": same_scale,
-                    "estimate_ours": mine["estimate"],
-                    "ci_low_ours": mine["ci_low"],
-                    "ci_high_ours": mine["ci_high"],
+                    "estimate_ours": estimate,
+                    "ci_low_ours": low,
+                    "ci_high_ours": high,
                     "estimate_published": pub["estimate"],
                     "ci_low_published": pub["ci_low"],
                     "ci_high_published": pub["ci_high"],
-                    "difference": mine["estimate"] - pub["estimate"] if same_scale else np.nan,
+                    "difference": estimate - pub["estimate"] if same_scale else np.nan,
                     "ci_overlap": bool(overlap) if same_scale and has_ci else None,
                     "k_ours": mine["k"],
                     "k_published": pub["k"],
@@ -222,7 +244,10 @@ def reproduction_table(ours: dict[str, dict], published: pd.DataFrame, compare: 
                 }
             )
             rows[-1]["verdict_reason"] += _study_set_note(rows[-1], mine)
-    return pd.DataFrame.from_records(rows)
+    table = pd.DataFrame.from_records(rows)
+    if "k_without_flagged" in table:  # a count, also where an analysis has no flagged row (empty, not 9.0 beside it)
+        table["k_without_flagged"] = table["k_without_flagged"].astype("Int64")
+    return table
 
 
 def _study_set_note(row, mine) -> str:
@@ -286,5 +311,7 @@ def _without_flagged_columns(mine, pub, same_scale):
     if not fit:
         return {f"{name}_without_flagged": None for name in names}
     found = comparison(fit, pub, same_scale) if fit.get("k") else {"verdict_reason": "every included row is flagged"}
-    values = (fit.get("k"), fit.get("estimate"), fit.get("ci_low"), fit.get("ci_high"), *(found.get(f) for f in fields))
+    shown = {**fit, "measure": mine.get("measure")}
+    values = (fit.get("k"), *(_reader(shown, n) for n in ("estimate", "ci_low", "ci_high")),
+              *(found.get(f) for f in fields))
     return {f"{name}_without_flagged": value for name, value in zip(names, values, strict=True)}

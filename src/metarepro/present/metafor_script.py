@@ -40,7 +40,7 @@ CONFINT_CONTROL = "list(tol = 1e-13, maxiter = 10000)"
 PERMUTATION_CONTROL = "list(threshold = 1e-10, tol = 1e-13, maxiter = 10000)"
 MV_CONTROL = 'list(optimizer = "nlminb", iter.max = 10000, eval.max = 10000)'
 # escalc's measure and argument names for the rows computed from group data
-ESCALC_GROUPS = {"SMD": "SMD", "MD": "MD", "ROM": "ROM"}
+ESCALC_GROUPS = {"SMD": "SMD", "MD": "MD", "ROM": "ROM", "VR": "VR", "CVR": "CVR"}
 # what a row's input form means, for the rows that enter with effects.csv's yi and vi
 GIVEN = {"yi+vi": "yi with vi given", "yi+sei": "yi with its SE given",
          "yi+ci": "yi with a 95% CI given (vi from its width)"}

@@ -80,6 +80,7 @@ MEASURE_WORDS = {
     "SMD": "Hedges' g", "MD": "mean difference", "ROM": "ratio of means", "ZCOR": "correlation r", "GEN": "effect",
     "OR": "odds ratio", "RR": "risk ratio", "RD": "risk difference", "PETO": "Peto odds ratio",
     **dict.fromkeys(("PR", "PLN", "PLO", "PAS", "PFT"), "proportion"),
+    "VR": "variability ratio", "CVR": "coefficient of variation ratio",
 }  # fmt: skip
 # measures pooled as a ratio (no difference: 1) and the proportions (shown in percent, no "no difference" value)
 RATIO_SHOWN = ("ROM", "OR", "RR", "PETO", "VR", "CVR")
@@ -109,6 +110,8 @@ REFERENCES = {
            "J Educ Stat 6:107–128.",
     "ROM": "Hedges LV, Gurevitch J, Curtis PS (1999). The meta-analysis of response ratios in experimental ecology. "
            "Ecology 80:1150–1156.",
+    "VR": "Nakagawa S, Poulin R, Mengersen K, Reinhold K, Engqvist L, Lagisz M, Senior AM (2015). Meta-analysis "
+          "of variation: ecological and evolutionary applications and beyond. Methods Ecol Evol 6:143–152.",
     "multilevel": "Konstantopoulos S (2011). Fixed effects and variance components estimation in three-level "
                   "meta-analysis. Res Synth Methods 2:61–76.",
     "multilevel2": "Van den Noortgate W, López-López JA, Marín-Martínez F, Sánchez-Meca J (2013). Three-level "
@@ -419,12 +422,13 @@ def _fit_blocks(record: dict) -> list[tuple[str, str]]:
     knha = test == "knha" and k > 1  # with one study metafor sets test = "z" (the record's warning says so)
     lines += _model_results([record], "knha" if knha else "z", [k - 1] if knha else None)
     after = []
-    if record.get("measure") in ("ROM", "ZCOR"):
-        after += [f"Back-transformed ({'ratio of means' if record['measure'] == 'ROM' else 'r'}): "
-                  f"{estimate_text(record, 4)}"]  # fmt: skip
+    back = record.get("measure") in (*RATIO_SHOWN, "ZCOR")
+    if back:
+        words = "r" if record["measure"] == "ZCOR" else MEASURE_WORDS[record["measure"]]
+        after += [f"Back-transformed ({words}): {estimate_text(record, 4)}"]
     if _finite(record.get("pi_low")):
         after += [f"Prediction interval: [{f4(_shown(record, 'pi_low'))}, {f4(_shown(record, 'pi_high'))}]"
-                  + (" (back-transformed)" if record.get("measure") in ("ROM", "ZCOR") else "")]  # fmt: skip
+                  + (" (back-transformed)" if back else "")]  # fmt: skip
     after += [f"Warning: {warning}" for warning in record.get("warnings") or []]
     if record.get("converged") is False:
         after.append("Warning: the estimator did not converge.")
@@ -472,8 +476,10 @@ def heterogeneity_words(i2) -> str:
 
 
 def marker_sentence(section: AnalysisSection, others: list[AnalysisSection], labels: dict) -> Markup:
-    """One sentence (with its caveats) on the first analysis of a marker; the marker's other analyses after it."""
+    """One sentence (with its caveats) on the first analysis of a marker; the marker's other analyses after it. The
+    group names are the analysis's own ``labels`` where its config sets them (a trial's arms, not cases/controls)."""
     r = section.pooled
+    labels = {**labels, **(section.config.get("labels") or {})}
     verdict = _conclusion(r, labels)
     caveats = []
     counts_fit = r.get("fit") not in (None, "rma")  # rma.mh, rma.peto (equal effects) still report I²
@@ -485,12 +491,12 @@ def marker_sentence(section: AnalysisSection, others: list[AnalysisSection], lab
             caveats.append(f"prediction interval {100 * pl:.1f}% to {100 * ph:.1f}%" if percent else
                            f"prediction interval {pl:.2f} to {ph:.2f}")  # fmt: skip
     if _clusters(r) < 10:
-        caveats.append(f"only {_clusters(r)} studies")
+        caveats.append(f"only {_clusters(r)} {'study' if _clusters(r) == 1 else 'studies'}")
     caveats += _small_study_caveat(section.bias)
     if r.get("dependence") and r["dependence"].get("primary"):
         caveats.append(f"the estimate of {r['dependence']['primary']} in a multivariate model")
     for warning in r.get("warnings") or []:
-        caveats.append(warning)
+        caveats.append(warning.rstrip("."))  # the sentence ends with its own period
     return _part("headline.html", "marker_sentence", marker=section.marker, verdict=verdict,
                  fit=_fit_words(section), p=_p(r.get("pval")), k=k_text(r), n=_participants(r),
                  # the fit without the rows a quality rule flags, with the same weight as the primary (issue 17)
@@ -717,7 +723,8 @@ def _bias(bias: dict | None, measure: str | None = None) -> Markup | str:
              f"Rosenberg {num(b('fsn_rosenberg'))}. ", "", FSN_NOTE),
             ("PET-PEESE", f"uses {b('pet_peese_uses')}: {ci('pet_peese')}", "", ""),
         ]  # fmt: skip
-    scale = {"ROM": "adjusted estimates as ratios of means", "ZCOR": "adjusted estimates as r"}.get(
+    scale = {"ROM": "adjusted estimates as ratios of means", "VR": "adjusted estimates as variability ratios",
+             "CVR": "adjusted estimates as CV ratios", "ZCOR": "adjusted estimates as r"}.get(
         measure if back else "", "analysis scale")
     return _part("analysis.html", "bias", k=bias.get("k", "NA"), rows=rows, scale=scale,
                  notes=[bias[k] for k in ("low_power_note", "note", "skipped") if bias.get(k)])
@@ -1045,8 +1052,10 @@ def methods_section(sections: list[AnalysisSection]) -> Markup:
                    + ")",
             "MD": "raw mean differences (rows converted to one unit)", "ROM": "log-transformed ratios of means",
             "ZCOR": "Fisher r-to-z transformed correlations", "GEN": "the effect sizes given in the sheet",
+            "VR": "log variability ratios (lnVR, metafor 3.8-1)",
+            "CVR": "log coefficient-of-variation ratios (lnCVR, metafor 3.8-1)",
         }.get(measure, measure)  # fmt: skip
-        cited |= {measure} if measure in REFERENCES else set()
+        cited |= {"VR" if measure == "CVR" else measure} & REFERENCES.keys()  # one paper defines VR and CVR
         if method == "EE":
             model = "An equal-effects model was fitted"
         else:
@@ -1163,7 +1172,9 @@ def render_report(sections: list[AnalysisSection], reproduction: pd.DataFrame | 
     body = list(map(Markup, bodies) if bodies is not None else map(analysis_section, sections))
     # each question's interpretation and sensitivity after its primary analysis (``findings``: a
     # metarepro.jobs.findings.Findings)
-    parts = {row.analysis: findings_part(findings, row, labels) for row in (findings.sof_rows if findings else [])}
+    own = {s.name: {**labels, **(s.config.get("labels") or {})} for s in sections}  # an analysis's own group names
+    parts = {row.analysis: findings_part(findings, row, own.get(row.analysis, labels))
+             for row in (findings.sof_rows if findings else [])}  # fmt: skip
     body = [b + parts.get(s.name, "") for s, b in zip(sections, body, strict=True)]
     content = _part("page_parts.html", "content", headline=headline(sections, list(atlas_svgs), labels),
                     findings=sof_section(findings),

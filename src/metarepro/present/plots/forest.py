@@ -259,7 +259,7 @@ def summary_note(k: int, max_rows: int, what: str = "studies") -> str:
 
 
 def _estimate_header(measure, level):
-    name = {"ROM": "Ratio", "ZCOR": "r", "SMD": "g", "MD": "MD"}.get(measure, "Estimate")
+    name = {"ROM": "Ratio", "VR": "VR", "CVR": "CVR", "ZCOR": "r", "SMD": "g", "MD": "MD"}.get(measure, "Estimate")
     return f"{name} [{level_text(level)}]"
 
 

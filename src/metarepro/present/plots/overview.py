@@ -16,6 +16,7 @@ import pandas as pd
 from metarepro._core.dist import t_ppf
 from metarepro.present.plots.forest import draw_forest, rows_table
 from metarepro.present.plots.style import MEASURE_NAMES, axis_label, fmt
+from metarepro.stats.effects import RATIO_MEASURES
 
 
 def scale_key(record: dict) -> tuple[str, str]:
@@ -25,7 +26,8 @@ def scale_key(record: dict) -> tuple[str, str]:
 
 def scale_heading(key: tuple[str, str]) -> str:
     measure, unit = key
-    name = {"SMD": "Standardized mean differences (Hedges' g)", "ROM": "Ratios of means",
+    name = {"SMD": "Standardized mean differences (Hedges' g)", "ROM": "Ratios of means", "VR": "Variability ratios",
+            "CVR": "Coefficient of variation ratios",
             "ZCOR": "Correlations", "MD": "Mean differences", "GEN": "Effect sizes"}.get(measure, measure)  # fmt: skip
     return f"{name}, {unit}" if unit else name
 
@@ -107,7 +109,8 @@ def reproduction_rows(table: pd.DataFrame, titles: dict[str, str]) -> dict[tuple
     """Per scale of ours, a header per analysis, our estimate (diamond; and without flagged rows), then every
     published result it is compared with (square), labelled with its verdict and, when not 95%, its CI level.
     None is left out: a published result on another scale, or without a CI, is a labelled row without a
-    drawing (or a square without whiskers)."""
+    drawing (or a square without whiskers). Ratios (reproduction.csv has them on the ratio scale) are drawn on the
+    log axis of their forest plots."""
     if table is None or table.empty or "same_scale" not in table:
         return {}
     out: dict[tuple, list] = {}
@@ -116,6 +119,12 @@ def reproduction_rows(table: pd.DataFrame, titles: dict[str, str]) -> dict[tuple
         unit = first.get("unit_ours", "") if first.measure_ours == "MD" else ""
         key = (first.measure_ours, "" if pd.isna(unit) else str(unit or ""))
         same = pairs["same_scale"].astype(bool).to_numpy()
+        if first.measure_ours in RATIO_MEASURES:
+            pairs = pairs.copy()
+            columns = [c for c in pairs if c.startswith(("estimate_", "ci_low_", "ci_high_"))]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                pairs[columns] = np.log(pairs[columns].astype(float))
+            first = pairs.iloc[0]
         labels = [_published_label(pair, scale) for pair, scale in zip(pairs.itertuples(), same, strict=True)]
         nan = np.full(len(pairs), np.nan)
         out.setdefault(key, []).append(

@@ -92,6 +92,8 @@ MEASURE_NAMES = {
     "SMD": "Hedges' g",
     "MD": "Mean difference",
     "ROM": "Ratio of means",
+    "VR": "Variability ratio (SD)",
+    "CVR": "Coefficient of variation ratio",
     "ZCOR": "Correlation r",
     "GEN": "Effect size",
     "OR": "Odds ratio",
@@ -102,6 +104,7 @@ MEASURE_NAMES = {
 }
 # counts measures drawn on a log axis with ratio ticks, and the proportions shown in % (on their own scale)
 TABLE_RATIOS = ("OR", "RR", "PETO")
+LOG_RATIOS = ("ROM", "VR", "CVR", *TABLE_RATIOS)  # drawn on a log axis with ratio ticks (PLN is a proportion)
 PROPORTIONS = ("PR", "PLN", "PLO", "PAS", "PFT")
 PROPORTION_SCALES = {"PR": "", "PLN": "log scale", "PLO": "logit scale", "PAS": "arcsine scale",
                      "PFT": "Freeman-Tukey scale"}  # fmt: skip
@@ -122,7 +125,7 @@ def axis_label(measure: str, labels: dict | None = None, unit: str | None = None
     name = MEASURE_NAMES.get(measure, "Effect size")
     if measure in ("SMD", "MD"):
         name += f" ({g['cases']} − {g['controls']})"
-    elif measure in ("ROM", *TABLE_RATIOS):
+    elif measure in LOG_RATIOS:
         name += f" ({g['cases']} / {g['controls']}, log scale)"
     elif measure == "RD":
         name += f" ({g['cases']} − {g['controls']})"
@@ -165,7 +168,7 @@ class Scale:
         """Tick positions on the analysis scale, or None for matplotlib's own."""
         if self.percent:
             return _thin(*_proportion_ticks(self.measure, self.ni, low, high))
-        if self.measure in ("ROM", *TABLE_RATIOS):
+        if self.measure in LOG_RATIOS:
             nice = np.array([0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 0.67, 1, 1.5, 2, 4, 5, 10, 20, 50, 100])
         elif self.measure == "ZCOR":
             nice = np.array([-0.99, -0.9, -0.75, -0.5, -0.25, 0, 0.25, 0.5, 0.75, 0.9, 0.99])

@@ -1,0 +1,98 @@
+"""The treatment reproduction of the default config (issue 19): the trial sheet read through its documented mapping,
+every row pooled or excluded with a reason, the pooled SMD against R metafor 3.8-1
+(tests/reference/generate_treatment_reference.R) and beside Köhler 2014, Bai 2020 and Köhler-Forsberg 2019."""
+
+import pytest
+import yaml
+from conftest import REPO, assert_close, load_reference
+
+from metarepro.inputs.sheet import SheetError, read_sheet, select_rows
+from metarepro.pipeline.analysis import Settings, compute_effects, fit_analysis, pooled_record
+from metarepro.pipeline.reproduction import read_published, reproduction_table
+
+REFERENCE = load_reference("treatment_reference.json")  # tests/reference/generate_treatment_reference.R
+CONFIG = yaml.safe_load((REPO / "config/config.yaml").read_text())
+ANALYSIS = CONFIG["analyses"]["treatment_smd"]
+
+
+def treatment(test=None, columns=None):
+    analysis = {**ANALYSIS, **({"test": test} if test else {})}
+    rows = select_rows(read_sheet(REPO / ANALYSIS["data"], columns or ANALYSIS["columns"]), ANALYSIS["where"])
+    settings = Settings.from_config(analysis, CONFIG["defaults"])
+    effects = compute_effects(rows, settings)
+    return rows, effects, pooled_record(fit_analysis(effects, settings), settings)
+
+
+def test_the_trial_sheet_is_refused_without_its_mapping():
+    """The sheet's p holds bounds ('<0.001') and its direction its own words: refused, never recoded silently."""
+    with pytest.raises(SheetError) as err:
+        read_sheet(REPO / ANALYSIS["data"], {k: v for k, v in ANALYSIS["columns"].items() if v is not None})
+    message = str(err.value)
+    assert "column 'p': '<0.001' is not a number" in message
+    assert "column 'direction': 'favours_treatment' is not one of cases_higher, cases_lower" in message
+
+
+def test_every_adult_mdd_score_row_is_pooled_or_excluded_with_a_reason():
+    rows, effects, _ = treatment()
+    # the sheet's own columns, as printed, stay readable as text beside metarepro's (empty) t, p, direction
+    assert set(rows["p_as_printed"]) >= {"<0.001", "0.004", "0.90"} and rows["t"].isna().all()
+    assert len(effects) == len(rows) == 31  # eligible_mdd yes, outcome score
+    used = effects[effects["included"]]
+    assert used["line"].tolist() == REFERENCE["lines"] and used["study_id"].tolist() == REFERENCE["study_id"]
+    assert used.set_index("study_id")["input"].to_dict() == {"Mischoulon2009": "summary"}
+    excluded = effects[~effects["included"]]
+    assert (excluded["reason"].str.len() > 0).all()
+    assert excluded["reason"].str.contains("the config sets aside this sheet's t, p, direction").all()
+    carney = excluded.set_index("study_id").loc["Carney2009", "reason"]  # means and n, no SDs; t unsigned
+    assert carney.startswith("incomplete: sd_cases, sd_controls are empty")
+
+
+@pytest.mark.parametrize("test", ["knha", "z"])
+def test_pooled_smd_matches_metafor(test):
+    _, effects, record = treatment(test)
+    used = effects[effects["included"]]
+    assert_close(used["yi"], REFERENCE["yi"], "yi", rtol=1e-13, atol=1e-15)  # escalc's closed forms
+    assert_close(used["vi"], REFERENCE["vi"], "vi", rtol=1e-13, atol=1e-15)
+    expected = REFERENCE[f"reml_{test}"]
+    assert record["k"] == expected["k"] == 1
+    if test == "knha":  # metafor's own warning: with k = 1 the CI is the z interval
+        assert record["warnings"] == ['Setting argument test="z" since k=1.']
+    for ours, theirs in (("estimate", "beta"), ("se", "se"), ("pval", "pval"), ("ci_low", "ci_lb"),
+                         ("ci_high", "ci_ub"), ("tau2", "tau2"), ("i2", "I2"), ("q", "QE")):  # fmt: skip
+        assert_close(record[ours], expected[theirs], f"{test} {ours}")  # tests/tolerances.py ITERATIVE
+
+
+def test_verdicts_beside_the_published_treatment_meta_analyses():
+    _, _, record = treatment()
+    published = read_published(REPO / CONFIG["published"])
+    table = reproduction_table({"treatment_smd": record}, published, {"treatment_smd": ANALYSIS["compare_with"]})
+    assert table["published_id"].tolist() == ["kohler2014_smd", "kohler2014_smd_depression", "bai2020_smd",
+                                              "kohlerforsberg2019_smd_addon"]  # fmt: skip
+    # Köhler 2014 (all agents' trials of NSAIDs and cytokine inhibitors in depressive symptoms, and its subgroup in
+    # depression) and Köhler-Forsberg 2019's add-on SMD pooled other populations (population_differs in the sheet)
+    verdicts = table.set_index("published_id")["verdict"]
+    assert verdicts.drop("bai2020_smd").eq("not comparable").all()
+    assert table.set_index("published_id").loc["kohlerforsberg2019_smd_addon", "verdict_reason"] == (
+        "other population: add-on treatment in MDD only")
+    # Bai 2020 −0.55 (−0.75 to −0.35): its CI excludes 0, ours (one trial) includes it: significance differs
+    bai = table.set_index("published_id").loc["bai2020_smd"]
+    assert record["ci_low"] < 0 < record["ci_high"] and bai["ci_high_published"] < 0
+    assert bai["verdict"] == "meaningfully different"
+    assert bai["verdict_reason"].startswith("significance differs: the published excludes the null, ours does not")
+    assert (table["k_ours"] == 1).all() and bai["k_published"] == 26  # k as Bai 2020's abstract prints it
+
+
+def test_the_printed_effect_sizes_are_not_mapped_onto_d():
+    """Mapping the sheet's smd onto d would add Husain 2017 (−1.21, negative = better) but read Mischoulon 2009's
+    0.55 (positive = better) as a d against its own means: the quality rule then flags a sound row."""
+    columns = {**ANALYSIS["columns"], "d": "smd"}
+    _, effects, record = treatment("knha", columns)
+    expected = REFERENCE["with_husain2017"]
+    used = effects[effects["included"]]
+    assert used["line"].tolist() == expected["lines"]
+    assert_close(used["yi"], expected["yi"], "yi", rtol=1e-13, atol=1e-15)
+    assert_close(record["estimate"], expected["reml_knha"]["beta"], "estimate")
+    fit = expected["reml_knha"]
+    assert_close([record["ci_low"], record["ci_high"]], [fit["ci_lb"], fit["ci_ub"]], "CI")
+    flags = used.set_index("study_id")["flags"]
+    assert flags["Mischoulon2009"].startswith("inconsistent_test: t from means/SDs -1.3 vs reported 1.62 (from d)")
