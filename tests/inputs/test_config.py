@@ -392,6 +392,6 @@ def test_default_titles_do_not_promise_a_robust_interval_the_atlas_does_not_draw
     """The atlas and headline draw each analysis's model-based fit (pooled.json's estimate and CI); a cluster-robust
     (CR2) interval is shown only in the analysis's own forest plot. A title ending "CR2" over a model-based row
     misled a reader (issue 20), so no default title names a robust method."""
-    config = load_yaml(REPO / "config" / "config.yaml")
+    config, _ = load_yaml(REPO / "config" / "config.yaml")
     promising = [name for name, a in config["analyses"].items() if "CR2" in a["title"] or "robust" in a["title"]]
     assert promising == []
