@@ -6,9 +6,10 @@ import pytest
 import yaml
 from conftest import REPO, assert_close, load_reference
 
+from metarepro.inputs.published import read_published
 from metarepro.inputs.sheet import SheetError, read_sheet, select_rows
 from metarepro.pipeline.analysis import Settings, compute_effects, fit_analysis, pooled_record
-from metarepro.pipeline.reproduction import read_published, reproduction_table
+from metarepro.pipeline.reproduction import reproduction_table
 
 REFERENCE = load_reference("treatment_reference.json")  # tests/reference/generate_treatment_reference.R
 CONFIG = yaml.safe_load((REPO / "config/config.yaml").read_text())
