@@ -1,8 +1,8 @@
 """Several analyses per Snakemake job (config analyses_per_job): each analysis in its own folder, the same files as
 one job per analysis, and Snakemake's incremental behaviour per job (dry runs of a finished folder).
 
-Three analyses with analyses_per_job: 2 are two jobs, dealt in config order in turn: ``analyses_1`` runs los_smd and
-los_smd_dl (both read sheet.csv), ``analysis_los_md`` runs los_md alone (it reads other.csv).
+Three analyses with analyses_per_job: 2 are two jobs, blocks in config order: ``analyses_1`` runs los_smd (it reads
+sheet.csv) and los_md (other.csv), ``analysis_los_smd_dl`` runs los_smd_dl alone (sheet.csv).
 """
 
 import re
@@ -71,7 +71,7 @@ def finished(tmp_path_factory):
 
 
 def test_two_jobs_run_three_analyses_each_in_its_own_folder_and_log(finished):
-    assert planned(finished, CONFIG, "--forceall") == {"analyses_1": "1", "analysis_los_md": "1", "report": "1",
+    assert planned(finished, CONFIG, "--forceall") == {"analyses_1": "1", "analysis_los_smd_dl": "1", "report": "1",
                                                        "all": "1"}  # fmt: skip
     for name in ("los_smd", "los_md", "los_smd_dl"):
         folder = finished / "results" / name
@@ -95,12 +95,17 @@ def test_a_change_reruns_the_job_of_the_changed_analysis_only(finished):
     rule; adding an analysis plans the job it joins; editing a sheet plans the jobs of the analyses that read it."""
     assert "Nothing to be done" in snakemake(finished, CONFIG, "--dry-run")
     edited = CONFIG.replace("method: DL", "method: PM")
-    assert planned(finished, edited) == {"analyses_1": "1", "report": "1", "all": "1"}
-    assert planned(finished, edited, "analysis_los_smd_dl") == {"analyses_1": "1", "analysis_los_smd_dl": "1"}
+    assert planned(finished, edited) == {"analysis_los_smd_dl": "1", "report": "1", "all": "1"}
+    assert planned(finished, edited, "analysis_los_smd_dl") == {"analysis_los_smd_dl": "1"}
     assert planned(finished, CONFIG.replace("measure: MD", "measure: MD\n    test: knha")) == {
-        "analysis_los_md": "1", "report": "1", "all": "1"}  # fmt: skip
-    # a fourth analysis joins the second job (los_md's), dealt in turn: the first job keeps its analyses
+        "analyses_1": "1", "report": "1", "all": "1"}  # fmt: skip
+    # a fourth analysis joins the last block (los_smd_dl's): the first job keeps its analyses
     assert planned(finished, CONFIG + ADDED) == {"analyses_2": "1", "report": "1", "all": "1"}
+    # two more make a third job, and still no other job reruns (dealt round robin, all five would move: [1, 4],
+    # [2, 5], [3])
+    fifth = ADDED.replace("los_md_pm", "los_md_sj").replace("method: PM", "method: SJ")
+    assert planned(finished, CONFIG + ADDED + fifth) == {"analyses_2": "1", "analysis_los_md_sj": "1", "report": "1",
+                                                          "all": "1"}  # fmt: skip
     with (finished / "other.csv").open("a") as handle:
         handle.write(ROW)
-    assert planned(finished, CONFIG) == {"analysis_los_md": "1", "report": "1", "all": "1"}
+    assert planned(finished, CONFIG) == {"analyses_1": "1", "report": "1", "all": "1"}

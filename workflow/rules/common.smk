@@ -52,13 +52,13 @@ def analysis_settings(name):
 
 
 def analysis_chunks():
-    """The analyses of each analysis job (config analyses_per_job, default jobs/outputs.py ANALYSES_PER_JOB): as
-    few jobs as that allows, the analyses dealt to them in config order (round robin), so that the jobs are of even
-    size and an analysis added at the end of the config leaves the other analyses in the jobs they were in.
+    """The analyses of each analysis job (config analyses_per_job, default jobs/outputs.py ANALYSES_PER_JOB): blocks
+    of that many in config order, the last one smaller. An analysis added at the end of the config joins the last
+    block (or starts a new one) and leaves every other job as it was; dealing them round robin would give jobs of
+    even size but move every analysis to another job whenever the number of jobs changes (and so rerun them all).
     """
     per_job = config.get("analyses_per_job", OUTPUTS.ANALYSES_PER_JOB)
-    jobs = -(-len(ANALYSES) // per_job)
-    return [ANALYSES[first::jobs] for first in range(jobs)]
+    return [ANALYSES[first : first + per_job] for first in range(0, len(ANALYSES), per_job)]
 
 
 def chunk_rule(index, names):
