@@ -28,6 +28,7 @@ from metarepro.present.plots import (
     leave1out_plot,
     subgroup_forest_plot,
 )
+from metarepro.present.plots.forest import counts_scale
 from metarepro.stats import bias, influence
 from metarepro.stats.metareg import design_matrix, rma_mods
 from metarepro.stats.permutation import permutest
@@ -169,7 +170,7 @@ def diagnostics(rows: pd.DataFrame, settings: Settings, order_column: str = "yea
     cum_table = pd.concat([ident.iloc[cum.order].reset_index(drop=True), _fit_table(cum)], axis=1)
     cum_table.insert(0, "added", np.arange(1, len(cum_table) + 1))
     common = {"measure": settings.measure, "labels": labels, "level": settings.level, "method": settings.method,
-              "max_rows": max_rows}  # fmt: skip
+              "max_rows": max_rows, "scale": counts_scale(rows, settings.measure)}  # fmt: skip
     figures = {  # drawn from the tables written beside them
         "leave1out": leave1out_plot(loo_table, estimate=estimate, **common),
         "cumulative": cumulative_forest_plot(cum_table, order=(order_column, len(unordered)), **common),
@@ -238,7 +239,8 @@ def publication_bias(rows: pd.DataFrame, settings: Settings, labels=None, fit: R
     record: dict = _dependence_note(rows, {"k": k, "low_power_note": bias.low_power_note(k)})
     if k < 3:
         record["note"] = "fewer than 3 studies: small-study tests are not computed"
-        return Outputs({}, record, {"funnel": funnel_plot(yi, vi, measure=settings.measure, labels=labels)})
+        return Outputs({}, record, {"funnel": funnel_plot(yi, vi, measure=settings.measure, labels=labels,
+                                                          scale=counts_scale(rows, settings.measure))})
     skipped: list[str] = []
     egger = _attempt(skipped, "Egger (mixed-effects)", lambda: bias.regtest(yi, vi, model="rma", **args))
     classic = _attempt(skipped, "Egger (classic)", lambda: bias.regtest(yi, vi, model="lm", level=settings.level))
@@ -283,7 +285,8 @@ def publication_bias(rows: pd.DataFrame, settings: Settings, labels=None, fit: R
     if skipped:
         record["skipped"] = "; ".join(skipped)
     pooled = (rma(yi, vi, **args) if fit is None else fit).estimate
-    funnel = funnel_plot(yi, vi, estimate=pooled, trimfill=fills["L0"], measure=settings.measure, labels=labels)
+    funnel = funnel_plot(yi, vi, estimate=pooled, trimfill=fills["L0"], measure=settings.measure, labels=labels,
+                         scale=counts_scale(rows, settings.measure))  # PFT: the pooled rows' harmonic-mean n
     return Outputs({}, record, {"funnel": funnel})
 
 
