@@ -394,6 +394,9 @@ def _fit_blocks(record: dict) -> list[tuple[str, str]]:
     """The fit's blocks of text, each ("pre", printed text) or ("p", a sentence)."""
     if record.get("dependence"):
         return _dependent_blocks(record)
+    if record.get("printed"):  # rma.mh / rma.peto: metafor's print.rma.mh / print.rma.peto, as the library prints it
+        after = [f"Warning: {warning}" for warning in record.get("warnings") or []]
+        return [("pre", "\n".join([record["printed"], *([""] if after else []), *after]))]
     k, method, test = record["k"], record["method"], record["test"]
     model = "Equal-Effects Model" if method == "EE" else "Random-Effects Model"
     lines = [f"{model} (k = {k}; tau^2 estimator: {method})" if method != "EE" else f"{model} (k = {k})", ""]
