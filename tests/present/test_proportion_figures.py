@@ -99,3 +99,16 @@ def test_summary_of_findings_and_reporter_show_the_back_transformed_proportion(p
     assert row.estimate == pytest.approx(eb.transf_ipft_hm(np.array([p["estimate"]]), n)[0], rel=1e-12)
     first = fd.reporter_sentences(p, effects=result.effects)[0]
     assert f"was {fd.num(p['estimate_prop'])} (95% CI: {fd.num(p['ci_low_prop'])} to" in first
+
+
+def test_a_proportion_is_one_groups_no_side_of_the_axis_favours_a_group(pft):
+    """A proportion describes one group: the forest figures draw no "lower/higher in cases" arrows, and the words for
+    its CI never say "higher in" a group (the null 0 of a proportion is no comparison)."""
+    from figure_readback import figure_texts
+
+    result, _, out = pft
+    for fig in (out.figures["leave1out"], out.figures["cumulative"]):
+        texts = figure_texts(fig)
+        assert not any("lower in" in t or "higher in" in t for t in texts), texts
+    assert fd.conclusion_text(1, {"cases": "NSAID"}, "PFT") == "a proportion in one group (no comparison)"
+    assert fd.conclusion_text(1, {"cases": "NSAID"}, "OR") == "higher in NSAID"  # a comparison keeps its words

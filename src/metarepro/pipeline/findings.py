@@ -114,12 +114,17 @@ def direction(est, lo, hi, null=0.0) -> int:
 # generic effect (GEN: the sheet's own yi) has no known direction of meaning, so its words only name the measure.
 CORRELATION_MEASURES = ("ZCOR", "COR")
 GENERIC_MEASURES = ("GEN",)
+# a proportion (PR, PLN, PLO, PAS, PFT) describes one group: no comparison, so no "higher/lower in" either group
+PROPORTION_MEASURES = ("PR", "PLN", "PLO", "PAS", "PFT")
 
 
 def conclusion_text(sign: int, labels: dict | None = None, measure: str = "SMD") -> str:
     """What the CI says in words: "higher in MDD" / "lower in MDD" for a two-group comparison, "positive" /
     "negative correlation" for ZCOR/COR (no groups), "effect above 0" / "below 0" for GEN, "CI includes no
-    difference" (or "no correlation", "CI includes 0")."""
+    difference" (or "no correlation", "CI includes 0"); for a proportion (one group, nothing compared) "a
+    proportion in one group (no comparison)", whatever its CI."""
+    if measure in PROPORTION_MEASURES:
+        return "a proportion in one group (no comparison)"
     if measure in CORRELATION_MEASURES:
         return {1: "positive correlation", -1: "negative correlation"}.get(sign, "CI includes no correlation")
     if measure in GENERIC_MEASURES:

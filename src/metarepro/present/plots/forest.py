@@ -25,6 +25,7 @@ from metarepro._core.limits import FIGURE_MAX_ROWS
 from metarepro.present.plots.style import (
     MUTED,
     POOLED_COLOR,
+    PROPORTIONS,
     STUDY_COLOR,
     TEXT,
     Scale,
@@ -161,10 +162,11 @@ def draw_forest(rows: pd.DataFrame, *, measure="SMD", level=95, xlabel=None, lab
         ax.axvline(reference, color=POOLED_COLOR, linestyle="--", linewidth=0.9, zorder=1, label=reference_label)
     ax.set_xlabel(xlabel or axis_label(measure, labels, scale=scale), fontsize=TEXT["fontsize"])
     ax.tick_params(labelsize=8)
-    ax.annotate(f"← {groups['left']}", (0.0, 0), xycoords="axes fraction", xytext=(0, -34), ha="left",
-                textcoords="offset points", fontsize=7.5, color=MUTED, va="top", parse_math=False)  # fmt: skip
-    ax.annotate(f"{groups['right']} →", (1.0, 0), xycoords="axes fraction", xytext=(0, -34), ha="right",
-                textcoords="offset points", fontsize=7.5, color=MUTED, va="top", parse_math=False)  # fmt: skip
+    if measure not in PROPORTIONS:  # a proportion is one group's: no side favours either group
+        ax.annotate(f"← {groups['left']}", (0.0, 0), xycoords="axes fraction", xytext=(0, -34), ha="left",
+                    textcoords="offset points", fontsize=7.5, color=MUTED, va="top", parse_math=False)  # fmt: skip
+        ax.annotate(f"{groups['right']} →", (1.0, 0), xycoords="axes fraction", xytext=(0, -34), ha="right",
+                    textcoords="offset points", fontsize=7.5, color=MUTED, va="top", parse_math=False)  # fmt: skip
 
     # text columns: x in inches from the figure's left edge, y in the plot's data units
     def at(inches):
