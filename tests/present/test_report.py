@@ -226,3 +226,22 @@ def test_the_fit_block_of_mh_and_peto_fits_is_metafors_print_rma_mh_and_print_rm
     assert "CMH = 100.4993, df = 1,  p-val < 0.0001" in odds and "X^2 = 101.3809, df = 22" in odds
     assert block(measure="OR", fit="rma.mh")[0] == odds.strip()
     assert block(measure="OR", fit="rma.peto")[0] == peto.strip()
+
+
+def test_small_study_tests_of_an_odds_ratio_carry_the_handbooks_caveat(monkeypatch):
+    """The linde2005 example's OR (rma): the small-study section says why Egger's test misleads with odds ratios."""
+    from metarepro.jobs.pool import run_analysis
+    from metarepro.jobs.sensitivity import analysis_rows, publication_bias
+    from metarepro.present.report import _bias
+    from metarepro.stats.bias import ODDS_RATIO_NOTE
+    from tests.conftest import REPO
+
+    monkeypatch.chdir(REPO)
+    linde = {"title": "x", "data": "data/raw/linde2005_st_johns_wort.csv", "measure": "OR", "columns": {
+        "study_id": "id", "events_cases": "ai", "n_cases": "n1i", "events_controls": "ci", "n_controls": "n2i"}}
+    result = run_analysis(linde["data"], linde)
+    record = publication_bias(analysis_rows(result), result.settings).record
+    assert record["odds_ratio_note"] == ODDS_RATIO_NOTE
+    assert "tests are biased toward false positives" in str(_bias(record, "OR"))
+    rr = run_analysis(linde["data"], {**linde, "measure": "RR"})
+    assert "odds_ratio_note" not in publication_bias(analysis_rows(rr), rr.settings).record

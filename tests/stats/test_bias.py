@@ -250,3 +250,13 @@ def test_low_power_note():
     assert low_power_note(9) == LOW_POWER_NOTE
     assert "13.3.5.4" in LOW_POWER_NOTE and "10 studies" in LOW_POWER_NOTE
     assert low_power_note(10) is None
+
+
+def test_odds_ratio_note_only_for_odds_ratios():
+    """The Handbook's caveat for 2×2 tables (5.1, 10.4.3.1): Egger's test with log odds ratios is biased toward false
+    positives; said for OR and Peto's OR, not for ratios whose SE the tests do not share this way."""
+    from metarepro.stats.bias import ODDS_RATIO_NOTE, odds_ratio_note
+
+    assert odds_ratio_note("OR") == odds_ratio_note("PETO") == ODDS_RATIO_NOTE
+    assert "false positives" in ODDS_RATIO_NOTE and "Harbord" in ODDS_RATIO_NOTE and "Peters" in ODDS_RATIO_NOTE
+    assert all(odds_ratio_note(m) is None for m in ("RR", "RD", "SMD", "PLO"))

@@ -237,6 +237,8 @@ def publication_bias(rows: pd.DataFrame, settings: Settings, labels=None, fit: R
     args = {"method": settings.method, "test": settings.test, "level": settings.level}
     k = len(yi)
     record: dict = _dependence_note(rows, {"k": k, "low_power_note": bias.low_power_note(k)})
+    if bias.odds_ratio_note(settings.measure):
+        record["odds_ratio_note"] = bias.odds_ratio_note(settings.measure)
     if k < 3:
         record["note"] = "fewer than 3 studies: small-study tests are not computed"
         return Outputs({}, record, {"funnel": funnel_plot(yi, vi, measure=settings.measure, labels=labels,

@@ -730,7 +730,7 @@ def _bias(bias: dict | None, measure: str | None = None) -> Markup | str:
              "CVR": "adjusted estimates as CV ratios", "ZCOR": "adjusted estimates as r"}.get(
         measure if back else "", "analysis scale")
     return _part("analysis.html", "bias", k=bias.get("k", "NA"), rows=rows, scale=scale,
-                 notes=[bias[k] for k in ("low_power_note", "note", "skipped") if bias.get(k)])
+                 notes=[bias[k] for k in ("low_power_note", "odds_ratio_note", "note", "skipped") if bias.get(k)])
 
 
 def _subgroups(table: pd.DataFrame) -> Markup:

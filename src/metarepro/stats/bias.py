@@ -49,6 +49,22 @@ def _model(yi, vi, method, test, level, control):
     return yi, vi, None, method, test, level, control
 
 
+# The Handbook's caveat for 2×2 tables: the standard error of a log odds ratio depends on the log odds ratio itself
+# (and on the event risk), so Egger's test of y on its SE can find asymmetry that is not there.
+ODDS_RATIO_NOTE = (
+    "With odds ratios, Egger's test and the funnel plot can show asymmetry that is not there: the standard error of a "
+    "log odds ratio is correlated with the log odds ratio, so the tests are biased toward false positives, most when "
+    "the odds ratio is large, events are few or the studies are of similar size. Tests that avoid this (Harbord "
+    "2006; Peters 2006, regression on 1/n) are not computed here (Cochrane Handbook for Systematic Reviews of "
+    "Interventions 5.1, section 10.4.3.1; Sterne et al. 2011, BMJ 343:d4002)."
+)
+
+
+def odds_ratio_note(measure):
+    """The Cochrane Handbook's caveat (:data:`ODDS_RATIO_NOTE`) for odds ratios (OR, PETO), else None."""
+    return ODDS_RATIO_NOTE if measure in ("OR", "PETO") else None
+
+
 def low_power_note(k, threshold=LOW_POWER_K):
     """The Cochrane Handbook (ch. 13.3.5.4) warning when k < ``threshold`` (default 10), else None."""
     return LOW_POWER_NOTE if k < threshold else None
