@@ -726,6 +726,11 @@ def _bias(bias: dict | None, measure: str | None = None) -> Markup | str:
              f"Rosenberg {num(b('fsn_rosenberg'))}. ", "", FSN_NOTE),
             ("PET-PEESE", f"uses {b('pet_peese_uses')}: {ci('pet_peese')}", "", ""),
         ]  # fmt: skip
+    for model, name in (("rma", "mixed-effects"), ("lm", "weighted regression")):  # config regtest_predictor
+        if f"regtest_{model}_z" in bias:
+            rows.append((f"Regression test ({name}, predictor {b('regtest_predictor')})",
+                         regtest_statistic(b(f"regtest_{model}_statistic"), b(f"regtest_{model}_z"),
+                                           b(f"regtest_{model}_df")), pval(b(f"regtest_{model}_p")), ""))  # fmt: skip
     scale = {"ROM": "adjusted estimates as ratios of means", "VR": "adjusted estimates as variability ratios",
              "CVR": "adjusted estimates as CV ratios", "ZCOR": "adjusted estimates as r"}.get(
         measure if back else "", "analysis scale")

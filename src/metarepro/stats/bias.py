@@ -55,9 +55,10 @@ def _model(yi, vi, method, test, level, control):
 ODDS_RATIO_NOTE = (
     "With odds ratios, Egger's test and the funnel plot can show asymmetry that is not there: the standard error of a "
     "log odds ratio is correlated with the log odds ratio, so the tests are biased toward false positives, most when "
-    "the odds ratio is large, events are few or the studies are of similar size. Tests that avoid this (Harbord "
-    "2006; Peters 2006, regression on 1/n) are not computed here (Cochrane Handbook for Systematic Reviews of "
-    "Interventions 5.1, section 10.4.3.1; Sterne et al. 2011, BMJ 343:d4002)."
+    "the odds ratio is large, events are few or the studies are of similar size. Harbord's test (2006) is not "
+    "computed here; a regression on 1/n as in Peters' test (2006) is, with the config's regtest_predictor: ninv "
+    "(Cochrane Handbook for Systematic Reviews of Interventions 5.1, section 10.4.3.1; Sterne et al. 2011, BMJ "
+    "343:d4002)."
 )
 
 
