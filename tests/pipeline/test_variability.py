@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from conftest import REPO, assert_close, load_reference, sheet_from_columns
 
+from metarepro.inputs.published import read_published
 from metarepro.inputs.sheet import read_sheet, select_rows
 from metarepro.pipeline.analysis import Settings, compute_effects, fit_analysis, pooled_record
-from metarepro.inputs.published import read_published
 from metarepro.pipeline.reproduction import comparison, reproduction_table
 
 REFERENCE = load_reference("variability_reference.json")  # tests/reference/generate_variability_reference.R
