@@ -87,7 +87,8 @@ def assert_rows_match(fig, table, labels, measure="SMD", digits=2, scale=None):
 NUMBER = r"(−?[\d.]+|NA)"
 OVERALL = re.compile(rf"Test for overall effect(?: \(model-based\))?: (?:Z = {NUMBER}|t = {NUMBER}, df = {NUMBER}) "
                      rf"\(P ([=<]) {NUMBER}\)")  # fmt: skip
-HETEROGENEITY = re.compile(rf"τ² = {NUMBER},  I² = {NUMBER}%,  Q = {NUMBER} \(df = (\d+)\), p ([=<]) {NUMBER}")
+# τ² is left out for an equal-effects model (EE, Mantel-Haenszel, Peto), which assumes it is 0
+HETEROGENEITY = re.compile(rf"(?:τ² = {NUMBER},  )?I² = {NUMBER}%,  Q = {NUMBER} \(df = (\d+)\), p ([=<]) {NUMBER}")
 
 
 def figure_texts(fig) -> list[str]:
@@ -114,7 +115,7 @@ def heterogeneity(fig) -> dict:
     lines = [m for line in figure_texts(fig) if (m := HETEROGENEITY.search(line))]
     assert len(lines) == 1, f"{len(lines)} heterogeneity lines"
     tau2, i2, q, df, bound, p = lines[0].groups()
-    return {"tau2": _number(tau2), "i2": _number(i2), "q": _number(q), "df": int(df), "p": _number(p),
+    return {"tau2": _number(tau2) if tau2 else None, "i2": _number(i2), "q": _number(q), "df": int(df), "p": _number(p),
             "p_bound": bound}  # fmt: skip
 
 

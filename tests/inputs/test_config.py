@@ -386,3 +386,12 @@ def test_inputs_and_quality_import_nothing_from_the_layers_above():
         upward = [m for m in imported if m.split(".")[:2] in (["metarepro", "pipeline"], ["metarepro", "present"],
                                                                ["metarepro", "jobs"])]  # fmt: skip
         assert upward == [], path.name
+
+
+def test_default_titles_do_not_promise_a_robust_interval_the_atlas_does_not_draw():
+    """The atlas and headline draw each analysis's model-based fit (pooled.json's estimate and CI); a cluster-robust
+    (CR2) interval is shown only in the analysis's own forest plot. A title ending "CR2" over a model-based row
+    misled a reader (issue 20), so no default title names a robust method."""
+    config, _ = load_yaml(REPO / "config" / "config.yaml")
+    promising = [name for name, a in config["analyses"].items() if "CR2" in a["title"] or "robust" in a["title"]]
+    assert promising == []

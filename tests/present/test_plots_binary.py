@@ -4,7 +4,8 @@ forest(res, atransf = exp) with ilab events/total), and proportions in percent o
 import numpy as np
 import pytest
 from conftest import REPO
-from figure_readback import drawn_rows
+from figure_readback import drawn_rows, figure_texts, heterogeneity
+from matplotlib.lines import Line2D
 
 from metarepro.jobs.pool import run_analysis
 from metarepro.present.plots import forest_plot
@@ -52,3 +53,18 @@ def test_proportions_are_shown_in_percent_on_the_logit_scale():
     p = result.pooled
     assert drawn_rows(fig)[0]["text"] == "82.8% [64.7%, 92.6%]"  # 24/29 with its logit CI, back-transformed
     assert p["estimate_prop"] == pytest.approx(1 / (1 + np.exp(-p["estimate"])), rel=1e-15)
+
+
+def test_mantel_haenszel_forest_shows_no_tau2_and_a_zero_weight_study_smallest():
+    """rma.mh is an equal-effects model: metafor's print.rma.mh gives Q and I² but no τ², so the footer names the
+    method and leaves τ² out. Halama (10/25 vs 0/25) has MH weight b·c/n = 15·0/50 = 0 (metafor's
+    weights.rma.mh), so its square is the smallest drawn, not the fallback size of a figure without weights."""
+    result = run_analysis(LINDE["data"], {**LINDE, "measure": "OR", "fit": "rma.mh"})
+    fig = forest_plot(result.effects, result.pooled, labels=LABELS)
+    line = heterogeneity(fig)
+    assert line["tau2"] is None and line["df"] == 22  # 23 tables with an estimate of their own (Osterheider 0/0)
+    assert any(t.startswith("Mantel-Haenszel model, test z:  I² =") for t in figure_texts(fig))
+    sizes = {a.get_gid(): a.get_markersize() for a in fig.findobj(Line2D) if (a.get_gid() or "").endswith("-point")}
+    assert result.effects.loc[result.effects["study"] == "Halama", "weight"].tolist() == [0]
+    halama = [i for i, parts in drawn_rows(fig).items() if parts.get("label") == "Halama"]
+    assert len(halama) == 1 and sizes[f"row{halama[0]}-point"] == min(sizes.values())

@@ -204,7 +204,9 @@ def draw_forest(rows: pd.DataFrame, *, measure="SMD", level=95, xlabel=None, lab
         faint = _is_faint(row)
         if kind == "study":
             _interval(ax, i, y, a, b, lo, hi, color=FAINT_COLOR if faint else "black")
-            size = MAX_MARKER * np.sqrt(row["weight"] / wmax) if show_weight and row["weight"] > 0 else 5.0
+            # a weight of 0 (e.g. a Mantel-Haenszel table with an empty cell off the diagonal) gets the smallest square
+            size = MAX_MARKER * np.sqrt(max(row["weight"], 0.0) / wmax) if show_weight and np.isfinite(
+                row["weight"]) else 5.0
             ax.plot([est], [y], marker="s", markersize=max(size, 2.0), color=STUDY_COLOR, linestyle="none",
                     zorder=3, gid=f"row{i}-point", **FAINT_MARKER if faint else {})  # fmt: skip
         else:
@@ -325,10 +327,14 @@ def _robust_text(dep: dict, measure: str) -> str:
 
 
 def _univariate_text(pooled: dict, df) -> str:
+    model = COUNTS_MODELS.get(str(pooled.get("fit", "")).split(" ")[0], f"{pooled['method']} model")
     if pooled.get("k") == 1:  # metafor gives τ² = 0, I² = 0%, Q = 0: values one study cannot show
-        return f"{pooled['method']} model, one study (k = 1): τ², I² and Q not applicable"
+        return f"{model}, one study (k = 1): τ², I² and Q not applicable"
+    # an equal-effects model (EE, Mantel-Haenszel, Peto) assumes τ² = 0 rather than estimating it: metafor's print
+    # then shows I², H² and Q only
+    tau2 = "" if pooled.get("method") == "EE" else f"τ² = {fmt(pooled.get('tau2'), 3)},  "
     return (
-        f"{pooled['method']} model, test {pooled['test']}:  τ² = {fmt(pooled.get('tau2'), 3)},  "
+        f"{model}, test {pooled['test']}:  {tau2}"
         f"I² = {fmt(pooled.get('i2'), 1)}%,  Q = {fmt(pooled.get('q'))} "
         f"(df = {int(df) if df is not None and np.isfinite(df) else 'NA'}), p {p_text(pooled.get('q_p'))}"
     )
