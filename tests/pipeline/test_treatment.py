@@ -157,3 +157,17 @@ def test_response_verdicts_beside_bai2020_kohlerforsberg2019_and_kohler2014():
     bai, rr = table.loc["bai2020_response"], records["treatment_response_rr"]
     assert rr["ci_low"] < 0 < rr["ci_high"] and bai["ci_low_published"] > 1
     assert bai["verdict"] == "meaningfully different"
+
+
+@pytest.mark.parametrize("measure", ["RR", "OR"])
+def test_response_by_mantel_haenszel_matches_metafor(measure):
+    """The same three tables by rma.mh (fit: rma.mh), for comparison with the inverse-variance default."""
+    analysis = {**CONFIG["analyses"][f"treatment_response_{measure.lower()}"], "fit": "rma.mh"}
+    rows = select_rows(read_sheet(REPO / analysis["data"], analysis["columns"]), analysis["where"])
+    settings = Settings.from_config(analysis, CONFIG["defaults"])
+    record = pooled_record(fit_analysis(compute_effects(rows, settings), settings), settings)
+    expected = REFERENCE[f"response_{measure}"]["mh"]
+    assert record["k"] == expected["k"] == 3
+    for ours, theirs in (("estimate", "beta"), ("se", "se"), ("pval", "pval"), ("ci_low", "ci_lb"),
+                         ("ci_high", "ci_ub"), ("q", "QE")):  # fmt: skip
+        assert_close(record[ours], expected[theirs], f"MH {ours}")
