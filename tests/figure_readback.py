@@ -54,13 +54,13 @@ def svg_row_texts(svg: str) -> dict[str, str]:
     return out
 
 
-def assert_rows_match(fig, table, labels, measure="SMD", digits=2):
+def assert_rows_match(fig, table, labels, measure="SMD", digits=2, scale=None):
     """Each drawn study/summary row i shows ``labels[i]`` with the estimate and CI of ``table`` row i (columns
     estimate, ci_low, ci_high): square or diamond at the estimate, whiskers at the CI (clipped to the axis with
-    an arrowhead), and the printed numbers (back-transformed for ROM/ZCOR)."""
+    an arrowhead), and the printed numbers (back-transformed for ROM/ZCOR; ``scale`` for PFT's harmonic-mean n)."""
     from metarepro.present.plots.style import Scale
 
-    scale = Scale(measure)
+    scale = scale or Scale(measure)
     drawn = drawn_rows(fig)
     ax = fig.axes[0]
     lo, hi = ax.get_xlim()

@@ -151,3 +151,31 @@ def test_labels_are_quoted_in_the_tables_and_as_written_in_figures_and_report(ho
     for label in LABELS.values():  # escaped as the page's templates escape (MarkupSafe)
         assert escape(label) in page
         assert escape("'" + label) not in page  # the quote is for spreadsheets only
+
+
+def test_regtest_predictor_adds_the_sample_size_tests_as_metafor_computes_them(monkeypatch):
+    """config regtest_predictor: ninv on the linde2005 log odds ratios (REML, z) gives metafor's regtest(...,
+    predictor = "ninv") for both models (tests/reference/generate_regtest_ni_reference.R), beside Egger's."""
+    from conftest import REPO, load_reference
+    from tolerances import ITERATIVE
+
+    from metarepro.jobs.pool import run_analysis
+    from metarepro.jobs.sensitivity import analysis_rows, publication_bias
+
+    monkeypatch.chdir(REPO)
+    ref = load_reference("regtest_ni_reference.json")["cases"]
+    linde = {"title": "x", "data": "data/raw/linde2005_st_johns_wort.csv", "measure": "OR", "test": "z", "columns": {
+        "study_id": "id", "events_cases": "ai", "n_cases": "n1i", "events_controls": "ci", "n_controls": "n2i"}}
+    result = run_analysis(linde["data"], linde)
+    record = publication_bias(analysis_rows(result), result.settings, predictor="ninv").record
+    assert record["regtest_predictor"] == "ninv" and "egger_z" in record  # Egger's stay
+    for model in ("rma", "lm"):
+        expected = ref[f"{model}_ninv"]
+        assert np.isclose(record[f"regtest_{model}_z"], expected["zval"], **ITERATIVE)
+        assert np.isclose(record[f"regtest_{model}_p"], expected["pval"], **ITERATIVE)
+    assert record["regtest_lm_statistic"] == "t" and record["regtest_lm_df"] == 22
+    assert "regtest_rma_z" not in publication_bias(analysis_rows(result), result.settings).record
+    from metarepro.present.report import _bias
+
+    shown = str(_bias(record, "OR"))
+    assert "Regression test (weighted regression, predictor ninv)" in shown and "t = 3.1830, df = 22" in shown

@@ -387,9 +387,11 @@ def check_default_run(workdir):
 
     config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
     out = findings(config, workdir / "results")
-    # issue 19 added the variability ratios (a question of their own per marker) and the treatment trials
+    # issue 19 added the variability ratios (a question of their own per marker) and the treatment trials (score;
+    # response as RR, its OR another scale)
     assert [r.question for r in out.sof_rows] == ["IL-6", "TNF-a", "CRP", "IL-2", "IL-10", "IL-1b", "CRP, variability",
-                                                  "IL-6, variability", "TNF-a, variability", "score, eligible_mdd: yes"]
+                                                  "IL-6, variability", "TNF-a, variability", "score, eligible_mdd: yes",
+                                                  "response, eligible_mdd: yes"]
     crp = out.sensitivity["CRP"]  # the variability ratios are not sensitivity analyses of the mean difference
     assert not crp["analysis"].isin(["crp_cvr", "crp_vr"]).any()
     assert out.sensitivity["CRP, variability"]["analysis"].drop_duplicates().tolist()[:2] == ["crp_cvr", "crp_vr"]

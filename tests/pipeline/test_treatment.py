@@ -97,3 +97,77 @@ def test_the_printed_effect_sizes_are_not_mapped_onto_d():
     assert_close([record["ci_low"], record["ci_high"]], [fit["ci_lb"], fit["ci_ub"]], "CI")
     flags = used.set_index("study_id")["flags"]
     assert flags["Mischoulon2009"].startswith("inconsistent_test: t from means/SDs -1.3 vs reported 1.62 (from d)")
+
+
+# ------------------------------------------------------------------------------- response (risk and odds ratio)
+
+
+def response(name, test=None):
+    analysis = {**CONFIG["analyses"][name], **({"test": test} if test else {})}
+    rows = select_rows(read_sheet(REPO / analysis["data"], analysis["columns"]), analysis["where"])
+    settings = Settings.from_config(analysis, CONFIG["defaults"])
+    effects = compute_effects(rows, settings)
+    return effects, pooled_record(fit_analysis(effects, settings), settings)
+
+
+@pytest.mark.parametrize("name,measure", [("treatment_response_rr", "RR"), ("treatment_response_or", "OR")])
+def test_every_adult_mdd_response_row_is_pooled_or_excluded_with_a_reason(name, measure):
+    effects, _ = response(name)
+    assert len(effects) == 12  # eligible_mdd yes, outcome response (data/raw/README.md's table: 15 rows, 3 not MDD)
+    used = effects[effects["included"]]
+    expected = REFERENCE[f"response_{measure}"]  # R selects the rows itself: counts in both arms, no subgroup
+    assert used["line"].tolist() == expected["lines"] and used["study_id"].tolist() == expected["study_id"]
+    reasons = effects[~effects["included"]].set_index("study_id")["reason"]
+    assert (reasons.str.len() > 0).all()
+    # Raison 2013 prints counts (8/13 vs 3/9) of an hs-CRP > 5 mg/L subgroup: excluded by the sheet's own rule
+    assert reasons["Raison2013"] == ("analysis_set 'subgroup: baseline hs-CRP > 5 mg/L (exploratory)': a subgroup "
+                                     "of the trial, not its randomised comparison")  # fmt: skip
+    # percentages with arm sizes: no count is derived from a percentage
+    for study in ("Sepanjnia2012", "Marangell2003", "Carney2009"):
+        assert reasons[study].startswith("incomplete: events_cases, events_controls are empty")
+
+
+@pytest.mark.parametrize("measure", ["RR", "OR"])
+@pytest.mark.parametrize("test", ["knha", "z"])
+def test_pooled_response_matches_metafor(measure, test):
+    effects, record = response(f"treatment_response_{measure.lower()}", test)
+    expected = REFERENCE[f"response_{measure}"]
+    used = effects[effects["included"]]
+    assert_close(used["yi"], expected["yi"], "yi", rtol=1e-13, atol=1e-15)  # escalc's closed forms
+    assert_close(used["vi"], expected["vi"], "vi", rtol=1e-13, atol=1e-15)
+    fit = expected[f"reml_{test}"]
+    assert record["k"] == fit["k"] == 3 and record["measure"] == measure
+    for ours, theirs in (("estimate", "beta"), ("se", "se"), ("pval", "pval"), ("ci_low", "ci_lb"),
+                         ("ci_high", "ci_ub"), ("q", "QE")):  # fmt: skip
+        assert_close(record[ours], fit[theirs], f"{test} {ours}")  # tests/tolerances.py ITERATIVE
+    assert record["tau2"] == pytest.approx(fit["tau2"], abs=1e-8)  # 0 in R up to its last REML step (2e-14)
+
+
+def test_response_verdicts_beside_bai2020_kohlerforsberg2019_and_kohler2014():
+    records = {name: response(name)[1] for name in ("treatment_response_rr", "treatment_response_or")}
+    published = read_published(REPO / CONFIG["published"])
+    compare = {name: CONFIG["analyses"][name]["compare_with"] for name in records}
+    table = reproduction_table(records, published, compare).set_index("published_id")
+    assert list(table.index) == ["bai2020_response", "kohlerforsberg2019_response_addon",
+                                 "kohler2014_response_celecoxib"]  # fmt: skip
+    # Köhler 2014's OR 6.59 is its celecoxib sub-analysis; Köhler-Forsberg 2019's RR 1.76 add-on in MDD
+    assert table.loc["kohler2014_response_celecoxib", "verdict"] == "not comparable"
+    assert table.loc["kohlerforsberg2019_response_addon", "verdict"] == "not comparable"
+    # Bai 2020 RR 1.52 (1.30 to 1.79) excludes 1; ours (three trials, Knapp-Hartung) includes it
+    bai, rr = table.loc["bai2020_response"], records["treatment_response_rr"]
+    assert rr["ci_low"] < 0 < rr["ci_high"] and bai["ci_low_published"] > 1
+    assert bai["verdict"] == "meaningfully different"
+
+
+@pytest.mark.parametrize("measure", ["RR", "OR"])
+def test_response_by_mantel_haenszel_matches_metafor(measure):
+    """The same three tables by rma.mh (fit: rma.mh), for comparison with the inverse-variance default."""
+    analysis = {**CONFIG["analyses"][f"treatment_response_{measure.lower()}"], "fit": "rma.mh"}
+    rows = select_rows(read_sheet(REPO / analysis["data"], analysis["columns"]), analysis["where"])
+    settings = Settings.from_config(analysis, CONFIG["defaults"])
+    record = pooled_record(fit_analysis(compute_effects(rows, settings), settings), settings)
+    expected = REFERENCE[f"response_{measure}"]["mh"]
+    assert record["k"] == expected["k"] == 3
+    for ours, theirs in (("estimate", "beta"), ("se", "se"), ("pval", "pval"), ("ci_low", "ci_lb"),
+                         ("ci_high", "ci_ub"), ("q", "QE")):  # fmt: skip
+        assert_close(record[ours], expected[theirs], f"MH {ours}")

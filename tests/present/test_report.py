@@ -180,3 +180,68 @@ def test_the_fit_block_prints_model_results_as_the_fit_s_print_checked_against_r
         block = html.unescape(re.sub(r"<[^>]+>", "", str(fit_block(pooled_record(fit, Settings(test=test))))))
         assert model_results(block) == model_results(str(fit)), test
         assert ("tval" in model_results(block)) == (test == "knha")
+
+
+def test_the_fit_block_of_mh_and_peto_fits_is_metafors_print_rma_mh_and_print_rma_peto(monkeypatch):
+    """The linde2005 example's rma.mh RR fit (config/examples/linde2005.yaml): the report's Fit block is R's own
+    print.rma.mh output (tests/reference/print/mh_rr_linde2005.txt, tests/reference/generate_binary_reference.R),
+    then metarepro's warning; an MH odds ratio adds the CMH and Tarone tests, a Peto fit prints print.rma.peto."""
+    import html
+
+    from print_reference import assert_prints_like_metafor
+
+    from metarepro.jobs.pool import run_analysis
+    from tests.conftest import REPO
+
+    monkeypatch.chdir(REPO)
+    linde = {"title": "x", "data": "data/raw/linde2005_st_johns_wort.csv", "columns": {
+        "study_id": "id", "events_cases": "ai", "n_cases": "n1i", "events_controls": "ci", "n_controls": "n2i"}}
+
+    def block(**settings):
+        text = html.unescape(re.sub(r"<[^>]+>", "", str(fit_block(run_analysis(linde["data"], {**linde, **settings})
+                                                                  .pooled))))  # fmt: skip
+        printed, _, warning = text.strip().partition("\nWarning: ")
+        return printed.strip(), warning
+
+    printed, warning = block(measure="RR", fit="rma.mh")
+    assert_prints_like_metafor(printed, "mh_rr_linde2005")
+    assert warning.startswith("1 pooled table has no estimate of its own")
+    # the OR and Peto blocks are the library's print of the same fit (its layout checked against R's print of
+    # dat.bcg's MH OR with both tests and Peto fit in tests/stats/test_binary.py), not a copy of it
+    sheet = pd.read_csv(REPO / linde["data"])
+    tables = {name: sheet[column].to_numpy(dtype=float) for name, column in linde["columns"].items()}
+    cells = {"ai": tables["events_cases"], "n1i": tables["n_cases"], "ci": tables["events_controls"],
+             "n2i": tables["n_controls"]}  # fmt: skip
+    import warnings
+
+    with warnings.catch_warnings():  # metafor's "Some yi/vi values are NA." (the double-zero table)
+        warnings.simplefilter("ignore")
+        from metarepro.stats.mh import rma_mh
+        from metarepro.stats.peto import rma_peto
+
+        used = np.isfinite(cells["ai"])  # the two trials without counts are incomplete rows (metafor omits them)
+        cells = {k: v[used] for k, v in cells.items()}
+        odds, peto = str(rma_mh(**cells, measure="OR")), str(rma_peto(**cells))
+    # R 4.2.2, metafor 3.8-1: rma.mh(..., measure = "OR") on this sheet gives CMH 100.4993 and Tarone 101.3809
+    assert "CMH = 100.4993, df = 1,  p-val < 0.0001" in odds and "X^2 = 101.3809, df = 22" in odds
+    assert block(measure="OR", fit="rma.mh")[0] == odds.strip()
+    assert block(measure="OR", fit="rma.peto")[0] == peto.strip()
+
+
+def test_small_study_tests_of_an_odds_ratio_carry_the_handbooks_caveat(monkeypatch):
+    """The linde2005 example's OR (rma): the small-study section says why Egger's test misleads with odds ratios."""
+    from metarepro.jobs.pool import run_analysis
+    from metarepro.jobs.sensitivity import analysis_rows, publication_bias
+    from metarepro.present.report import _bias
+    from metarepro.stats.bias import ODDS_RATIO_NOTE
+    from tests.conftest import REPO
+
+    monkeypatch.chdir(REPO)
+    linde = {"title": "x", "data": "data/raw/linde2005_st_johns_wort.csv", "measure": "OR", "columns": {
+        "study_id": "id", "events_cases": "ai", "n_cases": "n1i", "events_controls": "ci", "n_controls": "n2i"}}
+    result = run_analysis(linde["data"], linde)
+    record = publication_bias(analysis_rows(result), result.settings).record
+    assert record["odds_ratio_note"] == ODDS_RATIO_NOTE
+    assert "tests are biased toward false positives" in str(_bias(record, "OR"))
+    rr = run_analysis(linde["data"], {**linde, "measure": "RR"})
+    assert "odds_ratio_note" not in publication_bias(analysis_rows(rr), rr.settings).record

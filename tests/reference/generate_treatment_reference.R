@@ -13,6 +13,11 @@
 # with_husain2017 (not the default analysis: see the config's comment). The test (tests/pipeline/test_treatment.py)
 # checks that metarepro pools exactly Mischoulon 2009's line.
 #
+# The response analyses (treatment_response_rr, treatment_response_or): the adult-MDD response rows with events and
+# n in both arms, leaving out rows whose analysis_set starts with "subgroup" (data/raw/README.md: not the randomised
+# comparison; Raison 2013's hs-CRP > 5 mg/L subgroup); escalc RR and OR (add = 1/2, to = "only0": no zero cell
+# here), rma REML with test knha and z; and rma.mh for comparison.
+#
 # Writes tests/reference/treatment_reference.json. Fits use control = list(threshold = 1e-13, tol = 1e-13,
 # maxiter = 10000).
 
@@ -46,6 +51,20 @@ record <- function(test, method = "REML", data = es) {
        tau2 = fit$tau2, I2 = fit$I2, QE = fit$QE)
 }
 
+resp <- sheet[sheet$outcome == "response" & sheet$eligible_mdd == "yes", ]
+resp <- resp[!is.na(resp$events_treatment) & !is.na(resp$events_placebo) & !is.na(resp$n_treatment) &
+             !is.na(resp$n_placebo) & !startsWith(resp$analysis_set, "subgroup"), ]
+response <- function(measure) {
+  es_b <- escalc(measure, ai = events_treatment, n1i = n_treatment, ci = events_placebo, n2i = n_placebo,
+                 data = resp)
+  mh <- rma.mh(ai = events_treatment, n1i = n_treatment, ci = events_placebo, n2i = n_placebo, data = resp,
+               measure = measure)
+  list(lines = arr(es_b$line), study_id = arr(es_b$study_id), yi = arr(as.numeric(es_b$yi)),
+       vi = arr(as.numeric(es_b$vi)), reml_knha = record("knha", data = es_b), reml_z = record("z", data = es_b),
+       mh = list(k = mh$k, beta = as.numeric(mh$beta), se = mh$se, ci_lb = mh$ci.lb, ci_ub = mh$ci.ub,
+                 pval = mh$pval, QE = mh$QE, I2 = mh$I2))
+}
+
 write_json_file(list(
   generator = "tests/reference/generate_treatment_reference.R",
   R_version = R.version.string,
@@ -55,5 +74,7 @@ write_json_file(list(
   reml_knha = record("knha"),
   reml_z = record("z"),
   with_husain2017 = c(list(lines = arr(both$line), yi = arr(as.numeric(both$yi)), vi = arr(as.numeric(both$vi))),
-                      list(reml_knha = record("knha", data = both), reml_z = record("z", data = both)))
+                      list(reml_knha = record("knha", data = both), reml_z = record("z", data = both))),
+  response_RR = response("RR"),
+  response_OR = response("OR")
 ), OUT_FILE)

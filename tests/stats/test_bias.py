@@ -250,3 +250,38 @@ def test_low_power_note():
     assert low_power_note(9) == LOW_POWER_NOTE
     assert "13.3.5.4" in LOW_POWER_NOTE and "10 studies" in LOW_POWER_NOTE
     assert low_power_note(10) is None
+
+
+def test_odds_ratio_note_only_for_odds_ratios():
+    """The Handbook's caveat for 2×2 tables (5.1, 10.4.3.1): Egger's test with log odds ratios is biased toward false
+    positives; said for OR and Peto's OR, not for ratios whose SE the tests do not share this way."""
+    from metarepro.stats.bias import ODDS_RATIO_NOTE, odds_ratio_note
+
+    assert odds_ratio_note("OR") == odds_ratio_note("PETO") == ODDS_RATIO_NOTE
+    assert "false positives" in ODDS_RATIO_NOTE and "Harbord" in ODDS_RATIO_NOTE and "Peters" in ODDS_RATIO_NOTE
+    assert all(odds_ratio_note(m) is None for m in ("RR", "RD", "SMD", "PLO"))
+
+
+REGTEST_NI = load_reference("regtest_ni_reference.json")  # tests/reference/generate_regtest_ni_reference.R
+
+
+@pytest.mark.parametrize("case", sorted(REGTEST_NI["cases"]))
+def test_regtest_with_sample_size_predictors_matches_metafor(case):
+    """metafor's regtest(..., predictor = "ni"/"ninv"/"sqrtni"/"sqrtninv", ni = n1i + n2i) on dat.linde2005's log
+    odds ratios; no limit estimate for ni and sqrtni (metafor gives none)."""
+    from tolerances import ITERATIVE
+
+    model, predictor = case.split("_", 1)
+    ref = REGTEST_NI["cases"][case]
+    yi, vi, ni = (np.array(REGTEST_NI[k], dtype=float) for k in ("yi", "vi", "ni"))
+    ours = regtest(yi, vi, model=model, predictor=predictor, ni=ni, method="REML")
+    tol = ITERATIVE if model == "rma" else {"rtol": FORMULA, "atol": 1e-14}
+    assert_close(ours.zval, ref["zval"], f"{case} zval", **tol)
+    assert_close(ours.pval, ref["pval"], f"{case} pval", **tol)
+    if predictor in ("ni", "sqrtni"):
+        assert ref["est"] is None and np.isnan(ours.estimate)
+    else:
+        for mine, theirs in (("estimate", "est"), ("ci_low", "ci_lb"), ("ci_high", "ci_ub")):
+            assert_close(getattr(ours, mine), ref[theirs], f"{case} {mine}", **tol)
+    with pytest.raises(ValueError, match="needs the studies' sample sizes: give ni"):
+        regtest(yi, vi, model=model, predictor=predictor)

@@ -72,7 +72,8 @@ def analysis_job(sheet, config: dict, folder, formats=FORMATS) -> None:
         table(diagnostics.tables[name], name)
     for stem, drawn in diagnostics.figures.items():
         figure(drawn, stem)
-    bias = steps.publication_bias(rows, settings, labels=labels, fit=fit)
+    bias = steps.publication_bias(rows, settings, labels=labels, fit=fit,
+                                  predictor=analysis_option(analysis, "regtest_predictor"))  # fmt: skip
     write_json(bias.record, folder / "bias.json")
     figure(bias.figures["funnel"], "funnel")
     title = analysis.get("title", config["name"])

@@ -28,6 +28,7 @@ from metarepro.present.plots import (
     leave1out_plot,
     subgroup_forest_plot,
 )
+from metarepro.present.plots.forest import counts_scale
 from metarepro.stats import bias, influence
 from metarepro.stats.metareg import design_matrix, rma_mods
 from metarepro.stats.permutation import permutest
@@ -169,7 +170,7 @@ def diagnostics(rows: pd.DataFrame, settings: Settings, order_column: str = "yea
     cum_table = pd.concat([ident.iloc[cum.order].reset_index(drop=True), _fit_table(cum)], axis=1)
     cum_table.insert(0, "added", np.arange(1, len(cum_table) + 1))
     common = {"measure": settings.measure, "labels": labels, "level": settings.level, "method": settings.method,
-              "max_rows": max_rows}  # fmt: skip
+              "max_rows": max_rows, "scale": counts_scale(rows, settings.measure)}  # fmt: skip
     figures = {  # drawn from the tables written beside them
         "leave1out": leave1out_plot(loo_table, estimate=estimate, **common),
         "cumulative": cumulative_forest_plot(cum_table, order=(order_column, len(unordered)), **common),
@@ -225,20 +226,33 @@ def _attempt(skipped: list[str], name: str, compute):
         return None
 
 
-def publication_bias(rows: pd.DataFrame, settings: Settings, labels=None, fit: RmaResult | None = None) -> Outputs:
+def _sample_sizes(rows: pd.DataFrame) -> np.ndarray | None:
+    """Each study's n for regtest's sample-size predictors: n_cases + n_controls (two groups), else n (one)."""
+    if {"n_cases", "n_controls"} <= set(rows):
+        return rows["n_cases"].to_numpy(dtype=float) + rows["n_controls"].to_numpy(dtype=float)
+    return rows["n"].to_numpy(dtype=float) if "n" in rows else None
+
+
+def publication_bias(rows: pd.DataFrame, settings: Settings, labels=None, fit: RmaResult | None = None,
+                     predictor: str = "sei") -> Outputs:  # fmt: skip
     """Egger (both variants), Begg, trim-and-fill (L0 and R0), fail-safe N, PET-PEESE and the funnel plot.
 
     A test the data do not allow (e.g. Egger when every vi is equal) is left out and its reason given
     in ``record["skipped"]``. ``fit``: the rows' model (:func:`model_fit`), when the job has it. The mixed-effects
     Egger regression is fitted once: it is PET, and its slope gives trim-and-fill's side (both estimators).
+    ``predictor`` (config ``regtest_predictor``): other than "sei", both regression tests again with metafor's
+    regtest ``predictor`` (``regtest_rma_*``, ``regtest_lm_*``; ni from :func:`_sample_sizes`), beside Egger's.
     """
     yi, vi = rows["yi"].to_numpy(), rows["vi"].to_numpy()
     args = {"method": settings.method, "test": settings.test, "level": settings.level}
     k = len(yi)
     record: dict = _dependence_note(rows, {"k": k, "low_power_note": bias.low_power_note(k)})
+    if bias.odds_ratio_note(settings.measure):
+        record["odds_ratio_note"] = bias.odds_ratio_note(settings.measure)
     if k < 3:
         record["note"] = "fewer than 3 studies: small-study tests are not computed"
-        return Outputs({}, record, {"funnel": funnel_plot(yi, vi, measure=settings.measure, labels=labels)})
+        return Outputs({}, record, {"funnel": funnel_plot(yi, vi, measure=settings.measure, labels=labels,
+                                                          scale=counts_scale(rows, settings.measure))})
     skipped: list[str] = []
     egger = _attempt(skipped, "Egger (mixed-effects)", lambda: bias.regtest(yi, vi, model="rma", **args))
     classic = _attempt(skipped, "Egger (classic)", lambda: bias.regtest(yi, vi, model="lm", level=settings.level))
@@ -256,6 +270,19 @@ def publication_bias(rows: pd.DataFrame, settings: Settings, labels=None, fit: R
                        "egger_limit_ci_high": egger.ci_high})  # fmt: skip
     if classic is not None:
         record.update({"egger_t": classic.zval, "egger_t_df": classic.dfs, "egger_t_p": classic.pval})
+    if predictor != "sei":
+        record["regtest_predictor"] = predictor
+        ni = _sample_sizes(rows)
+        for model in ("rma", "lm"):
+            given = args if model == "rma" else {"level": settings.level}  # lm: no tau² method, its own t test
+            extra = _attempt(skipped, f"regression test ({model}, predictor {predictor})",
+                             lambda model=model, given=given: bias.regtest(yi, vi, model=model, predictor=predictor,
+                                                                           ni=ni, **given))  # fmt: skip
+            if extra is not None:
+                t_test = bool(np.isfinite(extra.dfs))
+                record.update({f"regtest_{model}_statistic": "t" if t_test else "z", f"regtest_{model}_z": extra.zval,
+                               f"regtest_{model}_df": extra.dfs if t_test else None,
+                               f"regtest_{model}_p": extra.pval})  # fmt: skip
     if rank is not None:
         record.update({"begg_tau": rank.tau, "begg_p": rank.pval, "begg_exact": rank.exact,
                        "begg_method": rank.method})  # fmt: skip
@@ -283,7 +310,8 @@ def publication_bias(rows: pd.DataFrame, settings: Settings, labels=None, fit: R
     if skipped:
         record["skipped"] = "; ".join(skipped)
     pooled = (rma(yi, vi, **args) if fit is None else fit).estimate
-    funnel = funnel_plot(yi, vi, estimate=pooled, trimfill=fills["L0"], measure=settings.measure, labels=labels)
+    funnel = funnel_plot(yi, vi, estimate=pooled, trimfill=fills["L0"], measure=settings.measure, labels=labels,
+                         scale=counts_scale(rows, settings.measure))  # PFT: the pooled rows' harmonic-mean n
     return Outputs({}, record, {"funnel": funnel})
 
 

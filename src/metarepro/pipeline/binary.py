@@ -130,7 +130,9 @@ class CountsFit:
     """The pooled fit of a counts analysis by ``rma.mh``, ``rma.peto`` or ``rma.glmm`` in the fields ``pooled.json``
     holds (those of :meth:`metarepro.stats.rma.RmaResult.to_dict`); ``result`` is the metafor-named fit
     (:class:`~metarepro.stats.mh.RmaMhResult`, ...), ``weights`` one per included row (percent; NaN for GLMMs,
-    whose weights metafor 3.8-1 does not define, and for a table pooled without an estimate of its own)."""
+    whose weights metafor 3.8-1 does not define, and for a table pooled without an estimate of its own).
+    ``to_dict`` adds ``printed``: an rma.mh or rma.peto fit as metafor's print.rma.mh / print.rma.peto prints it
+    (the library's own print, :mod:`metarepro._core.printing`, checked against R's output), for the report."""
 
     fit: str
     result: object
@@ -142,7 +144,8 @@ class CountsFit:
         return self.fields["estimate"]
 
     def to_dict(self) -> dict:
-        return dict(self.fields)
+        printed = {"printed": str(self.result)} if self.fit in ("rma.mh", "rma.peto") else {}
+        return dict(self.fields) | printed
 
 
 def _tables(effects):

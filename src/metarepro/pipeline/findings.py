@@ -74,6 +74,16 @@ def reader_scale(measure: str, x):
     return np.asarray(x, dtype=float) if back is None else back
 
 
+def pooled_shown(pooled: dict, keys=("estimate", "ci_low", "ci_high")) -> np.ndarray:
+    """Values of pooled.json on the reader's scale: :func:`reader_scale`, except for PFT, whose proportions are
+    pooled.json's ``*_prop`` (back-transformed with the pooled rows' harmonic-mean n, metafor's transf.ipft.hm);
+    a PFT record without them stays on the Freeman-Tukey scale."""
+    measure = pooled.get("measure", "SMD")
+    if measure == "PFT" and all(_finite(pooled.get(f"{key}_prop")) for key in keys):
+        return np.array([float(pooled[f"{key}_prop"]) for key in keys])
+    return np.asarray(reader_scale(measure, [pooled.get(key, np.nan) for key in keys]), dtype=float)
+
+
 def analysis_scale(measure: str, x: float) -> float:
     """A reader-scale value (e.g. a decision threshold as a ratio 1.2 or an r 0.1) on the analysis scale."""
     if measure in RATIO_MEASURES:
@@ -104,12 +114,17 @@ def direction(est, lo, hi, null=0.0) -> int:
 # generic effect (GEN: the sheet's own yi) has no known direction of meaning, so its words only name the measure.
 CORRELATION_MEASURES = ("ZCOR", "COR")
 GENERIC_MEASURES = ("GEN",)
+# a proportion (PR, PLN, PLO, PAS, PFT) describes one group: no comparison, so no "higher/lower in" either group
+PROPORTION_MEASURES = ("PR", "PLN", "PLO", "PAS", "PFT")
 
 
 def conclusion_text(sign: int, labels: dict | None = None, measure: str = "SMD") -> str:
     """What the CI says in words: "higher in MDD" / "lower in MDD" for a two-group comparison, "positive" /
     "negative correlation" for ZCOR/COR (no groups), "effect above 0" / "below 0" for GEN, "CI includes no
-    difference" (or "no correlation", "CI includes 0")."""
+    difference" (or "no correlation", "CI includes 0"); for a proportion (one group, nothing compared) "a
+    proportion in one group (no comparison)", whatever its CI."""
+    if measure in PROPORTION_MEASURES:
+        return "a proportion in one group (no comparison)"
     if measure in CORRELATION_MEASURES:
         return {1: "positive correlation", -1: "negative correlation"}.get(sign, "CI includes no correlation")
     if measure in GENERIC_MEASURES:
@@ -366,7 +381,7 @@ def sof_row(question: str, analysis: str, pooled: dict, bias: dict | None = None
     """The SoF row of one question from its primary analysis: estimate and CI on the reader's scale, k,
     participants and the four GRADE domain suggestions computed here (indirectness is not computable)."""
     measure = pooled.get("measure", "SMD")
-    e, a, b = reader_scale(measure, [pooled["estimate"], pooled["ci_low"], pooled["ci_high"]])
+    e, a, b = pooled_shown(pooled)
     return SofRow(question, analysis, measure, float(e), float(a), float(b), float(pooled.get("level", 95)),
                   int(pooled["k"]), participants(pooled, effects),
                   (risk_of_bias(pooled, effects), inconsistency(pooled),
@@ -638,7 +653,7 @@ def reporter_sentences(pooled: dict, bias: dict | None = None, influence: pd.Dat
     level = pooled.get("level", 95)
     null = reader_null(m)
     k = int(pooled["k"])
-    e, a, b = reader_scale(m, [pooled["estimate"], pooled["ci_low"], pooled["ci_high"]])
+    e, a, b = pooled_shown(pooled)
     what = MEASURE_WORDS.get(m, "outcome")
     df = pooled.get("df") if _finite(pooled.get("df")) else k - 1
     stat = "z" if pooled.get("test") == "z" or k == 1 else f"t({int(df)})"  # k = 1: metafor sets test = "z"
@@ -660,7 +675,7 @@ def reporter_sentences(pooled: dict, bias: dict | None = None, influence: pd.Dat
             f"{head} (Q({int(pooled['q_df'])}) = {num(pooled['q'])}, {p_text(qp)}{tau2}, I² = {num(pooled['i2'])}%)."
         )
     if _finite(pooled.get("tau2")) and pooled["tau2"] > 0 and _finite(pooled.get("pi_low")):
-        lo, hi = reader_scale(m, [pooled["pi_low"], pooled["pi_high"]])
+        lo, hi = pooled_shown(pooled, ("pi_low", "pi_high"))
         text = f"A {level:g}% prediction interval for the true outcomes is given by {num(lo)} to {num(hi)}; "
         # metafor's words for a difference ("positive"/"negative"); for a ratio, the side of 1
         words = ("positive", "negative") if null == 0 else (f"above {num(null, 0)}", f"below {num(null, 0)}")

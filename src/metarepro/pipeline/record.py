@@ -46,7 +46,8 @@ class PooledRecord(Mapping):
     Q), ``pi_low``/``pi_high`` (prediction interval), ``converged``, ``iterations``, ``tau2_ci_low_capped``/
     ``tau2_ci_high_capped`` (a bound not found below the search limit), ``warnings``; ``*_ratio`` (ROM) or ``*_r``
     (ZCOR) or ``*_prop`` (PLN, PLO, PAS, PFT: the proportion) back-transformed; ``fit`` (how counts were pooled:
-    rma, rma.mh, rma.peto, rma.glmm (model)) and ``zero_cells`` (add, to, drop00 as used) for binary outcomes.
+    rma, rma.mh, rma.peto, rma.glmm (model)) and ``zero_cells`` (add, to, drop00 as used) for binary outcomes;
+    ``printed``: an rma.mh / rma.peto fit as metafor's print.rma.mh / print.rma.peto (the report's Fit block).
     ``dependence``: the dependent model's record (rma.mv or aggregate; a dict, as
     :func:`metarepro.jobs.dependence.fit_dependent` makes it). The analysis: ``k_input`` (rows selected),
     ``k_excluded``, ``n_cases``/``n_controls`` (participants pooled; NaN when a row gives no group sizes),
@@ -108,6 +109,7 @@ class PooledRecord(Mapping):
     pi_high_prop: float = ABSENT
     fit: str = ABSENT
     zero_cells: dict = ABSENT
+    printed: str = ABSENT
     dependence: dict = ABSENT
     k_input: int = ABSENT
     k_excluded: int = ABSENT

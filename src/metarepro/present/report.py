@@ -394,6 +394,9 @@ def _fit_blocks(record: dict) -> list[tuple[str, str]]:
     """The fit's blocks of text, each ("pre", printed text) or ("p", a sentence)."""
     if record.get("dependence"):
         return _dependent_blocks(record)
+    if record.get("printed"):  # rma.mh / rma.peto: metafor's print.rma.mh / print.rma.peto, as the library prints it
+        after = [f"Warning: {warning}" for warning in record.get("warnings") or []]
+        return [("pre", "\n".join([record["printed"], *([""] if after else []), *after]))]
     k, method, test = record["k"], record["method"], record["test"]
     model = "Equal-Effects Model" if method == "EE" else "Random-Effects Model"
     lines = [f"{model} (k = {k}; tau^2 estimator: {method})" if method != "EE" else f"{model} (k = {k})", ""]
@@ -723,11 +726,16 @@ def _bias(bias: dict | None, measure: str | None = None) -> Markup | str:
              f"Rosenberg {num(b('fsn_rosenberg'))}. ", "", FSN_NOTE),
             ("PET-PEESE", f"uses {b('pet_peese_uses')}: {ci('pet_peese')}", "", ""),
         ]  # fmt: skip
+    for model, name in (("rma", "mixed-effects"), ("lm", "weighted regression")):  # config regtest_predictor
+        if f"regtest_{model}_z" in bias:
+            rows.append((f"Regression test ({name}, predictor {b('regtest_predictor')})",
+                         regtest_statistic(b(f"regtest_{model}_statistic"), b(f"regtest_{model}_z"),
+                                           b(f"regtest_{model}_df")), pval(b(f"regtest_{model}_p")), ""))  # fmt: skip
     scale = {"ROM": "adjusted estimates as ratios of means", "VR": "adjusted estimates as variability ratios",
              "CVR": "adjusted estimates as CV ratios", "ZCOR": "adjusted estimates as r"}.get(
         measure if back else "", "analysis scale")
     return _part("analysis.html", "bias", k=bias.get("k", "NA"), rows=rows, scale=scale,
-                 notes=[bias[k] for k in ("low_power_note", "note", "skipped") if bias.get(k)])
+                 notes=[bias[k] for k in ("low_power_note", "odds_ratio_note", "note", "skipped") if bias.get(k)])
 
 
 def _subgroups(table: pd.DataFrame) -> Markup:

@@ -62,6 +62,7 @@ class Rule:
 REGISTRY = (
     Rule("contradictory_numbers", EXCLUDE, "contradictory numbers ({numbers}): check the source and the cells"),
     Rule("impossible_numbers", EXCLUDE, "arithmetically impossible ({numbers}): check the source and the cells"),
+    Rule("subgroup_result", EXCLUDE, "{numbers}"),
     Rule("low_dispersion", FLAG, "{hits} (≤ {threshold:g}: an SEM printed as SD?)", LOW_CV),
     Rule("likely_sem", FLAG, "t from means/SDs {t_sd} vs {given}, {t_sem} if the dispersions are SEMs", TEST_FACTOR),
     Rule("inconsistent_test", FLAG, "t from means/SDs {t_sd} vs {given} (beyond a factor {threshold:g})", TEST_FACTOR),
@@ -434,10 +435,22 @@ def identical_numbers(rows: pd.DataFrame, shown=5) -> np.ndarray:
     return out
 
 
+def subgroup_result(rows: pd.DataFrame) -> np.ndarray:
+    """Per row, why a result of a subgroup of a trial is not its randomised comparison (an ``analysis_set`` starting
+    with "subgroup", as data/raw/README.md defines it for the trial sheet), or "": pooling it as the trial would
+    select patients after randomisation."""
+    text = _text(rows, "analysis_set")
+    out = _empty(len(rows))
+    hits = np.char.startswith(text.astype(str), "subgroup")
+    out[hits] = [f"analysis_set '{t}': a subgroup of the trial, not its randomised comparison" for t in text[hits]]
+    return out
+
+
 def exclusions(rows: pd.DataFrame) -> list[tuple[Rule, np.ndarray]]:
     """Each exclusion rule with its check's text per row, in the order they are tried (a row keeps the first)."""
     return [(RULEBOOK["contradictory_numbers"], contradictory_numbers(rows)),
-            (RULEBOOK["impossible_numbers"], impossible_numbers(rows))]  # fmt: skip
+            (RULEBOOK["impossible_numbers"], impossible_numbers(rows)),
+            (RULEBOOK["subgroup_result"], subgroup_result(rows))]  # fmt: skip
 
 
 def _subgroup_problems(group, n, mean, sd, means_text, sizes_text):

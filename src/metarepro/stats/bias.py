@@ -18,7 +18,8 @@ from metarepro._core.printing import Printable
 from metarepro.stats.rma import RmaResult, rma
 from metarepro.stats.tau2 import Control
 
-PREDICTORS = ("sei", "vi")
+PREDICTORS = ("sei", "vi", "ni", "ninv", "sqrtni", "sqrtninv")  # metafor regtest's; the n-based ones need ni
+_LIMIT_PREDICTORS = ("sei", "vi", "ninv", "sqrtninv")  # the intercept is the estimate at se = 0 (n → ∞)
 LOW_POWER_K = 10
 LOW_POWER_NOTE = (
     "Tests for funnel plot asymmetry should be used only when there are at least 10 studies in the "
@@ -47,6 +48,23 @@ def _model(yi, vi, method, test, level, control):
         fit = yi
         return (*fit._data(), fit, fit.method, fit.test, fit.level, fit.control)
     return yi, vi, None, method, test, level, control
+
+
+# The Handbook's caveat for 2×2 tables: the standard error of a log odds ratio depends on the log odds ratio itself
+# (and on the event risk), so Egger's test of y on its SE can find asymmetry that is not there.
+ODDS_RATIO_NOTE = (
+    "With odds ratios, Egger's test and the funnel plot can show asymmetry that is not there: the standard error of a "
+    "log odds ratio is correlated with the log odds ratio, so the tests are biased toward false positives, most when "
+    "the odds ratio is large, events are few or the studies are of similar size. Harbord's test (2006) is not "
+    "computed here; a regression on 1/n as in Peters' test (2006) is, with the config's regtest_predictor: ninv "
+    "(Cochrane Handbook for Systematic Reviews of Interventions 5.1, section 10.4.3.1; Sterne et al. 2011, BMJ "
+    "343:d4002)."
+)
+
+
+def odds_ratio_note(measure):
+    """The Cochrane Handbook's caveat (:data:`ODDS_RATIO_NOTE`) for odds ratios (OR, PETO), else None."""
+    return ODDS_RATIO_NOTE if measure in ("OR", "PETO") else None
 
 
 def low_power_note(k, threshold=LOW_POWER_K):
@@ -114,14 +132,19 @@ def _egger_lm(yi, vi, x, predictor, level):
 
 
 def regtest(yi, vi=None, model="rma", predictor="sei", method="REML", test="z", level=95,
-            control: Control | None = None) -> Regtest:  # fmt: skip
+            control: Control | None = None, ni=None) -> Regtest:  # fmt: skip
     """Egger's regression test for funnel-plot asymmetry (metafor ``regtest(rma(yi, vi, ...), model=...)``); ``yi``
     may be that fit itself (``regtest(fit)``, as metafor: its data, τ² method, test and level).
 
     ``model="rma"`` (metafor's default): the mixed-effects meta-regression yi ~ 1 + predictor with the
     model's τ² ``method`` and ``test``. ``model="lm"``: the classic test, weighted least squares with weights
     1/vi and a multiplicative dispersion, t test on k−2 df (what meta's ``metabias`` reports).
-    ``predictor``: ``"sei"`` (√vi, default) or ``"vi"``.
+    ``predictor``: ``"sei"`` (√vi, default) or ``"vi"``; or, with the studies' sample sizes ``ni`` (for 2×2
+    tables n1i + n2i, as escalc attaches them), ``"ni"``, ``"ninv"`` (1/ni), ``"sqrtni"`` or ``"sqrtninv"``, as
+    metafor. ``model="lm", predictor="ninv"`` regresses yi on 1/n with weights 1/vi: the idea of Peters et al.'s
+    (2006) test, whose weights differ (Peters weights by the binomial information of the pooled risk), so it is not
+    that test exactly. The limit estimate (intercept) exists for sei, vi, ninv, sqrtninv (NaN for ni, sqrtni, as
+    metafor gives none).
     """
     if model not in ("rma", "lm"):
         raise ValueError(f"model must be 'rma' or 'lm', not {model!r}")
@@ -129,11 +152,20 @@ def regtest(yi, vi=None, model="rma", predictor="sei", method="REML", test="z", 
         raise ValueError(f"predictor must be one of {PREDICTORS}, not {predictor!r}")
     yi, vi, _, method, test, level, control = _model(yi, vi, method, test, level, control)
     yi, vi = _as_1d(yi, vi, 3)
-    x = np.sqrt(vi) if predictor == "sei" else vi
+    if predictor in ("sei", "vi"):
+        x = np.sqrt(vi) if predictor == "sei" else vi
+    else:
+        if ni is None:
+            raise ValueError(f"predictor {predictor!r} needs the studies' sample sizes: give ni")
+        n = np.asarray(ni, dtype=float).ravel()
+        if n.shape != yi.shape or not (np.isfinite(n).all() and (n > 0).all()):
+            raise ValueError(f"ni must hold one positive sample size per study ({yi.size}), got {n.size} values")
+        x = {"ni": n, "ninv": 1 / n, "sqrtni": np.sqrt(n), "sqrtninv": 1 / np.sqrt(n)}[predictor]
     if np.ptp(x) == 0:
-        raise ValueError("the predictor is constant (all vi equal), so its coefficient is not estimable")
+        same = "all vi equal" if predictor in ("sei", "vi") else f"all ni equal, predictor {predictor}"
+        raise ValueError(f"the predictor is constant ({same}), so its coefficient is not estimable")
     if model == "lm":
-        return _egger_lm(yi, vi, x, predictor, level)
+        return _limit(_egger_lm(yi, vi, x, predictor, level))
     from metarepro.stats.metareg import rma_mods  # a separate module; imported late so the rest works without it
 
     fit = rma_mods(yi, vi, np.column_stack([np.ones_like(x), x]), method=method, test=test, level=level,
@@ -141,10 +173,18 @@ def regtest(yi, vi=None, model="rma", predictor="sei", method="REML", test="z", 
     beta, se = np.asarray(fit.beta, dtype=float), np.asarray(fit.se, dtype=float)
     zval, pval = np.asarray(fit.zval, dtype=float), np.asarray(fit.pval, dtype=float)
     dfs = float(yi.size - 2) if test != "z" else np.nan
-    return Regtest(
+    return _limit(Regtest(
         "rma", predictor, zval[1], pval[1], dfs, beta[0], float(np.asarray(fit.ci_lb)[0]),
         float(np.asarray(fit.ci_ub)[0]), beta, se, zval[0], pval[0], float(fit.tau2), fit,
-    )  # fmt: skip
+    ))  # fmt: skip
+
+
+def _limit(result: Regtest) -> Regtest:
+    """No limit estimate for the predictors ni and sqrtni (the intercept is a study of size 0), as metafor."""
+    if result.predictor in _LIMIT_PREDICTORS:
+        return result
+    result.estimate = result.ci_low = result.ci_high = np.nan
+    return result
 
 
 @dataclass

@@ -37,13 +37,20 @@ def _labels(labels, k, prefix="Study"):
     return [f"{prefix} {i + 1}" for i in range(k)] if labels is None else [str(x) for x in labels]
 
 
-def funnel_plot(yi, vi, estimate=None, trimfill=None, measure="SMD", levels=CONTOUR_LEVELS, title="", labels=None):
+def _shown(scale, x) -> str:
+    """One analysis-scale value as the reader reads it: a proportion in percent, else two decimals."""
+    return scale.tick_text(scale.show(x)) if scale.percent else fmt(scale.show(x))
+
+
+def funnel_plot(yi, vi, estimate=None, trimfill=None, measure="SMD", levels=CONTOUR_LEVELS, title="", labels=None,
+                scale=None):
     """Contour-enhanced funnel plot (Peters et al. 2008): effect against standard error (0 at the top).
 
     Shaded regions are where a study's two-sided p of a z test against 0 falls: white p > 0.10, then
     0.05 < p < 0.10, 0.01 < p < 0.05 and p < 0.01 (darkest) for the default ``levels`` (90, 95, 99)%.
     ``estimate``: pooled line (vertical, solid). ``trimfill``: a :class:`metarepro.stats.bias.Trimfill`; its filled
-    studies are added as open circles and its adjusted estimate as a dashed line.
+    studies are added as open circles and its adjusted estimate as a dashed line. ``scale``: the :class:`Scale` of
+    the ticks and printed estimates (default ``Scale(measure)``; PFT's needs the studies' harmonic-mean n).
     """
     yi, vi = np.asarray(yi, dtype=float), np.asarray(vi, dtype=float)
     sei = np.sqrt(vi)
@@ -63,18 +70,18 @@ def funnel_plot(yi, vi, estimate=None, trimfill=None, measure="SMD", levels=CONT
     # paint from the widest (most significant) contour inwards; the innermost band (p > largest alpha) is white
     for i in range(len(levels) - 1, -1, -1):
         ax.fill_betweenx(se_grid, -crits[i] * se_grid, crits[i] * se_grid, color=shades[i], linewidth=0)
-    scale = Scale(measure)
+    scale = scale or Scale(measure)
     scale.apply(ax, -reach, reach)
     ax.set_ylim(se_max, 0)
     ax.axvline(0, color="grey", linewidth=0.8)
     if estimate is not None:
-        ax.axvline(estimate, color=POOLED_COLOR, linewidth=1.2, label=f"pooled estimate {fmt(scale.show(estimate))}")
+        ax.axvline(estimate, color=POOLED_COLOR, linewidth=1.2, label=f"pooled estimate {_shown(scale, estimate)}")
     study_points(ax, yi, sei, "observed studies", s=28, color=STUDY_COLOR, edgecolor="black", linewidth=0.5, zorder=3)
     if trimfill is not None:
         if fill_y.size:
             study_points(ax, fill_y, fill_se, "filled studies", s=28, facecolor="white", edgecolor="black",
                          linewidth=0.9, zorder=3)  # fmt: skip  # fmt: skip
-        adjusted = fmt(scale.show(trimfill.fit.estimate))
+        adjusted = _shown(scale, trimfill.fit.estimate)
         ax.axvline(trimfill.fit.estimate, color=POOLED_COLOR, linestyle="--", linewidth=1.0,
                    label=f"trim-and-fill estimate {adjusted} (k0 = {trimfill.k0})")  # fmt: skip
     bounds = [f"{a:g}" for a in alphas]
@@ -86,7 +93,7 @@ def funnel_plot(yi, vi, estimate=None, trimfill=None, measure="SMD", levels=CONT
     ax.add_artist(legend)
     ax.legend(handles, names, loc="upper left", bbox_to_anchor=(0.0, -0.1), fontsize=8, frameon=False,
               title="two-sided p (z test of 0)", title_fontsize=8)  # fmt: skip
-    ax.set_xlabel(axis_label(measure, labels))
+    ax.set_xlabel(axis_label(measure, labels, scale=scale))
     ax.set_ylabel("Standard error")
     if title:
         ax.set_title(title, loc="left", fontsize=12, fontweight="bold", parse_math=False)

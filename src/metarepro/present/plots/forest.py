@@ -25,6 +25,7 @@ from metarepro._core.limits import FIGURE_MAX_ROWS
 from metarepro.present.plots.style import (
     MUTED,
     POOLED_COLOR,
+    PROPORTIONS,
     STUDY_COLOR,
     TEXT,
     Scale,
@@ -159,12 +160,13 @@ def draw_forest(rows: pd.DataFrame, *, measure="SMD", level=95, xlabel=None, lab
         ax.axvline(scale.null, color="grey", linewidth=0.8, zorder=1)
     if reference is not None and np.isfinite(reference):
         ax.axvline(reference, color=POOLED_COLOR, linestyle="--", linewidth=0.9, zorder=1, label=reference_label)
-    ax.set_xlabel(xlabel or axis_label(measure, labels), fontsize=TEXT["fontsize"])
+    ax.set_xlabel(xlabel or axis_label(measure, labels, scale=scale), fontsize=TEXT["fontsize"])
     ax.tick_params(labelsize=8)
-    ax.annotate(f"← {groups['left']}", (0.0, 0), xycoords="axes fraction", xytext=(0, -34), ha="left",
-                textcoords="offset points", fontsize=7.5, color=MUTED, va="top", parse_math=False)  # fmt: skip
-    ax.annotate(f"{groups['right']} →", (1.0, 0), xycoords="axes fraction", xytext=(0, -34), ha="right",
-                textcoords="offset points", fontsize=7.5, color=MUTED, va="top", parse_math=False)  # fmt: skip
+    if measure not in PROPORTIONS:  # a proportion is one group's: no side favours either group
+        ax.annotate(f"← {groups['left']}", (0.0, 0), xycoords="axes fraction", xytext=(0, -34), ha="left",
+                    textcoords="offset points", fontsize=7.5, color=MUTED, va="top", parse_math=False)  # fmt: skip
+        ax.annotate(f"{groups['right']} →", (1.0, 0), xycoords="axes fraction", xytext=(0, -34), ha="right",
+                    textcoords="offset points", fontsize=7.5, color=MUTED, va="top", parse_math=False)  # fmt: skip
 
     # text columns: x in inches from the figure's left edge, y in the plot's data units
     def at(inches):
@@ -581,9 +583,12 @@ def _counts_model_label(pooled: dict, k: int) -> str:
 
 
 def counts_scale(effects: pd.DataFrame, measure: str) -> Scale:
-    """The scale of a forest plot: PFT's back-transformation needs the harmonic mean of the pooled rows' n."""
+    """The scale of a forest plot: PFT's back-transformation needs the harmonic mean of the pooled rows' n (as
+    metafor's ``transf.ipft.hm`` with ``targs = list(ni = dat$ni)``; the same n for the leave-one-out, cumulative and
+    funnel figures of the analysis). Rows without ``included`` are all pooled rows."""
     if measure == "PFT" and "n" in effects:
-        n = effects.loc[effects["included"].astype(bool), "n"].to_numpy(dtype=float)
+        used = effects["included"].astype(bool) if "included" in effects else np.ones(len(effects), dtype=bool)
+        n = effects.loc[used, "n"].to_numpy(dtype=float)
         return Scale(measure, ni=float(1 / np.mean(1 / n[np.isfinite(n)])))
     return Scale(measure)
 
@@ -610,7 +615,8 @@ def forest_plot(effects: pd.DataFrame, pooled: dict, title: str = "", measure: s
              marks_legend(effects[included]) if drawn_one_each else ""]  # fmt: skip
     footer = "\n".join([footer, *(line for line in extra if line)])
     common = {"measure": measure, "level": pooled.get("level", 95), "labels": labels, "title": title,
-              "footer": footer, "xlabel": axis_label(measure, labels, pooled.get("unit")), "scale": scale}  # fmt: skip
+              "footer": footer, "xlabel": axis_label(measure, labels, pooled.get("unit"), scale),
+              "scale": scale}  # fmt: skip
     if not drawn_one_each:
         return draw_forest(pooled_rows(pooled, k), **common, histogram=effects.loc[included, "yi"],
                            note=summary_note(k, max_rows) + "The histogram shows every study's estimate "
@@ -700,19 +706,19 @@ def cumulative_steps(k: int, n: int = SUMMARY_ROWS) -> np.ndarray:
 
 
 def cumulative_forest_plot(table: pd.DataFrame, measure="SMD", title="", labels=None, level=95, method="",
-                           max_rows: int = FIGURE_MAX_ROWS, order=None):  # fmt: skip
+                           max_rows: int = FIGURE_MAX_ROWS, order=None, scale=None):  # fmt: skip
     """Cumulative meta-analysis (metafor ``forest(cumul(...))``) from ``cumulative.csv``: row i is the fit of the
     first i studies in the table's order and is labelled "+ <the study added at step i>". With more than
     ``max_rows`` steps, only the steps of :func:`cumulative_steps` (labelled with their number of studies). ``order``:
     (the column the studies were sorted by, how many had no value in it and were added last), said in the title
-    when any."""
+    when any. ``scale``: as :func:`draw_forest` (PFT's with the pooled rows' harmonic-mean n, :func:`counts_scale`)."""
     final = float(table["estimate"].iloc[-1]) if len(table) else np.nan
     title = title or f"Cumulative meta-analysis ({method})".replace(" ()", "")
     if order and order[1]:
         column, last = order
         title += f"; {last} {'study' if last == 1 else 'studies'} without a {column} added last"
     common = {"measure": measure, "level": level, "labels": labels, "reference": final, "title": title,
-              "reference_label": "all studies"}  # fmt: skip
+              "reference_label": "all studies", "scale": scale}  # fmt: skip
     if len(table) > max_rows:
         steps = cumulative_steps(len(table))
         note = (summary_note(len(table), max_rows, "steps") + f"Drawn: {len(steps)} steps spaced evenly on a log "
@@ -729,11 +735,12 @@ def leave1out_extremes(table: pd.DataFrame, estimate, n: int = SUMMARY_ROWS) -> 
 
 
 def leave1out_plot(table: pd.DataFrame, estimate=None, measure="SMD", title="", labels=None, level=95, method="",
-                   max_rows: int = FIGURE_MAX_ROWS):  # fmt: skip
+                   max_rows: int = FIGURE_MAX_ROWS, scale=None):  # fmt: skip
     """Leave-one-out estimates (metafor ``forest(leave1out(...))``) from ``leave1out.csv``: row i omits study i.
     ``estimate``: the full-model estimate, drawn as a dashed reference line. With more than ``max_rows`` rows,
-    only those of :func:`leave1out_extremes`, with a histogram of every leave-one-out estimate."""
-    common = {"measure": measure, "level": level, "labels": labels, "reference": estimate,
+    only those of :func:`leave1out_extremes`, with a histogram of every leave-one-out estimate. ``scale``: as
+    :func:`cumulative_forest_plot`."""
+    common = {"measure": measure, "level": level, "labels": labels, "reference": estimate, "scale": scale,
               "title": title or f"Leave-one-out analysis ({method})".replace(" ()", ""),
               "reference_label": "all studies"}  # fmt: skip
     if len(table) > max_rows:

@@ -119,8 +119,13 @@ def group_labels(labels: dict | None = None) -> dict:
     return out
 
 
-def axis_label(measure: str, labels: dict | None = None, unit: str | None = None) -> str:
-    """x-axis label, e.g. "Hedges' g (MDD − controls)", "Ratio of means (MDD / controls)", "Correlation r"."""
+def axis_label(measure: str, labels: dict | None = None, unit: str | None = None, scale=None) -> str:
+    """x-axis label, e.g. "Hedges' g (MDD − controls)", "Ratio of means (MDD / controls)", "Correlation r".
+
+    ``scale``: the figure's :class:`Scale` (default ``Scale(measure)``). A PFT figure without the studies' n (an
+    atlas of several analyses) stays on the Freeman-Tukey scale and says so instead of "%"."""
+    if measure == "PFT" and not (scale or Scale(measure)).percent:
+        return "Freeman-Tukey transformed proportion (double arcsine; not %)"
     g = group_labels(labels)
     name = MEASURE_NAMES.get(measure, "Effect size")
     if measure in ("SMD", "MD"):
