@@ -495,7 +495,10 @@ def sensitivity_rows(roles: dict[str, str], records: dict[str, AnalysisRecords])
     primary = records[roles["primary"]]
     p = primary.pooled
     measure = p.get("measure", "SMD")
-    rows = [_fit_row("primary", primary.name, p, f"{p.get('measure')}, {p.get('method')}, test {p.get('test')}")]
+    settings = f"{p.get('measure')}, {p.get('method')}, test {p.get('test')}"
+    if int(p["k"]) == 1:  # metafor's rma fits one study with test "z" (a warning says so) and no τ²
+        settings = f"{p.get('measure')}, one study (no τ²), test z"
+    rows = [_fit_row("primary", primary.name, p, settings)]
     without = p.get("without_flagged")
     if isinstance(without, dict) and _finite(without.get("estimate")):
         rows.append(
