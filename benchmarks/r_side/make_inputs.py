@@ -38,7 +38,11 @@ def cmicalc(m):  # metafor's exact small-sample correction J(m)
 
 
 specs = []
+R_MEASURES = ("SMD", "MD", "ROM")  # what r_analyses.R loops over (the 22 cytokine analyses)
 for name, analysis in config["analyses"].items():
+    if analysis.get("data") != "data/raw/cytokines_mdd.csv" or analysis.get("measure", "SMD") not in R_MEASURES:
+        print(f"make_inputs: {name} left out (the R loop covers the cytokine sheet's SMD/MD/ROM analyses)")
+        continue
     eff = pd.read_csv(f"results/{name}/effects.csv")
     eff = eff[eff["included"]].copy()
     pooled = json.loads(Path(f"results/{name}/pooled.json").read_text())

@@ -336,6 +336,17 @@ def _records():
     return {"a": fd.AnalysisRecords("a", p, bias, None, est, l1o), "a_rom": fd.AnalysisRecords("a_rom", rom)}
 
 
+def test_sensitivity_rows_without_leave_one_out_refits():
+    """Above REFIT_MAX_K the leave-one-out table holds no refit (every estimate NaN, the reason in the table): the
+    sensitivity summary leaves the row out instead of failing (a k = 10,000 report job stopped on
+    'All-NaN slice encountered')."""
+    records = _records()
+    l1o = records["a"].leave1out.assign(estimate=np.nan, ci_low=np.nan, ci_high=np.nan)
+    records["a"] = fd.AnalysisRecords("a", records["a"].pooled, records["a"].bias, None, records["a"].estimators, l1o)
+    labels = [row.label for row in fd.sensitivity_rows({"primary": "a"}, records)]
+    assert "leave-one-out" not in labels and labels[0] == "primary"
+
+
 def test_sensitivity_rows_and_sentence():
     rows = fd.sensitivity_rows({"primary": "a", "ROM": "a_rom"}, _records())
     table = fd.sensitivity_table(rows).set_index("label")

@@ -157,8 +157,7 @@ def test_multilevel_figure_labels_its_model_based_and_cr2_intervals_and_its_weig
     result, config = analyses["il6_smd_multilevel"]
     pooled, dep = result.pooled, result.pooled["dependence"]
     robust = dep["robust"]
-    # the title promises no CR2 (the atlas and headline draw the model-based fit; 8cf3c9c), the diamonds say which
-    assert "CR2" not in config["analysis"]["title"] and robust["type"] == "CR2"
+    assert config["analysis"]["robust"] == "CR2" and robust["type"] == "CR2"
     rows = forest_rows(result.effects, pooled)
     summary = rows[rows["kind"] == "summary"].reset_index(drop=True)
     assert list(summary["label"]) == [

@@ -18,6 +18,15 @@ from conftest import REPO, assert_close, load_reference
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
 
 
+def default_jobs() -> set[str]:
+    """The analysis jobs the default config makes: its analyses in config order, at most the schema's default
+    analyses_per_job in a job, as few jobs as that allows (workflow/rules/common.smk)."""
+    analyses = yaml.safe_load((REPO / "config/config.yaml").read_text())["analyses"]
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    per_job = schema["properties"]["analyses_per_job"]["default"]
+    return {f"analyses_{i + 1}" for i in range(-(-len(analyses) // per_job))}
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -123,7 +132,7 @@ def test_slurm_profile_dry_run_and_each_rule_states_its_resources(tmp_path):
                             text=True, timeout=600, cwd=tmp_path)  # fmt: skip
     assert listed.returncode == 0, listed.stderr[-3000:]
     resources = json.loads(listed.stdout.strip().splitlines()[-1])
-    jobs = {"analyses_1", "analyses_2", "report"}  # 22 analyses, 12 per job: two jobs of 11
+    jobs = default_jobs() | {"report"}
     assert set(resources) == {f"analysis_{name}" for name in analyses} | jobs | {"all"}
     assert re.search(r"^report +1$", out, flags=re.M)
     for rule, given in resources.items():
@@ -235,7 +244,7 @@ def test_terminal_ends_with_the_report_and_one_line_per_analysis(default_run):
     for row, line in zip(rows, shown, strict=True):
         name, k, label, estimate, ci = re.fullmatch(r"  (\S+) +k= *(\d+)  (\S+) (\S+) \((\S+ to \S+)\)", line).groups()
         assert (name, int(k)) == (row["analysis"], int(row["k"]))
-        scale = {"ratio": "_ratio", "r": "_r"}.get(label, "")
+        scale = "_r" if label == "r" else "_ratio" if row.get("estimate_ratio") else ""  # ROM "ratio", VR, CVR
         assert label in (row["measure"], "ratio", "r")
         assert float(estimate) == pytest.approx(float(row[f"estimate{scale}"]), abs=5e-4)
         low, high = (float(v) for v in ci.split(" to "))
@@ -256,8 +265,10 @@ def test_workflow_parses_with_snakemake_only(tmp_path):
     result = subprocess.run([*SNAKEMAKE, "--dry-run"], capture_output=True, text=True, timeout=600, cwd=tmp_path,
                             env=env)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    # the 22 analyses in two jobs of 11 (analyses_per_job 12), the report and the target rule
-    assert re.search(r"^analyses_1 +1\n^analyses_2 +1\n(.*\n)*^total +4$", result.stdout, flags=re.M), result.stdout
+    # the default analyses in jobs of at most analyses_per_job (12), the report and the target rule
+    jobs = default_jobs()
+    planned = "".join(rf"^{job} +1\n" for job in sorted(jobs))
+    assert re.search(rf"{planned}(.*\n)*^total +{len(jobs) + 2}$", result.stdout, flags=re.M), result.stdout
     bad = subprocess.run([*SNAKEMAKE, "--dry-run", "--config", "figure_formats=[png]"], capture_output=True,
                          text=True, timeout=600, cwd=tmp_path, env=env)  # fmt: skip
     assert bad.returncode != 0 and "figure_formats" in bad.stdout + bad.stderr

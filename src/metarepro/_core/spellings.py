@@ -9,6 +9,11 @@
 from __future__ import annotations
 
 ALIASES = {"FE": "EE"}
+# metafor's escalc measures from counts (a 2x2 table per row) and from one group's events (a proportion); here, not
+# in stats/effects_binary, so that reading a config needs no numpy
+TABLE_MEASURES = ("OR", "RR", "RD", "PETO")
+PROPORTION_MEASURES = ("PR", "PLN", "PLO", "PAS", "PFT")
+BINARY_MEASURES = (*TABLE_MEASURES, *PROPORTION_MEASURES)  # counts: a 2x2 table or a proportion per row
 
 
 def _short(value) -> str:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from metarepro._core.spellings import metafor_spellings, percent_level
+from metarepro._core.spellings import BINARY_MEASURES, metafor_spellings, percent_level
 from metarepro.inputs.sheet import (
     IDENTITY,
     NUMERIC,
@@ -43,7 +43,6 @@ from metarepro.inputs.sheet import (
     select_rows,
     sheet_columns,
 )
-from metarepro.stats.effects_binary import BINARY_MEASURES
 
 MAX_NODES = 100_000  # values in a config once aliases are expanded; real configs have a few hundred
 # characters of keys and values once aliases are expanded. The config's settings are each job's params, which

@@ -537,7 +537,8 @@ def sensitivity_rows(roles: dict[str, str], records: dict[str, AnalysisRecords])
                 f"lowest {same['method'].iloc[lo_i]}, highest {same['method'].iloc[hi_i]}; "
                 f"{'same conclusion for every estimator' if agree else 'conclusions differ'}"))  # fmt: skip
     l1o = primary.leave1out
-    if l1o is not None and len(l1o):
+    # above the refit limit (metarepro._core.limits.REFIT_MAX_K) the table holds no refit: no range to show
+    if l1o is not None and np.isfinite(l1o["estimate"].to_numpy(dtype=float)).any():
         values = l1o["estimate"].to_numpy(dtype=float)
         lo_i, hi_i = int(np.nanargmin(values)), int(np.nanargmax(values))
         e, a, b = reader_scale(measure, [p["estimate"], values[lo_i], values[hi_i]])

@@ -39,9 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TABLE_MEASURES = ("OR", "RR", "RD", "PETO")
-PROPORTION_MEASURES = ("PR", "PLN", "PLO", "PAS", "PFT")
-BINARY_MEASURES = (*TABLE_MEASURES, *PROPORTION_MEASURES)  # counts: a 2x2 table or a proportion per row
+from metarepro._core.spellings import BINARY_MEASURES, PROPORTION_MEASURES, TABLE_MEASURES  # noqa: F401
+
 ZERO_CELL_RULES = ("all", "only0", "if0all", "none")
 NO_CORRECTION = ("PAS", "PFT")  # metafor's default add = 0 for these
 VTYPES = {"RD": ("LS", "UB", "AV"), "PR": ("LS", "UB", "AV"), "PLN": ("LS", "AV"), "PLO": ("LS", "AV")}
