@@ -22,6 +22,15 @@ def test_shipped_configs_validate(path, monkeypatch):
         assert (REPO / analysis["data"]).exists()
 
 
+
+def test_every_example_config_writes_apart_from_the_default_run():
+    """Caught (audit of issue 20): passos2015_ptsd_il6.yaml and qin2016_pd_il6.yaml set no ``results`` folder, so
+    running either, as its header says, overwrote the default run's results/report.html, summary.csv and
+    reproduction.csv with a one-analysis page. Expected: each example its own folder, named after its file."""
+    for path in (REPO / "config/examples").glob("*.yaml"):
+        config, _ = load_yaml(path)
+        assert config.get("results") == f"results/{path.stem}", path.name
+
 def minimal(**analysis):
     return {"analyses": {"il6": {"title": "IL-6", "data": "x.csv", **analysis}}}
 

@@ -374,6 +374,27 @@ def test_sensitivity_rows_and_sentence():
                         "leave-one-out.")  # fmt: skip
 
 
+def test_one_study_has_no_estimator_range_and_the_sentence_says_why():
+    """Caught (audit of issue 20): for the one-trial treatment question the table had a row "every τ² estimator
+    (9, test knha)" with the range −0.43 [−0.43, −0.43] ("lowest EE, highest EE"), and the sentence said "all 1
+    sensitivity analyses reach the same conclusion". With k = 1 every estimator gives τ² = 0 and the study's own
+    estimate (metafor: rma(yi, vi, method = m) for any m), so the row is no sensitivity analysis; and metafor's rma
+    fits one study with test "z" ('Setting argument test="z" since k=1.'), not the primary's knha."""
+    one = pooled(k=1, estimate=-0.43, ci_low=-1.10, ci_high=0.24)
+    est = pd.DataFrame({"method": ["EE", "DL", "REML"], "test": ["knha"] * 3, "estimate": [-0.43] * 3,
+                        "ci_low": [-1.10] * 3, "ci_high": [0.24] * 3})  # fmt: skip
+    rows = fd.sensitivity_rows({"primary": "t"}, {"t": fd.AnalysisRecords("t", one, None, None, est, None)})
+    assert [r.label for r in rows] == ["primary"]
+    assert rows[0].note == "SMD, one study (no τ²), test z"  # not "REML, test knha": rma(k = 1) sets test = "z"
+    assert fd.sensitivity_sentence("T", rows).endswith(
+        "; with one study no sensitivity analysis applies (every τ² estimator gives its estimate).")
+    two = pooled(k=2)  # k = 2: the estimators can differ, so the range stays
+    records = {"t": fd.AnalysisRecords("t", two, None, None, _records()["a"].estimators, None)}
+    rows = fd.sensitivity_rows({"primary": "t"}, records)
+    assert [r.label for r in rows] == ["primary", "every τ² estimator (3, test knha)"]
+    assert fd.sensitivity_sentence("T", rows).endswith("; the one sensitivity analysis reaches the same conclusion.")
+
+
 # ------------------------------------------------------------------------------------ the default run
 
 

@@ -217,3 +217,17 @@ def test_participants_without_group_sizes_are_said_not_counted_as_zero():
     effects = EFFECTS.assign(n_cases=[10.0, np.nan, 5.0, 1.0], n_controls=[12.0, np.nan, 6.0, 1.0])
     assert pr.participants_text(effects) == "15 cases and 18 controls (1 row without group sizes)"  # 10 + 5, 12 + 6
     assert pr.participants_text(effects.assign(n_cases=np.nan)) == "the sheet gives no group sizes for these rows"
+
+
+def test_every_measure_has_its_formula_in_the_methods():
+    """Caught (audit of issue 20): the methods table's "Effect measure" row said only "CVR." and "VR." for the
+    variability ratios, "OR.", "RR.", "RD.", "PLO." for the binary examples: every measure metafor's escalc
+    computes for us is named with its formula (the formulas as stats/effects.py and effects_binary.py document)."""
+    from metarepro.stats.effects import MEASURES
+
+    for measure in MEASURES:
+        text = pr._measure_sentence({"measure": measure})
+        assert text != f"{measure}." and len(text) > 60, measure
+        assert measure in ("SMD", "GEN") or f'escalc measure "{measure}"' in text, measure
+    assert "vtype \"UB\"" in pr._measure_sentence({"measure": "RD", "vtype": "UB"})  # the LS formula is not claimed
+    assert "vtype" not in pr._measure_sentence({"measure": "RD", "vtype": "LS"})

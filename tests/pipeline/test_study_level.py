@@ -224,7 +224,7 @@ def test_pipeline_writes_study_level_table_figure_and_report(tmp_path, monkeypat
     (tmp_path / "config.yaml").write_text(config + "figure_formats: [svg]\n")
     monkeypatch.chdir(tmp_path)
     run_config("config.yaml")
-    out = tmp_path / "results/qin2016_primary"
+    out = tmp_path / "results/qin2016_pd_il6/qin2016_primary"
     from metarepro.inputs.config import load_config
 
     entry = load_config([tmp_path / "config.yaml"])[0]["analyses"]["qin2016_primary"]
@@ -238,7 +238,7 @@ def test_pipeline_writes_study_level_table_figure_and_report(tmp_path, monkeypat
     scalzo = table.set_index("study_id_ours").loc["scalzo_2010"]
     assert scalzo["estimate_ours"] == pytest.approx(0.6451, abs=5e-4) and scalzo["status"] == "agrees"
     assert table["status"].value_counts().to_dict() == {"insufficient information": 11, "agrees": 2}
-    page = (tmp_path / "results/report.html").read_text()
+    page = (tmp_path / "results/qin2016_pd_il6/report.html").read_text()
     assert "2 of 13 studies of Qin 2016 forest plot agree with ours within 0.1 (SMD units)" in page
     # the config without the key writes no study-level files
-    assert not (tmp_path / "results/qin2016_il6/study_level.csv").exists()
+    assert not (tmp_path / "results/qin2016_pd_il6/qin2016_il6/study_level.csv").exists()

@@ -15,6 +15,7 @@ from conftest import load_reference
 from figure_readback import assert_rows_match, drawn_rows, svg_row_texts
 from matplotlib.collections import PathCollection, PolyCollection
 from matplotlib.colors import to_rgba
+from matplotlib.text import Text
 from tolerances import difference_atol
 
 from metarepro.jobs.sensitivity import _fit_table
@@ -371,6 +372,9 @@ def test_reproduction_rows_show_every_comparison_with_its_verdict():
     footers = [t.get_text() for t in md.texts]
     assert not any("Hedges" in t for t in footers)  # the SMD footnote is for SMD figures only
     assert any("Hedges" in t.get_text() for t in fig.texts)
+    # the column header claims no level: a published 99% CI (Hiles 2012) stood under "g [95% CI]" (issue 20)
+    headers = [t.get_text() for t in fig.findobj(Text) if t.get_text().startswith("Hedges' g [")]
+    assert headers == ["Hedges' g [CI]"]
 
 
 def test_forest_from_arrays_and_a_fit_like_metafor():

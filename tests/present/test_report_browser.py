@@ -122,6 +122,20 @@ def test_print_layout_opens_every_section_and_fits_the_page(report, browser):
         .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5)
         .map(e => e.tagName + ': ' + e.textContent.slice(0, 80))""")
     assert too_wide == []
+    # Caught (audit of issue 20): cells may break long identifiers anywhere, and the printed verdict column
+    # ("discrepan|t, same conclusio|n") broke its words too; a verdict's words stay whole
+    split = page.evaluate("""[...document.querySelectorAll('td span[class^="verdict-"]')].flatMap(span => {
+        const words = [], range = document.createRange(), text = span.firstChild, re = /\\S+/g;
+        for (let m; text && (m = re.exec(text.data));) {
+            range.setStart(text, m.index);
+            range.setEnd(text, m.index + m[0].length);
+            const lines = new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top)));
+            if (lines.size > 1) words.push(m[0]);
+        }
+        return words;
+    })""")
+    assert page.evaluate("document.querySelectorAll('td span[class^=\"verdict-\"]').length") > 0
+    assert split == []
     for selector in ("figure", "tr", "pre"):
         assert page.evaluate(f"getComputedStyle(document.querySelector('{selector}')).breakInside") == "avoid"
     page.evaluate("window.dispatchEvent(new Event('afterprint'))")

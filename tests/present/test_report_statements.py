@@ -265,12 +265,13 @@ def test_the_test_of_moderators_is_named_as_metafor_prints_it():
     assert moderator_test(1.878, 3) == "QM(df = 3) = 1.878"
 
 
-def _headline(measure, yi, vi, labels=None):
+def _headline(measure, yi, vi, labels=None, title="IL-6", config=None):
     effects = included_rows(np.asarray(yi), np.asarray(vi)).assign(included=True, flags="", conversion="",
                                                                    reason="", checks="")  # fmt: skip
     pooled = {**pooled_record(rma(np.asarray(yi), np.asarray(vi), "REML", "z"), Settings(measure=measure)),
               "n_cases": np.nan}  # fmt: skip
-    section = AnalysisSection("a1", "IL-6", pooled, effects, "<svg></svg>", config={"where": {"marker": "IL-6"}})
+    config = {"where": {"marker": "IL-6"}} if config is None else config
+    section = AnalysisSection("a1", title, pooled, effects, "<svg></svg>", config=config)
     page = render_report([section], labels=labels or {"cases": "MDD", "controls": "controls"})
     return re.search(r'<ul class="lede"><li>(.*?)</li>', page, flags=re.S).group(1), pooled
 
@@ -328,3 +329,17 @@ def test_an_exact_permutation_p_says_how_metafor_counts_failed_refits():
             "permutest leaves out a permutation whose refit stops with an error") in exact
     random = html.unescape(str(_metareg(table.assign(permutations=1000, permutation_exact=False))))
     assert "permutation p = 0.458 (1000 permutations);" in random and "refit" not in random
+
+
+def test_a_sentence_on_an_analysis_named_by_its_title_speaks_of_its_outcome():
+    """Caught (audit of issue 20): the treatment trials' sentence made the analysis title its subject ("Anti-
+    inflammatory agents vs placebo in adults with MDD: depression score, Hedges' g is not clearly different between
+    anti-inflammatory and placebo"). An analysis without ``where: marker`` is named by its title, then its outcome
+    is the subject; a marker's sentence is unchanged."""
+    title = "Drug vs placebo: depression score, Hedges' g"
+    labels = {"cases": "drug", "controls": "placebo"}
+    sentence, _ = _headline("SMD", *UNCLEAR, labels=labels, title=title, config={"where": {"outcome": "score"}})
+    assert sentence.startswith("<strong>Drug vs placebo: depression score, Hedges&#39; g</strong> — the outcome is not "
+                               "clearly different between drug and placebo: Hedges&#39; g "), sentence  # fmt: skip
+    sentence, _ = _headline("SMD", *UNCLEAR, labels=labels)
+    assert sentence.startswith("<strong>IL-6</strong> is not clearly different between drug and placebo: ")

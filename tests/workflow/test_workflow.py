@@ -189,11 +189,11 @@ def test_sensitivity_moderators_and_bias_outputs(tmp_path):
     shutil.copytree(REPO / "data", tmp_path / "data")
     result = run(tmp_path, "--configfile", str(REPO / "config/examples/passos2015_ptsd_il6.yaml"))
     assert result.returncode == 0, result.stderr[-3000:]
-    out = tmp_path / "results/passos2015_il6"
+    out = tmp_path / "results/passos2015_ptsd_il6/passos2015_il6"
     bias = json.loads((out / "bias.json").read_text())
     assert BIAS_KEYS <= set(bias)
     assert bias["low_power_note"] is None and bias["k"] == 15
-    small = json.loads((tmp_path / "results/passos2015_il6_medication_free/bias.json").read_text())
+    small = json.loads((tmp_path / "results/passos2015_ptsd_il6/passos2015_il6_medication_free/bias.json").read_text())
     assert "Cochrane" in small["low_power_note"]  # k = 6 < 10
     assert len(pd.read_csv(out / "leave1out.csv")) == 15 and len(pd.read_csv(out / "influence.csv")) == 15
     assert pd.read_csv(out / "cumulative.csv")["study"].iloc[0] == "Maes 1999"  # earliest year (1999) first
@@ -204,7 +204,7 @@ def test_sensitivity_moderators_and_bias_outputs(tmp_path):
     for figure in ("funnel", "cumulative", "baujat", "leave1out", "forest_subgroups_medication", "bubble_year"):
         assert (out / f"{figure}.svg").exists(), figure  # the default figure_formats: SVG only
         assert not (out / f"{figure}.png").exists() and not (out / f"{figure}.pdf").exists()
-    page = (tmp_path / "results/report.html").read_text()
+    page = (tmp_path / "results/passos2015_ptsd_il6/report.html").read_text()
     assert "Small-study effects" in page and "Published vs reproduced" in page
     assert "Bubble plot of the meta-regression on year" in page
 

@@ -504,12 +504,16 @@ class AnalysisRecords:
 
 def sensitivity_rows(roles: dict[str, str], records: dict[str, AnalysisRecords]) -> list[SensitivityRow]:
     """One question's sensitivity table: primary; without flagged rows; reported-only; other scales (MD,
-    ROM ...); the range over every τ² estimator (estimators.csv rows with the primary's test); the
-    leave-one-out range; trim-and-fill; multilevel. Rows whose analysis was not run are left out."""
+    ROM ...); the range over every τ² estimator (estimators.csv rows with the primary's test; none for k = 1, where
+    every estimator gives the one study's estimate); the leave-one-out range; trim-and-fill; multilevel. Rows whose
+    analysis was not run are left out."""
     primary = records[roles["primary"]]
     p = primary.pooled
     measure = p.get("measure", "SMD")
-    rows = [_fit_row("primary", primary.name, p, f"{p.get('measure')}, {p.get('method')}, test {p.get('test')}")]
+    settings = f"{p.get('measure')}, {p.get('method')}, test {p.get('test')}"
+    if int(p["k"]) == 1:  # metafor's rma fits one study with test "z" (a warning says so) and no τ²
+        settings = f"{p.get('measure')}, one study (no τ²), test z"
+    rows = [_fit_row("primary", primary.name, p, settings)]
     without = p.get("without_flagged")
     if isinstance(without, dict) and _finite(without.get("estimate")):
         rows.append(
@@ -531,7 +535,9 @@ def sensitivity_rows(roles: dict[str, str], records: dict[str, AnalysisRecords])
         kind = "other scale" if r.get("measure") != measure else "other settings"
         rows.append(_fit_row(f"{kind}: {r.get('measure')} ({r.get('method')}, {r.get('test')})", name, r))
     est = primary.estimators
-    if est is not None and len(est):
+    # k = 1: every estimator gives τ² = 0 and the study's own estimate, a "range" of one point that would count as
+    # a sensitivity analysis agreeing with the primary (the sentence says why there is none instead)
+    if est is not None and len(est) and int(p["k"]) > 1:
         same = est[est["test"] == p.get("test")] if "test" in est else est
         same = same[np.isfinite(same["estimate"].to_numpy(dtype=float))]
         if len(same):
@@ -601,10 +607,13 @@ def sensitivity_sentence(question: str, rows: list[SensitivityRow], labels: dict
         f"{question}: the primary analysis ({main.note}) gives {num(main.estimate)} [{num(main.low)}, "
         f"{num(main.high)}], {said}"
     )
+    if not others and main.k == 1:
+        return text + "; with one study no sensitivity analysis applies (every τ² estimator gives its estimate)."
     if not others:
         return text + "; no sensitivity analysis was run."
     if not differ:
-        return text + f"; all {len(others)} sensitivity analyses reach the same conclusion."
+        return text + ("; the one sensitivity analysis reaches the same conclusion." if len(others) == 1 else
+                       f"; all {len(others)} sensitivity analyses reach the same conclusion.")  # fmt: skip
     return text + (f"; {len(others) - len(differ)} of {len(others)} sensitivity analyses reach the same "
                    f"conclusion, not: {'; '.join(differ)}.")  # fmt: skip
 

@@ -200,6 +200,35 @@ MEASURE_FORMULAS = {
     "ZCOR": "Fisher's z = atanh(r) with variance 1/(n − 3) (metafor escalc measure \"ZCOR\"), shown as r",
     "GEN": "The effect yi given in the sheet with its variance vi (or sei², or from a 95% CI: "
            "((ci_high − ci_low)/(2·1.96))²)",
+    # metafor 3.8-1's escalc (stats/effects.py and effects_binary.py, checked against it); the methods table named
+    # these measures by their code alone
+    "VR": "The log variability ratio ln(sd1/sd2) + 1/(2(n1 − 1)) − 1/(2(n2 − 1)) with variance 1/(2(n1 − 1)) + "
+          "1/(2(n2 − 1)) (Nakagawa et al. 2015; metafor escalc measure \"VR\"), pooled on the log scale and shown "
+          "as ratios",
+    "CVR": "The log coefficient-of-variation ratio ln((sd1/m1)/(sd2/m2)) + 1/(2(n1 − 1)) − 1/(2(n2 − 1)) with "
+           "variance 1/(2(n1 − 1)) + sd1²/(n1·m1²) + 1/(2(n2 − 1)) + sd2²/(n2·m2²) (Nakagawa et al. 2015; metafor "
+           "3.8-1 escalc measure \"CVR\"), pooled on the log scale and shown as ratios",
+    "OR": "The log odds ratio ln(a·d/(b·c)) of each 2×2 table with variance 1/a + 1/b + 1/c + 1/d (metafor escalc "
+          "measure \"OR\"; zero cells as the config's add and to, by default 1/2 added to every cell of a table "
+          "with a zero cell), pooled on the log scale and shown as ratios",
+    "RR": "The log risk ratio ln((a/n1)/(c/n2)) of each 2×2 table with variance 1/a − 1/n1 + 1/c − 1/n2 (metafor "
+          "escalc measure \"RR\"; zero cells as the config's add and to, by default 1/2 added to every cell of a "
+          "table with a zero cell), pooled on the log scale and shown as ratios",
+    "RD": "The risk difference a/n1 − c/n2 with variance p1(1 − p1)/n1 + p2(1 − p2)/n2 (metafor escalc measure "
+          "\"RD\")",
+    "PETO": "Peto's log odds ratio (O − E)/V of each 2×2 table with variance 1/V, V the hypergeometric variance "
+            "of the events in group 1 (metafor escalc measure \"PETO\"), pooled on the log scale and shown as "
+            "ratios",
+    "PR": "The raw proportion p = x/n with variance p(1 − p)/n (metafor escalc measure \"PR\")",
+    "PLN": "The log proportion ln(x/n) with variance 1/x − 1/n (metafor escalc measure \"PLN\"), pooled on the "
+           "log scale and shown as proportions",
+    "PLO": "The logit ln(p/(1 − p)) of the proportion p = x/n with variance 1/x + 1/(n − x) (metafor escalc "
+           "measure \"PLO\"), pooled on the logit scale and shown as proportions",
+    "PAS": "The arcsine square root asin(√(x/n)) with variance 1/(4n) (metafor escalc measure \"PAS\"), shown as "
+           "proportions",
+    "PFT": "The Freeman–Tukey double arcsine (asin(√(x/(n + 1))) + asin(√((x + 1)/(n + 1))))/2 with variance "
+           "1/(4n + 2) (metafor escalc measure \"PFT\"), shown as proportions (back-transformed with the "
+           "harmonic mean of the n, metafor's transf.ipft.hm)",
 }
 SMD_VARIANCES = {
     "LS": "the large-sample variance 1/n1 + 1/n2 + g²/(2(n1 + n2)) (metafor vtype \"LS\")",
@@ -223,10 +252,13 @@ def _measure_sentence(pooled: dict) -> str:
                 f"{SMD_VARIANCES.get(vtype, vtype)}")  # fmt: skip
     else:
         text = MEASURE_FORMULAS.get(measure, str(measure))
+        if measure in ("RD", "PR", "PLN", "PLO") and vtype != "LS":  # the variances above are vtype "LS"'s
+            text += f"; variances as metafor's vtype \"{vtype}\""
     if measure == "MD" and pooled.get("unit"):
         text += f"; every row in {pooled['unit']} (mass concentrations converted, other units excluded)"
     # the sheet format's convention for two-group rows (data/raw/README.md); a given yi keeps the sign it has
-    return text + ("; every difference is cases minus controls." if measure in ("SMD", "MD", "ROM") else ".")
+    two_groups = ("SMD", "MD", "ROM", "VR", "CVR")  # on the log scale, VR and CVR are differences too
+    return text + ("; every difference is cases minus controls." if measure in two_groups else ".")
 
 
 def conversion_counts(effects: pd.DataFrame) -> list[tuple[int, int]]:

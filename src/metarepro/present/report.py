@@ -150,6 +150,11 @@ class AnalysisSection:
         value = where.get("marker")
         return str(value if not isinstance(value, list) else ", ".join(map(str, value))) if value else self.title
 
+    @property
+    def titled(self) -> bool:
+        """Named by its title (no ``where: marker``): a headline sentence cannot make the title its subject."""
+        return not (self.config.get("where") or {}).get("marker")
+
 
 # ------------------------------------------------------------------------------------------------------------
 # small formatting helpers (4-decimal numbers and metafor's p-values: f4 and pval, from metarepro._core.printing)
@@ -500,7 +505,7 @@ def marker_sentence(section: AnalysisSection, others: list[AnalysisSection], lab
         caveats.append(f"the estimate of {r['dependence']['primary']} in a multivariate model")
     for warning in r.get("warnings") or []:
         caveats.append(warning.rstrip("."))  # the sentence ends with its own period
-    return _part("headline.html", "marker_sentence", marker=section.marker, verdict=verdict,
+    return _part("headline.html", "marker_sentence", marker=section.marker, titled=section.titled, verdict=verdict,
                  fit=_fit_words(section), p=_p(r.get("pval")), k=k_text(r), n=_participants(r),
                  # the fit without the rows a quality rule flags, with the same weight as the primary (issue 17)
                  without_flagged=_without_flagged_sentence(section.effects, r, verdict, labels),
