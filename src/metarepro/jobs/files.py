@@ -107,7 +107,60 @@ def write_table(frame: pd.DataFrame, path) -> None:
         carriage_return = carriage_return or bool(_text_cells(values, "\r").any())
     # the csv module quotes a cell with a line break only if the break is in its line terminator ("\n"): a lone CR
     # would end the row in a spreadsheet. Such a table has every text cell quoted (numbers stay unquoted).
-    safe.to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC if carriage_return else csv.QUOTE_MINIMAL)
+    if carriage_return or not _write_csv_fast(safe, path):
+        safe.to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC if carriage_return else csv.QUOTE_MINIMAL)
+
+
+# Rows per block of the fast writer: a block's cells exist as Python strings at once (about 60 bytes each).
+_CSV_BLOCK = 20_000
+
+
+def _csv_cells(values) -> list[str] | None:
+    """The cells ``DataFrame.to_csv`` (index=False, QUOTE_MINIMAL, default float format) writes for one column,
+    or None for a column it would write another way (dates, 32-bit floats, non-text objects, a CR in a text).
+
+    Its float format is numpy's ``astype(str)``, which is Python's ``repr`` (the shortest text that reads back
+    as the same double); a missing value is an empty cell; a text with the delimiter, a quote or a line break
+    is quoted, its quotes doubled (the csv module's QUOTE_MINIMAL with line terminator "\\n")."""
+    dtype = values.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize == 8:
+        return [repr(x) if x == x else "" for x in values.tolist()]
+    if isinstance(dtype, np.dtype) and dtype.kind in "iub":
+        return list(map(str, values.tolist()))
+    numpy_object = isinstance(dtype, np.dtype) and dtype.kind == "O"
+    if not (numpy_object or isinstance(dtype, pd.StringDtype | pd.CategoricalDtype)):
+        return None
+    cells = values.astype(object).tolist()
+    missing = pd.isna(np.asarray(cells, dtype=object)).tolist() if cells else []
+    out = []
+    for cell, gone in zip(cells, missing, strict=True):
+        if gone:
+            out.append("")
+        elif type(cell) is not str or "\r" in cell:
+            return None
+        elif "," in cell or '"' in cell or "\n" in cell:
+            out.append('"' + cell.replace('"', '""') + '"')
+        else:
+            out.append(cell)
+    return out
+
+
+def _write_csv_fast(frame: pd.DataFrame, path) -> bool:
+    """Write ``frame`` as pandas' ``to_csv`` (index=False) would, byte for byte, in blocks of rows joined as
+    text (pandas passes every cell through the csv module, several times slower at 10⁶ rows). False for a frame
+    whose columns it does not cover (see :func:`_csv_cells`): the caller then writes the whole file again."""
+    names = list(frame.columns)
+    if len(names) < 2 or not all(type(name) is str for name in names):  # one column: an empty cell is quoted
+        return False
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        out.write(",".join(_csv_cells(pd.Series(names, dtype=object))) + "\n")
+        for start in range(0, len(frame), _CSV_BLOCK):
+            block = frame.iloc[start : start + _CSV_BLOCK]
+            columns = [_csv_cells(block.iloc[:, i]) for i in range(block.shape[1])]
+            if any(column is None for column in columns):
+                return False
+            out.write("".join([",".join(row) + "\n" for row in zip(*columns, strict=True)]))
+    return True
 
 
 def read_table(path, **options) -> pd.DataFrame:
