@@ -534,37 +534,40 @@ def overlaps(study_id, study, pmid, doi, n1, n2, lines, shown=5):
         groups = frame.iloc[samples >= 2].groupby(key_names, sort=False).indices
         for members in groups.values():
             rows_of_group = shared[members]
+            first = rows_of_group[0]  # every row of the group has the same key
             if label == "author":
-                def describe(j):
-                    return f"same first author and n {n1[j]:.0f}/{n2[j]:.0f} as line {lines[j]} ({study_id[j]})"
+                same = f"same first author and n {n1[first]:.0f}/{n2[first]:.0f} as"
             else:
-                value = columns[0][rows_of_group[0]]
-
-                def describe(j, label=label, value=value):
-                    return f"same {label} {value} as line {lines[j]} ({study_id[j]})"
-            _overlap_chunks(rows_of_group, study_id, describe, shown, chunks)
+                same = f"same {label} {columns[0][first]} as"
+            _overlap_chunks(rows_of_group, study_id, lambda j: f"{lines[j]} ({study_id[j]})", same, shown, chunks)
     out = _empty(k)
     for i in sorted(chunks):
         out[i] = RULEBOOK["overlap"].say(others=", ".join(dict.fromkeys(chunks[i])))
     return out
 
 
-def _overlap_chunks(members, study_id, describe, shown, chunks):
+def _overlap_chunks(members, study_id, describe, same, shown, chunks):
     """For each row of one group (row numbers in sheet order), the text naming the first ``shown`` rows of the
-    group from another sample. Rows after the group's head all see the same others: one text, made once."""
+    group from another sample: ``same`` (what they share) once, then "line 4 (B2017)" or "lines 4 (B2017), 9 (C)"
+    (``describe``: the line and sample of a row). Rows after the group's head all see the same others: one text,
+    made once."""
+
+    def text(others):
+        return f"{same} {'line' if len(others) == 1 else 'lines'} {', '.join(others)}"
+
     if len(set(study_id[members].tolist())) == len(members):  # each row its own sample: the head minus itself
         head = members[: shown + 1]
-        texts = [describe(j) for j in head]
-        rest = ", ".join(texts[:shown])
+        items = [describe(j) for j in head]
+        rest = text(items[:shown])
         for position, i in enumerate(members):
             if position < len(head):
-                chunks[i].append(", ".join([t for j, t in zip(head, texts, strict=True) if j != i][:shown]))
+                chunks[i].append(text([t for j, t in zip(head, items, strict=True) if j != i][:shown]))
             else:
                 chunks[i].append(rest)
         return
     for i in members:
         others = [j for j in members if study_id[j] != study_id[i]][:shown]
-        chunks[i].append(", ".join(describe(j) for j in others))
+        chunks[i].append(text([describe(j) for j in others]))
 
 
 def hedges_g(n1, mean1, sd1, n2, mean2, sd2):
