@@ -99,6 +99,7 @@ def test_written_bytes_are_pandas_to_csv_bytes(tmp_path, monkeypatch, block):
         "str": pd.Series([texts[(i + 3) % len(texts)] for i in range(n)], dtype="str"),
         "category": pd.Categorical([texts[i % 3] for i in range(n)]),
         "a,b": np.arange(n, dtype=np.uint8), "float nan": np.full(n, np.nan),
+        "few floats": np.tile([1.0, 2.5, np.nan, 1e16], n // 4), "signed zeros": np.tile([0.0, -0.0, 3.0, 0.0], n // 4),
     })  # fmt: skip
     cases = {
         "every kind": frame, "no rows": frame.iloc[:0], "one row": frame.iloc[:1],

@@ -78,6 +78,21 @@ _FORMULA = re.compile(r"^'*[=+\-@\t\r]")
 _QUOTED_FORMULA = re.compile(r"^'+[=+\-@\t\r]")
 
 
+_FORMULA_CELL = re.compile(r"\x00'*[=+\-@\t\r]")  # _FORMULA at the start of a cell of _joined_text
+
+
+def _joined_text(values: pd.Series) -> str | None:
+    """The text cells of a column, each after a NUL, as one string (one scan of a column of 10⁶ cells finds
+    what :func:`_text_cells` would, ~50 times faster); None for a column of numbers, true/false or dates."""
+    if not (values.dtype == object or isinstance(values.dtype, pd.StringDtype)):
+        return None
+    cells = np.asarray(values, dtype=object).tolist()
+    try:
+        return "\x00" + "\x00".join(cells)
+    except TypeError:  # missing values or numbers among the text
+        return "\x00" + "\x00".join([cell for cell in cells if isinstance(cell, str)])
+
+
 def _text_cells(values: pd.Series, pattern: re.Pattern | str) -> pd.Series | None:
     """Where the text cells of a column contain ``pattern`` (a regular expression, or a str taken literally);
     None for a column of numbers, true/false or dates."""
@@ -98,13 +113,16 @@ def write_table(frame: pd.DataFrame, path) -> None:
     for i in range(frame.shape[1]):
         values = frame.iloc[:, i]
         values = values.astype(object) if isinstance(values.dtype, pd.CategoricalDtype) else values
-        formulas = _text_cells(values, _FORMULA)
-        if formulas is None:
+        joined = _joined_text(values)
+        if joined is None:
             continue
+        carriage_return = carriage_return or "\r" in joined
+        if not _FORMULA_CELL.search(joined):  # no cell can start a formula (a NUL inside a cell: checked below)
+            continue
+        formulas = _text_cells(values, _FORMULA)
         if formulas.any():
             safe = frame.copy() if safe is frame else safe
             safe.isetitem(i, values.mask(formulas, "'" + values[formulas].astype(str)))
-        carriage_return = carriage_return or bool(_text_cells(values, "\r").any())
     # the csv module quotes a cell with a line break only if the break is in its line terminator ("\n"): a lone CR
     # would end the row in a spreadsheet. Such a table has every text cell quoted (numbers stay unquoted).
     if carriage_return or not _write_csv_fast(safe, path):
@@ -124,25 +142,40 @@ def _csv_cells(values) -> list[str] | None:
     is quoted, its quotes doubled (the csv module's QUOTE_MINIMAL with line terminator "\\n")."""
     dtype = values.dtype
     if isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize == 8:
-        return [repr(x) if x == x else "" for x in values.tolist()]
+        return _float_cells(values.to_numpy())
     if isinstance(dtype, np.dtype) and dtype.kind in "iub":
         return list(map(str, values.tolist()))
     numpy_object = isinstance(dtype, np.dtype) and dtype.kind == "O"
     if not (numpy_object or isinstance(dtype, pd.StringDtype | pd.CategoricalDtype)):
         return None
-    cells = values.astype(object).tolist()
-    missing = pd.isna(np.asarray(cells, dtype=object)).tolist() if cells else []
-    out = []
-    for cell, gone in zip(cells, missing, strict=True):
-        if gone:
-            out.append("")
-        elif type(cell) is not str or "\r" in cell:
-            return None
-        elif "," in cell or '"' in cell or "\n" in cell:
-            out.append('"' + cell.replace('"', '""') + '"')
-        else:
-            out.append(cell)
-    return out
+    cells = np.asarray(values, dtype=object)
+    missing = pd.isna(cells)
+    if missing.any():
+        cells = cells.copy()
+        cells[missing] = ""
+    cells = cells.tolist()
+    try:
+        joined = "\x00".join(cells)  # one scan of all the text for what needs quoting (a TypeError: not all text)
+    except TypeError:
+        return None
+    if "\r" in joined:
+        return None
+    if "," in joined or '"' in joined or "\n" in joined:
+        return [('"' + c.replace('"', '""') + '"') if ("," in c or '"' in c or "\n" in c) else c for c in cells]
+    return cells
+
+
+def _float_cells(x: np.ndarray) -> list[str]:
+    """repr of each double ("" for NaN); a column of few distinct values (group sizes, years) formats each once.
+    pandas' factorize takes -0.0 for 0.0, so a column holding -0.0 formats every value."""
+    codes, uniques = pd.factorize(x)
+    if 2 * len(uniques) < len(x) and not (np.signbit(x) & (x == 0)).any():
+        texts = np.array([*map(repr, uniques.tolist()), ""], dtype=object)  # code -1 (NaN) takes the last
+        return texts[codes].tolist()
+    cells = list(map(repr, x.tolist()))
+    for i in np.flatnonzero(np.isnan(x)).tolist():
+        cells[i] = ""
+    return cells
 
 
 def _write_csv_fast(frame: pd.DataFrame, path) -> bool:
