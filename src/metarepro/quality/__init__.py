@@ -500,6 +500,9 @@ def not_double_checked(verification):
     return out
 
 
+_FIRST_WORD = re.compile(r"([^\W\d_]+)")
+
+
 def overlaps(study_id, study, pmid, doi, n1, n2, lines, shown=5):
     """Rows with another ``study_id`` but the same PMID/DOI, or the same group sizes and first author.
 
@@ -509,18 +512,15 @@ def overlaps(study_id, study, pmid, doi, n1, n2, lines, shown=5):
     study_id = np.asarray(study_id, dtype=object)
     k = len(study_id)
 
-    def text(values):
-        return pd.Series(np.asarray(values, dtype=object), dtype=object).astype(str).str.strip()
+    def text(values, lower=False):  # per cell in Python: pandas' .str methods cost a Python call per cell too
+        texts = [str(v).strip() for v in np.asarray(values, dtype=object).tolist()]
+        return np.array([t.lower() for t in texts] if lower else texts, dtype=object)
 
     # the first author is the first word of the study label ("Smith 2003" -> "smith")
-    author = text(study).str.lower().str.extract(r"([^\W\d_]+)", expand=False).fillna("").to_numpy(dtype=object)
+    author = np.array([m[1] if (m := _FIRST_WORD.search(t)) else "" for t in text(study, True)], dtype=object)
     n1, n2 = _f(n1), _f(n2)
     sizes = np.isfinite(n1) & np.isfinite(n2)
-    keys = {
-        "PMID": (text(pmid).to_numpy(dtype=object),),
-        "DOI": (text(doi).str.lower().to_numpy(dtype=object),),
-        "author": (author, n1, n2),
-    }
+    keys = {"PMID": (text(pmid),), "DOI": (text(doi, True),), "author": (author, n1, n2)}
     valid = {"PMID": keys["PMID"][0] != "", "DOI": keys["DOI"][0] != "", "author": (author != "") & sizes}
     chunks = defaultdict(list)  # row -> its overlap texts (rows without overlaps get none)
     for label, columns in keys.items():
