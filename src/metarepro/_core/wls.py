@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -94,9 +95,7 @@ class Design:
         data = self.subset(rows)
         gram = self._gram_conditioned(data)
         if gram.any():
-            some = np.flatnonzero(gram)
-            log_det_xtx = self.unweighted.log_det_xtx[rows[some]]
-            out[gram], good = self._gram_profile(data.subset(some), grid[gram], reml, log_det_xtx)
+            out[gram], good = self._gram_profile(data.subset(np.flatnonzero(gram)), grid[gram], reml, rows[gram])
             gram[gram] = good
         exact = np.flatnonzero(~gram)
         if exact.size:
@@ -122,8 +121,11 @@ class Design:
             cond = eig[:, -1] / eig[:, 0] * data.vmax() / data.vmin()
         return np.isfinite(cond) & (eig[:, 0] > 0) & (cond <= GRAM_COND)
 
-    def _gram_profile(self, data, grid, reml, log_det_xtx):
-        """The log-likelihood at ``grid`` by Gram matrices (see :meth:`profile`), and which rows it holds for."""
+    def _gram_profile(self, data, grid, reml, rows):
+        """The log-likelihood at ``grid`` of ``data`` (the fits ``rows``) by Gram matrices (see :meth:`profile`),
+        and which rows it holds for."""
+        from metarepro.stats.tau2 import loglik
+
         p, mask = self.p, data.mask
         z = np.concatenate([self._centred_x(data), data.ymc[..., None]], axis=-1)
         out, good = np.empty(grid.shape), np.ones(grid.shape[0], dtype=bool)
@@ -135,14 +137,10 @@ class Design:
                 diagonal = np.diagonal(np.linalg.cholesky(gram), axis1=-2, axis2=-1)
             except np.linalg.LinAlgError:
                 return out, np.zeros(grid.shape[0], dtype=bool)
-            q, log_det = diagonal[:, p] ** 2, np.log(f).sum(axis=-1)
+            q = diagonal[:, p] ** 2
             good &= q * GRAM_SHARE > gram[:, p, p]
-            if reml:
-                logdet_xwx = 2 * np.log(diagonal[:, :p]).sum(axis=-1)
-                out[:, g] = (-0.5 * (data.k - p) * np.log(2 * np.pi) + 0.5 * log_det_xtx - 0.5 * log_det
-                             - 0.5 * logdet_xwx - 0.5 * q)  # fmt: skip
-            else:
-                out[:, g] = -0.5 * data.k * np.log(2 * np.pi) - 0.5 * log_det - 0.5 * q
+            sums = SimpleNamespace(q=q, log_det=np.log(f).sum(axis=-1), logdet_xwx=2 * np.log(diagonal[:, :p]).sum(-1))
+            out[:, g] = loglik(self, None, reml, sums, rows)
         return out, good
 
 
