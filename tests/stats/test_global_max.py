@@ -170,12 +170,15 @@ def moderator_cases():
             yield kind, y, v, np.column_stack([np.ones(k), x])
 
 
-@pytest.mark.parametrize("reml", [False, True])
-def test_metaregression_scan_profile_is_the_log_likelihood(reml):
+@pytest.mark.parametrize(("reml", "block"), [(False, 65_536), (True, 65_536), (True, 4)])
+def test_metaregression_scan_profile_is_the_log_likelihood(reml, block, monkeypatch):
     """Design.profile (Gram matrices where well conditioned, else the exact fit) against metareg.loglik (the QR of
     W^½X at each τ²): the scan only locates maxima, but it must see the same likelihood, here to 1e-10·(1 + |ll|)
     (GRAM_COND 1e6 and GRAM_SHARE 1e2 bound the error near 1e6 · 1e2 · EPS relative). Where it falls back (one
-    vᵢ dwarfing the rest) the values are the exact ones, to the bit."""
+    vᵢ dwarfing the rest) the values are the exact ones, to the bit. ``block``: studies per block of the sums."""
+    import metarepro._core.wls as wls
+
+    monkeypatch.setattr(wls, "GRAM_BLOCK", block)
     used = fell_back = 0
     for kind, y, v, X in moderator_cases():
         data = _prepare(y[None], v[None], X)[0]

@@ -92,10 +92,12 @@ class Design:
         from metarepro.stats.tau2 import loglik
 
         out = np.empty(grid.shape)
-        data = self.subset(rows)
+        every = rows.size == self.k.size and np.array_equal(rows, np.arange(rows.size))
+        data = self if every else self.subset(rows)  # no copies of 10⁶ studies for one fit
         gram = self._gram_conditioned(data)
         if gram.any():
-            out[gram], good = self._gram_profile(data.subset(np.flatnonzero(gram)), grid[gram], reml, rows[gram])
+            some = data if gram.all() else data.subset(np.flatnonzero(gram))
+            out[gram], good = self._gram_profile(some, grid[gram], reml, rows[gram])
             gram[gram] = good
         exact = np.flatnonzero(~gram)
         if exact.size:
@@ -104,16 +106,20 @@ class Design:
         return out
 
     @staticmethod
-    def _centred_x(data):
-        """X with every column but the intercept centred (where the design has an intercept column)."""
+    def _x_shift(data):
+        """What :meth:`profile` subtracts from X: each column's mean but the intercept's (0 without an intercept)."""
         mask, X = data.mask, data.X
         ones = np.all(np.where(mask[..., None], X == 1.0, True), axis=1)  # (B, p): intercept columns
-        means = (X * mask[..., None]).sum(axis=1) / np.maximum(data.k, 1)[:, None]
-        centre = ones.any(axis=-1)[:, None, None] & ~ones[:, None, :] & mask[..., None]
-        return np.where(centre, X - means[:, None, :], X)
+        means = np.einsum("bkp,bk->bp", X, mask.astype(float)) / np.maximum(data.k, 1)[:, None]
+        return np.where(ones.any(axis=-1)[:, None] & ~ones, means, 0.0)[:, None, :]
+
+    @staticmethod
+    def _centred_x(data, shift, columns=slice(None)):
+        """X of the studies ``columns`` less ``shift`` (padding stays 0)."""
+        return np.where(data.mask[:, columns, None], data.X[:, columns] - shift, data.X[:, columns])
 
     def _gram_conditioned(self, data):
-        X = self._centred_x(data)
+        X = self._centred_x(data, self._x_shift(data))
         xtx = np.swapaxes(X, -1, -2) @ X
         scale = np.sqrt(np.diagonal(xtx, axis1=-2, axis2=-1))
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -126,20 +132,29 @@ class Design:
         and which rows it holds for."""
         from metarepro.stats.tau2 import loglik
 
-        p, mask = self.p, data.mask
-        z = np.concatenate([self._centred_x(data), data.ymc[..., None]], axis=-1)
+        p, mask, n_grid = self.p, data.mask, grid.shape[1]
+        # the sums over studies in blocks of GRAM_BLOCK: no temporary the size of the data
+        grams, log_det = np.zeros((n_grid, mask.shape[0], p + 1, p + 1)), np.zeros((n_grid, mask.shape[0]))
+        shift = self._x_shift(data)
+        for start in range(0, mask.shape[1], GRAM_BLOCK):
+            block = slice(start, start + GRAM_BLOCK)
+            z = np.concatenate([self._centred_x(data, shift, block), data.ymc[:, block, None]], axis=-1)
+            used, v = mask[:, block], data.v[:, block]
+            for g in range(n_grid):
+                f = np.where(used, v + grid[:, g, None], 1.0)
+                sz = z * np.sqrt(used / f)[..., None]
+                grams[g] += np.swapaxes(sz, -1, -2) @ sz
+                log_det[g] += np.log(f).sum(axis=-1)
         out, good = np.empty(grid.shape), np.ones(grid.shape[0], dtype=bool)
-        for g in range(grid.shape[1]):
-            f = np.where(mask, data.v + grid[:, g, None], 1.0)
-            sz = z * np.sqrt(mask / f)[..., None]
-            gram = np.swapaxes(sz, -1, -2) @ sz
+        for g in range(n_grid):
+            gram = grams[g]
             try:
                 diagonal = np.diagonal(np.linalg.cholesky(gram), axis1=-2, axis2=-1)
             except np.linalg.LinAlgError:
                 return out, np.zeros(grid.shape[0], dtype=bool)
             q = diagonal[:, p] ** 2
             good &= q * GRAM_SHARE > gram[:, p, p]
-            sums = SimpleNamespace(q=q, log_det=np.log(f).sum(axis=-1), logdet_xwx=2 * np.log(diagonal[:, :p]).sum(-1))
+            sums = SimpleNamespace(q=q, log_det=log_det[g], logdet_xwx=2 * np.log(diagonal[:, :p]).sum(-1))
             out[:, g] = loglik(self, None, reml, sums, rows)
         return out, good
 
@@ -149,6 +164,7 @@ class Design:
 # 1/GRAM_SHARE of yᵀWy.
 GRAM_COND = 1e6
 GRAM_SHARE = 1e2
+GRAM_BLOCK = 65_536  # studies per block of the Gram sums
 
 
 @dataclass(frozen=True)
