@@ -99,3 +99,14 @@ def test_inversions_count_every_inverted_pair():
     for y in cases:
         brute = sum(int(y[i] > y[j]) for i, j in itertools.combinations(range(len(y)), 2))
         assert _dist._inversions(y) == brute, y
+
+
+def test_t_ppf_of_many_degrees_of_freedom_matches_scipy_stats():
+    """Above DISTINCT_FIRST values t_ppf computes each distinct df once (the n − 1 of 10⁶ studies): still scipy's
+    numbers bit for bit, every edge df among them, in the input's shape."""
+    rng = np.random.default_rng(4)
+    df = np.concatenate([np.tile(DF, 200), rng.integers(1, 400, 3000).astype(float)])
+    assert df.size > _dist.DISTINCT_FIRST
+    for q in Q:
+        assert_identical(_dist.t_ppf(q, df), stats.t.ppf(q, df))
+        assert_identical(_dist.t_ppf(q, df.reshape(-1, 10)), stats.t.ppf(q, df.reshape(-1, 10)))

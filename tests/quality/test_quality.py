@@ -204,6 +204,23 @@ def test_overlap_same_pmid_or_same_author_and_n():
     assert out[4] == "" and out[5] == ""  # Yang 2010 has n 34/23; C is alone
 
 
+def test_overlap_names_what_is_shared_once_then_the_lines():
+    """With several others of one key, the shared key is said once ("as lines 3 (B), 4 (C)"), up to ``shown``
+    others; a row of the same sample (a second outcome of A) is not an other."""
+    ids = ["A", "B", "C", "D", "A"]
+    out = quality.overlaps(ids, ["Ames 2001"] * 5, ["11"] * 5, [""] * 5, [1, 2, 3, 4, 5], [1] * 5, [2, 3, 4, 5, 6],
+                           shown=2)  # fmt: skip
+    assert out[0] == out[4] == "overlap: same PMID 11 as lines 3 (B), 4 (C)"
+    assert out[1] == "overlap: same PMID 11 as lines 2 (A), 4 (C)"
+    assert out[3] == "overlap: same PMID 11 as lines 2 (A), 3 (B)"
+    # each row its own sample (the texts after the group's head are made once); n 33/23 for all, one DOI for two
+    out = quality.overlaps(["A", "B", "C", "D"], ["Yang 2005", "Yang 2007", "Yang 2010", "Yang 2011"], [""] * 4,
+                           ["", "", "10.1/X", "10.1/x"], [33] * 4, [23] * 4, [2, 3, 4, 5], shown=2)  # fmt: skip
+    assert out[0] == "overlap: same first author and n 33/23 as lines 3 (B), 4 (C)"
+    assert out[2] == "overlap: same DOI 10.1/x as line 5 (D), same first author and n 33/23 as lines 2 (A), 3 (B)"
+    assert out[3] == "overlap: same DOI 10.1/x as line 4 (C), same first author and n 33/23 as lines 2 (A), 3 (B)"
+
+
 def test_flags_column_in_effects_and_the_primary_fit_is_untouched():
     rows = sheet_from_columns(
         {

@@ -154,3 +154,57 @@ def test_metaregression_loglik_is_at_least_the_dense_grid_maximum(method):
         data = _prepare(np.tile(y, (grid.size, 1)), np.tile(v, (grid.size, 1)), X)[0]
         ll = metareg_loglik(data, grid, method == "REML")
         assert ll[0] >= ll[1:].max() - 1e-12 * (1 + abs(ll[0])), (i, fit.tau2, grid[1 + np.argmax(ll[1:])])
+
+
+def moderator_cases():
+    """The hard corpus (tests/hard_cases.py) with three moderators each: standard normal, a year (2000 + 0..29,
+    so cond(XᵀX) ~ 10⁷ before centring) and a normal one at a scale from 10⁻³ to 10³."""
+    from hard_cases import corpus
+
+    rng = np.random.default_rng(5)
+    for kind, y, v in corpus(20):
+        k = len(y)
+        if k < 4:
+            continue
+        for x in (rng.normal(size=k), 2000.0 + rng.integers(0, 30, k), rng.normal(size=k) * 10 ** rng.uniform(-3, 3)):
+            yield kind, y, v, np.column_stack([np.ones(k), x])
+
+
+@pytest.mark.parametrize(("reml", "block"), [(False, 65_536), (True, 65_536), (True, 4)])
+def test_metaregression_scan_profile_is_the_log_likelihood(reml, block, monkeypatch):
+    """Design.profile (Gram matrices where well conditioned, else the exact fit) against metareg.loglik (the QR of
+    W^½X at each τ²): the scan only locates maxima, but it must see the same likelihood, here to 1e-10·(1 + |ll|)
+    (GRAM_COND 1e6 and GRAM_SHARE 1e2 bound the error near 1e6 · 1e2 · EPS relative). Where it falls back (one
+    vᵢ dwarfing the rest) the values are the exact ones, to the bit. ``block``: studies per block of the sums."""
+    import metarepro._core.wls as wls
+
+    monkeypatch.setattr(wls, "GRAM_BLOCK", block)
+    used = fell_back = 0
+    for kind, y, v, X in moderator_cases():
+        data = _prepare(y[None], v[None], X)[0]
+        grid = np.geomspace(1e-2 * v.min(), 1e2 * (v.max() + np.var(y)), 30)[None]
+        rows = np.arange(1)
+        exact = np.column_stack([metareg_loglik(data, grid[:, g], reml) for g in range(grid.shape[1])])
+        scan = data.profile(grid, rows, reml)
+        gram = bool(data._gram_conditioned(data)[0])
+        used, fell_back = used + gram, fell_back + (not gram)
+        if gram:
+            np.testing.assert_allclose(scan, exact, rtol=0, atol=1e-10 * (1 + np.abs(exact).max()), err_msg=kind)
+        else:
+            np.testing.assert_array_equal(scan, exact, err_msg=kind)
+    assert used > 100 and fell_back > 50, (used, fell_back)
+
+
+@pytest.mark.parametrize("method", ["ML", "REML"])
+def test_metaregression_scan_by_gram_matrices_finds_what_the_exact_scan_finds(method, monkeypatch):
+    """The global check with Design.profile gives the same fits, to the bit, as with the exact log-likelihood at
+    every scan point (the scan only proposes maxima; each is solved and compared by the exact fit)."""
+    from metarepro._core.wls import Design
+
+    cases = list(moderator_cases())
+    fast = [rma_mods(y, v, X, method=method) for _, y, v, X in cases]
+    monkeypatch.setattr(Design, "profile", None)
+    exact = [rma_mods(y, v, X, method=method) for _, y, v, X in cases]
+    for (kind, *_), a, b in zip(cases, fast, exact, strict=True):
+        for name in ("tau2", "tau2_local", "beta", "se", "converged"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=f"{kind} {name}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -78,7 +79,92 @@ class Design:
         v = self.v * self.mask
         return fit.tr_pdpd(v, v), fit.tr_pdpd(v, self.mask.astype(float))
 
-    profile = None  # no faster way to scan the likelihood than loglik at each τ²
+    def profile(self, grid, rows, reml):
+        """The (restricted) log-likelihood (as :func:`metarepro.stats.tau2.loglik`) of the fits ``rows`` at the τ²
+        values ``grid`` (one row per fit), for the global scan, which only locates maxima (each one it finds is
+        solved and compared with the exact fit). Where the design is well conditioned, per τ² one Gram matrix of
+        W^½[X, y] and its Cholesky factor in place of a QR of W^½X: yᵀPy is the square of its last diagonal
+        element, log|XᵀWX| twice the sum of the logs of the others. A Gram matrix squares the condition number,
+        so this is done only where cond(XᵀWX) ≤ cond(XᵀX)·max v/min v stays below ``GRAM_COND`` (the other columns
+        first centred on the intercept column: same P and |XᵀWX|, and a year, ~2000 ± 20, no longer squares a
+        condition of ~10⁴) and where the moderators leave more than ``1/GRAM_SHARE`` of yᵀWy as yᵀPy; elsewhere
+        (e.g. one vᵢ dwarfing the rest) the exact fit at each τ²."""
+        from metarepro.stats.tau2 import loglik
+
+        out = np.empty(grid.shape)
+        every = rows.size == self.k.size and np.array_equal(rows, np.arange(rows.size))
+        data = self if every else self.subset(rows)  # no copies of 10⁶ studies for one fit
+        gram = self._gram_conditioned(data)
+        if gram.any():
+            some = data if gram.all() else data.subset(np.flatnonzero(gram))
+            out[gram], good = self._gram_profile(some, grid[gram], reml, rows[gram])
+            gram[gram] = good
+        exact = np.flatnonzero(~gram)
+        if exact.size:
+            out[exact] = np.column_stack([loglik(self, grid[exact, g], reml, rows=rows[exact])
+                                          for g in range(grid.shape[1])])  # fmt: skip
+        return out
+
+    @staticmethod
+    def _x_shift(data):
+        """What :meth:`profile` subtracts from X: each column's mean but the intercept's (0 without an intercept)."""
+        mask, X = data.mask, data.X
+        ones = np.all(np.where(mask[..., None], X == 1.0, True), axis=1)  # (B, p): intercept columns
+        means = np.einsum("bkp,bk->bp", X, mask.astype(float)) / np.maximum(data.k, 1)[:, None]
+        return np.where(ones.any(axis=-1)[:, None] & ~ones, means, 0.0)[:, None, :]
+
+    @staticmethod
+    def _centred_x(data, shift, columns=slice(None)):
+        """X of the studies ``columns`` less ``shift`` (padding stays 0)."""
+        return np.where(data.mask[:, columns, None], data.X[:, columns] - shift, data.X[:, columns])
+
+    def _gram_conditioned(self, data):
+        X = self._centred_x(data, self._x_shift(data))
+        xtx = np.swapaxes(X, -1, -2) @ X
+        scale = np.sqrt(np.diagonal(xtx, axis1=-2, axis2=-1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            eig = np.linalg.eigvalsh(xtx / (scale[:, :, None] * scale[:, None, :]))
+            cond = eig[:, -1] / eig[:, 0] * data.vmax() / data.vmin()
+        return np.isfinite(cond) & (eig[:, 0] > 0) & (cond <= GRAM_COND)
+
+    def _gram_profile(self, data, grid, reml, rows):
+        """The log-likelihood at ``grid`` of ``data`` (the fits ``rows``) by Gram matrices (see :meth:`profile`),
+        and which rows it holds for."""
+        from metarepro.stats.tau2 import loglik
+
+        p, mask, n_grid = self.p, data.mask, grid.shape[1]
+        # the sums over studies in blocks of GRAM_BLOCK: no temporary the size of the data
+        grams, log_det = np.zeros((n_grid, mask.shape[0], p + 1, p + 1)), np.zeros((n_grid, mask.shape[0]))
+        shift = self._x_shift(data)
+        for start in range(0, mask.shape[1], GRAM_BLOCK):
+            block = slice(start, start + GRAM_BLOCK)
+            z = np.concatenate([self._centred_x(data, shift, block), data.ymc[:, block, None]], axis=-1)
+            used, v = mask[:, block], data.v[:, block]
+            for g in range(n_grid):
+                f = np.where(used, v + grid[:, g, None], 1.0)
+                sz = z * np.sqrt(used / f)[..., None]
+                grams[g] += np.swapaxes(sz, -1, -2) @ sz
+                log_det[g] += np.log(f).sum(axis=-1)
+        out, good = np.empty(grid.shape), np.ones(grid.shape[0], dtype=bool)
+        for g in range(n_grid):
+            gram = grams[g]
+            try:
+                diagonal = np.diagonal(np.linalg.cholesky(gram), axis1=-2, axis2=-1)
+            except np.linalg.LinAlgError:
+                return out, np.zeros(grid.shape[0], dtype=bool)
+            q = diagonal[:, p] ** 2
+            good &= q * GRAM_SHARE > gram[:, p, p]
+            sums = SimpleNamespace(q=q, log_det=log_det[g], logdet_xwx=2 * np.log(diagonal[:, :p]).sum(-1))
+            out[:, g] = loglik(self, None, reml, sums, rows)
+        return out, good
+
+
+# The global scan of a meta-regression's likelihood uses Gram matrices (Design.profile) where cond(XᵀWX) is at most
+# this (a relative error of ~1e-10 in yᵀPy, far below the differences the scan compares) and yᵀPy is more than
+# 1/GRAM_SHARE of yᵀWy.
+GRAM_COND = 1e6
+GRAM_SHARE = 1e2
+GRAM_BLOCK = 65_536  # studies per block of the Gram sums
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import numpy as np
 from metarepro._core import dist
 from metarepro._core.limits import BEGG_EXACT_MAX_K
 from metarepro._core.printing import Printable
-from metarepro.stats.rma import RmaResult, rma
+from metarepro.stats.rma import RmaResult, rma, rma_batch
 from metarepro.stats.tau2 import Control
 
 PREDICTORS = ("sei", "vi", "ni", "ninv", "sqrtni", "sqrtninv")  # metafor regtest's; the n-based ones need ni
@@ -376,7 +376,8 @@ def trimfill(yi, vi=None, estimator="L0", side=None, method="REML", test="z", le
         iterations += 1
         if iterations > maxiter:
             raise RuntimeError(f"trim and fill did not converge in {maxiter} iterations")
-        beta = rma(ys[: k - k0], vs[: k - k0], method, "z", level, control).beta
+        # only the estimate is used: no Q-profile CI of τ² (the estimate does not depend on it)
+        beta = rma_batch(ys[None, : k - k0], vs[None, : k - k0], method, "z", level, control, tau2_ci=False).beta[0]
         raw, se_k0 = _k0_estimate(ys - beta, estimator)
         k0 = int(max(0, np.rint(raw)))  # np.rint rounds half to even, as R's round()
         se_k0 = max(0.0, float(se_k0))
