@@ -270,6 +270,20 @@ def test_reporter_on_a_ratio_speaks_of_1():
     )
 
 
+def test_reporter_on_a_proportion_tests_against_no_null():
+    """A proportion (PLO here) has no "no difference" value: metafor's reporter would say the average "differed
+    significantly from 0", a test of logit p = 0, i.e. p = 50%, which answers no question of a prevalence; the
+    sentences give the estimate and the prediction interval in proportions, without a null."""
+    logit = [math.log(0.3 / 0.7), math.log(0.2 / 0.8), math.log(0.4 / 0.6), math.log(0.1 / 0.9), math.log(0.6 / 0.4)]
+    p = pooled(measure="PLO", estimate=logit[0], ci_low=logit[1], ci_high=logit[2], pi_low=logit[3], pi_high=logit[4],
+               **{f"{name}_prop": 1 / (1 + math.exp(-v)) for name, v in zip(
+                   ("estimate", "ci_low", "ci_high", "pi_low", "pi_high"), logit, strict=True)})  # fmt: skip
+    s = fd.reporter_sentences(p)
+    assert s[0].startswith("The estimated average proportion was 0.30 (95% CI: 0.20 to 0.40); a proportion has no")
+    assert not any("significantly from" in t or "includes" in t or "excludes" in t for t in s)
+    assert "A 95% prediction interval for the true outcomes is given by 0.10 to 0.60." in s
+
+
 REPORTER_PHRASES = (
     "differed significantly from zero", "did not differ significantly from zero",
     "According to the $Q$-test, there was no significant amount of heterogeneity in the true outcomes",

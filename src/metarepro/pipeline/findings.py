@@ -41,7 +41,8 @@ VARIABILITY_MEASURES = ("VR", "CVR")  # how the groups' spread differs (question
 MEASURE_WORDS = {"SMD": "standardized mean difference (Hedges' g)", "MD": "mean difference",
                  "ROM": "ratio of means", "VR": "variability ratio", "CVR": "coefficient of variation ratio",
                  "ZCOR": "correlation", "OR": "odds ratio", "RR": "risk ratio",
-                 "RD": "risk difference"}  # fmt: skip
+                 "RD": "risk difference", "PETO": "Peto odds ratio",
+                 **dict.fromkeys(("PR", "PLN", "PLO", "PAS", "PFT"), "proportion")}  # fmt: skip
 
 
 def num(x, digits=2) -> str:
@@ -666,11 +667,16 @@ def reporter_sentences(pooled: dict, bias: dict | None = None, influence: pd.Dat
     what = MEASURE_WORDS.get(m, "outcome")
     df = pooled.get("df") if _finite(pooled.get("df")) else k - 1
     stat = "z" if pooled.get("test") == "z" or k == 1 else f"t({int(df)})"  # k = 1: metafor sets test = "z"
-    out = [
-        f"The estimated average {what} was {num(e)} ({level:g}% CI: {num(a)} to {num(b)}). Therefore, the "
-        f"average outcome {'did not differ' if pooled['pval'] > 0.05 else 'differed'} significantly from "
-        f"{num(null, 0)} ({stat} = {num(pooled['zval'])}, {p_text(pooled['pval'])})."
-    ]
+    one_group = m in PROPORTION_MEASURES  # a proportion has no "no difference" value to test against
+    if one_group:  # metafor's test is of the transformed value against 0 (a logit of 0 is 50%): no question here
+        out = [f"The estimated average {what} was {num(e)} ({level:g}% CI: {num(a)} to {num(b)}); a proportion has "
+               f"no null value, so no test against one is reported."]  # fmt: skip
+    else:
+        out = [
+            f"The estimated average {what} was {num(e)} ({level:g}% CI: {num(a)} to {num(b)}). Therefore, the "
+            f"average outcome {'did not differ' if pooled['pval'] > 0.05 else 'differed'} significantly from "
+            f"{num(null, 0)} ({stat} = {num(pooled['zval'])}, {p_text(pooled['pval'])})."
+        ]
     if k > 1 and _finite(pooled.get("q")):
         qp = pooled["q_p"]
         head = ("According to the Q-test, there was no significant amount of heterogeneity in the true outcomes"
@@ -685,18 +691,20 @@ def reporter_sentences(pooled: dict, bias: dict | None = None, influence: pd.Dat
         )
     if _finite(pooled.get("tau2")) and pooled["tau2"] > 0 and _finite(pooled.get("pi_low")):
         lo, hi = pooled_shown(pooled, ("pi_low", "pi_high"))
-        text = f"A {level:g}% prediction interval for the true outcomes is given by {num(lo)} to {num(hi)}; "
-        # metafor's words for a difference ("positive"/"negative"); for a ratio, the side of 1
+        text = f"A {level:g}% prediction interval for the true outcomes is given by {num(lo)} to {num(hi)}"
+        # metafor's words for a difference ("positive"/"negative"); for a ratio, the side of 1; a proportion has none
         words = ("positive", "negative") if null == 0 else (f"above {num(null, 0)}", f"below {num(null, 0)}")
-        if lo <= null <= hi:
+        if one_group:
+            text += "."
+        elif lo <= null <= hi:
             side, other = words if pooled["estimate"] > 0 else words[::-1]
             text += (
-                f"it includes {num(null, 0)}. Hence, although the average outcome is estimated to be {side}, "
+                f"; it includes {num(null, 0)}. Hence, although the average outcome is estimated to be {side}, "
                 f"in some studies the true outcome may in fact be {other}."
             )
         else:
             text += (
-                f"it excludes {num(null, 0)}. Hence, even though there may be some heterogeneity, the true "
+                f"; it excludes {num(null, 0)}. Hence, even though there may be some heterogeneity, the true "
                 f"outcomes of the studies are generally in the same direction as the estimated average outcome."
             )
         out.append(text)
