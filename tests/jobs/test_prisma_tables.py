@@ -8,6 +8,7 @@ config's texts."""
 import csv
 import html
 
+import pandas as pd
 import pytest
 from conftest import REPO
 
@@ -89,3 +90,20 @@ def test_the_page_has_the_prisma_section_with_the_configs_words_only(run):
     assert "9 sheet rows in sheet.csv" in section
     # the methods name each analysis's own settings
     assert "The raw mean difference m1 − m2" in section and "only rows that report means and SDs" in section
+
+
+def test_a_long_characteristics_table_is_named_by_its_file_not_listed(run):
+    """Beyond max_rows pooled rows (SECTION_MAX_ROWS, 200, as the sections' study tables) the page names
+    study_characteristics.csv instead of listing the rows: at k = 10,000 the listed table made the report job take
+    98 s and the page 14.5 MB (issue 22's k = 10,000 run)."""
+    from metarepro.jobs.prisma import Frame, Question
+    from metarepro.present.prisma import prisma_section
+
+    table = pd.read_csv(run / "study_characteristics.csv")
+    question = Question("length_of_stay", "los_md", None, table, "a few", svg="")
+    listed = str(prisma_section(Frame([], [], [question], []), max_rows=len(table)))
+    cut = str(prisma_section(Frame([], [], [question], []), max_rows=len(table) - 1))
+    assert 'class="characteristics"' in listed and "not listed here" not in listed
+    assert 'class="characteristics"' not in cut
+    assert (f"The {len(table):,} pooled rows and their characteristics are not listed here (more than "
+            f"{len(table) - 1:,} rows): they are in study_characteristics.csv.") in cut

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
+from metarepro._core.limits import SECTION_MAX_ROWS
 from metarepro.pipeline.prisma import CHARACTERISTIC_NAMES, methods_table
-from metarepro.present.report import _part, figure_html, table_html
+from metarepro.present.report import _part, _rows_html, figure_html
 from metarepro.quality import RULES
 
 FLOW_TITLE = "Flow of rows (PRISMA 2020-style): {}"
@@ -29,8 +30,9 @@ def flow_caption(flow) -> str:
             f"{c['without flagged rows']:,} in the fit without flagged rows. The same counts are in prisma_flow.csv.")
 
 
-def prisma_section(frame) -> Markup | str:
-    """The section, or nothing when there is no frame (no analysis)."""
+def prisma_section(frame, max_rows: int = SECTION_MAX_ROWS) -> Markup | str:
+    """The section, or nothing when there is no frame (no analysis); a question's characteristics table beyond
+    ``max_rows`` pooled rows is named by its file (study_characteristics.csv), as the sections' study tables are."""
     if frame is None:
         return ""
     questions = []
@@ -46,7 +48,9 @@ def prisma_section(frame) -> Markup | str:
         questions.append({"question": q.question, "name": q.analysis, "figure": figure,
                           "pooled": len(q.characteristics), "participants": q.participants,
                           "empty": ", ".join(CHARACTERISTIC_NAMES.get(c, c) for c in empty),
-                          "table": table_html(table.astype(object).fillna(""), text, "characteristics")})  # fmt: skip
+                          "table": _rows_html(table, text, "study_characteristics.csv",
+                                              "pooled rows and their characteristics", max_rows,
+                                              "characteristics")})  # fmt: skip
     return _part("prisma.html", "prisma", texts=frame.texts, sheets=frame.sheets, questions=questions,
                  methods=methods_table([(name, sentences) for name, _, sentences in frame.methods]),
                  rules=", ".join(RULES))

@@ -815,11 +815,11 @@ def _reason_category(reason: str) -> str:
     return text.strip()
 
 
-def _rows_html(frame: pd.DataFrame, text_columns, file: str, what: str, max_rows: int) -> Markup:
+def _rows_html(frame: pd.DataFrame, text_columns, file: str, what: str, max_rows: int, css: str = "") -> Markup:
     """A study-level table, or beyond ``max_rows`` rows (:data:`~metarepro._core.limits.SECTION_MAX_ROWS`) a sentence
     naming the CSV file that holds them: the section stays a few hundred kB whatever k."""
     if len(frame) <= max_rows:
-        return table_html(frame.astype(object).fillna(""), text_columns)
+        return table_html(frame.astype(object).fillna(""), text_columns, css)
     return _part("analysis.html", "not_listed", n=f"{len(frame):,}", what=what, max_rows=f"{max_rows:,}", file=file)
 
 
