@@ -532,6 +532,22 @@ def test_traffic_light_draws_the_table():
         traffic_light_plot(table.replace("flagged", "red"))
 
 
+def test_traffic_light_beyond_the_figure_limit_is_robvis_summary_of_shares():
+    """Above max_rows studies one row per study is not legible (k = 10,000 drew a 216,000 pt tall SVG, 12.5 MB of
+    the page): robvis's summary plot instead, each domain's bar split into the share of studies per judgement, read
+    back from the figure against shares counted in the table."""
+    from metarepro.present.plots.traffic_light import traffic_light_plot
+
+    flags = ["extreme_effect: |g| 2.5", "", "", "low_dispersion: SD/mean 0.05", ""]
+    table = fd.flag_judgements(effects_frame([20.0] * 5, flags))
+    fig = traffic_light_plot(table, "t", max_rows=4)
+    drawn = {p.get_gid(): p.get_width() for p in fig.axes[0].patches if (p.get_gid() or "").startswith("share-")}
+    expected = {f"share-{j}-{value}": n / 5 for j, column in enumerate(table.columns)
+                for value, n in table[column].value_counts().items()}  # fmt: skip
+    assert drawn == pytest.approx(expected, rel=1e-15) and len(fig.axes[0].get_yticklabels()) == table.shape[1]
+    assert not [c for c in fig.axes[0].collections if (c.get_gid() or "").startswith("judgement-")]
+
+
 def test_conclusion_words_fit_the_measure():
     assert fd.conclusion_text(1, {"cases": "MDD"}) == "higher in MDD"
     assert fd.conclusion_text(-1, None, "ROM") == "lower in cases"

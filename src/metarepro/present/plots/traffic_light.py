@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
+from metarepro._core.limits import FIGURE_MAX_ROWS
 from metarepro.present.plots.style import FONT_SIZE, TEXT, new_figure, tight_layout
 
 # robvis's colours and symbols: low "+", some concerns "−", high "X", no information "?"
@@ -29,15 +30,20 @@ JUDGEMENTS = {
 SYMBOL_MARKERS = {"+": "P", "−": "_", "X": "X", "?": "$?$", "!": "$!$"}
 
 
-def traffic_light_plot(table: pd.DataFrame, title: str = "", domain_labels: dict | None = None):
+def traffic_light_plot(table: pd.DataFrame, title: str = "", domain_labels: dict | None = None,
+                       max_rows: int = FIGURE_MAX_ROWS):  # fmt: skip
     """Circles for ``table`` (index: studies; columns: domains, the last one ``overall`` when present; cells: keys
     of :data:`JUDGEMENTS`). The circles of one judgement are one scatter with ``gid`` "judgement-<judgement>" at
-    (column, row), so a test can read the figure back against the table."""
+    (column, row), so a test can read the figure back against the table. Beyond ``max_rows`` studies
+    (:data:`~metarepro._core.limits.FIGURE_MAX_ROWS`), robvis's summary plot instead: per domain one bar, the share
+    of studies with each judgement (:func:`summary_plot`)."""
     unknown = sorted({str(v) for v in table.to_numpy().ravel()} - set(JUDGEMENTS))
     if unknown:
         raise ValueError(f"traffic_light_plot: unknown judgement(s) {unknown}; use {sorted(JUDGEMENTS)}")
     k, d = table.shape
     labels = [str((domain_labels or {}).get(c, c)).replace("_", " ") for c in table.columns]
+    if k > max_rows:
+        return summary_plot(table, labels, title, max_rows)
     fig = new_figure((3.2 + 0.4 * d, 2.4 + 0.3 * k))
     ax = fig.subplots()
     # one scatter per judgement (and one for its symbols): in SVG a marker is defined once and each circle is a
@@ -70,4 +76,36 @@ def traffic_light_plot(table: pd.DataFrame, title: str = "", domain_labels: dict
         fig.suptitle(title, fontsize=FONT_SIZE + 1, **{k: v for k, v in TEXT.items() if k == "parse_math"})
     # room on the left: in an inline SVG the browser draws the labels in its own font, often wider than DejaVu's
     tight_layout(fig, rect=(0.06, 0, 1, 1))
+    return fig
+
+
+def summary_plot(table: pd.DataFrame, labels: list[str], title: str, max_rows: int):
+    """robvis's summary plot (unweighted): per domain a horizontal bar split into the share of studies with each
+    judgement, each segment a rectangle with ``gid`` "share-<domain index>-<judgement>" whose width is that share."""
+    cells = table.astype(str).to_numpy()
+    k, d = cells.shape
+    fig = new_figure((7.0, 1.6 + 0.35 * d))
+    ax = fig.subplots()
+    used = [v for v in JUDGEMENTS if (cells == v).any()]
+    for j in range(d):
+        left = 0.0
+        for value in used:
+            share = float((cells[:, j] == value).mean())
+            if share:
+                ax.barh(j, share, left=left, color=JUDGEMENTS[value][0], edgecolor="black", linewidth=0.5,
+                        gid=f"share-{j}-{value}")  # fmt: skip
+            left += share
+    ax.set_xlim(0, 1)
+    ax.set_xticks(np.linspace(0, 1, 5), [f"{p:.0%}" for p in np.linspace(0, 1, 5)], fontsize=FONT_SIZE - 1)
+    ax.set_yticks(range(d), labels, fontsize=FONT_SIZE)
+    ax.set_ylim(d - 0.5, -0.5)
+    ax.set_xlabel(f"Share of the {k:,} studies (one row per study above {max_rows:,} would not be legible)",
+                  fontsize=FONT_SIZE - 1)  # fmt: skip
+    handles = [Line2D([], [], ls="", marker="s", markersize=8, markerfacecolor=JUDGEMENTS[v][0],
+                      markeredgecolor="black", markeredgewidth=0.5) for v in used]  # fmt: skip
+    ax.legend(handles, [f"{JUDGEMENTS[v][1]}  {v}" for v in used], loc="upper center", ncol=len(used),
+              bbox_to_anchor=(0.5, -0.35), frameon=False, fontsize=FONT_SIZE - 1, handlelength=1)  # fmt: skip
+    if title:
+        fig.suptitle(title, fontsize=FONT_SIZE + 1, **{k: v for k, v in TEXT.items() if k == "parse_math"})
+    tight_layout(fig)
     return fig
