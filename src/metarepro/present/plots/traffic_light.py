@@ -67,13 +67,7 @@ def traffic_light_plot(table: pd.DataFrame, title: str = "", domain_labels: dict
     for side in ax.spines.values():
         side.set_visible(False)
     ax.tick_params(length=0)
-    used = [v for v in JUDGEMENTS if (cells == v).any()]
-    handles = [Line2D([], [], ls="", marker="o", markersize=8, markerfacecolor=JUDGEMENTS[v][0],
-                      markeredgecolor="black", markeredgewidth=0.5) for v in used]  # fmt: skip
-    ax.legend(handles, [f"{JUDGEMENTS[v][1]}  {v}" for v in used], loc="upper center", ncol=len(used),
-              bbox_to_anchor=(0.5, -0.02), frameon=False, fontsize=FONT_SIZE - 1, handlelength=1)  # fmt: skip
-    if title:
-        fig.suptitle(title, fontsize=FONT_SIZE + 1, **{k: v for k, v in TEXT.items() if k == "parse_math"})
+    _legend_and_title(fig, ax, [v for v in JUDGEMENTS if (cells == v).any()], "o", -0.02, title)
     # room on the left: in an inline SVG the browser draws the labels in its own font, often wider than DejaVu's
     tight_layout(fig, rect=(0.06, 0, 1, 1))
     return fig
@@ -101,11 +95,16 @@ def summary_plot(table: pd.DataFrame, labels: list[str], title: str, max_rows: i
     ax.set_ylim(d - 0.5, -0.5)
     ax.set_xlabel(f"Share of the {k:,} studies (one row per study above {max_rows:,} would not be legible)",
                   fontsize=FONT_SIZE - 1)  # fmt: skip
-    handles = [Line2D([], [], ls="", marker="s", markersize=8, markerfacecolor=JUDGEMENTS[v][0],
-                      markeredgecolor="black", markeredgewidth=0.5) for v in used]  # fmt: skip
-    ax.legend(handles, [f"{JUDGEMENTS[v][1]}  {v}" for v in used], loc="upper center", ncol=len(used),
-              bbox_to_anchor=(0.5, -0.35), frameon=False, fontsize=FONT_SIZE - 1, handlelength=1)  # fmt: skip
-    if title:
-        fig.suptitle(title, fontsize=FONT_SIZE + 1, **{k: v for k, v in TEXT.items() if k == "parse_math"})
+    _legend_and_title(fig, ax, used, "s", -0.35, title)
     tight_layout(fig)
     return fig
+
+
+def _legend_and_title(fig, ax, used: list[str], marker: str, below: float, title: str):
+    """The judgements drawn, as coloured ``marker`` keys with their symbols, in one row under the axes."""
+    handles = [Line2D([], [], ls="", marker=marker, markersize=8, markerfacecolor=JUDGEMENTS[v][0],
+                      markeredgecolor="black", markeredgewidth=0.5) for v in used]  # fmt: skip
+    ax.legend(handles, [f"{JUDGEMENTS[v][1]}  {v}" for v in used], loc="upper center", ncol=len(used),
+              bbox_to_anchor=(0.5, below), frameon=False, fontsize=FONT_SIZE - 1, handlelength=1)  # fmt: skip
+    if title:
+        fig.suptitle(title, fontsize=FONT_SIZE + 1, **{k: v for k, v in TEXT.items() if k == "parse_math"})
