@@ -2,6 +2,7 @@
 
 import csv
 import hashlib
+import html
 import json
 import os
 import re
@@ -295,3 +296,24 @@ def test_a_rerun_of_a_default_analysis_in_another_folder_is_byte_identical(defau
     assert len(first) > 15 and {p.rsplit(".", 1)[-1] for p in first} == {"csv", "json", "svg", "html", "R"}
     assert [name for name in first if first[name] != second.get(name)] == []
     assert set(first) == set(second) and not (tmp_path / "results/summary.csv").exists()
+
+
+def test_atlas_panels_draw_only_analyses_whose_group_words_they_print(default_run):
+    """An atlas panel prints one set of group and direction words ("Hedges' g (MDD − controls)", "favours placebo"):
+    an analysis that gives itself other labels (the treatment trials: anti-inflammatory vs placebo) is drawn in a
+    panel of its own, titled with its groups, never under MDD's words."""
+    page = (default_run / "results/report.html").read_text()
+    analyses = yaml.safe_load((REPO / "config/config.yaml").read_text())["analyses"]
+    panels = {}
+    for match in re.finditer(r'<title id="[^"]*">Pooled estimates: ([^<]*)</title>', page):
+        svg = page[match.start():page.index("</svg>", match.start())]
+        panels[html.unescape(match.group(1))] = html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", svg)))
+    own = {name: a["labels"] for name, a in analyses.items() if a.get("labels")}
+    assert own  # the default config has such analyses (treatment_smd, treatment_response_rr/_or)
+    for name, labels in own.items():
+        words = analyses[name]["title"].split(":")[0]
+        holding = [title for title, text in panels.items() if words in text]
+        assert holding and all(title.endswith(f"({labels['cases']} vs {labels['controls']})") for title in holding)
+        assert all(labels["left"] in panels[t] and labels["right"] in panels[t] for t in holding)
+    for title, text in panels.items():  # MDD's axis words only on the panels of the analyses without own labels
+        assert ("(MDD" in text or "in MDD" in text) == (not title.endswith("placebo)")), title

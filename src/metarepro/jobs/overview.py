@@ -175,20 +175,44 @@ def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, co
     found = _findings(names, analyses, inputs, records_by_name, sections, labels or {})
     frame = _prisma(names, analyses, sections, prisma, found, tables_out)
     table = read_table(reproduction_path) if reproduction_path else None
-    plots = [(overview.atlas_plot, rows, key) for key, rows in overview.atlas_rows(records_by_name, titles).items()]
+    plots = []  # (plot, rows, key, the panel's labels, the title's words for its groups)
+    for own, members in _by_own_labels(names, analyses).items():
+        panel, groups = {**(labels or {}), **dict(own)}, (f" ({dict(own)['cases']} vs {dict(own)['controls']})"
+                                                          if {"cases", "controls"} <= dict(own).keys() else "")
+        atlas = overview.atlas_rows({n: records_by_name[n] for n in members}, titles)
+        plots += [(overview.atlas_plot, rows, key, panel, groups) for key, rows in atlas.items()]
     n_atlas = len(plots)
-    plots += [(overview.reproduction_plot, rows, key)
+    plots += [(overview.reproduction_plot, rows, key, _panel_labels(key, names, analyses, records_by_name, labels), "")
               for key, rows in overview.reproduction_rows(table, titles).items()]  # fmt: skip
-    svgs = forked_map([partial(_svg, plot, rows, key, labels) for plot, rows, key in plots], workers)
+    svgs = forked_map([partial(_svg, plot, rows, key, panel) for plot, rows, key, panel, _ in plots], workers)
     # each with its title, the figure's accessible name on the page
-    titled = [(f"{'Pooled estimates' if i < n_atlas else 'Published vs reproduced'}: {overview.scale_heading(key)}",
-               svg) for i, ((_, _, key), svg) in enumerate(zip(plots, svgs, strict=True))]  # fmt: skip
+    titled = [(f"{'Pooled estimates' if i < n_atlas else 'Published vs reproduced'}: {overview.scale_heading(key)}"
+               f"{groups}", svg) for i, ((_, _, key, _, groups), svg) in enumerate(zip(plots, svgs, strict=True))]
     atlas, repro = titled[:n_atlas], titled[n_atlas:]
     return render_report(sections, table, atlas_svgs=atlas, reproduction_svgs=repro, labels=labels or {},
                          provenance=provenance(config_files, sheets, repo_dir, read), bodies=bodies,
                          data=(data_summary({name: analyses[name] for name in names}), data_note),
                          study_sentences=study_level_sentences(study_levels, analyses, records_by_name),
                          findings=found, prisma=frame)  # fmt: skip
+
+
+def _by_own_labels(names, analyses) -> dict[tuple, list[str]]:
+    """The analyses grouped by the labels they give themselves (none: the config's defaults), in config order: an
+    atlas panel's axis words ("higher in MDD", "favours placebo") must hold for every row it draws."""
+    groups: dict[tuple, list[str]] = {}
+    for name in names:
+        groups.setdefault(tuple(sorted((analyses[name].get("labels") or {}).items())), []).append(name)
+    return groups
+
+
+def _panel_labels(key, names, analyses, records, labels) -> dict:
+    """The group and direction words of one overview panel: the config's ``defaults`` labels, over them the labels
+    its analyses give themselves when they all give the same (e.g. the treatment arms of a trial question, not MDD
+    and controls)."""
+    from metarepro.present.plots.overview import scale_key
+
+    own = [analyses[n].get("labels") or {} for n in names if scale_key(_as_dict(records[n])) == key]
+    return {**(labels or {}), **(own[0] if own and all(o == own[0] for o in own) else {})}
 
 
 def _prisma(names, analyses, sections, texts, found, tables_out):

@@ -28,7 +28,9 @@ def scale_heading(key: tuple[str, str]) -> str:
     measure, unit = key
     name = {"SMD": "Standardized mean differences (Hedges' g)", "ROM": "Ratios of means", "VR": "Variability ratios",
             "CVR": "Coefficient of variation ratios",
-            "ZCOR": "Correlations", "MD": "Mean differences", "GEN": "Effect sizes"}.get(measure, measure)  # fmt: skip
+            "ZCOR": "Correlations", "MD": "Mean differences", "GEN": "Effect sizes", "OR": "Odds ratios",
+            "RR": "Risk ratios", "RD": "Risk differences", "PETO": "Peto odds ratios",
+            **dict.fromkeys(("PR", "PLN", "PLO", "PAS", "PFT"), "Proportions")}.get(measure, measure)  # fmt: skip
     return f"{name}, {unit}" if unit else name
 
 
