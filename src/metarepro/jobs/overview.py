@@ -175,15 +175,17 @@ def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, co
     found = _findings(names, analyses, inputs, records_by_name, sections, labels or {})
     frame = _prisma(names, analyses, sections, prisma, found, tables_out)
     table = read_table(reproduction_path) if reproduction_path else None
-    plots = []  # (plot, rows, key, the panel's labels, the title's words for its groups)
+    plots, compared = [], []  # (plot, rows, key, the panel's labels, the title's words for its groups)
     for own, members in _by_own_labels(names, analyses).items():
         panel, groups = {**(labels or {}), **dict(own)}, (f" ({dict(own)['cases']} vs {dict(own)['controls']})"
                                                           if {"cases", "controls"} <= dict(own).keys() else "")
         atlas = overview.atlas_rows({n: records_by_name[n] for n in members}, titles)
         plots += [(overview.atlas_plot, rows, key, panel, groups) for key, rows in atlas.items()]
+        pairs = table[table["analysis"].isin(members)] if table is not None and "analysis" in table else None
+        compared += [(overview.reproduction_plot, rows, key, panel, groups)
+                     for key, rows in overview.reproduction_rows(pairs, titles).items()]  # fmt: skip
     n_atlas = len(plots)
-    plots += [(overview.reproduction_plot, rows, key, _panel_labels(key, names, analyses, records_by_name, labels), "")
-              for key, rows in overview.reproduction_rows(table, titles).items()]  # fmt: skip
+    plots += compared
     svgs = forked_map([partial(_svg, plot, rows, key, panel) for plot, rows, key, panel, _ in plots], workers)
     # each with its title, the figure's accessible name on the page
     titled = [(f"{'Pooled estimates' if i < n_atlas else 'Published vs reproduced'}: {overview.scale_heading(key)}"
@@ -203,16 +205,6 @@ def _by_own_labels(names, analyses) -> dict[tuple, list[str]]:
     for name in names:
         groups.setdefault(tuple(sorted((analyses[name].get("labels") or {}).items())), []).append(name)
     return groups
-
-
-def _panel_labels(key, names, analyses, records, labels) -> dict:
-    """The group and direction words of one overview panel: the config's ``defaults`` labels, over them the labels
-    its analyses give themselves when they all give the same (e.g. the treatment arms of a trial question, not MDD
-    and controls)."""
-    from metarepro.present.plots.overview import scale_key
-
-    own = [analyses[n].get("labels") or {} for n in names if scale_key(_as_dict(records[n])) == key]
-    return {**(labels or {}), **(own[0] if own and all(o == own[0] for o in own) else {})}
 
 
 def _prisma(names, analyses, sections, texts, found, tables_out):
