@@ -58,7 +58,9 @@ def analysis_chunks():
     even size but move every analysis to another job whenever the number of jobs changes (and so rerun them all).
     """
     per_job = config.get("analyses_per_job", OUTPUTS.ANALYSES_PER_JOB)
-    return [ANALYSES[first : first + per_job] for first in range(0, len(ANALYSES), per_job)]
+    return [
+        ANALYSES[first : first + per_job] for first in range(0, len(ANALYSES), per_job)
+    ]
 
 
 def chunk_rule(index, names):
