@@ -56,6 +56,16 @@ def sheet_from_columns(columns: dict) -> pd.DataFrame:
     return frame
 
 
+# Fixtures that run the whole pipeline: a test using one is a workflow test whatever its module says.
+WHOLE_PIPELINE_FIXTURES = {"default_run", "example_runs"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if WHOLE_PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.workflow)
+
+
 @pytest.fixture(autouse=True)
 def close_figures():
     yield

@@ -309,6 +309,7 @@ def _check_all(rscript, workdir, folders, tmp_path):
     assert count > 0
 
 
+@pytest.mark.rscript
 def test_default_config_scripts_reproduce_every_number_in_r(default_run, tmp_path):
     rscript = _rscript()
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
@@ -316,6 +317,7 @@ def test_default_config_scripts_reproduce_every_number_in_r(default_run, tmp_pat
     _check_all(rscript, default_run, folders, tmp_path)
 
 
+@pytest.mark.rscript
 def test_example_config_scripts_reproduce_every_number_in_r(example_runs, tmp_path):
     rscript = _rscript()
     workdir, folders = example_runs
@@ -340,6 +342,7 @@ DEPENDENCE = {
 }  # fmt: skip
 
 
+@pytest.mark.rscript
 def test_dependence_model_scripts_reproduce_every_number_in_r(tmp_path, monkeypatch):
     from metarepro.jobs.run import analysis_job
 
@@ -354,6 +357,7 @@ def test_dependence_model_scripts_reproduce_every_number_in_r(tmp_path, monkeypa
     _check_all(rscript, tmp_path, folders, tmp_path)
 
 
+@pytest.mark.rscript
 def test_a_wrong_number_is_caught(default_run, tmp_path):
     """The comparison can fail: R's estimate moved by 1e-6 (relative) is reported."""
     rscript = _rscript()
@@ -367,6 +371,7 @@ def test_a_wrong_number_is_caught(default_run, tmp_path):
     assert math.isfinite(r["pooled"]["estimate"])
 
 
+@pytest.mark.rscript
 def test_large_analysis_script_reads_its_values_from_effects(tmp_path, monkeypatch):
     """Above SCRIPT_INLINE_MAX_ROWS rows (set to 5 here; 10,000 in use) metafor.R holds no per-row R vectors: escalc's
     group data and the subgroup, moderator (a number and a text one) and cumulative-order values are extra columns
