@@ -23,6 +23,7 @@ processes) and the largest resident memory of one process.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import resource
 import shutil
@@ -63,17 +64,22 @@ def tree(ref: str | None, into: Path) -> Path:
     return into
 
 
-def timed(cmd, cwd, keep_env=False) -> tuple[float, float]:
+def timed(cmd, cwd, keep_env=False, timeout=None) -> tuple[float, float]:
     """Wall and CPU seconds of one command (CPU: user + system of it and its children). The tree's own library
     (its src/) comes first on the path, so an older commit is timed with its own metarepro. Python writes its
     bytecode cache (__pycache__) as on a user's machine, unless keep_env: an environment that sets
-    PYTHONDONTWRITEBYTECODE (this sandbox does) makes every job compile metarepro's modules again."""
+    PYTHONDONTWRITEBYTECODE (this sandbox does) makes every job compile metarepro's modules again. A command still
+    running after ``timeout`` seconds is killed; its wall time is then ``inf`` (it did not finish)."""
     env = {**os.environ, "PYTHONPATH": str(Path(cwd) / "src")}
     if not keep_env:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    try:
+        done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return math.inf, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
