@@ -544,7 +544,7 @@ def test_traffic_light_beyond_the_figure_limit_is_robvis_summary_of_shares():
     drawn = {p.get_gid(): p.get_width() for p in fig.axes[0].patches if (p.get_gid() or "").startswith("share-")}
     expected = {f"share-{j}-{value}": n / 5 for j, column in enumerate(table.columns)
                 for value, n in table[column].value_counts().items()}  # fmt: skip
-    assert drawn == pytest.approx(expected, rel=1e-15) and len(fig.axes[0].get_yticklabels()) == table.shape[1]
+    assert drawn == pytest.approx(expected, rel=FORMULA) and len(fig.axes[0].get_yticklabels()) == table.shape[1]
     assert not [c for c in fig.axes[0].collections if (c.get_gid() or "").startswith("judgement-")]
 
 
