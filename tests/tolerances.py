@@ -50,3 +50,11 @@ def log_p_close(actual, expected, z=None) -> bool:
 # distance from it, so the variance components are located only to about sqrt(1e-10) = 1e-5 relative, and every
 # quantity computed from them inherits that (metarepro's rma_mv solves the score equation instead).
 OPTIMIZER = {"rtol": 1e-5, "atol": 1e-8}
+
+# An optimum located by lme4 (R's glmer, behind metafor's rma.glmm for every model but the exact CM.EL): Nelder-Mead /
+# bobyqa stop when the deviance (−2 ll) changes by less than FtolAbs = 1e-5, so R's fixed effect may lie up to
+# ~√1e-5 ≈ 0.003 of its standard error from the optimum (a deviance 1e-5 above the minimum is (δ/se)² = 1e-5 away):
+# allowed 0.01 se. Its variance components, I², Wald QE and se (lme4's se comes from a finite-difference Hessian of a
+# deviance computed only to tolPwrss) to 1% relative. metarepro's rma_glmm maximizes to its own optimum instead
+# (tests/stats/test_glmm.py checks the likelihood itself against lme4's).
+GLMER = {"beta_se": 0.01, "rtol": 0.01}

@@ -5,6 +5,7 @@ every row pooled or excluded with a reason, the pooled SMD against R metafor 3.8
 import pytest
 import yaml
 from conftest import REPO, assert_close, load_reference
+from tolerances import FORMULA
 
 from metarepro.inputs.published import read_published
 from metarepro.inputs.sheet import SheetError, read_sheet, select_rows
@@ -52,8 +53,8 @@ def test_every_adult_mdd_score_row_is_pooled_or_excluded_with_a_reason():
 def test_pooled_smd_matches_metafor(test):
     _, effects, record = treatment(test)
     used = effects[effects["included"]]
-    assert_close(used["yi"], REFERENCE["yi"], "yi", rtol=1e-13, atol=1e-15)  # escalc's closed forms
-    assert_close(used["vi"], REFERENCE["vi"], "vi", rtol=1e-13, atol=1e-15)
+    assert_close(used["yi"], REFERENCE["yi"], "yi", rtol=FORMULA, atol=0)  # escalc's closed forms
+    assert_close(used["vi"], REFERENCE["vi"], "vi", rtol=FORMULA, atol=0)
     expected = REFERENCE[f"reml_{test}"]
     assert record["k"] == expected["k"] == 1
     if test == "knha":  # metafor's own warning: with k = 1 the CI is the z interval
@@ -91,7 +92,7 @@ def test_the_printed_effect_sizes_are_not_mapped_onto_d():
     expected = REFERENCE["with_husain2017"]
     used = effects[effects["included"]]
     assert used["line"].tolist() == expected["lines"]
-    assert_close(used["yi"], expected["yi"], "yi", rtol=1e-13, atol=1e-15)
+    assert_close(used["yi"], expected["yi"], "yi", rtol=FORMULA, atol=0)
     assert_close(record["estimate"], expected["reml_knha"]["beta"], "estimate")
     fit = expected["reml_knha"]
     assert_close([record["ci_low"], record["ci_high"]], [fit["ci_lb"], fit["ci_ub"]], "CI")
@@ -133,14 +134,14 @@ def test_pooled_response_matches_metafor(measure, test):
     effects, record = response(f"treatment_response_{measure.lower()}", test)
     expected = REFERENCE[f"response_{measure}"]
     used = effects[effects["included"]]
-    assert_close(used["yi"], expected["yi"], "yi", rtol=1e-13, atol=1e-15)  # escalc's closed forms
-    assert_close(used["vi"], expected["vi"], "vi", rtol=1e-13, atol=1e-15)
+    assert_close(used["yi"], expected["yi"], "yi", rtol=FORMULA, atol=0)  # escalc's closed forms
+    assert_close(used["vi"], expected["vi"], "vi", rtol=FORMULA, atol=0)
     fit = expected[f"reml_{test}"]
     assert record["k"] == fit["k"] == 3 and record["measure"] == measure
     for ours, theirs in (("estimate", "beta"), ("se", "se"), ("pval", "pval"), ("ci_low", "ci_lb"),
                          ("ci_high", "ci_ub"), ("q", "QE")):  # fmt: skip
         assert_close(record[ours], fit[theirs], f"{test} {ours}")  # tests/tolerances.py ITERATIVE
-    assert record["tau2"] == pytest.approx(fit["tau2"], abs=1e-8)  # 0 in R up to its last REML step (2e-14)
+    assert_close(record["tau2"], fit["tau2"], f"{test} tau2")  # 0, in R up to its last REML step (2e-14 for RR)
 
 
 def test_response_verdicts_beside_bai2020_kohlerforsberg2019_and_kohler2014():

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 from conftest import REPO, assert_close, load_reference, sheet_from_columns
+from tolerances import FORMULA
 
 from metarepro.inputs.published import read_published
 from metarepro.inputs.sheet import read_sheet, select_rows
@@ -32,8 +33,8 @@ def test_crp_variability_analysis_matches_metafor(case, measure, test):
     effects, record = crp_analysis(measure, test)
     used = effects[effects["included"]]
     assert used["line"].tolist() == expected["lines"]  # the same rows, in the same order
-    assert_close(used["yi"], expected["yi"], f"{case} yi", rtol=1e-13, atol=1e-15)  # escalc's closed forms
-    assert_close(used["vi"], expected["vi"], f"{case} vi", rtol=1e-13, atol=1e-15)
+    assert_close(used["yi"], expected["yi"], f"{case} yi", rtol=FORMULA, atol=0)  # escalc's closed forms
+    assert_close(used["vi"], expected["vi"], f"{case} vi", rtol=FORMULA, atol=0)
     assert record["k"] == expected["k"] and record["measure"] == measure
     for ours, theirs in (("estimate", "beta"), ("se", "se"), ("ci_low", "ci_lb"), ("ci_high", "ci_ub"),
                          ("tau2", "tau2"), ("i2", "I2"), ("q", "QE"), ("pval", "pval"),
@@ -50,8 +51,8 @@ def test_vr_needs_no_means_and_cvr_needs_positive_means():
     vr = compute_effects(rows, Settings(measure="VR"))
     # lnVR = ln(2/1) + 1/(2·19) − 1/(2·24), vi = 1/38 + 1/48 (Nakagawa et al. 2015, eq. 9)
     assert vr["included"].all()
-    assert vr["yi"].tolist() == pytest.approx([math.log(2) + 1 / 38 - 1 / 48] * 2, rel=1e-14)
-    assert vr["vi"].tolist() == pytest.approx([1 / 38 + 1 / 48] * 2, rel=1e-14)
+    assert vr["yi"].tolist() == pytest.approx([math.log(2) + 1 / 38 - 1 / 48] * 2, rel=FORMULA)
+    assert vr["vi"].tolist() == pytest.approx([1 / 38 + 1 / 48] * 2, rel=FORMULA)
     cvr = compute_effects(rows, Settings(measure="CVR"))
     assert not cvr["included"].any()
     assert cvr["reason"][0].startswith("incomplete: mean_cases, mean_controls are empty (CVR needs both groups' n")
@@ -73,13 +74,13 @@ def test_ratio_compared_with_a_published_ratio_on_the_ratio_scale():
     # Estimate −5.9% of 0.85 (within 10%), CI width 0.3155 vs 0.23: +37% (beyond 10%) → same conclusion, discrepant
     found = comparison(record(0.80, 0.1), osimo, same_scale=True)
     assert found["verdict"] == "discrepant, same conclusion"
-    assert found["difference"] == pytest.approx(0.80 - 0.85, rel=1e-12)
+    assert found["difference"] == pytest.approx(0.80 - 0.85, rel=FORMULA)
     width = 0.8 * (math.exp(0.1959963984540054) - math.exp(-0.1959963984540054))
-    assert found["ci_width_relative"] == pytest.approx((width - 0.23) / 0.23, rel=1e-12)
+    assert found["ci_width_relative"] == pytest.approx((width - 0.23) / 0.23, rel=FORMULA)
     # Altman & Bland on the logs: published se (ln 0.98 − ln 0.75) / (2 · 1.96)
     se_published = (math.log(0.98) - math.log(0.75)) / (2 * 1.959963984540054)
     z = (math.log(0.80) - math.log(0.85)) / math.hypot(0.1, se_published)
-    assert found["difference_z"] == pytest.approx(z, rel=1e-12)
+    assert found["difference_z"] == pytest.approx(z, rel=FORMULA)
     # a ratio above 1 is the other direction (null 1, not 0)
     assert comparison(record(1.10, 0.02), osimo, same_scale=True)["verdict"] == "meaningfully different"
     # a CI including 1 while the published excludes it: significance differs
@@ -93,7 +94,7 @@ def test_reproduction_table_shows_ratios_and_needs_the_same_ratio():
                                {"crp_cvr": ["osimo2020_crp_cvr", "osimo2020_il6_cvr"],
                                 "crp_rom": ["osimo2020_crp_cvr"]}).set_index(["analysis", "published_id"])  # fmt: skip
     row = table.loc[("crp_cvr", "osimo2020_crp_cvr")]
-    assert row["same_scale"] and row["estimate_ours"] == pytest.approx(0.80, rel=1e-14)
+    assert row["same_scale"] and row["estimate_ours"] == pytest.approx(0.80, rel=FORMULA)
     assert row["ci_overlap"]  # 0.66–0.97 meets 0.75–0.98
     # Osimo 2020 prints no IL-6 CVR (the stored pages say "unchanged"): nothing to compare with
     assert table.loc[("crp_cvr", "osimo2020_il6_cvr"), "verdict"] == "insufficient information"

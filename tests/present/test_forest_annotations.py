@@ -28,6 +28,7 @@ from figure_readback import (
 from matplotlib.colors import to_rgba
 from matplotlib.lines import Line2D
 from matplotlib.patches import Polygon
+from tolerances import FORMULA
 
 from metarepro._core import dist
 from metarepro.jobs.pool import forest_figure, run_analysis, write_analysis
@@ -74,7 +75,7 @@ def test_overall_effect_and_heterogeneity_read_back_equal_pooled_json(analyses, 
     else:
         assert shown["df"] is None
         p_closed = 2 * dist.norm_sf(abs(pooled["zval"]))
-    np.testing.assert_allclose(p_closed, pooled["pval"], rtol=1e-10)
+    np.testing.assert_allclose(p_closed, pooled["pval"], rtol=FORMULA)  # the record's p from the same statistic
     if shown["p_bound"] == "<":
         assert shown["p"] == 0.0001 and pooled["pval"] < 1e-4
     else:
@@ -133,7 +134,7 @@ def test_marked_rows_are_exactly_the_flagged_and_converted_rows(analyses):
 def assert_rows_match_studies(fig, table, labels):
     drawn = drawn_rows(fig)
     assert [drawn[i]["label"] for i in range(len(labels))] == labels
-    np.testing.assert_allclose([drawn[i]["point"] for i in range(len(labels))], table["estimate"], rtol=1e-12)
+    np.testing.assert_allclose([drawn[i]["point"] for i in range(len(labels))], table["estimate"], rtol=FORMULA)
 
 
 def test_no_marks_and_no_legend_when_no_row_is_flagged_or_converted():
@@ -176,7 +177,7 @@ def test_multilevel_figure_labels_its_model_based_and_cr2_intervals_and_its_weig
     assert "Weight*" in texts
     assert any(t.startswith("* Weight: the row's sum of W = M⁻¹") and 'type = "rowsum"' in t for t in texts)
     weights = result.effects.loc[result.effects["included"].astype(bool), "weight"]
-    np.testing.assert_allclose(weights.sum(), 100.0, rtol=1e-10)  # row sums of W, as percentages of their total
+    np.testing.assert_allclose(weights.sum(), 100.0, rtol=FORMULA)  # row sums of W, as percentages of their total
 
 
 # ------------------------------------------------------------------------------------------------------------

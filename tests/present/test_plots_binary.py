@@ -6,6 +6,7 @@ import pytest
 from conftest import REPO
 from figure_readback import drawn_rows, figure_texts, heterogeneity
 from matplotlib.lines import Line2D
+from tolerances import FORMULA
 
 from metarepro.jobs.pool import run_analysis
 from metarepro.present.plots import forest_plot
@@ -51,8 +52,12 @@ def test_proportions_are_shown_in_percent_on_the_logit_scale():
     np.testing.assert_allclose(np.log(shares / (1 - shares)), ax.get_xticks(), atol=1e-12)
     assert ax.get_xlabel() == "Proportion (%, logit scale)"
     p = result.pooled
-    assert drawn_rows(fig)[0]["text"] == "82.8% [64.7%, 92.6%]"  # 24/29 with its logit CI, back-transformed
-    assert p["estimate_prop"] == pytest.approx(1 / (1 + np.exp(-p["estimate"])), rel=1e-15)
+    # the first trial, 24 of 29 (sheet line 2), by hand: logit(24/29) = ln(24/5) with se √(1/24 + 1/5) (escalc PLO),
+    # its 95% CI ln(24/5) ± 1.959964·0.4916 back-transformed by 1/(1 + e^−x): 82.8% [64.7%, 92.6%]
+    logit, se = np.log(24 / 5), np.sqrt(1 / 24 + 1 / 5)
+    share = 100 / (1 + np.exp(-np.array([logit, logit - 1.959963984540054 * se, logit + 1.959963984540054 * se])))
+    assert drawn_rows(fig)[0]["text"] == "{:.1f}% [{:.1f}%, {:.1f}%]".format(*share) == "82.8% [64.7%, 92.6%]"
+    assert p["estimate_prop"] == pytest.approx(1 / (1 + np.exp(-p["estimate"])), rel=FORMULA)
 
 
 def test_mantel_haenszel_forest_shows_no_tau2_and_a_zero_weight_study_smallest():

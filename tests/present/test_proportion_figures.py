@@ -7,6 +7,7 @@ pooled.json's back-transformed ``*_prop``, which tests/pipeline/test_binary_pipe
 import numpy as np
 import pytest
 from figure_readback import assert_rows_match, drawn_rows
+from tolerances import FORMULA
 
 from metarepro.jobs.pool import run_analysis
 from metarepro.jobs.sensitivity import analysis_rows, diagnostics
@@ -45,7 +46,7 @@ def harmonic(rows):
 def test_leave_one_out_and_cumulative_rows_are_percentages_of_their_tables(pft):
     result, rows, out = pft
     scale = counts_scale(rows, "PFT")
-    assert scale.ni == pytest.approx(harmonic(rows), rel=1e-14) and scale.percent
+    assert scale.ni == pytest.approx(harmonic(rows), rel=FORMULA) and scale.percent
     for name, sign in (("leave1out", "−"), ("cumulative", "+")):
         table, fig = out.tables[name], out.figures[name]
         labels = [f"{sign} {s}" for s in table["study"]]
@@ -96,7 +97,7 @@ def test_summary_of_findings_and_reporter_show_the_back_transformed_proportion(p
     assert [row.estimate, row.ci_low, row.ci_high] == [p["estimate_prop"], p["ci_low_prop"], p["ci_high_prop"]]
     # and that is metafor's transf.ipft.hm with the pooled rows' n (R's numbers: test_binary_pipeline.py)
     n = result.effects.loc[result.effects["included"], "n"].to_numpy(dtype=float)
-    assert row.estimate == pytest.approx(eb.transf_ipft_hm(np.array([p["estimate"]]), n)[0], rel=1e-12)
+    assert row.estimate == pytest.approx(eb.transf_ipft_hm(np.array([p["estimate"]]), n)[0], rel=FORMULA)
     first = fd.reporter_sentences(p, effects=result.effects)[0]
     assert f"was {fd.num(p['estimate_prop'])} (95% CI: {fd.num(p['ci_low_prop'])} to" in first
 

@@ -222,8 +222,11 @@ def test_the_fit_block_of_mh_and_peto_fits_is_metafors_print_rma_mh_and_print_rm
         used = np.isfinite(cells["ai"])  # the two trials without counts are incomplete rows (metafor omits them)
         cells = {k: v[used] for k, v in cells.items()}
         odds, peto = str(rma_mh(**cells, measure="OR")), str(rma_peto(**cells))
-    # R 4.2.2, metafor 3.8-1: rma.mh(..., measure = "OR") on this sheet gives CMH 100.4993 and Tarone 101.3809
-    assert "CMH = 100.4993, df = 1,  p-val < 0.0001" in odds and "X^2 = 101.3809, df = 22" in odds
+    # R's rma.mh(..., measure = "OR") on dat.linde2005 (tests/reference/generate_binary_reference.R): CMH and Tarone
+    mh = next(f for f in load_reference("binary_reference.json")["rma_mh"]
+              if f["dataset"] == "linde2005" and f["measure"] == "OR" and not f["settings"])  # fmt: skip
+    assert mh["MHp"] < 1e-4 and f"CMH = {mh['MH']:.4f}, df = 1,  p-val < 0.0001" in odds  # 100.4993
+    assert f"X^2 = {mh['TA']:.4f}, df = {mh['k.pos'] - 1}" in odds  # 101.3809, df = 22
     assert block(measure="OR", fit="rma.mh")[0] == odds.strip()
     assert block(measure="OR", fit="rma.peto")[0] == peto.strip()
 
