@@ -5,6 +5,7 @@ Three analyses with analyses_per_job: 2 are two jobs, blocks in config order: ``
 sheet.csv) and los_md (other.csv), ``analysis_los_smd_dl`` runs los_smd_dl alone (sheet.csv).
 """
 
+import json
 import re
 import shutil
 import subprocess
@@ -109,3 +110,35 @@ def test_a_change_reruns_the_job_of_the_changed_analysis_only(finished):
     with (finished / "other.csv").open("a") as handle:
         handle.write(ROW)
     assert planned(finished, CONFIG) == {"analyses_1": "1", "report": "1", "all": "1"}
+
+
+def test_a_rerun_job_reuses_its_unchanged_analyses_and_computes_the_changed_ones(tmp_path):
+    """Adding los_md_pm reruns the job of los_smd_dl (analyses_2): los_smd_dl gets its kept files back (same bytes,
+    newer files, a log that says so), los_md_pm is computed; an edit of other.csv reruns analyses_1, where los_md
+    (reads other.csv) is computed again and los_smd (sheet.csv) reused; reuse_unchanged=False computes all."""
+    path = workdir(tmp_path / "reuse", CONFIG)
+
+    def state(name):
+        folder = path / "results" / name
+        return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()}
+
+    def reused(name):
+        return "its files were copied from" in (path / f"logs/analysis/{name}.log").read_text()
+
+    before = {name: state(name) for name in ("los_smd", "los_md", "los_smd_dl")}
+    snakemake(path, CONFIG + ADDED)
+    after = state("los_smd_dl")
+    assert reused("los_smd_dl") and not reused("los_md_pm")
+    assert {f: b for f, (b, _) in after.items()} == {f: b for f, (b, _) in before["los_smd_dl"].items()}
+    assert all(after[f][1] > before["los_smd_dl"][f][1] for f in after)  # newer than the sheet, as written files are
+    assert state("los_smd") == before["los_smd"]  # the other job did not run
+    assert "Nothing to be done" in snakemake(path, CONFIG + ADDED, "--dry-run")
+
+    with (path / "other.csv").open("a") as handle:
+        handle.write(ROW)
+    snakemake(path, CONFIG + ADDED)
+    assert reused("los_smd") and not reused("los_md")
+    assert json.loads((path / "results/los_md/pooled.json").read_text())["k"] == 10  # the added row (9 before)
+
+    snakemake(path, CONFIG + ADDED, "--forceall", "--config", "reuse_unchanged=False")
+    assert not any(reused(name) for name in ("los_smd", "los_md", "los_smd_dl", "los_md_pm"))

@@ -166,7 +166,8 @@ def test_ci_workflow_is_valid_and_runs_the_readme_commands():
     assert set(ours) <= set(commands(main_job)) | set(inline)
     # a rerun from scratch writes the same bytes: CI checks it on every output of the default config (the test
     # below, on one analysis in another folder)
-    assert ".venv/bin/snakemake --cores 2 --forceall" in ours  # the rerun the byte-identity check compares
+    # the rerun the byte-identity check compares: every file computed again (no kept copies, metarepro.jobs.reuse)
+    assert ".venv/bin/snakemake --cores 2 --forceall --config reuse_unchanged=False" in ours
     assert any("sha256sum | diff " in c for c in ran)  # the rerun is compared with the first run
     assert steps[-1]["uses"].startswith("actions/upload-artifact") and steps[-1]["with"]["path"] == "results/"
 

@@ -40,6 +40,8 @@ for index, names in enumerate(analysis_chunks()):
         params:
             settings=[analysis_settings(name) for name in names],
             formats=FIGURE_FORMATS,
+            # unchanged analyses of a rerun job get their kept files back (metarepro.jobs.reuse)
+            reuse=config["reuse_unchanged"],
         message:
             f"{', '.join(names)}: effect sizes, pooled fit, sensitivity analyses, figures"
         script:
