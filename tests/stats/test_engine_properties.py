@@ -153,5 +153,6 @@ def test_k1_knha_falls_back_to_z_as_metafor(case, method):
     for name in ("estimate", "se", "zval", "pval", "ci_low", "ci_high"):
         np.testing.assert_allclose(getattr(fit, name), case[name], rtol=1e-12, err_msg=name)
     assert case["warnings"] == [KNHA_K1]
+    assert fit.test == case["test"] == "z"  # the test the fit used, as metafor's res$test
     assert fit.warnings == (KNHA_K1,)
     assert fit.to_dict()["warnings"] == [KNHA_K1]

@@ -172,7 +172,7 @@ def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, co
         if record.get("sheet_sha256"):  # absent in results of an older metarepro
             read[name] = (analyses[name]["data"], record["sheet_sha256"])
     titles = {name: analyses[name].get("title", name) for name in names}
-    found = _findings(names, analyses, inputs, records_by_name, sections, labels or {})
+    found, lights = _findings(names, analyses, inputs, records_by_name, sections, labels or {})
     frame = _prisma(names, analyses, sections, prisma, found, tables_out)
     table = read_table(reproduction_path) if reproduction_path else None
     plots, compared = [], []  # (plot, rows, key, the panel's labels, the title's words for its groups)
@@ -186,7 +186,15 @@ def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, co
                      for key, rows in overview.reproduction_rows(pairs, titles).items()]  # fmt: skip
     n_atlas = len(plots)
     plots += compared
-    svgs = forked_map([partial(_svg, plot, rows, key, panel) for plot, rows, key, panel, _ in plots], workers)
+    # every figure of the page in one set of tasks, spread over the workers: the panels, each question's traffic
+    # light and PRISMA flow diagram
+    drawn = forked_map([*(partial(_svg, plot, rows, key, panel) for plot, rows, key, panel, _ in plots),
+                        *(partial(_traffic_light_svg, judgements) for judgements in lights.values()),
+                        *(partial(_flow_svg, q.flow) for q in frame.questions)], workers)  # fmt: skip
+    svgs, drawn = drawn[:len(plots)], drawn[len(plots):]
+    found.figures.update(zip(lights, drawn[:len(lights)], strict=True))
+    for q, svg in zip(frame.questions, drawn[len(lights):], strict=True):
+        q.svg = svg
     # each with its title, the figure's accessible name on the page
     titled = [(f"{'Pooled estimates' if i < n_atlas else 'Published vs reproduced'}: {overview.scale_heading(key)}"
                f"{groups}", svg) for i, ((_, _, key, _, groups), svg) in enumerate(zip(plots, svgs, strict=True))]
@@ -214,18 +222,16 @@ def _prisma(names, analyses, sections, texts, found, tables_out):
     from metarepro.jobs import prisma as pj
 
     frame = pj.prisma_frame(names, analyses, sections, texts)
-    pj.draw_flows(frame)
     pj.write_tables({**frame.tables, **pj.findings_tables(found)}, tables_out or {})
     return frame
 
 
 def _findings(names, analyses, inputs, records, sections, labels):
     """The summary of findings, each question's sensitivity summary and reporter sentences
-    (:mod:`metarepro.jobs.findings`), and per question the traffic light of its primary analysis's quality flags."""
+    (:mod:`metarepro.jobs.findings`), and per question the judgements its primary analysis's quality flags give
+    (analysis -> judgements: the traffic lights to draw)."""
     from metarepro.jobs.findings import findings_from_records
     from metarepro.pipeline.findings import AnalysisRecords, flag_judgements
-    from metarepro.present.plots.style import svg_text
-    from metarepro.present.plots.traffic_light import traffic_light_plot
 
     by_name = {}
     for i, (name, section) in enumerate(zip(names, sections, strict=True)):
@@ -233,8 +239,23 @@ def _findings(names, analyses, inputs, records, sections, labels):
                                         read_table(inputs["estimators"][i]), read_effects(inputs["leave1out"][i]),
                                         read_effects(inputs["influence"][i]))  # fmt: skip
     found = findings_from_records(analyses, by_name, labels=labels)
+    lights = {}
     for row in found.sof_rows:
         effects = by_name[row.analysis].effects
         if "flags" in effects and effects["included"].astype(bool).any():
-            found.figures[row.analysis] = svg_text(traffic_light_plot(flag_judgements(effects)))
-    return found
+            lights[row.analysis] = flag_judgements(effects)
+    return found, lights
+
+
+def _traffic_light_svg(judgements) -> str:
+    from metarepro.present.plots.style import svg_text
+    from metarepro.present.plots.traffic_light import traffic_light_plot
+
+    return svg_text(traffic_light_plot(judgements))
+
+
+def _flow_svg(flow) -> str:
+    from metarepro.present.plots.flow import flow_plot
+    from metarepro.present.plots.style import svg_text
+
+    return svg_text(flow_plot(flow))

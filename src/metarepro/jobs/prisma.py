@@ -91,15 +91,6 @@ def _characteristics_table(tables: list[pd.DataFrame]) -> pd.DataFrame:
     return table[head + [c for c in pr.CHARACTERISTICS if c in table] + tail]
 
 
-def draw_flows(frame: Frame) -> None:
-    """Each question's flow diagram (SVG text) into its :class:`Question`."""
-    from metarepro.present.plots.flow import flow_plot
-    from metarepro.present.plots.style import svg_text
-
-    for q in frame.questions:
-        q.svg = svg_text(flow_plot(q.flow))
-
-
 def findings_tables(found) -> dict[str, pd.DataFrame]:
     """The summary of findings (one row per question) and every question's sensitivity summary (a ``question``
     column first) as the tables the report job writes (:class:`metarepro.jobs.findings.Findings`)."""

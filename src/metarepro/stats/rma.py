@@ -365,4 +365,6 @@ def rma(yi, vi=None, method="REML", test="z", level=95, control: Control | None 
     if not (np.isfinite(yi).all() and np.isfinite(vi).all()):
         raise ValueError("yi and vi must be finite; drop or exclude incomplete rows first")
     fit = rma_batch(yi[None, :], vi[None, :], method, test, level, control)[0]
+    if len(yi) == 1:  # metafor sets test = "z" when k = 1 (with KNHA_K1's warning): the fit says the test it used
+        fit = replace(fit, test="z")
     return replace(fit, yi=yi, vi=vi, control=control or Control())
