@@ -62,6 +62,8 @@ def both_sides(work: Path, inputs: Path, python: str, tag: str, r_first: bool,
               ",".join(default_formats(work))]
     for results in work.glob("results_*"):  # every run starts from nothing, as a first run does
         shutil.rmtree(results)
+    # nor from the analyses' kept copies of an earlier repeat (metarepro.jobs.reuse.REUSE_FOLDER)
+    shutil.rmtree(work / ".snakemake" / "metarepro-reuse", ignore_errors=True)
     order = [("R", theirs), ("metarepro", ours)] if r_first else [("metarepro", ours), ("R", theirs)]
     return {side: timed(cmd, work, timeout=r_timeout if side == "R" else None) for side, cmd in order}
 
