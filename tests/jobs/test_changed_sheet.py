@@ -14,6 +14,7 @@ from conftest import REPO
 
 from metarepro.inputs.sheet import SheetError, read_sheet, read_table
 from metarepro.jobs import overview, pool
+from metarepro.jobs.files import analysis_sheet
 from metarepro.jobs.run import analysis_job, overview_job
 
 ANALYSIS = {"title": "LOS", "data": "sheet.csv", "where": {"marker": "length_of_stay"}}
@@ -98,3 +99,20 @@ def test_a_sheet_edited_after_its_analysis_fails_the_report(sheet, tmp_path):
     assert str(raised.value).startswith(f"sheet.csv changed after analysis los read it (sha256 read {read[:12]}..., "
                                         f"now {sha256(sheet.read_bytes())[:12]}...)")  # fmt: skip
     assert not files["report"].exists()
+
+
+def test_a_later_analysis_of_the_job_gets_the_parse_of_the_same_bytes_and_a_new_one_after_an_edit(sheet):
+    """analysis_sheet keeps the last sheet parsed for the next analysis of a job: the same frame read_sheet gives
+    for those bytes (a copy: changing it changes nothing later), and after an edit, the edited sheet."""
+    first = analysis_sheet("sheet.csv", ANALYSIS)
+    first.loc[0, "study"] = "changed by the first analysis"
+    second = analysis_sheet("sheet.csv", ANALYSIS)
+    pd.testing.assert_frame_equal(second, read_sheet("sheet.csv"))
+    assert second.attrs == read_sheet("sheet.csv").attrs
+    with open("sheet.csv", "a") as handle:
+        handle.write(EXTRA_ROW)
+    edited = analysis_sheet("sheet.csv", ANALYSIS)
+    assert len(edited) == len(second) + 1 and edited.attrs["sha256"] == sha256(open("sheet.csv", "rb").read())
+    mapped = analysis_sheet("sheet.csv", {**ANALYSIS, "columns": {"year": None}})  # another mapping: parsed again
+    pd.testing.assert_frame_equal(mapped, read_sheet("sheet.csv", {"year": None}))
+    assert "year_as_printed" in mapped.columns and "year_as_printed" not in edited.columns

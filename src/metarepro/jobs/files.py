@@ -18,11 +18,38 @@ import pandas as pd
 
 from metarepro.inputs.sheet import SheetError, read_sheet
 
+# The analyses of one job often read the same sheet (the default config: 26 of 29 read cytokines_mdd.csv; parsing
+# and checking it takes about 40 ms): the last sheet parsed is kept for the next analysis while the file holds the
+# same bytes. Above this size a sheet is parsed for each analysis (memory over time: a 10^6-row sheet is 79 MB).
+SHEET_CACHE_MAX_BYTES = 8 * 2**20
+_parsed: dict = {}  # (path, sha256 of its bytes, column mapping) -> the sheet parsed from those bytes
+
 
 def analysis_sheet(sheet_path, analysis: dict) -> pd.DataFrame:
     """An analysis's sheet with the analysis's column mapping (config ``columns``); ``attrs["sha256"]`` is the sha256
-    of the bytes read. An analysis job reads it once (:func:`metarepro.jobs.pool.run_analysis`)."""
-    return read_sheet(sheet_path, analysis.get("columns"))
+    of the bytes read. An analysis job reads it once (:func:`metarepro.jobs.pool.run_analysis`); a later analysis
+    of the same job that reads the same bytes with the same mapping gets a copy of that parse (what
+    :func:`~metarepro.inputs.sheet.read_sheet` returns for those bytes)."""
+    columns = analysis.get("columns")
+    path = Path(sheet_path)
+    key = None
+    if path.is_file() and path.stat().st_size <= SHEET_CACHE_MAX_BYTES:
+        key = (str(path.resolve()), hashlib.sha256(path.read_bytes()).hexdigest(), json.dumps(columns, sort_keys=True))
+        if key in _parsed:
+            return _copy_sheet(_parsed[key])
+    sheet = read_sheet(path, columns)
+    _parsed.clear()
+    if key is not None and sheet.attrs["sha256"] == key[1]:  # parsed from the bytes the key names
+        _parsed[key] = _copy_sheet(sheet)
+    return sheet
+
+
+def _copy_sheet(sheet: pd.DataFrame) -> pd.DataFrame:
+    import copy
+
+    out = sheet.copy(deep=True)
+    out.attrs = copy.deepcopy(sheet.attrs)
+    return out
 
 
 def file_sha256(path) -> str:
