@@ -549,7 +549,7 @@ def overlaps(study_id, study, pmid, doi, n1, n2, lines, shown=5):
             continue
         groups = frame.iloc[samples >= 2].groupby(key_names, sort=False).indices
         for members in groups.values():
-            rows_of_group = shared[members]
+            rows_of_group = shared[members].tolist()  # Python ints: dict keys hashed a million times at 10⁶ rows
             first = rows_of_group[0]  # every row of the group has the same key
             if label == "author":
                 same = f"same first author and n {n1[first]:.0f}/{n2[first]:.0f} as"
@@ -557,8 +557,13 @@ def overlaps(study_id, study, pmid, doi, n1, n2, lines, shown=5):
                 same = f"same {label} {columns[0][first]} as"
             _overlap_chunks(rows_of_group, study_id, lambda j: f"{lines[j]} ({study_id[j]})", same, shown, chunks)
     out = _empty(k)
-    for i in sorted(chunks):
-        out[i] = RULEBOOK["overlap"].say(others=", ".join(dict.fromkeys(chunks[i])))
+    said: dict[str, str] = {}  # most rows of a group share one text: each message is made once
+    for i, parts in chunks.items():
+        others = parts[0] if len(parts) == 1 else ", ".join(dict.fromkeys(parts))
+        message = said.get(others)
+        if message is None:
+            message = said[others] = RULEBOOK["overlap"].say(others=others)
+        out[i] = message
     return out
 
 
