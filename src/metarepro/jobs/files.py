@@ -227,7 +227,7 @@ def _write_csv_fast(frame: pd.DataFrame, path) -> bool:
             columns = [_csv_cells(block.iloc[:, i]) for i in range(block.shape[1])]
             if any(column is None for column in columns):
                 return False
-            out.write("".join([",".join(row) + "\n" for row in zip(*columns, strict=True)]))
+            out.write("\n".join(map(",".join, zip(*columns, strict=True))) + "\n")
     return True
 
 
