@@ -56,6 +56,19 @@ def sheet_from_columns(columns: dict) -> pd.DataFrame:
     return frame
 
 
+def run_config_in(workdir, config_text: str) -> Path:
+    """metarepro.jobs.run.run_config on ``config_text`` (written to ``workdir/my.yaml``), run in ``workdir``; its
+    results folder (the config's paths are relative to ``workdir``, as for the workflow)."""
+    from metarepro.jobs.run import run_config
+
+    workdir = Path(workdir)
+    (workdir / "my.yaml").write_text(config_text)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(workdir)
+        run_config("my.yaml")
+    return workdir / "results"
+
+
 # Fixtures that run the whole pipeline: a test using one is a workflow test whatever its module says.
 WHOLE_PIPELINE_FIXTURES = {"default_run", "example_runs"}
 

@@ -10,7 +10,7 @@ import html
 
 import pandas as pd
 import pytest
-from conftest import REPO
+from conftest import REPO, run_config_in
 
 from metarepro.jobs.outputs import OVERVIEW_TABLES
 
@@ -20,20 +20,15 @@ ELIGIBILITY = "Stroke units vs routine care <b>as in</b> Normand 1999"
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from metarepro.jobs.run import run_config
-
     workdir = tmp_path_factory.mktemp("prisma")
     (workdir / "sheet.csv").write_bytes((REPO / "data/raw/normand1999_stroke_los.csv").read_bytes())
-    (workdir / "my.yaml").write_text(
+    return run_config_in(
+        workdir,
         f"figure_formats: [svg]\nprisma:\n  eligibility: \"{ELIGIBILITY}\"\nanalyses:\n"
         "  los_md:\n    title: LOS, MD\n    data: sheet.csv\n    where: {marker: length_of_stay}\n    measure: MD\n"
         "  los_smd:\n    title: LOS, SMD\n    data: sheet.csv\n    where: {marker: length_of_stay}\n"
-        "    exclude_converted: true\n"
+        "    exclude_converted: true\n",
     )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(workdir)
-        run_config("my.yaml")
-    return workdir / "results"
 
 
 def rows(path):

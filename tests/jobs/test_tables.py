@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO
+from conftest import REPO, run_config_in
 from figure_readback import svg_row_texts
 from markupsafe import escape
 
@@ -131,22 +131,17 @@ LABELS = {"Edinburgh": "=1+1", "Orpington-Mild": "-Smith", "Orpington-Moderate":
 def hostile_run(tmp_path_factory):
     """Normand 1999 (R metadat dat.normand1999) with four study labels a spreadsheet would run, and a subgroup column
     whose values start with '-' and '=', through run_config (the functions the workflow's jobs call)."""
-    from metarepro.jobs.run import run_config
-
     workdir = tmp_path_factory.mktemp("hostile")
     sheet = pd.read_csv(REPO / "data/raw/normand1999_stroke_los.csv", dtype=str, keep_default_na=False)
     assert set(LABELS) <= set(sheet["study"])
     sheet["study"] = sheet["study"].replace(LABELS)
     sheet["arm"] = ["-a" if i % 2 else "=b" for i in range(len(sheet))]
     sheet.to_csv(workdir / "sheet.csv", index=False)  # the input sheet, as a researcher might write it
-    (workdir / "my.yaml").write_text(
+    return run_config_in(
+        workdir,
         "figure_formats: [svg]\nanalyses:\n  los:\n    title: LOS\n    data: sheet.csv\n    subgroups: [arm]\n"
-        "    moderators: [arm]\n    permutations: 0\n"
+        "    moderators: [arm]\n    permutations: 0\n",
     )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(workdir)
-        run_config("my.yaml")
-    return workdir / "results"
 
 
 @pytest.mark.workflow
