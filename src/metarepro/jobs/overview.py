@@ -83,10 +83,11 @@ def _shown(path) -> str:
         return str(path)
 
 
-def _svg(plot, rows, key, labels) -> str:
+def _svg(plot, *args, **kwargs) -> str:
+    """The SVG text of ``plot(*args, **kwargs)`` (a task of :func:`~metarepro.jobs.parallel.forked_map`)."""
     from metarepro.present.plots.style import svg_text
 
-    return svg_text(plot(rows, key, labels=labels))
+    return svg_text(plot(*args, **kwargs))
 
 
 def read_section(name, analysis: dict, folder, files):
@@ -160,6 +161,8 @@ def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, co
     (the page's PRISMA section, :mod:`metarepro.jobs.prisma`); ``tables_out``: the paths of the page's tables to
     write (kind -> path, :data:`metarepro.jobs.outputs.OVERVIEW_TABLES`)."""
     from metarepro.present.plots import overview
+    from metarepro.present.plots.flow import flow_plot
+    from metarepro.present.plots.traffic_light import traffic_light_plot
     from metarepro.present.report import AnalysisSection, render_report
 
     sections, records_by_name, bodies, read = [], {}, [], {}
@@ -188,9 +191,9 @@ def build_report(names, analyses: dict, inputs: dict, reproduction_path=None, co
     plots += compared
     # every figure of the page in one set of tasks, spread over the workers: the panels, each question's traffic
     # light and PRISMA flow diagram
-    drawn = forked_map([*(partial(_svg, plot, rows, key, panel) for plot, rows, key, panel, _ in plots),
-                        *(partial(_traffic_light_svg, judgements) for judgements in lights.values()),
-                        *(partial(_flow_svg, q.flow) for q in frame.questions)], workers)  # fmt: skip
+    drawn = forked_map([*(partial(_svg, plot, rows, key, labels=panel) for plot, rows, key, panel, _ in plots),
+                        *(partial(_svg, traffic_light_plot, judgements) for judgements in lights.values()),
+                        *(partial(_svg, flow_plot, q.flow) for q in frame.questions)], workers)  # fmt: skip
     svgs, drawn = drawn[:len(plots)], drawn[len(plots):]
     found.figures.update(zip(lights, drawn[:len(lights)], strict=True))
     for q, svg in zip(frame.questions, drawn[len(lights):], strict=True):
@@ -246,16 +249,3 @@ def _findings(names, analyses, inputs, records, sections, labels):
             lights[row.analysis] = flag_judgements(effects)
     return found, lights
 
-
-def _traffic_light_svg(judgements) -> str:
-    from metarepro.present.plots.style import svg_text
-    from metarepro.present.plots.traffic_light import traffic_light_plot
-
-    return svg_text(traffic_light_plot(judgements))
-
-
-def _flow_svg(flow) -> str:
-    from metarepro.present.plots.flow import flow_plot
-    from metarepro.present.plots.style import svg_text
-
-    return svg_text(flow_plot(flow))
