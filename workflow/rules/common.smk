@@ -94,9 +94,11 @@ def report_inputs():
 
 
 def study_level_sheet(name):
-    """The compare_studies sheet of an analysis (a list: empty without one)."""
-    studies = config["analyses"][name].get("compare_studies")
-    return [local(studies["sheet"])] if studies else []
+    """The compare_studies sheet of an analysis (a list: empty without one; metarepro.jobs.outputs.analysis_inputs
+    after the analysis's own sheet)."""
+    return [
+        local(path) for path in OUTPUTS.analysis_inputs(config["analyses"][name])[1:]
+    ]
 
 
 # `snakemake --report`: the tables over all analyses and the HTML page under "Overview", each analysis's

@@ -52,6 +52,13 @@ def analysis_figures(analysis: dict) -> list[str]:
     return figures
 
 
+def analysis_inputs(analysis: dict) -> list[str]:
+    """Every file an analysis job reads for ``analysis`` (its config entry): its sheet (``data``), then its
+    compare_studies sheet if it has one."""
+    studies = analysis.get("compare_studies")
+    return [analysis["data"]] + ([studies["sheet"]] if studies else [])
+
+
 def analysis_files(analysis: dict, formats=FORMATS) -> list[str]:
     """The names of every file an analysis job writes for ``analysis`` (its config entry), in its folder: the
     tables, then each figure in each of ``formats`` (default SVG only)."""

@@ -124,12 +124,12 @@ def run_or_reuse(sheet, settings: dict, folder, formats, log_path, reuse: bool =
     """One analysis of a workflow job (:func:`metarepro.jobs.run.analysis_job`, its messages in ``log_path``), or,
     with ``reuse`` and a kept copy made from the same key, that copy; True when the copy was used."""
     from metarepro.jobs.files import logged
-    from metarepro.jobs.outputs import analysis_files
+    from metarepro.jobs.outputs import analysis_files, analysis_inputs
     from metarepro.jobs.run import analysis_job
 
     analysis = settings["analysis"]
     files = analysis_files(analysis, formats)
-    inputs = [sheet] + ([analysis["compare_studies"]["sheet"]] if analysis.get("compare_studies") else [])
+    inputs = [sheet, *analysis_inputs(analysis)[1:]]  # the sheet as the rule gives it, then the others
     key = analysis_key(inputs, settings, formats) if reuse else None
     log_text = restore(folder, files, key) if key else None
     if log_text is not None:
