@@ -361,7 +361,8 @@ def test_one_registry_names_every_row_rule_with_what_it_does():
     assert quality.RULEBOOK["extreme_effect"].say(g=2.5) == "extreme_effect: g = 2.50 (|g| > 2)"
     assert quality.RULEBOOK["large_smd"].say() == "|SMD| > 3: check SD vs SEM and units"
     assert quality.RULEBOOK["contradictory_numbers"].say(numbers="yi 2.4 > ci_high 0.35") == (
-        "contradictory numbers (yi 2.4 > ci_high 0.35): check the source and the cells")
+        "contradictory numbers (yi 2.4 > ci_high 0.35): check the source and the cells"
+    )
 
 
 def test_the_documented_thresholds_are_the_registry_s():
@@ -395,4 +396,45 @@ def test_the_checks_column_notes_and_exclusions_come_from_the_registry():
     assert effects.loc[lines[0], "checks"] == (f"SD < 0.1×mean: an SEM reported as SD?; identical numbers in "
                                                f"line(s) {lines[1]}")  # fmt: skip
     assert effects.loc[lines[2], "reason"] == (
-        "contradictory numbers (ci_low 0.5 > ci_high 0.1): check the source and the cells")
+        "contradictory numbers (ci_low 0.5 > ci_high 0.1): check the source and the cells"
+    )
+
+
+def _overlaps_by_definition(ids, study, pmid, doi, n1, n2, lines, shown):
+    """The overlap rule as its docstring defines it, row by row (quadratic): for each key, the first ``shown``
+    rows with the same key and another sample."""
+    import re
+
+    def author(label):
+        m = re.search(r"([^\W\d_]+)", label.strip().lower())
+        return m[1] if m else ""
+
+    keys = [("PMID", [p.strip() for p in pmid]), ("DOI", [d.strip().lower() for d in doi]),
+            ("author", [(author(s), a, b) if author(s) and np.isfinite(a) and np.isfinite(b) else ""
+                        for s, a, b in zip(study, n1, n2, strict=True)])]  # fmt: skip
+    out = []
+    for i in range(len(ids)):
+        parts = []
+        for label, key in keys:
+            others = [j for j in range(len(ids)) if key[i] != "" and key[j] == key[i] and ids[j] != ids[i]][:shown]
+            if others:
+                shared = f"first author and n {n1[i]:.0f}/{n2[i]:.0f}" if label == "author" else f"{label} {key[i]}"
+                listed = ", ".join(f"{lines[j]} ({ids[j]})" for j in others)
+                parts.append(f"same {shared} as {'line' if len(others) == 1 else 'lines'} {listed}")
+        out.append(f"overlap: {', '.join(parts)}" if parts else "")
+    return out
+
+
+def test_overlaps_agree_with_their_definition_on_random_sheets():
+    """Grouped and vectorised (heads of groups, repeated samples in a group, several keys per row) as the
+    row-by-row definition, on 400 random small sheets."""
+    rng = np.random.default_rng(21)
+    for _ in range(400):
+        k = int(rng.integers(1, 30))
+        ids = rng.choice(list("ABCDEFG")[: rng.integers(1, 8)], k).tolist()
+        study = rng.choice(["Yang 2005", "yang 2007", "Ames", "", "12 x", "B b"], k).tolist()
+        pmid, doi = rng.choice(["", "1", "2", " 2"], k).tolist(), rng.choice(["", "10.1/X", "10.1/x", "d"], k).tolist()
+        n1, n2 = rng.choice([1.0, 2.0, np.nan], k), rng.choice([3.0, 4.0], k)
+        lines, shown = list(range(2, k + 2)), int(rng.integers(1, 6))
+        expected = _overlaps_by_definition(ids, study, pmid, doi, n1, n2, lines, shown)
+        assert list(quality.overlaps(ids, study, pmid, doi, n1, n2, lines, shown)) == expected

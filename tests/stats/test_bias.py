@@ -11,6 +11,8 @@ Expected values come only from committed R scripts or hand calculations shown he
   with k = 60 (exact p, no ties); ``fsn`` with other alpha, weighted Orwin and a given target.
 """
 
+import math
+
 import numpy as np
 import pytest
 from conftest import assert_close, load_reference
@@ -285,3 +287,27 @@ def test_regtest_with_sample_size_predictors_matches_metafor(case):
             assert_close(getattr(ours, mine), ref[theirs], f"{case} {mine}", **tol)
     with pytest.raises(ValueError, match="needs the studies' sample sizes: give ni"):
         regtest(yi, vi, model=model, predictor=predictor)
+
+
+@pytest.mark.parametrize("mode", ["python", "numba"])
+def test_trimfill_ranks_by_merging_equal_a_stable_sort(mode, monkeypatch):
+    """The one-pass ranks of |cᵢ| (sorted cᵢ: two ascending runs merged) are R's rank(..., ties = "first"), i.e.
+    the positions of a stable sort of |cᵢ|, with ties inside the negative run, across the runs and at 0; run as
+    Python and compiled."""
+    from metarepro._core import batch
+    from metarepro.stats.bias import _abs_ranks
+
+    monkeypatch.setattr(batch, "PYTHON_BUDGET", math.inf if mode == "python" else -1)
+    monkeypatch.setattr(batch, "PYTHON_CALL", math.inf if mode == "python" else -1)
+    monkeypatch.setattr(_abs_ranks, "compiled", None)
+    rng = np.random.default_rng(5)
+    for trial in range(300):
+        k = int(rng.integers(1, 60))
+        values = rng.integers(-6, 7, k) / 4 if trial % 2 else rng.normal(size=k)  # many ties, or none
+        centred = np.sort(values - rng.choice([0.0, 0.25, values[0]]))
+        expected = np.empty(k)
+        expected[np.argsort(np.abs(centred), kind="stable")] = np.arange(1, k + 1)
+        ranks = np.empty(k)
+        _abs_ranks(centred, ranks)
+        np.testing.assert_array_equal(ranks, expected)
+    assert (_abs_ranks.compiled is None) == (mode == "python")

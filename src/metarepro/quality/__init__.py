@@ -525,9 +525,15 @@ def overlaps(study_id, study, pmid, doi, n1, n2, lines, shown=5):
     study_id = np.asarray(study_id, dtype=object)
     k = len(study_id)
 
-    def text(values, lower=False):  # per cell in Python: pandas' .str methods cost a Python call per cell too
-        texts = [str(v).strip() for v in np.asarray(values, dtype=object).tolist()]
-        return np.array([t.lower() for t in texts] if lower else texts, dtype=object)
+    def text(values, lower=False):  # per cell in Python, only where there is text (PMIDs are mostly empty)
+        texts = np.asarray(values, dtype=object).copy()
+        given = np.flatnonzero(texts != "")
+        cells = [str(v).strip() for v in texts[given].tolist()]
+        texts[given] = [t.lower() for t in cells] if lower else cells
+        return texts
+
+    def describe(j):
+        return f"{lines[j]} ({study_id[j]})"
 
     # the first author is the first word of the study label ("Smith 2003" -> "smith")
     author = np.array([m[1] if (m := _FIRST_WORD.search(t)) else "" for t in text(study, True)], dtype=object)
@@ -535,60 +541,88 @@ def overlaps(study_id, study, pmid, doi, n1, n2, lines, shown=5):
     sizes = np.isfinite(n1) & np.isfinite(n2)
     keys = {"PMID": (text(pmid),), "DOI": (text(doi, True),), "author": (author, n1, n2)}
     valid = {"PMID": keys["PMID"][0] != "", "DOI": keys["DOI"][0] != "", "author": (author != "") & sizes}
-    chunks = defaultdict(list)  # row -> its overlap texts (rows without overlaps get none)
+    parts = []  # per key with overlaps: each row's text (None: no overlap by this key)
     for label, columns in keys.items():
         rows = np.flatnonzero(valid[label])
         if rows.size < 2:
             continue
-        frame = pd.DataFrame({f"key{c}": column[rows] for c, column in enumerate(columns)})
-        frame["sample"] = study_id[rows]
-        key_names = [f"key{c}" for c in range(len(columns))]
-        samples = frame.groupby(key_names, sort=False)["sample"].transform("nunique").to_numpy()
-        shared = rows[samples >= 2]
-        if shared.size == 0:
+        # one pass of hashing: each row's group (numbered by first appearance) and sample
+        group = pd.DataFrame({c: column[rows] for c, column in enumerate(columns)}).groupby(
+            list(range(len(columns))), sort=False).ngroup().to_numpy()  # fmt: skip
+        sample = pd.factorize(study_id[rows], use_na_sentinel=False)[0]
+        size = np.bincount(group)
+        ends = np.cumsum(size)
+        by_group = np.argsort(group, kind="stable")  # by group, in sheet order within one
+        sample_by_group = sample[by_group]
+        several = np.minimum.reduceat(sample_by_group, ends - size) < np.maximum.reduceat(sample_by_group, ends - size)
+        if not several.any():
             continue
-        groups = frame.iloc[samples >= 2].groupby(key_names, sort=False).indices
-        for members in groups.values():
-            rows_of_group = shared[members].tolist()  # Python ints: dict keys hashed a million times at 10⁶ rows
-            first = rows_of_group[0]  # every row of the group has the same key
+        # a group whose rows are all of different samples has no (group, sample) pair twice
+        pair = np.sort(group * (sample.max() + 1) + sample)
+        repeated = np.zeros(size.size, dtype=bool)
+        repeated[pair[1:][pair[1:] == pair[:-1]] // (sample.max() + 1)] = True
+        in_order = rows[by_group]
+        part = np.full(k, None, dtype=object)
+        for g in np.flatnonzero(several).tolist():
+            members = in_order[ends[g] - size[g] : ends[g]]
+            first = members[0]  # every row of the group has the same key
             if label == "author":
                 same = f"same first author and n {n1[first]:.0f}/{n2[first]:.0f} as"
             else:
                 same = f"same {label} {columns[0][first]} as"
-            _overlap_chunks(rows_of_group, study_id, lambda j: f"{lines[j]} ({study_id[j]})", same, shown, chunks)
+            _overlap_texts(members, not repeated[g], study_id, describe, same, shown, part)
+        parts.append(part)
     out = _empty(k)
-    said: dict[str, str] = {}  # most rows of a group share one text: each message is made once
-    for i, parts in chunks.items():
-        others = parts[0] if len(parts) == 1 else ", ".join(dict.fromkeys(parts))
-        message = said.get(others)
-        if message is None:
-            message = said[others] = RULEBOOK["overlap"].say(others=others)
-        out[i] = message
+    if not parts:
+        return out
+    marked = np.array([~pd.isna(part) for part in parts])
+    count = marked.sum(axis=0)
+    others = np.full(k, None, dtype=object)
+    for part, mark in zip(parts, marked, strict=True):
+        one = mark & (count == 1)
+        others[one] = part[one]
+    for i in np.flatnonzero(count > 1).tolist():  # the keys' texts in order, each once
+        others[i] = ", ".join(dict.fromkeys(part[i] for part, mark in zip(parts, marked, strict=True) if mark[i]))
+    rows = np.flatnonzero(count > 0)
+    # most rows of a group share one text: each message is made once
+    codes, texts = pd.factorize(others[rows])
+    out[rows] = np.array([RULEBOOK["overlap"].say(others=t) for t in texts], dtype=object)[codes]
     return out
 
 
-def _overlap_chunks(members, study_id, describe, same, shown, chunks):
-    """For each row of one group (row numbers in sheet order), the text naming the first ``shown`` rows of the
-    group from another sample: ``same`` (what they share) once, then "line 4 (B2017)" or "lines 4 (B2017), 9 (C)"
-    (``describe``: the line and sample of a row). Rows after the group's head all see the same others: one text,
-    made once."""
+def _overlap_texts(members, distinct, study_id, describe, same, shown, part):
+    """Into ``part``, for each row of one group (``members``: row numbers in sheet order), the text naming the first
+    ``shown`` rows of the group from another sample: ``same`` (what they share) once, then "line 4 (B2017)" or
+    "lines 4 (B2017), 9 (C)" (``describe``: the line and sample of a row). ``distinct``: each row is its own sample.
+
+    Only a head of the group matters: the shortest one holding ``shown`` rows outside the sample most frequent in
+    it (with distinct samples, ``shown`` + 1 rows). A sample in the head gets its own text, found within the head;
+    every later sample, the head's first ``shown`` rows (made once, and set for those rows at once)."""
 
     def text(others):
         return f"{same} {'line' if len(others) == 1 else 'lines'} {', '.join(others)}"
 
-    if len(set(study_id[members].tolist())) == len(members):  # each row its own sample: the head minus itself
-        head = members[: shown + 1]
+    if distinct:
+        head = members[: shown + 1].tolist()
         items = [describe(j) for j in head]
-        rest = text(items[:shown])
-        for position, i in enumerate(members):
-            if position < len(head):
-                chunks[i].append(text([t for j, t in zip(head, items, strict=True) if j != i][:shown]))
-            else:
-                chunks[i].append(rest)
+        if members.size > len(head):
+            part[members[len(head) :]] = text(items[:shown])
+        for position, i in enumerate(head):
+            part[i] = text((items[:position] + items[position + 1 :])[:shown])
         return
-    for i in members:
-        others = [j for j in members if study_id[j] != study_id[i]][:shown]
-        chunks[i].append(text([describe(j) for j in others]))
+    rows, ids = members.tolist(), study_id[members].tolist()
+    counts: dict = {}
+    most = length = 0
+    for length, sample in enumerate(ids, start=1):
+        counts[sample] = counts.get(sample, 0) + 1
+        most = max(most, counts[sample])
+        if length - most >= shown:
+            break
+    head = list(zip(rows[:length], ids[:length], strict=True))
+    own = {s: text([describe(j) for j, t in head if t != s][:shown]) for s in counts}
+    rest = text([describe(j) for j, _ in head[:shown]]) if length < len(rows) else None
+    for i, sample in zip(rows, ids, strict=True):
+        part[i] = own.get(sample, rest)
 
 
 def hedges_g(n1, mean1, sd1, n2, mean2, sd2):

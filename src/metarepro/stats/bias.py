@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from metarepro._core import dist
+from metarepro._core.batch import kernel
 from metarepro._core.limits import BEGG_EXACT_MAX_K
 from metarepro._core.printing import Printable
 from metarepro.stats.rma import RmaResult, rma, rma_batch
@@ -313,22 +314,52 @@ def _missing_side(yi, vi, method, control, fit=None):
     return "right" if np.asarray(fit.beta, dtype=float)[1] < 0 else "left"
 
 
+@kernel(lambda centred, ranks: centred.size)
+def _abs_ranks(centred, ranks):
+    """Into ``ranks``, the rank (1 … k) of each |cᵢ|, ties by position, for ``centred`` in ascending order: the
+    negative cᵢ read backwards and the others are two ascending runs, merged in one pass instead of sorted (trim
+    and fill ranks 10⁶ studies at every step). Equal |cᵢ| of the negative run go in index order, before the others'
+    (their indices are larger)."""
+    k = centred.size
+    m = 0
+    while m < k and centred[m] < 0:
+        m += 1
+    rank, right, left = 1, m, m - 1
+    while left >= 0:
+        value = -centred[left]
+        first = left  # the run of negatives equal to this one
+        while first > 0 and -centred[first - 1] == value:
+            first -= 1
+        while right < k and centred[right] < value:
+            ranks[right] = rank
+            rank += 1
+            right += 1
+        for i in range(first, left + 1):
+            ranks[i] = rank
+            rank += 1
+        left = first - 1
+    while right < k:
+        ranks[right] = rank
+        rank += 1
+        right += 1
+
+
 def _k0_estimate(centred, estimator):
-    """One trim step's estimate of k0 (unrounded) and its se, from the data centred at the current mean.
+    """One trim step's estimate of k0 (unrounded) and its se, from the data centred at the current mean (in
+    ascending order).
 
     Ranks of |cᵢ| break ties by position ("first", R's rank); cᵢ = 0 is neither positive nor negative.
     """
     k = centred.size
     ranks = np.empty(k)
-    ranks[np.argsort(np.abs(centred), kind="stable")] = np.arange(1, k + 1)
-    signed = np.sign(centred) * ranks
+    _abs_ranks(centred, ranks)
     if estimator == "R0":
-        negative = signed[signed < 0]
-        if negative.size == 0:
+        below = ranks[centred < 0]
+        if below.size == 0:
             raise ValueError("R0: no study lies below the trimmed estimate, so the rightmost run is undefined")
-        k0 = k - np.max(-negative) - 1
+        k0 = k - np.max(below) - 1
         return k0, np.sqrt(2 * max(0.0, k0) + 2)
-    sr = signed[signed > 0].sum()
+    sr = ranks[centred > 0].sum()
     k0 = (4 * sr - k * (k + 1)) / (2 * k - 1)
     var_sr = (k * (k + 1) * (2 * k + 1) + 10 * k0**3 + 27 * k0**2 + 17 * k0 - 18 * k * k0**2 - 18 * k * k0
               + 6 * k**2 * k0) / 24  # fmt: skip
