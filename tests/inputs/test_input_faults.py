@@ -12,7 +12,7 @@ from test_inputs import error, sheet_text
 
 from metarepro.inputs.config import CheckedInputs, published_errors, sheet_errors
 from metarepro.inputs.published import read_published
-from metarepro.inputs.sheet import order_key, read_sheet, read_table
+from metarepro.inputs.sheet import map_distinct, order_key, read_sheet, read_table
 from metarepro.pipeline.analysis import Settings, compute_effects
 
 HEADER = "study_id,study,year,yi,vi\n"
@@ -137,6 +137,21 @@ def test_years_with_letters_sort_after_the_plain_year_and_by_letter():
     assert keys[:4] == [2001.02, 2002.0, 2001.0, 2001.01] and keys[7] == 1999.0
     assert np.isnan(keys[4:7]).all() and unreadable == ["in press", "", "NA"]
     assert list(np.argsort(keys, kind="stable")) == [7, 2, 3, 0, 1, 4, 5, 6]
+
+
+def test_a_column_is_read_once_per_distinct_text_as_it_would_be_cell_by_cell():
+    """order_key and the subgroup/moderator readers read each distinct text once (10⁶ rows, a few dozen years):
+    the same keys, in row order, and every unreadable cell in row order; a column that is not all text (equal
+    numbers of other types print differently: 1, 1.0, True) is read cell by cell."""
+    cells = ["2001b", "2002", "NA", "2002", "x", "2001b", "x", " 2002 "] * 3
+    keys, unreadable = order_key(cells)
+    one_by_one = [order_key([cell]) for cell in cells]
+    np.testing.assert_array_equal(keys, [key for (key,), _ in one_by_one])  # NaN where either has NaN
+    assert unreadable == [text for _, texts in one_by_one for text in texts] == ["NA", "x", "x"] * 3
+    mixed = [1, 1.0, True, "1", None]
+    assert map_distinct(mixed, repr).tolist() == ["1", "1.0", "True", "'1'", "None"]
+    assert map_distinct(["b", "a", "b"], str.upper).tolist() == ["B", "A", "B"]
+    assert map_distinct([], str.upper).tolist() == []
 
 
 def test_the_cumulative_figure_says_how_many_studies_had_no_year(tmp_path):

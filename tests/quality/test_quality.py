@@ -361,8 +361,7 @@ def test_one_registry_names_every_row_rule_with_what_it_does():
     assert quality.RULEBOOK["extreme_effect"].say(g=2.5) == "extreme_effect: g = 2.50 (|g| > 2)"
     assert quality.RULEBOOK["large_smd"].say() == "|SMD| > 3: check SD vs SEM and units"
     assert quality.RULEBOOK["contradictory_numbers"].say(numbers="yi 2.4 > ci_high 0.35") == (
-        "contradictory numbers (yi 2.4 > ci_high 0.35): check the source and the cells"
-    )
+        "contradictory numbers (yi 2.4 > ci_high 0.35): check the source and the cells")
 
 
 def test_the_documented_thresholds_are_the_registry_s():
@@ -396,8 +395,7 @@ def test_the_checks_column_notes_and_exclusions_come_from_the_registry():
     assert effects.loc[lines[0], "checks"] == (f"SD < 0.1×mean: an SEM reported as SD?; identical numbers in "
                                                f"line(s) {lines[1]}")  # fmt: skip
     assert effects.loc[lines[2], "reason"] == (
-        "contradictory numbers (ci_low 0.5 > ci_high 0.1): check the source and the cells"
-    )
+        "contradictory numbers (ci_low 0.5 > ci_high 0.1): check the source and the cells")
 
 
 def _overlaps_by_definition(ids, study, pmid, doi, n1, n2, lines, shown):

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 # numpy and pandas are imported where a sheet is read, not here: the Snakefile checks a config with this
@@ -530,6 +531,29 @@ def select_rows(sheet: pd.DataFrame, where: dict | None) -> pd.DataFrame:
 _YEAR_SUFFIX = re.compile(r"\s*(\d{4})\s*([a-z])\s*", re.IGNORECASE)
 
 
+def map_distinct(cells, function) -> np.ndarray:
+    """``function(cell)`` for each cell (an object array), computed once per distinct text: a column of 10⁶ rows
+    holds a few dozen years or two sample types. A column with cells other than text (numbers, missing cells)
+    is read cell by cell, since equal numbers of other types (1, 1.0, True) may print differently."""
+    import numpy as np
+    import pandas as pd
+
+    cells = pd.Series(cells, dtype=object) if not isinstance(cells, pd.Series) else cells.astype(object)
+    if pd.api.types.infer_dtype(cells, skipna=False) != "string":
+        return np.array([function(cell) for cell in cells.tolist()] + [None], dtype=object)[:-1]
+    codes, distinct = pd.factorize(cells)
+    return np.array([function(cell) for cell in distinct.tolist()] + [None], dtype=object)[codes]
+
+
+def _read_order(cell) -> float:
+    text = "" if cell is None else str(cell).strip()
+    try:
+        return float(text) if text.lower() not in MISSING else math.nan
+    except ValueError:
+        suffix = _YEAR_SUFFIX.fullmatch(text)
+        return int(suffix[1]) + (ord(suffix[2].lower()) - ord("a") + 1) / 100 if suffix else math.nan
+
+
 def order_key(cells) -> tuple[list[float], list[str]]:
     """A sort key per cell of an ordering column (e.g. ``year``), and the cells that give none.
 
@@ -538,27 +562,10 @@ def order_key(cells) -> tuple[list[float], list[str]]:
     text, and an empty cell, has no key (NaN: last, as R's ``order()`` puts NA) and is returned, so that the
     caller can say which rows went last."""
     import numpy as np
-    import pandas as pd
 
-    cells = pd.Series(list(cells), dtype=object)
-    # a column of years: its plain whole numbers converted at once (float() of each, as below)
-    try:
-        plain = cells.str.fullmatch(r"\s*\d{1,15}\s*").isin([True]).to_numpy()
-    except AttributeError:  # no text cell at all (numbers): each below
-        plain = np.zeros(len(cells), dtype=bool)
-    keys = np.full(len(cells), math.nan)
-    keys[plain] = cells[plain].str.strip().to_numpy(dtype=object).astype(float)
-    unreadable = []
-    for i in np.flatnonzero(~plain):
-        cell = cells.iat[i]
-        text = "" if cell is None else str(cell).strip()
-        try:
-            keys[i] = float(text) if text.lower() not in MISSING else math.nan
-        except ValueError:
-            suffix = _YEAR_SUFFIX.fullmatch(text)
-            keys[i] = int(suffix[1]) + (ord(suffix[2].lower()) - ord("a") + 1) / 100 if suffix else math.nan
-        if math.isnan(keys[i]):
-            unreadable.append(text)
+    cells = list(cells)
+    keys = map_distinct(cells, _read_order).astype(float)
+    unreadable = ["" if cells[i] is None else str(cells[i]).strip() for i in np.flatnonzero(np.isnan(keys))]
     return keys.tolist(), unreadable
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from metarepro._core.limits import FIGURE_MAX_ROWS, PERMUTATION_MAX_K, REFIT_MAX_K
 from metarepro.inputs.config import analysis_option
-from metarepro.inputs.sheet import LINE, MISSING, SheetError, did_you_mean, order_key
+from metarepro.inputs.sheet import LINE, MISSING, SheetError, did_you_mean, map_distinct, order_key
 from metarepro.jobs.outputs import DIAGNOSTIC_FIGURES, DIAGNOSTIC_TABLES
 from metarepro.pipeline.analysis import Settings
 from metarepro.present.plots import (
@@ -317,16 +317,18 @@ def publication_bias(rows: pd.DataFrame, settings: Settings, labels=None, fit: R
 
 def _missing_cells(values: pd.Series) -> np.ndarray:
     """NA, N/A, NaN, '.', empty (any case, as the sheet reader) and a real NaN are missing."""
-    text = values.astype(str).str.strip()
-    return (values.isna() | text.str.lower().isin(MISSING)).to_numpy()
+    return map_distinct(values, _is_missing_cell).astype(bool)
+
+
+def _is_missing_cell(cell) -> bool:
+    return pd.isna(cell) or str(cell).strip().lower() in MISSING
 
 
 def _groups(rows, column):
     """The subgroup of each row, None where the sheet gives none (the row leaves that model, as in metafor)."""
     if column not in rows:
         raise SheetError(f"subgroups: the sheet has no column '{column}'{did_you_mean(column, rows.columns)}")
-    values = rows[column].astype(str).str.strip().to_numpy(dtype=object)
-    return np.where(_missing_cells(rows[column]), None, values)
+    return map_distinct(rows[column], lambda cell: None if _is_missing_cell(cell) else str(cell).strip())
 
 
 def _left_out(rows, missing) -> dict:
