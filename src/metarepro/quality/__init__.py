@@ -541,7 +541,7 @@ def overlaps(study_id, study, pmid, doi, n1, n2, lines, shown=5):
     sizes = np.isfinite(n1) & np.isfinite(n2)
     keys = {"PMID": (text(pmid),), "DOI": (text(doi, True),), "author": (author, n1, n2)}
     valid = {"PMID": keys["PMID"][0] != "", "DOI": keys["DOI"][0] != "", "author": (author != "") & sizes}
-    parts = []  # per key with overlaps: each row's text (None: no overlap by this key)
+    parts, texts = [], []  # per key with overlaps: each row's text in ``texts`` (-1: no overlap by this key)
     for label, columns in keys.items():
         rows = np.flatnonzero(valid[label])
         if rows.size < 2:
@@ -562,7 +562,7 @@ def overlaps(study_id, study, pmid, doi, n1, n2, lines, shown=5):
         repeated = np.zeros(size.size, dtype=bool)
         repeated[pair[1:][pair[1:] == pair[:-1]] // (sample.max() + 1)] = True
         in_order = rows[by_group]
-        part = np.full(k, None, dtype=object)
+        part = np.full(k, -1, dtype=np.int64)
         for g in np.flatnonzero(several).tolist():
             members = in_order[ends[g] - size[g] : ends[g]]
             first = members[0]  # every row of the group has the same key
@@ -570,28 +570,27 @@ def overlaps(study_id, study, pmid, doi, n1, n2, lines, shown=5):
                 same = f"same first author and n {n1[first]:.0f}/{n2[first]:.0f} as"
             else:
                 same = f"same {label} {columns[0][first]} as"
-            _overlap_texts(members, not repeated[g], study_id, describe, same, shown, part)
+            _overlap_texts(members, not repeated[g], study_id, describe, same, shown, part, texts)
         parts.append(part)
-    out = _empty(k)
     if not parts:
-        return out
-    marked = np.array([~pd.isna(part) for part in parts])
-    count = marked.sum(axis=0)
-    others = np.full(k, None, dtype=object)
-    for part, mark in zip(parts, marked, strict=True):
-        one = mark & (count == 1)
-        others[one] = part[one]
+        return _empty(k)
+    count = sum(part >= 0 for part in parts)
+    # most rows of a group share one text: each message is made once ("" last: the rows without overlaps)
+    messages = np.array([RULEBOOK["overlap"].say(others=t) for t in texts] + [""], dtype=object)
+    which = np.full(k, -1, dtype=np.int64)
+    for part in parts:
+        one = (part >= 0) & (count == 1)
+        which[one] = part[one]
+    out = messages[which]
     for i in np.flatnonzero(count > 1).tolist():  # the keys' texts in order, each once
-        others[i] = ", ".join(dict.fromkeys(part[i] for part, mark in zip(parts, marked, strict=True) if mark[i]))
-    rows = np.flatnonzero(count > 0)
-    # most rows of a group share one text: each message is made once
-    codes, texts = pd.factorize(others[rows])
-    out[rows] = np.array([RULEBOOK["overlap"].say(others=t) for t in texts], dtype=object)[codes]
+        others = dict.fromkeys(texts[part[i]] for part in parts if part[i] >= 0)
+        out[i] = RULEBOOK["overlap"].say(others=", ".join(others))
     return out
 
 
-def _overlap_texts(members, distinct, study_id, describe, same, shown, part):
-    """Into ``part``, for each row of one group (``members``: row numbers in sheet order), the text naming the first
+def _overlap_texts(members, distinct, study_id, describe, same, shown, part, texts):
+    """Into ``part``, for each row of one group (``members``: row numbers in sheet order), where in ``texts`` (a list
+    it appends to) is the text naming the first
     ``shown`` rows of the group from another sample: ``same`` (what they share) once, then "line 4 (B2017)" or
     "lines 4 (B2017), 9 (C)" (``describe``: the line and sample of a row). ``distinct``: each row is its own sample.
 
@@ -600,7 +599,8 @@ def _overlap_texts(members, distinct, study_id, describe, same, shown, part):
     every later sample, the head's first ``shown`` rows (made once, and set for those rows at once)."""
 
     def text(others):
-        return f"{same} {'line' if len(others) == 1 else 'lines'} {', '.join(others)}"
+        texts.append(f"{same} {'line' if len(others) == 1 else 'lines'} {', '.join(others)}")
+        return len(texts) - 1
 
     if distinct:
         head = members[: shown + 1].tolist()
@@ -620,7 +620,7 @@ def _overlap_texts(members, distinct, study_id, describe, same, shown, part):
             break
     head = list(zip(rows[:length], ids[:length], strict=True))
     own = {s: text([describe(j) for j, t in head if t != s][:shown]) for s in counts}
-    rest = text([describe(j) for j, _ in head[:shown]]) if length < len(rows) else None
+    rest = text([describe(j) for j, _ in head[:shown]]) if length < len(rows) else -1
     for i, sample in zip(rows, ids, strict=True):
         part[i] = own.get(sample, rest)
 
