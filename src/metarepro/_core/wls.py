@@ -202,9 +202,9 @@ class WLS:
         resid = np.where(w > 0, y - np.einsum("bkp,bp->bk", X, beta), 0.0)
         return cls(w, q, r, beta, resid)
 
-    @property
+    @cached_property
     def h(self):
-        """Leverages diag(W^½X(XᵀWX)⁻¹XᵀW^½)."""
+        """Leverages diag(W^½X(XᵀWX)⁻¹XᵀW^½) (kept: each trace of a fit reads them)."""
         return (self.q_factor**2).sum(axis=-1)
 
     @property
@@ -234,10 +234,14 @@ class WLS:
         return (self.w * (1 - self.h)).sum(axis=-1)
 
     def tr_pdpd(self, d1, d2):
-        """tr(P D₁ P D₂) for diagonal D₁ = diag(d1), D₂ = diag(d2)."""
-        e1, e2 = self.w * d1, self.w * d2
+        """tr(P D₁ P D₂) for diagonal D₁ = diag(d1), D₂ = diag(d2) (one array for both: its sums once)."""
+        e1 = self.w * d1
         m1 = np.einsum("bki,bk,bkj->bij", self.q_factor, e1, self.q_factor)
-        m2 = np.einsum("bki,bk,bkj->bij", self.q_factor, e2, self.q_factor)
+        if d2 is d1:
+            e2, m2 = e1, m1
+        else:
+            e2 = self.w * d2
+            m2 = np.einsum("bki,bk,bkj->bij", self.q_factor, e2, self.q_factor)
         return (e1 * e2).sum(axis=-1) - 2 * (e1 * e2 * self.h).sum(axis=-1) + np.einsum("bij,bji->b", m1, m2)
 
     @property
