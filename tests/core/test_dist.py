@@ -2,6 +2,7 @@
 same sign of zero, NaN where scipy gives NaN, the same type) on a grid that includes every edge case."""
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -90,15 +91,23 @@ def test_kendalltau_matches_scipy_stats():
         assert_identical(p, theirs.pvalue)
 
 
-def test_inversions_count_every_inverted_pair():
+@pytest.mark.parametrize("mode", ["python", "numba"])
+def test_inversions_count_every_inverted_pair(mode, monkeypatch):
     """The merge-sort count of pairs i < j with y[i] > y[j] (dense ranks, ties not inverted) against the definition
-    itself, pair by pair: lengths around powers of two (the merge levels), heavy ties, sorted and reversed runs."""
+    itself, pair by pair: lengths around powers of two (the merge levels), heavy ties, sorted and reversed runs; run
+    as Python and compiled."""
+    from metarepro._core import batch
+
+    monkeypatch.setattr(batch, "PYTHON_BUDGET", math.inf if mode == "python" else -1)
+    monkeypatch.setattr(batch, "PYTHON_CALL", math.inf if mode == "python" else -1)
+    monkeypatch.setattr(_dist._merge_inversions, "compiled", None)
     rng = np.random.default_rng(21)
     cases = [np.array([1]), np.array([2, 1]), np.array([1, 1, 1]), np.arange(17, 0, -1), np.arange(1, 33)]
     cases += [rng.integers(1, m + 1, n) for n in (3, 7, 8, 9, 15, 16, 17, 63, 64, 65, 200) for m in (1, 3, n)]
     for y in cases:
         brute = sum(int(y[i] > y[j]) for i, j in itertools.combinations(range(len(y)), 2))
         assert _dist._inversions(y) == brute, y
+    assert (_dist._merge_inversions.compiled is None) == (mode == "python")
 
 
 def test_t_ppf_of_many_degrees_of_freedom_matches_scipy_stats():

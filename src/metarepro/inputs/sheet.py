@@ -460,9 +460,11 @@ def read_sheet(path, columns: dict | None = None) -> pd.DataFrame:
         shown = "\n  ".join(problems[:50])
         more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
         raise SheetError(f"{len(problems)} problem(s) in {path}:\n  {shown}{more}")
-    sheet = raw.copy()
-    for column in NUMERIC:
-        sheet[column] = numeric[column] if column in numeric else math.nan
+    # the numeric columns parsed, in their places; those the sheet lacks added after its columns, empty (one frame
+    # built at once: a column set at a time copies a 10^6-row frame's blocks again and again)
+    frame = {c: raw[c] for c in raw.columns}
+    frame.update({c: numeric[c] if c in numeric else np.full(len(raw), math.nan) for c in NUMERIC})
+    sheet = pd.DataFrame(frame, index=raw.index)
     sheet.attrs["path"] = str(path)
     sheet.attrs["columns"] = header  # as given (after mapping): tells a missing column from an empty cell
     sheet.attrs["mapping"] = dict(columns or {})
