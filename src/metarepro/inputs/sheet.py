@@ -140,6 +140,19 @@ def _is_missing(text: pd.Series) -> pd.Series:
     return text.isin(_MISSING_CASES)
 
 
+def _to_numbers(cells: pd.Series) -> pd.Series:
+    """``pd.to_numeric(cells, errors="coerce")`` as floats, each distinct text parsed once where a column repeats its
+    values (group sizes, years, rounded means: at 10⁶ rows a few thousand texts)."""
+    import numpy as np
+    import pandas as pd
+
+    codes, distinct = pd.factorize(cells)  # a missing cell: code -1, the NaN appended last
+    if 2 * len(distinct) >= len(cells):
+        return pd.to_numeric(cells, errors="coerce").astype(float)
+    numbers = pd.to_numeric(pd.Series(np.asarray(distinct, dtype=object)), errors="coerce").to_numpy(dtype=float)
+    return pd.Series(np.append(numbers, np.nan)[codes], index=cells.index)
+
+
 def _check_numeric(path, raw: pd.DataFrame, problems: list[str], decimal_comma: bool) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
@@ -153,7 +166,7 @@ def _check_numeric(path, raw: pd.DataFrame, problems: list[str], decimal_comma: 
         if decimal_comma:
             text = text.where(~text.str.fullmatch(DECIMAL_COMMA), text.str.replace(",", ".", regex=False))
         given = ~_is_missing(text)
-        parsed = pd.to_numeric(text.where(given), errors="coerce")
+        parsed = _to_numbers(text.where(given))
         for idx in np.flatnonzero(parsed.isna() & given):
             row = raw.iloc[idx]
             problems.append(f"{_where(path, row[LINE], row, column)}: {_not_a_number(row[column], decimal_comma)}")
@@ -460,11 +473,9 @@ def read_sheet(path, columns: dict | None = None) -> pd.DataFrame:
         shown = "\n  ".join(problems[:50])
         more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
         raise SheetError(f"{len(problems)} problem(s) in {path}:\n  {shown}{more}")
-    # the numeric columns parsed, in their places; those the sheet lacks added after its columns, empty (one frame
-    # built at once: a column set at a time copies a 10^6-row frame's blocks again and again)
-    frame = {c: raw[c] for c in raw.columns}
-    frame.update({c: numeric[c] if c in numeric else np.full(len(raw), math.nan) for c in NUMERIC})
-    sheet = pd.DataFrame(frame, index=raw.index)
+    sheet = raw.copy()
+    for column in NUMERIC:
+        sheet[column] = numeric[column] if column in numeric else math.nan
     sheet.attrs["path"] = str(path)
     sheet.attrs["columns"] = header  # as given (after mapping): tells a missing column from an empty cell
     sheet.attrs["mapping"] = dict(columns or {})

@@ -201,16 +201,35 @@ def _csv_cells(values) -> list[str] | None:
 
 
 def _float_cells(x: np.ndarray) -> list[str]:
-    """repr of each double ("" for NaN); a column of few distinct values (group sizes, years) formats each once.
-    pandas' factorize takes -0.0 for 0.0, so a column holding -0.0 formats every value."""
-    codes, uniques = pd.factorize(x)
-    if 2 * len(uniques) < len(x) and not (np.signbit(x) & (x == 0)).any():
-        texts = np.array([*map(repr, uniques.tolist()), ""], dtype=object)  # code -1 (NaN) takes the last
-        return texts[codes].tolist()
+    """repr of each double ("" for NaN)."""
     cells = list(map(repr, x.tolist()))
     for i in np.flatnonzero(np.isnan(x)).tolist():
         cells[i] = ""
     return cells
+
+
+class _FewValues:
+    """A column of doubles with few distinct values (group sizes, years, means to 4 decimals: at 10⁶ rows a few
+    thousand), each formatted once for the whole column: its cells of rows ``start:stop`` are then looked up.
+    pandas' factorize takes -0.0 for 0.0, so a column holding -0.0 is not one of these (None from :meth:`of`)."""
+
+    def __init__(self, codes, texts):
+        self.codes, self.texts = codes, texts
+
+    @classmethod
+    def of(cls, values: pd.Series) -> _FewValues | None:
+        dtype = values.dtype
+        if not (isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize == 8):
+            return None
+        x = values.to_numpy()
+        codes, uniques = pd.factorize(x)
+        if 2 * len(uniques) >= len(x) or (np.signbit(x) & (x == 0)).any():
+            return None
+        texts = np.array([*map(repr, uniques.tolist()), ""], dtype=object)  # code -1 (NaN) takes the last
+        return cls(codes.astype(np.int32), texts)
+
+    def cells(self, start: int, stop: int) -> list[str]:
+        return self.texts[self.codes[start:stop]].tolist()
 
 
 def _write_csv_fast(frame: pd.DataFrame, path) -> bool:
@@ -220,11 +239,14 @@ def _write_csv_fast(frame: pd.DataFrame, path) -> bool:
     names = list(frame.columns)
     if len(names) < 2 or not all(type(name) is str for name in names):  # one column: an empty cell is quoted
         return False
+    few = [_FewValues.of(frame.iloc[:, i]) for i in range(frame.shape[1])]
     with open(path, "w", encoding="utf-8", newline="") as out:
         out.write(",".join(_csv_cells(pd.Series(names, dtype=object))) + "\n")
         for start in range(0, len(frame), _CSV_BLOCK):
-            block = frame.iloc[start : start + _CSV_BLOCK]
-            columns = [_csv_cells(block.iloc[:, i]) for i in range(block.shape[1])]
+            stop = min(start + _CSV_BLOCK, len(frame))
+            block = frame.iloc[start:stop]
+            columns = [_csv_cells(block.iloc[:, i]) if few[i] is None else few[i].cells(start, stop)
+                       for i in range(block.shape[1])]  # fmt: skip
             if any(column is None for column in columns):
                 return False
             out.write("\n".join(map(",".join, zip(*columns, strict=True))) + "\n")
