@@ -160,14 +160,14 @@ def test_numbers_are_parsed_once_per_distinct_text_as_to_numeric_parses_them(rep
     cell (errors coerced), as floats: exponents, signs, spaces, inf, huge integers, Unicode digits, junk, missing."""
     import pandas as pd
 
-    from metarepro.inputs.sheet import _to_numbers
+    from metarepro.inputs.sheet import to_numbers
 
     texts = ["1", "1.5", " 2 ", "-0", "1e-300", "1e400", "-inf", "NaN", "1_000", "0x10", "١٢", "x", "",
              "9007199254740993", "18446744073709551616", "3.000", None]  # fmt: skip
     cells = pd.Series(texts * repeats, dtype=object).sample(frac=1, random_state=1)
     expected = pd.to_numeric(cells, errors="coerce").astype(float)
-    np.testing.assert_array_equal(_to_numbers(cells).to_numpy(), expected.to_numpy())
-    assert (_to_numbers(cells).index == cells.index).all()
+    np.testing.assert_array_equal(to_numbers(cells).to_numpy(), expected.to_numpy())
+    assert (to_numbers(cells).index == cells.index).all()
 
 
 def test_the_cumulative_figure_says_how_many_studies_had_no_year(tmp_path):

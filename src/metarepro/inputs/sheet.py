@@ -140,7 +140,7 @@ def _is_missing(text: pd.Series) -> pd.Series:
     return text.isin(_MISSING_CASES)
 
 
-def _to_numbers(cells: pd.Series) -> pd.Series:
+def to_numbers(cells: pd.Series) -> pd.Series:
     """``pd.to_numeric(cells, errors="coerce")`` as floats, each distinct text parsed once where a column repeats its
     values (group sizes, years, rounded means: at 10⁶ rows a few thousand texts)."""
     import numpy as np
@@ -166,7 +166,7 @@ def _check_numeric(path, raw: pd.DataFrame, problems: list[str], decimal_comma: 
         if decimal_comma:
             text = text.where(~text.str.fullmatch(DECIMAL_COMMA), text.str.replace(",", ".", regex=False))
         given = ~_is_missing(text)
-        parsed = _to_numbers(text.where(given))
+        parsed = to_numbers(text.where(given))
         for idx in np.flatnonzero(parsed.isna() & given):
             row = raw.iloc[idx]
             problems.append(f"{_where(path, row[LINE], row, column)}: {_not_a_number(row[column], decimal_comma)}")
@@ -575,10 +575,11 @@ def order_key(cells) -> tuple[list[float], list[str]]:
     text, and an empty cell, has no key (NaN: last, as R's ``order()`` puts NA) and is returned, so that the
     caller can say which rows went last."""
     import numpy as np
+    import pandas as pd
 
-    cells = list(cells)
+    cells = pd.Series(cells, dtype=object) if not isinstance(cells, pd.Series) else cells
     keys = map_distinct(cells, _read_order).astype(float)
-    unreadable = ["" if cells[i] is None else str(cells[i]).strip() for i in np.flatnonzero(np.isnan(keys))]
+    unreadable = ["" if cell is None else str(cell).strip() for cell in cells.iloc[np.flatnonzero(np.isnan(keys))]]
     return keys.tolist(), unreadable
 
 

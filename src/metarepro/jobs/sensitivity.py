@@ -17,7 +17,7 @@ import pandas as pd
 
 from metarepro._core.limits import FIGURE_MAX_ROWS, PERMUTATION_MAX_K, REFIT_MAX_K
 from metarepro.inputs.config import analysis_option
-from metarepro.inputs.sheet import LINE, MISSING, SheetError, did_you_mean, map_distinct, order_key
+from metarepro.inputs.sheet import LINE, MISSING, SheetError, did_you_mean, map_distinct, order_key, to_numbers
 from metarepro.jobs.outputs import DIAGNOSTIC_FIGURES, DIAGNOSTIC_TABLES
 from metarepro.pipeline.analysis import Settings
 from metarepro.present.plots import (
@@ -467,7 +467,7 @@ def _moderator_values(rows, moderators):
     for m in moderators:
         frame[m] = frame[m].where(~_missing_cells(frame[m]), np.nan)
     for m in moderators:
-        numeric = pd.to_numeric(frame[m], errors="coerce")
+        numeric = to_numbers(frame[m])
         if numeric.notna().sum() == frame[m].notna().sum():  # every given value is a number: continuous
             frame[m] = numeric
     return frame
