@@ -17,6 +17,8 @@ from conftest import assert_close, load_reference
 from tolerances import ITERATIVE, difference_atol
 
 from metarepro.stats.metareg import design_matrix, rma_mods
+from metarepro.stats.rma import rma
+from metarepro.stats.tau2 import METHODS
 
 REFERENCE = load_reference("metareg_reference.json")
 EXTRA = load_reference("metafor_reference_extra.json")
@@ -214,3 +216,19 @@ def test_equal_yi_as_metafor(ref):
         assert_close(fit.se, ref["se"], "se")
         assert_close(fit.pval[0], ref["pval"][0], "intercept p")
         assert abs(fit.QM) < 1e-12 and ref["QM"] < 1e-12
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if m != "EE"])  # EE: adjusted R² of the regression
+def test_pseudo_r2_is_against_the_tau2_rma_gives_the_same_rows(method):
+    """R² = max(0, 100(τ²_RE − τ²)/τ²_RE) with τ²_RE the τ² of rma() on the same rows, to the bit (metafor: the
+    model refitted without moderators)."""
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        k = int(rng.integers(5, 40))
+        vi = rng.uniform(0.01, 0.5, k)
+        x = rng.normal(size=k)
+        yi = 0.2 + 0.3 * x + rng.normal(0, np.sqrt(vi + 0.05))
+        fit = rma_mods(yi, vi, x, method=method)
+        tau2_re = rma(yi, vi, method=method).tau2
+        expected = 0.0 if tau2_re == 0 else max(0.0, 100 * (tau2_re - fit.tau2) / tau2_re)
+        assert float(fit.R2) == expected

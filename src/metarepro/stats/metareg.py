@@ -22,7 +22,8 @@ the only column).
 Heterogeneity (metafor §4): Q_E = yᵀP_FE y with W_FE = diag(1/v), df k−p; ṽ = (k−p)/tr P_FE;
 I² = 100τ²/(ṽ+τ²), H² = 1 + τ²/ṽ (EE: I² = max(0, 100(Q_E−(k−p))/Q_E), H² = Q_E/(k−p)); k ≤ p gives
 Q_E = 0, p = 1, I² = 0, H² = 1. Pseudo-R² (percent, only for models with an intercept and moderators):
-max(0, 100(τ²_RE − τ²)/τ²_RE) against the intercept-only fit with the same method and control (0 if τ²_RE = 0);
+max(0, 100(τ²_RE − τ²)/τ²_RE) against the intercept-only fit with the same method and control, as ``rma()`` fits it
+(the same τ²_RE, to the bit; 0 if τ²_RE = 0);
 for EE metafor's weighted adjusted R² of the regression, max(0, 100(1 − (Q_E/(k−p))/(TSS_w/(k−1)))).
 """
 
@@ -34,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from metarepro._core import dist
-from metarepro._core.batch import EPS
+from metarepro._core.batch import EPS, Batch
 from metarepro._core.printing import Printable
 from metarepro._core.spellings import add_aliases, metafor_spellings
 from metarepro._core.wls import Design
@@ -373,9 +374,8 @@ def _pseudo_r2(data, method, tau2, qe, control):
         adj = 1 - (qe / (k - data.p)) / (tss / (k - 1))
         constant = np.all(np.where(data.mask, data.y == data.y[:, :1], True), axis=-1)
         return np.where(constant, 0.0, np.maximum(0.0, 100 * adj))
-    # the intercept-only refit through the same code (the same solver for ML/REML)
-    ones = data.mask[..., None].astype(float)
-    tau2_re = estimate_tau2(Design(data.y, data.ymc, data.v, ones, data.mask, k), method, control).tau2
+    # the intercept-only fit of the same rows, as rma() fits it (metafor: rma() without the moderators)
+    tau2_re = estimate_tau2(Batch(data.y, data.v, data.mask, k), method, control).tau2
     return np.where(tau2_re == 0, 0.0, np.maximum(0.0, 100 * (tau2_re - tau2) / tau2_re))
 
 
