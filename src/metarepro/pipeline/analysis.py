@@ -253,9 +253,8 @@ class _Rows:
             self.checks[i].append(text)
 
 
-def _summary_form(rows, settings, acc):
-    n1, m1, sd1, conv1, skew1 = _group_summary(rows, "cases")
-    n2, m2, sd2, conv2, skew2 = _group_summary(rows, "controls")
+def _summary_form(rows, settings, acc, summaries):
+    (n1, m1, sd1, conv1, skew1), (n2, m2, sd2, conv2, skew2) = summaries
     have = np.isfinite(n1) & np.isfinite(n2) & np.isfinite(sd1) & np.isfinite(sd2)
     if settings.measure != "VR":  # lnVR compares the SDs alone
         have &= np.isfinite(m1) & np.isfinite(m2)
@@ -418,8 +417,9 @@ def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     if quality.SEM_PROOF_COLUMN not in rows:  # run_analysis proves over the whole sheet; a notebook's rows, here
         rows = rows.assign(**{quality.SEM_PROOF_COLUMN: quality.sem_proof(rows)})
     acc = _Rows(rows)
+    summaries = tuple(_group_summary(rows, group) for group in GROUPS)  # read by the effect sizes and the rules
     if settings.measure in es.GROUP_MEASURES:
-        _summary_form(rows, settings, acc)
+        _summary_form(rows, settings, acc, summaries)
     if settings.measure == "ZCOR":
         _correlation_form(rows, acc)
     if settings.binary:
@@ -479,7 +479,7 @@ def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
         for column in settings.dependence.columns:
             if column not in out:
                 out[column] = _text(rows, column)
-    out["flags"] = _quality_flags(rows, settings, acc.yi)
+    out["flags"] = _quality_flags(rows, settings, acc.yi, summaries)
     if settings.binary:  # the counts, for the forest plot's columns and the MH/Peto/GLMM fits
         for name, values in binary.count_columns(rows, settings).items():
             out[name] = values
@@ -487,9 +487,10 @@ def compute_effects(rows: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     return out
 
 
-def _quality_flags(rows, settings, yi):
-    """The pre-specified rules of :mod:`metarepro.quality` (data/raw/README.md); g as the row's SMD."""
-    (n1, m1, sd1, *_), (n2, m2, sd2, *_) = (_group_summary(rows, group) for group in GROUPS)
+def _quality_flags(rows, settings, yi, summaries):
+    """The pre-specified rules of :mod:`metarepro.quality` (data/raw/README.md); g as the row's SMD.
+    ``summaries``: each group's :func:`_group_summary`."""
+    (n1, m1, sd1, *_), (n2, m2, sd2, *_) = summaries
     g = yi if settings.measure == "SMD" else quality.hedges_g(n1, m1, sd1, n2, m2, sd2)
     reported = np.isfinite(_col(rows, "sd_cases")) & np.isfinite(_col(rows, "sd_controls")) & (_sem_proof(rows) == "")
     return quality.flag_rows(rows, (n1, m1, sd1), (n2, m2, sd2), g, reported).text

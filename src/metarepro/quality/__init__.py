@@ -425,11 +425,14 @@ def identical_numbers(rows: pd.DataFrame, shown=5) -> np.ndarray:
     if not len(informative):
         return out
     # NaN == NaN inside a key: compare the bit patterns of the rounded values
-    keys = pd.Series([row.tobytes() for row in values[informative]], index=informative)
+    codes = pd.factorize(np.array([row.tobytes() for row in values[informative]], dtype=object))[0]
+    repeated = np.flatnonzero(np.bincount(codes)[codes] >= 2)  # most rows repeat nothing: no group of one is built
+    if not repeated.size:
+        return out
+    repeated = repeated[np.argsort(codes[repeated], kind="stable")]  # by group, in sheet order within one
+    starts = np.flatnonzero(np.r_[True, codes[repeated][1:] != codes[repeated][:-1]])
     lines = rows[LINE].to_numpy()
-    for members in keys.groupby(keys, sort=False).indices.values():
-        if len(members) < 2:
-            continue
+    for members in np.split(repeated, starts[1:]):
         group = informative[members]
         for i in group:
             others = [str(lines[j]) for j in group[: shown + 1] if j != i][:shown]
