@@ -460,3 +460,22 @@ def test_identical_numbers_agree_with_their_definition_on_random_sheets():
             more = f" and {len(group) - 1 - shown} more" if len(group) - 1 > shown else ""
             expected.append(f"{', '.join(others)}{more}" if len(group) > 1 else "")
         assert list(quality.identical_numbers(rows, shown)) == expected
+
+
+def test_flags_join_the_rules_of_a_row_and_turn_their_semicolons_into_commas():
+    """A row's flags are its rules' messages in rule order, joined with "; "; a message's own ";" (a comment) becomes
+    ",", so that the join stays readable; rows no rule flags have no flags."""
+    rows = sheet_from_columns(
+        {
+            "n_cases": [20, 21, 22], "mean_cases": [3.0, 3.0, 9.0], "sd_cases": [1.0, 1.0, 1.0],
+            "n_controls": [20, 20, 20], "mean_controls": [2.0, 2.0, 2.0], "sd_controls": [1.0, 1.0, 1.0],
+        }
+    )  # fmt: skip
+    rows["eligibility_second_pass"] = ["unclear", "", "unclear"]
+    rows["eligibility_comment"] = ["medicated; partly", "", "inpatients"]
+    flags = compute_effects(rows, Settings(measure="SMD"))["flags"].tolist()
+    # row 3: g = 7/1 * (1 - 3/(4*40 - 1)) = 6.87 > 2: extreme_effect before eligibility_unclear (rule order); no two
+    # rows share group sizes (no overlap flag)
+    assert flags[0] == "eligibility_unclear: medicated, partly"
+    assert flags[1] == ""
+    assert flags[2].startswith("extreme_effect: g = 6.87") and flags[2].endswith("; eligibility_unclear: inpatients")
