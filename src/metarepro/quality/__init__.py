@@ -86,17 +86,38 @@ RULES = tuple(rule.name for rule in REGISTRY if rule.action == FLAG)  # the flag
 
 @dataclass(frozen=True)
 class QualityFlags:
-    """Flags per row (a tuple of texts per row, in rule order)."""
+    """Flags per row, in rule order: ``columns`` holds the message of each rule that flags some row ("" where it does
+    not flag the row; a message's own ";" already a ","), for ``k`` rows."""
 
-    items: tuple[tuple[str, ...], ...]
+    columns: tuple[np.ndarray, ...]
+    k: int
+
+    @property
+    def items(self) -> tuple[tuple[str, ...], ...]:
+        """A tuple of texts per row."""
+        if not self.columns:
+            return ((),) * self.k
+        return tuple(tuple(x for x in row if x) for row in zip(*self.columns, strict=True))
 
     @property
     def flagged(self) -> np.ndarray:
-        return np.array([bool(row) for row in self.items], dtype=bool)
+        return self._count > 0
 
     @property
     def text(self) -> np.ndarray:
-        return np.array(["; ".join(row) for row in self.items], dtype=object)
+        """Each row's flags joined with "; " (joined only where a row has two or more: at 10⁶ rows most have one at
+        most)."""
+        out, count = _empty(self.k), self._count
+        for column in self.columns:
+            one = (column != "") & (count == 1)
+            out[one] = column[one]
+        for i in np.flatnonzero(count > 1).tolist():
+            out[i] = "; ".join(column[i] for column in self.columns if column[i])
+        return out
+
+    @property
+    def _count(self) -> np.ndarray:
+        return sum((column != "" for column in self.columns), np.zeros(self.k, dtype=np.int64))
 
 
 def _f(x):
@@ -134,11 +155,10 @@ def low_dispersion(n1, mean1, sd1, n2, mean2, sd2, limit=LOW_CV):
         # round so that 0.3/3.0 (= 0.09999999999999999 or 0.1000...02 in binary) counts as 0.10
         low = (mean > 0) & np.isfinite(ratio) & (np.round(ratio, 12) <= limit)
         parts.append((name, mean, sd, ratio, low))
-    for i in range(len(out)):
+    for i in np.flatnonzero(np.logical_or.reduce([low for *_, low in parts])).tolist():
         hits = [f"{name} SD/mean {_g(sd[i])}/{_g(mean[i])} = {ratio[i]:.3f}" for name, mean, sd, ratio, low in parts
                 if low[i]]  # fmt: skip
-        if hits:
-            out[i] = RULEBOOK["low_dispersion"].say(hits=", ".join(hits), threshold=limit)
+        out[i] = RULEBOOK["low_dispersion"].say(hits=", ".join(hits), threshold=limit)
     return out
 
 
@@ -649,14 +669,11 @@ def flag_rows(rows: pd.DataFrame, cases, controls, g, sd_reported=None) -> Quali
                  controls[0], rows[LINE].to_numpy()),
     )  # fmt: skip
     # items are joined with "; ", so an item's own semicolons (e.g. in a quoted comment) become commas; only the rules
-    # that flag a row are read row by row (at 10^6 rows, most flag none)
-    flagging = [cells.tolist() for cells in (np.asarray(c, dtype=object) for c in columns) if (cells != "").any()]
-    flagging = [[x.replace(";", ",") for x in cells] if ";" in "\x00".join(cells) else cells for cells in flagging]
-    if not flagging:
-        return QualityFlags(((),) * len(rows))
-    if len(flagging) == 1:
-        return QualityFlags(tuple((x,) if x else () for x in flagging[0]))
-    return QualityFlags(tuple(tuple(x for x in row if x) for row in zip(*flagging, strict=True)))
+    # that flag some row are kept (at 10^6 rows, most flag none)
+    flagging = [cells for cells in (np.asarray(c, dtype=object) for c in columns) if (cells != "").any()]
+    flagging = [np.array([x.replace(";", ",") for x in cells.tolist()], dtype=object)
+                if ";" in "\x00".join(cells.tolist()) else cells for cells in flagging]  # fmt: skip
+    return QualityFlags(tuple(flagging), len(rows))
 
 
 def flagged_included(effects: pd.DataFrame) -> np.ndarray:
