@@ -479,3 +479,19 @@ def test_flags_join_the_rules_of_a_row_and_turn_their_semicolons_into_commas():
     assert flags[0] == "eligibility_unclear: medicated, partly"
     assert flags[1] == ""
     assert flags[2].startswith("extreme_effect: g = 6.87") and flags[2].endswith("; eligibility_unclear: inpatients")
+
+
+def test_a_sample_pooled_twice_is_excluded_after_its_first_row():
+    """Rows of a study_id after its first usable row are excluded, naming that first row's line; an excluded first
+    row (an SD of 0) does not count, so the next row of its sample is the one pooled."""
+    rows = sheet_from_columns(
+        {
+            "n_cases": [20, 21, 22, 23, 24], "mean_cases": [3.0, 3.1, 3.2, 3.3, 3.4], "sd_cases": [0.0] + [1.0] * 4,
+            "n_controls": [20, 21, 22, 23, 24], "mean_controls": [2.0] * 5, "sd_controls": [1.0] * 5,
+        }
+    )  # fmt: skip
+    rows["study_id"] = ["a", "a", "b", "a", "b"]  # lines 2-6
+    reasons = compute_effects(rows, Settings(measure="SMD"))["reason"].tolist()
+    assert reasons[0].startswith("an SD is 0") and reasons[1] == reasons[2] == ""
+    assert reasons[3].startswith("study_id a already contributes line 3; pool one row per independent sample")
+    assert reasons[4].startswith("study_id b already contributes line 4;")

@@ -498,9 +498,13 @@ def _quality_flags(rows, settings, yi, summaries):
 
 def _exclude_repeated_samples(rows, acc):
     free = np.flatnonzero(acc.reason == "")  # rows not excluded yet
-    sids = rows["study_id"].to_numpy(dtype=object)[free]
-    repeated = pd.Series(sids).duplicated().to_numpy()
-    first_line = dict(zip(sids[~repeated], rows[LINE].to_numpy()[free][~repeated], strict=True))
+    sids = pd.Series(rows["study_id"].to_numpy(dtype=object)[free])
+    repeated = sids.duplicated().to_numpy()
+    if not repeated.any():
+        return
+    first = sids.duplicated(keep=False).to_numpy() & ~repeated  # the first row of each repeated study_id
+    sids = sids.to_numpy()
+    first_line = dict(zip(sids[first], rows[LINE].to_numpy()[free][first], strict=True))
     for i, sid in zip(free[repeated], sids[repeated], strict=True):
         acc.reason[i] = (
             f"study_id {sid} already contributes line {first_line[sid]}; pool one row per independent sample "
