@@ -89,6 +89,12 @@ class Batch:
             raise ValueError("every sampling variance vi must be > 0")
         return cls(y, v, mask, k)
 
+    @classmethod
+    def of_checked(cls, yi, vi):
+        """The batch of (B, K) arrays ``yi``/``vi`` that the caller has checked (finite, vi > 0, no padding): the
+        arrays themselves, as :meth:`from_arrays` would copy them (trim and fill fits 10⁶ studies 50 times)."""
+        return cls(yi, vi, np.ones(yi.shape, dtype=bool), np.full(yi.shape[0], yi.shape[1], dtype=np.int64))
+
     @cached_property
     def padded(self):
         return not self.mask.all()

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from metarepro._core import dist
-from metarepro._core.batch import kernel
+from metarepro._core.batch import Batch, kernel
 from metarepro._core.limits import BEGG_EXACT_MAX_K
 from metarepro._core.printing import Printable
-from metarepro.stats.rma import RmaResult, rma, rma_batch
+from metarepro._core.spellings import metafor_spellings
+from metarepro.stats.rma import RmaResult, check_options, fit_tau2, rma
 from metarepro.stats.tau2 import Control
 
 PREDICTORS = ("sei", "vi", "ni", "ninv", "sqrtni", "sqrtninv")  # metafor regtest's; the n-based ones need ni
@@ -394,6 +395,8 @@ def trimfill(yi, vi=None, estimator="L0", side=None, method="REML", test="z", le
     yi, vi, given, method, test, level, control = _model(yi, vi, method, test, level, control)
     yi, vi = _as_1d(yi, vi, 3)
     control = control or Control()
+    method, level = metafor_spellings(method, level)
+    check_options(method, test, level)
     if side is None:
         side = _missing_side(yi, vi, method, control, side_fit)
     flip = -1.0 if side == "right" else 1.0
@@ -407,8 +410,8 @@ def trimfill(yi, vi=None, estimator="L0", side=None, method="REML", test="z", le
         iterations += 1
         if iterations > maxiter:
             raise RuntimeError(f"trim and fill did not converge in {maxiter} iterations")
-        # only the estimate is used: no Q-profile CI of τ² (the estimate does not depend on it)
-        beta = rma_batch(ys[None, : k - k0], vs[None, : k - k0], method, "z", level, control, tau2_ci=False).beta[0]
+        # only the estimate is used (rma_batch's, without its tests, intervals and weights)
+        beta = fit_tau2(Batch.of_checked(ys[None, : k - k0], vs[None, : k - k0]), method, control)[2].mu[0]
         raw, se_k0 = _k0_estimate(ys - beta, estimator)
         k0 = int(max(0, np.rint(raw)))  # np.rint rounds half to even, as R's round()
         se_k0 = max(0.0, float(se_k0))

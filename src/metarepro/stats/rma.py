@@ -292,10 +292,8 @@ def rma_batch_tests(
         raise ValueError("every meta-analysis in the batch needs at least one study")
     k = batch.k
     df = (k - 1).astype(float)
-    fe = at_tau2(batch, np.zeros(k.shape), level=2)  # with Σ log v, for the ll(0) check
-    est = estimate_tau2(batch, method, control, fe, tau2_start)
+    fe, est, wt = fit_tau2(batch, method, control, tau2_start)
     tau2 = est.tau2
-    wt = at_tau2(batch, tau2) if est.sums is None else est.sums
     het = heterogeneity.heterogeneity(batch, tau2, method, level, control, fe, tau2_ci)
     shared = dict(
         method=method, level=level, k=k, beta=wt.mu, tau2=tau2, se_tau2=tau2_se(batch, method, tau2, fe, wt),
@@ -305,6 +303,15 @@ def rma_batch_tests(
         tau2_ci_ub_capped=het.tau2_ci_high_capped, weights=percent_weights(batch, tau2),
     )  # fmt: skip
     return {test: _tested(shared, wt, df, test, est, het, control) for test in tests}
+
+
+def fit_tau2(batch: Batch, method: str, control: Control, tau2_start=None):
+    """τ² of each fit of ``batch`` and the sums at it, as :func:`rma_batch_tests` fits them: (the equal-effects sums,
+    with Σ log v for the ll(0) check; the :class:`~metarepro.stats.tau2.Tau2Estimate`; the weighted sums at τ²,
+    whose ``mu`` is the pooled estimate)."""
+    fe = at_tau2(batch, np.zeros(batch.k.shape), level=2)
+    est = estimate_tau2(batch, method, control, fe, tau2_start)
+    return fe, est, at_tau2(batch, est.tau2) if est.sums is None else est.sums
 
 
 def _tested(shared: dict, wt, df, test, est, het, control) -> RmaResult:
