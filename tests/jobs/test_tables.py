@@ -79,14 +79,17 @@ def test_default_tables_unchanged_when_no_text_looks_like_a_formula(tmp_path):
     assert (tmp_path / "t.csv").read_bytes() == (tmp_path / "plain.csv").read_bytes()
 
 
+@pytest.mark.parametrize("compiled_from", [0, 10**9])
 @pytest.mark.parametrize("block", [3, 20_000])
-def test_written_bytes_are_pandas_to_csv_bytes(tmp_path, monkeypatch, block):
+def test_written_bytes_are_pandas_to_csv_bytes(tmp_path, monkeypatch, block, compiled_from):
     """write_table joins the cells itself (much faster than pandas at 10^6 rows); the bytes are what
     DataFrame.to_csv(index=False) writes, for every kind of column, across its blocks of rows and in the frames it
-    leaves to pandas (a column of dates, a single column, a number among texts)."""
+    leaves to pandas (a column of dates, a single column, a number among texts); doubles by repr, or by the compiled
+    repr of large tables (here from 0 rows)."""
     import metarepro.jobs.files as files
 
     monkeypatch.setattr(files, "_CSV_BLOCK", block)
+    monkeypatch.setattr(files, "COMPILED_REPR_ROWS", compiled_from)
     rng = np.random.default_rng(7)
     n = 40
     floats = rng.normal(size=n) * 10.0 ** rng.integers(-30, 30, n)

@@ -166,18 +166,23 @@ def write_table(frame: pd.DataFrame, path) -> None:
 
 # Rows per block of the fast writer: a block's cells exist as Python strings at once (about 60 bytes each).
 _CSV_BLOCK = 20_000
+# Rows from which doubles are written by the compiled repr: at ~0.3 µs less per double, from here on a table's
+# float columns repay loading numba (~0.5 s) several times.
+COMPILED_REPR_ROWS = 200_000
 
 
-def _csv_cells(values) -> list[str] | None:
+def _csv_cells(values, compiled: bool = False) -> list[str] | None:
     """The cells ``DataFrame.to_csv`` (index=False, QUOTE_MINIMAL, default float format) writes for one column,
     or None for a column it would write another way (dates, 32-bit floats, non-text objects, a CR in a text).
 
     Its float format is numpy's ``astype(str)``, which is Python's ``repr`` (the shortest text that reads back
     as the same double); a missing value is an empty cell; a text with the delimiter, a quote or a line break
-    is quoted, its quotes doubled (the csv module's QUOTE_MINIMAL with line terminator "\\n")."""
+    is quoted, its quotes doubled (the csv module's QUOTE_MINIMAL with line terminator "\\n"). ``compiled``: doubles
+    by the compiled equivalent of ``repr`` (:mod:`metarepro._core.shortest`; for a large table, where the cost of
+    loading it is repaid)."""
     dtype = values.dtype
     if isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize == 8:
-        return _float_cells(values.to_numpy())
+        return _float_cells(values.to_numpy(), compiled)
     if isinstance(dtype, np.dtype) and dtype.kind in "iub":
         return list(map(str, values.tolist()))
     numpy_object = isinstance(dtype, np.dtype) and dtype.kind == "O"
@@ -200,8 +205,12 @@ def _csv_cells(values) -> list[str] | None:
     return cells
 
 
-def _float_cells(x: np.ndarray) -> list[str]:
+def _float_cells(x: np.ndarray, compiled: bool = False) -> list[str]:
     """repr of each double ("" for NaN)."""
+    if compiled:
+        from metarepro._core.shortest import repr_cells
+
+        return repr_cells(x)
     cells = list(map(repr, x.tolist()))
     for i in np.flatnonzero(np.isnan(x)).tolist():
         cells[i] = ""
@@ -240,12 +249,13 @@ def _write_csv_fast(frame: pd.DataFrame, path) -> bool:
     if len(names) < 2 or not all(type(name) is str for name in names):  # one column: an empty cell is quoted
         return False
     few = [_FewValues.of(frame.iloc[:, i]) for i in range(frame.shape[1])]
+    compiled = len(frame) >= COMPILED_REPR_ROWS
     with open(path, "w", encoding="utf-8", newline="") as out:
         out.write(",".join(_csv_cells(pd.Series(names, dtype=object))) + "\n")
         for start in range(0, len(frame), _CSV_BLOCK):
             stop = min(start + _CSV_BLOCK, len(frame))
             block = frame.iloc[start:stop]
-            columns = [_csv_cells(block.iloc[:, i]) if few[i] is None else few[i].cells(start, stop)
+            columns = [_csv_cells(block.iloc[:, i], compiled) if few[i] is None else few[i].cells(start, stop)
                        for i in range(block.shape[1])]  # fmt: skip
             if any(column is None for column in columns):
                 return False
