@@ -220,7 +220,8 @@ def _float_cells(x: np.ndarray, compiled: bool = False) -> list[str]:
 class _FewValues:
     """A column of doubles with few distinct values (group sizes, years, means to 4 decimals: at 10⁶ rows a few
     thousand), each formatted once for the whole column: its cells of rows ``start:stop`` are then looked up.
-    pandas' factorize takes -0.0 for 0.0, so a column holding -0.0 is not one of these (None from :meth:`of`)."""
+    pandas' factorize takes -0.0 for 0.0, so a column holding -0.0 is not one of these (None from :meth:`of`). Which
+    columns are is only a matter of speed: their texts are repr's either way."""
 
     def __init__(self, codes, texts):
         self.codes, self.texts = codes, texts
@@ -231,6 +232,8 @@ class _FewValues:
         if not (isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize == 8):
             return None
         x = values.to_numpy()
+        if len(x) > 2 * _CSV_BLOCK and 2 * len(pd.unique(x[:_CSV_BLOCK])) >= _CSV_BLOCK:
+            return None  # its first block is mostly distinct (yi, CI bounds): not worth hashing the whole column
         codes, uniques = pd.factorize(x)
         if 2 * len(uniques) >= len(x) or (np.signbit(x) & (x == 0)).any():
             return None
