@@ -197,23 +197,28 @@ def _group_summary(rows, group):
     sd = np.where(proven, cv.sd_from_sem(sd, n), sd)
     conversion[proven] = [f"SD cells read as SEMs (proven by {text})" for text in proof[proven]]
 
+    # each conversion only where a row has no SD yet (at 10⁶ rows of means and SDs, none)
     sem = _col(rows, f"sem_{group}")
     use = np.isnan(sd) & np.isfinite(mean) & np.isfinite(sem)
-    sd = np.where(use, cv.sd_from_sem(sem, n), sd)
-    conversion[use] = "SEM→SD"
+    if use.any():
+        sd = np.where(use, cv.sd_from_sem(sem, n), sd)
+        conversion[use] = "SEM→SD"
 
     low, high = _col(rows, f"ci_low_{group}"), _col(rows, f"ci_high_{group}")
     use = np.isnan(sd) & np.isfinite(low) & np.isfinite(high)
-    sd = np.where(use, cv.sd_from_ci(low, high, n), sd)
-    mean = np.where(use & np.isnan(mean), (low + high) / 2, mean)
-    conversion[use] = "CI→SD"
+    if use.any():
+        sd = np.where(use, cv.sd_from_ci(low, high, n), sd)
+        mean = np.where(use & np.isnan(mean), (low + high) / 2, mean)
+        conversion[use] = "CI→SD"
 
-    fivenum = [_col(rows, f"{stat}_{group}") for stat in ("median", "q1", "q3", "min", "max")]
-    m5, s5, skew5 = cv.mean_sd_from_fivenum(n, *fivenum)
-    use = np.isnan(sd) & np.isnan(mean) & np.isfinite(m5) & np.isfinite(s5)
-    mean, sd = np.where(use, m5, mean), np.where(use, s5, sd)
-    conversion[use] = "median→mean,SD (Luo 2018; Wan 2014/Shi 2020)"
-    skewed |= use & skew5
+    missing = np.isnan(sd) & np.isnan(mean)
+    if missing.any():
+        fivenum = [_col(rows, f"{stat}_{group}") for stat in ("median", "q1", "q3", "min", "max")]
+        m5, s5, skew5 = cv.mean_sd_from_fivenum(n, *fivenum)
+        use = missing & np.isfinite(m5) & np.isfinite(s5)
+        mean, sd = np.where(use, m5, mean), np.where(use, s5, sd)
+        conversion[use] = "median→mean,SD (Luo 2018; Wan 2014/Shi 2020)"
+        skewed |= use & skew5
     return n, mean, sd, conversion, skewed
 
 
@@ -310,23 +315,25 @@ def _unit_factors(rows, settings, have, reason):
 
 
 def _statistic_forms(rows, settings, acc):
+    """g from a reported t, d, z or F (with a direction), p (with a direction) or point-biserial r: each form computed
+    only where some pending row gives it (at 10⁶ rows of means and SDs, none does)."""
     n1, n2 = _col(rows, "n_cases"), _col(rows, "n_controls")
     have_groups = np.isfinite(n1) & np.isfinite(n2)
-    t = _col(rows, "t")
+    t, d, p = _col(rows, "t"), _col(rows, "d"), _col(rows, "p")
+    z, f, r, n = _col(rows, "z"), _col(rows, "F"), _col(rows, "r"), _col(rows, "n")
+    if not acc.pending.any() or not np.isfinite(np.concatenate([t, d, p, z, f, r])).any():
+        return
     acc.take(have_groups & np.isfinite(t), *es.smd_from_d(cv.d_from_t(t, n1, n2), n1, n2, settings.vtype), "t", "t→d")
-    p, direction = _col(rows, "p"), _text(rows, "direction")
+    direction = _text(rows, "direction")
     sign = np.select([direction == "cases_higher", direction == "cases_lower"], [1.0, -1.0], np.nan)
-    d = _col(rows, "d")
     acc.take(have_groups & np.isfinite(d), *es.smd_from_d(d, n1, n2, settings.vtype), "d", "Cohen's d→g")
-    for name, t, label in (("z", cv.t_from_z(_col(rows, "z"), sign), "z as t→d"),
-                           ("F", cv.t_from_f(_col(rows, "F"), sign), "√F as t→d")):  # fmt: skip
+    for name, t, label in (("z", cv.t_from_z(z, sign), "z as t→d"), ("F", cv.t_from_f(f, sign), "√F as t→d")):
         use = have_groups & np.isfinite(_col(rows, name)) & np.isfinite(sign)
         acc.take(use, *es.smd_from_d(cv.d_from_t(t, n1, n2), n1, n2, settings.vtype), f"{name}+direction", label)
     with np.errstate(invalid="ignore"):
         d = cv.d_from_t(cv.t_from_p(p, sign, n1, n2), n1, n2)
     use = have_groups & np.isfinite(p) & np.isfinite(sign)
     acc.take(use, *es.smd_from_d(d, n1, n2, settings.vtype), "p+direction", "two-sided p→t→d")
-    r, n = _col(rows, "r"), _col(rows, "n")
     equal = ~have_groups & np.isfinite(n)
     n1r, n2r = np.where(equal, n / 2, n1), np.where(equal, n / 2, n2)
     with np.errstate(invalid="ignore", divide="ignore"):
