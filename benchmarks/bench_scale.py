@@ -12,7 +12,7 @@ workflow runs it. Printed per size: wall time,
 CPU time, peak resident memory (the child's ru_maxrss from wait4), the sheet's size, the largest file written
 and the size of section.html. ``--timeout`` and ``--mem-limit-gb`` (an address-space limit) stop a job that
 would not finish; the row then says so. ``--profile K`` prints the 25 most expensive functions (cumulative time)
-of the job at size K. Not a test: run on demand (a k = 10^6 job takes about a minute).
+of the job at size K. Not a test: run on demand (a k = 10^6 job takes about 30 s).
 """
 
 from __future__ import annotations
