@@ -7,7 +7,9 @@ computed yi, vi or CI bound needs: 3 s of the 7 s that writing a 10⁶-row effec
 the shortest digit string that rounds to the double (a bound is accepted when the mantissa is even, as reading
 rounds half to even) and, among several, the one nearest to it; the layout is ``repr``'s: fixed notation for a
 decimal point position from -3 to 16, else ``d.ddde±XX``; ``.0`` after an integer. tests/core/test_shortest.py
-compares every text with ``repr`` on millions of doubles of every exponent, and on the boundary cases.
+compares every text with ``repr`` on ~600,000 doubles of every exponent and digit count and on the boundary cases
+(a sweep of 60 million random doubles found no difference either). metarepro.jobs.files uses it for tables of
+200,000 rows and more, where loading numba is repaid.
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ def _tables():
     pow5 = np.empty((326, 2), dtype=np.uint64)
     for i in range(326):
         power = 5**i
-        value = power >> (power.bit_length() - POW5_BITCOUNT) if power.bit_length() > POW5_BITCOUNT else (
-            power << (POW5_BITCOUNT - power.bit_length()))  # fmt: skip
+        shift = power.bit_length() - POW5_BITCOUNT  # the 125 leading bits of 5^i
+        value = power >> shift if shift > 0 else power << -shift
         pow5[i] = value & mask, value >> 64
     pow5_inv = np.empty((342, 2), dtype=np.uint64)
     for i in range(342):
