@@ -154,20 +154,30 @@ def test_a_column_is_read_once_per_distinct_text_as_it_would_be_cell_by_cell():
     assert map_distinct([], str.upper).tolist() == []
 
 
+@pytest.mark.parametrize("dtype", [object, "str"])
 @pytest.mark.parametrize("repeats", [1, 30])
-def test_numbers_are_parsed_once_per_distinct_text_as_to_numeric_parses_them(repeats):
-    """A column that repeats its texts (30 times: each distinct text parsed once) gives pandas' to_numeric of every
-    cell (errors coerced), as floats: exponents, signs, spaces, inf, huge integers, Unicode digits, junk, missing."""
+def test_numbers_are_parsed_once_per_distinct_text_as_to_numeric_parses_them(repeats, dtype):
+    """A column that repeats its texts (30 times: each distinct text parsed once) gives pandas' to_numeric of the
+    whole column (errors coerced), as floats, to the bit (-0 stays -0.0 beside a missing cell and is 0.0 in a column
+    of integers): exponents, signs, spaces, inf, huge integers, Unicode digits, junk, missing cells; a column of
+    numbers keeps -0.0 apart from 0.0."""
     import pandas as pd
 
     from metarepro.inputs.sheet import to_numbers
 
+    def same(ours, theirs):
+        ours, theirs = ours.to_numpy(), theirs.to_numpy()
+        return np.array_equal(ours, theirs, equal_nan=True) and (np.signbit(ours) == np.signbit(theirs)).all()
+
     texts = ["1", "1.5", " 2 ", "-0", "1e-300", "1e400", "-inf", "NaN", "1_000", "0x10", "١٢", "x", "",
              "9007199254740993", "18446744073709551616", "3.000", None]  # fmt: skip
-    cells = pd.Series(texts * repeats, dtype=object).sample(frac=1, random_state=1)
-    expected = pd.to_numeric(cells, errors="coerce").astype(float)
-    np.testing.assert_array_equal(to_numbers(cells).to_numpy(), expected.to_numpy())
-    assert (to_numbers(cells).index == cells.index).all()
+    integers = ["-0", "0", "12", "-3", "9007199254740993"]
+    for column in (texts, integers, [*integers, None]):
+        cells = pd.Series(column * repeats, dtype=dtype).sample(frac=1, random_state=1)
+        assert same(to_numbers(cells), pd.to_numeric(cells, errors="coerce").astype(float)), column
+        assert (to_numbers(cells).index == cells.index).all()
+    numbers = pd.Series([-0.0, 0.0, 0.0, 1.0] * repeats)
+    assert same(to_numbers(numbers), numbers)
 
 
 def test_the_cumulative_figure_says_how_many_studies_had_no_year(tmp_path):

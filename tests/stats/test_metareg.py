@@ -232,3 +232,38 @@ def test_pseudo_r2_is_against_the_tau2_rma_gives_the_same_rows(method):
         tau2_re = rma(yi, vi, method=method).tau2
         expected = 0.0 if tau2_re == 0 else max(0.0, 100 * (tau2_re - fit.tau2) / tau2_re)
         assert float(fit.R2) == expected
+
+
+def test_the_fits_a_design_keeps_change_no_bit(monkeypatch):
+    """A Design keeps its last fits (by τ² and centring) and shares W^½X's QR between centred and plain y; with no
+    fit kept, every field of random single and batched (padded) meta-regressions, every τ² method, is the same to the
+    bit; a fit asked for at level 1 after one at level 2 carries no Σlog(v + τ²), as a new one."""
+    from metarepro._core import wls
+
+    rng = np.random.default_rng(12)
+    cases = []
+    for _ in range(12):
+        k = int(rng.integers(6, 30))
+        x = rng.normal(size=(k, 2))
+        vi = rng.uniform(0.01, 1.0, k) * 10.0 ** rng.integers(-2, 2, k)
+        cases.append((0.1 + x @ [0.3, -0.2] + rng.normal(0, np.sqrt(vi + 0.1)), vi, x))
+    batched_y = np.full((3, 20), np.nan)
+    batched_v = np.full((3, 20), np.nan)
+    for b in range(3):
+        batched_y[b, : 15 + b], batched_v[b, : 15 + b] = rng.normal(size=15 + b), rng.uniform(0.05, 0.5, 15 + b)
+    batched_x = np.stack([np.ones((3, 20)), rng.normal(size=(3, 20))], axis=-1)  # intercept and one moderator
+
+    def fits():
+        out = [rma_mods(yi, vi, x, method=m) for yi, vi, x in cases for m in METHODS]
+        return out + [rma_mods(batched_y, batched_v, batched_x, method=m) for m in ("REML", "ML", "DL")]
+
+    kept = fits()
+    monkeypatch.setattr(wls, "FITS_KEPT", 0)
+    fresh = fits()
+    for a, b in zip(kept, fresh, strict=True):
+        for name in ("beta", "se", "tau2", "se_tau2", "QE", "QM", "I2", "H2", "R2", "iterations"):
+            assert np.array_equal(np.asarray(getattr(a, name)), np.asarray(getattr(b, name)), equal_nan=True), name
+    monkeypatch.undo()
+    design = wls.Design(*(np.ones((1, 4)), np.zeros((1, 4)), np.full((1, 4), 0.5), np.ones((1, 4, 1)),
+                          np.ones((1, 4), bool), np.array([4])))  # fmt: skip
+    assert design.at(np.zeros(1), level=2).log_det is not None and design.at(np.zeros(1)).log_det is None

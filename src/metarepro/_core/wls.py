@@ -12,6 +12,7 @@ P = W − WX(XᵀWX)⁻¹XᵀW is S(I − QQᵀ)S, so (h = row sums of Q², the 
 from __future__ import annotations
 
 from collections import OrderedDict
+from copy import copy
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import SimpleNamespace
@@ -53,23 +54,24 @@ class Design:
         Σlog(v + τ²). ``centred=False``: of y itself (for β̂), not of the centred y."""
         every = rows is None or (rows.size == self.k.size and np.array_equal(rows, np.arange(rows.size)))
         tau2 = np.asarray(tau2, dtype=float)
-        key = (tau2.tobytes(), centred) if every else None
-        fit = self._fits.get(key) if every else None
-        if fit is None:
-            data = self if every else self.subset(rows)
-            other = self._fits.get((key[0], not centred)) if every else None  # W^½X's QR does not depend on y
+        key = (tau2.shape, tau2.tobytes(), centred)
+        kept = self._fits.get(key) if every else None
+        data = self if every else self.subset(rows)
+        if kept is None:
+            other = self._fits.get((tau2.shape, key[1], not centred)) if every else None  # QR: y plays no part
             qr = None if other is None else (other.q_factor, other.r)
-            fit = WLS.fit(data.X, data.ymc if centred else data.y, data.weights(tau2), qr)
-            fit.tau2 = tau2
+            kept = WLS.fit(data.X, data.ymc if centred else data.y, data.weights(tau2), qr)
+            kept.tau2 = tau2
             if every:
-                self._fits[key] = fit
+                self._fits[key] = kept
                 if len(self._fits) > FITS_KEPT:
                     self._fits.popitem(last=False)
-        elif every:
+        else:
             self._fits.move_to_end(key)
-        if level == 2 and fit.log_det is None:
-            data = self if every else self.subset(rows)
-            fit.log_det = np.log(data.v + fit.tau2[..., None]).sum(axis=-1, where=data.mask)
+        if level == 1:
+            return kept
+        fit = copy(kept)  # Σlog(v + τ²) on a copy: a fit asked for at level 1 has none, as a new one
+        fit.log_det = np.log(data.v + fit.tau2[..., None]).sum(axis=-1, where=data.mask)
         return fit
 
     def vmin(self):

@@ -141,16 +141,23 @@ def _is_missing(text: pd.Series) -> pd.Series:
 
 
 def to_numbers(cells: pd.Series) -> pd.Series:
-    """``pd.to_numeric(cells, errors="coerce")`` as floats, each distinct text parsed once where a column repeats its
-    values (group sizes, years, rounded means: at 10⁶ rows a few thousand texts)."""
+    """``pd.to_numeric(cells, errors="coerce")`` as floats, each distinct text parsed once where a column of text
+    repeats its values (group sizes, years, rounded means: at 10⁶ rows a few thousand texts).
+
+    What is parsed is the column's own first cell of each text, and its first missing cell if it has one: to_numeric
+    reads the texts of a column as integers or as floats depending on every value in it ("-0" is -0.0 beside a
+    missing cell, 0 without), so it must see the same kinds of value. A column of numbers is parsed whole (equal
+    numbers such as -0.0 and 0.0 would be taken for one)."""
     import numpy as np
     import pandas as pd
 
-    codes, distinct = pd.factorize(cells)  # a missing cell: code -1, the NaN appended last
-    if 2 * len(distinct) >= len(cells):
+    codes, distinct = pd.factorize(cells)  # a missing cell: code -1
+    if 2 * len(distinct) >= len(cells) or pd.api.types.infer_dtype(cells, skipna=True) != "string":
         return pd.to_numeric(cells, errors="coerce").astype(float)
-    numbers = pd.to_numeric(pd.Series(np.asarray(distinct, dtype=object)), errors="coerce").to_numpy(dtype=float)
-    return pd.Series(np.append(numbers, np.nan)[codes], index=cells.index)
+    first = pd.Series(codes).drop_duplicates().index.to_numpy()  # the first cell of each code, -1 included
+    lookup = np.empty(len(distinct) + 1)  # the last entry: code -1
+    lookup[codes[first]] = pd.to_numeric(cells.iloc[first], errors="coerce").to_numpy(dtype=float)
+    return pd.Series(lookup[codes], index=cells.index)
 
 
 def _check_numeric(path, raw: pd.DataFrame, problems: list[str], decimal_comma: bool) -> pd.DataFrame:

@@ -540,7 +540,8 @@ _FIRST_WORD = re.compile(r"([^\W\d_]+)")
 
 
 def overlaps(study_id, study, pmid, doi, n1, n2, lines, shown=5):
-    """Rows with another ``study_id`` but the same PMID/DOI, or the same group sizes and first author.
+    """Rows with another ``study_id`` but the same PMID/DOI, or the same group sizes and first author (rows without a
+    study_id take no part).
 
     Rows are grouped by each key at once (pandas, hashed), so the check is linear in the number of rows; a row
     lists at most ``shown`` others per key: the first rows of its group that belong to another sample.
@@ -550,7 +551,10 @@ def overlaps(study_id, study, pmid, doi, n1, n2, lines, shown=5):
 
     def text(values, lower=False):  # per cell in Python, only where there is text (PMIDs are mostly empty)
         texts = np.asarray(values, dtype=object).copy()
-        given = np.flatnonzero(texts != "")
+        missing = pd.isna(texts)  # None, NaN, pd.NA: no text (not "nan", which two rows would then share)
+        texts[missing] = ""
+        given = np.flatnonzero(~missing)
+        given = given[texts[given] != ""]
         cells = [str(v).strip() for v in texts[given].tolist()]
         texts[given] = [t.lower() for t in cells] if lower else cells
         return texts
@@ -563,7 +567,10 @@ def overlaps(study_id, study, pmid, doi, n1, n2, lines, shown=5):
     n1, n2 = _f(n1), _f(n2)
     sizes = np.isfinite(n1) & np.isfinite(n2)
     keys = {"PMID": (text(pmid),), "DOI": (text(doi, True),), "author": (author, n1, n2)}
-    valid = {"PMID": keys["PMID"][0] != "", "DOI": keys["DOI"][0] != "", "author": (author != "") & sizes}
+    # a row without a study_id (the sheet reader refuses one; a notebook's rows may have it) is no sample to compare
+    identified = ~pd.isna(study_id)
+    valid = {"PMID": (keys["PMID"][0] != "") & identified, "DOI": (keys["DOI"][0] != "") & identified,
+             "author": (author != "") & sizes & identified}  # fmt: skip
     parts, texts = [], []  # per key with overlaps: each row's text in ``texts`` (-1: no overlap by this key)
     for label, columns in keys.items():
         rows = np.flatnonzero(valid[label])
@@ -572,7 +579,7 @@ def overlaps(study_id, study, pmid, doi, n1, n2, lines, shown=5):
         # one pass of hashing: each row's group (numbered by first appearance) and sample
         group = pd.DataFrame({c: column[rows] for c, column in enumerate(columns)}).groupby(
             list(range(len(columns))), sort=False).ngroup().to_numpy()  # fmt: skip
-        sample = pd.factorize(study_id[rows], use_na_sentinel=False)[0]
+        sample = pd.factorize(study_id[rows])[0]
         size = np.bincount(group)
         ends = np.cumsum(size)
         by_group = np.argsort(group, kind="stable")  # by group, in sheet order within one
