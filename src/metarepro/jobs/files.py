@@ -34,7 +34,7 @@ def analysis_sheet(sheet_path, analysis: dict) -> pd.DataFrame:
     path = Path(sheet_path)
     key = None
     if path.is_file() and path.stat().st_size <= SHEET_CACHE_MAX_BYTES:
-        key = (str(path.resolve()), hashlib.sha256(path.read_bytes()).hexdigest(), json.dumps(columns, sort_keys=True))
+        key = (str(path.resolve()), file_sha256(path), json.dumps(columns, sort_keys=True))
         if key in _parsed:
             return _copy_sheet(_parsed[key])
     sheet = read_sheet(path, columns)
@@ -53,7 +53,12 @@ def _copy_sheet(sheet: pd.DataFrame) -> pd.DataFrame:
 
 
 def file_sha256(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    """SHA-256 of a file's bytes, read a megabyte at a time (a sheet may be 80 MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def check_sheet_unchanged(sheet_path, read_sha256: str, when: str) -> None:

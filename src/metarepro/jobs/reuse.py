@@ -40,14 +40,6 @@ LIBRARIES = ("numpy", "scipy", "pandas", "matplotlib", "statsmodels", "numba", "
 __all__ = ["REUSE_FOLDER", "analysis_key", "restore", "run_or_reuse", "store"]
 
 
-def _file_digest(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @lru_cache(maxsize=1)
 def code_fingerprint() -> str:
     """SHA-256 over the path and bytes of every file of the metarepro package (code, schemas, templates) and the
@@ -70,8 +62,10 @@ def code_fingerprint() -> str:
 
 def analysis_key(inputs, settings: dict, formats) -> str:
     """The key of an analysis's files: its input files' bytes, settings, figure formats and the code that ran."""
+    from metarepro.jobs.files import file_sha256
+
     parts = {
-        "inputs": [_file_digest(path) for path in inputs],
+        "inputs": [file_sha256(path) for path in inputs],
         "settings": settings,
         "formats": list(formats),
         "code": code_fingerprint(),
