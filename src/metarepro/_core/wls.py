@@ -54,24 +54,30 @@ class Design:
         Σlog(v + τ²). ``centred=False``: of y itself (for β̂), not of the centred y."""
         every = rows is None or (rows.size == self.k.size and np.array_equal(rows, np.arange(rows.size)))
         tau2 = np.asarray(tau2, dtype=float)
-        key = (tau2.shape, tau2.tobytes(), centred)
-        kept = self._fits.get(key) if every else None
         data = self if every else self.subset(rows)
-        if kept is None:
-            other = self._fits.get((tau2.shape, key[1], not centred)) if every else None  # QR: y plays no part
-            qr = None if other is None else (other.q_factor, other.r)
-            kept = WLS.fit(data.X, data.ymc if centred else data.y, data.weights(tau2), qr)
-            kept.tau2 = tau2
-            if every:
-                self._fits[key] = kept
-                if len(self._fits) > FITS_KEPT:
-                    self._fits.popitem(last=False)
-        else:
-            self._fits.move_to_end(key)
+        fit = self._kept_fit(tau2, centred) if every else WLS.fit(data.X, data.ymc if centred else data.y,
+                                                                   data.weights(tau2))  # fmt: skip
+        fit.tau2 = tau2
         if level == 1:
-            return kept
-        fit = copy(kept)  # Σlog(v + τ²) on a copy: a fit asked for at level 1 has none, as a new one
-        fit.log_det = np.log(data.v + fit.tau2[..., None]).sum(axis=-1, where=data.mask)
+            return fit
+        fit = copy(fit)  # Σlog(v + τ²) on a copy: a kept fit asked for at level 1 has none, as a new one
+        fit.log_det = np.log(data.v + tau2[..., None]).sum(axis=-1, where=data.mask)
+        return fit
+
+    def _kept_fit(self, tau2, centred):
+        """The fit of every row at ``tau2``, one of the last :data:`FITS_KEPT` if it is (by τ² and centring), else
+        made and kept (with the QR of W^½X of a kept fit at the same τ² of the other centring: y plays no part)."""
+        key = (tau2.shape, tau2.tobytes(), centred)
+        fit = self._fits.get(key)
+        if fit is not None:
+            self._fits.move_to_end(key)
+            return fit
+        other = self._fits.get((*key[:2], not centred))
+        fit = WLS.fit(self.X, self.ymc if centred else self.y, self.weights(tau2),
+                      None if other is None else (other.q_factor, other.r))  # fmt: skip
+        self._fits[key] = fit
+        if len(self._fits) > FITS_KEPT:
+            self._fits.popitem(last=False)
         return fit
 
     def vmin(self):

@@ -186,7 +186,7 @@ def _csv_cells(values, compiled: bool = False) -> list[str] | None:
     by the compiled equivalent of ``repr`` (:mod:`metarepro._core.shortest`; for a large table, where the cost of
     loading it is repaid)."""
     dtype = values.dtype
-    if isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize == 8:
+    if _doubles(dtype):
         return _float_cells(values.to_numpy(), compiled)
     if isinstance(dtype, np.dtype) and dtype.kind in "iub":
         return list(map(str, values.tolist()))
@@ -208,6 +208,11 @@ def _csv_cells(values, compiled: bool = False) -> list[str] | None:
     if "," in joined or '"' in joined or "\n" in joined:
         return [('"' + c.replace('"', '""') + '"') if ("," in c or '"' in c or "\n" in c) else c for c in cells]
     return cells
+
+
+def _doubles(dtype) -> bool:
+    """A column of 64-bit floats (written by repr; pandas writes other floats its own way)."""
+    return isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize == 8
 
 
 def _float_cells(x: np.ndarray, compiled: bool = False) -> list[str]:
@@ -233,8 +238,7 @@ class _FewValues:
 
     @classmethod
     def of(cls, values: pd.Series) -> _FewValues | None:
-        dtype = values.dtype
-        if not (isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize == 8):
+        if not _doubles(values.dtype):
             return None
         x = values.to_numpy()
         if len(x) > 2 * _CSV_BLOCK and 2 * len(pd.unique(x[:_CSV_BLOCK])) >= _CSV_BLOCK:

@@ -248,4 +248,3 @@ def _findings(names, analyses, inputs, records, sections, labels):
         if "flags" in effects and effects["included"].astype(bool).any():
             lights[row.analysis] = flag_judgements(effects)
     return found, lights
-

@@ -619,10 +619,10 @@ def overlaps(study_id, study, pmid, doi, n1, n2, lines, shown=5):
 
 
 def _overlap_texts(members, distinct, study_id, describe, same, shown, part, texts):
-    """Into ``part``, for each row of one group (``members``: row numbers in sheet order), where in ``texts`` (a list
-    it appends to) is the text naming the first
-    ``shown`` rows of the group from another sample: ``same`` (what they share) once, then "line 4 (B2017)" or
-    "lines 4 (B2017), 9 (C)" (``describe``: the line and sample of a row). ``distinct``: each row is its own sample.
+    """Into ``part``, for each row of one group (``members``: row numbers in sheet order), the index in ``texts`` (a
+    list it appends to) of the text naming the first ``shown`` rows of the group from another sample: ``same`` (what
+    they share) once, then "line 4 (B2017)" or "lines 4 (B2017), 9 (C)" (``describe``: the line and sample of a
+    row). ``distinct``: each row is its own sample.
 
     Only a head of the group matters: the shortest one holding ``shown`` rows outside the sample most frequent in
     it (with distinct samples, ``shown`` + 1 rows). A sample in the head gets its own text, found within the head;
